@@ -1,0 +1,3 @@
+from lightfold.cli import main
+
+main()

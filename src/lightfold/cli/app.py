@@ -1,0 +1,79 @@
+"""The Typer application: global options, command registration and the one place where errors
+become a single line and an exit code (0 ok, 1 failure, 2 usage error, 130 interrupted)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from lightfold import __version__
+from lightfold.cli import output
+
+app = typer.Typer(
+    name="lightfold",
+    help="Deploy a web project to a Linux server with one command: [bold]lightfold deploy[/].",
+    epilog="Examples:  lightfold detect --explain   ·   lightfold deploy --provider local   ·   "
+    "lightfold status --target myapp",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module registers its commands on `app` when imported. Order = order in --help.
+COMMAND_MODULES = [
+    "detect_cmd",
+    "server_cmds",
+    "deploy_cmds",
+    "operate_cmds",
+    "domain_cmd",
+    "config_cmd",
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lightfold {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and remote commands."),
+    version: bool = typer.Option(
+        False, "--version", "-V", help="Print the version and exit.", callback=_version, is_eager=True
+    ),
+) -> None:
+    if debug:
+        output.DEBUG = True
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"lightfold.cli.{_name}")
+
+
+def run(argv: list[str]) -> None:
+    from lightfold.errors import LightfoldError
+
+    output.DEBUG = output.DEBUG or "--debug" in argv or bool(os.environ.get("LIGHTFOLD_DEBUG"))
+    try:
+        app(args=argv, prog_name="lightfold")
+    except LightfoldError as e:
+        if output.DEBUG:
+            import traceback
+
+            traceback.print_exc()
+        output.error(e)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        output.error_line("interrupted")
+        sys.exit(130)
+    except Exception as e:  # a bug: one line, the traceback only with --debug
+        if output.DEBUG:
+            raise
+        output.error_line(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)")
+        sys.exit(1)

@@ -1,0 +1,37 @@
+"""Options every command shares, so each flag means the same thing everywhere."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", "-t", help="Target name (default: the project directory's name).", show_default=False),
+]
+PathArg = Annotated[Path, typer.Argument(help="Project directory.", show_default=".")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Assume yes; never prompt.")]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Run the step even if it looks done.")]
+
+
+def resolve_target(target: str | None, path: Path = Path(".")) -> str:
+    """The explicit --target (validated) or the sanitised name of the project directory."""
+    from lightfold.config import TARGET_NAME, sanitize_target_name
+    from lightfold.errors import UsageError
+
+    if target is None:
+        return sanitize_target_name(path.resolve().name)
+    if not TARGET_NAME.match(target):
+        raise UsageError(
+            f"invalid target name '{target}'", "use lowercase letters, digits and '-', at most 31 characters"
+        )
+    return target
+
+
+def interactive(yes: bool = False) -> bool:
+    """Prompts are allowed only on a terminal and without --yes."""
+    return not yes and sys.stdin.isatty()

@@ -1,0 +1,179 @@
+"""~/.lightfold/config.json: what the user wants for each target.
+
+The models below are the schema and its documentation. Unknown keys are refused (a typo such as
+`evn_vars` must not be silently ignored) and every error names the file and the dotted key.
+The file holds env values, so it is always written 0600.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lightfold import store
+from lightfold.errors import LightfoldError
+
+CONFIG_VERSION = 1
+PROVIDERS = ("local", "byos", "digitalocean", "vultr", "hetzner")
+BUILDERS = ("native", "nixpacks", "dockerfile")
+TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ProviderConfig(_Model):
+    ip: str | None = Field(None, description="Public IPv4 address of the server")
+    ssh_key: str | None = Field(None, description="Private key used to log in")
+    username: str = Field("root", description="SSH login (root or a sudoer)")
+    port: int = Field(22, ge=1, le=65535, description="SSH port")
+    region: str | None = None
+    size: str | None = None
+    image: str | None = None
+    server_id: str | None = Field(None, description="The provider's id for the server")
+    network: Literal["isolated", "nat"] | None = Field(None, description="local provider: network mode")
+
+
+class DeployConfig(_Model):
+    env_vars: dict[str, str] = Field(default_factory=dict, description="Environment of the app; wins over .env")
+    build_command: str | None = Field(None, description="Overrides the detected build command")
+    start_command: str | None = Field(None, description="Overrides the detected start command")
+    port: int | None = Field(None, ge=1, le=65535, description="Port the app listens on ($PORT)")
+    health_path: str | None = Field(None, description="Path checked before traffic moves (default: detected)")
+    health_status: int = Field(200, ge=100, le=599, description="Expected status of the health check")
+    health_timeout: int = Field(60, ge=1, le=3600, description="Seconds the new release has to become healthy")
+    health_host: str | None = Field(None, description="Host header of the health check (default: domain)")
+
+
+class DomainConfig(_Model):
+    domain: str
+    ssl: bool = True
+    email: str | None = None
+
+
+class TargetConfig(_Model):
+    project_path: str
+    framework: str | None = None
+    provider: Literal["local", "byos", "digitalocean", "vultr", "hetzner"] | None = None
+    builder: Literal["native", "nixpacks", "dockerfile"] | None = None
+    provider_config: dict[str, ProviderConfig] = Field(default_factory=dict)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    domain: DomainConfig | None = None
+
+    def server(self) -> ProviderConfig:
+        """Connection settings of the target's provider (empty ones if none recorded yet)."""
+        return self.provider_config.get(self.provider or "", ProviderConfig())
+
+
+class Config(_Model):
+    version: int = CONFIG_VERSION
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+
+
+def config_path() -> Path:
+    return store.home() / "config.json"
+
+
+def _describe(err: dict[str, Any]) -> str:
+    """One readable line for one pydantic error, with a spelling hint for unknown keys."""
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        parent, key = err["loc"][:-1], str(err["loc"][-1])
+        hint = _spelling_hint(parent, key)
+        return f"unknown key '{loc}'{hint}"
+    return f"'{loc}': {err['msg']}"
+
+
+def _spelling_hint(parent: tuple, key: str) -> str:
+    model: type[BaseModel] | None = Config
+    for part in parent:
+        if model is None:
+            break
+        field = model.model_fields.get(str(part))
+        if field is None:  # a dict key such as a target name
+            continue
+        ann = field.annotation
+        model = _model_in(ann)
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found:
+            return found
+    return None
+
+
+def parse(raw: Any, path: Path) -> Config:
+    if not isinstance(raw, dict):
+        raise LightfoldError(f"{path}: the top level must be a JSON object", "fix the file by hand")
+    version = raw.get("version", CONFIG_VERSION)
+    if isinstance(version, int) and version > CONFIG_VERSION:
+        raise LightfoldError(
+            f"{path} was written by a newer lightfold (version {version})", "upgrade lightfold"
+        )
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as e:
+        lines = [_describe(err) for err in e.errors()]
+        raise LightfoldError(
+            f"{path}: {lines[0]}",
+            "fix the file or use `lightfold config set/unset` (nothing was changed)",
+            details=lines[1:],
+        ) from e
+    for name in cfg.targets:
+        if not TARGET_NAME.match(name):
+            raise LightfoldError(
+                f"{path}: target name '{name}' is invalid",
+                "use lowercase letters, digits and '-', at most 31 characters",
+            )
+    return cfg
+
+
+def load() -> Config:
+    path = config_path()
+    raw = store.read_json(path)
+    return Config() if raw is None else parse(raw, path)
+
+
+def save(cfg: Config) -> None:
+    store.write_json(config_path(), cfg.model_dump(mode="json", exclude_none=True))
+
+
+def update(change: Callable[[Config], Any]) -> Config:
+    """Read, change and write config.json under an inter-process lock."""
+    path = config_path()
+    with store.lock(path):
+        cfg = load()
+        change(cfg)
+        save(cfg)
+    return cfg
+
+
+def get_target(cfg: Config, name: str) -> TargetConfig:
+    try:
+        return cfg.targets[name]
+    except KeyError:
+        known = ", ".join(sorted(cfg.targets)) or "none yet"
+        raise LightfoldError(
+            f"no target named '{name}' (known: {known})",
+            "run `lightfold deploy --target NAME` in your project, or pass --target",
+        ) from None
+
+
+def sanitize_target_name(text: str) -> str:
+    """A valid target name from a directory name: 'My App_2' -> 'my-app-2'."""
+    name = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:31].strip("-")
+    return name or "app"

@@ -1,0 +1,84 @@
+"""~/.lightfold/state/<target>.json: what lightfold has done to a target.
+
+The seed's keys (created, configured, last_commit, last_deploy, last_release, provisioned_id,
+builder) plus what the later steps need to skip work safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lightfold import store
+from lightfold.errors import LightfoldError
+
+STATE_VERSION = 1
+
+
+class TargetState(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    version: int = STATE_VERSION
+    created: bool = False
+    configured: bool = False
+    last_commit: str | None = None
+    last_deploy: str | None = None
+    last_release: str | None = None
+    provisioned_id: str | None = None
+    builder: str | None = None
+    # A unique tag/label put on a cloud server before the create call, so a retried create finds
+    # the server instead of making a second one.
+    create_tag: str | None = None
+    # Fingerprint of what `configure` installed (runtime, units, nginx site, agent hash).
+    configure_fingerprint: str | None = None
+    # Fingerprint of code + env + deploy settings of the live release (push skips when equal).
+    deploy_fingerprint: str | None = None
+
+
+def state_dir() -> Path:
+    return store.home() / "state"
+
+
+def state_path(target: str) -> Path:
+    return state_dir() / f"{target}.json"
+
+
+def load(target: str) -> TargetState:
+    path = state_path(target)
+    raw = store.read_json(path)
+    if raw is None:
+        return TargetState()
+    if not isinstance(raw, dict):
+        raise LightfoldError(f"{path}: the top level must be a JSON object", "run `lightfold sync`")
+    try:
+        return TargetState.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise LightfoldError(
+            f"{path}: '{loc}': {err['msg']}",
+            f"run `lightfold sync --target {target}` to rebuild it from the server",
+        ) from e
+
+
+def save(target: str, st: TargetState) -> None:
+    store.write_json(state_path(target), st.model_dump(mode="json"))
+
+
+def update(target: str, change: Callable[[TargetState], Any]) -> TargetState:
+    path = state_path(target)
+    with store.lock(path):
+        st = load(target)
+        change(st)
+        save(target, st)
+    return st
+
+
+def remove(target: str) -> None:
+    path = state_path(target)
+    with store.lock(path):
+        path.unlink(missing_ok=True)
+    Path(str(path) + ".lock").unlink(missing_ok=True)
