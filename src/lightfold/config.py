@@ -177,3 +177,85 @@ def sanitize_target_name(text: str) -> str:
     """A valid target name from a directory name: 'My App_2' -> 'my-app-2'."""
     name = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:31].strip("-")
     return name or "app"
+
+
+# ---- dotted-key edits (`lightfold config set/unset`) -------------------------------------------
+
+FREE_KEY_MAPS = ("deploy.env_vars", "provider_config")
+
+
+def set_value(cfg: Config, target: str, key: str, raw: str, project_path: Path | None = None) -> None:
+    """Set `key` (dotted, relative to the target) to `raw`, validated by the schema.
+
+    The raw string is handed to pydantic, which turns "3000" into an int where an int is wanted
+    and keeps strings (env values) exactly as given.
+    """
+    data = cfg.model_dump(mode="json", exclude_none=True)
+    targets = data.setdefault("targets", {})
+    if target not in targets:
+        if not TARGET_NAME.match(target):
+            raise LightfoldError(f"invalid target name '{target}'", "use lowercase letters, digits and '-'")
+        targets[target] = {"project_path": str((project_path or Path.cwd()).resolve())}
+    node = targets[target]
+    parts = _split_key(key)
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise LightfoldError(f"'{key}': '{part}' is a value, not a section", "set the section's keys instead")
+        node = child
+    node[parts[-1]] = raw
+    _replace(cfg, data, key)
+
+
+def unset_value(cfg: Config, target: str, key: str) -> bool:
+    """Remove `key` from the target (back to its default). Returns False when it was not set."""
+    get_target(cfg, target)
+    data = cfg.model_dump(mode="json", exclude_none=True)
+    node = data["targets"][target]
+    parts = _split_key(key)
+    for part in parts[:-1]:
+        node = node.get(part)
+        if not isinstance(node, dict):
+            return False
+    if parts[-1] not in node:
+        return False
+    if parts == ["project_path"]:
+        raise LightfoldError("project_path cannot be unset", "set it to another directory instead")
+    del node[parts[-1]]
+    _replace(cfg, data, key)
+    return True
+
+
+def _split_key(key: str) -> list[str]:
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise LightfoldError(f"invalid key '{key}'", "use a dotted key such as deploy.port or deploy.env_vars.NAME")
+    # env var names may contain dots only in theory; keep everything after env_vars as one name
+    if parts[:2] == ["deploy", "env_vars"] and len(parts) > 3:
+        parts = parts[:2] + [".".join(parts[2:])]
+    return parts
+
+
+def _replace(cfg: Config, data: dict, key: str) -> None:
+    try:
+        new = Config.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = err["loc"][2:] if err["loc"][:1] == ("targets",) else err["loc"]
+        where = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key '{where}'{_spelling_hint(err['loc'][:-1], str(err['loc'][-1]))}"
+        else:
+            msg = err["msg"] if where == key else f"'{where}': {err['msg']}"
+        raise LightfoldError(f"cannot set {key}: {msg}", "see `lightfold config show` for the keys") from e
+    cfg.targets = new.targets
+
+
+def redacted(cfg: Config) -> dict:
+    """The config as JSON data with every env value hidden."""
+    data = cfg.model_dump(mode="json", exclude_none=True)
+    for t in data.get("targets", {}).values():
+        env = t.get("deploy", {}).get("env_vars")
+        if env:
+            t["deploy"]["env_vars"] = {k: "********" for k in env}
+    return data

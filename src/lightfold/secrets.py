@@ -41,9 +41,8 @@ def _keyring():
         backend = keyring.get_keyring()
     except Exception:
         return None
-    if isinstance(backend, fail.Keyring) or type(backend).__name__ in {"Keyring", "ChainerBackend"} and (
-        getattr(backend, "priority", 1) <= 0
-    ):
+    # A headless box usually has only the "fail" backend (or a chainer of nothing): unusable.
+    if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 0) <= 0:
         return None
     return keyring
 

@@ -1,1 +1,122 @@
-"""(commands registered here as they are implemented)"""
+"""`lightfold config`: show, set and unset target settings, and manage provider tokens."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lightfold.cli import output
+from lightfold.cli.app import app
+from lightfold.cli.options import JsonOpt, PathArg, TargetOpt, resolve_target
+
+config_app = typer.Typer(
+    help="Show and change target settings and provider tokens (secrets are never printed).",
+    no_args_is_help=True,
+)
+app.add_typer(config_app, name="config")
+
+ProviderArg = Annotated[str, typer.Argument(help="digitalocean, vultr or hetzner.")]
+
+
+@config_app.command("show")
+def show(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the configuration (env values and tokens redacted).
+
+    Example: lightfold config show --target myapp --json
+    """
+    from lightfold import config, secrets
+
+    cfg = config.load()
+    data = config.redacted(cfg)
+    if target is not None:
+        config.get_target(cfg, resolve_target(target))
+        data["targets"] = {target: data["targets"][target]}
+    tokens = {p: secrets.get_token(p)[1] for p in secrets.TOKEN_ENV}
+    data["tokens"] = {p: {"set": src != "none", "source": src} for p, src in tokens.items()}
+    data["path"] = str(config.config_path())
+
+    def human() -> None:
+        import json
+
+        from rich.syntax import Syntax
+
+        output.out().print(f"[dim]{data['path']}[/]")
+        body = {k: v for k, v in data.items() if k not in ("path", "tokens")}
+        output.out().print(Syntax(json.dumps(body, indent=2, ensure_ascii=False), "json", theme="ansi_dark"))
+        for provider, info in data["tokens"].items():
+            state = f"set ({info['source']})" if info["set"] else "not set"
+            output.out().print(f"token [bold]{provider}[/]: {state}")
+
+    output.emit(data, as_json, human)
+
+
+@config_app.command("set")
+def set_(
+    key: Annotated[str, typer.Argument(help="Dotted key inside the target, e.g. deploy.port.")],
+    value: Annotated[str, typer.Argument(help="The value (numbers and true/false are converted).")],
+    path: PathArg = Path("."),
+    target: TargetOpt = None,
+) -> None:
+    """Set a target value; creates the target when it does not exist.
+
+    Examples: lightfold config set deploy.port 3000 --target myapp ·
+    lightfold config set deploy.env_vars.NODE_ENV production --target myapp
+    """
+    from lightfold import config
+
+    name = resolve_target(target, path)
+    config.update(lambda cfg: config.set_value(cfg, name, key, value, project_path=path))
+    shown = "(value hidden)" if key.startswith("deploy.env_vars.") else value
+    output.ok(f"{name}: {key} = {shown}")
+
+
+@config_app.command("unset")
+def unset(
+    key: Annotated[str, typer.Argument(help="Dotted key inside the target, e.g. deploy.env_vars.DEBUG.")],
+    path: PathArg = Path("."),
+    target: TargetOpt = None,
+) -> None:
+    """Remove a target value (back to its default).
+
+    Example: lightfold config unset deploy.env_vars.DEBUG --target myapp
+    """
+    from lightfold import config
+
+    name = resolve_target(target, path)
+    removed: list[bool] = []
+    config.update(lambda cfg: removed.append(config.unset_value(cfg, name, key)))
+    if removed[0]:
+        output.ok(f"{name}: {key} removed")
+    else:
+        output.note(f"{name}: {key} was not set")
+
+
+@config_app.command("set-token")
+def set_token(provider: ProviderArg) -> None:
+    """Store a provider API token (read from a hidden prompt, or from stdin when piped).
+
+    Example: echo "$TOKEN" | lightfold config set-token hetzner
+    """
+    from lightfold import secrets
+
+    secrets.TOKEN_ENV.get(provider) or secrets.get_token(provider)  # validates the name
+    token = typer.prompt(f"{provider} API token", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
+    where = secrets.set_token(provider, token)
+    output.ok(f"{provider} token stored in {where}")
+
+
+@config_app.command("unset-token")
+def unset_token(provider: ProviderArg) -> None:
+    """Forget a stored provider token.
+
+    Example: lightfold config unset-token hetzner
+    """
+    from lightfold import secrets
+
+    if secrets.unset_token(provider):
+        output.ok(f"{provider} token removed")
+    else:
+        output.note(f"no stored {provider} token")

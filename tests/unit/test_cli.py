@@ -1,0 +1,76 @@
+"""The CLI's conventions, checked through the installed executable: exit codes, one-line errors,
+--json purity and secrets that never print."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_version_and_help(cli):
+    v = cli("--version")
+    assert v.returncode == 0 and v.stdout.startswith("lightfold ")
+    h = cli("--help")
+    assert h.returncode == 0
+    for command in ("detect", "config"):
+        assert command in h.stdout
+
+
+def test_unknown_command_is_a_usage_error(cli):
+    r = cli("deplyo")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_option_is_a_usage_error(cli):
+    assert cli("config", "show", "--nope").returncode == 2
+
+
+def test_config_error_is_one_line_with_the_fix(cli, lf_home):
+    r = cli("config", "set", "deploy.evn_vars.X", "1", "--target", "web")
+    assert r.returncode == 1
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert "did you mean 'env_vars'" in lines[0] and "lightfold config show" in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_malformed_config_names_file_and_leaves_it(cli, lf_home):
+    lf_home.mkdir(parents=True)
+    (lf_home / "config.json").write_text("{ not json")
+    r = cli("config", "show")
+    assert r.returncode == 1
+    assert str(lf_home / "config.json") in r.stderr
+    assert (lf_home / "config.json").read_text() == "{ not json"
+
+
+def test_json_output_is_pure_and_redacts_secrets(cli, lf_home):
+    assert cli("config", "set", "deploy.env_vars.API_KEY", "sk-very-secret", "-t", "web").returncode == 0
+    assert cli("config", "set-token", "hetzner", input="hz-secret-token\n").returncode == 0
+    r = cli("config", "show", "--json")
+    assert r.returncode == 0
+    data = json.loads(r.stdout)  # stdout is exactly one JSON document
+    assert data["targets"]["web"]["deploy"]["env_vars"]["API_KEY"] == "********"
+    assert data["tokens"]["hetzner"] == {"set": True, "source": "file"}
+    human = cli("config", "show")
+    for out in (r.stdout, r.stderr, human.stdout, human.stderr):
+        assert "sk-very-secret" not in out and "hz-secret-token" not in out
+
+
+def test_set_token_env_source_is_reported_not_printed(cli, lf_home):
+    r = cli("config", "show", "--json", env={"DIGITALOCEAN_TOKEN": "dop_v1_abc"})
+    data = json.loads(r.stdout)
+    assert data["tokens"]["digitalocean"] == {"set": True, "source": "env:DIGITALOCEAN_TOKEN"}
+    assert "dop_v1_abc" not in r.stdout
+
+
+def test_target_defaults_to_sanitised_directory_name(cli, tmp_path):
+    project = tmp_path / "My Shop"
+    project.mkdir()
+    assert cli("config", "set", "deploy.port", "8080", str(project)).returncode == 0
+    data = json.loads(cli("config", "show", "--json").stdout)
+    assert data["targets"]["my-shop"]["project_path"] == str(project)
+
+
+def test_debug_shows_traceback_for_errors(cli, lf_home):
+    r = cli("--debug", "config", "set", "deploy.port", "x", "-t", "web")
+    assert r.returncode == 1 and "Traceback" in r.stderr
