@@ -59,7 +59,8 @@ def test_malformed_json_is_an_error_and_the_file_is_left_alone(lf_home):
 
 def test_wrong_type_names_the_key(lf_home):
     lf_home.mkdir(parents=True)
-    (lf_home / "config.json").write_text(json.dumps({"targets": {"web": {"project_path": "/p", "deploy": {"port": "x"}}}}))
+    bad = {"targets": {"web": {"project_path": "/p", "deploy": {"port": "x"}}}}
+    (lf_home / "config.json").write_text(json.dumps(bad))
     with pytest.raises(LightfoldError, match=r"targets\.web\.deploy\.port"):
         config.load()
 
