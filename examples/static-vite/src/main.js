@@ -1,0 +1,1 @@
+document.getElementById("title").dataset.built = "vite";
