@@ -1,0 +1,93 @@
+"""Fixtures for the on-server agent: a temp root laid out like a configured server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lightfold.agent import AGENT_PATH
+from lightfold.agent import agent as agent_module
+
+APP = "web"
+PORTS = {"blue": 18001, "green": 18002}
+
+
+@pytest.fixture
+def agent():
+    return agent_module
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def lay(root):
+    return agent_module.Layout(APP, str(root))
+
+
+def write_app_json(root: Path, app: str = APP, **overrides) -> dict:
+    cfg = {
+        "app": app, "user": app, "ports": dict(PORTS), "static": False, "output_dir": None,
+        "health": {"path": "/health", "status": 200, "timeout": 5, "host": None}, "domain": "example.test",
+        **overrides,
+    }
+    path = root / "etc/lightfold/apps" / app / "app.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cfg))
+    return cfg
+
+
+def make_release(root: Path, rid: str, app: str = APP, start: bool = True, output_dir: str | None = None,
+                 env: str | None = None) -> Path:
+    rel = root / "srv" / app / "releases" / rid
+    (rel / ".lightfold").mkdir(parents=True, exist_ok=True)
+    (rel / ".lightfold/release.json").write_text(json.dumps({"id": rid, "commit": f"c{rid[-4:]}", "dirty": False}))
+    if start:
+        script = rel / ".lightfold/start"
+        script.write_text("#!/bin/sh\nexec true\n")
+        script.chmod(0o755)
+    if output_dir:
+        (rel / output_dir).mkdir(parents=True, exist_ok=True)
+        (rel / output_dir / "index.html").write_text(f"<h1>{rid}</h1>")
+    if env is not None:
+        env_file = root / "srv" / app / "env" / f"{rid}.env"
+        env_file.parent.mkdir(parents=True, exist_ok=True)
+        env_file.write_text(env)
+    return rel
+
+
+def run_agent(root: Path, request, *args: str, timeout: float = 30) -> tuple[dict, list[dict], int]:
+    """Run agent.py as the CLI does: JSON on stdin, one JSON result on stdout, JSON lines on stderr."""
+    raw = request if isinstance(request, (bytes, str)) else json.dumps(request)
+    p = subprocess.run(
+        [sys.executable, str(AGENT_PATH), *args], input=raw if isinstance(raw, bytes) else raw.encode(),
+        capture_output=True, timeout=timeout,
+        env={**os.environ, "LIGHTFOLD_ROOT": str(root), "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    stdout_lines = p.stdout.decode().splitlines()
+    assert len(stdout_lines) == 1, p.stdout
+    events = [json.loads(line) for line in p.stderr.decode().splitlines()]
+    return json.loads(stdout_lines[0]), events, p.returncode
+
+
+@pytest.fixture
+def agent_cli(root):
+    """run_agent bound to this test's root: agent_cli(request, *args) -> (result, events, exit code)."""
+    return lambda request, *args, **kw: run_agent(root, request, *args, **kw)
+
+
+@pytest.fixture
+def app_json(root):
+    return lambda **overrides: write_app_json(root, **overrides)
+
+
+@pytest.fixture
+def release(root):
+    return lambda rid, **kw: make_release(root, rid, **kw)
