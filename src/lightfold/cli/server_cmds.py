@@ -1,1 +1,139 @@
-"""(commands registered here as they are implemented)"""
+"""Server commands: create, destroy, ssh, status. Parsing and rendering only; the work is done by
+lightfold.providers (and lightfold.sandbox for --provider local)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lightfold.cli import output
+from lightfold.cli.app import app
+from lightfold.cli.options import ForceOpt, JsonOpt, PathArg, TargetOpt, YesOpt, resolve_target
+
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option("--provider", "-p", help="Where the server runs: local, byos, digitalocean, vultr, hetzner.",
+                 show_default=False),
+]
+NetworkOpt = Annotated[
+    str | None,
+    typer.Option("--network", help="local provider: 'isolated' (only the host and package registries, "
+                 "default) or 'nat' (full outbound access through the host).", show_default=False),
+]
+
+
+@app.command(epilog="Example:  sudo lightfold create --target demo --provider local .")
+def create(
+    path: PathArg = Path("."),
+    target: TargetOpt = None,
+    provider: ProviderOpt = None,
+    network: NetworkOpt = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the target's server (with --provider local: a sandbox machine on this Linux host)."""
+    from lightfold import config, providers
+    from lightfold.errors import UsageError
+
+    name = resolve_target(target, path)
+    existing = config.load().targets.get(name)
+    chosen = provider or (existing.provider if existing else None)
+    if chosen is None:
+        raise UsageError(f"target '{name}' has no provider yet", "pass --provider (e.g. --provider local)")
+    if network is not None and network not in ("isolated", "nat"):
+        raise UsageError(f"invalid --network '{network}'", "use --network isolated or --network nat")
+    if network is not None and chosen != "local":
+        raise UsageError("--network applies only to --provider local", "drop --network")
+    options: dict = {"force": force, "progress": output.step}
+    if chosen == "local":
+        options["network"] = network
+    result = providers.get(chosen).create(name, path, **options)
+
+    def human() -> None:
+        if result.get("changed"):
+            output.ok(f"server for '{name}' is ready at {result.get('ip')}")
+        else:
+            output.ok(f"server for '{name}' already exists at {result.get('ip')} (nothing to do)")
+        output.note(f"log in with: lightfold ssh --target {name}")
+
+    output.emit(result, as_json, human)
+
+
+@app.command(epilog="Example:  sudo lightfold destroy --target demo --yes")
+def destroy(
+    target: TargetOpt = None,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Destroy the target's server and everything on it (the target's config is kept)."""
+    import sys
+
+    from lightfold import config, providers
+    from lightfold.errors import UsageError
+
+    name = resolve_target(target)
+    existing = config.load().targets.get(name)
+    chosen = (existing.provider if existing else None) or "local"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"refusing to destroy '{name}' without confirmation (stdin is not a terminal)",
+                "pass --yes to confirm",
+            )
+        if not typer.confirm(f"Destroy the server of '{name}' ({chosen}) and everything on it?", default=False):
+            raise typer.Exit(1)
+    result = providers.get(chosen).destroy(name, progress=output.step)
+    output.emit(result, as_json, lambda: output.ok(
+        f"destroyed the server of '{name}'" if result.get("destroyed") else f"'{name}' had no server; nothing to do"
+    ))
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def ssh(
+    target: TargetOpt = None,
+    command: Annotated[list[str] | None, typer.Argument(help="Command to run instead of a shell.",
+                                                        show_default=False)] = None,
+) -> None:
+    """Open a shell on the target's server, or run one command and exit with its status.
+
+    Examples:  lightfold ssh --target demo   ·   lightfold ssh --target demo -- systemctl status nginx
+    """
+    import os
+    import shutil
+
+    from lightfold import config
+    from lightfold.errors import LightfoldError
+    from lightfold.remote import openssh
+
+    name = resolve_target(target)
+    pc = config.get_target(config.load(), name).server()
+    if not pc.ip:
+        raise LightfoldError(f"target '{name}' has no server address", f"create it: lightfold create --target {name}")
+    if shutil.which("ssh") is None:
+        raise LightfoldError("the ssh client is not installed", "install it: sudo apt-get install -y openssh-client")
+    argv = openssh.ssh_argv(pc.ip, pc.port, pc.username, pc.ssh_key, openssh.known_hosts_path(), command or None)
+    os.execvp(argv[0], argv)
+
+
+@app.command()
+def status(
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the target's server: provider, address, whether it runs and answers SSH."""
+    from lightfold import providers
+
+    name = resolve_target(target)
+    info = providers.status(name)
+
+    def human() -> None:
+        con = output.out()
+        con.print(f"[bold]{info['target']}[/]  ({info['provider'] or 'no provider'})")
+        con.print(f"  address  {info['ip'] or '-'}  (ssh {info['ssh_user']}@, port {info['ssh_port']})")
+        con.print(f"  server   {info['server_state']}")
+        ok = info["ssh"] == "reachable"
+        con.print(f"  ssh      [{'green' if ok else 'red'}]{info['ssh']}[/]")
+
+    output.emit(info, as_json, human)

@@ -40,8 +40,9 @@ def missing_packages(tools: dict[str, str]) -> list[str]:
     return sorted({pkg for binary, pkg in tools.items() if which(binary) is None})
 
 
-def require_host(network: str | None = None) -> None:
-    """Refuse, in one line with the fix, when this host can't run sandbox machines."""
+def require_host(network: str | None = None, tools: dict[str, str] | None = None) -> None:
+    """Refuse, in one line with the fix, when this host can't run sandbox machines. `tools`
+    replaces the base set (destroy needs only root and iproute2)."""
     if not sys.platform.startswith("linux"):
         raise LightfoldError(
             "the local provider needs Linux (it boots machines with systemd-nspawn)",
@@ -52,7 +53,7 @@ def require_host(network: str | None = None) -> None:
             "the local provider needs root (it mounts overlays and creates network namespaces)",
             "rerun the command with sudo",
         )
-    tools = dict(BASE_TOOLS)
+    tools = dict(BASE_TOOLS if tools is None else tools)
     if network == "isolated":
         tools |= ISOLATED_TOOLS
     elif network == "nat":

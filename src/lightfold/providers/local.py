@@ -1,0 +1,224 @@
+"""The `local` provider: the target's server is a sandbox machine on this host (see
+lightfold.sandbox), created and recorded exactly as a cloud server would be — address, login and
+key in config.json, `created` in state, the host key pinned before the first connection, and
+/etc/lightfold/created written on the machine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lightfold import config, state, store
+from lightfold.errors import LightfoldError
+from lightfold.remote import openssh
+from lightfold.sandbox import layout as sandbox_layout
+from lightfold.sandbox import machine
+
+NAME = "local"
+BOOT_TIMEOUT = 90
+CREATED_MARKER = "/etc/lightfold/created"
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def owner() -> str:
+    """Which lightfold home a machine belongs to (machine names are global to the host)."""
+    return str(store.home().expanduser().resolve())
+
+
+def ssh_key() -> Path:
+    """The private key new machines authorize: the user's own (~/.ssh/id_ed25519 or id_rsa),
+    else lightfold's own pair, generated once."""
+    for name in ("id_ed25519", "id_rsa"):
+        key = Path.home() / ".ssh" / name
+        if key.is_file() and Path(f"{key}.pub").is_file():
+            return key
+    own = store.home() / "ssh" / "id_ed25519"
+    if not own.is_file():
+        store.ensure_dir(own.parent)
+        proc = subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lightfold", "-f", str(own)],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise LightfoldError(f"could not generate an SSH key at {own}", details=proc.stderr.splitlines())
+    return own
+
+
+def server_state(target: str) -> str:
+    return machine.state(sandbox_layout.layout(), target)
+
+
+def _check_owner(target: str) -> None:
+    lay = sandbox_layout.layout()
+    who = machine.owner_of(lay, target)
+    if who and who != owner():
+        raise LightfoldError(
+            f"the local machine '{target}' belongs to another lightfold home ({who})",
+            f"run the command with LIGHTFOLD_HOME={who}, or choose another --target",
+        )
+
+
+def create(
+    target: str,
+    project_path: Path | None = None,
+    *,
+    force: bool = False,
+    network: str | None = None,
+    progress: Progress = _quiet,
+) -> dict[str, Any]:
+    """Create the target's machine (a no-op when it already runs, unless `force`)."""
+    cfg = config.load()
+    existing = cfg.targets.get(target)
+    if existing and existing.provider not in (None, NAME):
+        raise LightfoldError(
+            f"target '{target}' uses the {existing.provider} provider",
+            f"choose another --target, or `lightfold config set provider local --target {target}` first",
+        )
+    old = existing.provider_config.get(NAME) if existing else None
+    network = network or (old.network if old else None) or "isolated"
+    lay = sandbox_layout.layout()
+    st = state.load(target)
+    current = machine.state(lay, target)
+
+    if st.created and current == "running" and not force:
+        pc = existing.provider_config[NAME] if existing and NAME in existing.provider_config else None
+        progress(f"machine '{target}' already exists and is running (use --force to recreate it)")
+        return _summary(target, pc.ip if pc else None, network, changed=False)
+    if current != "missing":
+        _check_owner(target)
+        if force or st.created:
+            progress(f"removing the old machine '{target}'")
+            _forget(target)
+        else:
+            raise LightfoldError(
+                f"a local machine named '{target}' is left over from an interrupted create",
+                f"recreate it with `lightfold create --target {target} --provider local --force`, "
+                f"or remove it with `lightfold destroy --target {target} --yes`",
+            )
+    elif st.created:
+        progress(f"machine '{target}' is gone (host rebooted?); creating it again")
+
+    key = ssh_key()
+    pub = Path(f"{key}.pub").read_text()
+    t0 = time.monotonic()
+    progress(f"creating machine '{target}' ({network} network)")
+    m = machine.create(target, network, pub, owner(), progress)
+    try:
+        openssh.pin(m.ip, 22, m.host_key)
+        _record(target, project_path, m.ip, str(key), network)
+        _wait_ready(m, key, progress)
+        state.update(target, lambda s: _mark_created(s, target))
+    except BaseException:
+        machine.destroy(target)
+        openssh.unpin(m.ip, 22)
+        raise
+    progress(f"machine '{target}' is up at {m.ip} in {time.monotonic() - t0:.1f}s")
+    return _summary(target, m.ip, network, changed=True)
+
+
+def _mark_created(s: state.TargetState, target: str) -> None:
+    s.created = True
+    s.provisioned_id = target
+
+
+def _summary(target: str, ip: str | None, network: str, *, changed: bool) -> dict[str, Any]:
+    return {"target": target, "provider": NAME, "ip": ip, "ssh_user": "root", "network": network,
+            "server_id": target, "changed": changed}
+
+
+def _record(target: str, project_path: Path | None, ip: str, key: str, network: str) -> None:
+    def change(cfg: config.Config) -> None:
+        if target not in cfg.targets:
+            path = (project_path or Path.cwd()).expanduser().resolve()
+            cfg.targets[target] = config.TargetConfig(project_path=str(path))
+        tc = cfg.targets[target]
+        tc.provider = NAME
+        pc = tc.provider_config.get(NAME) or config.ProviderConfig()
+        pc.ip, pc.ssh_key, pc.username, pc.port = ip, key, "root", 22
+        pc.server_id, pc.network = target, network
+        tc.provider_config = {**tc.provider_config, NAME: pc}
+
+    config.update(change)
+
+
+def _wait_ready(m: machine.Machine, key: Path, progress: Progress) -> None:
+    """Until root can log in over SSH and systemd has finished booting, then mark the machine as
+    created the way a cloud provider's first-boot step would."""
+    from lightfold import remote
+
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    machine.wait_for_ssh_port(m.name, m.ip, deadline)
+
+    async def ready() -> None:
+        while True:
+            try:
+                conn = await remote.connect(m.ip, 22, "root", key, openssh.known_hosts_path(), timeout=5)
+                break
+            except LightfoldError as e:
+                if time.monotonic() > deadline or "refused the SSH key" in e.problem:
+                    raise
+                if machine.nspawn_pid(sandbox_layout.layout(), m.name) is None:
+                    machine.wait_for_ssh_port(m.name, m.ip, deadline)  # raises with the boot log
+        async with conn:
+            left = max(5, int(deadline - time.monotonic()))
+            res = await conn.run(f"timeout {left} systemctl is-system-running --wait", check=False,
+                                 timeout=left + 5)
+            boot = res.stdout.strip()
+            if boot != "running":
+                failed = await conn.run("systemctl --failed --no-legend --plain", check=False)
+                progress(f"machine '{m.name}' booted {boot or 'with errors'}; failed units: "
+                         f"{failed.stdout.strip() or 'none listed'}")
+            marker = {"target": m.name, "provider": NAME, "created_at": int(m.created_at), "network": m.network}
+            await conn.upload(json.dumps(marker) + "\n", CREATED_MARKER, 0o644)
+
+    remote.run_sync(ready())
+
+
+def _forget(target: str) -> list[str]:
+    """Remove the machine and what lightfold recorded about it (not the target's config entry)."""
+    lay = sandbox_layout.layout()
+    info = machine.read_info(lay, target) or {}
+    found = machine.destroy(target)
+    cfg = config.load()
+    tc = cfg.targets.get(target)
+    ips = {info.get("ip")}
+    if tc and NAME in tc.provider_config:
+        ips.add(tc.provider_config[NAME].ip)
+    for ip in ips - {None}:
+        openssh.unpin(ip, 22)
+    state.remove(target)
+    if tc and NAME in tc.provider_config:
+        def drop(c: config.Config) -> None:
+            t = c.targets.get(target)
+            if t and NAME in t.provider_config:
+                pc = t.provider_config[NAME]
+                pc.ip = None
+                pc.server_id = None
+                t.provider_config = {**t.provider_config, NAME: pc}
+
+        config.update(drop)
+    return found
+
+
+def destroy(target: str, *, progress: Progress = _quiet) -> dict[str, Any]:
+    """Stop and remove the target's machine and every trace of it; keep its config entry."""
+    from lightfold.sandbox import host
+
+    host.require_host(tools={"ip": "iproute2"})
+    _check_owner(target)
+    t0 = time.monotonic()
+    found = _forget(target)
+    if found:
+        progress(f"machine '{target}' destroyed in {time.monotonic() - t0:.1f}s")
+    else:
+        progress(f"no machine named '{target}' exists; nothing to destroy")
+    return {"target": target, "provider": NAME, "destroyed": bool(found), "found": found}

@@ -1,0 +1,238 @@
+"""SSH connections with pinned host keys, bounded channel use and errors that say what to do."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import asyncssh
+
+from lightfold.errors import LightfoldError
+
+MAX_CHANNELS = 10  # OpenSSH's default MaxSessions is 10; more would be refused by the server
+T = TypeVar("T")
+OutputCallback = Callable[[str, str], Any]  # (stream "stdout"|"stderr", line without newline)
+
+
+class RunResult(NamedTuple):
+    exit_status: int
+    stdout: str
+    stderr: str
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from synchronous code."""
+    return asyncio.run(coro)
+
+
+def fingerprint(public_key_line: str) -> str:
+    """SHA256 fingerprint of 'ssh-ed25519 AAAA…' (as `ssh-keygen -l` prints it)."""
+    return asyncssh.import_public_key(public_key_line).get_fingerprint("sha256")
+
+
+def _host_pattern(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def pinned_keys(known_hosts: Path, host: str, port: int) -> list[str]:
+    """Plain (unhashed) entries for host:port in a known_hosts file, as 'type base64'."""
+    want = _host_pattern(host, port)
+    keys = []
+    try:
+        lines = known_hosts.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3 and not line.startswith(("#", "@")) and want in parts[0].split(","):
+            keys.append(f"{parts[1]} {parts[2]}")
+    return keys
+
+
+class Connection:
+    """One SSH connection. At most MAX_CHANNELS commands run on it at once; more wait their turn."""
+
+    def __init__(self, conn: asyncssh.SSHClientConnection, host: str, username: str):
+        self._conn = conn
+        self.host = host
+        self.username = username
+        self._channels = asyncio.Semaphore(MAX_CHANNELS)
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._conn.close()
+        await self._conn.wait_closed()
+
+    async def run(
+        self,
+        cmd: str,
+        input: bytes | str | None = None,
+        check: bool = True,
+        timeout: float | None = 600,
+        on_output: OutputCallback | None = None,
+        display: str | None = None,
+    ) -> RunResult:
+        """Run `cmd` through the login user's shell; returns (exit_status, stdout, stderr).
+
+        `on_output` receives each line as it arrives. `display` names the command in errors
+        instead of its text (use it when the command line holds anything secret)."""
+        shown = display or (cmd if len(cmd) <= 120 else cmd[:117] + "...")
+        data = input.encode() if isinstance(input, str) else input
+        async with self._channels:
+            try:
+                result = await asyncio.wait_for(self._exec(cmd, data, on_output), timeout)
+            except TimeoutError:
+                raise LightfoldError(
+                    f"`{shown}` on {self.host} did not finish in {timeout:.0f}s",
+                    "check the server (`lightfold ssh`), then retry",
+                ) from None
+            except (asyncssh.Error, OSError) as e:
+                raise LightfoldError(
+                    f"lost the SSH connection to {self.host} while running `{shown}` ({_reason(e)})",
+                    "check that the server is up, then retry",
+                ) from None
+        if check and result.exit_status != 0:
+            lines = (result.stderr or result.stdout).strip().splitlines()
+            raise LightfoldError(
+                f"`{shown}` failed on {self.host} (exit {result.exit_status})",
+                details=lines[-15:],
+            )
+        return result
+
+    async def _exec(self, cmd: str, data: bytes | None, on_output: OutputCallback | None) -> RunResult:
+        proc = await self._conn.create_process(cmd, encoding=None, stdin=asyncssh.PIPE if data else asyncssh.DEVNULL)
+        if data:
+            proc.stdin.write(data)
+            proc.stdin.write_eof()
+
+        async def drain(stream: asyncssh.SSHReader, name: str) -> str:
+            chunks = []
+            async for raw in stream:
+                line = raw.decode(errors="replace")
+                chunks.append(line)
+                if on_output is not None:
+                    res = on_output(name, line.rstrip("\n"))
+                    if isinstance(res, Awaitable):
+                        await res
+            return "".join(chunks)
+
+        out, err = await asyncio.gather(drain(proc.stdout, "stdout"), drain(proc.stderr, "stderr"))
+        completed = await proc.wait(check=False)
+        status = completed.exit_status if completed.exit_status is not None else -1
+        return RunResult(status, out, err)
+
+    async def upload(self, source: bytes | str | Path, remote_path: str, mode: int = 0o644) -> None:
+        """Write a file atomically (temp file beside it, then rename): a reader never sees half of
+        it. `source` is the content (bytes/str) or a local Path."""
+        data = source.read_bytes() if isinstance(source, Path) else source
+        data = data.encode() if isinstance(data, str) else data
+        path = shlex.quote(remote_path)
+        parent = shlex.quote(os.path.dirname(remote_path) or ".")
+        script = (
+            f"set -e; umask 077; mkdir -p {parent}; tmp=$(mktemp {parent}/.lightfold-upload.XXXXXX); "
+            f'cat > "$tmp"; chmod {mode:o} "$tmp"; mv -f "$tmp" {path}'
+        )
+        await self.run(script, input=data, display=f"upload {remote_path}")
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return getattr(e, "reason", None) or text
+
+
+async def connect(
+    host: str,
+    port: int,
+    username: str,
+    client_key_path: str | Path,
+    known_hosts_path: str | Path,
+    *,
+    timeout: float = 10,
+    user_known_hosts: bool = False,
+) -> Connection:
+    """Open an SSH connection. The server's host key must be in `known_hosts_path` (or, with
+    `user_known_hosts`, in ~/.ssh/known_hosts too); there is no trust-on-first-use."""
+    known = Path(known_hosts_path)
+    files = [str(known)] if known.exists() else []
+    user_file = Path.home() / ".ssh" / "known_hosts"
+    if user_known_hosts and user_file.exists():
+        files.append(str(user_file))
+    trusted: Any = asyncssh.read_known_hosts(files) if files else ([], [], [])
+    keys = _client_keys(Path(client_key_path))
+    try:
+        conn = await asyncio.wait_for(
+            asyncssh.connect(
+                host, port, username=username, known_hosts=trusted, client_keys=keys,
+                agent_path=None if keys else (),
+                config=None, connect_timeout=timeout, login_timeout=timeout,
+                keepalive_interval=15, preferred_auth="publickey",
+            ),
+            timeout + 5,
+        )
+    except asyncssh.HostKeyNotVerifiable:
+        raise await _host_key_error(host, port, known) from None
+    except asyncssh.PermissionDenied:
+        raise LightfoldError(
+            f"{username}@{host} refused the SSH key {client_key_path}",
+            f"authorize {client_key_path}.pub for {username} on the server, or set the target's ssh_key",
+        ) from None
+    except (TimeoutError, asyncssh.TimeoutError):
+        raise LightfoldError(
+            f"cannot reach {host}:{port} (timed out after {timeout:.0f}s)",
+            "check that the server is running and the address and port are right",
+        ) from None
+    except (OSError, asyncssh.Error) as e:
+        raise LightfoldError(
+            f"cannot reach {host}:{port} ({_reason(e)})",
+            "check that the server is running and the address and port are right",
+        ) from None
+    return Connection(conn, host, username)
+
+
+def _client_keys(path: Path) -> list[asyncssh.SSHKey] | None:
+    """The key at `path`; None (use ssh-agent) when it is passphrase-protected and an agent runs."""
+    try:
+        return [asyncssh.read_private_key(str(path))]
+    except FileNotFoundError:
+        raise LightfoldError(
+            f"SSH key {path} does not exist", "set the target's ssh_key to a key that exists"
+        ) from None
+    except asyncssh.KeyEncryptionError:
+        if os.environ.get("SSH_AUTH_SOCK"):
+            return None
+        raise LightfoldError(
+            f"SSH key {path} is protected by a passphrase", f"add it to your ssh-agent: ssh-add {path}"
+        ) from None
+    except (asyncssh.KeyImportError, OSError, ValueError) as e:
+        raise LightfoldError(f"cannot read SSH key {path} ({e})", "check the file or set another ssh_key") from None
+
+
+async def _host_key_error(host: str, port: int, known: Path) -> LightfoldError:
+    pinned = pinned_keys(known, host, port)
+    try:
+        presented = await asyncio.wait_for(asyncssh.get_server_host_key(host, port), 10)
+        seen = presented.get_fingerprint("sha256") if presented else "unknown"
+    except (TimeoutError, OSError, asyncssh.Error, socket.gaierror):
+        seen = "unknown"
+    if pinned:
+        was = ", ".join(fingerprint(k) for k in pinned)
+        return LightfoldError(
+            f"the host key of {host} changed: pinned {was}, the server now presents {seen}",
+            f"if the server was rebuilt, drop the old key with `ssh-keygen -R {_host_pattern(host, port)} "
+            f"-f {known}` and pin the new one; otherwise do not connect (the connection may be intercepted)",
+        )
+    return LightfoldError(
+        f"the host key of {host} ({seen}) is not pinned in {known}",
+        "lightfold pins host keys when it creates a server; for a server you made yourself, add its key "
+        f"to {known} after checking the fingerprint in your provider's console",
+    )
