@@ -1,0 +1,227 @@
+"""One app on a server: its user, directories, systemd template unit, app.json and ports.
+
+Layout (for app `shop`, user `lf-shop`):
+    /srv/shop                  root 0755   the user's home (read-only for the app)
+    /srv/shop/releases         lf-shop     one dir per release (the archive, its deps, its build)
+    /srv/shop/slots            root        `blue`, `green` -> releases/<id> (the agent owns the links)
+    /srv/shop/env, /srv/shop/run  root 0700  env snapshots / per-slot EnvironmentFile (secrets)
+    /srv/shop/.lightfold       root        the agent's journal
+    /srv/shop/deps             lf-shop     python venvs per lockfile hash (venvs are not relocatable)
+    /srv/shop/cache            lf-shop 0700  HOME during builds (npm/pip/bundler caches)
+    /etc/lightfold/apps/shop/app.json      what the agent needs to know about the app
+    /etc/systemd/system/lightfold-shop@.service   instances @blue and @green
+
+`AppSpec` is the input every configure plan builds from; `AppSpec.from_target()` makes it from a
+target's config and a detection result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from lightfold.errors import LightfoldError
+from lightfold.server.plan import EnsureDir, EnsureUser, Step, SystemdReload, WriteFile
+
+APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PORT_BASE = 8000
+SLOTS = ("blue", "green")
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """Everything configure needs to know about one app.
+
+    detection: a `lightfold.detect.Detection` (read by attribute: runtime, framework, static, ...).
+    deploy: the target's `DeployConfig`. ports: (blue, green), see `pick_ports`.
+    default_server: make this site nginx's default (only when it has no domain and is alone).
+    tls: serve HTTPS with the certificate at /etc/letsencrypt/live/<domain>/ (obtain it first,
+    e.g. `certbot certonly --webroot -w /var/www/lightfold-acme -d <domain>`).
+    """
+
+    name: str
+    detection: Any
+    deploy: Any
+    ports: tuple[int, int]
+    domain: str | None = None
+    default_server: bool = False
+    tls: bool = False
+
+    def __post_init__(self) -> None:
+        check_app_name(self.name)
+        if self.tls and not self.domain:
+            raise LightfoldError(f"app {self.name}: HTTPS needs a domain", "set one with `lightfold domain add`")
+
+    @classmethod
+    def from_target(
+        cls, name: str, target: Any, detection: Any, ports: tuple[int, int], *,
+        default_server: bool = False, tls: bool = False,
+    ) -> AppSpec:
+        """From a `TargetConfig` (its deploy settings and domain) and a detection."""
+        domain = target.domain.domain if target.domain else None
+        return cls(name, detection, target.deploy, tuple(ports), domain, default_server, tls)
+
+    @property
+    def user(self) -> str:
+        return app_user(self.name)
+
+    @property
+    def home(self) -> str:
+        return f"/srv/{self.name}"
+
+    @property
+    def static(self) -> bool:
+        return bool(getattr(self.detection, "static", False))
+
+    @property
+    def app_root(self) -> str:
+        return release_subpath(getattr(self.detection, "app_root", None) or ".")
+
+    @property
+    def output_path(self) -> str | None:
+        """The static output dir relative to the release root (app_root/output_dir)."""
+        out = getattr(self.detection, "output_dir", None)
+        if not self.static:
+            return None
+        return release_subpath(posixpath.join(self.app_root, out or "."))
+
+
+def check_app_name(name: str) -> None:
+    if not APP_NAME.match(name):
+        raise LightfoldError(
+            f"'{name}' is not a valid app name", "use lowercase letters, digits and '-' (a target name)"
+        )
+
+
+def release_subpath(path: str) -> str:
+    """A normalised path inside a release ('.' for the root); refuses escapes like '../x'."""
+    norm = posixpath.normpath(path.strip() or ".")
+    if norm.startswith("/") or norm == ".." or norm.startswith("../"):
+        raise LightfoldError(f"'{path}' points outside the project", "use a path inside the project")
+    return norm
+
+
+def app_user(app: str) -> str:
+    """`lf-<app>`; Linux user names stop at 32 characters, so long names get a hash suffix."""
+    user = f"lf-{app}"
+    if len(user) <= 32:
+        return user
+    return f"lf-{app[:20]}-{hashlib.sha256(app.encode()).hexdigest()[:8]}"
+
+
+def app_dir(app: str) -> str:
+    return f"/etc/lightfold/apps/{app}"
+
+
+def unit_name(app: str, slot: str | None = None) -> str:
+    """`lightfold-<app>@.service` (the template) or `lightfold-<app>@<slot>.service`."""
+    return f"lightfold-{app}@{slot or ''}.service"
+
+
+def pick_ports(used: Iterable[int], base: int = PORT_BASE) -> tuple[int, int]:
+    """The first pair (base, base+1), (base+2, base+3), ... with neither port in `used`."""
+    taken = set(used)
+    port = base
+    while port in taken or port + 1 in taken:
+        port += 2
+    if port + 1 > 65535:
+        raise LightfoldError("no free pair of ports left for another app", "remove an app from this server")
+    return port, port + 1
+
+
+def ports_in_use(app_jsons: Mapping[str, Mapping[str, Any]], except_app: str | None = None) -> set[int]:
+    """Ports of other apps, from their app.json documents keyed by app name."""
+    used: set[int] = set()
+    for name, doc in app_jsons.items():
+        if name == except_app:
+            continue
+        used.update(int(p) for p in (doc.get("ports") or {}).values())
+    return used
+
+
+def ports_for(app: str, app_jsons: Mapping[str, Mapping[str, Any]]) -> tuple[int, int]:
+    """The app's own ports when it already has an app.json, else the next free pair."""
+    own = (app_jsons.get(app) or {}).get("ports") or {}
+    if "blue" in own and "green" in own:
+        return int(own["blue"]), int(own["green"])
+    return pick_ports(ports_in_use(app_jsons, except_app=app))
+
+
+def user_and_dirs_step(spec: AppSpec) -> Step:
+    u, h = spec.user, spec.home
+    return Step("app-user", (
+        EnsureUser(u, h),
+        EnsureDir(h, 0o755),
+        EnsureDir(f"{h}/releases", 0o755, u, u),
+        EnsureDir(f"{h}/slots", 0o755),
+        EnsureDir(f"{h}/env", 0o700),
+        EnsureDir(f"{h}/run", 0o700),
+        EnsureDir(f"{h}/.lightfold", 0o755),
+        EnsureDir(f"{h}/deps", 0o755, u, u),
+        EnsureDir(f"{h}/cache", 0o700, u, u),
+        EnsureDir("/etc/lightfold", 0o755),
+        EnsureDir("/etc/lightfold/apps", 0o755),
+        EnsureDir(app_dir(spec.name), 0o755),
+    ))
+
+
+def unit_text(spec: AppSpec) -> str:
+    return render_template("app.service.j2", app=spec.name, user=spec.user, home=spec.home)
+
+
+def app_json(spec: AppSpec) -> dict[str, Any]:
+    """What the agent reads: who runs the app, its ports, how to check it, where static files are."""
+    det, dep = spec.detection, spec.deploy
+    return {
+        "app": spec.name,
+        "user": spec.user,
+        "ports": {"blue": spec.ports[0], "green": spec.ports[1]},
+        "static": spec.static,
+        "app_root": spec.app_root,
+        "output_dir": spec.output_path,
+        "health": {
+            "path": dep.health_path or getattr(det, "health_path", None) or "/",
+            "status": dep.health_status,
+            "timeout": dep.health_timeout,
+            "host": dep.health_host or spec.domain,
+        },
+        "domain": spec.domain,
+    }
+
+
+def app_step(spec: AppSpec) -> Step:
+    """The systemd template unit and app.json."""
+    doc = json.dumps(app_json(spec), indent=2, sort_keys=True) + "\n"
+    return Step("app-unit", (
+        WriteFile(f"/etc/systemd/system/{unit_name(spec.name)}", unit_text(spec)),
+        SystemdReload(),
+        WriteFile(f"{app_dir(spec.name)}/app.json", doc),
+    ))
+
+
+def render_template(name: str, **values: Any) -> str:
+    return _templates().get_template(name).render(**values)
+
+
+@cache
+def _templates():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["q"] = shlex.quote  # shell-quote a value in script templates
+    return env

@@ -1,0 +1,219 @@
+"""The build of one release on the server, as a script (pure: built without I/O).
+
+    extract_command(app, release_id, archive_path) -> str     root: unpack the upload as the app user
+    build_script(app, detection, deploy, release_id, *, deps_hash=None, reuse_from=None,
+                 release_info=None, app_root=None) -> str      root: the build, run as the app user
+
+The build script is run as root in one ssh exec (`bash -s`, script on stdin). It loads the
+release's env snapshot (/srv/<app>/env/<id>.env, written by the agent's `write_env`, when present)
+so build-time variables such as NEXT_PUBLIC_* work, then runs everything as `lf-<app>` with
+`runuser` inside /srv/<app>/releases/<id>/<app_root>:
+  1. dependencies: reused when the lockfile is unchanged, else a frozen install (the detection's
+     install command):
+       node/ruby/php: `cp -al` (hard links) of node_modules / vendor/bundle / vendor from the
+         release `reuse_from` (the caller passes it only when its lockfile hash is the same);
+       python: venvs are not relocatable, so the venv lives at /srv/<app>/deps/<deps_hash>/.venv
+         (reused when complete) and is symlinked to <app_root>/.venv;
+  2. build (deploy.build_command wins over the detection's);
+  3. `.lightfold/start` (non-static apps; deploy.start_command wins) and `.lightfold/release.json`
+     in the release root — the slots link to the release root, the start script cds to app_root.
+stdout carries only JSON events (`parse_event` in lightfold.server.plan reads them):
+    {"build": "install", "status": "start", "command": "npm ci"}
+    {"build": "install", "status": "reused", "from": "..."} / "done" / "skipped"
+    {"build": "build", "status": "failed", "command": ..., "exit": 1, "output": [last 20 lines]}
+    {"build": "finish", "status": "done"}
+and the commands' own output is streamed on stderr. The script exits 1 on failure.
+
+`dependency_hash(files)` (in lightfold.project) hashes the files named by `lockfiles(detection)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shlex
+from typing import Any
+
+from lightfold.errors import LightfoldError
+from lightfold.server import runtime
+from lightfold.server.app import app_user, check_app_name, release_subpath, render_template
+
+RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+AGENT_DIR = "/usr/local/lib/lightfold"
+
+# Where each runtime keeps the dependencies a frozen install creates in the app directory.
+_COPIED_DEPS = {"node": "node_modules", "ruby": "vendor/bundle", "php": "vendor"}
+
+# Files whose content decides the dependencies (any one that exists counts).
+LOCKFILES = {
+    "node": ("package.json", "package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "yarn.lock",
+             "bun.lock", "bun.lockb", ".yarnrc.yml", ".npmrc", "pnpm-workspace.yaml"),
+    "python": ("pyproject.toml", "uv.lock", "poetry.lock", "pdm.lock", "Pipfile", "Pipfile.lock",
+               "requirements.txt", "setup.py", "setup.cfg"),
+    "ruby": ("Gemfile", "Gemfile.lock"),
+    "php": ("composer.json", "composer.lock"),
+    "go": ("go.mod", "go.sum"),
+    "rust": ("Cargo.toml", "Cargo.lock"),
+    "java": ("pom.xml", "build.gradle", "build.gradle.kts", "settings.gradle", "gradle.lockfile"),
+    "elixir": ("mix.exs", "mix.lock"),
+}
+
+
+def release_dir(app: str, release_id: str) -> str:
+    check_app_name(app)
+    check_release_id(release_id)
+    return f"/srv/{app}/releases/{release_id}"
+
+
+def check_release_id(release_id: str) -> None:
+    if not RELEASE_ID.match(release_id):
+        raise LightfoldError(f"'{release_id}' is not a valid release id", "use letters, digits, '.', '_', '-'")
+
+
+def lockfiles(detection: Any) -> tuple[str, ...]:
+    """Names (relative to the app root) whose content decides the installed dependencies."""
+    return LOCKFILES.get(runtime.runtime_of(detection), ())
+
+
+def app_root_of(detection: Any, app_root: str | None = None) -> str:
+    """The app's directory inside the release: `app_root` if given, else the detection's when it
+    is a relative path (an absolute one is the laptop's path of the archive root: '.')."""
+    root = app_root if app_root is not None else getattr(detection, "app_root", None)
+    if not root or str(root).startswith("/"):
+        return "."
+    return release_subpath(str(root))
+
+
+def extract_command(app: str, release_id: str, archive_path: str) -> str:
+    """Create the release dir owned by the app user and unpack the uploaded tar.gz into it as that
+    user (so nothing in it is root's), then delete the upload."""
+    rel, user, archive = release_dir(app, release_id), app_user(app), shlex.quote(archive_path)
+    return (
+        f"install -d -o {user} -g {user} -m 755 {rel}"
+        f" && runuser -u {user} -- tar -xzf - -C {rel} --no-same-owner --no-same-permissions < {archive}"
+        f" && rm -f {archive}"
+    )
+
+
+def build_script(
+    app: str, detection: Any, deploy: Any, release_id: str, *,
+    deps_hash: str | None = None, reuse_from: str | None = None,
+    release_info: dict[str, Any] | None = None, app_root: str | None = None,
+) -> str:
+    """The whole build as a bash script for root (see the module docstring)."""
+    rel = release_dir(app, release_id)
+    if reuse_from is not None:
+        check_release_id(reuse_from)
+    root = app_root_of(detection, app_root)
+    kind = runtime.runtime_of(detection)
+    static = bool(getattr(detection, "static", False))
+    start = (getattr(deploy, "start_command", None) or getattr(detection, "start", None) or "").strip()
+    build = (getattr(deploy, "build_command", None) or getattr(detection, "build", None) or "").strip()
+    install = (getattr(detection, "install", None) or "").strip()
+    if not static and not start:
+        raise LightfoldError(
+            f"no start command for {app} (framework {getattr(detection, 'framework', '?')})",
+            f"set one: lightfold config set {app} deploy.start_command '<command that listens on $PORT>'",
+        )
+    app_dir_abs = rel if root == "." else f"{rel}/{root}"
+    deps_kind, deps_dir = "none", ""
+    if kind == "python":
+        deps_kind, deps_dir = "python", f"/srv/{app}/deps/{deps_hash or 'release-' + release_id}"
+    elif kind in _COPIED_DEPS:
+        deps_kind, deps_dir = "copy", _COPIED_DEPS[kind]
+    reuse_dir = ""
+    if reuse_from and deps_kind == "copy":
+        reuse_dir = f"/srv/{app}/releases/{reuse_from}" + ("" if root == "." else f"/{root}")
+    info = {
+        "id": release_id, "app": app,
+        "framework": getattr(detection, "framework", None), "runtime": kind,
+        "build": build or None, "start": None if static else start, "static": static,
+        "app_root": root, "deps_hash": deps_hash, **(release_info or {}),
+    }
+    start_text = "" if static else start_script(app, detection, app_dir_abs, start)
+    inner = render_template(
+        "build.sh.j2",
+        app=app, user=app_user(app), release_id=release_id, release_dir=rel, app_root=root,
+        cache=f"/srv/{app}/cache", path=build_path(app, detection, app_dir_abs),
+        tool_env=sorted(runtime.tool_env(detection, app).items()),
+        deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir, install=install, build=build,
+        start_script=bool(start_text), start_script_b64=_b64(start_text),
+        release_json_b64=_b64(json.dumps(info, indent=2, sort_keys=True) + "\n"),
+    )
+    return _as_app_user(app, release_id, inner)
+
+
+def start_script(app: str, detection: Any, app_dir_abs: str, start: str) -> str:
+    """`.lightfold/start`: cd to the app, the runtime's PATH, then exec the start command (systemd
+    gives it PORT and the release's env)."""
+    lines = [
+        "#!/bin/sh",
+        f"# Start of {app} (generated by lightfold). systemd sets PORT and the release's env.",
+        f"cd {shlex.quote(app_dir_abs)} || exit 1",
+        f"PATH={shlex.quote(':'.join(_app_bins(detection, app_dir_abs) + [DEFAULT_PATH]))}",
+        "export PATH",
+    ]
+    if runtime.runtime_of(detection) == "python":
+        lines += [f"VIRTUAL_ENV={shlex.quote(app_dir_abs + '/.venv')}", "export VIRTUAL_ENV"]
+    for name, value in sorted(runtime.tool_env(detection, app).items()):
+        lines += [f"{name}={shlex.quote(value)}", f"export {name}"]
+    lines.append(_exec_line(start))
+    return "\n".join(lines) + "\n"
+
+
+def build_path(app: str, detection: Any, app_dir_abs: str) -> str:
+    return ":".join(_app_bins(detection, app_dir_abs) + [DEFAULT_PATH])
+
+
+def _app_bins(detection: Any, app_dir_abs: str) -> list[str]:
+    dirs = []
+    if runtime.runtime_of(detection) == "python":
+        dirs.append(f"{app_dir_abs}/.venv/bin")
+    if runtime.uses_node(detection):
+        dirs.append(f"{app_dir_abs}/node_modules/.bin")
+    if runtime.runtime_of(detection) == "ruby":
+        dirs.append(f"{app_dir_abs}/bin")
+    return dirs + runtime.bin_dirs(detection)
+
+
+# A start command that is one simple command can replace the shell, so systemd's signals reach
+# the app itself; anything with shell syntax runs under `sh -c` (also exec'd).
+_SHELL_SYNTAX = re.compile(r"[;&|<>()`\n]|\$\(")
+
+
+def _exec_line(start: str) -> str:
+    if _SHELL_SYNTAX.search(start):
+        return f"exec /bin/sh -c {shlex.quote(start)}"
+    return f"exec {start}"
+
+
+def _as_app_user(app: str, release_id: str, inner: str) -> str:
+    user = app_user(app)
+    env_file = f"/srv/{app}/env/{release_id}.env"
+    # The agent's own parser reads the snapshot exactly as systemd will at run time; PORT is the
+    # slot's business, not the build's.
+    loader = (
+        "import os, sys; sys.dont_write_bytecode = True; sys.path.insert(0, sys.argv[1]); "
+        "import agent; env = agent.parse_env_file(open(sys.argv[2], encoding='utf-8').read()); "
+        "env.pop('PORT', None); os.environ.update(env); os.execvp(sys.argv[3], sys.argv[3:])"
+    )
+    return "\n".join([
+        "#!/bin/bash",
+        f"# Build release {release_id} of {app} as {user} (generated by lightfold).",
+        "set -uo pipefail",
+        "cd /",
+        f"LF_BUILD={shlex.quote(inner)}",
+        f"LF_ENV={shlex.quote(env_file)}",
+        'if [ -f "$LF_ENV" ]; then',
+        f"  exec python3 -c {shlex.quote(loader)} {AGENT_DIR} \"$LF_ENV\""
+        f" runuser -u {user} -- bash -c \"$LF_BUILD\"",
+        "fi",
+        f"exec runuser -u {user} -- bash -c \"$LF_BUILD\"",
+        "",
+    ])
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()

