@@ -59,8 +59,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import http.client
 import json
 import os
 import re
@@ -71,7 +69,6 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
 
 AGENT_VERSION = 1
 SLOTS = ("blue", "green")
@@ -132,11 +129,13 @@ def now_iso() -> str:
 # The one door to the system: systemctl, nginx, journalctl, systemd-run go through here.
 
 
-@dataclass
 class Ran:
-    code: int
-    out: str
-    err: str
+    """Exit code and output of one command."""
+
+    __slots__ = ("code", "out", "err")
+
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
 
 
 def run(argv: list[str], timeout: float = 90) -> Ran:
@@ -434,6 +433,8 @@ def parse_env_file(text: str) -> dict[str, str]:
 
 def env_hash(env: dict[str, str]) -> str:
     """sha256 of the env as canonical JSON (sorted keys, UTF-8): equal envs, equal hashes."""
+    import hashlib
+
     canonical = json.dumps(env, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -501,7 +502,8 @@ def record_activation(entries: list[dict], rid: str, slot: str | None, at: str, 
         old["status"] = abandon
         old["slot"] = None
     upsert_entry(entries, rid, status="live", slot=slot, activated_at=at, reason=None)
-    previous = old["id"] if old is not None and abandon == "previous" else None
+    replaced = old is not None and old["id"] != rid
+    previous = old["id"] if replaced and abandon == "previous" else None
     if previous is None:
         older = [e for e in entries if e["id"] < rid and e["status"] in ("previous", "retired")]
         previous = older[-1]["id"] if older else None
@@ -721,6 +723,8 @@ def slot_for_port(ports: dict, port: int | None) -> str | None:
 def http_check(port: int, path: str = "/", host: str | None = None, timeout: float = 5.0,
                expect=200) -> dict:
     """One GET. Result: healthy, status_code, error (refused|timeout|...), elapsed_ms."""
+    import http.client  # imported here: it is the slowest import and most ops never need it
+
     started = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=timeout)
     result = {"healthy": False, "status_code": None, "error": None, "port": int(port), "path": path}

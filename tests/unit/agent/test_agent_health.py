@@ -1,0 +1,125 @@
+"""Health checks against real HTTP servers on loopback, and the listening-port diagnosis."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+
+import pytest
+
+
+class App(http.server.BaseHTTPRequestHandler):
+    status = 200
+    seen_hosts: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        App.seen_hosts.append(self.headers.get("Host"))
+        body = b"ok" if self.path == "/health" else b"nope"
+        self.send_response(App.status if self.path == "/health" else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_app():
+    App.status, App.seen_hosts = 200, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_healthy_app_with_host_header(agent, http_app):
+    result = agent.http_check(http_app, "/health", "example.test", 2.0, 200)
+    assert result["healthy"] and result["status_code"] == 200 and result["error"] is None
+    assert App.seen_hosts == ["example.test"]
+
+
+def test_without_a_host_the_loopback_address_is_sent(agent, http_app):
+    agent.http_check(http_app, "/health", None, 2.0, 200)
+    assert App.seen_hosts == [f"127.0.0.1:{http_app}"]
+
+
+def test_wrong_status_is_unhealthy(agent, http_app):
+    App.status = 503
+    result = agent.http_check(http_app, "/health", None, 2.0, 200)
+    assert not result["healthy"] and result["status_code"] == 503
+    assert agent.http_check(http_app, "/missing", None, 2.0, 200)["status_code"] == 404
+
+
+def test_expected_status_may_be_a_list(agent, http_app):
+    App.status = 204
+    assert agent.http_check(http_app, "/health", None, 2.0, [200, 204])["healthy"]
+
+
+def test_connection_refused(agent):
+    result = agent.http_check(free_port(), "/", None, 2.0, 200)
+    assert not result["healthy"] and result["error"] == "refused" and result["status_code"] is None
+
+
+def test_accepting_but_silent_app_times_out(agent):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)  # the kernel completes the handshake; nobody ever answers
+        result = agent.http_check(silent.getsockname()[1], "/", None, 0.3, 200)
+    assert result["error"] == "timeout" and not result["healthy"]
+    assert 250 <= result["elapsed_ms"] < 2000
+
+
+def test_health_op_checks_a_given_port(agent_cli, app_json, http_app):
+    app_json()
+    result, _, code = agent_cli({"op": "health", "app": "web", "port": http_app})
+    assert code == 0 and result["healthy"] and result["status_code"] == 200
+    assert App.seen_hosts == ["example.test"]  # the domain from app.json is the default Host
+    result, _, _ = agent_cli({"op": "health", "app": "web", "port": http_app,
+                              "health": {"path": "/other", "host": "h.test"}})
+    assert not result["healthy"] and result["status_code"] == 404 and App.seen_hosts[-1] == "h.test"
+
+
+def test_port_in_use(agent, http_app):
+    assert agent.port_in_use(http_app)
+    assert not agent.port_in_use(free_port())
+
+
+def test_listening_addresses_of_a_process_name_its_ports(agent):
+    import os
+
+    with socket.socket() as v4, socket.socket(socket.AF_INET6) as v6:
+        v4.bind(("127.0.0.1", 0))
+        v4.listen()
+        v6.bind(("::1", 0))
+        v6.listen()
+        found = agent.listening_addresses([os.getpid()])
+        assert f"127.0.0.1:{v4.getsockname()[1]}" in found
+        assert f"[::1]:{v6.getsockname()[1]}" in found
+
+
+def test_proc_net_tcp_parsing_keeps_only_listeners(agent):
+    text = (
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 111 1\n"
+        "   1: 0100007F:1F90 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000  1000        0 222 1\n"
+        "   2: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 333 1\n"
+    )
+    assert agent.parse_proc_net_tcp(text) == {111: ("127.0.0.1", 3000), 333: ("0.0.0.0", 80)}
+
+
+def test_systemctl_show_parsing(agent):
+    props = agent.parse_systemctl_show("ActiveState=active\nNRestarts=2\nControlGroup=/system.slice/x=y\n")
+    assert props == {"ActiveState": "active", "NRestarts": "2", "ControlGroup": "/system.slice/x=y"}
+    assert agent.unit_crashed({"active_state": "activating", "sub_state": "auto-restart"})
+    assert agent.unit_crashed({"active_state": "failed", "sub_state": "failed"})
+    assert not agent.unit_crashed({"active_state": "active", "sub_state": "running"})
