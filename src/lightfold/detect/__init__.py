@@ -1,0 +1,256 @@
+"""Framework and package-manager detection: `detect(path) -> Detection`.
+
+Pure: reads files only (no network, no subprocess), never descends into node_modules, .git,
+virtualenvs, vendor or build output. A typical project takes a few milliseconds.
+
+Framework ids (stable, lowercase), in precedence order — when several match, the earliest wins:
+
+ 1. Backend frameworks with their own layout; a package.json beside them only builds assets:
+    rails, django, laravel, symfony, phoenix, springboot, aspnetcore
+ 2. JavaScript meta-frameworks (full servers or static exports):
+    nextjs, nuxt, react-router (React Router 7 framework mode), remix, sveltekit, astro, gatsby,
+    docusaurus, eleventy, angular, vuecli
+ 3. API / server frameworks: nestjs, fastapi, flask, gin, echo, fiber, chi, axum, actix, fastify,
+    hono, koa, express  (NestJS before Express/Fastify because it runs on top of them)
+ 4. Static site generators: jekyll, hugo
+ 5. vite (a Vite single-page app; `variant` = react / vue / svelte / preact / solid / vanilla)
+ 6. Plain programs: go (net/http), rust (any other binary crate), python (ASGI/WSGI app object,
+    Procfile, streamlit or main.py), node (start script or server file)
+ 7. static (index.html at the root or in public/, www/, site/, html/)
+ 8. dockerfile (only a Dockerfile)
+
+A framework matches on the dependency tables of its manifest (package.json dependencies, Python
+requirements/pyproject/Pipfile, Gemfile/Gemfile.lock, composer.json require, go.mod require,
+Cargo.toml [dependencies], pom.xml/build.gradle declarations, *.csproj Sdk, mix.exs deps) plus
+its conventional files (manage.py, config/application.rb, artisan, angular.json, ...). A name that
+appears only in a script string or a comment never counts.
+
+`runtime` (what `configure` installs): node, python, ruby, php, go, rust, java, dotnet, elixir,
+static (nginx only) or docker. `extra_runtimes` lists more tools a build needs (node for a Rails or
+Laravel asset build, hugo, bun, maven, gradle).
+
+Package managers: bun, pnpm, yarn (classic), yarn-berry, npm; uv, poetry, pdm, pipenv, pip;
+bundler; composer; go; cargo; maven, gradle; dotnet; mix. See `pm.py` for the rules, including
+monorepos: PATH may point at an app inside a workspace; the lockfile and package manager are
+found by walking up to the workspace root (never above the git root), and the install command
+then starts with `cd <workspace root> &&`.
+
+Commands (install, build, start, release) are POSIX shell lines run in `app_root` with PORT in
+the environment. Servers bind 127.0.0.1:$PORT (nginx on the same machine proxies to it). Static
+sites have no start command: nginx serves `output_dir`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightfold.detect import envvars, node, others, python
+from lightfold.detect.model import Candidate, Detection, Framework, Match, Plan
+from lightfold.detect.pm import Toolchain, node_toolchain, python_toolchain, simple_toolchain
+from lightfold.detect.project import Project
+from lightfold.detect.runtime import runtime_version
+from lightfold.errors import LightfoldError, UsageError
+
+__all__ = ["Detection", "Candidate", "NothingDetected", "detect", "PRECEDENCE", "FRAMEWORKS"]
+
+FRAMEWORKS: dict[str, Framework] = {**others.FRAMEWORKS, **python.FRAMEWORKS, **node.FRAMEWORKS}
+
+PRECEDENCE = [
+    "rails",
+    "django",
+    "laravel",
+    "symfony",
+    "phoenix",
+    "springboot",
+    "aspnetcore",
+    "nextjs",
+    "nuxt",
+    "react-router",
+    "remix",
+    "sveltekit",
+    "astro",
+    "gatsby",
+    "docusaurus",
+    "eleventy",
+    "angular",
+    "vuecli",
+    "nestjs",
+    "fastapi",
+    "flask",
+    "gin",
+    "echo",
+    "fiber",
+    "chi",
+    "axum",
+    "actix",
+    "fastify",
+    "hono",
+    "koa",
+    "express",
+    "jekyll",
+    "hugo",
+    "vite",
+    "go",
+    "rust",
+    "python",
+    "node",
+    "static",
+    "dockerfile",
+]
+assert sorted(PRECEDENCE) == sorted(FRAMEWORKS), "every framework has exactly one place in PRECEDENCE"
+
+LOOKED_FOR = (
+    "package.json, requirements.txt / pyproject.toml / Pipfile, manage.py, Gemfile, composer.json, "
+    "go.mod, Cargo.toml, pom.xml / build.gradle, *.csproj, mix.exs, a Hugo or Jekyll config, "
+    "index.html, Dockerfile"
+)
+NODE_ENV_FILES = (
+    "server.js",
+    "index.js",
+    "app.js",
+    "main.js",
+    "src/index.ts",
+    "src/index.js",
+    "src/server.ts",
+    "src/server.js",
+    "src/app.ts",
+    "src/app.js",
+    "src/main.ts",
+    "prisma/schema.prisma",
+)
+
+
+class NothingDetected(LightfoldError):
+    """No framework matched (exit code 1)."""
+
+
+def detect(path: Path) -> Detection:
+    """Detect the framework, package manager and deploy plan of the project at `path`."""
+    root = Path(path).expanduser().resolve()
+    if not root.is_dir():
+        raise UsageError(f"{path} is not a directory", "pass the project directory: lightfold detect PATH")
+    project = Project(root)
+    candidates: list[tuple[int, Framework, Match]] = []
+    for rank, fid in enumerate(PRECEDENCE, 1):
+        fw = FRAMEWORKS[fid]
+        match = fw.match(project)
+        if match.ok or match.rejected:
+            candidates.append((rank, fw, match))
+    matched = [c for c in candidates if c[2].ok]
+    if not matched:
+        raise _nothing(project, candidates)
+    rank, fw, match = matched[0]
+    tc = _toolchain(project, fw)
+    plan = fw.plan(project, match, tc)
+    return _assemble(project, fw, match, tc, plan, candidates)
+
+
+def _toolchain(p: Project, fw: Framework) -> Toolchain:
+    if fw.runtime == "node":
+        return node_toolchain(p)
+    if fw.runtime == "python":
+        return python_toolchain(p)
+    lock = {
+        "ruby": ("bundler", "Gemfile.lock"),
+        "php": ("composer", "composer.lock"),
+        "go": ("go", "go.sum"),
+        "rust": ("cargo", "Cargo.lock"),
+        "elixir": ("mix", "mix.lock"),
+        "dotnet": ("dotnet", "packages.lock.json"),
+    }.get(fw.runtime)
+    if lock is None:
+        return Toolchain(manager=None)
+    manager, lockfile = lock
+    present = lockfile if p.exists(lockfile) else None
+    return simple_toolchain(manager, present, f"lockfile {lockfile}" if present else f"{manager} (no lockfile)")
+
+
+def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan, candidates: list) -> Detection:
+    version = plan.runtime_version or runtime_version(p, fw.runtime, [tc.workspace_root] if tc.workspace_root else None)
+    language = fw.language
+    if fw.runtime == "node":
+        language = "typescript" if p.exists("tsconfig.json") or "typescript" in p.node_deps else "javascript"
+    warnings = list(dict.fromkeys(tc.warnings + plan.warnings))
+    if plan.static:
+        plan.start = None
+    elif plan.start is None and fw.id != "dockerfile":
+        warnings.append("no start command could be derived: set deploy.start_command")
+
+    env_required = set(plan.env_required)
+    env_optional = set(plan.env_optional)
+    if fw.runtime == "node":
+        req, opt = envvars.scan(p, NODE_ENV_FILES)
+        env_required |= set(req)
+        env_optional |= set(opt)
+    example = others._env_example(p)
+    env_required |= set(example) & envvars.ALWAYS_REQUIRED
+    env_optional |= set(example)
+    env_optional -= env_required | envvars.PLATFORM_VARS
+
+    dockerfile = others.dockerfile_name(p)
+    signals = list(match.evidence) + tc.evidence
+    if version:
+        signals.append(f"runtime version {version[0]} from {version[1]}")
+    if dockerfile:
+        signals.append(f"{dockerfile} present")
+
+    explain = []
+    winner_rank = next(r for r, f, _ in candidates if f is fw)
+    for rank, f, m in candidates:
+        won = f is fw
+        if won:
+            reason = "highest precedence among the matches"
+        elif m.rejected:
+            reason = m.rejected
+        else:
+            reason = f"matched, but {fw.id} has higher precedence (#{winner_rank} vs #{rank})"
+        explain.append(Candidate(f.id, f.name, rank, m.ok, won, list(m.evidence), reason))
+
+    return Detection(
+        framework=fw.id,
+        framework_name=fw.name,
+        language=language,
+        runtime=fw.runtime,
+        runtime_version=version[0] if version else None,
+        runtime_version_source=version[1] if version else None,
+        package_manager=plan.package_manager or tc.manager,
+        install=plan.install,
+        build=plan.build,
+        start=plan.start,
+        release=plan.release,
+        port=None if plan.static else plan.port,
+        health_path=plan.health_path,
+        static=plan.static,
+        output_dir=plan.output_dir if plan.static else None,
+        variant=plan.variant,
+        env_required=sorted(env_required),
+        env_optional=sorted(env_optional),
+        warnings=warnings,
+        signals=signals,
+        app_root=str(p.root),
+        workspace_root=str(tc.workspace_root) if tc.workspace_root else None,
+        app_subdir=tc.app_subdir if tc.workspace_root else None,
+        has_dockerfile=dockerfile is not None,
+        dockerfile_port=others.dockerfile_port(p),
+        extra_runtimes=list(dict.fromkeys(plan.extra_runtimes)),
+        explain=explain,
+    )
+
+
+def _nothing(p: Project, candidates: list) -> NothingDetected:
+    details = [f"{f.id}: {m.rejected}" for _, f, m in candidates if m.rejected]
+    hints = []
+    for name in p.listdir():
+        sub = p.root / name
+        if name.startswith(".") or name in ("node_modules", "vendor") or not sub.is_dir():
+            continue
+        sp = Project(sub)
+        fid = next((fid for fid in PRECEDENCE[:-2] if FRAMEWORKS[fid].match(sp).ok), None)
+        if fid:
+            hints.append(f"{name} ({fid})")
+    where = f"; apps found in subfolders: {', '.join(hints)} — run `lightfold detect <subfolder>`" if hints else ""
+    return NothingDetected(
+        f"no supported framework found in {p.root} (looked for {LOOKED_FOR}){where}",
+        "point PATH at the app's folder, or set deploy.start_command (and deploy.build_command) in the target's config",
+        details=details,
+    )

@@ -1,0 +1,119 @@
+"""The result of detection (`Detection`) and the vocabulary the framework modules use to build it:
+a `Match` (evidence that a framework is present) and a `Plan` (how to install, build and run it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lightfold.detect.project import Project
+
+
+@dataclass
+class Match:
+    """Why a framework matched (`evidence`), or why it was considered and rejected (`rejected`).
+
+    `data` carries facts the plan builder needs (e.g. the module:variable of an ASGI app)."""
+
+    evidence: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    rejected: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected is None and bool(self.evidence)
+
+
+def reject(reason: str) -> Match:
+    return Match(rejected=reason)
+
+
+@dataclass
+class Plan:
+    """Shell command lines (POSIX sh, run in the app directory, PORT set in the environment)."""
+
+    install: str | None = None
+    build: str | None = None
+    start: str | None = None
+    release: str | None = None  # e.g. migrations; run once per release before the switch
+    port: int | None = None  # the framework's conventional port (what it binds when PORT is unset)
+    health_path: str = "/"
+    static: bool = False
+    output_dir: str | None = None  # static sites: the directory nginx serves, relative to the app
+    variant: str | None = None  # e.g. "react" for a Vite SPA, "node" for a SvelteKit adapter
+    env_required: list[str] = field(default_factory=list)
+    env_optional: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    extra_runtimes: list[str] = field(default_factory=list)  # e.g. node for a Rails app's assets
+    # Set when the plan knows better than the generic lookups (e.g. maven vs gradle, net8.0).
+    package_manager: str | None = None
+    runtime_version: tuple[str, str] | None = None  # (version, source)
+
+
+@dataclass(frozen=True)
+class Framework:
+    """One detectable framework: identity, how to recognise it, and how to deploy it."""
+
+    id: str
+    name: str
+    language: str
+    runtime: str
+    match: Callable[[Project], Match]
+    plan: Callable[[Project, Match, Any], Plan]  # (project, match, toolchain) -> Plan
+
+
+@dataclass
+class Candidate:
+    """One line of `--explain`: a framework that was considered, and what happened to it."""
+
+    framework: str
+    name: str
+    rank: int
+    matched: bool
+    won: bool
+    evidence: list[str]
+    reason: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Detection:
+    framework: str
+    framework_name: str
+    language: str
+    runtime: str
+    runtime_version: str | None
+    runtime_version_source: str | None
+    package_manager: str | None
+    install: str | None
+    build: str | None
+    start: str | None
+    release: str | None
+    port: int | None
+    health_path: str
+    static: bool
+    output_dir: str | None
+    variant: str | None
+    env_required: list[str]
+    env_optional: list[str]
+    warnings: list[str]
+    signals: list[str]
+    app_root: str
+    workspace_root: str | None  # monorepo root holding the lockfile, when above app_root
+    app_subdir: str | None  # app_root relative to workspace_root
+    has_dockerfile: bool
+    dockerfile_port: int | None
+    extra_runtimes: list[str]
+    explain: list[Candidate] = field(default_factory=list)
+
+    def to_json(self, *, explain: bool = False) -> dict:
+        data = asdict(self)
+        data.pop("explain")
+        if explain:
+            data["explain"] = [c.to_json() for c in self.explain]
+        return data

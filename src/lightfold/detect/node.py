@@ -1,0 +1,483 @@
+"""JavaScript/TypeScript frameworks: recognised by the dependency tables of package.json (never by
+a word in a script string) plus their config files, each with its install/build/start plan."""
+
+from __future__ import annotations
+
+import re
+
+from lightfold.detect.model import Framework, Match, Plan, reject
+from lightfold.detect.pm import Toolchain
+from lightfold.detect.project import Project, strip_js_comments
+
+JS_EXTS = ("js", "mjs", "cjs", "ts", "mts", "cts")
+# Scripts that run a file watcher or dev server: not what a production unit should run.
+DEV_SCRIPT = re.compile(
+    r"\b(nodemon|ts-node-dev|tsx watch|node --watch|--watch\b|next dev|nuxt dev|astro dev|remix dev"
+    r"|react-router dev|vite(?!\s+(?:build|preview))\b)"
+)
+PROD_SCRIPTS = ("start:prod", "start:production", "prod", "production", "serve:prod")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def config_file(p: Project, stem: str) -> tuple[str | None, str]:
+    """(relative name, source without comments) of `<stem>.{js,mjs,cjs,ts,...}`."""
+    for ext in JS_EXTS:
+        rel = f"{stem}.{ext}"
+        src = p.text(rel)
+        if src is not None:
+            return rel, strip_js_comments(src)
+    return None, ""
+
+
+def dep_evidence(p: Project, name: str) -> str:
+    return f'package.json dependency "{name}" {p.node_deps[name]}'.rstrip()
+
+
+def major(spec: str | None) -> int | None:
+    m = re.search(r"(\d+)", spec or "")
+    return int(m.group(1)) if m else None
+
+
+def string_option(src: str, key: str) -> str | None:
+    """The string literal assigned to `key:` in a JS config (after comment stripping)."""
+    m = re.search(rf"\b{re.escape(key)}\s*:\s*['\"`]([^'\"`]+)['\"`]", src)
+    return m.group(1) if m else None
+
+
+def by_dependency(name: str, *others: str):
+    """A matcher: any of the package names in the dependency tables."""
+
+    def match(p: Project) -> Match:
+        for dep in (name, *others):
+            if dep in p.node_deps:
+                return Match([dep_evidence(p, dep)])
+        if p.package_json is not None and any(
+            re.search(rf"(?<![\w@/-]){re.escape(name)}(?![\w-])", s) for s in p.scripts.values()
+        ):
+            return reject(f'"{name}" appears only in a package.json script, not in the dependencies')
+        return Match()
+
+    return match
+
+
+def build_script(p: Project, tc: Toolchain, fallback: str | None) -> str | None:
+    if "build" in p.scripts:
+        return tc.run("build")
+    return tc.exec(fallback) if fallback else None
+
+
+def hardcoded_port_in(script: str) -> str | None:
+    m = re.search(r"(?:\bPORT=|--port[ =]|\s-p\s+)(\d{2,5})\b", script)
+    return m.group(1) if m else None
+
+
+def check_port_usage(p: Project, entry: str | None, plan: Plan) -> None:
+    """Warn when the server file listens on a literal port and never reads process.env.PORT."""
+    if not entry:
+        return
+    candidates = [entry]
+    if re.match(r"^(dist|build|lib|out)/", entry):
+        stem = re.sub(r"^(dist|build|lib|out)/", "src/", entry).rsplit(".", 1)[0]
+        candidates += [f"{stem}.ts", f"{stem}.mts", f"{stem}.js"]
+    for rel in candidates:
+        src = p.text(rel)
+        if src is None:
+            continue
+        src = strip_js_comments(src)
+        if re.search(r"(process\.env|Bun\.env|Deno\.env\.get\(|import\.meta\.env)\W+PORT|\benv\.PORT\b", src):
+            return
+        m = re.search(r"\.listen\(\s*(\d{2,5})\b", src) or re.search(r"\bport\s*[:=]\s*(\d{2,5})\b", src)
+        if m:
+            plan.warnings.append(
+                f"{rel} listens on the hard-coded port {m.group(1)} and ignores $PORT: read "
+                "process.env.PORT (otherwise the health check of the new release fails)"
+            )
+        return
+
+
+def node_entry(p: Project) -> str | None:
+    main = (p.package_json or {}).get("main")
+    if isinstance(main, str) and main and not main.endswith(".json"):
+        main = main.removeprefix("./")
+        if p.exists(main) or p.exists(main + ".js") or re.match(r"^(dist|build|lib)/", main):
+            return main
+    return p.first(
+        "server.js",
+        "server.mjs",
+        "app.js",
+        "index.js",
+        "index.mjs",
+        "main.js",
+        "src/server.js",
+        "src/index.js",
+        "src/app.js",
+        "src/main.js",
+        "server/index.js",
+    )
+
+
+def server_start(p: Project, tc: Toolchain, plan: Plan) -> None:
+    """Start command for a Node server: the production script, else `node <entry>`."""
+    scripts = p.scripts
+    start = scripts.get("start")
+    prod = next((s for s in PROD_SCRIPTS if s in scripts), None)
+    chosen: str | None = None
+    if start and DEV_SCRIPT.search(start) and prod:
+        chosen = prod
+    elif start:
+        chosen = "start"
+        if DEV_SCRIPT.search(start):
+            plan.warnings.append(f'the start script runs a development tool ("{start}"): add a production start script')
+    elif prod:
+        chosen = prod
+    entry = None
+    if chosen:
+        plan.start = tc.run(chosen)
+        port = hardcoded_port_in(scripts[chosen])
+        if port:
+            plan.warnings.append(
+                f'the "{chosen}" script hard-codes port {port} and ignores $PORT: use the PORT variable'
+            )
+        m = re.search(r"\b(?:node|bun|tsx|ts-node)\s+(?:--?[\w-]+(?:=\S+)?\s+)*([\w./-]+)", scripts[chosen])
+        entry = m.group(1) if m else node_entry(p)
+    else:
+        entry = node_entry(p)
+        if entry:
+            runner = "bun" if tc.manager == "bun" else "node"
+            plan.start = f"{runner} {entry}"
+    if entry and not entry.endswith((".js", ".mjs", ".cjs", ".ts", ".mts")) and p.exists(entry + ".js"):
+        entry += ".js"
+    check_port_usage(p, entry, plan)
+
+
+def base_plan(p: Project, tc: Toolchain, port: int) -> Plan:
+    plan = Plan(install=tc.node_install(), port=port)
+    if tc.manager == "bun":
+        plan.extra_runtimes.append("bun")
+    return plan
+
+
+def static_plan(p: Project, tc: Toolchain, output_dir: str, build_fallback: str | None) -> Plan:
+    plan = base_plan(p, tc, 0)
+    plan.port = None
+    plan.static, plan.output_dir = True, output_dir
+    plan.build = build_script(p, tc, build_fallback)
+    return plan
+
+
+# -- frameworks ------------------------------------------------------------------------------
+
+
+def _next_config(p: Project) -> tuple[str | None, str]:
+    return config_file(p, "next.config")
+
+
+def match_next(p: Project) -> Match:
+    m = by_dependency("next")(p)
+    if m.ok:
+        rel, src = _next_config(p)
+        if rel:
+            m.evidence.append(rel)
+    return m
+
+
+def plan_next(p: Project, m: Match, tc: Toolchain) -> Plan:
+    rel, src = _next_config(p)
+    raw = p.text(rel) if rel else ""
+    export = bool(re.search(r"\boutput\s*:\s*['\"]export['\"]", src))
+    if not export and raw and re.search(r"\boutput\s*:\s*['\"]export['\"]", raw):
+        m.evidence.append(f"{rel}: output: 'export' is commented out (server build)")
+    legacy_export = bool(re.search(r"\bnext export\b", p.scripts.get("build", "")))
+    if export or legacy_export:
+        m.evidence.append(f"{rel}: output: 'export'" if export else 'build script runs "next export"')
+        dist = string_option(src, "distDir")
+        return static_plan(p, tc, dist if export and dist else "out", "next build")
+    plan = base_plan(p, tc, 3000)
+    plan.variant = "server"
+    plan.build = build_script(p, tc, "next build")
+    plan.start = tc.exec("next start -H 127.0.0.1 -p $PORT")
+    return plan
+
+
+def plan_nuxt(p: Project, m: Match, tc: Toolchain) -> Plan:
+    ver = p.node_deps.get("nuxt") or p.node_deps.get("nuxt3") or ""
+    rel, src = config_file(p, "nuxt.config")
+    build = p.scripts.get("build", "")
+    generate = p.scripts.get("generate", "")
+    nuxt2 = major(ver) == 2
+    if nuxt2:
+        if re.search(r"\btarget\s*:\s*['\"]static['\"]", src) or "nuxt generate" in build:
+            m.evidence.append("Nuxt 2 static target")
+            plan = static_plan(p, tc, "dist", None)
+            plan.build = tc.run("generate") if generate else tc.exec("nuxt generate")
+            return plan
+        plan = base_plan(p, tc, 3000)
+        plan.build = build_script(p, tc, "nuxt build")
+        plan.start = tc.exec("nuxt start --hostname 127.0.0.1 --port $PORT")
+        return plan
+    static_preset = re.search(r"\bpreset\s*:\s*['\"]static['\"]", src)
+    if re.search(r"\bnux[ti] generate\b", build) or static_preset:
+        m.evidence.append("static generation (nuxt generate / static preset)")
+        plan = static_plan(p, tc, ".output/public", "nuxi generate")
+        return plan
+    plan = base_plan(p, tc, 3000)
+    plan.build = build_script(p, tc, "nuxi build")
+    plan.start = "HOST=127.0.0.1 node .output/server/index.mjs"
+    return plan
+
+
+def _sveltekit_adapter(p: Project) -> str | None:
+    _, src = config_file(p, "svelte.config")
+    m = re.search(r"['\"]@sveltejs/adapter-([\w-]+)['\"]", src)
+    if m:
+        return m.group(1)
+    return next((d.split("adapter-", 1)[1] for d in p.node_deps if d.startswith("@sveltejs/adapter-")), None)
+
+
+def plan_sveltekit(p: Project, m: Match, tc: Toolchain) -> Plan:
+    adapter = _sveltekit_adapter(p) or "auto"
+    m.evidence.append(f"adapter: @sveltejs/adapter-{adapter}")
+    _, src = config_file(p, "svelte.config")
+    if adapter == "static":
+        plan = static_plan(p, tc, string_option(src, "pages") or "build", "vite build")
+        plan.variant = "static"
+        return plan
+    plan = base_plan(p, tc, 3000)
+    plan.variant = "node"
+    plan.build = build_script(p, tc, "vite build")
+    out = string_option(src, "out") or "build"
+    plan.start = f"HOST=127.0.0.1 node {out}"
+    if adapter != "node":
+        plan.warnings.append(
+            f"SvelteKit uses @sveltejs/adapter-{adapter}, which does not produce a Node server: install "
+            "@sveltejs/adapter-node and use it in svelte.config.js"
+        )
+    return plan
+
+
+def plan_remix(p: Project, m: Match, tc: Toolchain) -> Plan:
+    _, vite_src = config_file(p, "vite.config")
+    classic = "vite" not in p.node_deps and not vite_src
+    if re.search(r"\bssr\s*:\s*false\b", vite_src):
+        m.evidence.append("vite.config: ssr: false (SPA mode)")
+        return static_plan(p, tc, "build/client", "remix vite:build")
+    plan = base_plan(p, tc, 3000)
+    plan.build = build_script(p, tc, "remix build" if classic else "remix vite:build")
+    if "start" in p.scripts:
+        server_start(p, tc, plan)
+    else:
+        plan.start = tc.exec("remix-serve " + ("./build/index.js" if classic else "./build/server/index.js"))
+    return plan
+
+
+def plan_react_router(p: Project, m: Match, tc: Toolchain) -> Plan:
+    rel, src = config_file(p, "react-router.config")
+    if re.search(r"\bssr\s*:\s*false\b", src):
+        m.evidence.append(f"{rel}: ssr: false (static SPA)")
+        return static_plan(p, tc, "build/client", "react-router build")
+    plan = base_plan(p, tc, 3000)
+    plan.build = build_script(p, tc, "react-router build")
+    if "start" in p.scripts:
+        server_start(p, tc, plan)
+    else:
+        plan.start = tc.exec("react-router-serve ./build/server/index.js")
+    return plan
+
+
+def plan_astro(p: Project, m: Match, tc: Toolchain) -> Plan:
+    rel, src = config_file(p, "astro.config")
+    output = re.search(r"\boutput\s*:\s*['\"](server|hybrid|static)['\"]", src)
+    adapter = re.search(r"['\"]@astrojs/(node|vercel|netlify|cloudflare|deno)['\"]", src)
+    server = (output and output.group(1) in ("server", "hybrid")) or (adapter and adapter.group(1) == "node")
+    out_dir = string_option(src, "outDir") or "dist"
+    if not server:
+        plan = static_plan(p, tc, out_dir, "astro build")
+        plan.variant = "static"
+        return plan
+    m.evidence.append(f"{rel}: " + (f"output: '{output.group(1)}'" if output else "node adapter"))
+    plan = base_plan(p, tc, 4321)
+    plan.variant = "server"
+    plan.build = build_script(p, tc, "astro build")
+    plan.start = f"HOST=127.0.0.1 node ./{out_dir}/server/entry.mjs"
+    if not adapter or adapter.group(1) != "node":
+        name = adapter.group(1) if adapter else "none"
+        plan.warnings.append(f"Astro server output needs the @astrojs/node adapter (found: {name}): npx astro add node")
+    elif re.search(r"\bmode\s*:\s*['\"]middleware['\"]", src):
+        plan.warnings.append("@astrojs/node is in middleware mode: use mode: 'standalone' to get a server")
+    return plan
+
+
+def plan_gatsby(p: Project, m: Match, tc: Toolchain) -> Plan:
+    return static_plan(p, tc, "public", "gatsby build")
+
+
+def plan_docusaurus(p: Project, m: Match, tc: Toolchain) -> Plan:
+    return static_plan(p, tc, "build", "docusaurus build")
+
+
+def plan_eleventy(p: Project, m: Match, tc: Toolchain) -> Plan:
+    out = "_site"
+    for stem in (".eleventy", "eleventy.config"):
+        _, src = config_file(p, stem)
+        found = re.search(r"\boutput\s*:\s*['\"]([^'\"]+)['\"]", src)
+        if found:
+            out = found.group(1).strip("./") or "_site"
+            break
+    return static_plan(p, tc, out, "eleventy")
+
+
+def match_angular(p: Project) -> Match:
+    m = by_dependency("@angular/core")(p)
+    if m.ok and p.exists("angular.json"):
+        m.evidence.append("angular.json")
+    return m
+
+
+def plan_angular(p: Project, m: Match, tc: Toolchain) -> Plan:
+    ng = p.json("angular.json") or {}
+    projects = ng.get("projects") or {}
+    name = ng.get("defaultProject")
+    if name not in projects:
+        name = next((k for k, v in projects.items() if (v or {}).get("projectType") == "application"), None)
+    proj = projects.get(name) or {}
+    build = ((proj.get("architect") or proj.get("targets") or {}).get("build")) or {}
+    builder = str(build.get("builder") or build.get("executor") or "")
+    options = build.get("options") or {}
+    out = options.get("outputPath") or f"dist/{name or 'app'}"
+    application_builder = builder.endswith(":application")
+    if isinstance(out, dict):
+        base, browser = out.get("base") or f"dist/{name}", out.get("browser", "browser")
+    else:
+        base, browser = out, "browser" if application_builder else ""
+    ssr = application_builder and bool(options.get("ssr") or options.get("server"))
+    if ssr:
+        m.evidence.append("angular.json: server-side rendering enabled")
+        plan = base_plan(p, tc, 4000)
+        plan.variant = "ssr"
+        plan.build = build_script(p, tc, "ng build")
+        script = next((s for s in p.scripts if s.startswith("serve:ssr")), None)
+        plan.start = tc.run(script) if script else f"node {base}/server/server.mjs"
+        return plan
+    output_dir = f"{base}/{browser}".rstrip("/") if browser else base
+    plan = static_plan(p, tc, output_dir, "ng build")
+    plan.variant = "static"
+    return plan
+
+
+def plan_vuecli(p: Project, m: Match, tc: Toolchain) -> Plan:
+    _, src = config_file(p, "vue.config")
+    return static_plan(p, tc, string_option(src, "outputDir") or "dist", "vue-cli-service build")
+
+
+def plan_nest(p: Project, m: Match, tc: Toolchain) -> Plan:
+    plan = base_plan(p, tc, 3000)
+    plan.build = build_script(p, tc, "nest build")
+    cli = p.json("nest-cli.json") or {}
+    entry = cli.get("entryFile", "main") if isinstance(cli, dict) else "main"
+    source_root = cli.get("sourceRoot", "src") if isinstance(cli, dict) else "src"
+    if "start:prod" in p.scripts:
+        plan.start = tc.run("start:prod")
+    else:
+        plan.start = f"node dist/{entry}"
+    check_port_usage(p, f"{source_root}/{entry}.ts", plan)
+    return plan
+
+
+def plan_node_server(port: int):
+    def plan(p: Project, m: Match, tc: Toolchain) -> Plan:
+        result = base_plan(p, tc, port)
+        result.build = build_script(p, tc, None)
+        server_start(p, tc, result)
+        if result.start is None:
+            result.warnings.append(
+                'no start script and no server file (server.js, index.js, "main"): add a "start" script'
+            )
+        return result
+
+    return plan
+
+
+VITE_FLAVOURS = [
+    ("@vitejs/plugin-react", "react"),
+    ("@vitejs/plugin-react-swc", "react"),
+    ("@vitejs/plugin-vue", "vue"),
+    ("@sveltejs/vite-plugin-svelte", "svelte"),
+    ("@preact/preset-vite", "preact"),
+    ("vite-plugin-solid", "solid"),
+    ("react", "react"),
+    ("vue", "vue"),
+    ("svelte", "svelte"),
+    ("preact", "preact"),
+    ("solid-js", "solid"),
+    ("lit", "lit"),
+]
+
+
+def match_vite(p: Project) -> Match:
+    m = by_dependency("vite")(p)
+    if m.ok:
+        rel, src = config_file(p, "vite.config")
+        root = string_option(src, "root") or ""
+        index = f"{root.strip('./')}/index.html".lstrip("/")
+        if not p.exists(index):
+            return reject(f"vite is a dependency but there is no {index} (not a single-page app)")
+        m.evidence.append(index)
+    return m
+
+
+def plan_vite(p: Project, m: Match, tc: Toolchain) -> Plan:
+    _, src = config_file(p, "vite.config")
+    out = string_option(src, "outDir") or "dist"
+    plan = static_plan(p, tc, out, "vite build")
+    plan.variant = next((flavour for dep, flavour in VITE_FLAVOURS if dep in p.node_deps), "vanilla")
+    return plan
+
+
+def match_plain_node(p: Project) -> Match:
+    if p.package_json is None:
+        return Match()
+    if "start" in p.scripts or any(s in p.scripts for s in PROD_SCRIPTS):
+        return Match(["package.json has a start script"])
+    entry = node_entry(p)
+    if entry:
+        return Match([f"package.json and entry file {entry}"])
+    return reject("package.json has no start script and no server file")
+
+
+def _dep(name: str, *others: str):
+    return by_dependency(name, *others)
+
+
+FRAMEWORKS = {
+    "nextjs": Framework("nextjs", "Next.js", "javascript", "node", match_next, plan_next),
+    "nuxt": Framework("nuxt", "Nuxt", "javascript", "node", _dep("nuxt", "nuxt3"), plan_nuxt),
+    "sveltekit": Framework("sveltekit", "SvelteKit", "javascript", "node", _dep("@sveltejs/kit"), plan_sveltekit),
+    "remix": Framework(
+        "remix",
+        "Remix",
+        "javascript",
+        "node",
+        _dep("@remix-run/dev", "@remix-run/node", "@remix-run/serve"),
+        plan_remix,
+    ),
+    "react-router": Framework(
+        "react-router", "React Router 7", "javascript", "node", _dep("@react-router/dev"), plan_react_router
+    ),
+    "astro": Framework("astro", "Astro", "javascript", "node", _dep("astro"), plan_astro),
+    "gatsby": Framework("gatsby", "Gatsby", "javascript", "node", _dep("gatsby"), plan_gatsby),
+    "docusaurus": Framework(
+        "docusaurus", "Docusaurus", "javascript", "node", _dep("@docusaurus/core"), plan_docusaurus
+    ),
+    "eleventy": Framework("eleventy", "Eleventy", "javascript", "node", _dep("@11ty/eleventy"), plan_eleventy),
+    "angular": Framework("angular", "Angular", "typescript", "node", match_angular, plan_angular),
+    "vuecli": Framework("vuecli", "Vue CLI", "javascript", "node", _dep("@vue/cli-service"), plan_vuecli),
+    "nestjs": Framework("nestjs", "NestJS", "typescript", "node", _dep("@nestjs/core"), plan_nest),
+    "fastify": Framework("fastify", "Fastify", "javascript", "node", _dep("fastify"), plan_node_server(3000)),
+    "hono": Framework("hono", "Hono", "javascript", "node", _dep("hono"), plan_node_server(3000)),
+    "koa": Framework("koa", "Koa", "javascript", "node", _dep("koa"), plan_node_server(3000)),
+    "express": Framework("express", "Express", "javascript", "node", _dep("express"), plan_node_server(3000)),
+    "vite": Framework("vite", "Vite SPA", "javascript", "node", match_vite, plan_vite),
+    "node": Framework("node", "Node.js", "javascript", "node", match_plain_node, plan_node_server(3000)),
+}

@@ -1,0 +1,592 @@
+"""Ruby, PHP, Go, Rust, Java, .NET and Elixir frameworks, static site generators, plain static
+HTML and the Dockerfile fallback. Each is matched on its manifest's dependency declarations
+(Gemfile gems, composer require, go.mod require, Cargo [dependencies], pom/gradle declarations,
+csproj Sdk, mix.exs deps), never on a word found anywhere in a file."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+from lightfold.detect import envvars
+from lightfold.detect.model import Framework, Match, Plan, reject
+from lightfold.detect.pm import Toolchain, node_toolchain
+from lightfold.detect.project import Project, strip_hash_comments, strip_js_comments, xml_root
+
+PHP_SERVER_WARNING = (
+    "PHP's built-in server (one worker per process) runs this app; for heavy traffic use "
+    "Laravel Octane/FrankenPHP or set deploy.start_command"
+)
+
+
+def _env_example(p: Project) -> list[str]:
+    for rel in (".env.example", ".env.sample", ".env.template", ".env.dist", "example.env"):
+        text = p.text(rel)
+        if text:
+            return re.findall(r"^\s*(?:export\s+)?([A-Z][A-Z0-9_]*)\s*=", text, re.M)
+    return []
+
+
+def _node_assets(p: Project, plan: Plan) -> tuple[str, str] | None:
+    """(install, build) for a backend's JS asset pipeline, when package.json has a build script."""
+    if p.package_json is None or "build" not in p.scripts:
+        return None
+    tc = node_toolchain(p)
+    plan.extra_runtimes.append("node")
+    return tc.node_install(), tc.run("build")
+
+
+# -- Ruby --------------------------------------------------------------------------------------------
+
+
+def _gem(p: Project, name: str) -> str | None:
+    if name in p.gemfile:
+        return f'Gemfile gem "{name}"'
+    if name in p.gemfile_lock:
+        return f"Gemfile.lock {name} ({p.gemfile_lock[name]})"
+    return None
+
+
+def match_rails(p: Project) -> Match:
+    gem = _gem(p, "rails") or _gem(p, "railties")
+    app = p.exists("config/application.rb")
+    if gem and (app or p.exists("bin/rails")):
+        return Match([gem] + (["config/application.rb"] if app else ["bin/rails"]))
+    if gem:
+        return reject("rails is in the Gemfile but there is no config/application.rb or bin/rails")
+    return Match()
+
+
+def _bundle_install(p: Project) -> str:
+    steps = ["bundle config set --local without 'development test'"]
+    if p.exists("Gemfile.lock"):
+        steps.insert(0, "bundle config set --local deployment true")
+    return " && ".join(steps + ["bundle install"])
+
+
+def plan_rails(p: Project, m: Match, tc: Toolchain) -> Plan:
+    plan = Plan(port=3000, install=_bundle_install(p))
+    rails = "bin/rails" if p.exists("bin/rails") else "bundle exec rails"
+    assets = _node_assets(p, plan)
+    if assets:
+        plan.install += f" && {assets[0]}"
+        m.evidence.append("package.json build script (JS/CSS bundling)")
+    has_pipeline = any(_gem(p, g) for g in ("sprockets", "sprockets-rails", "propshaft", "importmap-rails"))
+    if has_pipeline or p.is_dir("app/assets") or assets:
+        plan.build = f"RAILS_ENV=production SECRET_KEY_BASE_DUMMY=1 {rails} assets:precompile"
+    plan.start = f"RAILS_ENV=production {rails} server -b 127.0.0.1 -p $PORT"
+    if p.exists("db/schema.rb") or p.is_dir("db/migrate"):
+        plan.release = f"RAILS_ENV=production {rails} db:migrate"
+    plan.env_required = ["SECRET_KEY_BASE"]
+    if p.exists("config/credentials.yml.enc") or p.exists("config/credentials/production.yml.enc"):
+        plan.env_required.append("RAILS_MASTER_KEY")
+    db = strip_hash_comments(p.text("config/database.yml") or "")
+    if "DATABASE_URL" in db or re.search(r"adapter:\s*(postgresql|postgis|mysql2|trilogy)", db):
+        plan.env_required.append("DATABASE_URL")
+    req, _ = envvars.scan(p, ["config/application.rb", "config/environments/production.rb"])
+    plan.env_required = sorted(set(plan.env_required) | set(req))
+    routes = strip_hash_comments(p.text("config/routes.rb") or "")
+    if re.search(r"""get\s+['"]/?up['"]""", routes):
+        plan.health_path = "/up"
+    return plan
+
+
+def match_jekyll(p: Project) -> Match:
+    gem = _gem(p, "jekyll") or _gem(p, "github-pages")
+    if gem and p.exists("_config.yml"):
+        return Match([gem, "_config.yml"])
+    if gem:
+        return reject("jekyll is in the Gemfile but there is no _config.yml")
+    return Match()
+
+
+def plan_jekyll(p: Project, m: Match, tc: Toolchain) -> Plan:
+    config = strip_hash_comments(p.text("_config.yml") or "")
+    dest = re.search(r"^destination:\s*['\"]?([^'\"\s]+)", config, re.M)
+    return Plan(
+        install=_bundle_install(p),
+        build="JEKYLL_ENV=production bundle exec jekyll build",
+        static=True,
+        output_dir=dest.group(1).strip("./") if dest else "_site",
+    )
+
+
+# -- PHP ---------------------------------------------------------------------------------------------
+
+
+def _composer_install(prefix: str = "") -> str:
+    return f"{prefix}composer install --no-dev --optimize-autoloader --no-interaction --no-progress"
+
+
+def match_laravel(p: Project) -> Match:
+    if "laravel/framework" in p.composer_deps:
+        if p.exists("artisan"):
+            return Match(
+                [f'composer.json require "laravel/framework" {p.composer_deps["laravel/framework"]}', "artisan"]
+            )
+        return reject("laravel/framework is required but there is no artisan file (a package, not an app)")
+    return Match()
+
+
+def plan_laravel(p: Project, m: Match, tc: Toolchain) -> Plan:
+    plan = Plan(port=8000, install=_composer_install())
+    assets = _node_assets(p, plan)
+    if assets:
+        plan.install += f" && {assets[0]}"
+        plan.build = assets[1]
+    if "laravel/octane" in p.composer_deps:
+        plan.start = "php artisan octane:start --host=127.0.0.1 --port=$PORT"
+        plan.variant = "octane"
+    else:
+        plan.start = "PHP_CLI_SERVER_WORKERS=4 php artisan serve --host=127.0.0.1 --port=$PORT"
+        plan.warnings.append(PHP_SERVER_WARNING)
+    plan.release = "php artisan migrate --force"
+    plan.env_required = ["APP_KEY"]
+    boot = p.text("bootstrap/app.php") or ""
+    health = re.search(r"health:\s*['\"](/[^'\"]*)['\"]", boot)
+    if health:
+        plan.health_path = health.group(1)
+    return plan
+
+
+def match_symfony(p: Project) -> Match:
+    if "symfony/framework-bundle" in p.composer_deps:
+        ev = [f'composer.json require "symfony/framework-bundle" {p.composer_deps["symfony/framework-bundle"]}']
+        if p.exists("bin/console") or p.exists("public/index.php"):
+            return Match(ev + ["bin/console" if p.exists("bin/console") else "public/index.php"])
+        return reject("symfony/framework-bundle is required but there is no bin/console or public/index.php")
+    return Match()
+
+
+def plan_symfony(p: Project, m: Match, tc: Toolchain) -> Plan:
+    plan = Plan(port=8000, install=_composer_install("APP_ENV=prod "))
+    assets = _node_assets(p, plan)
+    if assets:
+        plan.install += f" && {assets[0]}"
+        plan.build = assets[1]
+    plan.start = "APP_ENV=prod php -S 127.0.0.1:$PORT -t public"
+    plan.warnings.append(PHP_SERVER_WARNING)
+    required = {"APP_SECRET"}
+    for rel in p.glob(r"config/(?:packages/)?[\w.-]+\.ya?ml") + [".env"]:
+        for name in re.findall(r"%env\((?:[\w-]+:)*([A-Z][A-Z0-9_]*)\)%", p.text(rel) or ""):
+            if name == "DATABASE_URL" or rel.startswith("config/"):
+                required.add(name)
+    plan.env_required = sorted(required - {"APP_ENV"})
+    if p.exists("migrations") or "doctrine/doctrine-migrations-bundle" in p.composer_deps:
+        plan.release = "APP_ENV=prod php bin/console doctrine:migrations:migrate --no-interaction"
+    return plan
+
+
+# -- Go ----------------------------------------------------------------------------------------------
+
+GO_FRAMEWORKS = {
+    "gin": ("github.com/gin-gonic/gin", 8080),
+    "echo": ("github.com/labstack/echo", 1323),
+    "fiber": ("github.com/gofiber/fiber", 3000),
+    "chi": ("github.com/go-chi/chi", 8080),
+}
+
+
+def _go_module(p: Project, prefix: str) -> str | None:
+    mod = p.go_mod
+    if mod is None:
+        return None
+    return next((r for r in mod.requires if r == prefix or r.startswith(prefix + "/")), None)
+
+
+def match_go_framework(fid: str):
+    prefix, _ = GO_FRAMEWORKS[fid]
+
+    def match(p: Project) -> Match:
+        req = _go_module(p, prefix)
+        if req:
+            return Match([f"go.mod require {req} {p.go_mod.requires[req]}"])
+        return Match()
+
+    return match
+
+
+def _go_main_dirs(p: Project) -> list[str]:
+    dirs: list[str] = []
+    for f in p.files:
+        if f.endswith(".go") and not f.endswith("_test.go"):
+            d = f.rpartition("/")[0] or "."
+            if d not in dirs and re.search(r"^package main\b", p.text(f) or "", re.M):
+                dirs.append(d)
+    return dirs
+
+
+def match_go(p: Project) -> Match:
+    if p.go_mod is None:
+        return Match()
+    mains = _go_main_dirs(p)
+    if not mains:
+        return reject("go.mod but no `package main` (a library, not a program)")
+    return Match([f"go.mod module {p.go_mod.module}", f"package main in {mains[0]}"])
+
+
+def go_plan(fid: str | None):
+    def plan(p: Project, m: Match, tc: Toolchain) -> Plan:
+        result = Plan(port=GO_FRAMEWORKS[fid][1] if fid else 8080, install="go mod download")
+        mains = _go_main_dirs(p)
+        name = re.sub(r"[^\w.-]", "", (p.go_mod.module if p.go_mod else "app").rstrip("/").rsplit("/", 1)[-1])
+        name = name or "app"
+        if not mains:
+            result.warnings.append("no `package main` found: set deploy.build_command and deploy.start_command")
+            return result
+        preferred = [".", f"cmd/{name}", "cmd/server", "cmd/api", "cmd/web", "cmd/app"]
+        main = next((d for d in preferred if d in mains), mains[0])
+        if len(mains) > 1:
+            result.warnings.append(f"several main packages ({', '.join(mains)}): building {main}")
+        target = "." if main == "." else f"./{main}"
+        result.build = f"go build -o bin/{name} {target}"
+        result.start = f"./bin/{name}"
+        m.evidence.append(f"main package {main}")
+        sources = [f for f in p.files if f.endswith(".go") and not f.endswith("_test.go")]
+        _check_port(p, sources, result, go=True, gin=fid == "gin")
+        result.env_required, _ = envvars.scan(p, sources)
+        return result
+
+    return plan
+
+
+def _check_port(p: Project, sources: list[str], plan: Plan, *, go: bool = False, gin: bool = False) -> None:
+    """Warn when compiled servers bind a literal port and nothing reads PORT."""
+    text = "\n".join(p.text(f) or "" for f in sources)
+    if re.search(r"[\"']PORT[\"']", text):
+        return
+    if gin and re.search(r"\.Run\(\s*\)", text):
+        return  # gin's Run() without an address listens on $PORT
+    literal = (
+        re.search(r"\"(?:[\w.]*|\[::\])?:(\d{2,5})\"", text)
+        if go
+        else re.search(
+            r"\"(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\])?:(\d{2,5})\"|\(\s*\"(?:0\.0\.0\.0|127\.0\.0\.1)\"\s*,\s*(\d{2,5})\s*\)",
+            text,
+        )
+    )
+    if literal:
+        port = next(g for g in literal.groups() if g)
+        plan.port = int(port)
+        plan.warnings.append(
+            f"the server binds the hard-coded port {port} and never reads PORT: read the PORT environment "
+            "variable (otherwise the health check of the new release fails)"
+        )
+
+
+# -- Rust --------------------------------------------------------------------------------------------
+
+RUST_FRAMEWORKS = {"axum": 3000, "actix-web": 8080}
+
+
+def _cargo_crates(p: Project) -> list[tuple[str, dict]]:
+    """(directory, Cargo.toml) of the crate at the root, or of each workspace member."""
+    cargo = p.cargo
+    if cargo is None:
+        return []
+    crates = [("", cargo)] if "package" in cargo else []
+    members = ((cargo.get("workspace") or {}).get("members")) or []
+    dirs = {f.rpartition("/")[0] for f in p.files if f.endswith("/Cargo.toml")}
+    for d in sorted(dirs):
+        if any(fnmatch.fnmatch(d, str(g).rstrip("/")) for g in members):
+            data = p.toml(f"{d}/Cargo.toml")
+            if data and "package" in data:
+                crates.append((d, data))
+    return crates
+
+
+def _crate_deps(cargo: dict) -> dict:
+    deps = dict(cargo.get("dependencies") or {})
+    for target in (cargo.get("target") or {}).values():
+        if isinstance(target, dict):
+            deps.update(target.get("dependencies") or {})
+    return deps
+
+
+def match_rust_framework(crate: str):
+    def match(p: Project) -> Match:
+        for d, cargo in _cargo_crates(p):
+            if crate in _crate_deps(cargo):
+                where = f"{d}/Cargo.toml" if d else "Cargo.toml"
+                return Match([f"{where} [dependencies] {crate}"], {"crate_dir": d, "cargo": cargo})
+        return Match()
+
+    return match
+
+
+def _in_crate(d: str, rel: str) -> str:
+    return f"{d}/{rel}" if d else rel
+
+
+def match_rust(p: Project) -> Match:
+    for d, cargo in _cargo_crates(p):
+        if p.exists(_in_crate(d, "src/main.rs")) or cargo.get("bin"):
+            return Match([f"{_in_crate(d, 'Cargo.toml')} with a binary"], {"crate_dir": d, "cargo": cargo})
+    if p.cargo is not None:
+        return reject("Cargo.toml but no binary crate (src/main.rs or [[bin]])")
+    return Match()
+
+
+def rust_plan(port: int):
+    def plan(p: Project, m: Match, tc: Toolchain) -> Plan:
+        cargo, d = m.data["cargo"], m.data["crate_dir"]
+        bins = cargo.get("bin") or []
+        name = (bins[0].get("name") if bins and isinstance(bins[0], dict) else None) or cargo["package"]["name"]
+        locked = " --locked" if p.exists("Cargo.lock") else ""
+        pkg = f" -p {cargo['package']['name']}" if d else ""
+        result = Plan(port=port, install=f"cargo fetch{locked}")
+        result.build = f"cargo build --release{locked}{pkg}"
+        result.start = f"./target/release/{name}"
+        sources = [f for f in p.files if f.endswith(".rs") and f.startswith(_in_crate(d, "src/"))]
+        _check_port(p, sources, result)
+        result.env_required, _ = envvars.scan(p, sources)
+        return result
+
+    return plan
+
+
+# -- Java --------------------------------------------------------------------------------------------
+
+
+def _gradle_file(p: Project) -> str | None:
+    return p.first("build.gradle.kts", "build.gradle")
+
+
+def match_spring(p: Project) -> Match:
+    pom = p.text("pom.xml")
+    if pom:
+        root = xml_root(pom)
+        if root is not None:
+            parent = root.find("parent")
+            if parent is not None and (parent.findtext("groupId") or "").strip() == "org.springframework.boot":
+                return Match(["pom.xml parent org.springframework.boot:" + (parent.findtext("artifactId") or "")])
+            for dep in root.iter("dependency"):
+                if (dep.findtext("groupId") or "").strip() == "org.springframework.boot":
+                    return Match([f"pom.xml dependency org.springframework.boot:{dep.findtext('artifactId')}"])
+            for plugin in root.iter("plugin"):
+                if (plugin.findtext("artifactId") or "").strip() == "spring-boot-maven-plugin":
+                    return Match(["pom.xml plugin spring-boot-maven-plugin"])
+    gradle = _gradle_file(p)
+    if gradle:
+        src = strip_js_comments(p.text(gradle) or "")
+        if re.search(r"""\bid\s*\(?\s*["']org\.springframework\.boot["']""", src) or re.search(
+            r"""^\s*apply\s+plugin:\s*["']org\.springframework\.boot["']""", src, re.M
+        ):
+            return Match([f"{gradle} plugin org.springframework.boot"])
+        if re.search(r"""^\s*\w+\s*\(?\s*["']org\.springframework\.boot:spring-boot-starter""", src, re.M):
+            return Match([f"{gradle} dependency org.springframework.boot:spring-boot-starter"])
+    return Match()
+
+
+def plan_spring(p: Project, m: Match, tc: Toolchain) -> Plan:
+    plan = Plan(port=8080)
+    args = "--server.port=$PORT --server.address=127.0.0.1"
+    pom = p.text("pom.xml")
+    if pom is not None:
+        plan.package_manager = "maven"
+        mvn = "./mvnw" if p.exists("mvnw") else "mvn"
+        if mvn == "mvn":
+            plan.extra_runtimes.append("maven")
+        plan.build = f"{mvn} -B -DskipTests package"
+        root = xml_root(pom)
+        jar = "target/*.jar"
+        if root is not None:
+            final = root.findtext("build/finalName")
+            art, ver = root.findtext("artifactId"), root.findtext("version")
+            if final and "$" not in final:
+                jar = f"target/{final}.jar"
+            elif art and ver and "$" not in art + ver:
+                jar = f"target/{art}-{ver}.jar"
+        plan.start = f"java -jar {jar} {args}"
+    else:
+        plan.package_manager = "gradle"
+        gradle = "./gradlew" if p.exists("gradlew") else "gradle"
+        if gradle == "gradle":
+            plan.extra_runtimes.append("gradle")
+        plan.build = f"{gradle} bootJar -x test"
+        plan.start = f"java -jar build/libs/*.jar {args}"
+    deps_text = (pom or "") + (p.text(_gradle_file(p) or "") or "")
+    if "spring-boot-starter-actuator" in deps_text:
+        plan.health_path = "/actuator/health"
+    required: set[str] = set()
+    for rel in p.glob(r"src/main/resources/application[\w-]*\.(?:properties|ya?ml)"):
+        required |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", p.text(rel) or ""))
+    plan.env_required = sorted(required - {"PORT"})
+    return plan
+
+
+# -- .NET --------------------------------------------------------------------------------------------
+
+
+def _web_projects(p: Project) -> list[tuple[str, object]]:
+    found = []
+    for f in p.files:
+        if f.endswith(".csproj") and f.count("/") <= 2:
+            root = xml_root(p.text(f) or "")
+            if root is not None and (root.get("Sdk") or "").strip() == "Microsoft.NET.Sdk.Web":
+                found.append((f, root))
+    return found
+
+
+def match_aspnet(p: Project) -> Match:
+    projects = _web_projects(p)
+    if projects:
+        return Match([f'{projects[0][0]} Sdk="Microsoft.NET.Sdk.Web"'], {"projects": projects})
+    return Match()
+
+
+def plan_aspnet(p: Project, m: Match, tc: Toolchain) -> Plan:
+    projects = m.data["projects"]
+    csproj, root = projects[0]
+    plan = Plan(port=5000, package_manager="dotnet")
+    if len(projects) > 1:
+        plan.warnings.append(f"several web projects ({', '.join(f for f, _ in projects)}): using {csproj}")
+    assembly = root.findtext(".//AssemblyName") or csproj.rsplit("/", 1)[-1].removesuffix(".csproj")
+    tfm = root.findtext(".//TargetFramework") or (root.findtext(".//TargetFrameworks") or "").split(";")[0]
+    version = re.match(r"net(?:coreapp)?(\d+\.\d+)", tfm or "")
+    if version:
+        plan.runtime_version = (version.group(1), f"{csproj} TargetFramework {tfm}")
+    plan.install = f"dotnet restore {csproj}"
+    plan.build = f"dotnet publish {csproj} -c Release -o out --no-restore"
+    plan.start = f"ASPNETCORE_URLS=http://127.0.0.1:$PORT dotnet out/{assembly}.dll"
+    program = p.text(f"{csproj.rpartition('/')[0]}/Program.cs".lstrip("/")) or ""
+    health = re.search(r"MapHealthChecks\(\s*\"(/[^\"]*)\"", program)
+    if health:
+        plan.health_path = health.group(1)
+    return plan
+
+
+# -- Elixir ------------------------------------------------------------------------------------------
+
+
+def match_phoenix(p: Project) -> Match:
+    if "phoenix" in p.mix_deps:
+        return Match([f'mix.exs dep :phoenix "{p.mix_deps["phoenix"]}"'])
+    return Match()
+
+
+def plan_phoenix(p: Project, m: Match, tc: Toolchain) -> Plan:
+    mix = strip_hash_comments(p.text("mix.exs") or "")
+    plan = Plan(port=4000)
+    plan.install = "mix local.hex --force && mix local.rebar --force && MIX_ENV=prod mix deps.get --only prod"
+    steps = ["MIX_ENV=prod mix compile"]
+    if '"assets.deploy"' in mix:
+        steps.append("MIX_ENV=prod mix assets.deploy")
+    elif p.is_dir("assets") or p.is_dir("priv/static"):
+        steps.append("MIX_ENV=prod mix phx.digest")
+    plan.build = " && ".join(steps)
+    plan.start = "MIX_ENV=prod PHX_SERVER=true mix phx.server"
+    if "ecto_sql" in p.mix_deps:
+        plan.release = "MIX_ENV=prod mix ecto.migrate"
+    required = {"SECRET_KEY_BASE"}
+    req, _ = envvars.scan(p, ["config/runtime.exs", "config/prod.exs"])
+    required |= set(req)
+    if "ecto_sql" in p.mix_deps and "DATABASE_URL" in (p.text("config/runtime.exs") or ""):
+        required.add("DATABASE_URL")
+    plan.env_required = sorted(required)
+    return plan
+
+
+# -- static sites ------------------------------------------------------------------------------------
+
+HUGO_CONFIGS = (
+    "hugo.toml",
+    "hugo.yaml",
+    "hugo.yml",
+    "hugo.json",
+    "config.toml",
+    "config.yaml",
+    "config.yml",
+    "config/_default/hugo.toml",
+    "config/_default/config.toml",
+    "config/_default/hugo.yaml",
+)
+
+
+def match_hugo(p: Project) -> Match:
+    config = p.first(*HUGO_CONFIGS)
+    if config is None:
+        return Match()
+    dirs = [d for d in ("content", "layouts", "themes", "archetypes") if p.is_dir(d)]
+    if config.startswith("hugo.") or (dirs and ("baseurl" in (p.text(config) or "").lower() or "themes" in dirs)):
+        return Match([config] + [f"{d}/" for d in dirs])
+    if dirs:
+        return reject(f"{config} and {dirs[0]}/ but no baseURL/theme: not clearly a Hugo site")
+    return Match()
+
+
+def plan_hugo(p: Project, m: Match, tc: Toolchain) -> Plan:
+    config = p.first(*HUGO_CONFIGS) or ""
+    text = p.text(config) or ""
+    pub = re.search(r"""^\s*publish[Dd]ir\s*[:=]\s*['"]?([^'"\s]+)""", text, re.M)
+    plan = Plan(
+        static=True, output_dir=pub.group(1) if pub else "public", build="hugo --gc --minify", extra_runtimes=["hugo"]
+    )
+    if p.package_json is not None and p.node_deps:
+        ntc = node_toolchain(p)
+        plan.install = ntc.node_install()
+        plan.extra_runtimes.append("node")
+    netlify = p.text("netlify.toml") or ""
+    version = re.search(r"HUGO_VERSION\s*=\s*['\"]([\d.]+)['\"]", netlify)
+    if version:
+        plan.runtime_version = (version.group(1), "netlify.toml HUGO_VERSION")
+    return plan
+
+
+STATIC_DIRS = ("", "public", "www", "site", "html")
+
+
+def match_static(p: Project) -> Match:
+    for d in STATIC_DIRS:
+        rel = f"{d}/index.html" if d else "index.html"
+        if p.exists(rel):
+            return Match([rel], {"dir": d or "."})
+    return Match()
+
+
+def plan_static(p: Project, m: Match, tc: Toolchain) -> Plan:
+    return Plan(static=True, output_dir=m.data["dir"])
+
+
+DOCKERFILES = ("Dockerfile", "dockerfile", "Containerfile")
+
+
+def dockerfile_name(p: Project) -> str | None:
+    return p.first(*DOCKERFILES)
+
+
+def dockerfile_port(p: Project) -> int | None:
+    name = dockerfile_name(p)
+    m = re.search(r"^\s*EXPOSE\s+(\d+)", p.text(name) or "" if name else "", re.M | re.I)
+    return int(m.group(1)) if m else None
+
+
+def match_dockerfile(p: Project) -> Match:
+    name = dockerfile_name(p)
+    return Match([name]) if name else Match()
+
+
+def plan_dockerfile(p: Project, m: Match, tc: Toolchain) -> Plan:
+    return Plan(port=dockerfile_port(p))
+
+
+FRAMEWORKS = {
+    "rails": Framework("rails", "Ruby on Rails", "ruby", "ruby", match_rails, plan_rails),
+    "laravel": Framework("laravel", "Laravel", "php", "php", match_laravel, plan_laravel),
+    "symfony": Framework("symfony", "Symfony", "php", "php", match_symfony, plan_symfony),
+    "phoenix": Framework("phoenix", "Phoenix", "elixir", "elixir", match_phoenix, plan_phoenix),
+    "springboot": Framework("springboot", "Spring Boot", "java", "java", match_spring, plan_spring),
+    "aspnetcore": Framework("aspnetcore", "ASP.NET Core", "csharp", "dotnet", match_aspnet, plan_aspnet),
+    "gin": Framework("gin", "Gin", "go", "go", match_go_framework("gin"), go_plan("gin")),
+    "echo": Framework("echo", "Echo", "go", "go", match_go_framework("echo"), go_plan("echo")),
+    "fiber": Framework("fiber", "Fiber", "go", "go", match_go_framework("fiber"), go_plan("fiber")),
+    "chi": Framework("chi", "chi", "go", "go", match_go_framework("chi"), go_plan("chi")),
+    "axum": Framework("axum", "Axum", "rust", "rust", match_rust_framework("axum"), rust_plan(3000)),
+    "actix": Framework("actix", "Actix Web", "rust", "rust", match_rust_framework("actix-web"), rust_plan(8080)),
+    "jekyll": Framework("jekyll", "Jekyll", "ruby", "ruby", match_jekyll, plan_jekyll),
+    "hugo": Framework("hugo", "Hugo", "go", "static", match_hugo, plan_hugo),
+    "go": Framework("go", "Go (net/http)", "go", "go", match_go, go_plan(None)),
+    "rust": Framework("rust", "Rust", "rust", "rust", match_rust, rust_plan(8080)),
+    "static": Framework("static", "Static HTML", "html", "static", match_static, plan_static),
+    "dockerfile": Framework("dockerfile", "Dockerfile", "docker", "docker", match_dockerfile, plan_dockerfile),
+}

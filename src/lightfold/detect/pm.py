@@ -1,0 +1,331 @@
+"""Package managers: which one a project uses, and the commands to install, run scripts and
+execute binaries with it.
+
+Node (first rule that applies wins):
+  1. the `packageManager` field (corepack) of the app's or the workspace root's package.json;
+  2. a lockfile in the app directory, else in the workspace root found by walking up (a directory
+     with pnpm-workspace.yaml or a package.json `workspaces` field, never above the git root):
+     bun.lock/bun.lockb > pnpm-lock.yaml > yarn.lock > package-lock.json/npm-shrinkwrap.json
+     (several lockfiles side by side also produce a warning);
+  3. no lockfile: .yarnrc.yml -> yarn berry, pnpm-workspace.yaml -> pnpm, else npm.
+  yarn.lock is yarn berry when .yarnrc.yml exists or the lockfile has a `__metadata:` header.
+Python: uv.lock > poetry.lock > pdm.lock > Pipfile(.lock) > requirements.txt > pyproject tables
+  ([tool.poetry] / [tool.pdm] / [tool.uv] / plain [project] -> pip). When uv.lock and poetry.lock
+  are both present, poetry wins only if pyproject keeps its dependencies in [tool.poetry]; a uv
+  workspace root above the app (with uv.lock) is found like a Node workspace.
+Installs are frozen whenever a lockfile exists (`npm ci`, `--frozen-lockfile`, `--immutable`,
+`uv sync --frozen`, `bundle` deployment mode, ...).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lightfold.detect.project import Project
+
+NODE_LOCKFILES = [
+    ("bun.lock", "bun"),
+    ("bun.lockb", "bun"),
+    ("pnpm-lock.yaml", "pnpm"),
+    ("yarn.lock", "yarn"),
+    ("package-lock.json", "npm"),
+    ("npm-shrinkwrap.json", "npm"),
+]
+MAX_WALK_UP = 8
+
+
+@dataclass
+class Toolchain:
+    """A package manager bound to a project: how to install, run a script, run a binary."""
+
+    manager: str | None
+    lockfile: str | None = None  # relative to the app root (may start with ../)
+    workspace_root: Path | None = None  # set when the lockfile lives above the app
+    app_subdir: str | None = None
+    version: str | None = None  # from packageManager, e.g. "9.1.0"
+    evidence: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def frozen(self) -> bool:
+        return self.lockfile is not None
+
+    # -- node ---------------------------------------------------------------------------------
+
+    def node_install(self) -> str:
+        m = self.manager
+        if m == "pnpm":
+            cmd = "pnpm install --frozen-lockfile" if self.frozen else "pnpm install"
+        elif m == "yarn":
+            cmd = "yarn install --frozen-lockfile" if self.frozen else "yarn install"
+        elif m == "yarn-berry":
+            cmd = "yarn install --immutable" if self.frozen else "yarn install"
+        elif m == "bun":
+            cmd = "bun install --frozen-lockfile" if self.frozen else "bun install"
+        else:
+            cmd = "npm ci" if self.frozen else "npm install"
+        return self.at_root(cmd)
+
+    def run(self, script: str) -> str:
+        """Run a package.json script."""
+        m = self.manager
+        if m in ("yarn", "yarn-berry"):
+            return f"yarn run {script}"
+        if m in ("pnpm", "bun"):
+            return f"{m} run {script}"
+        return f"npm run {script}"
+
+    def exec(self, command: str) -> str:
+        """Run a binary installed by the package manager (node_modules/.bin, hoisted or PnP)."""
+        m = self.manager
+        prefix = {"pnpm": "pnpm exec", "yarn": "yarn", "yarn-berry": "yarn", "bun": "bunx"}.get(m, "npx")
+        return f"{prefix} {command}"
+
+    # -- python -------------------------------------------------------------------------------
+
+    def py(self, command: str) -> str:
+        """Run a console script or `python` inside the project's environment."""
+        m = self.manager
+        if m == "uv":
+            return f"uv run --no-sync {command}"
+        if m in ("poetry", "pdm", "pipenv"):
+            return f"{m} run {command}"
+        return f".venv/bin/{command}"
+
+    def at_root(self, cmd: str) -> str:
+        """Prefix a command that must run at the workspace root (monorepos)."""
+        if self.workspace_root is None or not self.app_subdir:
+            return cmd
+        up = "/".join([".."] * (self.app_subdir.count("/") + 1))
+        return f"cd {up} && {cmd}"
+
+
+# -- node ----------------------------------------------------------------------------------------
+
+
+def _git_root(start: Path) -> Path | None:
+    for d in [start, *start.parents]:
+        if (d / ".git").exists():
+            return d
+    return None
+
+
+def _node_workspace_globs(d: Path) -> list[str] | None:
+    """The workspace package globs declared in `d`, or None when `d` is not a workspace root."""
+    globs: list[str] = []
+    found = False
+    pnpm_ws = d / "pnpm-workspace.yaml"
+    if pnpm_ws.is_file():
+        found = True
+        text = pnpm_ws.read_text(errors="replace")
+        block = re.search(r"^packages\s*:\s*\n((?:[ \t]*(?:-.*|#.*)?\n?)*)", text, re.M)
+        if block:
+            globs += [g.strip().strip("'\"") for g in re.findall(r"^\s*-\s*(.+?)\s*$", block.group(1), re.M)]
+    pkg = Project(d).package_json
+    if pkg is not None:
+        ws = pkg.get("workspaces")
+        if isinstance(ws, dict):
+            ws = ws.get("packages")
+        if isinstance(ws, list):
+            found = True
+            globs += [str(g) for g in ws]
+    return globs if found else None
+
+
+def _in_globs(rel: str, globs: list[str]) -> bool:
+    rel = rel.strip("/")
+    included = False
+    for g in globs:
+        neg = g.startswith("!")
+        pat = g.lstrip("!").rstrip("/").removeprefix("./")
+        if (
+            fnmatch.fnmatch(rel, pat)
+            or fnmatch.fnmatch(rel, pat.replace("/**", "/*"))
+            or (pat.endswith("/**") and rel.startswith(pat[:-3] + "/"))
+        ):
+            included = not neg
+    return included
+
+
+def _workspace_root(app: Path, is_root) -> tuple[Path, list[str]] | None:
+    """Walk up from `app` (not including it) to the git root; the first dir `is_root` accepts."""
+    stop = _git_root(app)
+    d = app
+    for _ in range(MAX_WALK_UP):
+        if d == stop or d.parent == d:
+            return None
+        d = d.parent
+        globs = is_root(d)
+        if globs is not None:
+            return d, globs
+    return None
+
+
+def _parse_package_manager_field(value: object) -> tuple[str, str | None] | None:
+    if not isinstance(value, str) or "@" not in value:
+        return None
+    name, _, version = value.partition("@")
+    version = version.split("+", 1)[0]
+    if name == "yarn":
+        major = version.split(".", 1)[0]
+        name = "yarn" if major in ("0", "1") else "yarn-berry"
+    if name not in ("npm", "pnpm", "yarn", "yarn-berry", "bun"):
+        return None
+    return name, version or None
+
+
+def _lockfiles(d: Path) -> list[tuple[str, str]]:
+    return [(f, m) for f, m in NODE_LOCKFILES if (d / f).is_file()]
+
+
+def _yarn_flavour(d: Path) -> str:
+    if (d / ".yarnrc.yml").is_file():
+        return "yarn-berry"
+    lock = d / "yarn.lock"
+    if lock.is_file():
+        with lock.open(errors="replace") as fh:
+            head = fh.read(2048)
+        if "__metadata:" in head:
+            return "yarn-berry"
+    return "yarn"
+
+
+def node_toolchain(project: Project) -> Toolchain:
+    app = project.root
+    tc = Toolchain(manager=None)
+    lock_dir: Path | None = app if _lockfiles(app) else None
+    ws = None
+    if lock_dir is None:
+        ws = _workspace_root(app, _node_workspace_globs)
+        if ws is not None:
+            root, globs = ws
+            rel = app.relative_to(root).as_posix()
+            tc.workspace_root, tc.app_subdir = root, rel
+            tc.evidence.append(f"workspace root {root} (app is {rel})")
+            if globs and not _in_globs(rel, globs):
+                tc.warnings.append(
+                    f"{rel} is not listed in the workspace globs of {root} ({', '.join(globs)}): "
+                    "the workspace install may not include this app"
+                )
+            lock_dir = root
+    prefix = "" if tc.workspace_root is None else "/".join([".."] * (tc.app_subdir.count("/") + 1)) + "/"
+
+    declared = _parse_package_manager_field((project.package_json or {}).get("packageManager"))
+    if declared is None and tc.workspace_root is not None:
+        declared = _parse_package_manager_field((Project(tc.workspace_root).package_json or {}).get("packageManager"))
+    locks = _lockfiles(lock_dir) if lock_dir else []
+    if declared:
+        tc.manager, tc.version = declared
+        tc.evidence.append(f'package.json "packageManager": {declared[0]}@{declared[1]}')
+        wanted = "yarn" if tc.manager == "yarn-berry" else tc.manager
+        for f, m in locks:
+            if m == wanted:
+                tc.lockfile = prefix + f
+                break
+        if locks and tc.lockfile is None:
+            tc.warnings.append(
+                f"packageManager says {tc.manager} but the lockfile is {locks[0][0]}: the install cannot be frozen"
+            )
+    elif locks:
+        f, m = locks[0]
+        tc.manager, tc.lockfile = m, prefix + f
+        tc.evidence.append(f"lockfile {prefix}{f}")
+        others = sorted({lf for lf, mm in locks if mm != m})
+        if others:
+            tc.warnings.append(f"several lockfiles ({f}, {', '.join(others)}): using {m}; delete the stale ones")
+    else:
+        d = tc.workspace_root or app
+        if (d / ".yarnrc.yml").is_file():
+            tc.manager = "yarn-berry"
+            tc.evidence.append(".yarnrc.yml (no lockfile)")
+        elif (d / "pnpm-workspace.yaml").is_file():
+            tc.manager = "pnpm"
+            tc.evidence.append("pnpm-workspace.yaml (no lockfile)")
+        else:
+            tc.manager = "npm"
+            tc.evidence.append("no lockfile: npm")
+            tc.warnings.append("no lockfile: the install is not reproducible; commit a lockfile")
+    if tc.manager == "yarn" and lock_dir is not None:
+        tc.manager = _yarn_flavour(lock_dir)
+        if tc.manager == "yarn-berry":
+            tc.evidence.append("yarn berry (.yarnrc.yml or __metadata in yarn.lock)")
+    return tc
+
+
+# -- python --------------------------------------------------------------------------------------
+
+
+def _uv_workspace(d: Path) -> list[str] | None:
+    data = Project(d).pyproject or {}
+    ws = ((data.get("tool") or {}).get("uv") or {}).get("workspace")
+    if isinstance(ws, dict) and (d / "uv.lock").is_file():
+        return [str(g) for g in ws.get("members") or []]
+    return None
+
+
+def python_toolchain(project: Project) -> Toolchain:
+    tc = Toolchain(manager=None)
+    py = project.pyproject or {}
+    tool = py.get("tool") or {}
+    poetry_deps = bool((tool.get("poetry") or {}).get("dependencies"))
+    has = project.exists
+    if has("uv.lock") and has("poetry.lock"):
+        tc.manager, tc.lockfile = ("poetry", "poetry.lock") if poetry_deps else ("uv", "uv.lock")
+        tc.warnings.append(f"both uv.lock and poetry.lock: using {tc.manager}; delete the stale lockfile")
+    elif has("uv.lock"):
+        tc.manager, tc.lockfile = "uv", "uv.lock"
+    elif has("poetry.lock"):
+        tc.manager, tc.lockfile = "poetry", "poetry.lock"
+    elif has("pdm.lock"):
+        tc.manager, tc.lockfile = "pdm", "pdm.lock"
+    elif has("Pipfile.lock") or has("Pipfile"):
+        tc.manager = "pipenv"
+        tc.lockfile = "Pipfile.lock" if has("Pipfile.lock") else None
+    elif project.requirements_file or project.misspelled_requirements:
+        tc.manager = "pip"
+    elif "poetry" in tool:
+        tc.manager = "poetry"
+    elif "pdm" in tool:
+        tc.manager = "pdm"
+    elif "uv" in tool:
+        tc.manager = "uv"
+    else:
+        ws = _workspace_root(project.root, _uv_workspace)
+        if ws is not None:
+            root, _ = ws
+            tc.manager, tc.workspace_root = "uv", root
+            tc.app_subdir = project.root.relative_to(root).as_posix()
+            up = "/".join([".."] * (tc.app_subdir.count("/") + 1))
+            tc.lockfile = f"{up}/uv.lock"
+            tc.evidence.append(f"uv workspace root {root} with uv.lock")
+        else:
+            tc.manager = "pip"
+    if tc.lockfile and not tc.evidence:
+        tc.evidence.append(f"lockfile {tc.lockfile}")
+    elif not tc.evidence:
+        tc.evidence.append(f"python package manager: {tc.manager}")
+    return tc
+
+
+def python_install(project: Project, tc: Toolchain, extra: list[str]) -> str:
+    """`extra`: server packages the start command needs but the manifests lack (pip only)."""
+    m = tc.manager
+    if m == "uv":
+        return tc.at_root("uv sync --frozen --no-dev" if tc.frozen else "uv sync --no-dev")
+    if m == "poetry":
+        return "poetry install --no-root --only main"
+    if m == "pdm":
+        return "pdm install --prod --frozen-lockfile" if tc.frozen else "pdm install --prod"
+    if m == "pipenv":
+        return "pipenv install --deploy" if tc.frozen else "pipenv install"
+    req = project.requirements_file or project.misspelled_requirements
+    target = f"-r {req}" if req else "."
+    tail = (" " + " ".join(extra)) if extra else ""
+    return f"python3 -m venv .venv && .venv/bin/pip install {target}{tail}"
+
+
+def simple_toolchain(manager: str, lockfile: str | None, evidence: str) -> Toolchain:
+    return Toolchain(manager=manager, lockfile=lockfile, evidence=[evidence])
