@@ -1142,13 +1142,17 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str) -> dict:
         step(f"healthy after {health['seconds']}s; switching nginx to slot {slot}")
         write_intent(lay, op, old_rid, rid)
         old_upstream = flip_upstream(lay, port, slot, rid)
-    except AgentError as e:
+    except Exception as e:  # noqa: BLE001 - whatever broke, the old slot must keep serving
+        err = e if isinstance(e, AgentError) else AgentError(
+            f"switch failed before traffic moved: {type(e).__name__}: {e}", "this is a lightfold bug; please report it")
         clear_intent(lay)
         stop_slot(lay.app, slot)
         if old_rid is None:
             restore_link(lay.slot_link(slot), None, "")
-        fail_before_flip(lay, rid, op, by, e)
-        raise
+        fail_before_flip(lay, rid, op, by, err)
+        if err is e:
+            raise
+        raise err from e
     flipped = time.monotonic()
     entries_before = load_journal(lay)
     swap_symlink(lay.current, f"releases/{rid}")
@@ -1369,6 +1373,8 @@ def op_health(req: dict, lay: Layout) -> dict:
         if req["slot"] not in SLOTS or cfg["static"]:
             raise AgentError(f"unknown slot {req['slot']!r}", "use blue or green")
         port = cfg["ports"][req["slot"]]
+    elif cfg["static"]:
+        port = 80  # static sites are served by nginx itself
     else:
         rid, slot = actual_live(lay, cfg)
         if slot is None:

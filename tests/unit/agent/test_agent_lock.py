@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 
-
 def test_lock_then_busy_names_the_holder_then_unlock(agent_cli):
     got, _, code = agent_cli({"op": "lock", "app": "web", "holder": "alice@laptop", "ttl": 600,
                               "release": "20260101120000"})
