@@ -248,6 +248,8 @@ def _nothing(p: Project, candidates: list) -> NothingDetected:
         fid = next((fid for fid in PRECEDENCE[:-2] if FRAMEWORKS[fid].match(sp).ok), None)
         if fid:
             hints.append(f"{name} ({fid})")
+    if len(hints) > 8:
+        hints = hints[:8] + [f"{len(hints) - 8} more"]
     where = f"; apps found in subfolders: {', '.join(hints)} — run `lightfold detect <subfolder>`" if hints else ""
     return NothingDetected(
         f"no supported framework found in {p.root} (looked for {LOOKED_FOR}){where}",

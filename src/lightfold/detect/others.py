@@ -409,7 +409,11 @@ def plan_spring(p: Project, m: Match, tc: Toolchain) -> Plan:
     if "spring-boot-starter-actuator" in deps_text:
         plan.health_path = "/actuator/health"
     required: set[str] = set()
-    for rel in p.glob(r"src/main/resources/application[\w-]*\.(?:properties|ya?ml)"):
+    resources = "src/main/resources"
+    for name in p.listdir(resources):
+        if not re.fullmatch(r"application[\w-]*\.(?:properties|ya?ml)", name):
+            continue
+        rel = f"{resources}/{name}"
         required |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", p.text(rel) or ""))
     plan.env_required = sorted(required - {"PORT"})
     return plan

@@ -37,9 +37,7 @@ ENTRY_ORDER = [
     "__init__.py",
 ]
 SKIP_PARTS = {"tests", "test", "migrations", "docs", "scripts", "examples", "alembic"}
-_TRIGGER = re.compile(
-    r"\b(?:Flask|FastAPI|Starlette|Quart|Litestar|Bottle|falcon)\b|\bdef (?:" + "|".join(FACTORY_NAMES) + r")\b"
-)
+_TRIGGER = re.compile(r"\b(?:Flask|FastAPI|Starlette|Quart|Litestar|Bottle|falcon|" + "|".join(FACTORY_NAMES) + r")\b")
 
 
 @dataclass
@@ -98,6 +96,8 @@ def find_entries(p: Project) -> list[Entry]:
         except (SyntaxError, ValueError):
             continue
         module, app_dir = _module_of(rel)
+        if not all(part.isidentifier() for part in module.split(".")):
+            continue  # not importable (e.g. a folder named my-app): not an entry point
         imports = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imports |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         factory_kind = next((APP_CLASSES[c][0] for c in APP_CLASSES if APP_CLASSES[c][0] in imports), None)
@@ -254,9 +254,13 @@ def _health_route(p: Project, rel: str) -> str | None:
 
 
 def _manage_py(p: Project) -> str | None:
+    """manage.py at the root, or in one subfolder (src/) when the root holds the Python manifest."""
     if p.exists("manage.py"):
         return "manage.py"
-    return next((f for f in p.glob(r"[^/]+/manage\.py") if "django" in (p.text(f) or "").lower()), None)
+    nested = [f for f in p.glob(r"[^/]+/manage\.py") if "django" in (p.text(f) or "").lower()]
+    if len(nested) == 1 and _has_python_manifest(p):
+        return nested[0]
+    return None
 
 
 def match_django(p: Project) -> Match:
@@ -399,7 +403,7 @@ def _has_python_manifest(p: Project) -> bool:
 
 def match_plain_python(p: Project) -> Match:
     entries = [e for e in find_entries(p) if e.kind not in ("flask", "fastapi")]
-    if entries:
+    if entries and (_has_python_manifest(p) or "/" not in entries[0].file):
         return Match([f"{entries[0].file}: {entries[0].kind} application"], {"entries": entries})
     if "streamlit" in p.python_deps:
         script = p.first("streamlit_app.py", "app.py", "main.py", "Home.py")
