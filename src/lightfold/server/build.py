@@ -103,7 +103,22 @@ def build_script(
     release_info: dict[str, Any] | None = None, app_root: str | None = None,
 ) -> str:
     """The whole build as a bash script for root (see the module docstring)."""
-    rel = release_dir(app, release_id)
+    inner = user_build_script(
+        app, detection, deploy, release_id, deps_hash=deps_hash, reuse_from=reuse_from,
+        release_info=release_info, app_root=app_root,
+    )
+    return _as_app_user(app, release_id, inner)
+
+
+def user_build_script(
+    app: str, detection: Any, deploy: Any, release_id: str, *,
+    deps_hash: str | None = None, reuse_from: str | None = None,
+    release_info: dict[str, Any] | None = None, app_root: str | None = None, prefix: str = "",
+) -> str:
+    """The part of the build that runs as the app user. `prefix` moves every server path under a
+    directory (tests run the script for real in a temp dir)."""
+    rel = prefix + release_dir(app, release_id)
+    srv = f"{prefix}/srv/{app}"
     if reuse_from is not None:
         check_release_id(reuse_from)
     root = app_root_of(detection, app_root)
@@ -120,32 +135,31 @@ def build_script(
     app_dir_abs = rel if root == "." else f"{rel}/{root}"
     deps_kind, deps_dir = "none", ""
     if kind == "python":
-        deps_kind, deps_dir = "python", f"/srv/{app}/deps/{deps_hash or 'release-' + release_id}"
+        deps_kind, deps_dir = "python", f"{srv}/deps/{deps_hash or 'release-' + release_id}"
     elif kind in _COPIED_DEPS:
         deps_kind, deps_dir = "copy", _COPIED_DEPS[kind]
     reuse_dir = ""
     if reuse_from and deps_kind == "copy":
-        reuse_dir = f"/srv/{app}/releases/{reuse_from}" + ("" if root == "." else f"/{root}")
+        reuse_dir = f"{srv}/releases/{reuse_from}" + ("" if root == "." else f"/{root}")
     info = {
         "id": release_id, "app": app,
         "framework": getattr(detection, "framework", None), "runtime": kind,
         "build": build or None, "start": None if static else start, "static": static,
         "app_root": root, "deps_hash": deps_hash, **(release_info or {}),
     }
-    start_text = "" if static else start_script(app, detection, app_dir_abs, start)
-    inner = render_template(
+    start_text = "" if static else start_script(app, detection, app_dir_abs, start, cache=f"{srv}/cache")
+    return render_template(
         "build.sh.j2",
         app=app, user=app_user(app), release_id=release_id, release_dir=rel, app_root=root,
-        cache=f"/srv/{app}/cache", path=build_path(app, detection, app_dir_abs),
-        tool_env=sorted(runtime.tool_env(detection, app).items()),
+        cache=f"{srv}/cache", path=build_path(detection, app_dir_abs),
+        tool_env=sorted(runtime.tool_env(detection, f"{srv}/cache", app_dir_abs).items()),
         deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir, install=install, build=build,
         start_script=bool(start_text), start_script_b64=_b64(start_text),
         release_json_b64=_b64(json.dumps(info, indent=2, sort_keys=True) + "\n"),
     )
-    return _as_app_user(app, release_id, inner)
 
 
-def start_script(app: str, detection: Any, app_dir_abs: str, start: str) -> str:
+def start_script(app: str, detection: Any, app_dir_abs: str, start: str, cache: str | None = None) -> str:
     """`.lightfold/start`: cd to the app, the runtime's PATH, then exec the start command (systemd
     gives it PORT and the release's env)."""
     lines = [
@@ -157,13 +171,13 @@ def start_script(app: str, detection: Any, app_dir_abs: str, start: str) -> str:
     ]
     if runtime.runtime_of(detection) == "python":
         lines += [f"VIRTUAL_ENV={shlex.quote(app_dir_abs + '/.venv')}", "export VIRTUAL_ENV"]
-    for name, value in sorted(runtime.tool_env(detection, app).items()):
+    for name, value in sorted(runtime.tool_env(detection, cache or f"/srv/{app}/cache", app_dir_abs).items()):
         lines += [f"{name}={shlex.quote(value)}", f"export {name}"]
     lines.append(_exec_line(start))
     return "\n".join(lines) + "\n"
 
 
-def build_path(app: str, detection: Any, app_dir_abs: str) -> str:
+def build_path(detection: Any, app_dir_abs: str) -> str:
     return ":".join(_app_bins(detection, app_dir_abs) + [DEFAULT_PATH])
 
 

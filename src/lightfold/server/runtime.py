@@ -11,7 +11,7 @@ Nothing is downloaded from anywhere but the apt/pip/npm registries the server is
 - ruby (ruby-full, bundler), php (php-fpm, composer, common extensions), go (golang-go), rust
   (cargo), java (default-jdk-headless + maven/gradle), elixir (elixir, erlang-dev).
 
-`bin_dirs(detection)` and `tool_env(detection, app)` say how builds and start scripts find them.
+`bin_dirs(detection)` and `tool_env(detection, cache, app_dir)` say how builds and start scripts find them.
 """
 
 from __future__ import annotations
@@ -74,13 +74,14 @@ def bin_dirs(detection: Any) -> list[str]:
     return dirs
 
 
-def tool_env(detection: Any, app: str) -> dict[str, str]:
-    """Environment the package manager needs during build and at run time (besides PATH)."""
+def tool_env(detection: Any, cache: str, app_dir: str) -> dict[str, str]:
+    """Environment the package manager needs during build and at run time (besides PATH);
+    `cache` is the app's writable cache dir (/srv/<app>/cache), `app_dir` the app in the release."""
     runtime = runtime_of(detection)
     if runtime == "ruby":
-        return {"BUNDLE_PATH": "vendor/bundle", "BUNDLE_WITHOUT": "development:test"}
+        return {"BUNDLE_PATH": f"{app_dir}/vendor/bundle", "BUNDLE_WITHOUT": "development:test"}
     if runtime == "go":
-        return {"GOPATH": f"/srv/{app}/cache/go", "GOFLAGS": "-modcacherw"}
+        return {"GOPATH": f"{cache}/go", "GOFLAGS": "-modcacherw"}
     if runtime == "python":
         return {"UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     return {}

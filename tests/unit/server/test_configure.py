@@ -1,0 +1,320 @@
+"""The configure plan as text: systemd unit, nginx site, app.json, ports, runtimes, firewall, marker.
+Generated nginx and systemd files are also checked by the real `nginx -t` / `systemd-analyze verify`
+when those are installed (apt-get install nginx-light systemd)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from serverkit import Det, bash_syntax_ok
+
+from lightfold.config import DeployConfig, DomainConfig, TargetConfig
+from lightfold.errors import LightfoldError
+from lightfold.server import nginx, runtime
+from lightfold.server.app import AppSpec, app_json, app_user, pick_ports, ports_for, unit_text
+from lightfold.server.configure import AGENT_PATH, agent_hash, configure_plan
+from lightfold.server.firewall import firewall_step
+from lightfold.server.markers import marker_path, parse_marker
+from lightfold.server.plan import EnsurePackages, Run, Symlink, WriteFile
+
+AGENT = "#!/usr/bin/env python3\nprint('agent v1')\n"
+
+
+def spec(name: str = "shop", det: Det | None = None, **kw) -> AppSpec:
+    kw.setdefault("ports", (8000, 8001))
+    deploy = kw.pop("deploy", DeployConfig())
+    return AppSpec(name, det or Det(), deploy, **kw)
+
+
+def test_unit_file_matches_the_agent_contract():
+    text = unit_text(spec())
+    for line in [
+        "[Service]", "User=lf-shop", "Group=lf-shop",
+        "WorkingDirectory=/srv/shop/slots/%i",
+        "EnvironmentFile=/srv/shop/run/%i.env",
+        "ExecStart=/srv/shop/slots/%i/.lightfold/start",
+        "Restart=on-failure", "RestartSec=1", "KillMode=mixed", "TimeoutStopSec=30",
+        "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+        "ReadWritePaths=-/srv/shop/releases -/srv/shop/deps -/srv/shop/cache",
+        "[Install]", "WantedBy=multi-user.target",
+    ]:
+        assert line in text.splitlines(), line
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path):
+    home = tmp_path / "srv/shop"
+    start = home / "slots/blue/.lightfold/start"
+    start.parent.mkdir(parents=True)
+    start.write_text("#!/bin/sh\nexec sleep 1\n")
+    start.chmod(0o755)
+    unit = tmp_path / "lightfold-shop@blue.service"
+    # verify checks that ExecStart exists, so point the unit's paths into the temp dir.
+    unit.write_text(unit_text(spec()).replace("/srv/shop", str(home)))
+    r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_long_app_names_get_a_valid_user_name():
+    assert app_user("shop") == "lf-shop"
+    long = app_user("a" * 40)
+    assert len(long) <= 32 and long.startswith("lf-") and long != app_user("a" * 39)
+
+
+def test_app_json_tells_the_agent_ports_health_and_static_dir():
+    s = spec(det=Det(health_path="/healthz"), deploy=DeployConfig(health_timeout=90, health_host="h.example"),
+             domain="shop.example.com")
+    assert app_json(s) == {
+        "app": "shop", "user": "lf-shop", "ports": {"blue": 8000, "green": 8001}, "static": False,
+        "app_root": ".", "output_dir": None,
+        "health": {"path": "/healthz", "status": 200, "timeout": 90, "host": "h.example"},
+        "domain": "shop.example.com",
+    }
+    static = spec(det=Det(static=True, output_dir="dist", app_root="apps/web", framework="astro"))
+    doc = app_json(static)
+    assert doc["static"] is True and doc["output_dir"] == "apps/web/dist" and doc["health"]["host"] is None
+
+
+def test_deploy_health_path_wins_over_detection():
+    s = spec(det=Det(health_path="/up"), deploy=DeployConfig(health_path="/ready"), domain="d.example")
+    assert app_json(s)["health"]["path"] == "/ready" and app_json(s)["health"]["host"] == "d.example"
+
+
+def test_from_target_takes_domain_and_deploy_settings():
+    target = TargetConfig(project_path="/p", deploy=DeployConfig(health_status=204),
+                          domain=DomainConfig(domain="a.example"))
+    s = AppSpec.from_target("shop", target, Det(), (8002, 8003))
+    assert s.domain == "a.example" and s.ports == (8002, 8003) and app_json(s)["health"]["status"] == 204
+
+
+@pytest.mark.parametrize("used, expected", [
+    ([], (8000, 8001)),
+    ([8000, 8001], (8002, 8003)),
+    ([8000, 8001, 8004, 8005], (8002, 8003)),
+    ([8001], (8002, 8003)),
+    ([8000, 8001, 8002, 8003], (8004, 8005)),
+])
+def test_pick_ports_takes_the_first_free_pair(used, expected):
+    assert pick_ports(used) == expected
+
+
+def test_ports_for_keeps_an_apps_own_ports_and_avoids_the_others():
+    docs = {"blog": {"ports": {"blue": 8000, "green": 8001}}, "shop": {"ports": {"blue": 8004, "green": 8005}}}
+    assert ports_for("shop", docs) == (8004, 8005)
+    assert ports_for("new", docs) == (8002, 8003)
+
+
+def test_proxy_site_routes_to_the_upstream_with_forwarding_headers():
+    text = nginx.site_text(spec(domain="shop.example.com"))
+    assert (
+        "upstream lightfold_shop {\n    include /etc/lightfold/apps/shop/upstream.conf;\n    keepalive 16;\n}"
+    ) in text
+    for line in [
+        "listen 80;", "server_name shop.example.com;", "proxy_pass http://lightfold_shop;",
+        "proxy_http_version 1.1;", "proxy_set_header Connection $lightfold_connection;",
+        "proxy_set_header Host $host;", "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;", "proxy_set_header X-Real-IP $remote_addr;",
+        "proxy_next_upstream error timeout http_502;", "client_max_body_size 64m;",
+        "location ^~ /.well-known/acme-challenge/ {", "root /var/www/lightfold-acme;",
+    ]:
+        assert line in [x.strip() for x in text.splitlines()], line
+    assert "default_server" not in text
+    assert "''      '';" in nginx.shared_conf_text()  # empty Upgrade -> empty Connection: keepalive
+
+
+def test_default_server_and_catch_all_name_without_domain():
+    text = nginx.site_text(spec(default_server=True))
+    assert "listen 80 default_server;" in text and "server_name _;" in text
+
+
+@pytest.mark.parametrize("det, try_files", [
+    (Det(framework="vite", variant="react", static=True, output_dir="dist"), "$uri $uri/ /index.html"),
+    (Det(framework="angular", static=True, output_dir="dist/app/browser"), "$uri $uri/ /index.html"),
+    (Det(framework="astro", static=True, output_dir="dist"), "$uri $uri.html $uri/ =404"),
+])
+def test_static_sites_are_served_from_current_with_the_right_fallback(det, try_files):
+    text = nginx.site_text(spec(det=det))
+    assert f"root /srv/shop/current/{det.output_dir};" in text
+    assert f"try_files {try_files};" in text
+    assert "proxy_pass" not in text
+
+
+def test_tls_site_redirects_http_but_keeps_acme_on_port_80():
+    text = nginx.site_text(spec(domain="shop.example.com", tls=True))
+    assert "return 301 https://$host$request_uri;" in text
+    assert "ssl_certificate /etc/letsencrypt/live/shop.example.com/fullchain.pem;" in text
+    assert text.count("location ^~ /.well-known/acme-challenge/") == 2
+    with pytest.raises(LightfoldError, match="needs a domain"):
+        spec(tls=True)
+
+
+def _nginx_t(tmp_path: Path, specs: list[AppSpec]) -> subprocess.CompletedProcess:
+    """Run the real `nginx -t` on the generated files, moved under tmp_path."""
+    root = tmp_path / "root"
+
+    def put(path: str, text: str) -> None:
+        p = root / path.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text.replace("/etc/", f"{root}/etc/").replace("/srv/", f"{root}/srv/")
+                     .replace("/var/www/", f"{root}/var/www/"))
+
+    put(nginx.SHARED_CONF, nginx.shared_conf_text())
+    for s in specs:
+        put(nginx.site_path(s.name), nginx.site_text(s))
+        put(nginx.upstream_path(s.name), nginx.initial_upstream_text(s))
+        if s.tls:
+            live = root / f"etc/letsencrypt/live/{s.domain}"
+            live.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                 f"/CN={s.domain}", "-keyout", str(live / "privkey.pem"), "-out", str(live / "fullchain.pem")],
+                check=True, capture_output=True,
+            )
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\nhttp {{\n"
+        f"    access_log off;\n    include {root}/etc/nginx/conf.d/*.conf;\n"
+        f"    include {root}/etc/nginx/sites-enabled/*;\n}}\n"
+    )
+    return subprocess.run(["nginx", "-t", "-e", str(tmp_path / "error.log"), "-c", str(conf)],
+                          capture_output=True, text=True)
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx not installed")
+def test_generated_sites_pass_nginx_t_together(tmp_path: Path):
+    specs = [
+        spec("shop", default_server=True),
+        spec("api", ports=(8002, 8003), domain="api.example.com", tls=True),
+        spec("web", Det(framework="vite", variant="react", static=True, output_dir="dist"), ports=(8004, 8005),
+             domain="web.example.com", tls=True),
+        spec("docs", Det(framework="hugo", runtime="static", static=True, output_dir="public"), ports=(8006, 8007),
+             domain="docs.example.com"),
+    ]
+    r = _nginx_t(tmp_path, specs)
+    assert r.returncode == 0, r.stderr
+    assert "test is successful" in r.stderr
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx not installed")
+def test_nginx_t_catches_two_default_servers(tmp_path: Path):
+    """Why default_server is a parameter: two apps claiming it break nginx."""
+    r = _nginx_t(tmp_path, [spec("a", default_server=True), spec("b", ports=(8002, 8003), default_server=True)])
+    assert r.returncode != 0 and "duplicate default server" in r.stderr
+
+
+def test_nginx_step_writes_the_initial_upstream_only_when_absent_and_drops_debians_site():
+    step = nginx.nginx_step(spec())
+    upstream = next(a for a in step.actions if isinstance(a, WriteFile) and a.path.endswith("upstream.conf"))
+    assert upstream.only_if_absent and "server 127.0.0.1:8000" in upstream.data().decode()
+    assert any(getattr(a, "path", None) == "/etc/nginx/sites-enabled/default" for a in step.actions)
+    assert type(step.actions[-1]).__name__ == "NginxReload"
+
+
+def _runtime_actions(det: Det):
+    return runtime.runtime_step(det).actions
+
+
+def test_node_other_than_debians_comes_from_the_npm_registry():
+    actions = _runtime_actions(Det(runtime_version=">=20.11", package_manager="pnpm"))
+    assert actions[0] == EnsurePackages(("nodejs", "npm"))
+    node = actions[1]
+    assert node.command == "npm install -g --no-fund --no-audit --prefix /opt/lightfold/node-20 node@20"
+    assert node.unless == "/opt/lightfold/node-20/bin/node --version 2>/dev/null | grep -q '^v20\\.'"
+    assert actions[2].command.endswith("--prefix /opt/lightfold/pm/pnpm pnpm")
+    assert runtime.bin_dirs(Det(runtime_version="20", package_manager="pnpm")) == [
+        "/opt/lightfold/node-20/bin", "/opt/lightfold/pm/pnpm/bin",
+    ]
+
+
+def test_debians_node_18_needs_no_download_and_unknown_versions_get_the_default():
+    assert [type(a) for a in _runtime_actions(Det(runtime_version="18"))] == [EnsurePackages]
+    assert runtime.node_major(None) == runtime.node_major("lts/*") == runtime.DEFAULT_NODE_MAJOR
+    assert runtime.node_major("v22.3.0") == "22"
+
+
+def test_yarn_berry_gets_the_modern_yarn():
+    assert _runtime_actions(Det(package_manager="yarn-berry", runtime_version="18"))[1].command.endswith(
+        "@yarnpkg/cli-dist")
+
+
+def test_python_tools_get_their_own_venv_linked_into_usr_local_bin():
+    actions = _runtime_actions(Det(runtime="python", runtime_version="3.11", package_manager="poetry",
+                                   framework="django"))
+    assert actions[0] == EnsurePackages(("python3", "python3-venv", "python3-dev", "build-essential"))
+    assert isinstance(actions[1], Run) and "/opt/lightfold/tools/poetry/bin/pip install" in actions[1].command
+    assert actions[2] == Symlink("/usr/local/bin/poetry", "/opt/lightfold/tools/poetry/bin/poetry")
+    assert len(_runtime_actions(Det(runtime="python", package_manager="pip"))) == 1
+
+
+def test_rails_with_node_assets_gets_both_runtimes():
+    names = _runtime_actions(Det(runtime="ruby", package_manager="bundler", framework="rails",
+                                 runtime_version=None, extra_runtimes=["node"]))[0].names
+    assert {"ruby-full", "bundler", "nodejs", "npm"} <= set(names)
+
+
+@pytest.mark.parametrize("rt, pkg", [("php", "composer"), ("go", "golang-go"), ("ruby", "ruby-full"),
+                                     ("rust", "cargo"), ("java", "default-jdk-headless")])
+def test_each_runtime_comes_from_debian(rt, pkg):
+    assert pkg in _runtime_actions(Det(runtime=rt, package_manager=None, runtime_version=None))[0].names
+
+
+def test_dotnet_is_refused_with_a_way_out():
+    with pytest.raises(LightfoldError, match="not in Debian") as e:
+        runtime.runtime_step(Det(runtime="dotnet"))
+    assert "Dockerfile" in e.value.fix
+
+
+def test_firewall_only_where_ufw_exists_and_ssh_first():
+    step = firewall_step(2222)
+    assert step.when == "command -v ufw"
+    assert [a.command for a in step.actions] == [
+        "ufw allow 2222/tcp", "ufw allow 80/tcp", "ufw allow 443/tcp", "ufw --force enable",
+    ]
+
+
+def test_configure_plan_order_and_script_is_valid_bash():
+    cfg = configure_plan(spec(), agent_source=AGENT)
+    assert [s.name for s in cfg.plan.steps] == [
+        "wait", "base", "runtime-node", "agent", "app-user", "app-unit", "nginx", "firewall",
+    ]
+    script = cfg.script
+    bash_syntax_ok(script)
+    assert script.index("_lf_step wait") < script.index("_lf_step base") < script.index("_lf_step marker")
+    assert "cloud-init status --wait" in script
+    agent = next(a for a in cfg.plan.step("agent").actions if isinstance(a, WriteFile))
+    assert agent.path == AGENT_PATH and agent.data() == AGENT.encode() and agent.mode == 0o755
+
+
+def test_fingerprint_is_stable_and_changes_with_agent_or_settings():
+    fp = configure_plan(spec(), agent_source=AGENT).fingerprint
+    assert configure_plan(spec(), agent_source=AGENT).fingerprint == fp
+    other_agent = configure_plan(spec(), agent_source=AGENT + "# v2\n")
+    assert other_agent.fingerprint != fp and other_agent.agent_hash == agent_hash(AGENT + "# v2\n")
+    assert configure_plan(spec(domain="x.example"), agent_source=AGENT).fingerprint != fp
+    assert configure_plan(spec(), agent_source=AGENT, ssh_port=2222).fingerprint != fp
+    # The version only goes into the marker: upgrading lightfold alone does not force a configure.
+    assert configure_plan(spec(), agent_source=AGENT, lightfold_version="9.9").fingerprint == fp
+
+
+def test_marker_records_fingerprint_and_is_written_only_when_it_differs(tmp_path: Path):
+    cfg = configure_plan(spec(), agent_source=AGENT, lightfold_version="1.2.3")
+    action = cfg.marker.actions[0]
+    path = tmp_path / "configured"
+    command = action.command.replace(marker_path("shop"), str(path))
+    subprocess.run(["bash", "-c", command], check=True)
+    doc = parse_marker(path.read_text())
+    assert doc is not None
+    assert doc["fingerprint"] == cfg.fingerprint and doc["agent_hash"] == cfg.agent_hash
+    assert doc["lightfold_version"] == "1.2.3" and doc["configured_at"].endswith("Z")
+    unless = action.unless.replace(marker_path("shop"), str(path))
+    assert subprocess.run(["bash", "-c", unless]).returncode == 0
+    assert parse_marker("garbage") is None and parse_marker(json.dumps({"x": 1})) is None
+
+
+def test_invalid_app_names_are_refused():
+    with pytest.raises(LightfoldError, match="not a valid app name"):
+        spec("Bad Name")
