@@ -13,9 +13,10 @@ Framework ids (stable, lowercase), in precedence order — when several match, t
  3. API / server frameworks: nestjs, fastapi, flask, gin, echo, fiber, chi, axum, actix, fastify,
     hono, koa, express  (NestJS before Express/Fastify because it runs on top of them)
  4. Static site generators: jekyll, hugo
- 5. vite (a Vite single-page app; `variant` = react / vue / svelte / preact / solid / vanilla)
+ 5. Single-page apps: cra (Create React App), vite (a Vite SPA; `variant` = react / vue / svelte /
+    preact / solid / lit / vanilla)
  6. Plain programs: go (net/http), rust (any other binary crate), python (ASGI/WSGI app object,
-    Procfile, streamlit or main.py), node (start script or server file)
+    Procfile, streamlit or main.py), node (start script or server file), php (index.php)
  7. static (index.html at the root or in public/, www/, site/, html/)
  8. dockerfile (only a Dockerfile)
 
@@ -89,11 +90,13 @@ PRECEDENCE = [
     "express",
     "jekyll",
     "hugo",
+    "cra",
     "vite",
     "go",
     "rust",
     "python",
     "node",
+    "php",
     "static",
     "dockerfile",
 ]

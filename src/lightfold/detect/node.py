@@ -193,11 +193,20 @@ def plan_next(p: Project, m: Match, tc: Toolchain) -> Plan:
     if export or legacy_export:
         m.evidence.append(f"{rel}: output: 'export'" if export else 'build script runs "next export"')
         dist = string_option(src, "distDir")
-        return static_plan(p, tc, dist if export and dist else "out", "next build")
+        plan = static_plan(p, tc, dist if export and dist else "out", "next build")
+        plan.variant = "static"
+        return plan
     plan = base_plan(p, tc, 3000)
     plan.variant = "server"
     plan.build = build_script(p, tc, "next build")
-    plan.start = tc.exec("next start -H 127.0.0.1 -p $PORT")
+    start = p.scripts.get("start", "")
+    if re.match(r"^\s*(?:NODE_ENV=\w+\s+)?(?:node|ts-node|tsx|bun)\s", start):
+        # A custom server (server.js calling next()): run it, it decides how to listen.
+        m.evidence.append(f'custom server: start script "{start}"')
+        plan.variant = "custom-server"
+        server_start(p, tc, plan)
+    else:
+        plan.start = tc.exec("next start -H 127.0.0.1 -p $PORT")
     return plan
 
 
@@ -415,6 +424,12 @@ VITE_FLAVOURS = [
 ]
 
 
+def plan_cra(p: Project, m: Match, tc: Toolchain) -> Plan:
+    plan = static_plan(p, tc, "build", "react-scripts build")
+    plan.variant = "react"
+    return plan
+
+
 def match_vite(p: Project) -> Match:
     m = by_dependency("vite")(p)
     if m.ok:
@@ -435,10 +450,18 @@ def plan_vite(p: Project, m: Match, tc: Toolchain) -> Plan:
     return plan
 
 
+STATIC_SERVERS = re.compile(
+    r"\b(live-server|http-server|lite-server|browser-sync|serve|parcel|webpack serve|webpack-dev-server)\b"
+)
+
+
 def match_plain_node(p: Project) -> Match:
     if p.package_json is None:
         return Match()
-    if "start" in p.scripts or any(s in p.scripts for s in PROD_SCRIPTS):
+    start = p.scripts.get("start", "")
+    if start and STATIC_SERVERS.search(start) and p.exists("index.html"):
+        return reject(f'the start script only serves static files ("{start}"): a static site')
+    if start or any(s in p.scripts for s in PROD_SCRIPTS):
         return Match(["package.json has a start script"])
     entry = node_entry(p)
     if entry:
@@ -478,6 +501,7 @@ FRAMEWORKS = {
     "hono": Framework("hono", "Hono", "javascript", "node", _dep("hono"), plan_node_server(3000)),
     "koa": Framework("koa", "Koa", "javascript", "node", _dep("koa"), plan_node_server(3000)),
     "express": Framework("express", "Express", "javascript", "node", _dep("express"), plan_node_server(3000)),
+    "cra": Framework("cra", "Create React App", "javascript", "node", _dep("react-scripts"), plan_cra),
     "vite": Framework("vite", "Vite SPA", "javascript", "node", match_vite, plan_vite),
     "node": Framework("node", "Node.js", "javascript", "node", match_plain_node, plan_node_server(3000)),
 }

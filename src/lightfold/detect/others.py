@@ -91,24 +91,37 @@ def plan_rails(p: Project, m: Match, tc: Toolchain) -> Plan:
     return plan
 
 
+JEKYLL_DIRS = ("_posts", "_layouts", "_includes", "_data")
+
+
 def match_jekyll(p: Project) -> Match:
     gem = _gem(p, "jekyll") or _gem(p, "github-pages")
     if gem and p.exists("_config.yml"):
         return Match([gem, "_config.yml"])
     if gem:
         return reject("jekyll is in the Gemfile but there is no _config.yml")
+    dirs = [d for d in JEKYLL_DIRS if p.is_dir(d)]
+    if p.exists("_config.yml") and dirs and not p.exists("Gemfile"):
+        return Match(["_config.yml", f"{dirs[0]}/ (GitHub Pages layout, no Gemfile)"], {"no_gemfile": True})
     return Match()
 
 
 def plan_jekyll(p: Project, m: Match, tc: Toolchain) -> Plan:
     config = strip_hash_comments(p.text("_config.yml") or "")
     dest = re.search(r"^destination:\s*['\"]?([^'\"\s]+)", config, re.M)
-    return Plan(
+    plan = Plan(
         install=_bundle_install(p),
         build="JEKYLL_ENV=production bundle exec jekyll build",
         static=True,
         output_dir=dest.group(1).strip("./") if dest else "_site",
     )
+    if m.data.get("no_gemfile"):
+        plan.package_manager = "bundler"
+        plan.install = "bundle init && bundle add github-pages"  # what GitHub Pages builds with
+        plan.warnings.append(
+            "no Gemfile: github-pages (jekyll) is added at deploy time; commit a Gemfile to pin the versions"
+        )
+    return plan
 
 
 # -- PHP ---------------------------------------------------------------------------------------------
@@ -537,6 +550,22 @@ def plan_hugo(p: Project, m: Match, tc: Toolchain) -> Plan:
     return plan
 
 
+def match_php(p: Project) -> Match:
+    for rel in ("public/index.php", "index.php"):
+        if p.exists(rel):
+            return Match([rel] + (["composer.json"] if p.composer is not None else []), {"docroot": rel[:-10] or "."})
+    return Match()
+
+
+def plan_php(p: Project, m: Match, tc: Toolchain) -> Plan:
+    docroot = m.data["docroot"]
+    plan = Plan(port=8000, start=f"php -S 127.0.0.1:$PORT -t {docroot}")
+    if p.composer is not None:
+        plan.install = _composer_install()
+    plan.warnings.append(PHP_SERVER_WARNING)
+    return plan
+
+
 STATIC_DIRS = ("", "public", "www", "site", "html")
 
 
@@ -591,6 +620,7 @@ FRAMEWORKS = {
     "hugo": Framework("hugo", "Hugo", "go", "static", match_hugo, plan_hugo),
     "go": Framework("go", "Go (net/http)", "go", "go", match_go, go_plan(None)),
     "rust": Framework("rust", "Rust", "rust", "rust", match_rust, rust_plan(8080)),
+    "php": Framework("php", "PHP", "php", "php", match_php, plan_php),
     "static": Framework("static", "Static HTML", "html", "static", match_static, plan_static),
     "dockerfile": Framework("dockerfile", "Dockerfile", "docker", "docker", match_dockerfile, plan_dockerfile),
 }

@@ -129,6 +129,9 @@ CASES: dict[str, dict] = {
         output_dir="dist",
     ),
     # --- Node: servers ---------------------------------------------------------------------------
+    "nextjs-custom-server": dict(framework="nextjs", variant="custom-server", start="npm run start", static=False),
+    "cra": dict(framework="cra", variant="react", static=True, output_dir="build", build="npm run build", start=None),
+    "static-live-server": dict(framework="static", static=True, output_dir=".", install=None, start=None),
     "express": dict(
         framework="express",
         package_manager="npm",
@@ -272,6 +275,10 @@ CASES: dict[str, dict] = {
         output_dir="_site",
         build="JEKYLL_ENV=production bundle exec jekyll build",
     ),
+    "jekyll-github-pages": dict(
+        framework="jekyll", static=True, output_dir="_site", install="bundle init && bundle add github-pages"
+    ),
+    "php-plain": dict(framework="php", runtime="php", start="php -S 127.0.0.1:$PORT -t public", port=8000),
     "laravel": dict(
         framework="laravel",
         runtime="php",

@@ -1,0 +1,354 @@
+"""Detection rules that need a purpose-built project: precedence and its explanation, package
+manager and monorepo rules, warnings, runtime versions, skipped directories and speed."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from lightfold.detect import NothingDetected, detect
+from lightfold.errors import UsageError
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "detect"
+
+REQUIRED_KEYS = {
+    "framework",
+    "language",
+    "package_manager",
+    "runtime_version",
+    "install",
+    "build",
+    "start",
+    "port",
+    "health_path",
+    "static",
+    "output_dir",
+    "env_required",
+    "warnings",
+    "signals",
+    "app_root",
+    "runtime",
+    "has_dockerfile",
+    "dockerfile_port",
+}
+
+
+def make(root: Path, files: dict[str, str | dict]) -> Path:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(content) if isinstance(content, dict) else content)
+    return root
+
+
+def candidate(d, framework: str):
+    return next(c for c in d.explain if c.framework == framework)
+
+
+# -- precedence and --explain -------------------------------------------------------------------
+
+
+def test_next_only_in_a_script_string_is_rejected_and_explained() -> None:
+    d = detect(FIXTURES / "next-in-script-only")
+    assert d.framework == "vite"
+    nextjs = candidate(d, "nextjs")
+    assert not nextjs.matched and "only in a package.json script" in nextjs.reason
+
+
+@pytest.mark.parametrize("fixture, winner", [("rails", "rails"), ("django-pip", "django"), ("laravel", "laravel")])
+def test_backend_framework_beats_its_asset_package_json(fixture: str, winner: str) -> None:
+    d = detect(FIXTURES / fixture)
+    assert d.framework == winner
+    assert [c.framework for c in d.explain if c.won] == [winner]
+    # the package.json was seen and lost: by precedence, or because it holds no server of its own
+    node_candidates = [c for c in d.explain if c.framework in ("node", "vite", "express")]
+    assert node_candidates and not any(c.won for c in node_candidates)
+    for c in node_candidates:
+        assert f"{winner} has higher precedence" in c.reason or not c.matched
+
+
+def test_commented_out_static_export_is_a_server_and_says_why() -> None:
+    d = detect(FIXTURES / "nextjs-commented-export")
+    assert (d.static, d.output_dir) == (False, None)
+    assert any("commented out" in s for s in d.signals)
+
+
+def test_dockerfile_next_to_a_framework_reports_both() -> None:
+    d = detect(FIXTURES / "nextjs-dockerfile")
+    assert (d.framework, d.has_dockerfile, d.dockerfile_port) == ("nextjs", True, 3000)
+    assert candidate(d, "dockerfile").matched and not candidate(d, "dockerfile").won
+
+
+def test_actix_in_dev_dependencies_does_not_make_an_axum_crate_actix() -> None:
+    d = detect(FIXTURES / "rust-axum")
+    assert d.framework == "axum"
+    assert "actix" not in {c.framework for c in d.explain}
+
+
+def test_to_json_is_one_serialisable_object_with_the_documented_keys() -> None:
+    data = detect(FIXTURES / "express").to_json()
+    assert set(data) >= REQUIRED_KEYS and "explain" not in data
+    json.dumps(data)
+    with_explain = detect(FIXTURES / "express").to_json(explain=True)
+    assert with_explain["explain"][0]["won"] is True
+
+
+# -- package managers and monorepos ---------------------------------------------------------------
+
+
+def test_package_manager_field_decides_yarn_berry(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "package.json": {
+                "name": "a",
+                "packageManager": "yarn@4.1.1",
+                "dependencies": {"express": "^4"},
+                "scripts": {"start": "node index.js"},
+            },
+            "yarn.lock": "# yarn lockfile v1\n",
+            "index.js": "require('express')().listen(process.env.PORT)\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert (d.package_manager, d.install) == ("yarn-berry", "yarn install --immutable")
+
+
+def test_several_lockfiles_pick_one_and_warn(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "package.json": {"name": "a", "dependencies": {"express": "^4"}, "scripts": {"start": "node i.js"}},
+            "package-lock.json": {"lockfileVersion": 3},
+            "pnpm-lock.yaml": "lockfileVersion: '9.0'\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert d.package_manager == "pnpm"
+    assert any("several lockfiles" in w for w in d.warnings)
+
+
+def test_no_lockfile_means_a_plain_install(tmp_path: Path) -> None:
+    make(tmp_path, {"package.json": {"name": "a", "dependencies": {"next": "14.2.3"}}})
+    d = detect(tmp_path)
+    assert (d.install, d.build) == ("npm install", "npx next build")
+    assert any("no lockfile" in w for w in d.warnings)
+
+
+def test_workspace_walk_up_stops_at_the_git_root(tmp_path: Path) -> None:
+    make(tmp_path, {"pnpm-workspace.yaml": "packages:\n  - 'repo/*'\n", "pnpm-lock.yaml": "lockfileVersion: '9.0'\n"})
+    app = make(
+        tmp_path / "repo" / "app",
+        {
+            "package.json": {"name": "a", "dependencies": {"koa": "^2"}, "scripts": {"start": "node app.js"}},
+        },
+    )
+    (tmp_path / "repo" / ".git").mkdir()
+    d = detect(app)
+    assert (d.package_manager, d.workspace_root, d.install) == ("npm", None, "npm install")
+
+
+def test_monorepo_app_reports_workspace_root_and_subdir() -> None:
+    d = detect(FIXTURES / "monorepo-pnpm" / "apps" / "api")
+    assert d.workspace_root == str(FIXTURES / "monorepo-pnpm")
+    assert d.app_root == str(FIXTURES / "monorepo-pnpm" / "apps" / "api")
+    assert d.app_subdir == "apps/api"
+    assert any("pnpm" in s for s in d.signals)
+
+
+def test_uv_workspace_member_uses_the_root_lockfile(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "pyproject.toml": '[project]\nname = "ws"\nversion = "0"\n\n'
+            '[tool.uv.workspace]\nmembers = ["services/*"]\n',
+            "uv.lock": "version = 1\n",
+            "services/api/pyproject.toml": '[project]\nname = "api"\nversion = "0"\n'
+            'dependencies = ["fastapi", "uvicorn"]\n',
+            "services/api/main.py": "from fastapi import FastAPI\napp = FastAPI()\n",
+        },
+    )
+    d = detect(tmp_path / "services" / "api")
+    # the member has no lockfile of its own: the workspace root's uv.lock rules
+    assert (d.package_manager, d.install) == ("uv", "cd ../.. && uv sync --frozen --no-dev")
+    assert d.start == "uv run --no-sync uvicorn main:app --host 127.0.0.1 --port $PORT"
+
+
+def test_uv_lock_beats_poetry_lock_unless_poetry_owns_the_dependencies() -> None:
+    assert detect(FIXTURES / "fastapi-uv-and-poetry").package_manager == "uv"
+    assert detect(FIXTURES / "flask-poetry-and-uv").package_manager == "poetry"
+
+
+# -- warnings ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture, port", [("koa", "3000"), ("go-echo", "1323"), ("rust-actix", "8080")])
+def test_hard_coded_port_is_a_warning(fixture: str, port: str) -> None:
+    d = detect(FIXTURES / fixture)
+    assert any("hard-coded port " + port in w and "PORT" in w for w in d.warnings), d.warnings
+
+
+def test_misspelled_requirements_is_a_warning_and_still_installs() -> None:
+    d = detect(FIXTURES / "flask-misspelled-requirements")
+    assert any("requirments.txt" in w and "requirements.txt" in w for w in d.warnings)
+    assert "-r requirments.txt" in d.install
+
+
+def test_several_entry_points_warn_and_pick_the_conventional_file(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "requirements.txt": "fastapi\nuvicorn\n",
+            "main.py": "from fastapi import FastAPI\napp = FastAPI()\n",
+            "admin.py": "from fastapi import FastAPI\nadmin = FastAPI()\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert d.start == ".venv/bin/uvicorn main:app --host 127.0.0.1 --port $PORT"
+    assert any("several entry points" in w for w in d.warnings)
+
+
+def test_no_application_object_means_no_placeholder_start(tmp_path: Path) -> None:
+    make(tmp_path, {"requirements.txt": "fastapi==0.111.0\n", "README.md": "wip\n"})
+    d = detect(tmp_path)
+    assert d.framework == "fastapi" and d.start is None
+    assert any("deploy.start_command" in w for w in d.warnings)
+
+
+def test_sveltekit_adapter_auto_warns_to_use_adapter_node(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "package.json": {"name": "s", "devDependencies": {"@sveltejs/kit": "^2", "@sveltejs/adapter-auto": "^3"}},
+            "svelte.config.js": "import adapter from '@sveltejs/adapter-auto';\n"
+            "export default { kit: { adapter: adapter() } };\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert d.framework == "sveltekit" and any("adapter-node" in w for w in d.warnings)
+
+
+def test_vite_without_index_html_is_not_a_spa(tmp_path: Path) -> None:
+    make(tmp_path, {"package.json": {"name": "lib", "devDependencies": {"vite": "^5"}}})
+    with pytest.raises(NothingDetected) as info:
+        detect(tmp_path)
+    assert any("vite" in line and "index.html" in line for line in info.value.details)
+
+
+# -- python entry points ------------------------------------------------------------------------------
+
+
+def test_django_project_module_comes_from_manage_py_not_a_placeholder(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "requirements.txt": "django>=5\n",
+            "src/manage.py": "import os\n"
+            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings')\nimport django\n",
+            "src/shop/settings.py": "WSGI_APPLICATION = 'shop.wsgi.application'\nALLOWED_HOSTS = []\n",
+            "src/shop/wsgi.py": "from django.core.wsgi import get_wsgi_application\n"
+            "application = get_wsgi_application()\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert d.framework == "django"
+    assert d.start == ".venv/bin/gunicorn --bind 127.0.0.1:$PORT --chdir src shop.wsgi:application"
+    assert d.release == ".venv/bin/python src/manage.py migrate --noinput"
+    assert "gunicorn" in d.install  # not a dependency: installed with the requirements
+    assert any("ALLOWED_HOSTS is empty" in w for w in d.warnings)
+
+
+def test_flask_app_in_a_package_init(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "requirements.txt": "Flask\ngunicorn\n",
+            "run.py": "from blog import app\napp.run(port=5000)\n",
+            "blog/__init__.py": "from flask import Flask\napp = Flask(__name__)\nfrom blog import routes\n",
+            "blog/routes.py": "from blog import app\n",
+        },
+    )
+    assert detect(tmp_path).start == ".venv/bin/gunicorn --bind 127.0.0.1:$PORT blog:app"
+
+
+# -- runtime versions ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "files, runtime_version",
+    [
+        ({".nvmrc": "v18.19.0\n", "package.json": {"engines": {"node": ">=20"}}}, "18.19.0"),
+        ({"package.json": {"engines": {"node": ">=20"}}}, ">=20"),
+        ({".tool-versions": "nodejs 21.6.1\nruby 3.3.0\n", "package.json": {}}, "21.6.1"),
+    ],
+)
+def test_node_version_sources_in_order(tmp_path: Path, files: dict, runtime_version: str) -> None:
+    files["package.json"] = {
+        **files["package.json"],
+        "name": "x",
+        "dependencies": {"express": "4"},
+        "scripts": {"start": "node a.js"},
+    }
+    make(tmp_path, files)
+    assert detect(tmp_path).runtime_version == runtime_version
+
+
+# -- failure, speed, skipped directories ----------------------------------------------------------------
+
+
+def test_nothing_detected_names_what_was_looked_for_and_the_subfolder_apps(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "README.md": "# fullstack\n",
+            "backend/manage.py": "import django\n",
+            "backend/requirements.txt": "django\n",
+            "frontend/package.json": {"dependencies": {"next": "14"}},
+        },
+    )
+    with pytest.raises(NothingDetected) as info:
+        detect(tmp_path)
+    message = str(info.value)
+    assert "package.json" in message and "go.mod" in message and "deploy.start_command" in message
+    assert "backend (django)" in message and "frontend (nextjs)" in message
+    assert info.value.exit_code == 1
+
+
+def test_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        detect(tmp_path / "nope")
+
+
+def test_dependency_folders_are_never_read_and_detection_is_fast(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "package.json": {"name": "a", "dependencies": {"express": "^4"}, "scripts": {"start": "node index.js"}},
+            "package-lock.json": {"lockfileVersion": 3},
+            "index.js": "require('express')().listen(process.env.PORT)\n",
+        },
+    )
+    for i in range(300):  # a node_modules and a venv full of framework-looking files
+        make(
+            tmp_path / "node_modules" / f"pkg{i}",
+            {"package.json": {"dependencies": {"next": "14"}}, "manage.py": "import django\n"},
+        )
+        make(tmp_path / ".venv" / "lib" / f"m{i}", {"app.py": "from flask import Flask\napp = Flask(__name__)\n"})
+    start = time.perf_counter()
+    d = detect(tmp_path)
+    elapsed = time.perf_counter() - start
+    assert d.framework == "express"
+    assert elapsed < 0.25, f"detection took {elapsed * 1000:.0f} ms"
+
+
+def test_typical_project_detects_in_under_50_ms() -> None:
+    detect(FIXTURES / "django-pip")  # warm imports
+    timings = []
+    for name in ("nextjs-server", "django-pip", "rails", "fastapi-uv", "monorepo-pnpm/apps/api"):
+        start = time.perf_counter()
+        detect(FIXTURES / name)
+        timings.append(time.perf_counter() - start)
+    assert sorted(timings)[len(timings) // 2] < 0.05, timings
