@@ -160,7 +160,10 @@ class ApiClient:
     ) -> Any:
         """Returns the parsed body (None for an empty one). A path may also be a full URL (the
         'next page' links some providers return) as long as it is under the base URL."""
-        url = path if path.startswith(self.base) else self.base + path
+        if "://" in path and not path.startswith(self.base + "/"):
+            # A link pointing elsewhere must not receive the token.
+            raise ProviderError(self.provider, 0, "bad_link", f"the API returned a link outside {self.base}")
+        url = path if "://" in path else self.base + path
         safe = method in IDEMPOTENT if idempotent is None else idempotent
         attempt = 0
         while True:
@@ -178,7 +181,7 @@ class ApiClient:
                         err.ambiguous = True
                     if not retryable or attempt >= self.retry.attempts:
                         raise err
-                    delay = self._delay(attempt, resp.headers)
+                    delay = self._delay(attempt, resp.status, resp.headers)
                     if delay is None:
                         raise err
             except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
@@ -210,36 +213,41 @@ class ApiClient:
         base = self.retry.backoff * (2 ** (attempt - 1))
         return min(self.retry.max_delay, base * (0.5 + random.random() / 2) if base else 0.0)
 
-    def _delay(self, attempt: int, headers: Any) -> float | None:
+    def _delay(self, attempt: int, status: int, headers: Any) -> float | None:
         """How long to wait before the next try; None when the provider asks for longer than we
-        are willing to wait (the caller then reports the 429 instead of hanging)."""
+        are willing to wait (the caller then reports the error instead of hanging).
+
+        `Retry-After` is obeyed exactly. Without it, a 429's `RateLimit-Reset` only shortens our
+        own backoff: Hetzner's is when the bucket is *full* again (an hour away at worst) while
+        one more request is allowed a second later."""
         asked = retry_after(headers)
-        if asked is None:
-            return self._backoff(attempt)
-        if asked > self.retry.max_delay:
-            return None
-        return asked
+        if asked is not None:
+            return None if asked > self.retry.max_delay else asked
+        backoff = self._backoff(attempt)
+        reset = rate_limit_reset(headers) if status == 429 else None
+        return backoff if reset is None else min(backoff, reset)
 
 
 def retry_after(headers: Any, now: float | None = None) -> float | None:
-    """Seconds the server asks us to wait: `Retry-After` (seconds or an HTTP date), else
-    `RateLimit-Reset` (a Unix time, as Hetzner and DigitalOcean send it)."""
-    now = time.time() if now is None else now
-    value = headers.get("Retry-After")
-    if value:
-        value = value.strip()
-        if value.isdigit():
-            return float(value)
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            when = None
-        if when is not None:
-            return max(0.0, when.timestamp() - now)
-    reset = headers.get("RateLimit-Reset")
-    if reset and reset.strip().isdigit():
-        return max(0.0, float(reset) - now)
-    return None
+    """Seconds a `Retry-After` header asks us to wait (given in seconds or as an HTTP date)."""
+    value = (headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def rate_limit_reset(headers: Any, now: float | None = None) -> float | None:
+    """Seconds until the `RateLimit-Reset` Unix time that Hetzner and DigitalOcean send."""
+    value = (headers.get("RateLimit-Reset") or "").strip()
+    if not value.isdigit():
+        return None
+    return max(0.0, float(value) - (time.time() if now is None else now))
 
 
 async def _body(resp: aiohttp.ClientResponse) -> Any:
@@ -261,3 +269,13 @@ def _clean(params: dict | None) -> dict | None:
 def _path(url: str) -> str:
     """The path of a URL without its query: enough to say what failed, never any secret."""
     return "/" + url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0] if "://" in url else url
+
+
+async def missing_ok(call: Any) -> Any:
+    """Await a request; a 404 (the thing is already gone / does not exist) gives None."""
+    try:
+        return await call
+    except ProviderError as e:
+        if e.status == 404:
+            return None
+        raise

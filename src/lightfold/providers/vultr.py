@@ -1,0 +1,173 @@
+"""Thin async client for the Vultr API (v2): only what lightfold uses.
+
+Endpoints: account (token check), ssh-keys, instances (create/get/list by `tag`/delete), regions,
+plans, os. Auth: `Authorization: Bearer $VULTR_API_KEY`. Errors: `{"error": "...", "status": 401}`.
+Create answers 202 with `status: pending` and `main_ip: "0.0.0.0"`; the address and
+`server_status: ok` come later. `user_data` must be base64. The image is an `os_id` (Debian 12
+x64 is 2136); an OS name is accepted too and mapped to its id. Pagination: `per_page` (max 500)
+and a `cursor`, the next one in `meta.links.next` ("" on the last page). Rate limit: 429 (no
+documented wait header, so the client backs off on its own).
+
+References: https://www.vultr.com/api/ (Instances, SSH Keys, Account, Regions, Plans, Operating
+Systems; Pagination, Rate Limit); https://docs.vultr.com/reference/vultr-cli/instance/list
+(per_page default 100, max 500).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from lightfold.providers.cloud import BaseClient, Choice, Server, ServerSpec, SshKey
+from lightfold.providers.http import ApiClient, RetryPolicy, missing_ok
+
+PROVIDER = "vultr"
+PER_PAGE = 500
+NO_IP = "0.0.0.0"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class VInstance(_Model):
+    id: str
+    label: str = ""
+    status: str  # pending | active | suspended | resizing
+    power_status: str = ""  # running | stopped
+    server_status: str = ""  # none | locked | installingbooting | ok
+    main_ip: str = NO_IP
+    tags: list[str] = []
+    region: str | None = None
+    plan: str | None = None
+    os_id: int | None = None
+
+    def common(self) -> Server:
+        if self.status == "pending" or (self.status == "active" and self.server_status not in ("ok", "")):
+            status = "pending"
+        elif self.status == "active":
+            status = "running" if self.power_status == "running" else "off"
+        else:
+            status = "unknown"
+        shown = "/".join(s for s in (self.status, self.power_status, self.server_status) if s)
+        return Server(
+            id=self.id, name=self.label, status=status, provider_status=shown,
+            ipv4=self.main_ip if self.main_ip and self.main_ip != NO_IP else None, tags=self.tags,
+            region=self.region, size=self.plan, image=str(self.os_id) if self.os_id is not None else None,
+        )
+
+
+class VKey(_Model):
+    id: str
+    name: str
+    ssh_key: str
+
+    def common(self) -> SshKey:
+        return SshKey(id=self.id, name=self.name, public_key=self.ssh_key)
+
+
+class VRegion(_Model):
+    id: str
+    city: str = ""
+    country: str = ""
+
+
+class VPlan(_Model):
+    id: str
+    vcpu_count: int = 0
+    ram: int = 0
+    disk: int = 0
+    monthly_cost: float = 0
+    locations: list[str] = []
+
+
+class VOs(_Model):
+    id: int
+    name: str
+    family: str = ""
+
+
+def read_error(status: int, body: Any) -> tuple[str, str]:
+    codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "rate_limited"}
+    code = codes.get(status, "server_error" if status >= 500 else "error")
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return code, body["error"] or "no message"
+    return code, f"unexpected answer: {str(body)[:200]}"
+
+
+class VultrClient(BaseClient):
+    provider = PROVIDER
+
+    def __init__(self, token: str, *, base: str | None = None, retry: RetryPolicy | None = None, poll: float = 1.0):
+        super().__init__(ApiClient(PROVIDER, token, read_error, base=base, retry=retry), poll=poll)
+
+    async def _all(self, path: str, key: str, params: dict | None = None) -> list[dict]:
+        items: list[dict] = []
+        cursor: str | None = None
+        while True:
+            body = await self.api.get(path, {**(params or {}), "per_page": PER_PAGE, "cursor": cursor})
+            items.extend(body.get(key) or [])
+            cursor = ((body.get("meta") or {}).get("links") or {}).get("next") or None
+            if not cursor:
+                return items
+
+    async def validate_token(self) -> str:
+        account = (await self.api.get("/account"))["account"]
+        return str(account.get("email") or account.get("name") or "Vultr account")
+
+    async def list_ssh_keys(self) -> list[SshKey]:
+        return [VKey.model_validate(k).common() for k in await self._all("/ssh-keys", "ssh_keys")]
+
+    async def create_ssh_key(self, name: str, public_key: str) -> SshKey:
+        body = await self.api.post("/ssh-keys", {"name": name, "ssh_key": public_key})
+        return VKey.model_validate(body["ssh_key"]).common()
+
+    async def delete_ssh_key(self, key_id: str) -> None:
+        await missing_ok(self.api.delete(f"/ssh-keys/{key_id}"))
+
+    async def create_server(self, name: str, spec: ServerSpec, tags: list[str]) -> Server:
+        body: dict[str, Any] = {
+            "region": spec.region,
+            "plan": spec.size,
+            "os_id": int(spec.image),
+            "label": name,
+            "hostname": name,
+            "sshkey_id": spec.ssh_key_ids,
+            "tags": tags,
+            "backups": "disabled",
+            "enable_ipv6": False,
+            "activation_email": False,
+        }
+        if spec.user_data:
+            body["user_data"] = base64.b64encode(spec.user_data.encode()).decode()
+        answer = await self.api.post("/instances", body)
+        return VInstance.model_validate(answer["instance"]).common()
+
+    async def get_server(self, server_id: str) -> Server | None:
+        body = await missing_ok(self.api.get(f"/instances/{server_id}"))
+        return VInstance.model_validate(body["instance"]).common() if body else None
+
+    async def list_servers(self, tag: str | None = None) -> list[Server]:
+        params = {"tag": tag} if tag else None
+        return [VInstance.model_validate(i).common() for i in await self._all("/instances", "instances", params)]
+
+    async def delete_server(self, server_id: str) -> None:
+        await missing_ok(self.api.delete(f"/instances/{server_id}"))
+
+    async def list_regions(self) -> list[Choice]:
+        regions = [VRegion.model_validate(r) for r in await self._all("/regions", "regions")]
+        return [Choice(id=r.id, label=f"{r.city}, {r.country}".strip(", ")) for r in regions]
+
+    async def list_sizes(self) -> list[Choice]:
+        plans = [VPlan.model_validate(p) for p in await self._all("/plans", "plans")]
+        return [
+            Choice(id=p.id, label=f"{p.vcpu_count} vCPU, {p.ram} MB RAM, {p.disk} GB disk, ${p.monthly_cost:g}/mo",
+                   regions=p.locations)
+            for p in plans
+        ]
+
+    async def list_images(self) -> list[Choice]:
+        systems = [VOs.model_validate(o) for o in await self._all("/os", "os")]
+        return [Choice(id=str(o.id), label=o.name, aliases=[o.name]) for o in systems]
