@@ -1,0 +1,222 @@
+"""The release build script, run for real as the current user in a temp dir (prefix), with stand-in
+install/build commands: dependency reuse, venv per lockfile hash, failure report, start script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from serverkit import Det, bash_syntax_ok, run_script
+
+from lightfold.config import DeployConfig
+from lightfold.errors import LightfoldError
+from lightfold.server.build import ENV_LOADER, build_script, extract_command, lockfiles, user_build_script
+
+AGENT_DIR = Path(__file__).resolve().parents[3] / "src/lightfold/agent"
+
+NODE = Det(
+    install="echo run >> install-ran && mkdir -p node_modules/dep node_modules/.cache"
+            " && echo v1 > node_modules/dep/index.js && echo installing",
+    build="mkdir -p .next && echo built > .next/BUILD_ID && echo building",
+    start="node server.js",
+)
+
+
+def release(tmp_path: Path, rid: str, files: dict[str, str] | None = None) -> Path:
+    rel = tmp_path / f"srv/shop/releases/{rid}"
+    rel.mkdir(parents=True)
+    (tmp_path / "srv/shop/cache").mkdir(parents=True, exist_ok=True)
+    for name, text in (files or {"package.json": "{}"}).items():
+        (rel / name).parent.mkdir(parents=True, exist_ok=True)
+        (rel / name).write_text(text)
+    return rel
+
+
+def build(tmp_path: Path, rid: str, det: Det = NODE, deploy: DeployConfig | None = None, **kw):
+    script = user_build_script("shop", det, deploy or DeployConfig(), rid, prefix=str(tmp_path), **kw)
+    return run_script(script)
+
+
+def phases(events) -> list[tuple[str, str]]:
+    return [(e["build"], e["status"]) for e in events]
+
+
+def test_node_build_installs_builds_and_writes_start_and_release_json(tmp_path: Path):
+    rel = release(tmp_path, "r1")
+    rc, events, err = build(tmp_path, "r1", deps_hash="h1", release_info={"commit": "abc123", "dirty": False})
+    assert rc == 0, err
+    assert phases(events) == [("install", "start"), ("install", "done"), ("build", "start"), ("build", "done"),
+                              ("finish", "done")]
+    assert events[0]["command"] == NODE.install
+    assert "installing" in err and "building" in err  # the commands' output streams on stderr
+    assert (rel / ".next/BUILD_ID").read_text() == "built\n"
+    start = rel / ".lightfold/start"
+    assert os.access(start, os.X_OK)
+    lines = start.read_text().splitlines()
+    assert lines[0] == "#!/bin/sh" and lines[-1] == "exec node server.js"
+    assert f"cd {rel}" in lines[2]
+    assert f"PATH={rel}/node_modules/.bin:/opt/lightfold/node-20/bin:" in start.read_text()
+    info = json.loads((rel / ".lightfold/release.json").read_text())
+    assert info["id"] == "r1" and info["commit"] == "abc123" and info["deps_hash"] == "h1"
+    assert info["start"] == "node server.js" and info["static"] is False
+
+
+def test_unchanged_lockfile_reuses_the_previous_node_modules_as_hard_links(tmp_path: Path):
+    release(tmp_path, "r1")
+    assert build(tmp_path, "r1")[0] == 0
+    rel2 = release(tmp_path, "r2")
+    rc, events, err = build(tmp_path, "r2", reuse_from="r1")
+    assert rc == 0, err
+    assert ("install", "reused") in phases(events) and ("install", "start") not in phases(events)
+    assert not (rel2 / "install-ran").exists()
+    old = tmp_path / "srv/shop/releases/r1/node_modules/dep/index.js"
+    assert (rel2 / "node_modules/dep/index.js").stat().st_ino == old.stat().st_ino
+    assert not (rel2 / "node_modules/.cache").exists()  # caches are rewritten in place: never shared
+    assert (tmp_path / "srv/shop/releases/r1/node_modules/.cache").exists()
+
+
+def test_reuse_falls_back_to_install_when_the_previous_release_has_no_deps(tmp_path: Path):
+    release(tmp_path, "r1")
+    rel2 = release(tmp_path, "r2")
+    rc, events, _ = build(tmp_path, "r2", reuse_from="r1")
+    assert rc == 0 and ("install", "done") in phases(events)
+    assert (rel2 / "install-ran").exists()
+
+
+def test_a_failed_build_reports_phase_command_exit_and_last_lines(tmp_path: Path):
+    rel = release(tmp_path, "r1")
+    det = Det(install=None, build="for i in $(seq 1 25); do echo line $i; done; echo 'Error: \"x\" failed' >&2; exit 4",
+              start="node server.js")
+    rc, events, err = build(tmp_path, "r1", det)
+    assert rc == 1
+    failed = events[-1]
+    assert failed["build"] == "build" and failed["status"] == "failed" and failed["exit"] == 4
+    assert failed["command"] == det.build
+    assert failed["output"][-1] == 'Error: "x" failed' and len(failed["output"]) == 20
+    assert "line 25" in err
+    assert not (rel / ".lightfold/start").exists()
+
+
+def test_overrides_from_deploy_config_win(tmp_path: Path):
+    rel = release(tmp_path, "r1")
+    deploy = DeployConfig(build_command="echo custom > custom-build", start_command="node dist/main.js")
+    rc, events, _ = build(tmp_path, "r1", deploy=deploy)
+    assert rc == 0
+    assert (rel / "custom-build").exists() and not (rel / ".next").exists()
+    assert (rel / ".lightfold/start").read_text().splitlines()[-1] == "exec node dist/main.js"
+
+
+def test_static_site_builds_without_a_start_script(tmp_path: Path):
+    rel = release(tmp_path, "r1")
+    det = Det(framework="astro", static=True, output_dir="dist", start=None,
+              install="echo ok", build="mkdir -p dist && echo '<h1>hi</h1>' > dist/index.html")
+    rc, _, err = build(tmp_path, "r1", det)
+    assert rc == 0, err
+    assert (rel / "dist/index.html").exists() and not (rel / ".lightfold/start").exists()
+    assert json.loads((rel / ".lightfold/release.json").read_text())["static"] is True
+
+
+def test_missing_start_command_is_a_clear_error():
+    with pytest.raises(LightfoldError, match="no start command") as e:
+        user_build_script("shop", Det(start=None), DeployConfig(), "r1")
+    assert "deploy.start_command" in e.value.fix
+
+
+def test_app_root_in_a_monorepo(tmp_path: Path):
+    rel = release(tmp_path, "r1", {"apps/web/package.json": "{}"})
+    rc, _, err = build(tmp_path, "r1", Det(install="echo > installed-here", build=None, start="node s.js",
+                                           app_root="apps/web"))
+    assert rc == 0, err
+    assert (rel / "apps/web/installed-here").exists() and (rel / ".lightfold/start").exists()
+    assert f"cd {rel}/apps/web" in (rel / ".lightfold/start").read_text()
+
+
+def test_python_venv_lives_per_lockfile_hash_and_is_reused(tmp_path: Path):
+    det = Det(runtime="python", framework="flask", package_manager="uv", runtime_version="3.11",
+              install='python -c "import sys; print(sys.prefix)" > venv-used && echo ran >> install-ran',
+              build=None, start="gunicorn app:app --bind 127.0.0.1:$PORT")
+    rel1 = release(tmp_path, "r1", {"uv.lock": "flask\n"})
+    rc, events, err = build(tmp_path, "r1", det, deps_hash="abc")
+    assert rc == 0, err
+    deps = tmp_path / "srv/shop/deps/abc"
+    assert (rel1 / "venv-used").read_text().strip() == str(deps / ".venv")
+    assert os.readlink(rel1 / ".venv") == str(deps / ".venv") and (deps / ".complete").exists()
+    start = (rel1 / ".lightfold/start").read_text()
+    assert f"PATH={rel1}/.venv/bin:" in start and f"VIRTUAL_ENV={rel1}/.venv" in start
+    assert start.splitlines()[-1] == "exec gunicorn app:app --bind 127.0.0.1:$PORT"
+
+    rel2 = release(tmp_path, "r2", {"uv.lock": "flask\n"})
+    rc, events, err = build(tmp_path, "r2", det, deps_hash="abc")
+    assert rc == 0, err
+    assert ("install", "reused") in phases(events) and not (rel2 / "install-ran").exists()
+    assert os.readlink(rel2 / ".venv") == str(deps / ".venv")
+
+
+def test_pip_projects_get_pip_in_their_venv_and_others_do_not():
+    pip = user_build_script("shop", Det(runtime="python", package_manager="pip"), DeployConfig(), "r1")
+    uv = user_build_script("shop", Det(runtime="python", package_manager="uv"), DeployConfig(), "r1")
+    assert "python3 -m venv '$DEPS/.venv'" in pip and "python3 -m venv --without-pip '$DEPS/.venv'" in uv
+
+
+def test_start_script_runs_in_the_app_dir_and_execs_the_command(tmp_path: Path):
+    rel = release(tmp_path, "r1")
+    det = Det(install=None, build=None, start="sh -c 'echo port=$PORT cwd=$(pwd)'")
+    assert build(tmp_path, "r1", det)[0] == 0
+    out = subprocess.run([str(rel / ".lightfold/start")], capture_output=True, text=True,
+                         env={"PORT": "8123"}, cwd="/")
+    assert out.stdout.strip() == f"port=8123 cwd={rel}"
+    compound = Det(install=None, build=None, start="echo one && echo two")
+    rel2 = release(tmp_path, "r2")
+    assert build(tmp_path, "r2", compound)[0] == 0
+    text = (rel2 / ".lightfold/start").read_text()
+    assert text.splitlines()[-1] == "exec /bin/sh -c 'echo one && echo two'"
+    assert subprocess.run([str(rel2 / ".lightfold/start")], capture_output=True, text=True).stdout == "one\ntwo\n"
+
+
+def test_build_env_comes_from_the_release_snapshot_without_port(tmp_path: Path):
+    """The wrapper loads /srv/<app>/env/<id>.env with the agent's parser (systemd's syntax)."""
+    sys.path.insert(0, str(AGENT_DIR))
+    try:
+        import agent
+    finally:
+        sys.path.remove(str(AGENT_DIR))
+    hostile = {"NEXT_PUBLIC_API": "https://api.example/v1?a=1&b=2", "QUOTES": "it's \"quoted\" $HOME",
+               "MULTI": "line1\nline2", "PORT": "1234"}
+    env_file = tmp_path / "r1.env"
+    env_file.write_text(agent.render_env_file(hostile))
+    r = subprocess.run(
+        [sys.executable, "-c", ENV_LOADER, str(AGENT_DIR), str(env_file), "python3", "-c",
+         "import json, os; print(json.dumps(dict(os.environ)))"],
+        capture_output=True, text=True, env={"PATH": os.environ["PATH"]},
+    )
+    assert r.returncode == 0, r.stderr
+    env = json.loads(r.stdout)
+    assert {k: env[k] for k in ("NEXT_PUBLIC_API", "QUOTES", "MULTI")} == {
+        k: hostile[k] for k in ("NEXT_PUBLIC_API", "QUOTES", "MULTI")}
+    assert "PORT" not in env
+
+
+def test_root_wrapper_runs_the_build_as_the_app_user():
+    script = build_script("shop", NODE, DeployConfig(), "20260101120000", reuse_from="20251231000000")
+    bash_syntax_ok(script)
+    assert 'exec runuser -u lf-shop -- bash -c "$LF_BUILD"' in script
+    assert "LF_ENV=/srv/shop/env/20260101120000.env" in script
+    with pytest.raises(LightfoldError, match="not a valid release id"):
+        build_script("shop", NODE, DeployConfig(), "../etc")
+
+
+def test_extract_unpacks_as_the_app_user():
+    assert extract_command("shop", "r1", "/tmp/lf upload.tgz") == (
+        "install -d -o lf-shop -g lf-shop -m 755 /srv/shop/releases/r1"
+        " && runuser -u lf-shop -- tar -xzf - -C /srv/shop/releases/r1 --no-same-owner --no-same-permissions"
+        " < '/tmp/lf upload.tgz' && rm -f '/tmp/lf upload.tgz'"
+    )
+
+
+def test_lockfiles_per_runtime():
+    assert "package-lock.json" in lockfiles(Det()) and "uv.lock" in lockfiles(Det(runtime="python"))
+    assert lockfiles(Det(runtime="static")) == ()
