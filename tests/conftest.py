@@ -34,3 +34,45 @@ def cli(lf_home, tmp_path):
         )
 
     return run
+
+
+# ---- sandbox machines: the run fails if any is left over ------------------------------------
+# Here rather than in tests/e2e/conftest.py because under pytest-xdist only this file is loaded by
+# the controller, the one process that finishes after every worker has torn its machines down.
+
+_sandbox_tmp: str | None = None
+
+
+def _sandbox_checkable() -> bool:
+    return sys.platform.startswith("linux") and os.geteuid() == 0
+
+
+def pytest_sessionstart(session) -> None:
+    global _sandbox_tmp
+    if hasattr(session.config, "workerinput") or not _sandbox_checkable():
+        return
+    # Machines are ours when their owner (a LIGHTFOLD_HOME) lies in this run's temp dir; xdist
+    # workers' temp dirs are inside it. Other runs' and the user's machines are never touched.
+    _sandbox_tmp = str(session.config._tmp_path_factory.getbasetemp().resolve()) + "/"
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _sandbox_tmp is None:
+        return
+    from lightfold.sandbox import layout, machine
+
+    lay = layout.layout()
+    ours = [n for n in machine.names(lay) if (machine.owner_of(lay, n) or "").startswith(_sandbox_tmp)]
+    left = [f"{n}: {t}" for n in ours for t in machine.traces(lay, n)]
+    if not machine.names(lay):  # no machine of anyone's: the shared bridge/proxy must be gone too
+        left += machine.leftovers(lay)
+    if not left:
+        return
+    for name in ours:
+        machine.destroy(name)
+    machine.release_shared()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        lines = ["sandbox leftovers after the test run (now removed):", *(f"  {x}" for x in left)]
+        reporter.write_line("\n".join(lines), red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

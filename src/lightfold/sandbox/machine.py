@@ -212,6 +212,9 @@ def traces(lay: Layout, name: str) -> list[str]:
         found.append(f"netns {lay.netns(name)}")
     found += [f"cgroup {d}" for d in _cgroup_dirs(lay, name)]
     found += [f"nspawn process {p}" for p in nspawn_pids(lay, name)]
+    propagate = Path("/run/systemd/nspawn/propagate", name)
+    if propagate.exists() and (found or lay.runtime(name).exists()):
+        found.append(f"path {propagate}")
     return found
 
 
@@ -256,7 +259,6 @@ def leftovers(lay: Layout | None = None) -> list[str]:
         left.append(f"nft table ip {network.NFT_TABLE}")
     if lay.run.is_dir():
         left += [f"path {p}" for p in lay.run.iterdir() if p.name != lay.alloc_lock.name + ".lock"]
-    left += [f"path {p}" for p in Path("/run/systemd/nspawn/propagate").glob("*") if NAME.match(p.name)]
     return sorted(set(left))
 
 
@@ -362,7 +364,7 @@ def create(
 
     try:
         host_key = _generate_host_key(lay, name)
-        network.apply(network.machine_up_commands(lay, name, ip, network_mode))
+        network.machine_up(lay, name, ip, network_mode)
         _mount_overlay(lay, name, img)
         if network_mode == "isolated":
             resolv = isolated_resolv_conf(lay)
@@ -484,6 +486,17 @@ def _destroy_locked(lay: Layout, name: str) -> None:
     _stop(lay, name)
     _wipe(lay, name)
     subprocess.run(["rm", "-rf", str(lay.runtime(name))], check=False)
+    _release_shared_locked(lay)
+
+
+def release_shared() -> None:
+    """Take down the bridge, proxy and NAT table if no machine is left (e.g. after a crash)."""
+    lay = layout()
+    with _alloc_lock(lay):
+        _release_shared_locked(lay)
+
+
+def _release_shared_locked(lay: Layout) -> None:
     if not names(lay):
         proxy.down(lay)
         network.nat_teardown(lay)

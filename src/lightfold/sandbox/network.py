@@ -8,6 +8,7 @@ route at all: anything but the bridge (other machines, the host, the registry pr
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from lightfold.sandbox import host
@@ -97,6 +98,23 @@ def netns_list() -> list[str]:
 
 def links() -> list[str]:
     return sorted(p.name for p in Path("/sys/class/net").iterdir())
+
+
+def machine_up(lay: Layout, name: str, ip: str, mode: str, attempts: int = 4) -> None:
+    """Set up the machine's netns and veth. Rarely (seen while other nspawn machines were booting
+    on the host) a fresh /run/netns file is not yet usable and `ip -n` fails with EINVAL: start
+    over rather than fail the create."""
+    from lightfold.errors import LightfoldError
+
+    for attempt in range(attempts):
+        try:
+            apply(machine_up_commands(lay, name, ip, mode))
+            return
+        except LightfoldError as e:
+            if attempt == attempts - 1 or not any("network namespace" in d for d in e.details):
+                raise
+            machine_down(lay, name, ip)
+            time.sleep(0.1 * (attempt + 1))
 
 
 def bridge_up(lay: Layout) -> None:

@@ -1,0 +1,137 @@
+"""`lightfold create/ssh/status/destroy --provider local` against real sandbox machines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lightfold.sandbox import layout, machine
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+def host_traces(name: str, ip: str | None) -> list[str]:
+    """Everything of machine `name` visible on the host, checked independently of `traces()`."""
+    lay = layout.layout()
+    left = machine.traces(lay, name)
+    mounts = Path("/proc/self/mounts").read_text()
+    if f"/machines/{name}/" in mounts:
+        left.append("mount")
+    if ip and os.path.exists(f"/sys/class/net/{lay.veth(ip)}"):
+        left.append(f"veth {lay.veth(ip)}")
+    if os.path.exists(f"/run/netns/lf-{name}"):
+        left.append("netns")
+    ps = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+    if f"/machines/{name}/rootfs" in ps:
+        left.append("nspawn process")
+    return left
+
+
+def test_create_gives_a_running_machine_reachable_with_pinned_key(sandbox):
+    out = sandbox.lightfold("ssh", "--target", sandbox.target, "--", "systemctl", "is-system-running")
+    assert out.stdout.strip() == "running"
+
+    pc = sandbox.config()["targets"][sandbox.target]["provider_config"]["local"]
+    assert pc["username"] == "root" and pc["server_id"] == sandbox.target and pc["network"] == "isolated"
+    assert sandbox.config()["targets"][sandbox.target]["project_path"] == str(sandbox.project.resolve())
+    # No key of the user's: lightfold made its own pair in its home.
+    assert pc["ssh_key"] == str(sandbox.home / "ssh" / "id_ed25519")
+    state = json.loads((sandbox.home / "state" / f"{sandbox.target}.json").read_text())
+    assert state["created"] is True
+
+    # The key pinned at birth is the machine's own, generated for it.
+    pinned = (sandbox.home / "known_hosts").read_text().split()
+    served = sandbox.exec("cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()
+    assert pinned[0] == pc["ip"] and pinned[1:3] == served[:2]
+    assert json.loads(sandbox.exec("cat /etc/lightfold/created").stdout)["target"] == sandbox.target
+    # Like a fresh cloud image: key-only sshd, no nginx, empty apt lists, no apt timers.
+    sshd = sandbox.exec("sshd -T").stdout
+    assert "passwordauthentication no" in sshd and "permitrootlogin without-password" in sshd
+    assert sandbox.exec("command -v nginx", check=False).returncode != 0
+    assert sandbox.exec("ls /var/lib/apt/lists | grep -v -e partial -e lock || true").stdout == ""
+    assert sandbox.exec("systemctl is-enabled apt-daily.timer", check=False).stdout.strip() == "masked"
+
+    # A command's exit status comes back through `lightfold ssh`.
+    assert sandbox.lightfold("ssh", "--target", sandbox.target, "--", "exit", "7", check=False).returncode == 7
+
+    again = sandbox.lightfold("create", "--target", sandbox.target, "--provider", "local")
+    assert "already exists" in again.stderr
+
+    status = json.loads(sandbox.lightfold("status", "--target", sandbox.target, "--json").stdout)
+    assert status["provider"] == "local" and status["ip"] == pc["ip"]
+    assert status["server_state"] == "running" and status["ssh"] == "reachable"
+
+
+def test_two_machines_get_their_own_addresses_and_reach_each_other(machine_factory):
+    a, b = machine_factory(), machine_factory()
+    assert a.ip != b.ip
+    for src, dst in ((a, b), (b, a)):
+        banner = src.exec(f"timeout 5 bash -c 'exec 3<>/dev/tcp/{dst.ip}/22; head -c 7 <&3'").stdout
+        assert banner == "SSH-2.0"
+    assert a.exec("hostname").stdout.strip() == a.target
+
+
+def test_destroy_leaves_no_trace(machine_factory):
+    sb = machine_factory()
+    assert host_traces(sb.target, sb.ip)
+    refused = sb.lightfold("destroy", "--target", sb.target, check=False, input="")
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert machine.state(layout.layout(), sb.target) == "running"
+
+    sb.lightfold("destroy", "--target", sb.target, "--yes")
+    assert host_traces(sb.target, sb.ip) == []
+    lay = layout.layout()
+    assert not any(r.joinpath(lay.cgroup_subtree, sb.target).exists() for r in machine.host.cgroup_roots())
+    assert not lay.runtime(sb.target).exists() and not lay.machine_dir(sb.target).exists()
+    tc = sb.config()["targets"][sb.target]
+    assert "ip" not in tc["provider_config"]["local"] and tc["provider"] == "local"
+    assert not (sb.home / "state" / f"{sb.target}.json").exists()
+    assert sb.ip not in (sb.home / "known_hosts").read_text()
+    status = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+    assert status["server_state"] == "missing"
+    # Destroying again is harmless.
+    assert "nothing to do" in sb.lightfold("destroy", "--target", sb.target, "--yes").stderr
+
+
+def test_killed_create_is_cleaned_up_by_destroy(machine_factory):
+    sb = machine_factory(create=False)
+    proc = sb.popen("create", "--target", sb.target, "--provider", "local",
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lay = layout.layout()
+    deadline = time.monotonic() + 60
+    while machine.nspawn_pid(lay, sb.target) is None:  # kill it while the machine boots
+        assert proc.poll() is None and time.monotonic() < deadline, "create ended before the machine booted"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    info = machine.read_info(lay, sb.target)
+    assert info and machine.traces(lay, sb.target)
+
+    sb.lightfold("destroy", "--target", sb.target, "--yes")
+    assert host_traces(sb.target, info["ip"]) == []
+
+
+def test_force_recreates_a_fresh_machine_with_a_new_host_key(sandbox):
+    sandbox.exec("touch /root/from-before")
+    old_key = (sandbox.home / "known_hosts").read_text()
+    sandbox.lightfold("create", "--target", sandbox.target, "--provider", "local", "--force")
+    assert sandbox.exec("test -e /root/from-before", check=False).returncode == 1
+    assert (sandbox.home / "known_hosts").read_text() != old_key
+    out = sandbox.lightfold("ssh", "--target", sandbox.target, "--", "systemctl", "is-system-running")
+    assert out.stdout.strip() == "running"
+
+
+def test_a_name_taken_by_another_home_is_refused_and_left_alone(sandbox, fresh_env):
+    other = fresh_env("other")
+    proc = sandbox.lightfold("create", "--target", sandbox.target, "--provider", "local", check=False, env=other)
+    assert proc.returncode == 1
+    assert "belongs to another lightfold home" in proc.stderr and str(sandbox.home) in proc.stderr
+    proc = sandbox.lightfold("destroy", "--target", sandbox.target, "--yes", check=False, env=other)
+    assert proc.returncode == 1 and "another lightfold home" in proc.stderr
+    assert machine.state(layout.layout(), sandbox.target) == "running"
