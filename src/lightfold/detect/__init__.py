@@ -47,8 +47,8 @@ from pathlib import Path
 
 from lightfold.detect import envvars, node, others, python
 from lightfold.detect.model import Candidate, Detection, Framework, Match, Plan
-from lightfold.detect.pm import Toolchain, node_toolchain, python_toolchain, simple_toolchain
-from lightfold.detect.project import Project
+from lightfold.detect.pm import Toolchain, node_toolchain, python_toolchain, simple_toolchain, workspace_members
+from lightfold.detect.project import SKIP_DIRS, Project
 from lightfold.detect.runtime import runtime_version
 from lightfold.errors import LightfoldError, UsageError
 
@@ -174,6 +174,12 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
     if fw.runtime == "node":
         language = "typescript" if p.exists("tsconfig.json") or "typescript" in p.node_deps else "javascript"
     warnings = list(dict.fromkeys(tc.warnings + plan.warnings))
+    if fw.id in ("node", "python") and workspace_members(p.root):
+        apps = _subfolder_apps(p)
+        if apps:
+            warnings.append(
+                f"this is a workspace root; its apps are {', '.join(apps)}: point PATH at the one to deploy"
+            )
     if plan.static:
         plan.start = None
     elif plan.start is None and fw.id != "dockerfile":
@@ -240,17 +246,23 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
     )
 
 
-def _nothing(p: Project, candidates: list) -> NothingDetected:
-    details = [f"{f.id}: {m.rejected}" for _, f, m in candidates if m.rejected]
+def _subfolder_apps(p: Project) -> list[str]:
+    """'apps/web (nextjs)' for each workspace member, or each top-level folder, that holds an app."""
+    folders = workspace_members(p.root) or [
+        p.root / n for n in p.listdir() if not n.startswith(".") and n not in SKIP_DIRS and (p.root / n).is_dir()
+    ]
     hints = []
-    for name in p.listdir():
-        sub = p.root / name
-        if name.startswith(".") or name in ("node_modules", "vendor") or not sub.is_dir():
-            continue
+    for sub in folders:
         sp = Project(sub)
         fid = next((fid for fid in PRECEDENCE[:-2] if FRAMEWORKS[fid].match(sp).ok), None)
         if fid:
-            hints.append(f"{name} ({fid})")
+            hints.append(f"{sub.relative_to(p.root).as_posix()} ({fid})")
+    return hints
+
+
+def _nothing(p: Project, candidates: list) -> NothingDetected:
+    details = [f"{f.id}: {m.rejected}" for _, f, m in candidates if m.rejected]
+    hints = _subfolder_apps(p)
     if len(hints) > 8:
         hints = hints[:8] + [f"{len(hints) - 8} more"]
     where = f"; apps found in subfolders: {', '.join(hints)} — run `lightfold detect <subfolder>`" if hints else ""

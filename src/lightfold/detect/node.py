@@ -464,9 +464,14 @@ def match_plain_node(p: Project) -> Match:
     if start or any(s in p.scripts for s in PROD_SCRIPTS):
         return Match(["package.json has a start script"])
     entry = node_entry(p)
+    if entry and SERVES.search(p.text(entry) or ""):
+        return Match([f"package.json and server file {entry}"])
     if entry:
-        return Match([f"package.json and entry file {entry}"])
+        return reject(f"{entry} does not start a server (no listen/createServer): a library?")
     return reject("package.json has no start script and no server file")
+
+
+SERVES = re.compile(r"\.listen\(|createServer\(|\bserve\(|Bun\.serve\(|Deno\.serve\(")
 
 
 def _dep(name: str, *others: str):

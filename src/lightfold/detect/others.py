@@ -361,73 +361,122 @@ def rust_plan(port: int):
 # -- Java --------------------------------------------------------------------------------------------
 
 
-def _gradle_file(p: Project) -> str | None:
-    return p.first("build.gradle.kts", "build.gradle")
+def _gradle_file(p: Project, d: str = "") -> str | None:
+    return p.first(*(f"{d}/{n}" if d else n for n in ("build.gradle.kts", "build.gradle")))
+
+
+def _pom_is_boot_app(root) -> bool:
+    """The module builds a Spring Boot jar (the repackaging plugin, or a web starter)."""
+    if any((pl.findtext("artifactId") or "").strip() == "spring-boot-maven-plugin" for pl in root.iter("plugin")):
+        return True
+    return any(
+        (dep.findtext("groupId") or "").strip() == "org.springframework.boot"
+        and (dep.findtext("artifactId") or "").startswith(("spring-boot-starter-web", "spring-boot-starter-webflux"))
+        for dep in root.iter("dependency")
+    )
+
+
+def _gradle_applies_boot(src: str) -> bool:
+    src = strip_js_comments(src)
+    return bool(
+        re.search(r"""\bid\s*\(?\s*["']org\.springframework\.boot["']""", src)
+        or re.search(r"""^\s*apply\s+plugin:\s*["']org\.springframework\.boot["']""", src, re.M)
+        or re.search(r"""^\s*\w+\s*\(?\s*["']org\.springframework\.boot:spring-boot-starter""", src, re.M)
+    )
 
 
 def match_spring(p: Project) -> Match:
     pom = p.text("pom.xml")
-    if pom:
-        root = xml_root(pom)
-        if root is not None:
-            parent = root.find("parent")
-            if parent is not None and (parent.findtext("groupId") or "").strip() == "org.springframework.boot":
-                return Match(["pom.xml parent org.springframework.boot:" + (parent.findtext("artifactId") or "")])
-            for dep in root.iter("dependency"):
-                if (dep.findtext("groupId") or "").strip() == "org.springframework.boot":
-                    return Match([f"pom.xml dependency org.springframework.boot:{dep.findtext('artifactId')}"])
-            for plugin in root.iter("plugin"):
-                if (plugin.findtext("artifactId") or "").strip() == "spring-boot-maven-plugin":
-                    return Match(["pom.xml plugin spring-boot-maven-plugin"])
+    root = xml_root(pom) if pom else None
+    if root is not None:
+        parent = root.find("parent")
+        module = _maven_app_module(p, root)
+        where = f" (application module {module})" if module else ""
+        if parent is not None and (parent.findtext("groupId") or "").strip() == "org.springframework.boot":
+            return Match([f"pom.xml parent org.springframework.boot:{parent.findtext('artifactId')}{where}"])
+        for dep in root.iter("dependency"):
+            if (dep.findtext("groupId") or "").strip() == "org.springframework.boot":
+                return Match([f"pom.xml dependency org.springframework.boot:{dep.findtext('artifactId')}{where}"])
+        if _pom_is_boot_app(root) or module:
+            return Match([f"pom.xml spring-boot-maven-plugin{where}"])
     gradle = _gradle_file(p)
-    if gradle:
-        src = strip_js_comments(p.text(gradle) or "")
-        if re.search(r"""\bid\s*\(?\s*["']org\.springframework\.boot["']""", src) or re.search(
-            r"""^\s*apply\s+plugin:\s*["']org\.springframework\.boot["']""", src, re.M
-        ):
-            return Match([f"{gradle} plugin org.springframework.boot"])
-        if re.search(r"""^\s*\w+\s*\(?\s*["']org\.springframework\.boot:spring-boot-starter""", src, re.M):
-            return Match([f"{gradle} dependency org.springframework.boot:spring-boot-starter"])
+    if gradle and _gradle_applies_boot(p.text(gradle) or ""):
+        return Match([f"{gradle} applies org.springframework.boot"])
+    sub = _gradle_app_project(p)
+    if sub:
+        return Match([f"{_gradle_file(p, sub)} applies org.springframework.boot"])
     return Match()
+
+
+def _maven_app_module(p: Project, root) -> str | None:
+    """In a multi-module build, the module that produces the Spring Boot jar."""
+    modules = [(m.text or "").strip() for m in root.findall("modules/module")]
+    for mod in modules:
+        sub = xml_root(p.text(f"{mod}/pom.xml") or "")
+        if sub is not None and _pom_is_boot_app(sub):
+            return mod
+    return None
+
+
+def _gradle_app_project(p: Project) -> str | None:
+    if not (p.exists("settings.gradle") or p.exists("settings.gradle.kts")):
+        return None
+    for f in p.glob(r"[^/]+/build\.gradle(?:\.kts)?"):
+        if _gradle_applies_boot(p.text(f) or ""):
+            return f.split("/", 1)[0]
+    return None
+
+
+def _maven_jar(root, prefix: str) -> str:
+    final = root.findtext("build/finalName") if root is not None else None
+    art = root.findtext("artifactId") if root is not None else None
+    ver = root.findtext("version") if root is not None else None
+    if ver is None and root is not None:
+        ver = root.findtext("parent/version")  # modules usually inherit the version
+    if final and "$" not in final:
+        return f"{prefix}target/{final}.jar"
+    if art and ver and "$" not in art + ver:
+        return f"{prefix}target/{art}-{ver}.jar"
+    return f"{prefix}target/*.jar"
 
 
 def plan_spring(p: Project, m: Match, tc: Toolchain) -> Plan:
     plan = Plan(port=8080)
     args = "--server.port=$PORT --server.address=127.0.0.1"
     pom = p.text("pom.xml")
+    module = ""
     if pom is not None:
         plan.package_manager = "maven"
         mvn = "./mvnw" if p.exists("mvnw") else "mvn"
         if mvn == "mvn":
             plan.extra_runtimes.append("maven")
-        plan.build = f"{mvn} -B -DskipTests package"
         root = xml_root(pom)
-        jar = "target/*.jar"
-        if root is not None:
-            final = root.findtext("build/finalName")
-            art, ver = root.findtext("artifactId"), root.findtext("version")
-            if final and "$" not in final:
-                jar = f"target/{final}.jar"
-            elif art and ver and "$" not in art + ver:
-                jar = f"target/{art}-{ver}.jar"
-        plan.start = f"java -jar {jar} {args}"
+        module = (_maven_app_module(p, root) if root is not None else None) or ""
+        if module:
+            plan.build = f"{mvn} -B -DskipTests package -pl {module} -am"
+            plan.start = f"java -jar {_maven_jar(xml_root(p.text(f'{module}/pom.xml') or ''), module + '/')} {args}"
+        else:
+            plan.build = f"{mvn} -B -DskipTests package"
+            plan.start = f"java -jar {_maven_jar(root, '')} {args}"
     else:
         plan.package_manager = "gradle"
         gradle = "./gradlew" if p.exists("gradlew") else "gradle"
         if gradle == "gradle":
             plan.extra_runtimes.append("gradle")
-        plan.build = f"{gradle} bootJar -x test"
-        plan.start = f"java -jar build/libs/*.jar {args}"
-    deps_text = (pom or "") + (p.text(_gradle_file(p) or "") or "")
+        root_file = _gradle_file(p)
+        module = "" if root_file and _gradle_applies_boot(p.text(root_file) or "") else (_gradle_app_project(p) or "")
+        task = f":{module}:bootJar" if module else "bootJar"
+        plan.build = f"{gradle} {task} -x test"
+        plan.start = f"java -jar {module + '/' if module else ''}build/libs/*.jar {args}"
+    prefix = f"{module}/" if module else ""
+    deps_text = (pom or "") + (p.text(f"{prefix}pom.xml") or "") + (p.text(_gradle_file(p, module) or "") or "")
     if "spring-boot-starter-actuator" in deps_text:
         plan.health_path = "/actuator/health"
     required: set[str] = set()
-    resources = "src/main/resources"
+    resources = f"{prefix}src/main/resources"
     for name in p.listdir(resources):
-        if not re.fullmatch(r"application[\w-]*\.(?:properties|ya?ml)", name):
-            continue
-        rel = f"{resources}/{name}"
-        required |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", p.text(rel) or ""))
+        if re.fullmatch(r"application[\w-]*\.(?:properties|ya?ml)", name):
+            required |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", p.text(f"{resources}/{name}") or ""))
     plan.env_required = sorted(required - {"PORT"})
     return plan
 

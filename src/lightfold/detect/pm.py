@@ -164,6 +164,28 @@ def _workspace_root(app: Path, is_root) -> tuple[Path, list[str]] | None:
     return None
 
 
+def workspace_members(root: Path) -> list[Path]:
+    """The package directories a Node (pnpm/npm/yarn/bun) or uv workspace root declares."""
+    globs = _node_workspace_globs(root) or []
+    uv = ((Project(root).pyproject or {}).get("tool") or {}).get("uv") or {}
+    globs += [str(g) for g in (uv.get("workspace") or {}).get("members") or []]
+    found: list[Path] = []
+    for g in globs:
+        if g.startswith("!"):
+            continue
+        pattern = g.rstrip("/").removeprefix("./").removesuffix("/**").removesuffix("/*")
+        base = root / pattern
+        if "*" in pattern or not base.is_dir():
+            continue
+        children = (
+            [base]
+            if pattern == g.rstrip("/").removeprefix("./")
+            else sorted(c for c in base.iterdir() if c.is_dir() and not c.name.startswith("."))
+        )
+        found += [c for c in children if c not in found]
+    return found
+
+
 def _parse_package_manager_field(value: object) -> tuple[str, str | None] | None:
     if not isinstance(value, str) or "@" not in value:
         return None

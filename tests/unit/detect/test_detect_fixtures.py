@@ -346,6 +346,16 @@ CASES: dict[str, dict] = {
         package_manager="gradle",
         build="./gradlew bootJar -x test",
     ),
+    "spring-maven-multimodule": dict(
+        framework="springboot",
+        build="./mvnw -B -DskipTests package -pl shop-web -am",
+        start="java -jar shop-web/target/shop-web-1.4.0.jar --server.port=$PORT --server.address=127.0.0.1",
+    ),
+    "spring-gradle-multiproject": dict(
+        framework="springboot",
+        build="./gradlew :app:bootJar -x test",
+        start="java -jar app/build/libs/*.jar --server.port=$PORT --server.address=127.0.0.1",
+    ),
     "aspnet": dict(
         framework="aspnetcore",
         runtime="dotnet",

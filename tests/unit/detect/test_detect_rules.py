@@ -317,6 +317,12 @@ def test_nothing_detected_names_what_was_looked_for_and_the_subfolder_apps(tmp_p
     assert info.value.exit_code == 1
 
 
+def test_workspace_root_points_at_its_apps() -> None:
+    with pytest.raises(NothingDetected) as info:
+        detect(FIXTURES / "monorepo-pnpm")
+    assert "apps/api (express), apps/web (nextjs) — run `lightfold detect <subfolder>`" in str(info.value)
+
+
 def test_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         detect(tmp_path / "nope")
