@@ -699,12 +699,19 @@ def check_deploy_lock(lay: Layout, req: dict) -> None:
 UPSTREAM_RE = re.compile(r"^\s*server\s+127\.0\.0\.1:(\d+)\b", re.M)
 
 
-def render_upstream(port: int, slot: str, release: str) -> str:
-    return (
+def render_upstream(port: int, slot: str, release: str, backup_port: int | None = None) -> str:
+    """The live slot first (the agent reads it back from the first `server` line). max_fails=0: a
+    single error never takes the live slot out of rotation. During a switch the old slot is a
+    `backup`, so if the new one crashes in its smoke window nginx retries on the old one until the
+    agent flips back; it is dropped once the old slot stops."""
+    text = (
         "# Managed by the lightfold agent; rewritten on every switch.\n"
         f"# live slot: {slot}, release: {release}\n"
-        f"server 127.0.0.1:{int(port)};\n"
+        f"server 127.0.0.1:{int(port)} max_fails=0;\n"
     )
+    if backup_port is not None:
+        text += f"server 127.0.0.1:{int(backup_port)} backup;\n"
+    return text
 
 
 def upstream_port(text: str | None) -> int | None:
@@ -1072,10 +1079,10 @@ def unhealthy_error(lay: Layout, cfg: dict, slot: str, rid: str, state: dict, la
                       log_tail=tail)
 
 
-def flip_upstream(lay: Layout, port: int, slot: str, rid: str) -> str | None:
+def flip_upstream(lay: Layout, port: int, slot: str, rid: str, backup_port: int | None = None) -> str | None:
     """Point nginx at `port`; returns the old upstream text. Validated with nginx -t, else restored."""
     old = read_text(lay.upstream)
-    write_atomic(lay.upstream, render_upstream(port, slot, rid).encode())
+    write_atomic(lay.upstream, render_upstream(port, slot, rid, backup_port).encode())
     for argv in (["nginx", "-t"], ["systemctl", "reload", "nginx"]):
         r = run(argv)
         if r.code != 0:
@@ -1086,6 +1093,14 @@ def flip_upstream(lay: Layout, port: int, slot: str, rid: str) -> str | None:
                              "run `nginx -t` on the server to see the error, fix the nginx config, deploy again",
                              log_tail=r.err.strip().splitlines()[-JOURNAL_TAIL_LINES:])
     return old
+
+
+def drop_backup(lay: Layout, port: int, slot: str, rid: str, warnings: list[str]) -> None:
+    """Before the old slot stops (and later starts the next release), take it out of nginx."""
+    try:
+        flip_upstream(lay, port, slot, rid)
+    except AgentError as e:
+        warn(f"could not drop the old slot from nginx: {e.error}", warnings)
 
 
 def restore_upstream(lay: Layout, old: str | None) -> None:
@@ -1106,7 +1121,8 @@ def smoke_failure(unit: str, baseline: int | None, seconds: float) -> str | None
             return f"systemd restarted {unit} during the {seconds:g}s smoke window"
         if time.monotonic() >= end:
             return None
-        time.sleep(max(0.0, min(1.0, end - time.monotonic())))
+        # Polled often: every moment a crashed new slot stays live costs retried requests.
+        time.sleep(max(0.0, min(0.25, end - time.monotonic())))
 
 
 def write_intent(lay: Layout, op: str, old: str | None, new: str) -> None:
@@ -1122,7 +1138,12 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str) -> dict:
     """The blue/green switch. `op` is "activate" (failure marks the release failed; the old live one
     becomes previous) or "rollback" (the abandoned release becomes rolled-back)."""
     by = req.get("by") or req.get("holder")
-    check_release_ready(lay, rid, cfg)
+    try:
+        check_release_ready(lay, rid, cfg)
+    except AgentError as e:
+        if os.path.isdir(lay.release(rid)):
+            fail_before_flip(lay, rid, op, by, e)
+        raise
     old_rid, old_slot = actual_live(lay, cfg)
     if old_rid == rid:
         step(f"release {rid} is already live; nothing to switch")
@@ -1141,7 +1162,8 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str) -> dict:
         baseline = unit_state(unit)["n_restarts"]
         step(f"healthy after {health['seconds']}s; switching nginx to slot {slot}")
         write_intent(lay, op, old_rid, rid)
-        old_upstream = flip_upstream(lay, port, slot, rid)
+        backup = cfg["ports"][old_slot] if old_slot else None
+        old_upstream = flip_upstream(lay, port, slot, rid, backup)
     except Exception as e:  # noqa: BLE001 - whatever broke, the old slot must keep serving
         err = e if isinstance(e, AgentError) else AgentError(
             f"switch failed before traffic moved: {type(e).__name__}: {e}", "this is a lightfold bug; please report it")
@@ -1174,6 +1196,7 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str) -> dict:
     if old_slot is not None:
         step(f"draining slot {old_slot} for {drain:g}s, then stopping it")
         time.sleep(drain)
+        drop_backup(lay, port, slot, rid, warnings)
         stop_slot(lay.app, old_slot, warnings)
     elif unit_state(unit_name(lay.app, other_slot(slot)))["active_state"] == "active":
         stop_slot(lay.app, other_slot(slot), warnings)
@@ -1316,10 +1339,9 @@ def op_status(req: dict, lay: Layout) -> dict:
             slots[s] = {"port": cfg["ports"][s], "release": link_release(lay.slot_link(s)),
                         "active_state": st["active_state"], "sub_state": st["sub_state"],
                         "n_restarts": st["n_restarts"]}
-    health = None
-    if rid and slot:
-        h = cfg["health"]
-        health = http_check(cfg["ports"][slot], h["path"], h["host"], 5.0, h["status"])
+    health, h = None, cfg["health"]
+    if rid and (slot or cfg["static"]):
+        health = http_check(cfg["ports"][slot] if slot else 80, h["path"], h["host"], 5.0, h["status"])
     usage = shutil.disk_usage(lay.srv_root if os.path.isdir(lay.srv_root) else lay.root)
     lock = read_lock(lay) if os.path.exists(lay.lock) else None
     if lock is not None:
@@ -1424,11 +1446,12 @@ def op_lock(req: dict, lay: Layout) -> dict:
     pid = req.get("pid")
     deadline = time.monotonic() + wait_seconds
     while True:
-        mine, busy, replaced = try_acquire(lay, holder, req.get("op"), req.get("release"), ttl, pid)
+        # "op" is the protocol's; the operation being locked for travels as "lock_op".
+        mine, busy, replaced = try_acquire(lay, holder, req.get("lock_op"), req.get("release"), ttl, pid)
         if mine is not None:
             if replaced:
                 warn(replaced)
-            audit(lay, "lock", holder, lock_op=req.get("op"), release=req.get("release"), replaced=replaced)
+            audit(lay, "lock", holder, lock_op=req.get("lock_op"), release=req.get("release"), replaced=replaced)
             return {"acquired": True, "lock": mine, "replaced_stale": replaced}
         if time.monotonic() >= deadline:
             raise AgentError(f"{lay.app} is locked by {describe_lock(busy)}",

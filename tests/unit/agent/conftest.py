@@ -91,3 +91,9 @@ def app_json(root):
 @pytest.fixture
 def release(root):
     return lambda rid, **kw: make_release(root, rid, **kw)
+
+
+@pytest.fixture
+def agent_call(root):
+    """The same request handling in-process (faster than a subprocess): agent_call(request) -> result."""
+    return lambda request: agent_module.handle(agent_module.parse_request(json.dumps(request).encode()), str(root))

@@ -46,7 +46,7 @@ values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_character
 
 
 @given(st.dictionaries(names, values, max_size=8))
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_render_then_parse_returns_the_same_env(env):
     from lightfold.agent import agent
 

@@ -10,10 +10,16 @@ import pytest
 
 def test_upstream_names_port_slot_and_release(agent):
     text = agent.render_upstream(18002, "green", "20260101120000")
-    assert "server 127.0.0.1:18002;" in text.splitlines()
+    assert "server 127.0.0.1:18002 max_fails=0;" in text.splitlines()
     assert "# live slot: green, release: 20260101120000" in text
     assert agent.upstream_port(text) == 18002
     assert agent.slot_for_port({"blue": 18001, "green": 18002}, agent.upstream_port(text)) == "green"
+
+
+def test_upstream_during_a_switch_keeps_the_old_slot_as_backup(agent):
+    text = agent.render_upstream(18002, "green", "20260101120000", backup_port=18001)
+    assert text.splitlines()[-2:] == ["server 127.0.0.1:18002 max_fails=0;", "server 127.0.0.1:18001 backup;"]
+    assert agent.upstream_port(text) == 18002
 
 
 @pytest.mark.parametrize("text", [None, "", "# nothing\n", "server 10.0.0.1:80;\n"])

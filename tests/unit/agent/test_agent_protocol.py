@@ -74,6 +74,8 @@ def test_static_activate_without_build_output_fails_before_touching_current(agen
     result, _, code = agent_cli({"op": "activate", "app": "web", "release": B})
     assert code == 1 and "no build output at dist/" in result["error"]
     assert os.readlink(root / "srv/web/current") == f"releases/{A}"
+    listing, _, _ = agent_cli({"op": "releases", "app": "web"})
+    assert listing["releases"][0]["status"] == "failed" and "no build output" in listing["releases"][0]["reason"]
 
 
 def test_activating_the_live_release_is_a_no_op(agent_cli, app_json, release, root):
@@ -105,7 +107,7 @@ def test_status_of_a_static_app_reconciles_and_reports(agent_cli, app_json, rele
     app_json(static=True, output_dir="dist", ports=None)
     release(A, start=False, output_dir="dist")
     os.symlink(f"releases/{A}", root / "srv/web/current")
-    agent_cli({"op": "lock", "app": "web", "holder": "alice@laptop", "ttl": 600, "op_name": "deploy"})
+    agent_cli({"op": "lock", "app": "web", "holder": "alice@laptop", "ttl": 600, "lock_op": "deploy"})
     result, _, code = agent_cli({"op": "status", "app": "web"})
     assert code == 0 and result["live"]["release"] == A and result["live"]["info"]["commit"] == "c0000"
     assert result["releases"][0]["id"] == A and result["releases"][0]["status"] == "live"
