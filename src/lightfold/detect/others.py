@@ -487,7 +487,7 @@ def plan_spring(p: Project, m: Match, tc: Toolchain) -> Plan:
 def _web_projects(p: Project) -> list[tuple[str, object]]:
     found = []
     for f in p.files:
-        if f.endswith(".csproj") and f.count("/") <= 2:
+        if f.endswith(".csproj") and f.count("/") <= 3:
             root = xml_root(p.text(f) or "")
             if root is not None and (root.get("Sdk") or "").strip() == "Microsoft.NET.Sdk.Web":
                 found.append((f, root))
@@ -495,7 +495,8 @@ def _web_projects(p: Project) -> list[tuple[str, object]]:
 
 
 def match_aspnet(p: Project) -> Match:
-    projects = _web_projects(p)
+    # shallowest first; test projects last
+    projects = sorted(_web_projects(p), key=lambda x: ("test" in x[0].lower(), x[0].count("/"), x[0]))
     if projects:
         return Match([f'{projects[0][0]} Sdk="Microsoft.NET.Sdk.Web"'], {"projects": projects})
     return Match()

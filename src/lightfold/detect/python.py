@@ -111,7 +111,8 @@ def find_entries(p: Project) -> list[Entry]:
                 if called in APP_CLASSES:
                     kind, iface = APP_CLASSES[called]
                     entries.append(Entry(rel, module, names[0], kind, iface, app_dir))
-                elif called in FACTORY_NAMES and names[0] in ("app", "application"):
+                elif names[0] in ("app", "application") and (called in FACTORY_NAMES or factory_kind):
+                    # app = create_app() / app = get_application() in a module that uses the framework
                     kind = factory_kind or "factory"
                     iface = "asgi" if kind in ("fastapi", "starlette", "quart", "litestar") else "wsgi"
                     entries.append(Entry(rel, module, names[0], kind, iface, app_dir))
