@@ -31,9 +31,9 @@ def provider(request) -> str:
 
 
 @pytest.fixture
-def fake(provider, lf_home):
-    """The provider's fake API on 127.0.0.1:<random port>; servers boot (on loopback) in 0.15 s."""
-    with fake_class(provider)(tokens=(TOKEN,), boot_delay=0.15) as f:
+def fake(provider, cloud_home):
+    """The provider's fake API on 127.0.0.1:<random port>; servers boot (on loopback) after 0.05 s."""
+    with fake_class(provider)(tokens=(TOKEN,), boot_delay=0.05) as f:
         yield f
 
 
@@ -80,7 +80,7 @@ def test_bad_token_is_one_line_naming_the_env_var(provider, fake):
     assert bad not in msg and "\n" not in msg
 
 
-def test_missing_token_names_the_env_var(provider, lf_home):
+def test_missing_token_names_the_env_var(provider, cloud_home):
     with pytest.raises(LightfoldError) as e:
         cloud.open_client(provider)
     assert TOKEN_ENV[provider] in str(e.value)
@@ -216,7 +216,7 @@ def test_key_is_kept_while_another_lightfold_server_exists(provider, fake):
     assert len(fake.ssh_keys) == 1
 
 
-def test_pagination_over_several_pages(provider, lf_home):
+def test_pagination_over_several_pages(provider, cloud_home):
     with fake_class(provider)(tokens=(TOKEN,), boot_delay=0.05, max_per_page=2) as fake:
         async def go():
             async with client(provider, fake) as c:
@@ -257,7 +257,7 @@ def test_429_burst_is_ridden_out(provider, fake):
     assert len(fake.requests) == 4
 
 
-def test_fake_rate_limit_answers_429_with_retry_after(lf_home):
+def test_fake_rate_limit_answers_429_with_retry_after(cloud_home):
     with fake_class("hetzner")(tokens=(TOKEN,), rate_limit=2, rate_window=1.0) as fake:
         async def go():
             async with client("hetzner", fake) as c:
@@ -320,7 +320,7 @@ def test_500_on_create_is_not_repeated_blindly(provider, fake):
 
 
 def test_timeout_after_create_then_retry_makes_exactly_one_server(provider, fake):
-    slow = RetryPolicy(attempts=3, backoff=0.01, timeout=0.5)
+    slow = RetryPolicy(attempts=3, backoff=0.01, timeout=0.3)
     tag = "lf-crash-0000000f"
 
     async def interrupted():
@@ -343,7 +343,7 @@ def test_timeout_after_create_then_retry_makes_exactly_one_server(provider, fake
 
 
 def test_timeout_after_create_is_recovered_within_one_call(provider, fake):
-    slow = RetryPolicy(attempts=3, backoff=0.01, timeout=0.5)
+    slow = RetryPolicy(attempts=3, backoff=0.01, timeout=0.3)
 
     async def go():
         async with client(provider, fake, retry=slow) as c:
@@ -393,7 +393,7 @@ def test_size_not_offered_in_region_is_refused(provider, fake):
     assert f"'{size}' is not offered in region '{region}'" in str(e.value)
 
 
-def test_vultr_image_may_be_given_by_name(lf_home):
+def test_vultr_image_may_be_given_by_name(cloud_home):
     with fake_class("vultr")(tokens=(TOKEN,)) as fake:
         async def go():
             async with client("vultr", fake) as c:
@@ -409,7 +409,7 @@ def test_token_never_in_logs_or_errors(provider, fake, caplog):
     errors: list[str] = []
 
     async def go():
-        async with client(provider, fake, retry=RetryPolicy(attempts=2, backoff=0.01, timeout=0.5)) as c:
+        async with client(provider, fake, retry=RetryPolicy(attempts=2, backoff=0.01, timeout=0.3)) as c:
             errors.append(repr(c))
             await c.validate_token()
             await post_control(fake, {"status": 500, "count": 5})
