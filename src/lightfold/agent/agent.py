@@ -51,6 +51,15 @@ sits under a root prefix, $LIGHTFOLD_ROOT or "/", so tests run against a temp di
   /srv/<app>/.lightfold/switch.json     intent of a switch in flight (reconciled by the next op).
   /srv/<app>/.lightfold/switch.lock     flock held by the one process switching this app.
 
+Ops (request fields beyond op/app; "by" names the actor in the audit log everywhere):
+  activate {release, health?, smoke_seconds=5, drain_seconds=2, keep=5, holder?}
+  rollback {to?, health?, smoke_seconds, drain_seconds, keep, holder?}
+  status {ttl?}   releases {}   cleanup {keep=5}   health {slot? | port?, health?}
+  write_env {release, env: {NAME: value}}   journal_mark {release, status: building|failed, reason?,
+  commit?, dirty?, fingerprint?, env_hash?, builder?, deployed_by?, created_at?}
+  lock {holder, lock_op?, release?, ttl?, pid?, wait_seconds=0}   unlock {holder?, force?}
+activate/rollback refuse while another holder has the deploy lock.
+
 The truth about what is live is what nginx routes to (upstream.conf -> slot -> release); the
 journal is brought in line with it at the start of every op (`reconciled` in the result).
 """
@@ -515,8 +524,9 @@ def record_activation(entries: list[dict], rid: str, slot: str | None, at: str, 
 
 
 def rollback_target(entries: list[dict], to: str | None = None, available: set[str] | None = None) -> dict:
-    """`to`, or the newest release older than the live one that served well (previous/retired),
-    skipping failed and rolled-back ones and, when `available` is given, ones no longer on disk."""
+    """`to`; else the "previous" release (what was live before); else the newest release older than
+    the live one that served well (retired). Failed and rolled-back releases are never picked, nor,
+    when `available` is given, ones no longer on disk."""
     live = live_entry(entries)
     if to is not None:
         target = find_entry(entries, to)
@@ -530,8 +540,13 @@ def rollback_target(entries: list[dict], to: str | None = None, available: set[s
     if live is None:
         raise AgentError("nothing is live on this server, so there is nothing to roll back from",
                          "deploy first with `lightfold deploy`")
-    older = [e for e in entries if e["id"] < live["id"] and e["status"] in ("previous", "retired")
-             and (available is None or e["id"] in available)]
+    def usable(e):
+        return e["id"] != live["id"] and (available is None or e["id"] in available)
+
+    previous = [e for e in entries if e["status"] == "previous" and usable(e)]
+    if previous:
+        return previous[-1]
+    older = [e for e in entries if e["id"] < live["id"] and e["status"] == "retired" and usable(e)]
     if not older:
         raise AgentError(
             f"no earlier good release to roll back to (live: {live['id']})",
@@ -1466,7 +1481,7 @@ def op_unlock(req: dict, lay: Layout) -> dict:
         lock = read_lock(lay) if os.path.exists(lay.lock) else None
         if lock is None:
             return {"released": False, "lock": None}
-        if not force and holder is not None and lock.get("holder") != holder:
+        if not force and lock.get("holder") != holder:
             raise AgentError(f"{lay.app} is locked by {describe_lock(lock)}, not by {holder}",
                              "let them finish, or pass --force to break it", lock=lock, busy=True)
         os.unlink(lay.lock)

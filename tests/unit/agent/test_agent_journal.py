@@ -56,6 +56,11 @@ def test_second_rollback_does_not_bounce_back_to_abandoned_release(agent):
     assert statuses(entries) == ["previous", "live", "rolled-back", "rolled-back"]
 
 
+def test_rollback_prefers_what_was_live_before_even_if_its_id_is_older(agent):
+    entries = journal(agent, "previous", "retired", "live")
+    assert agent.rollback_target(entries)["id"] == IDS[0]
+
+
 def test_rollback_skips_releases_no_longer_on_disk(agent):
     entries = journal(agent, "retired", "previous", "live")
     assert agent.rollback_target(entries, available={IDS[0], IDS[2]})["id"] == IDS[0]

@@ -38,6 +38,12 @@ def test_force_unlock_breaks_someone_elses_lock(agent_call, root):
     assert audit[-1]["op"] == "unlock" and audit[-1]["forced"] is True
 
 
+def test_unlock_without_holder_or_force_leaves_the_lock(agent_call):
+    agent_call({"op": "lock", "app": "web", "holder": "alice@laptop", "ttl": 600})
+    refused = agent_call({"op": "unlock", "app": "web"})
+    assert not refused["ok"] and "--force" in refused["fix"]
+
+
 def test_unlock_without_a_lock_is_a_no_op(agent_call):
     result = agent_call({"op": "unlock", "app": "web"})
     assert result["released"] is False
