@@ -128,6 +128,14 @@ def server_start(p: Project, tc: Toolchain, plan: Plan) -> None:
         chosen = prod
     elif start:
         chosen = "start"
+        watched = re.fullmatch(r"\s*nodemon\s+([\w./-]+\.[cm]?js)\s*", start)
+        if watched:
+            # "nodemon server.js" restarts on file changes; production only needs node.
+            runner = "bun" if tc.manager == "bun" else "node"
+            plan.start = f"{runner} {watched.group(1)}"
+            plan.warnings.append(f'the start script runs nodemon ("{start}"): using "{plan.start}" instead')
+            check_port_usage(p, watched.group(1), plan)
+            return
         if DEV_SCRIPT.search(start):
             plan.warnings.append(f'the start script runs a development tool ("{start}"): add a production start script')
     elif prod:
@@ -187,7 +195,12 @@ def plan_next(p: Project, m: Match, tc: Toolchain) -> Plan:
     rel, src = _next_config(p)
     raw = p.text(rel) if rel else ""
     export = bool(re.search(r"\boutput\s*:\s*['\"]export['\"]", src))
-    if not export and raw and re.search(r"\boutput\s*:\s*['\"]export['\"]", raw):
+    # output: isProd ? 'export' : undefined — a production build exports
+    conditional = not export and re.search(r"\boutput\s*:[^,}\n]*\?[^,}\n]*['\"]export['\"]", src)
+    if conditional:
+        export = True
+        m.evidence.append(f"{rel}: conditional output 'export' (taken for a production build)")
+    elif not export and raw and re.search(r"\boutput\s*:\s*['\"]export['\"]", raw):
         m.evidence.append(f"{rel}: output: 'export' is commented out (server build)")
     legacy_export = bool(re.search(r"\bnext export\b", p.scripts.get("build", "")))
     if export or legacy_export:

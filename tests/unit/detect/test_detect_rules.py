@@ -76,6 +76,32 @@ def test_commented_out_static_export_is_a_server_and_says_why() -> None:
     assert any("commented out" in s for s in d.signals)
 
 
+def test_conditional_static_export_counts_for_a_production_build(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "package.json": {"dependencies": {"next": "14"}, "scripts": {"build": "next build"}},
+            "next.config.js": "const isProd = process.env.NODE_ENV === 'production'\n"
+            "module.exports = { output: isProd ? 'export' : undefined }\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert (d.static, d.output_dir) == (True, "out")
+
+
+def test_nodemon_start_script_runs_the_file_with_node(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "package.json": {"dependencies": {"express": "4"}, "scripts": {"start": "nodemon index.js"}},
+            "index.js": "const app = require('express')()\napp.listen(process.env.PORT || 3000)\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert d.start == "node index.js"
+    assert any("nodemon" in w for w in d.warnings)
+
+
 def test_dockerfile_next_to_a_framework_reports_both() -> None:
     d = detect(FIXTURES / "nextjs-dockerfile")
     assert (d.framework, d.has_dockerfile, d.dockerfile_port) == ("nextjs", True, 3000)
