@@ -12,13 +12,15 @@ Framework ids (stable, lowercase), in precedence order — when several match, t
     docusaurus, eleventy, angular, vuecli
  3. API / server frameworks: nestjs, fastapi, flask, gin, echo, fiber, chi, axum, actix, fastify,
     hono, koa, express  (NestJS before Express/Fastify because it runs on top of them)
- 4. Static site generators: jekyll, hugo
- 5. Single-page apps: cra (Create React App), vite (a Vite SPA; `variant` = react / vue / svelte /
+ 4. Compiled servers without a known framework: go (net/http `package main`), rust (any other
+    binary crate) — a package.json beside them usually builds their frontend
+ 5. Static site generators: jekyll, hugo
+ 6. Single-page apps: cra (Create React App), vite (a Vite SPA; `variant` = react / vue / svelte /
     preact / solid / lit / vanilla)
- 6. Plain programs: go (net/http), rust (any other binary crate), python (ASGI/WSGI app object,
-    Procfile, streamlit or main.py), node (start script or server file), php (index.php)
- 7. static (index.html at the root or in public/, www/, site/, html/)
- 8. dockerfile (only a Dockerfile)
+ 7. Plain programs: python (ASGI/WSGI app object, Procfile, streamlit or main.py), node (start
+    script or server file), php (index.php)
+ 8. static (index.html at the root or in public/, www/, site/, html/)
+ 9. dockerfile (only a Dockerfile)
 
 A framework matches on the dependency tables of its manifest (package.json dependencies, Python
 requirements/pyproject/Pipfile, Gemfile/Gemfile.lock, composer.json require, go.mod require,
@@ -88,12 +90,12 @@ PRECEDENCE = [
     "hono",
     "koa",
     "express",
+    "go",
+    "rust",
     "jekyll",
     "hugo",
     "cra",
     "vite",
-    "go",
-    "rust",
     "python",
     "node",
     "php",
@@ -173,6 +175,7 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
     language = fw.language
     if fw.runtime == "node":
         language = "typescript" if p.exists("tsconfig.json") or "typescript" in p.node_deps else "javascript"
+    _add_asset_build(p, fw, plan)
     warnings = list(dict.fromkeys(tc.warnings + plan.warnings))
     if fw.id in ("node", "python") and workspace_members(p.root):
         apps = _subfolder_apps(p)
@@ -244,6 +247,20 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
         extra_runtimes=list(dict.fromkeys(plan.extra_runtimes)),
         explain=explain,
     )
+
+
+def _add_asset_build(p: Project, fw: Framework, plan: Plan) -> None:
+    """A non-Node app with a package.json build script (Tailwind, esbuild, an embedded SPA): run the
+    JS install and build first, so collectstatic, go:embed or the asset pipeline find the output."""
+    if fw.runtime in ("node", "static", "docker") or "node" in plan.extra_runtimes:
+        return
+    if p.package_json is None or "build" not in p.scripts:
+        return
+    tc = node_toolchain(p)
+    plan.extra_runtimes.append("node")
+    plan.install = " && ".join(filter(None, [plan.install, tc.node_install()]))
+    plan.build = " && ".join(filter(None, [tc.run("build"), plan.build]))
+    plan.warnings.extend(w for w in tc.warnings if "no lockfile" not in w)
 
 
 def _subfolder_apps(p: Project) -> list[str]:

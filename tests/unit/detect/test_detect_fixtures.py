@@ -181,8 +181,10 @@ CASES: dict[str, dict] = {
         package_manager="pip",
         runtime="python",
         runtime_version="3.12.3",
-        install="python3 -m venv .venv && .venv/bin/pip install -r requirements.txt",
-        build=".venv/bin/python manage.py collectstatic --noinput",
+        # the Tailwind package.json builds first, so collectstatic picks up its output
+        install="python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && npm ci",
+        build="npm run build && .venv/bin/python manage.py collectstatic --noinput",
+        extra_runtimes=["node"],
         start=".venv/bin/gunicorn --bind 127.0.0.1:$PORT mysite.wsgi:application",
         release=".venv/bin/python manage.py migrate --noinput",
         env_required=["DATABASE_URL", "SECRET_KEY"],
