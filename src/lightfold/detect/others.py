@@ -596,7 +596,7 @@ def plan_hugo(p: Project, m: Match, tc: Toolchain) -> Plan:
     netlify = p.text("netlify.toml") or ""
     version = re.search(r"HUGO_VERSION\s*=\s*['\"]([\d.]+)['\"]", netlify)
     if version:
-        plan.runtime_version = (version.group(1), "netlify.toml HUGO_VERSION")
+        m.evidence.append(f"hugo {version.group(1)} wanted (netlify.toml HUGO_VERSION)")
     return plan
 
 

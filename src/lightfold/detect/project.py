@@ -82,6 +82,8 @@ class Project:
     def __init__(self, root: Path):
         self.root = root
         self._text: dict[str, str | None] = {}
+        # Results several matchers share (e.g. the parsed Python entry points), computed once.
+        self.memo: dict[str, Any] = {}
 
     # -- raw access -------------------------------------------------------------------------
 

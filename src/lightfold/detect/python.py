@@ -6,6 +6,7 @@ so start commands name the real module:variable, never a placeholder."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -82,6 +83,12 @@ def _call_name(node: ast.AST) -> str | None:
 
 def find_entries(p: Project) -> list[Entry]:
     """Every module-level application object or factory in the project's Python sources."""
+    if "python_entries" not in p.memo:
+        p.memo["python_entries"] = _find_entries(p)
+    return [dataclasses.replace(e) for e in p.memo["python_entries"]]  # callers may adjust them
+
+
+def _find_entries(p: Project) -> list[Entry]:
     entries: list[Entry] = []
     files = [f for f in p.files if f.endswith(".py") and f.count("/") <= 3][:300]
     for rel in files:
@@ -403,6 +410,8 @@ def _has_python_manifest(p: Project) -> bool:
 
 
 def match_plain_python(p: Project) -> Match:
+    if not _has_python_manifest(p) and not any(f.endswith(".py") and "/" not in f for f in p.files):
+        return Match()
     entries = [e for e in find_entries(p) if e.kind not in ("flask", "fastapi")]
     if entries and (_has_python_manifest(p) or "/" not in entries[0].file):
         return Match([f"{entries[0].file}: {entries[0].kind} application"], {"entries": entries})
