@@ -109,15 +109,31 @@ class Connection:
             )
         return result
 
+    async def _open(self, cmd: str, with_input: bool) -> asyncssh.SSHClientProcess:
+        # sshd frees a session slot a moment after the channel's close reaches us, so a new
+        # channel can be refused briefly even below MaxSessions: retry a few times.
+        for attempt in range(8):
+            try:
+                return await self._conn.create_process(
+                    cmd, encoding=None, stdin=asyncssh.PIPE if with_input else asyncssh.DEVNULL
+                )
+            except asyncssh.ChannelOpenError:
+                if attempt == 7:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     async def _exec(self, cmd: str, data: bytes | None, on_output: OutputCallback | None) -> RunResult:
-        proc = await self._conn.create_process(cmd, encoding=None, stdin=asyncssh.PIPE if data else asyncssh.DEVNULL)
-        if data:
+        proc = await self._open(cmd, data is not None)
+        if data is not None:
             proc.stdin.write(data)
             proc.stdin.write_eof()
 
         async def drain(stream: asyncssh.SSHReader, name: str) -> str:
             chunks = []
             async for raw in stream:
+                if not raw:
+                    continue
                 line = raw.decode(errors="replace")
                 chunks.append(line)
                 if on_output is not None:
@@ -126,8 +142,14 @@ class Connection:
                         await res
             return "".join(chunks)
 
-        out, err = await asyncio.gather(drain(proc.stdout, "stdout"), drain(proc.stderr, "stderr"))
-        completed = await proc.wait(check=False)
+        try:
+            out, err = await asyncio.gather(drain(proc.stdout, "stdout"), drain(proc.stderr, "stderr"))
+            completed = await proc.wait(check=False)
+        finally:
+            # The server counts a session until its channel is closed; release our slot only then,
+            # or the 11th command would be refused ("open failed").
+            proc.close()
+            await proc.wait_closed()
         status = completed.exit_status if completed.exit_status is not None else -1
         return RunResult(status, out, err)
 
