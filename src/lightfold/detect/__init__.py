@@ -125,6 +125,9 @@ NODE_ENV_FILES = (
 )
 
 
+MAX_HINT_FOLDERS = 30  # a failed detection looks into this many subfolders for apps, no more
+
+
 class NothingDetected(LightfoldError):
     """No framework matched (exit code 1)."""
 
@@ -269,7 +272,7 @@ def _subfolder_apps(p: Project) -> list[str]:
         p.root / n for n in p.listdir() if not n.startswith(".") and n not in SKIP_DIRS and (p.root / n).is_dir()
     ]
     hints = []
-    for sub in folders:
+    for sub in folders[:MAX_HINT_FOLDERS]:
         sp = Project(sub)
         fid = next((fid for fid in PRECEDENCE[:-2] if FRAMEWORKS[fid].match(sp).ok), None)
         if fid:
