@@ -155,6 +155,15 @@ def server_start(p: Project, tc: Toolchain, plan: Plan) -> None:
         if entry:
             runner = "bun" if tc.manager == "bun" else "node"
             plan.start = f"{runner} {entry}"
+        elif tc.manager == "bun":
+            # Bun runs TypeScript directly; templates often only have `"dev": "bun run --hot src/index.ts"`.
+            dev = re.search(
+                r"\bbun\s+(?:run\s+)?(?:--(?:hot|watch)\s+)*([\w./-]+\.[cm]?[jt]sx?)\b", scripts.get("dev", "")
+            )
+            entry = dev.group(1) if dev else p.first("src/index.ts", "index.ts", "src/server.ts", "server.ts")
+            if entry:
+                plan.start = f"bun run {entry}"
+                plan.warnings.append(f'no start script: running "{plan.start}" (add a "start" script to choose)')
     if entry and not entry.endswith((".js", ".mjs", ".cjs", ".ts", ".mts")) and p.exists(entry + ".js"):
         entry += ".js"
     check_port_usage(p, entry, plan)

@@ -397,7 +397,9 @@ class GoMod:
 
 
 def parse_go_mod(src: str) -> GoMod:
-    """module path, go directive, toolchain and the require block(s)."""
+    """module path, go directive, toolchain and the direct requirements (`// indirect` ones are
+    dependencies of dependencies: a framework listed only there is not the app's)."""
+    src = "\n".join("" if re.search(r"//\s*indirect\b", line) else line for line in src.splitlines())
     src = re.sub(r"//[^\n]*", "", src)
     module = (re.search(r"^\s*module\s+(\S+)", src, re.M) or [None, ""])[1]
     go = re.search(r"^\s*go\s+(\d[\w.]*)", src, re.M)

@@ -44,7 +44,7 @@ def test_go_mod_require_blocks_single_lines_and_comments() -> None:
         "require (\n\tgithub.com/gin-gonic/gin v1.10.0 // indirect\n\t// github.com/labstack/echo/v4 v4.0.0\n)\n"
     )
     assert (mod.module, mod.go, mod.toolchain) == ("example.com/svc", "1.22", "1.22.4")
-    assert mod.requires == {"github.com/go-chi/chi/v5": "v5.0.12", "github.com/gin-gonic/gin": "v1.10.0"}
+    assert mod.requires == {"github.com/go-chi/chi/v5": "v5.0.12"}  # gin is only an indirect dependency
 
 
 def test_mix_deps_only_from_the_deps_function() -> None:

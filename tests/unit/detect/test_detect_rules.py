@@ -102,6 +102,19 @@ def test_nodemon_start_script_runs_the_file_with_node(tmp_path: Path) -> None:
     assert any("nodemon" in w for w in d.warnings)
 
 
+def test_bun_app_without_start_script_runs_its_dev_entry(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "package.json": {"dependencies": {"hono": "^4"}, "scripts": {"dev": "bun run --hot src/index.ts"}},
+            "bun.lockb": "x",
+            "src/index.ts": "import { Hono } from 'hono'\nconst app = new Hono()\nexport default app\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert (d.framework, d.package_manager, d.start) == ("hono", "bun", "bun run src/index.ts")
+
+
 def test_dockerfile_next_to_a_framework_reports_both() -> None:
     d = detect(FIXTURES / "nextjs-dockerfile")
     assert (d.framework, d.has_dockerfile, d.dockerfile_port) == ("nextjs", True, 3000)
