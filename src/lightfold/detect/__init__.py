@@ -45,6 +45,7 @@ sites have no start command: nginx serves `output_dir`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from lightfold.detect import envvars, node, others, python
@@ -179,6 +180,8 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
     if fw.runtime == "node":
         language = "typescript" if p.exists("tsconfig.json") or "typescript" in p.node_deps else "javascript"
     _add_asset_build(p, fw, plan)
+    if not plan.static and plan.health_path == "/":
+        plan.health_path = _health_route(p, fw) or "/"
     warnings = list(dict.fromkeys(tc.warnings + plan.warnings))
     if fw.id in ("node", "python") and workspace_members(p.root):
         apps = _subfolder_apps(p)
@@ -250,6 +253,26 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
         extra_runtimes=list(dict.fromkeys(plan.extra_runtimes)),
         explain=explain,
     )
+
+
+HEALTH_ROUTE = re.compile(
+    r"""(?:\.(?:get|all|route|GET|Get|HandleFunc|Handle)|route)\(\s*["'`]((?:/api)?/(?:healthz?|health-check|ping|up))["'`]"""
+)
+
+
+def _health_route(p: Project, fw: Framework) -> str | None:
+    """A health-check route the server declares (`app.get("/health")`, `r.GET("/healthz")`)."""
+    if fw.runtime == "node":
+        files = [f for f in p.files if f.endswith((".js", ".mjs", ".cjs", ".ts", ".mts")) and f.count("/") <= 2]
+    elif fw.runtime in ("go", "rust"):
+        files = [f for f in p.files if f.endswith((".go", ".rs"))]
+    else:
+        return None
+    for rel in files[:200]:
+        m = HEALTH_ROUTE.search(p.text(rel) or "")
+        if m:
+            return m.group(1)
+    return None
 
 
 def _add_asset_build(p: Project, fw: Framework, plan: Plan) -> None:

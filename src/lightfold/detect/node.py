@@ -229,6 +229,10 @@ def plan_next(p: Project, m: Match, tc: Toolchain) -> Plan:
         server_start(p, tc, plan)
     else:
         plan.start = tc.exec("next start -H 127.0.0.1 -p $PORT")
+    for route in ("app/api/health/route", "src/app/api/health/route", "pages/api/health", "src/pages/api/health"):
+        if any(p.exists(f"{route}.{ext}") for ext in ("ts", "js", "tsx", "jsx")):
+            plan.health_path = "/api/health"
+            break
     return plan
 
 
@@ -481,6 +485,9 @@ def match_plain_node(p: Project) -> Match:
     if p.package_json is None:
         return Match()
     start = p.scripts.get("start", "")
+    desktop = next((d for d in ("electron", "expo", "react-native") if d in p.node_deps), None)
+    if desktop:
+        return reject(f'"{desktop}" is a dependency: a desktop or mobile app, not a web server')
     if start and STATIC_SERVERS.search(start) and p.exists("index.html"):
         return reject(f'the start script only serves static files ("{start}"): a static site')
     if start or any(s in p.scripts for s in PROD_SCRIPTS):

@@ -26,6 +26,7 @@ CASES: dict[str, dict] = {
         runtime="node",
         runtime_version="20.12.2",
         language="typescript",
+        health_path="/api/health",
     ),
     "nextjs-export": dict(
         framework="nextjs",
@@ -165,6 +166,7 @@ CASES: dict[str, dict] = {
         build="pnpm run build",
         start="pnpm run start",
         app_subdir="apps/api",
+        health_path="/health",
         runtime_version="20",
     ),
     "monorepo-npm/packages/dashboard": dict(
@@ -314,6 +316,7 @@ CASES: dict[str, dict] = {
         framework="gin",
         runtime_version="1.22.3",
         build="go build -o bin/albums ./cmd/albums",
+        health_path="/ping",
         warnings=[],
     ),
     "go-echo": dict(framework="echo", start="./bin/echo-api", port=1323),
