@@ -156,7 +156,7 @@ def user_build_script(
         "build.sh.j2",
         app=app, user=app_user(app), release_id=release_id, release_dir=rel, app_root=root,
         cache=f"{srv}/cache", path=build_path(detection, app_dir_abs),
-        tool_env=sorted(runtime.tool_env(detection, f"{srv}/cache", app_dir_abs).items()),
+        tool_env=sorted(runtime.tool_env(detection, f"{srv}/cache", app_dir_abs, build=True).items()),
         venv_args="" if getattr(detection, "package_manager", None) in _PIP_USERS else " --without-pip",
         deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir, install=install, build=build,
         start_script=bool(start_text), start_script_b64=_b64(start_text),

@@ -64,27 +64,25 @@ def node_bin_dir(major: str) -> str:
 
 def bin_dirs(detection: Any) -> list[str]:
     """Directories to put first on PATH (in this order) for the app's build and start."""
-    runtime = runtime_of(detection)
     dirs: list[str] = []
     if uses_node(detection):
         dirs.append(node_bin_dir(node_major(_node_version(detection))))
         dirs += [f"/opt/lightfold/pm/{pm}/bin" for pm in _node_pms(detection)]
-    if runtime == "python":
-        dirs.append("/usr/local/bin")
     return dirs
 
 
-def tool_env(detection: Any, cache: str, app_dir: str) -> dict[str, str]:
-    """Environment the package manager needs during build and at run time (besides PATH);
-    `cache` is the app's writable cache dir (/srv/<app>/cache), `app_dir` the app in the release."""
+def tool_env(detection: Any, cache: str, app_dir: str, *, build: bool = False) -> dict[str, str]:
+    """Environment the package manager needs at run time (and with build=True, during the build),
+    besides PATH; `cache` is the app's writable cache dir, `app_dir` the app in the release."""
     runtime = runtime_of(detection)
+    env: dict[str, str] = {}
     if runtime == "ruby":
-        return {"BUNDLE_PATH": f"{app_dir}/vendor/bundle", "BUNDLE_WITHOUT": "development:test"}
-    if runtime == "go":
-        return {"GOPATH": f"{cache}/go", "GOFLAGS": "-modcacherw"}
-    if runtime == "python":
-        return {"UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    return {}
+        env |= {"BUNDLE_PATH": f"{app_dir}/vendor/bundle", "BUNDLE_WITHOUT": "development:test"}
+    if build and runtime == "go":
+        env |= {"GOPATH": f"{cache}/go", "GOFLAGS": "-modcacherw"}
+    if build and runtime == "python":
+        env |= {"UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    return env
 
 
 def runtime_step(detection: Any) -> Step:

@@ -156,6 +156,22 @@ def test_python_venv_lives_per_lockfile_hash_and_is_reused(tmp_path: Path):
     assert os.readlink(rel2 / ".venv") == str(deps / ".venv")
 
 
+def test_python_tools_get_the_proxy_and_index_of_pips_config(tmp_path: Path):
+    """uv/poetry/pdm ignore pip.conf; a server whose pip goes through a proxy must still work."""
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nproxy = http://10.0.0.1:3142\nindex-url = https://mirror.invalid/simple\n")
+    det = Det(runtime="python", package_manager="uv", build=None, start="gunicorn app:app",
+              install='printf "%s %s %s" "$HTTPS_PROXY" "$UV_DEFAULT_INDEX" "$PDM_PYPI_URL" > seen')
+    rel = release(tmp_path, "r1", {"uv.lock": ""})
+    script = user_build_script("shop", det, DeployConfig(), "r1", prefix=str(tmp_path), deps_hash="h")
+    env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")}
+    r = subprocess.run(["bash", "-s"], input=script, capture_output=True, text=True,
+                       env={**env, "PIP_CONFIG_FILE": str(conf)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (rel / "seen").read_text() == (
+        "http://10.0.0.1:3142 https://mirror.invalid/simple https://mirror.invalid/simple")
+
+
 def test_pip_projects_get_pip_in_their_venv_and_others_do_not():
     pip = user_build_script("shop", Det(runtime="python", package_manager="pip"), DeployConfig(), "r1")
     uv = user_build_script("shop", Det(runtime="python", package_manager="uv"), DeployConfig(), "r1")

@@ -36,6 +36,7 @@ def test_unit_file_matches_the_agent_contract():
         "[Service]", "User=lf-shop", "Group=lf-shop",
         "WorkingDirectory=/srv/shop/slots/%i",
         "EnvironmentFile=/srv/shop/run/%i.env",
+        "Environment=HOME=/srv/shop/cache XDG_CACHE_HOME=/srv/shop/cache",
         "ExecStart=/srv/shop/slots/%i/.lightfold/start",
         "Restart=on-failure", "RestartSec=1", "KillMode=mixed", "TimeoutStopSec=30",
         "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
