@@ -77,6 +77,7 @@ def test_isolated_machine_gets_proxy_settings_and_no_default_route():
     assert not any("default" in c for c in cmds)
     assert ["ip", "-n", "lf-web", "addr", "add", "10.231.0.12/24", "dev", "eth0"] in cmds
     assert ["ip", "link", "set", "lfv12", "master", "lfbr0", "up"] in cmds
+    assert "02:00:0a:e7:00:0c" in cmds[1]  # the same MAC whenever the address is reused
 
 
 def test_nat_machine_routes_through_the_bridge_and_uses_the_hosts_dns():
