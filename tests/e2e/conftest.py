@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 LIGHTFOLD = str(Path(sys.executable).with_name("lightfold"))
-CLI_TIMEOUT = 240
+CLI_TIMEOUT = 150  # below the tests' own timeouts, so a hang shows which command it was
 
 
 def sandbox_unavailable() -> str | None:

@@ -135,3 +135,37 @@ def test_a_name_taken_by_another_home_is_refused_and_left_alone(sandbox, fresh_e
     proc = sandbox.lightfold("destroy", "--target", sandbox.target, "--yes", check=False, env=other)
     assert proc.returncode == 1 and "another lightfold home" in proc.stderr
     assert machine.state(layout.layout(), sandbox.target) == "running"
+
+
+def test_a_failed_image_build_is_a_clear_error_and_leaves_nothing(machine_factory):
+    sb = machine_factory(create=False)
+    lay = layout.layout()
+    before = sorted(p.name for p in lay.images.iterdir())
+    # A mirror on a closed loopback port: a different recipe, so a new image build that must fail.
+    proc = sb.lightfold("create", "--target", sb.target, "--provider", "local", check=False,
+                        env={"LIGHTFOLD_DEBIAN_MIRROR": "http://127.0.0.1:9/debian"})
+    assert proc.returncode == 1
+    assert "building the machine image failed" in proc.stderr and "LIGHTFOLD_DEBIAN_MIRROR" in proc.stderr
+    assert sorted(p.name for p in lay.images.iterdir()) == before
+    assert machine.traces(lay, sb.target) == []
+    assert not (sb.home / "config.json").exists()  # nothing recorded for a machine that never was
+
+
+def test_a_crashed_machine_shows_as_stopped_and_destroy_cleans_it(machine_factory):
+    sb = machine_factory()
+    lay = layout.layout()
+    init = machine.leader_pid(lay, sb.target)
+    os.kill(machine.nspawn_pid(lay, sb.target), signal.SIGKILL)  # nspawn dies; its init lives on
+    deadline = time.monotonic() + 10
+    while machine.nspawn_pid(lay, sb.target) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert machine.host.alive(init)
+
+    status = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+    assert status["server_state"] == "stopped" and status["ssh"] == "server is stopped"
+    refused = sb.lightfold("ssh", "--target", sb.target, "--", "true", check=False)
+    assert refused.returncode == 1 and "is stopped" in refused.stderr and "--force" in refused.stderr
+
+    sb.lightfold("destroy", "--target", sb.target, "--yes")
+    assert host_traces(sb.target, sb.ip) == []
+    assert not machine.host.alive(init)

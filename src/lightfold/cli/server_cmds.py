@@ -108,9 +108,19 @@ def ssh(
     from lightfold.remote import openssh
 
     name = resolve_target(target)
-    pc = config.get_target(config.load(), name).server()
+    tc = config.get_target(config.load(), name)
+    pc = tc.server()
     if not pc.ip:
         raise LightfoldError(f"target '{name}' has no server address", f"create it: lightfold create --target {name}")
+    if tc.provider == "local":
+        from lightfold.providers import local
+
+        state = local.server_state(name)
+        if state != "running":
+            raise LightfoldError(
+                f"the local machine '{name}' is {state}",
+                f"recreate it with `lightfold create --target {name} --force`",
+            )
     if shutil.which("ssh") is None:
         raise LightfoldError("the ssh client is not installed", "install it: sudo apt-get install -y openssh-client")
     argv = openssh.ssh_argv(pc.ip, pc.port, pc.username, pc.ssh_key, openssh.known_hosts_path(), command or None)

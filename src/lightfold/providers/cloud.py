@@ -24,7 +24,9 @@ import json
 import re
 import secrets as pysecrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
@@ -183,7 +185,7 @@ def generate_host_key() -> HostKey:
     return HostKey(private, public.decode())
 
 
-def host_key_path(target: str):
+def host_key_path(target: str) -> Path:
     return store.home() / "host-keys" / f"{target}.json"
 
 
@@ -380,6 +382,216 @@ async def destroy_server(client: CloudClient, server_id: str, public_key: str | 
                 await client.delete_ssh_key(key.id)
             done["ssh_key_deleted"] = True
     return done
+
+
+
+# ---- a target's server: what `lightfold create/destroy/status` call (through each provider module)
+
+CREATE_TIMEOUT = 600.0  # until the server runs with an address
+READY_TIMEOUT = 300.0  # until root can log in and cloud-init has finished
+CREATE_POLL = 3.0  # seconds between looks at a starting server
+
+Progress = Callable[[str], None]
+
+
+def quiet(_message: str) -> None:
+    pass
+
+
+def create_target(
+    provider: str,
+    target: str,
+    project_path: Path | None = None,
+    *,
+    force: bool = False,
+    progress: Progress = quiet,
+    ready_check: bool = True,
+) -> dict[str, Any]:
+    """Create (or find again) the target's cloud server and record it: address, login and key in
+    config.json, `created` in state, the host key pinned. Safe to rerun after any interruption:
+    the create tag and the host key are stored before the provider is asked for anything."""
+    from lightfold import config, state
+    from lightfold.providers import local
+    from lightfold.remote import openssh
+
+    cfg = config.load()
+    existing = cfg.targets.get(target)
+    if existing and existing.provider not in (None, provider):
+        raise LightfoldError(
+            f"target '{target}' uses the {existing.provider} provider",
+            f"choose another --target, or `lightfold config set provider {provider} --target {target}` first",
+        )
+    pc = (existing.provider_config.get(provider) if existing else None) or config.ProviderConfig()
+    wanted = ServerSpec(**{f: getattr(pc, f) or DEFAULTS[provider][f] for f in ("region", "size", "image")})
+    st = state.load(target)
+    key_path = local.ssh_key()
+    public_key = Path(f"{key_path}.pub").read_text().strip()
+
+    async def provision() -> tuple[Server, bool]:
+        async with open_client(provider) as client:
+            if st.created and pc.server_id:
+                current = await client.get_server(pc.server_id)
+                if current is not None and not force:
+                    return current, False
+                if current is not None:
+                    progress(f"removing the old server {current.name} ({current.id})")
+                    await destroy_server(client, current.id)
+                else:
+                    progress(f"server {pc.server_id} is gone; creating a new one")
+                _reset(target, pc.ip)
+            account = await client.validate_token()
+            progress(f"{LABELS[provider]}: token accepted ({account})")
+            spec = await validate_spec(client, wanted)
+            key, uploaded = await ensure_ssh_key(client, public_key)
+            if uploaded:
+                progress(f"uploaded SSH key {key.name}")
+            tag = state.load(target).create_tag
+            if not tag:
+                tag = new_create_tag(target)
+                state.update(target, lambda s: setattr(s, "create_tag", tag))
+            host_key = load_or_create_host_key(target)
+            spec = spec.model_copy(update={
+                "ssh_key_ids": [key.id], "user_data": user_data(public_key, host_key, target, tag)})
+            progress(f"creating {spec.size} in {spec.region} ({spec.image})")
+            result = await ensure_server(client, target, tag, spec, timeout=CREATE_TIMEOUT, poll=CREATE_POLL)
+            if not result.created:
+                progress(f"found server {result.server.name} from an earlier create")
+            return result.server, True
+
+    t0 = time.monotonic()
+    server, changed = asyncio.run(provision())
+    if not changed:
+        progress(f"server {server.name} already exists (use --force to recreate it)")
+        return _target_summary(provider, target, server, changed=False)
+    openssh.pin(server.ipv4, 22, load_or_create_host_key(target).public_openssh)
+    _record(provider, target, project_path, server, str(key_path))
+    if ready_check:
+        _wait_ready(server, key_path, progress)
+    state.update(target, lambda s: (setattr(s, "created", True), setattr(s, "provisioned_id", server.id)))
+    progress(f"server {server.name} is up at {server.ipv4} in {time.monotonic() - t0:.1f}s")
+    return _target_summary(provider, target, server, changed=True)
+
+
+def destroy_target(provider: str, target: str, *, progress: Progress = quiet) -> dict[str, Any]:
+    """Delete the target's server (found by id, else by its create tag), the SSH key lightfold
+    uploaded if nothing else uses it, and what lightfold recorded; keep the config entry."""
+    from lightfold import config, state
+    from lightfold.providers import local
+
+    tc = config.load().targets.get(target)
+    pc = (tc.provider_config.get(provider) if tc else None) or config.ProviderConfig()
+    st = state.load(target)
+    key_path = local.ssh_key()
+    public_key = Path(f"{key_path}.pub").read_text().strip() if Path(f"{key_path}.pub").exists() else None
+
+    async def delete() -> tuple[Server | None, dict[str, Any]]:
+        async with open_client(provider) as client:
+            server = await client.get_server(pc.server_id) if pc.server_id else None
+            if server is None and st.create_tag:
+                server = await find_by_tag(client, st.create_tag)
+            if server is None:
+                return None, {"server_deleted": False, "ssh_key_deleted": False}
+            progress(f"deleting server {server.name} ({server.id})")
+            return server, await destroy_server(client, server.id, public_key)
+
+    server, done = asyncio.run(delete())
+    _reset(target, pc.ip)
+    if server is None:
+        progress(f"'{target}' has no {LABELS[provider]} server; nothing to destroy")
+    return {"target": target, "provider": provider, "destroyed": server is not None,
+            "server_id": server.id if server else None, **done}
+
+
+def target_server_state(provider: str, target: str) -> str:
+    """'running' | 'stopped' | 'missing' | 'unknown' (also when the API cannot be asked)."""
+    from lightfold import config
+
+    tc = config.load().targets.get(target)
+    pc = tc.provider_config.get(provider) if tc else None
+    if not pc or not pc.server_id:
+        return "missing"
+
+    async def look() -> str:
+        async with open_client(provider) as client:
+            server = await client.get_server(pc.server_id)
+        if server is None:
+            return "missing"
+        return {"running": "running", "off": "stopped"}.get(server.status, "unknown")
+
+    try:
+        return asyncio.run(look())
+    except LightfoldError:
+        return "unknown"
+
+
+def _target_summary(provider: str, target: str, server: Server, *, changed: bool) -> dict[str, Any]:
+    return {"target": target, "provider": provider, "ip": server.ipv4, "ssh_user": "root",
+            "server_id": server.id, "region": server.region, "size": server.size, "image": server.image,
+            "changed": changed}
+
+
+def _record(provider: str, target: str, project_path: Path | None, server: Server, key: str) -> None:
+    from lightfold import config
+
+    def change(cfg: config.Config) -> None:
+        if target not in cfg.targets:
+            path = (project_path or Path.cwd()).expanduser().resolve()
+            cfg.targets[target] = config.TargetConfig(project_path=str(path))
+        tc = cfg.targets[target]
+        tc.provider = provider
+        pc = tc.provider_config.get(provider) or config.ProviderConfig()
+        pc.ip, pc.ssh_key, pc.username, pc.port, pc.server_id = server.ipv4, key, "root", 22, server.id
+        pc.region = pc.region or server.region
+        pc.size = pc.size or server.size
+        pc.image = pc.image or server.image
+        tc.provider_config = {**tc.provider_config, provider: pc}
+
+    config.update(change)
+
+
+def _reset(target: str, ip: str | None) -> None:
+    """Forget a server that is gone: its pinned key, host key, state, address and id."""
+    from lightfold import config, state
+    from lightfold.remote import openssh
+
+    if ip:
+        openssh.unpin(ip, 22)
+    forget_host_key(target)
+    state.remove(target)
+
+    def drop(cfg: config.Config) -> None:
+        tc = cfg.targets.get(target)
+        if tc and tc.provider in tc.provider_config:
+            pc = tc.provider_config[tc.provider]
+            pc.ip, pc.server_id = None, None
+            tc.provider_config = {**tc.provider_config, tc.provider: pc}
+
+    config.update(drop)
+
+
+def _wait_ready(server: Server, key: Path, progress: Progress) -> None:
+    """Until root logs in with the pinned host key and cloud-init (when present) has finished."""
+    from lightfold import remote
+    from lightfold.remote import openssh
+
+    deadline = time.monotonic() + READY_TIMEOUT
+    progress(f"waiting for SSH on {server.ipv4}")
+
+    async def ready() -> None:
+        while True:
+            try:
+                conn = await remote.connect(server.ipv4, 22, "root", key, openssh.known_hosts_path(), timeout=5)
+                break
+            except LightfoldError as e:
+                if time.monotonic() > deadline or "refused the SSH key" in e.problem:
+                    raise
+                await asyncio.sleep(2)
+        async with conn:
+            left = max(5, int(deadline - time.monotonic()))
+            await conn.run(f"if command -v cloud-init >/dev/null; then timeout {left} cloud-init status --wait; fi",
+                           check=False, timeout=left + 5)
+
+    remote.run_sync(ready())
 
 
 class BaseClient:

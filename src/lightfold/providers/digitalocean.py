@@ -16,10 +16,13 @@ https://docs.digitalocean.com/notes/2023/api-rate-limit (Retry-After on 429).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from lightfold.providers import cloud
 from lightfold.providers.cloud import BaseClient, Choice, Server, ServerSpec, SshKey
 from lightfold.providers.http import ApiClient, RetryPolicy, missing_ok
 
@@ -176,3 +179,18 @@ class DigitalOceanClient(BaseClient):
     async def list_images(self) -> list[Choice]:
         images = [DImage.model_validate(i) for i in await self._all("/images", "images", {"type": "distribution"})]
         return [Choice(id=i.slug, label=f"{i.distribution} {i.name}".strip()) for i in images if i.slug]
+
+
+# ---- the provider as `lightfold create/destroy/status --provider digitalocean` sees it (see providers/__init__.py)
+
+def create(target: str, project_path: Path | None = None, *, force: bool = False,
+           progress: Callable[[str], None] = cloud.quiet) -> dict[str, Any]:
+    return cloud.create_target(PROVIDER, target, project_path, force=force, progress=progress)
+
+
+def destroy(target: str, *, progress: Callable[[str], None] = cloud.quiet) -> dict[str, Any]:
+    return cloud.destroy_target(PROVIDER, target, progress=progress)
+
+
+def server_state(target: str) -> str:
+    return cloud.target_server_state(PROVIDER, target)

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from lightfold.providers import cloud
 from lightfold.providers.cloud import BaseClient, Choice, Server, ServerSpec, SshKey
 from lightfold.providers.http import ApiClient, ProviderError, RetryPolicy, missing_ok
 
@@ -223,3 +226,18 @@ class HetznerClient(BaseClient):
                 seen[i.name] = Choice(id=i.name, label=i.description or i.name)
         return list(seen.values())
 
+
+
+# ---- the provider as `lightfold create/destroy/status --provider hetzner` sees it (see providers/__init__.py)
+
+def create(target: str, project_path: Path | None = None, *, force: bool = False,
+           progress: Callable[[str], None] = cloud.quiet) -> dict[str, Any]:
+    return cloud.create_target(PROVIDER, target, project_path, force=force, progress=progress)
+
+
+def destroy(target: str, *, progress: Callable[[str], None] = cloud.quiet) -> dict[str, Any]:
+    return cloud.destroy_target(PROVIDER, target, progress=progress)
+
+
+def server_state(target: str) -> str:
+    return cloud.target_server_state(PROVIDER, target)

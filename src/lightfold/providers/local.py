@@ -84,6 +84,7 @@ def create(
             f"choose another --target, or `lightfold config set provider local --target {target}` first",
         )
     old = existing.provider_config.get(NAME) if existing else None
+    requested = network
     network = network or (old.network if old else None) or "isolated"
     lay = sandbox_layout.layout()
     st = state.load(target)
@@ -91,6 +92,11 @@ def create(
 
     if st.created and current == "running" and not force:
         pc = existing.provider_config[NAME] if existing and NAME in existing.provider_config else None
+        if requested and pc and pc.network and requested != pc.network:
+            raise LightfoldError(
+                f"machine '{target}' already runs with the {pc.network} network",
+                f"add --force to recreate it with --network {requested} (everything on it is lost)",
+            )
         progress(f"machine '{target}' already exists and is running (use --force to recreate it)")
         return _summary(target, pc.ip if pc else None, network, changed=False)
     if current != "missing":

@@ -16,10 +16,13 @@ Systems; Pagination, Rate Limit); https://docs.vultr.com/reference/vultr-cli/ins
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from lightfold.providers import cloud
 from lightfold.providers.cloud import BaseClient, Choice, Server, ServerSpec, SshKey
 from lightfold.providers.http import ApiClient, RetryPolicy, missing_ok
 
@@ -171,3 +174,18 @@ class VultrClient(BaseClient):
     async def list_images(self) -> list[Choice]:
         systems = [VOs.model_validate(o) for o in await self._all("/os", "os")]
         return [Choice(id=str(o.id), label=o.name, aliases=[o.name]) for o in systems]
+
+
+# ---- the provider as `lightfold create/destroy/status --provider vultr` sees it (see providers/__init__.py)
+
+def create(target: str, project_path: Path | None = None, *, force: bool = False,
+           progress: Callable[[str], None] = cloud.quiet) -> dict[str, Any]:
+    return cloud.create_target(PROVIDER, target, project_path, force=force, progress=progress)
+
+
+def destroy(target: str, *, progress: Callable[[str], None] = cloud.quiet) -> dict[str, Any]:
+    return cloud.destroy_target(PROVIDER, target, progress=progress)
+
+
+def server_state(target: str) -> str:
+    return cloud.target_server_state(PROVIDER, target)

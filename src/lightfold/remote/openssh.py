@@ -30,6 +30,7 @@ def ssh_argv(
         "-o", "GlobalKnownHostsFile=/dev/null",
         "-o", "UpdateHostKeys=no",
         "-o", "LogLevel=ERROR",
+        "-o", "ConnectTimeout=15",
         f"{username}@{host}",
     ]
     if command:
