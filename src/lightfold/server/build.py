@@ -158,7 +158,8 @@ def user_build_script(
         cache=f"{srv}/cache", path=build_path(detection, app_dir_abs),
         tool_env=sorted(runtime.tool_env(detection, f"{srv}/cache", app_dir_abs, build=True).items()),
         venv_args="" if getattr(detection, "package_manager", None) in _PIP_USERS else " --without-pip",
-        deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir, install=install, build=build,
+        uses_node=runtime.uses_node(detection), deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir,
+        install=install, build=build,
         start_script=bool(start_text), start_script_b64=_b64(start_text),
         release_json_b64=_b64(json.dumps(info, indent=2, sort_keys=True) + "\n"),
     )

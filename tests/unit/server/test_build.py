@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +171,22 @@ def test_python_tools_get_the_proxy_and_index_of_pips_config(tmp_path: Path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert (rel / "seen").read_text() == (
         "http://10.0.0.1:3142 https://mirror.invalid/simple https://mirror.invalid/simple")
+
+
+@pytest.mark.skipif(not shutil.which("npm"), reason="npm not installed")
+def test_node_package_managers_get_the_proxy_of_npms_config(tmp_path: Path):
+    """pnpm/yarn/bun ignore /etc/npmrc; they get its proxy through their own variables."""
+    npmrc = tmp_path / "npmrc"
+    npmrc.write_text("https-proxy=http://10.0.0.1:3142\n")
+    det = Det(package_manager="pnpm", build=None,
+              install='printf "%s %s %s" "$npm_config_https_proxy" "$HTTPS_PROXY" "$YARN_HTTPS_PROXY" > seen')
+    rel = release(tmp_path, "r1")
+    script = user_build_script("shop", det, DeployConfig(), "r1", prefix=str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    r = subprocess.run(["bash", "-s"], input=script, capture_output=True, text=True,
+                       env={**env, "npm_config_globalconfig": str(npmrc)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (rel / "seen").read_text() == " ".join(["http://10.0.0.1:3142"] * 3)
 
 
 def test_pip_projects_get_pip_in_their_venv_and_others_do_not():
