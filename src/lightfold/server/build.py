@@ -14,7 +14,8 @@ so build-time variables such as NEXT_PUBLIC_* work, then runs everything as `lf-
          release `reuse_from` (the caller passes it only when its lockfile hash is the same);
        python: venvs are not relocatable, so the venv lives at /srv/<app>/deps/<deps_hash>/.venv
          (reused when complete) and is symlinked to <app_root>/.venv;
-  2. build (deploy.build_command wins over the detection's);
+  2. build (deploy.build_command wins over the detection's), then the detection's release command
+     (e.g. migrations: once per release, before any traffic moves; run_release=False skips it);
   3. `.lightfold/start` (non-static apps; deploy.start_command wins) and `.lightfold/release.json`
      in the release root — the slots link to the release root, the start script cds to app_root.
 stdout carries only JSON events (`parse_event` in lightfold.server.plan reads them):
@@ -104,12 +105,12 @@ def extract_command(app: str, release_id: str, archive_path: str) -> str:
 def build_script(
     app: str, detection: Any, deploy: Any, release_id: str, *,
     deps_hash: str | None = None, reuse_from: str | None = None,
-    release_info: dict[str, Any] | None = None, app_root: str | None = None,
+    release_info: dict[str, Any] | None = None, app_root: str | None = None, run_release: bool = True,
 ) -> str:
     """The whole build as a bash script for root (see the module docstring)."""
     inner = user_build_script(
         app, detection, deploy, release_id, deps_hash=deps_hash, reuse_from=reuse_from,
-        release_info=release_info, app_root=app_root,
+        release_info=release_info, app_root=app_root, run_release=run_release,
     )
     return _as_app_user(app, release_id, inner)
 
@@ -117,7 +118,8 @@ def build_script(
 def user_build_script(
     app: str, detection: Any, deploy: Any, release_id: str, *,
     deps_hash: str | None = None, reuse_from: str | None = None,
-    release_info: dict[str, Any] | None = None, app_root: str | None = None, prefix: str = "",
+    release_info: dict[str, Any] | None = None, app_root: str | None = None, run_release: bool = True,
+    prefix: str = "",
 ) -> str:
     """The part of the build that runs as the app user. `prefix` moves every server path under a
     directory (tests run the script for real in a temp dir)."""
@@ -131,6 +133,7 @@ def user_build_script(
     start = (getattr(deploy, "start_command", None) or getattr(detection, "start", None) or "").strip()
     build = (getattr(deploy, "build_command", None) or getattr(detection, "build", None) or "").strip()
     install = (getattr(detection, "install", None) or "").strip()
+    release_cmd = (getattr(detection, "release", None) or "").strip() if run_release else ""
     if not static and not start:
         raise LightfoldError(
             f"no start command for {app} (framework {getattr(detection, 'framework', '?')})",
@@ -148,7 +151,8 @@ def user_build_script(
     info = {
         "id": release_id, "app": app,
         "framework": getattr(detection, "framework", None), "runtime": kind,
-        "build": build or None, "start": None if static else start, "static": static,
+        "build": build or None, "release": release_cmd or None, "start": None if static else start,
+        "static": static,
         "app_root": root, "deps_hash": deps_hash, **(release_info or {}),
     }
     start_text = "" if static else start_script(app, detection, app_dir_abs, start, cache=f"{srv}/cache")
@@ -159,7 +163,7 @@ def user_build_script(
         tool_env=sorted(runtime.tool_env(detection, f"{srv}/cache", app_dir_abs, build=True).items()),
         venv_args="" if getattr(detection, "package_manager", None) in _PIP_USERS else " --without-pip",
         uses_node=runtime.uses_node(detection), deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir,
-        install=install, build=build,
+        install=install, build=build, release_cmd=release_cmd,
         start_script=bool(start_text), start_script_b64=_b64(start_text),
         release_json_b64=_b64(json.dumps(info, indent=2, sort_keys=True) + "\n"),
     )

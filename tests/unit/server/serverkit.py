@@ -21,6 +21,7 @@ class Det:
     install: str | None = "npm ci"
     build: str | None = "npm run build"
     start: str | None = "npm start"
+    release: str | None = None
     port: int | None = 3000
     health_path: str = "/"
     static: bool = False

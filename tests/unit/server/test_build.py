@@ -111,6 +111,18 @@ def test_overrides_from_deploy_config_win(tmp_path: Path):
     assert (rel / ".lightfold/start").read_text().splitlines()[-1] == "exec node dist/main.js"
 
 
+def test_release_command_runs_after_the_build_with_the_release_env(tmp_path: Path):
+    rel = release(tmp_path, "r1")
+    det = Det(install=None, build="echo built > order", release="echo migrated >> order", start="node s.js")
+    rc, events, _ = build(tmp_path, "r1", det)
+    assert rc == 0 and ("release", "done") in phases(events)
+    assert (rel / "order").read_text() == "built\nmigrated\n"
+    assert json.loads((rel / ".lightfold/release.json").read_text())["release"] == "echo migrated >> order"
+    rel2 = release(tmp_path, "r2")
+    assert build(tmp_path, "r2", det, run_release=False)[0] == 0
+    assert (rel2 / "order").read_text() == "built\n"
+
+
 def test_static_site_builds_without_a_start_script(tmp_path: Path):
     rel = release(tmp_path, "r1")
     det = Det(framework="astro", static=True, output_dir="dist", start=None,
