@@ -43,6 +43,8 @@ class AppSpec:
     detection: a `lightfold.detect.Detection` (read by attribute: runtime, framework, static, ...).
     deploy: the target's `DeployConfig`. ports: (blue, green), see `pick_ports`.
     default_server: make this site nginx's default (only when it has no domain and is alone).
+    app_subdir: the app's directory inside the release archive when the archive holds more than
+    the app (a monorepo's workspace root: the detection's `app_subdir`); default '.'.
     tls: serve HTTPS with the certificate at /etc/letsencrypt/live/<domain>/ (obtain it first,
     e.g. `certbot certonly --webroot -w /var/www/lightfold-acme -d <domain>`).
     """
@@ -54,6 +56,7 @@ class AppSpec:
     domain: str | None = None
     default_server: bool = False
     tls: bool = False
+    app_subdir: str | None = None
 
     def __post_init__(self) -> None:
         check_app_name(self.name)
@@ -63,11 +66,11 @@ class AppSpec:
     @classmethod
     def from_target(
         cls, name: str, target: Any, detection: Any, ports: tuple[int, int], *,
-        default_server: bool = False, tls: bool = False,
+        default_server: bool = False, tls: bool = False, app_subdir: str | None = None,
     ) -> AppSpec:
         """From a `TargetConfig` (its deploy settings and domain) and a detection."""
         domain = target.domain.domain if target.domain else None
-        return cls(name, detection, target.deploy, tuple(ports), domain, default_server, tls)
+        return cls(name, detection, target.deploy, tuple(ports), domain, default_server, tls, app_subdir)
 
     @property
     def user(self) -> str:
@@ -83,7 +86,8 @@ class AppSpec:
 
     @property
     def app_root(self) -> str:
-        return release_subpath(getattr(self.detection, "app_root", None) or ".")
+        """The app's directory inside a release ('.' or e.g. 'apps/web')."""
+        return app_root_of(self.detection, self.app_subdir)
 
     @property
     def output_path(self) -> str | None:
@@ -99,6 +103,16 @@ def check_app_name(name: str) -> None:
         raise LightfoldError(
             f"'{name}' is not a valid app name", "use lowercase letters, digits and '-' (a target name)"
         )
+
+
+def app_root_of(detection: Any, app_subdir: str | None = None) -> str:
+    """The app's directory inside a release: `app_subdir` if given, else the detection's
+    `app_root` when it is relative (lightfold.detect gives the laptop's absolute path, which is the
+    archive root: '.')."""
+    root = app_subdir if app_subdir is not None else getattr(detection, "app_root", None)
+    if not root or str(root).startswith("/"):
+        return "."
+    return release_subpath(str(root))
 
 
 def release_subpath(path: str) -> str:

@@ -2,7 +2,8 @@
 
     extract_command(app, release_id, archive_path) -> str     root: unpack the upload as the app user
     build_script(app, detection, deploy, release_id, *, deps_hash=None, reuse_from=None,
-                 release_info=None, app_root=None) -> str      root: the build, run as the app user
+                 release_info=None, app_subdir=None, run_release=True) -> str
+                                                              root: the build, run as the app user
 
 The build script is run as root in one ssh exec (`bash -s`, script on stdin). It loads the
 release's env snapshot (/srv/<app>/env/<id>.env, written by the agent's `write_env`, when present)
@@ -38,7 +39,7 @@ from typing import Any
 
 from lightfold.errors import LightfoldError
 from lightfold.server import runtime
-from lightfold.server.app import app_user, check_app_name, release_subpath, render_template
+from lightfold.server.app import app_root_of, app_user, check_app_name, render_template
 
 RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -82,15 +83,6 @@ def lockfiles(detection: Any) -> tuple[str, ...]:
     return LOCKFILES.get(runtime.runtime_of(detection), ())
 
 
-def app_root_of(detection: Any, app_root: str | None = None) -> str:
-    """The app's directory inside the release: `app_root` if given, else the detection's when it
-    is a relative path (an absolute one is the laptop's path of the archive root: '.')."""
-    root = app_root if app_root is not None else getattr(detection, "app_root", None)
-    if not root or str(root).startswith("/"):
-        return "."
-    return release_subpath(str(root))
-
-
 def extract_command(app: str, release_id: str, archive_path: str) -> str:
     """Create the release dir owned by the app user and unpack the uploaded tar.gz into it as that
     user (so nothing in it is root's), then delete the upload."""
@@ -105,12 +97,12 @@ def extract_command(app: str, release_id: str, archive_path: str) -> str:
 def build_script(
     app: str, detection: Any, deploy: Any, release_id: str, *,
     deps_hash: str | None = None, reuse_from: str | None = None,
-    release_info: dict[str, Any] | None = None, app_root: str | None = None, run_release: bool = True,
+    release_info: dict[str, Any] | None = None, app_subdir: str | None = None, run_release: bool = True,
 ) -> str:
     """The whole build as a bash script for root (see the module docstring)."""
     inner = user_build_script(
         app, detection, deploy, release_id, deps_hash=deps_hash, reuse_from=reuse_from,
-        release_info=release_info, app_root=app_root, run_release=run_release,
+        release_info=release_info, app_subdir=app_subdir, run_release=run_release,
     )
     return _as_app_user(app, release_id, inner)
 
@@ -118,7 +110,7 @@ def build_script(
 def user_build_script(
     app: str, detection: Any, deploy: Any, release_id: str, *,
     deps_hash: str | None = None, reuse_from: str | None = None,
-    release_info: dict[str, Any] | None = None, app_root: str | None = None, run_release: bool = True,
+    release_info: dict[str, Any] | None = None, app_subdir: str | None = None, run_release: bool = True,
     prefix: str = "",
 ) -> str:
     """The part of the build that runs as the app user. `prefix` moves every server path under a
@@ -127,7 +119,7 @@ def user_build_script(
     srv = f"{prefix}/srv/{app}"
     if reuse_from is not None:
         check_release_id(reuse_from)
-    root = app_root_of(detection, app_root)
+    root = app_root_of(detection, app_subdir)
     kind = runtime.runtime_of(detection)
     static = bool(getattr(detection, "static", False))
     start = (getattr(deploy, "start_command", None) or getattr(detection, "start", None) or "").strip()
@@ -162,7 +154,8 @@ def user_build_script(
         cache=f"{srv}/cache", path=build_path(detection, app_dir_abs),
         tool_env=sorted(runtime.tool_env(detection, f"{srv}/cache", app_dir_abs, build=True).items()),
         venv_args="" if getattr(detection, "package_manager", None) in _PIP_USERS else " --without-pip",
-        uses_node=runtime.uses_node(detection), deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir,
+        other_node_pm=bool(runtime.node_package_managers(detection)),
+        deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir,
         install=install, build=build, release_cmd=release_cmd,
         start_script=bool(start_text), start_script_b64=_b64(start_text),
         release_json_b64=_b64(json.dumps(info, indent=2, sort_keys=True) + "\n"),
@@ -203,14 +196,18 @@ def _app_bins(detection: Any, app_dir_abs: str) -> list[str]:
 
 
 # A start command that is one simple command can replace the shell, so systemd's signals reach
-# the app itself; anything with shell syntax runs under `sh -c` (also exec'd).
+# the app itself (leading NAME=value assignments stay in front of `exec`, which exports them);
+# anything with shell syntax runs under `sh -c` (also exec'd).
 _SHELL_SYNTAX = re.compile(r"[;&|<>()`\n]|\$\(")
+_ASSIGNMENTS = re.compile(r"""^((?:[A-Za-z_][A-Za-z0-9_]*=(?:'[^']*'|"[^"]*"|[^\s'"])*\s+)*)(.*)$""", re.S)
 
 
 def _exec_line(start: str) -> str:
     if _SHELL_SYNTAX.search(start):
         return f"exec /bin/sh -c {shlex.quote(start)}"
-    return f"exec {start}"
+    m = _ASSIGNMENTS.match(start)
+    assert m is not None  # the pattern matches any string
+    return f"{m.group(1)}exec {m.group(2)}"
 
 
 # python3 -c ENV_LOADER <agent dir> <env file> <command...>: the agent's own parser reads the env

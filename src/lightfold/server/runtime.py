@@ -11,6 +11,7 @@ Nothing is downloaded from anywhere but the apt/pip/npm registries the server is
 - ruby (ruby-full, bundler), php (php-fpm, composer, common extensions), go (golang-go), rust
   (cargo), java (default-jdk-headless + maven/gradle), elixir (elixir, erlang-dev).
 
+`runtime_warnings(detection)` says when the project asks for a newer runtime than Debian has.
 `bin_dirs(detection)` and `tool_env(detection, cache, app_dir)` say how builds and start scripts find them.
 """
 
@@ -29,6 +30,11 @@ NODE_PM_BINS = {"pnpm": "pnpm", "yarn": "yarn", "yarn-berry": "yarn", "bun": "bu
 PYTHON_TOOLS = ("uv", "poetry", "pdm", "pipenv")
 
 BASE_PACKAGES = ("nginx", "python3", "ca-certificates")
+# What Debian bookworm's archive has; a project asking for more gets a warning, not a download.
+DEBIAN_VERSIONS = {
+    "python": (3, 11), "ruby": (3, 1), "go": (1, 19), "php": (8, 2), "java": (17,), "elixir": (1, 14),
+    "rust": (1, 63),
+}
 _PACKAGES = {
     "node": ("nodejs", "npm"),
     "python": ("python3", "python3-venv", "python3-dev", "build-essential"),
@@ -67,7 +73,7 @@ def bin_dirs(detection: Any) -> list[str]:
     dirs: list[str] = []
     if uses_node(detection):
         dirs.append(node_bin_dir(node_major(_node_version(detection))))
-        dirs += [f"/opt/lightfold/pm/{pm}/bin" for pm in _node_pms(detection)]
+        dirs += [f"/opt/lightfold/pm/{pm}/bin" for pm in node_package_managers(detection)]
     return dirs
 
 
@@ -85,9 +91,33 @@ def tool_env(detection: Any, cache: str, app_dir: str, *, build: bool = False) -
     return env
 
 
+def runtime_warnings(detection: Any) -> list[str]:
+    """Why the installed runtime may be older than the project asks for (empty when fine)."""
+    runtime = runtime_of(detection)
+    have = DEBIAN_VERSIONS.get(runtime)
+    wanted = getattr(detection, "runtime_version", None)
+    nums = re.findall(r"\d+", wanted or "")
+    if not have or not nums:
+        return []
+    asked = tuple(int(n) for n in nums[: len(have)])
+    if asked <= have:
+        return []
+    have_text = ".".join(map(str, have))
+    return [
+        f"the project asks for {runtime} {wanted}, but the server gets Debian's {runtime} {have_text} "
+        f"(lightfold installs only from apt, PyPI and npm): lower the requirement, or install "
+        f"{runtime} {wanted} on the server yourself and set deploy.build_command/start_command"
+    ]
+
+
 def runtime_step(detection: Any) -> Step:
     """Packages and tools for the detected runtime and package manager."""
     runtime = runtime_of(detection)
+    if runtime == "docker":
+        raise LightfoldError(
+            "this project is deployed from its Dockerfile, not a language runtime",
+            "use the dockerfile builder (lightfold config set <target> builder dockerfile)",
+        )
     if runtime == "dotnet":
         raise LightfoldError(
             "the .NET runtime is not in Debian's archive, and lightfold only installs from apt, PyPI and npm",
@@ -145,7 +175,7 @@ def _node_actions(detection: Any) -> list[Any]:
             unless=f"{prefix}/bin/node --version 2>/dev/null | grep -q '^v{major}\\.'",
             label=f"node {major} (npm registry)",
         ))
-    for pm in _node_pms(detection):
+    for pm in node_package_managers(detection):
         prefix = f"/opt/lightfold/pm/{pm}"
         actions.append(Run(
             f"npm install -g --no-fund --no-audit --prefix {prefix} {NODE_PM_PACKAGES[pm]}",
@@ -155,7 +185,7 @@ def _node_actions(detection: Any) -> list[Any]:
     return actions
 
 
-def _node_pms(detection: Any) -> list[str]:
+def node_package_managers(detection: Any) -> list[str]:
     """Node package managers beyond npm: the detected one, and bun when asked for as a runtime."""
     pms = [getattr(detection, "package_manager", None)]
     if "bun" in [str(r).lower() for r in getattr(detection, "extra_runtimes", None) or ()]:

@@ -141,8 +141,8 @@ def test_missing_start_command_is_a_clear_error():
 
 def test_app_root_in_a_monorepo(tmp_path: Path):
     rel = release(tmp_path, "r1", {"apps/web/package.json": "{}"})
-    rc, _, err = build(tmp_path, "r1", Det(install="echo > installed-here", build=None, start="node s.js",
-                                           app_root="apps/web"))
+    det = Det(install="echo > installed-here", build=None, start="node s.js", app_root="/home/me/mono/apps/web")
+    rc, _, err = build(tmp_path, "r1", det, app_subdir="apps/web")
     assert rc == 0, err
     assert (rel / "apps/web/installed-here").exists() and (rel / ".lightfold/start").exists()
     assert f"cd {rel}/apps/web" in (rel / ".lightfold/start").read_text()
@@ -220,6 +220,24 @@ def test_start_script_runs_in_the_app_dir_and_execs_the_command(tmp_path: Path):
     text = (rel2 / ".lightfold/start").read_text()
     assert text.splitlines()[-1] == "exec /bin/sh -c 'echo one && echo two'"
     assert subprocess.run([str(rel2 / ".lightfold/start")], capture_output=True, text=True).stdout == "one\ntwo\n"
+
+
+@pytest.mark.parametrize("start, last", [
+    ("RAILS_ENV=production bin/rails server -p $PORT", "RAILS_ENV=production exec bin/rails server -p $PORT"),
+    ("A='x y' B=\"1 2\" php -S 127.0.0.1:$PORT", "A='x y' B=\"1 2\" exec php -S 127.0.0.1:$PORT"),
+    ("java -jar build/libs/*.jar", "exec java -jar build/libs/*.jar"),
+])
+def test_start_commands_with_env_assignments_keep_them_before_exec(tmp_path: Path, start: str, last: str):
+    rel = release(tmp_path, "r1")
+    assert build(tmp_path, "r1", Det(install=None, build=None, start=start))[0] == 0
+    assert (rel / ".lightfold/start").read_text().splitlines()[-1] == last
+
+
+def test_env_assignments_reach_the_started_program(tmp_path: Path):
+    rel = release(tmp_path, "r1")
+    assert build(tmp_path, "r1", Det(install=None, build=None, start="GREETING='hi there' printenv GREETING"))[0] == 0
+    out = subprocess.run(["/bin/dash", str(rel / ".lightfold/start")], capture_output=True, text=True)
+    assert out.stdout == "hi there\n"
 
 
 def test_build_env_comes_from_the_release_snapshot_without_port(tmp_path: Path):

@@ -75,7 +75,8 @@ def test_app_json_tells_the_agent_ports_health_and_static_dir():
         "health": {"path": "/healthz", "status": 200, "timeout": 90, "host": "h.example"},
         "domain": "shop.example.com",
     }
-    static = spec(det=Det(static=True, output_dir="dist", app_root="apps/web", framework="astro"))
+    static = spec(det=Det(static=True, output_dir="dist", app_root="/home/me/mono/apps/web", framework="astro"),
+                  app_subdir="apps/web")
     doc = app_json(static)
     assert doc["static"] is True and doc["output_dir"] == "apps/web/dist" and doc["health"]["host"] is None
 
@@ -261,6 +262,16 @@ def test_rails_with_node_assets_gets_both_runtimes():
                                      ("rust", "cargo"), ("java", "default-jdk-headless")])
 def test_each_runtime_comes_from_debian(rt, pkg):
     assert pkg in _runtime_actions(Det(runtime=rt, package_manager=None, runtime_version=None))[0].names
+
+
+def test_a_newer_runtime_than_debians_is_a_warning():
+    assert runtime.runtime_warnings(Det(runtime="python", runtime_version="3.11")) == []
+    assert runtime.runtime_warnings(Det(runtime="php", runtime_version="^8.2")) == []
+    assert runtime.runtime_warnings(Det(runtime="ruby", runtime_version=None)) == []
+    (warning,) = runtime.runtime_warnings(Det(runtime="ruby", runtime_version="3.3.1"))
+    assert "ruby 3.3.1" in warning and "Debian's ruby 3.1" in warning
+    assert runtime.runtime_warnings(Det(runtime="go", runtime_version="1.22")) != []
+    assert runtime.runtime_warnings(Det(runtime="node", runtime_version="24")) == []  # npm has every node
 
 
 def test_dotnet_is_refused_with_a_way_out():
