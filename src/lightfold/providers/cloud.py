@@ -39,6 +39,10 @@ PROVIDERS = ("digitalocean", "vultr", "hetzner")
 MANAGED_TAG = "lightfold"  # on every server lightfold creates, next to its unique create tag
 KEY_NAME_PREFIX = "lightfold-"  # SSH keys lightfold uploads are named so; only those are ever deleted
 CREATED_MARKER = "/etc/lightfold/created"
+CREATE_TIMEOUT = 600.0  # until the server runs with an address
+READY_TIMEOUT = 300.0  # until root can log in and cloud-init has finished
+CREATE_POLL = 3.0  # seconds between looks at a starting server
+OFF_GRACE = 60.0  # a starting server reported 'off' for this long has failed to boot
 
 # Cheapest sensible machine per provider: 1-2 vCPU, 1-4 GB, Debian 12.
 DEFAULTS: dict[str, dict[str, str]] = {
@@ -346,6 +350,7 @@ async def _find_after_lost_answer(client: CloudClient, tag: str, poll: float) ->
 async def wait_running(client: CloudClient, server_id: str, *, timeout: float = 600.0, poll: float = 3.0) -> Server:
     deadline = time.monotonic() + timeout
     label = LABELS[client.provider]
+    off_since: float | None = None
     while True:
         server = await client.get_server(server_id)
         if server is None:
@@ -355,6 +360,13 @@ async def wait_running(client: CloudClient, server_id: str, *, timeout: float = 
             )
         if server.status == "running" and server.ipv4:
             return server
+        # A new server that stays off did not boot (it will not start by itself).
+        off_since = (off_since or time.monotonic()) if server.status == "off" else None
+        if off_since is not None and time.monotonic() - off_since > OFF_GRACE:
+            raise LightfoldError(
+                f"{label} server {server.name} ({server_id}) stopped while starting ('{server.provider_status}')",
+                "look at its console in the provider's panel; `lightfold destroy` removes it",
+            )
         if time.monotonic() >= deadline:
             raise LightfoldError(
                 f"{label} server {server.name} ({server_id}) is still '{server.provider_status}' "
@@ -387,9 +399,6 @@ async def destroy_server(client: CloudClient, server_id: str, public_key: str | 
 
 # ---- a target's server: what `lightfold create/destroy/status` call (through each provider module)
 
-CREATE_TIMEOUT = 600.0  # until the server runs with an address
-READY_TIMEOUT = 300.0  # until root can log in and cloud-init has finished
-CREATE_POLL = 3.0  # seconds between looks at a starting server
 
 Progress = Callable[[str], None]
 

@@ -48,10 +48,12 @@ class VInstance(_Model):
     os_id: int | None = None
 
     def common(self) -> Server:
-        if self.status == "pending" or (self.status == "active" and self.server_status not in ("ok", "")):
+        if self.status == "pending":
             status = "pending"
-        elif self.status == "active":
-            status = "running" if self.power_status == "running" else "off"
+        elif self.status == "active" and self.power_status == "stopped":
+            status = "off"
+        elif self.status == "active":  # running, but reachable only once the install finished
+            status = "running" if self.server_status in ("ok", "") else "pending"
         else:
             status = "unknown"
         shown = "/".join(s for s in (self.status, self.power_status, self.server_status) if s)

@@ -433,3 +433,24 @@ def test_token_never_in_logs_or_errors(provider, fake, caplog):
     assert "->" in caplog.text  # requests were logged...
     for text in [caplog.text, *errors]:
         assert TOKEN not in text  # ...but never the token
+
+
+def test_server_that_fails_to_boot_is_reported_not_waited_for(provider, cloud_home, monkeypatch):
+    class Broken:
+        def boot(self, name, user_data):
+            raise RuntimeError("no space left on device")
+
+        def destroy(self, name):
+            pass
+
+    monkeypatch.setattr(cloud, "OFF_GRACE", 0.2)
+    with fake_class(provider)(tokens=(TOKEN,), boot_delay=0.01, vm_backend=Broken()) as fake:
+        async def go():
+            async with client(provider, fake) as c:
+                await cloud.ensure_server(c, "dud", "lf-dud-00000012", spec(provider), timeout=10, poll=0.05)
+
+        started = time.monotonic()
+        with pytest.raises(LightfoldError) as e:
+            run(go())
+    assert "stopped while starting" in str(e.value)
+    assert time.monotonic() - started < 5
