@@ -1,1 +1,95 @@
-"""(commands registered here as they are implemented)"""
+"""`configure`, `push` and `deploy`: the steps that put an app on a server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lightfold.cli import output
+from lightfold.cli.app import app
+from lightfold.cli.options import ForceOpt, JsonOpt, PathArg, TargetOpt, resolve_target
+
+LockWaitOpt = Annotated[
+    int, typer.Option("--lock-wait", help="Wait up to this many seconds for another deploy to finish.", min=0)
+]
+
+
+@app.command("configure")
+def configure_cmd(
+    path: PathArg = Path("."), target: TargetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Install the runtime, nginx, the agent and the app's units on the target's server.
+
+    Skips when the server already has exactly this configuration.
+    Example: lightfold configure --target myapp
+    """
+    from lightfold.release import configure as step
+    from lightfold.release import target as targets
+    from lightfold.remote import run_sync
+
+    t = targets.load(resolve_target(target, path))
+    detection = t.detect()
+
+    async def go():
+        async with await targets.connect(t) as conn:
+            return await step.configure(conn, t, detection, force=force, report=output.reporter())
+
+    result = run_sync(go())
+    data = {"target": t.name, "skipped": result.skipped, "changed": result.changed,
+            "unchanged": result.unchanged, "seconds": round(result.seconds, 2)}
+
+    def human() -> None:
+        if not result.skipped:
+            what = ", ".join(result.changed) or "nothing"
+            output.ok(f"{t.name} configured in {result.seconds:.1f}s (changed: {what})")
+
+    output.emit(data, as_json, human)
+
+
+@app.command("push")
+def push_cmd(
+    path: PathArg = Path("."), target: TargetOpt = None, force: ForceOpt = False,
+    lock_wait: LockWaitOpt = 0, as_json: JsonOpt = False,
+) -> None:
+    """Ship the project as a new release; traffic moves only after it is healthy.
+
+    Skips when the live release has the same code, env and settings.
+    Example: lightfold push --target myapp
+    """
+    from lightfold.release import target as targets
+
+    t = targets.load(resolve_target(target, path))
+    _push_and_render(t, force=force, lock_wait=lock_wait, as_json=as_json)
+
+
+def _push_and_render(t, *, force: bool, lock_wait: int, as_json: bool) -> None:
+    from lightfold.release import push as step
+    from lightfold.release import target as targets
+    from lightfold.remote import run_sync
+
+    detection = t.detect()
+
+    async def go():
+        async with await targets.connect(t) as conn:
+            return await step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=output.reporter())
+
+    result = run_sync(go())
+    output.emit(push_json(t.name, result), as_json, lambda: render_push(result))
+
+
+def push_json(name: str, result) -> dict:
+    return {
+        "target": name, "skipped": result.skipped, "release": result.release, "previous": result.previous,
+        "build": result.build, "url": result.url,
+        "timings": {k: round(v, 2) for k, v in result.timings.items()},
+    }
+
+
+def render_push(result) -> None:
+    if result.skipped:
+        output.out().print(f"{result.release} is live at {result.url}")
+        return
+    parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if k != "total")
+    output.ok(f"{result.release} is live at {result.url} in {result.timings.get('total', 0):.1f}s ({parts})")

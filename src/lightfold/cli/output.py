@@ -70,3 +70,27 @@ def error(e) -> None:
     err().print(f"[bold red]error:[/] {text}")
     for line in e.details:
         err().print(f"  {escape(line)}", style="dim")
+
+
+def reporter(quiet_output: bool = False):
+    """A `lightfold.release.report.Report` that prints on stderr."""
+
+    def report(kind: str, message: str) -> None:
+        from rich.markup import escape
+
+        text = escape(message)
+        if kind == "step":
+            err().print(f"[cyan]•[/] {text}")
+        elif kind == "ok":
+            err().print(f"[green]✓[/] {text}")
+        elif kind == "skip":
+            err().print(f"[green]✓[/] [dim]skipped:[/] {text}")
+        elif kind == "warn":
+            err().print(f"[yellow]![/] {text}")
+        elif kind == "output":
+            if not quiet_output:
+                err().print(f"  [dim]│ {text}[/]")
+        else:
+            err().print(f"  [dim]{text}[/]")
+
+    return report

@@ -1,0 +1,151 @@
+"""`lightfold configure`: make a server ready to run one app, or say that it already is.
+
+Facts are read in one exec (this app's marker, every app's app.json for port allocation), the
+plan comes from `lightfold.server.configure`, and the script runs in one more exec. The plan's
+fingerprint is stored in the marker, so an unchanged plan is skipped without touching the server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lightfold import state
+from lightfold.errors import LightfoldError
+from lightfold.release.report import Report, silent
+from lightfold.release.target import Target, as_root, source_layout
+
+if TYPE_CHECKING:
+    from lightfold.remote import Connection
+
+SERVER_MARKER = "/etc/lightfold/configured"
+
+# Prints {"marker": <this app's marker text or null>, "apps": {name: app.json}} — one round trip.
+_FACTS = r"""
+import glob, json, os, sys
+app = sys.argv[1]
+def read(p):
+    try:
+        with open(p) as f: return f.read()
+    except OSError: return None
+apps = {}
+for p in glob.glob("/etc/lightfold/apps/*/app.json"):
+    try: apps[os.path.basename(os.path.dirname(p))] = json.loads(read(p) or "null")
+    except ValueError: pass
+print(json.dumps({"marker": read("/etc/lightfold/apps/%s/configured" % app), "apps": apps}))
+"""
+
+
+@dataclass
+class ConfigureResult:
+    skipped: bool
+    changed: list[str] = field(default_factory=list)  # steps that changed something
+    unchanged: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    fingerprint: str = ""
+
+
+async def facts(conn: Connection, app: str) -> dict[str, Any]:
+    import shlex
+
+    res = await conn.run(f"python3 -c {shlex.quote(_FACTS)} {shlex.quote(app)}", display="read server facts")
+    return json.loads(res.stdout)
+
+
+def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
+    from lightfold.agent import agent_source
+    from lightfold.server.app import AppSpec, ports_for
+    from lightfold.server.configure import configure_plan
+
+    apps = server_facts.get("apps") or {}
+    others = [a for a in apps if a != target.name]
+    ports = ports_for(target.name, apps)
+    spec = AppSpec.from_target(
+        target.name, target.config, detection, ports,
+        default_server=not others and target.config.domain is None,
+        app_subdir=source_layout(target, detection)[1],
+    )
+    return configure_plan(spec, agent_source=agent_source(), ssh_port=target.server.port)
+
+
+async def configure(
+    conn: Connection, target: Target, detection: Any, *, force: bool = False, report: Report = silent,
+) -> ConfigureResult:
+    from lightfold.server.markers import parse_marker
+
+    t0 = time.monotonic()
+    server_facts = await facts(conn, target.name)
+    plan = plan_for(target, detection, server_facts)
+    marker = parse_marker(server_facts.get("marker") or "")
+    if not force and marker and marker.get("fingerprint") == plan.fingerprint:
+        state.update(target.name, lambda s: _mark_configured(s, plan.fingerprint))
+        steps = [s.name for s in plan.plan.steps]
+        report("skip", f"already configured, nothing changed ({', '.join(steps)}); --force reruns it")
+        return ConfigureResult(True, unchanged=steps, seconds=time.monotonic() - t0, fingerprint=plan.fingerprint)
+
+    result = ConfigureResult(False, fingerprint=plan.fingerprint)
+    failure: dict[str, Any] = {}
+
+    def on_output(stream: str, line: str) -> None:
+        from lightfold.server.plan import parse_event
+
+        event = parse_event(line) if stream == "stdout" else None
+        if event is None:
+            return
+        step = event.get("step", "?")
+        if event.get("failed"):
+            failure.update(event)
+        elif event.get("status") == "start":
+            report("step", f"configure: {step}")
+        elif event.get("status") == "done":
+            (result.changed if event.get("changed") else result.unchanged).append(step)
+            report("ok" if event.get("changed") else "note", f"{step}: {'changed' if event.get('changed') else 'ok'}")
+        elif event.get("status") == "skipped":
+            result.unchanged.append(step)
+            report("note", f"{step}: skipped ({event.get('reason', '')})")
+        elif event.get("changed"):
+            report("note", f"  {event.get('action')}")
+
+    script = plan.script + _server_marker_lines()
+    res = await conn.run(
+        as_root(conn, "bash -s"), input=script, check=False, timeout=1800,
+        on_output=on_output, display="configure script",
+    )
+    if res.exit_status != 0:
+        raise _failure(target, failure, res)
+    state.update(target.name, lambda s: _mark_configured(s, plan.fingerprint))
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _server_marker_lines() -> str:
+    # The seed's server-wide marker: written once, kept while any app is configured.
+    return (
+        f'\nmkdir -p /etc/lightfold && [ -f {SERVER_MARKER} ] || '
+        f'date -u +%Y-%m-%dT%H:%M:%SZ > {SERVER_MARKER}\n'
+    )
+
+
+def _mark_configured(s, fingerprint: str) -> None:
+    s.configured = True
+    s.configure_fingerprint = fingerprint
+
+
+def _failure(target: Target, event: dict[str, Any], res) -> LightfoldError:
+    if event:
+        step, command = event.get("step", "?"), event.get("command") or event.get("action") or "?"
+        lines = [str(x) for x in event.get("output") or []]
+        return LightfoldError(
+            f"configure failed at step '{step}': `{command}` exited {event.get('exit', '?')}",
+            f"fix the cause shown below, then rerun `lightfold configure --target {target.name}` "
+            "(the server keeps its previous working configuration)",
+            details=lines[-20:],
+        )
+    tail = (res.stderr or res.stdout).strip().splitlines()[-20:]
+    return LightfoldError(
+        f"configure failed (exit {res.exit_status})",
+        f"rerun with --debug, or inspect the server with `lightfold ssh --target {target.name}`",
+        details=tail,
+    )

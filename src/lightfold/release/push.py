@@ -1,0 +1,276 @@
+"""`lightfold push`: ship the project as a new release and switch to it only once it is healthy.
+
+    status (agent)      what is live, with its code fingerprint and env hash → skip when equal
+    lock                one deploy per app at a time (the agent's lock, released on every path)
+    upload + extract    a deterministic tar.gz of the shipped files, unpacked as the app user
+    build               install (reusing the live release's dependencies when the lockfiles are
+                        unchanged) and build, as the app user; an env-only change copies the live
+                        release instead (hard links) and does not build
+    write_env           the release's env snapshot, sent on stdin (never on a command line)
+    activate            the agent's health-gated blue/green switch, detached from this SSH session
+
+Any failure leaves the live release serving; the new one is marked failed in the server journal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lightfold import state
+from lightfold.errors import LightfoldError
+from lightfold.release import agent_client
+from lightfold.release.report import Report, silent
+from lightfold.release.target import Target, actor, as_root, source_layout
+
+if TYPE_CHECKING:
+    from lightfold.remote import Connection
+
+LOCK_TTL = 3600
+
+
+@dataclass
+class PushResult:
+    skipped: bool
+    release: str | None
+    previous: str | None = None
+    build: str = "full"  # full | deps-reused | env-only | skipped
+    url: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    activation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Local:
+    """What this laptop knows about the release it is about to make."""
+
+    root: Path  # what ships (the project, or its workspace)
+    subdir: str | None  # where the app is inside `root`
+    files: list[str]
+    env: dict[str, str]
+    fingerprint: str  # code + deploy settings, without env values
+    env_hash: str
+    commit: str | None
+    dirty: bool
+
+
+def _local(target: Target, detection: Any) -> _Local:
+    from lightfold.project import deploy_fingerprint, env_for_release, git_state, project_files
+
+    root, subdir = source_layout(target, detection)
+    files = project_files(root)
+    env = env_for_release(target.config, target.project)
+    git = git_state(root)
+    return _Local(
+        root, subdir, files, env, deploy_fingerprint(root, target.config, {}, files), env_hash(env),
+        git.commit, git.dirty,
+    )
+
+
+def env_hash(env: dict[str, str]) -> str:
+    """Same canonical form as the agent's, so local and server hashes compare."""
+    import hashlib
+
+    canonical = json.dumps(env, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def new_release_id(existing: list[str], now: dt.datetime | None = None) -> str:
+    """YYYYMMDDHHMMSS in UTC, later than every existing release (ids sort by time)."""
+    t = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0, tzinfo=None)
+    newest = max(existing, default="")
+    while (rid := t.strftime("%Y%m%d%H%M%S")) <= newest:
+        t += dt.timedelta(seconds=1)
+    return rid
+
+
+def public_url(target: Target) -> str:
+    domain = target.config.domain
+    if domain:
+        return f"{'https' if domain.ssl else 'http'}://{domain.domain}/"
+    return f"http://{target.server.ip}/"
+
+
+async def push(
+    conn: Connection, target: Target, detection: Any, *,
+    force: bool = False, lock_wait: int = 0, report: Report = silent,
+) -> PushResult:
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    app = target.name
+    local = _local(target, detection)
+    status = await agent_client.call(conn, "status", app)
+    live = status.get("live") or {}
+    live_id = live.get("release")
+    live_entry = next((r for r in status.get("releases", []) if r.get("id") == live_id), None) if live_id else None
+    same_code = bool(live_entry and live_entry.get("fingerprint") == local.fingerprint)
+    if not force and same_code and live_entry.get("env_hash") == local.env_hash:
+        _record(target, live_id, live_entry.get("commit"), local.fingerprint, live_entry.get("activated_at"))
+        report("skip", f"release {live_id} is live with this code, env and settings; nothing to push "
+                       "(--force pushes anyway)")
+        return PushResult(True, live_id, build="skipped", url=public_url(target))
+    release_id = new_release_id([r["id"] for r in status.get("releases", [])])
+    env_only = same_code and not force
+    timings["prepare"] = time.monotonic() - t0
+
+    await agent_client.call(
+        conn, "lock", app, holder=actor(), lock_op="push", release=release_id, ttl=LOCK_TTL,
+        wait_seconds=lock_wait,
+    )
+    try:
+        build_kind = await _make_release(conn, target, detection, local, release_id, live_id,
+                                         live.get("info") or {}, env_only, timings, report)
+        t = time.monotonic()
+        report("step", f"activating {release_id}: start the idle slot, health check, switch traffic")
+        activation = await agent_client.call(
+            conn, "activate", app, detach=True, release=release_id, holder=actor(),
+            on_event=lambda e: report("note", e.get("msg", "")) if e.get("msg") else None,
+        )
+        timings["activate"] = time.monotonic() - t
+    finally:
+        await _unlock(conn, app)
+    _record(target, release_id, local.commit, local.fingerprint, activation.get("activated_at"))
+    timings["total"] = time.monotonic() - t0
+    return PushResult(False, release_id, live_id, build_kind, public_url(target), timings, activation)
+
+
+async def _make_release(
+    conn: Connection, target: Target, detection: Any, local: _Local, release_id: str,
+    live_id: str | None, live_info: dict[str, Any], env_only: bool, timings: dict[str, float], report: Report,
+) -> str:
+    from lightfold.server.build import build_script, extract_command, lockfiles
+
+    app = target.name
+    info = {
+        "commit": local.commit, "dirty": local.dirty, "fingerprint": local.fingerprint,
+        "env_hash": local.env_hash, "builder": "native", "deployed_by": actor(),
+        "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    await agent_client.call(conn, "journal_mark", app, release=release_id, status="building", **info)
+    try:
+        if env_only:
+            t = time.monotonic()
+            report("step", f"only the environment changed: {release_id} reuses the build of {live_id}")
+            await conn.run(as_root(conn, _copy_release_command(app, live_id, release_id, info)),
+                           display="copy the live release")
+            await _write_env(conn, app, release_id, local.env)
+            timings["copy"] = time.monotonic() - t
+            return "env-only"
+
+        from lightfold.project import build_archive, dependency_hash
+
+        t = time.monotonic()
+        report("step", f"uploading {len(local.files)} files")
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = build_archive(local.root, Path(tmp) / "release.tar.gz", local.files)
+            remote_archive = f"/srv/{app}/.lightfold/upload-{release_id}.tar.gz"
+            if conn.username == "root":
+                await conn.upload(archive.path, remote_archive, 0o600)
+            else:
+                await _upload_via_sudo(conn, archive.path, remote_archive)
+        await conn.run(as_root(conn, f"bash -c {shlex.quote(extract_command(app, release_id, remote_archive))}"),
+                       display="unpack the release")
+        timings["upload"] = time.monotonic() - t
+
+        await _write_env(conn, app, release_id, local.env)
+        app_dir = local.root / local.subdir if local.subdir else local.root
+        deps_hash = dependency_hash(app_dir, lockfiles(detection))
+        reuse = live_id if deps_hash and live_info.get("deps_hash") == deps_hash else None
+        t = time.monotonic()
+        report("step", f"building {release_id}" + (f" (dependencies reused from {reuse})" if reuse else ""))
+        script = build_script(app, detection, target.config.deploy, release_id,
+                              deps_hash=deps_hash, reuse_from=reuse, release_info=info, app_subdir=local.subdir)
+        await _run_build(conn, target, script, report)
+        timings["build"] = time.monotonic() - t
+        return "deps-reused" if reuse else "full"
+    except BaseException as e:
+        reason = e.problem if isinstance(e, LightfoldError) else f"interrupted ({type(e).__name__})"
+        # The original error matters more than this mark; the agent reconciles the journal later.
+        with contextlib.suppress(Exception):
+            await agent_client.call(conn, "journal_mark", app, release=release_id, status="failed", reason=reason)
+        raise
+
+
+async def _write_env(conn: Connection, app: str, release_id: str, env: dict[str, str]) -> None:
+    await agent_client.call(conn, "write_env", app, release=release_id, env=env)
+
+
+async def _upload_via_sudo(conn: Connection, source, remote_path: str) -> None:
+    data = source.read_bytes()
+    cmd = f"sudo -n sh -c {shlex.quote(f'umask 077; cat > {shlex.quote(remote_path)}')}"
+    await conn.run(cmd, input=data, display=f"upload {remote_path}")
+
+
+def _copy_release_command(app: str, live_id: str, release_id: str, info: dict[str, Any]) -> str:
+    """Hard-link copy of the live release; release.json is replaced (not edited: it is a hard
+    link to the live one) with the new id and env hash."""
+    src, dst = f"/srv/{app}/releases/{live_id}", f"/srv/{app}/releases/{release_id}"
+    patch = json.dumps({"id": release_id, **info})
+    py = (
+        "import json,os,sys;p=sys.argv[1]+'/.lightfold/release.json';"
+        "d=json.load(open(p));d.update(json.loads(sys.argv[2]));t=p+'.new';"
+        "json.dump(d,open(t,'w'),indent=2,sort_keys=True);"
+        "st=os.stat(p);os.chown(t,st.st_uid,st.st_gid);os.replace(t,p)"
+    )
+    return (f"bash -c {shlex.quote(f'cp -a --link {src} {dst}')}"
+            f" && python3 -c {shlex.quote(py)} {dst} {shlex.quote(patch)}")
+
+
+async def _run_build(conn: Connection, target: Target, script: str, report: Report) -> None:
+    from lightfold.server.plan import parse_event
+
+    failed: dict[str, Any] = {}
+
+    def on_output(stream: str, line: str) -> None:
+        event = parse_event(line) if stream == "stdout" else None
+        if event is None:
+            if stream == "stderr" and line.strip():
+                report("output", line)
+            return
+        phase, status = event.get("build"), event.get("status")
+        if status == "failed":
+            failed.update(event)
+        elif status == "reused":
+            report("note", f"{phase}: reused from {event.get('from')}")
+        elif status == "start" and event.get("command"):
+            report("note", f"{phase}: {event['command']}")
+
+    res = await conn.run(as_root(conn, "bash -s"), input=script, check=False, timeout=3600,
+                         on_output=on_output, display="build")
+    if res.exit_status == 0:
+        return
+    if failed:
+        raise LightfoldError(
+            f"the build failed at {failed.get('build')}: `{failed.get('command')}` exited {failed.get('exit')}",
+            "fix the build (try it locally), then push again — the live release keeps serving",
+            details=[str(x) for x in failed.get("output") or []][-20:],
+        )
+    raise LightfoldError(
+        f"the build failed (exit {res.exit_status})", "the live release keeps serving; see the output above",
+        details=res.stderr.strip().splitlines()[-20:],
+    )
+
+
+async def _unlock(conn: Connection, app: str) -> None:
+    # A lock we cannot release expires by TTL; `lightfold unlock` clears it by hand.
+    with contextlib.suppress(Exception):
+        await agent_client.call(conn, "unlock", app, holder=actor())
+
+
+def _record(target: Target, release: str | None, commit: str | None, fingerprint: str, when: str | None) -> None:
+    def change(s) -> None:
+        s.last_release = release
+        s.last_commit = commit
+        s.deploy_fingerprint = fingerprint
+        s.last_deploy = when or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        s.builder = "native"
+
+    state.update(target.name, change)

@@ -1,0 +1,95 @@
+"""A target as the deploy steps see it: its config, its project directory and its server."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lightfold import config
+from lightfold.errors import LightfoldError
+
+if TYPE_CHECKING:
+    from lightfold.config import ProviderConfig, TargetConfig
+    from lightfold.remote import Connection
+
+
+@dataclass
+class Target:
+    name: str
+    config: TargetConfig
+
+    @property
+    def project(self) -> Path:
+        return Path(self.config.project_path)
+
+    @property
+    def server(self) -> ProviderConfig:
+        server = self.config.server()
+        if not server.ip:
+            raise LightfoldError(
+                f"target '{self.name}' has no server yet",
+                f"run `lightfold create --target {self.name}` (or `lightfold deploy`) first",
+            )
+        return server
+
+    def detect(self):
+        """The project's detection with the target's overrides applied (port, health path)."""
+        from lightfold.detect import detect
+
+        if not self.project.is_dir():
+            raise LightfoldError(
+                f"the project directory {self.project} of target '{self.name}' does not exist",
+                f"run lightfold from the project, or `lightfold config set project_path DIR -t {self.name}`",
+            )
+        detection = detect(self.project)
+        deploy = self.config.deploy
+        if deploy.health_path:
+            detection.health_path = deploy.health_path
+        if deploy.port:
+            detection.port = deploy.port
+        return detection
+
+
+def source_layout(target: Target, detection) -> tuple[Path, str | None]:
+    """What to ship and where the app sits in it: the project directory, or — for an app in a
+    monorepo whose lockfile lives at the workspace root — the workspace, with the app's subdir."""
+    app_root = Path(getattr(detection, "app_root", None) or target.project)
+    workspace = getattr(detection, "workspace_root", None)
+    if workspace and app_root != Path(workspace):
+        root = Path(workspace)
+        return root, app_root.relative_to(root).as_posix()
+    return app_root, None
+
+
+def load(name: str) -> Target:
+    cfg = config.load()
+    return Target(name, config.get_target(cfg, name))
+
+
+def actor() -> str:
+    """Who deploys: user@host, recorded in the server's journal and lock."""
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+async def connect(target: Target) -> Connection:
+    from lightfold.remote import connect as ssh_connect
+    from lightfold.remote.openssh import known_hosts_path
+
+    server = target.server
+    key = server.ssh_key or str(Path.home() / ".ssh" / "id_ed25519")
+    return await ssh_connect(
+        server.ip, server.port, server.username, key, known_hosts_path(),
+        user_known_hosts=target.config.provider == "byos",
+    )
+
+
+def as_root(conn: Connection, command: str) -> str:
+    """`command` run as root: as is for root logins, through `sudo -n` for a sudoer."""
+    return command if conn.username == "root" else f"sudo -n {command}"
