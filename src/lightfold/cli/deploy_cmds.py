@@ -93,3 +93,39 @@ def render_push(result) -> None:
         return
     parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if k != "total")
     output.ok(f"{result.release} is live at {result.url} in {result.timings.get('total', 0):.1f}s ({parts})")
+
+
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option("--provider", "-p", help="Where the server runs when it must be created: local, byos, "
+                 "digitalocean, vultr, hetzner (default: the target's provider).", show_default=False),
+]
+
+
+@app.command("deploy")
+def deploy_cmd(
+    path: PathArg = Path("."), target: TargetOpt = None, provider: ProviderOpt = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Rerun configure and push even if done "
+                                        "(never recreates the server).")] = False,
+    lock_wait: LockWaitOpt = 0, as_json: JsonOpt = False,
+) -> None:
+    """Detect → create → configure → push, skipping every step that is already done.
+
+    Examples: lightfold deploy --provider local · lightfold deploy ./web --target web-prod
+    """
+    from lightfold.release import deploy as chain
+
+    name = resolve_target(target, path)
+    result = chain.deploy(path, name, provider=provider, force=force, lock_wait=lock_wait, report=output.reporter())
+    data = {
+        "target": name, "framework": result.framework, "created": result.created,
+        "configured": result.configured, "push": push_json(name, result.push),
+        "timings": {k: round(v, 2) for k, v in result.timings.items()},
+    }
+
+    def human() -> None:
+        render_push(result.push)
+        parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if k != "total")
+        output.note(f"deploy took {result.timings['total']:.1f}s ({parts})")
+
+    output.emit(data, as_json, human)

@@ -1,0 +1,111 @@
+"""`lightfold deploy`: detect → create → configure → push, each skipped when already done.
+
+One SSH connection serves configure and push. `force` reruns configure and push; it never
+recreates a server (that is `lightfold create --force`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lightfold import config, state
+from lightfold.errors import LightfoldError
+from lightfold.release import configure as configure_step
+from lightfold.release import push as push_step
+from lightfold.release import target as targets
+from lightfold.release.report import Report, silent
+
+
+@dataclass
+class DeployResult:
+    framework: str
+    created: str  # "created" | "exists"
+    configured: str  # "configured" | "skipped"
+    push: push_step.PushResult
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def deploy(
+    path: Path, name: str, *, provider: str | None = None, force: bool = False, lock_wait: int = 0,
+    report: Report = silent,
+) -> DeployResult:
+    from lightfold.remote import run_sync
+
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    project = Path(path).resolve()
+    chosen = _ensure_target(name, project, provider)
+    t = targets.load(name)
+    detection = t.detect()
+    report("ok", f"detected {detection.framework} ({detection.package_manager or 'no package manager'})")
+    timings["detect"] = time.monotonic() - t0
+
+    tc = time.monotonic()
+    created = _create(t, chosen, project, report)
+    t = targets.load(name)  # create recorded the server's address
+    timings["create"] = time.monotonic() - tc
+
+    async def configure_and_push():
+        async with await targets.connect(t) as conn:
+            tq = time.monotonic()
+            report("step", "configure")
+            conf = await configure_step.configure(conn, t, detection, force=force, report=report)
+            timings["configure"] = time.monotonic() - tq
+            tp = time.monotonic()
+            report("step", "push")
+            pushed = await push_step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=report)
+            timings["push"] = time.monotonic() - tp
+            return conf, pushed
+
+    conf, pushed = run_sync(configure_and_push())
+    timings["total"] = time.monotonic() - t0
+    return DeployResult(detection.framework, created, "skipped" if conf.skipped else "configured", pushed, timings)
+
+
+def _ensure_target(name: str, project: Path, provider: str | None) -> str:
+    """The target exists in config.json with its project path and provider; returns the provider."""
+    cfg = config.load()
+    existing = cfg.targets.get(name)
+    chosen = provider or (existing.provider if existing else None)
+    if chosen is None:
+        raise LightfoldError(
+            f"target '{name}' has no server and no provider",
+            "pass --provider local (a sandbox machine here), byos (your server: create it first with "
+            "`lightfold create --provider byos --ip …`), digitalocean, vultr or hetzner",
+        )
+    if existing and existing.provider and provider and provider != existing.provider:
+        raise LightfoldError(
+            f"target '{name}' already uses the {existing.provider} provider",
+            f"drop --provider, or choose another --target for {provider}",
+        )
+
+    def change(c: config.Config) -> None:
+        if name not in c.targets:
+            config.set_value(c, name, "project_path", str(project), project_path=project)
+        elif Path(c.targets[name].project_path) != project:
+            c.targets[name].project_path = str(project)
+
+    config.update(change)
+    return chosen
+
+
+def _create(t: targets.Target, provider: str, project: Path, report: Report) -> str:
+    from lightfold import providers
+
+    st = state.load(t.name)
+    if st.created and t.config.server().ip and provider != "local":
+        report("skip", f"server exists at {t.config.server().ip}")
+        return "exists"
+    if provider == "byos" and not st.created:
+        raise LightfoldError(
+            f"target '{t.name}' has no server yet",
+            f"register yours first: lightfold create --target {t.name} --provider byos --ip ADDRESS",
+        )
+    result = providers.get(provider).create(t.name, project, progress=lambda m: report("note", m))
+    if result.get("changed"):
+        report("ok", f"server ready at {result.get('ip')}")
+        return "created"
+    report("skip", f"server exists at {result.get('ip')}")
+    return "exists"
