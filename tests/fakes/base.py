@@ -127,6 +127,7 @@ class FakeCloud:
         self._recent: deque[float] = deque()
         self._tasks: set[asyncio.Task] = set()
         self._booting: dict[str, str] = {}  # server id -> machine name, while boot runs
+        self._destroying: dict[str, asyncio.Task] = {}  # machine name -> its destroy, while it runs
         self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -241,10 +242,11 @@ class FakeCloud:
     def new_id(self) -> int:
         return next(self._ids)
 
-    def spawn(self, coro) -> None:
+    def spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def maybe_hang(self) -> None:
         """After a create: hold the answer when a timeout_after_create fault is armed."""
@@ -261,6 +263,9 @@ class FakeCloud:
             await asyncio.sleep(self.boot_delay)
             if sid not in self.servers:  # deleted before it booted
                 return
+            pending = self._destroying.get(name)
+            if pending is not None:  # a deleted server of the same name is still going away
+                await asyncio.wait({pending})
             self._booting[sid] = name
             try:
                 ip = await asyncio.get_running_loop().run_in_executor(None, self.vm.boot, name, user_data)
@@ -285,12 +290,18 @@ class FakeCloud:
         name = server.get("_machine")
 
         async def run() -> None:
-            if name:
-                await asyncio.get_running_loop().run_in_executor(None, self.vm.destroy, name)
+            try:
+                if name:
+                    await asyncio.get_running_loop().run_in_executor(None, self.vm.destroy, name)
+            finally:
+                if name and self._destroying.get(name) is task:
+                    del self._destroying[name]
             if on_done:
                 on_done()
 
-        self.spawn(run())
+        task = self.spawn(run())
+        if name:
+            self._destroying[name] = task
 
     def page_bounds(self, request: web.Request) -> tuple[int, int]:
         """(page, per_page) from the query, clamped like the provider does."""

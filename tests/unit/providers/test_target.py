@@ -78,3 +78,31 @@ def test_bad_token_stops_create_before_anything_is_recorded(env, tmp_path, monke
         cloud.create_target(provider, "shop", tmp_path, ready_check=False)
     assert TOKEN_ENV[provider] in str(e.value)
     assert "shop" not in config.load().targets
+
+
+def test_create_interrupted_after_the_api_call_resumes_without_a_second_server(env, tmp_path):
+    """What a crash right after the create call leaves behind: the tag and host key stored, a
+    server carrying the tag, nothing recorded as created. The rerun adopts that server."""
+    provider, fake = env
+    tag = cloud.new_create_tag("shop")
+    state.update("shop", lambda s: setattr(s, "create_tag", tag))
+    host_key = cloud.load_or_create_host_key("shop")
+
+    async def first_attempt():
+        async with cloud.open_client(provider) as c:
+            await c.create_server("shop", cloud.ServerSpec(**cloud.DEFAULTS[provider]), [cloud.MANAGED_TAG, tag])
+
+    asyncio.run(first_attempt())
+    steps: list[str] = []
+    made = cloud.create_target(provider, "shop", tmp_path, ready_check=False, progress=steps.append)
+    assert len(fake.servers) == 1 and made["server_id"] in fake.servers
+    assert any("from an earlier create" in s for s in steps)
+    assert f"{made['ip']} {host_key.public_openssh}" in openssh.known_hosts_path().read_text()
+
+
+def test_force_replaces_the_server(env, tmp_path):
+    provider, fake = env
+    first = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
+    second = cloud.create_target(provider, "shop", tmp_path, force=True, ready_check=False)
+    assert second["changed"] and second["server_id"] != first["server_id"]
+    assert list(fake.servers) == [second["server_id"]]
