@@ -489,14 +489,20 @@ def _web_projects(p: Project) -> list[tuple[str, object]]:
     for f in p.files:
         if f.endswith(".csproj") and f.count("/") <= 3:
             root = xml_root(p.text(f) or "")
-            if root is not None and (root.get("Sdk") or "").strip() == "Microsoft.NET.Sdk.Web":
+            if root is not None and (root.get("Sdk") or "").strip() in WEB_SDKS:
                 found.append((f, root))
     return found
 
 
+WEB_SDKS = ("Microsoft.NET.Sdk.Web", "Microsoft.NET.Sdk.BlazorWebAssembly")
+
+
 def match_aspnet(p: Project) -> Match:
-    # shallowest first; test projects last
-    projects = sorted(_web_projects(p), key=lambda x: ("test" in x[0].lower(), x[0].count("/"), x[0]))
+    # servers before Blazor WebAssembly clients, shallowest first, test projects last
+    projects = sorted(
+        _web_projects(p),
+        key=lambda x: (x[1].get("Sdk") != WEB_SDKS[0], "test" in x[0].lower(), x[0].count("/"), x[0]),
+    )
     if projects:
         return Match([f'{projects[0][0]} Sdk="Microsoft.NET.Sdk.Web"'], {"projects": projects})
     return Match()
@@ -515,6 +521,9 @@ def plan_aspnet(p: Project, m: Match, tc: Toolchain) -> Plan:
         plan.runtime_version = (version.group(1), f"{csproj} TargetFramework {tfm}")
     plan.install = f"dotnet restore {csproj}"
     plan.build = f"dotnet publish {csproj} -c Release -o out --no-restore"
+    if root.get("Sdk") == "Microsoft.NET.Sdk.BlazorWebAssembly":
+        plan.static, plan.output_dir, plan.variant = True, "out/wwwroot", "blazor-wasm"
+        return plan
     plan.start = f"ASPNETCORE_URLS=http://127.0.0.1:$PORT dotnet out/{assembly}.dll"
     program = p.text(f"{csproj.rpartition('/')[0]}/Program.cs".lstrip("/")) or ""
     health = re.search(r"MapHealthChecks\(\s*\"(/[^\"]*)\"", program)

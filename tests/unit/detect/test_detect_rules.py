@@ -115,6 +115,24 @@ def test_bun_app_without_start_script_runs_its_dev_entry(tmp_path: Path) -> None
     assert (d.framework, d.package_manager, d.start) == ("hono", "bun", "bun run src/index.ts")
 
 
+def test_blazor_webassembly_is_a_static_site(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "Client.csproj": '<Project Sdk="Microsoft.NET.Sdk.BlazorWebAssembly">\n'
+            "<PropertyGroup><TargetFramework>net8.0</TargetFramework></PropertyGroup></Project>\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert (d.framework, d.variant, d.static, d.output_dir, d.start) == (
+        "aspnetcore",
+        "blazor-wasm",
+        True,
+        "out/wwwroot",
+        None,
+    )
+
+
 def test_dockerfile_next_to_a_framework_reports_both() -> None:
     d = detect(FIXTURES / "nextjs-dockerfile")
     assert (d.framework, d.has_dockerfile, d.dockerfile_port) == ("nextjs", True, 3000)
