@@ -37,6 +37,8 @@ def create(
     from lightfold import config, providers
     from lightfold.errors import UsageError
 
+    if not path.is_dir():
+        raise UsageError(f"project directory {path} does not exist", "pass the path of your project")
     name = resolve_target(target, path)
     existing = config.load().targets.get(name)
     chosen = provider or (existing.provider if existing else None)

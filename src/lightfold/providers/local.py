@@ -159,6 +159,8 @@ def _record(target: str, project_path: Path | None, ip: str, key: str, network: 
 def _wait_ready(m: machine.Machine, key: Path, progress: Progress) -> None:
     """Until root can log in over SSH and systemd has finished booting, then mark the machine as
     created the way a cloud provider's first-boot step would."""
+    import asyncio
+
     from lightfold import remote
 
     deadline = time.monotonic() + BOOT_TIMEOUT
@@ -174,6 +176,7 @@ def _wait_ready(m: machine.Machine, key: Path, progress: Progress) -> None:
                     raise
                 if machine.nspawn_pid(sandbox_layout.layout(), m.name) is None:
                     machine.wait_for_ssh_port(m.name, m.ip, deadline)  # raises with the boot log
+                await asyncio.sleep(0.1)
         async with conn:
             left = max(5, int(deadline - time.monotonic()))
             res = await conn.run(f"timeout {left} systemctl is-system-running --wait", check=False,
