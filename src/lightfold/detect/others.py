@@ -331,26 +331,44 @@ def _in_crate(d: str, rel: str) -> str:
     return f"{d}/{rel}" if d else rel
 
 
+def _rust_binaries(p: Project, d: str, cargo: dict) -> list[str]:
+    """Binary names: [[bin]] tables, else src/main.rs (the package name), else src/bin/*.rs."""
+    named = [b["name"] for b in cargo.get("bin") or [] if isinstance(b, dict) and b.get("name")]
+    if named:
+        return named
+    if p.exists(_in_crate(d, "src/main.rs")):
+        return [cargo["package"]["name"]]
+    folder = _in_crate(d, "src/bin")
+    return [n[:-3] for n in p.listdir(folder) if n.endswith(".rs")] + [
+        n for n in p.listdir(folder) if p.exists(f"{folder}/{n}/main.rs")
+    ]
+
+
 def match_rust(p: Project) -> Match:
     for d, cargo in _cargo_crates(p):
-        if p.exists(_in_crate(d, "src/main.rs")) or cargo.get("bin"):
+        if _rust_binaries(p, d, cargo):
             return Match([f"{_in_crate(d, 'Cargo.toml')} with a binary"], {"crate_dir": d, "cargo": cargo})
     if p.cargo is not None:
-        return reject("Cargo.toml but no binary crate (src/main.rs or [[bin]])")
+        return reject("Cargo.toml but no binary crate (src/main.rs, src/bin/ or [[bin]])")
     return Match()
 
 
 def rust_plan(port: int):
     def plan(p: Project, m: Match, tc: Toolchain) -> Plan:
         cargo, d = m.data["cargo"], m.data["crate_dir"]
-        bins = cargo.get("bin") or []
-        name = (bins[0].get("name") if bins and isinstance(bins[0], dict) else None) or cargo["package"]["name"]
+        bins = _rust_binaries(p, d, cargo) or [cargo["package"]["name"]]
+        preferred = [b for b in bins if b in (cargo["package"]["name"], "server", "api", "web", "app")]
+        name = (preferred or bins)[0]
         locked = " --locked" if p.exists("Cargo.lock") else ""
         pkg = f" -p {cargo['package']['name']}" if d else ""
         result = Plan(port=port, install=f"cargo fetch{locked}")
         result.build = f"cargo build --release{locked}{pkg}"
         result.start = f"./target/release/{name}"
+        if len(bins) > 1:
+            result.warnings.append(f"several binaries ({', '.join(bins)}): starting {name}")
+        bin_dir = _in_crate(d, "src/bin")
         sources = [f for f in p.files if f.endswith(".rs") and f.startswith(_in_crate(d, "src/"))]
+        sources += [f"{bin_dir}/{n}" for n in p.listdir(bin_dir) if n.endswith(".rs")]
         _check_port(p, sources, result)
         result.env_required, _ = envvars.scan(p, sources)
         return result

@@ -133,6 +133,21 @@ def test_blazor_webassembly_is_a_static_site(tmp_path: Path) -> None:
     )
 
 
+def test_rust_binaries_in_src_bin(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "Cargo.toml": '[package]\nname = "svc"\nversion = "0.1.0"\n\n[dependencies]\naxum = "0.7"\n',
+            "src/lib.rs": "pub fn app() {}\n",
+            "src/bin/server.rs": 'fn main() { let _ = std::env::var("PORT"); }\n',
+            "src/bin/migrate.rs": "fn main() {}\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert (d.framework, d.start) == ("axum", "./target/release/server")
+    assert any("several binaries" in w for w in d.warnings)
+
+
 def test_dockerfile_next_to_a_framework_reports_both() -> None:
     d = detect(FIXTURES / "nextjs-dockerfile")
     assert (d.framework, d.has_dockerfile, d.dockerfile_port) == ("nextjs", True, 3000)
