@@ -318,11 +318,19 @@ def _crate_deps(cargo: dict) -> dict:
 
 def match_rust_framework(crate: str):
     def match(p: Project) -> Match:
-        for d, cargo in _cargo_crates(p):
-            if crate in _crate_deps(cargo):
-                where = f"{d}/Cargo.toml" if d else "Cargo.toml"
-                return Match([f"{where} [dependencies] {crate}"], {"crate_dir": d, "cargo": cargo})
-        return Match()
+        crates = _cargo_crates(p)
+        using = [(d, c) for d, c in crates if crate in _crate_deps(c)]
+        if not using:
+            return Match()
+        # the crate that uses the framework may be a library; the server is a binary crate
+        with_bin = [(d, c) for d, c in using if _rust_binaries(p, d, c)]
+        any_bin = [(d, c) for d, c in crates if _rust_binaries(p, d, c)]
+        d, cargo = (with_bin or any_bin or using)[0]
+        where = _in_crate(using[0][0], "Cargo.toml")
+        evidence = [f"{where} [dependencies] {crate}"]
+        if (d, cargo) is not using[0]:
+            evidence.append(f"binary crate {_in_crate(d, 'Cargo.toml')}")
+        return Match(evidence, {"crate_dir": d, "cargo": cargo})
 
     return match
 

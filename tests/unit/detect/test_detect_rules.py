@@ -148,6 +148,27 @@ def test_rust_binaries_in_src_bin(tmp_path: Path) -> None:
     assert any("several binaries" in w for w in d.warnings)
 
 
+def test_rust_workspace_starts_the_binary_crate(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "Cargo.toml": '[workspace]\nmembers = ["crates/*"]\nresolver = "2"\n',
+            "Cargo.lock": "version = 3\n",
+            "crates/api/Cargo.toml": '[package]\nname = "api"\nversion = "0.1.0"\n\n[dependencies]\naxum = "0.7"\n',
+            "crates/api/src/lib.rs": "pub fn router() {}\n",
+            "crates/server/Cargo.toml": '[package]\nname = "server"\nversion = "0.1.0"\n\n'
+            '[dependencies]\napi = { path = "../api" }\n',
+            "crates/server/src/main.rs": 'fn main() { let _ = std::env::var("PORT"); }\n',
+        },
+    )
+    d = detect(tmp_path)
+    assert (d.framework, d.build, d.start) == (
+        "axum",
+        "cargo build --release --locked -p server",
+        "./target/release/server",
+    )
+
+
 def test_dockerfile_next_to_a_framework_reports_both() -> None:
     d = detect(FIXTURES / "nextjs-dockerfile")
     assert (d.framework, d.has_dockerfile, d.dockerfile_port) == ("nextjs", True, 3000)
