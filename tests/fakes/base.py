@@ -219,8 +219,8 @@ class FakeCloud:
         return web.json_response({"ok": True})
 
     async def _state(self, request: web.Request) -> web.Response:
-        return web.json_response({"servers": list(self.servers.values()), "ssh_keys": list(self.ssh_keys.values()),
-                                  "requests": len(self.requests)})
+        return web.json_response({"servers": [self.public(s) for s in self.servers.values()],
+                                  "ssh_keys": list(self.ssh_keys.values()), "requests": len(self.requests)})
 
     async def _on_startup(self, app: web.Application) -> None:
         self._stopping = asyncio.Event()

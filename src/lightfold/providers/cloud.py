@@ -8,6 +8,12 @@
   CLI pins it before the first connection instead of trusting whatever answers (no TOFU).
 - `ensure_server`: create that is safe to retry (finds the server by its unique tag first).
 - `destroy_server`: delete the server, and the SSH key lightfold uploaded once nothing uses it.
+- `create_target` / `destroy_target` / `target_server_state`: what each provider module's
+  `create`/`destroy`/`server_state` (the `lightfold.providers` interface) run.
+
+A create is resumable: the unique create tag (state) and the host key pair (0600 under
+~/.lightfold/host-keys/, until the server is destroyed) are stored before the provider is asked,
+so a rerun after a crash finds the server by its tag and pins the key that server really has.
 
 Login: the user's key goes to root (`disable_root: false`), matching `username: root` in the
 target config; configure may add a sudo user later. The provider's own SSH key mechanism puts the
