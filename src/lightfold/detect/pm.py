@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -344,7 +345,15 @@ def python_install(project: Project, tc: Toolchain, extra: list[str]) -> str:
     if m == "pipenv":
         return "pipenv install --deploy" if tc.frozen else "pipenv install"
     req = project.requirements_file or project.misspelled_requirements
-    target = f"-r {req}" if req else "."
+    py = project.pyproject or {}
+    declared = (py.get("project") or {}).get("dependencies") or []
+    if req:
+        target = f"-r {req}"
+    elif "build-system" in py or project.exists("setup.py") or not declared:
+        target = "."
+    else:
+        # [project] without a build system is not installable as a package: install its dependencies
+        target = " ".join(shlex.quote(str(d)) for d in declared)
     tail = (" " + " ".join(extra)) if extra else ""
     return f"python3 -m venv .venv && .venv/bin/pip install {target}{tail}"
 

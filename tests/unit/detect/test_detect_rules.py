@@ -270,6 +270,18 @@ def test_uv_workspace_member_uses_the_root_lockfile(tmp_path: Path) -> None:
     assert d.start == "uv run --no-sync uvicorn main:app --host 127.0.0.1 --port $PORT"
 
 
+def test_pyproject_without_build_system_installs_its_dependencies(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "pyproject.toml": '[project]\nname = "bot"\nversion = "0"\ndependencies = ["flask>=3", "gunicorn"]\n',
+            "app.py": "from flask import Flask\napp = Flask(__name__)\n",
+            "helpers.py": "",
+        },
+    )
+    assert detect(tmp_path).install == "python3 -m venv .venv && .venv/bin/pip install 'flask>=3' gunicorn"
+
+
 def test_uv_lock_beats_poetry_lock_unless_poetry_owns_the_dependencies() -> None:
     assert detect(FIXTURES / "fastapi-uv-and-poetry").package_manager == "uv"
     assert detect(FIXTURES / "flask-poetry-and-uv").package_manager == "poetry"
