@@ -104,7 +104,8 @@ class Project:
                 if not path.is_file() or path.stat().st_size > MAX_READ:
                     self._text[rel] = None
                 else:
-                    self._text[rel] = path.read_text(encoding="utf-8", errors="replace")
+                    # utf-8-sig: files saved by Windows editors often start with a byte order mark
+                    self._text[rel] = path.read_text(encoding="utf-8-sig", errors="replace")
             except OSError:
                 self._text[rel] = None
         return self._text[rel]

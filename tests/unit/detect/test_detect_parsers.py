@@ -78,3 +78,11 @@ def test_package_json_dependency_tables_not_scripts(tmp_path: Path) -> None:
         '{"scripts": {"next": "next build"}, "dependencies": {"react": "18"}, "devDependencies": {"vite": "5"}}'
     )
     assert set(Project(tmp_path).node_deps) == {"react", "vite"}
+
+
+def test_byte_order_marks_do_not_hide_manifests(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_bytes(b'\xef\xbb\xbf{"dependencies": {"express": "4"}}')
+    (tmp_path / "Api.csproj").write_bytes(b'\xef\xbb\xbf<Project Sdk="Microsoft.NET.Sdk.Web"></Project>')
+    p = Project(tmp_path)
+    assert "express" in p.node_deps
+    assert p.text("Api.csproj").startswith("<Project")
