@@ -187,13 +187,16 @@ class ApiClient:
             except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
                 kind = "timeout" if isinstance(e, TimeoutError) else "connection_error"
                 log.debug("%s %s -> %s after %.2fs", method, _path(url), kind, time.monotonic() - started)
+                # No connection at all means the request never left: safe to repeat, whatever it was.
+                unsent = isinstance(e, aiohttp.ClientConnectorError)
                 what = (
-                    f"no answer within {self.retry.timeout:g}s"
-                    if kind == "timeout"
-                    else f"connection failed ({type(e).__name__})"
+                    f"no answer within {self.retry.timeout:g}s" if kind == "timeout"
+                    else f"could not connect to {_origin(url)}" if unsent
+                    else f"the connection broke ({type(e).__name__})"
                 )
-                err = ProviderError(self.provider, 0, kind, f"{method} {_path(url)}: {what}", ambiguous=not safe)
-                if not safe or attempt >= self.retry.attempts:
+                err = ProviderError(self.provider, 0, kind, f"{method} {_path(url)}: {what}",
+                                    ambiguous=not (safe or unsent))
+                if not (safe or unsent) or attempt >= self.retry.attempts:
                     raise err from None
                 delay = self._backoff(attempt)
             log.debug("retrying %s %s in %.2fs (attempt %d of %d)", method, _path(url), delay, attempt + 1,
@@ -264,6 +267,10 @@ def _clean(params: dict | None) -> dict | None:
     if not params:
         return None
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items() if v is not None}
+
+
+def _origin(url: str) -> str:
+    return url.split("?", 1)[0].split("/", 3)[2] if "://" in url else url
 
 
 def _path(url: str) -> str:

@@ -454,3 +454,21 @@ def test_server_that_fails_to_boot_is_reported_not_waited_for(provider, cloud_ho
             run(go())
     assert "stopped while starting" in str(e.value)
     assert time.monotonic() - started < 5
+
+
+def test_unreachable_api_is_one_line_naming_the_address(provider, cloud_home):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def go():
+        async with cloud.open_client(provider, token=TOKEN, base=f"http://127.0.0.1:{port}/v1",
+                                     retry=RetryPolicy(attempts=2, backoff=0.01, timeout=1)) as c:
+            await c.create_server("x", spec(provider), ["lightfold"])
+
+    with pytest.raises(ProviderError) as e:
+        run(go())
+    assert f"127.0.0.1:{port}" in str(e.value) and not e.value.ambiguous  # nothing was sent, so nothing made
+    assert TOKEN not in str(e.value)
