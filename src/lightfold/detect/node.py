@@ -200,15 +200,53 @@ def match_next(p: Project) -> Match:
     return m
 
 
+BUILD_ENV = {"NODE_ENV": "production"}  # what a production build sees; other variables are unset
+
+
+def conditional_value(expr: str, src: str) -> str | None:
+    """The branch a `cond ? 'a' : b` config value takes in a production build, or None when the
+    condition is not a simple test of process.env (or of a constant defined from one)."""
+    m = re.fullmatch(r"(.+?)\s*\?\s*(['\"]?[\w-]+['\"]?)\s*:\s*(['\"]?[\w-]+['\"]?)", expr)
+    if not m:
+        return None
+    truth = _env_condition(m.group(1).strip(), src)
+    if truth is None:
+        return None
+    branch = m.group(2) if truth else m.group(3)
+    return branch.strip("'\"") if branch[0] in "'\"" else None
+
+
+def _env_condition(cond: str, src: str, depth: int = 0) -> bool | None:
+    negate = cond.startswith("!")
+    cond = cond.lstrip("!").strip().strip("()")
+    test = re.fullmatch(r"process\.env\.(\w+)(?:\s*(===|==|!==|!=)\s*['\"]([^'\"]*)['\"])?", cond)
+    if test:
+        value, operator = BUILD_ENV.get(test.group(1)), test.group(2)
+        equal = operator in ("===", "==")
+        result = bool(value) if operator is None else (value == test.group(3)) == equal
+    elif re.fullmatch(r"\w+", cond) and depth == 0:
+        defined = re.search(rf"\b(?:const|let|var)\s+{cond}\s*=\s*([^;\n]+)", src)
+        result = _env_condition(defined.group(1).strip(), src, 1) if defined else None
+    else:
+        result = None
+    return None if result is None else result != negate
+
+
 def plan_next(p: Project, m: Match, tc: Toolchain) -> Plan:
     rel, src = _next_config(p)
     raw = p.text(rel) if rel else ""
     export = bool(re.search(r"\boutput\s*:\s*['\"]export['\"]", src))
-    # output: isProd ? 'export' : undefined — a production build exports
-    conditional = not export and re.search(r"\boutput\s*:[^,}\n]*\?[^,}\n]*['\"]export['\"]", src)
-    if conditional:
-        export = True
-        m.evidence.append(f"{rel}: conditional output 'export' (taken for a production build)")
+    conditional = re.search(r"\boutput\s*:\s*([^,}\n]*\?[^,}\n]*['\"]export['\"][^,}\n]*)", src)
+    if not export and conditional:
+        chosen = conditional_value(conditional.group(1).strip(), src)
+        export = chosen == "export"
+        if chosen is None:
+            m.evidence.append(f"{rel}: output depends on the build environment (taken as a server)")
+        else:
+            m.evidence.append(
+                f"{rel}: output: {conditional.group(1).strip()} gives '{chosen}' in a production build "
+                "(NODE_ENV=production, other variables unset)"
+            )
     elif not export and raw and re.search(r"\boutput\s*:\s*['\"]export['\"]", raw):
         m.evidence.append(f"{rel}: output: 'export' is commented out (server build)")
     legacy_export = bool(re.search(r"\bnext export\b", p.scripts.get("build", "")))

@@ -76,17 +76,31 @@ def test_commented_out_static_export_is_a_server_and_says_why() -> None:
     assert any("commented out" in s for s in d.signals)
 
 
-def test_conditional_static_export_counts_for_a_production_build(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "output, static",
+    [
+        ("isProd ? 'export' : undefined", True),
+        ("process.env.NODE_ENV === 'production' ? 'export' : undefined", True),
+        ("process.env.VERCEL ? undefined : 'export'", True),
+        ("process.env.NEXT_EXPORT ? 'export' : undefined", False),
+        ("process.env.EXPORT_MODE === 'true' ? 'export' : undefined", False),
+        ("getOutput() ? 'export' : undefined", False),
+    ],
+)
+def test_conditional_static_export_is_evaluated_for_a_production_build(
+    tmp_path: Path, output: str, static: bool
+) -> None:
     make(
         tmp_path,
         {
             "package.json": {"dependencies": {"next": "14"}, "scripts": {"build": "next build"}},
             "next.config.js": "const isProd = process.env.NODE_ENV === 'production'\n"
-            "module.exports = { output: isProd ? 'export' : undefined }\n",
+            f"module.exports = {{ output: {output}, trailingSlash: true }}\n",
         },
     )
     d = detect(tmp_path)
-    assert (d.static, d.output_dir) == (True, "out")
+    assert d.static is static
+    assert any("output" in s for s in d.signals)
 
 
 def test_nodemon_start_script_runs_the_file_with_node(tmp_path: Path) -> None:
