@@ -272,6 +272,10 @@ def _manage_py(p: Project) -> str | None:
     return None
 
 
+# os.environ.setdefault("DJANGO_SETTINGS_MODULE", "x") or os.environ["DJANGO_SETTINGS_MODULE"] = "x"
+SETTINGS_MODULE = re.compile(r"DJANGO_SETTINGS_MODULE['\"]\s*(?:,|\]\s*=)\s*['\"]([\w.]+)['\"]")
+
+
 def match_django(p: Project) -> Match:
     manage = _manage_py(p)
     has_dep = "django" in p.python_deps
@@ -307,7 +311,7 @@ def plan_django(p: Project, m: Match, tc: Toolchain) -> Plan:
     base = manage[: -len("manage.py")]  # "" or "src/"
     chdir = base.rstrip("/")
     text = p.text(manage) or ""
-    sm = re.search(r"DJANGO_SETTINGS_MODULE['\"]\s*,\s*['\"]([\w.]+)['\"]", text)
+    sm = SETTINGS_MODULE.search(text)
     settings_mod = sm.group(1) if sm else None
     if settings_mod is None:
         found = next((f for f in p.glob(rf"{re.escape(base)}[^/]+/settings(?:\.py|/__init__\.py)")), None)
@@ -360,7 +364,7 @@ def plan_django(p: Project, m: Match, tc: Toolchain) -> Plan:
     # Build and migrate with the settings the server uses, when wsgi.py picks other ones than manage.py.
     wsgi_file = f"{base}{wsgi_target.split(':')[0].replace('.', '/')}.py" if wsgi_target else None
     served = (
-        re.search(r"DJANGO_SETTINGS_MODULE['\"]\s*,\s*['\"]([\w.]+)['\"]", p.text(wsgi_file) or "")
+        SETTINGS_MODULE.search(p.text(wsgi_file) or "")
         if wsgi_file
         else None
     )
