@@ -363,11 +363,7 @@ def plan_django(p: Project, m: Match, tc: Toolchain) -> Plan:
     manage_cmd = tc.py(f"python {manage}")
     # Build and migrate with the settings the server uses, when wsgi.py picks other ones than manage.py.
     wsgi_file = f"{base}{wsgi_target.split(':')[0].replace('.', '/')}.py" if wsgi_target else None
-    served = (
-        SETTINGS_MODULE.search(p.text(wsgi_file) or "")
-        if wsgi_file
-        else None
-    )
+    served = SETTINGS_MODULE.search(p.text(wsgi_file) or "") if wsgi_file else None
     if served and served.group(1) != settings_mod:
         manage_cmd = f"DJANGO_SETTINGS_MODULE={served.group(1)} {manage_cmd}"
         m.evidence.append(f"{wsgi_file} serves {served.group(1)} (manage.py defaults to {settings_mod})")
@@ -383,6 +379,12 @@ def plan_django(p: Project, m: Match, tc: Toolchain) -> Plan:
     plan.env_required = sorted(set(plan.env_required) | set(bare))
     if re.search(r"^\s*ALLOWED_HOSTS\s*=\s*\[\s*\]", settings_src, re.M):
         plan.warnings.append("ALLOWED_HOSTS is empty: with DEBUG off Django rejects every request; add your domain")
+    urlconf = re.search(r"^\s*ROOT_URLCONF\s*=\s*['\"]([\w.]+)['\"]", settings_src, re.M)
+    if urlconf:
+        urls = p.text(f"{base}{urlconf.group(1).replace('.', '/')}.py") or ""
+        health = re.search(r"""\b(?:re_)?path\(\s*r?['"]\^?((?:api/)?(?:healthz?|health-check|ping)/?)\$?['"]""", urls)
+        if health:
+            plan.health_path = "/" + health.group(1)
     return plan
 
 

@@ -367,7 +367,9 @@ def test_django_project_module_comes_from_manage_py_not_a_placeholder(tmp_path: 
             "requirements.txt": "django>=5\n",
             "src/manage.py": "import os\n"
             "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings')\nimport django\n",
-            "src/shop/settings.py": "WSGI_APPLICATION = 'shop.wsgi.application'\nALLOWED_HOSTS = []\n",
+            "src/shop/settings.py": "WSGI_APPLICATION = 'shop.wsgi.application'\nALLOWED_HOSTS = []\n"
+            "ROOT_URLCONF = 'shop.urls'\n",
+            "src/shop/urls.py": "from django.urls import path\nurlpatterns = [path('healthz/', lambda r: None)]\n",
             "src/shop/wsgi.py": "from django.core.wsgi import get_wsgi_application\n"
             "application = get_wsgi_application()\n",
         },
@@ -378,6 +380,7 @@ def test_django_project_module_comes_from_manage_py_not_a_placeholder(tmp_path: 
     assert d.release == ".venv/bin/python src/manage.py migrate --noinput"
     assert "gunicorn" in d.install  # not a dependency: installed with the requirements
     assert any("ALLOWED_HOSTS is empty" in w for w in d.warnings)
+    assert d.health_path == "/healthz/"
 
 
 def test_flask_app_in_a_package_init(tmp_path: Path) -> None:
