@@ -1,0 +1,158 @@
+"""Deploying a Node (Express) app to a real sandbox machine: first deploy, skips, zero-drop
+redeploys under load, and every failure mode leaving the live release serving.
+
+The module shares one machine; each test leaves the app deployed and healthy for the next.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from tests.e2e.apps import commit, get, install_example
+
+from lightfold.probe import Probe
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+HELLO = b"hello from lightfold (node)\n"
+
+
+@pytest.fixture(scope="module")
+def app(shared_sandbox):
+    sb = shared_sandbox
+    install_example(sb.project, "node-express")
+    first = sb.lightfold("deploy", "--target", sb.target, "--json", timeout=900)
+    sb.first_deploy = json.loads(first.stdout)
+    return sb
+
+
+def live_release(sb) -> str:
+    return sb.exec(f"readlink /srv/{sb.target}/current").stdout.strip().rsplit("/", 1)[-1]
+
+
+def journal(sb) -> dict[str, dict]:
+    entries = json.loads(sb.exec(f"cat /srv/{sb.target}/.lightfold/releases.json").stdout)
+    entries = entries["releases"] if isinstance(entries, dict) else entries
+    return {e["id"]: e for e in entries}
+
+
+def set_message(sb, text: str) -> None:
+    (sb.project / "message.json").write_text(json.dumps({"text": text}) + "\n")
+    commit(sb.project, text)
+
+
+def push_fails(sb, pattern: str) -> str:
+    """Push, expect failure with `pattern` in the one-line error; the old release still answers."""
+    before = live_release(sb)
+    proc = sb.lightfold("push", "--target", sb.target, check=False, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert re.search(pattern, proc.stderr, re.I), proc.stderr
+    assert live_release(sb) == before
+    assert get(sb.ip)[0] == 200
+    return proc.stderr
+
+
+def restore(sb, path: str) -> None:
+    from tests.e2e.apps import git
+
+    git(sb.project, "checkout", "HEAD~1", "--", path)
+    commit(sb.project, f"restore {path}")
+
+
+def test_first_deploy_answers_through_nginx(app):
+    assert app.first_deploy["created"] in ("created", "exists")
+    assert app.first_deploy["configured"] == "configured"
+    assert app.first_deploy["push"]["build"] == "full"
+    assert get(app.ip) == (200, HELLO)
+    assert app.exec("test -f /etc/lightfold/configured && test -f /etc/lightfold/created").returncode == 0
+    st = json.loads((app.home / "state" / f"{app.target}.json").read_text())
+    assert st["created"] and st["configured"]
+    assert st["last_release"] == live_release(app) == app.first_deploy["push"]["release"]
+    assert re.fullmatch(r"\d{14}", st["last_release"])
+    assert st["last_commit"] and len(st["last_commit"]) == 40
+    # the app runs as its own unprivileged user, in a hardened unit
+    uid = app.exec(f"id -u lf-{app.target}").stdout.strip()
+    assert app.exec("ps -o uid= -C node | sort -u").stdout.split() == [uid]
+
+
+def test_redeploying_the_same_commit_is_skipped(app):
+    before = live_release(app)
+    proc = app.lightfold("deploy", "--target", app.target, "--json")
+    data = json.loads(proc.stdout)
+    assert data["configured"] == "skipped" and data["push"]["skipped"] is True
+    assert data["push"]["release"] == before == live_release(app)
+    assert "nothing to push" in proc.stderr
+
+
+def test_second_configure_changes_nothing(app):
+    data = json.loads(app.lightfold("configure", "--target", app.target, "--force", "--json").stdout)
+    assert data["skipped"] is False
+    assert data["changed"] == [], data
+
+
+def test_redeploy_under_load_drops_no_request(app):
+    before = live_release(app)
+    set_message(app, "hello v2")
+    with Probe(f"http://{app.ip}/", rate=100) as probe:
+        proc = app.lightfold("push", "--target", app.target, "--json", timeout=300)
+    result = probe.result
+    assert result.failed == 0, f"{result.summary()}: {result.failures}"
+    assert result.total > 300, result.summary()
+    assert set(result.bodies) == {"hello from lightfold (node)", "hello v2"}
+    data = json.loads(proc.stdout)
+    assert data["previous"] == before and data["release"] == live_release(app)
+    assert data["build"] == "deps-reused"  # lockfile unchanged: node_modules reused
+    assert get(app.ip) == (200, b"hello v2\n")
+    entries = journal(app)
+    assert entries[data["release"]]["status"] == "live"
+    assert entries[before]["status"] == "previous"
+
+
+def test_build_failure_keeps_the_live_release(app):
+    pkg = json.loads((app.project / "package.json").read_text())
+    pkg["scripts"]["build"] = "node -e \"console.error('compile error: boom'); process.exit(3)\""
+    (app.project / "package.json").write_text(json.dumps(pkg, indent=2))
+    commit(app.project, "broken build")
+    err = push_fails(app, r"build failed")
+    assert "compile error: boom" in err  # the build's own output reaches the user
+    failed = [e for e in journal(app).values() if e["status"] == "failed"]
+    assert failed, "the broken release is marked failed in the server journal"
+    restore(app, "package.json")
+
+
+def test_app_that_exits_at_boot_keeps_the_live_release(app):
+    server = (app.project / "server.js").read_text()
+    (app.project / "server.js").write_text('throw new Error("database unreachable at boot");\n' + server)
+    commit(app.project, "crash at boot")
+    err = push_fails(app, r"exit|crash|failed")
+    assert "database unreachable at boot" in err  # the app's own last log lines
+    restore(app, "server.js")
+
+
+def test_app_failing_its_health_check_keeps_the_live_release(app):
+    server = (app.project / "server.js").read_text()
+    route = 'app.get("/", (req, res) => {'
+    broken = server.replace(route, route + '\n  return res.status(503).send("not ready");')
+    (app.project / "server.js").write_text(broken)
+    commit(app.project, "unhealthy")
+    push_fails(app, r"503|health")
+    restore(app, "server.js")
+
+
+def test_app_ignoring_port_is_explained(app):
+    server = (app.project / "server.js").read_text()
+    (app.project / "server.js").write_text(server.replace("Number(process.env.PORT || 3000)", "3999"))
+    commit(app.project, "hard-coded port")
+    push_fails(app, r"\$PORT")
+    restore(app, "server.js")
+
+
+def test_after_failures_a_good_push_goes_live(app):
+    set_message(app, "hello v3")
+    app.lightfold("push", "--target", app.target)
+    assert get(app.ip) == (200, b"hello v3\n")
+    assert app.exec(f"systemctl is-active lightfold-{app.target}@blue lightfold-{app.target}@green",
+                    check=False).stdout.split().count("active") == 1

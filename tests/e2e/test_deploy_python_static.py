@@ -1,0 +1,101 @@
+"""Deploying a Python (Flask) app with dependencies from the registry, and a static site built
+with Vite, to real sandbox machines; hostile env values reach the app byte-exact."""
+
+from __future__ import annotations
+
+import json
+import string
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.e2e.apps import commit, get, install_example
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+HOSTILE = {
+    "QUOTES": "it's \"quoted\" and 'single'",
+    "SPACES": "  leading and trailing  ",
+    "DOLLAR": "$HOME ${PATH} $(whoami) `id`",
+    "NEWLINES": "line one\nline two\n\nline four",
+    "BACKSLASH": r"C:\path\to\n\t and \\ and \"",
+    "UNICODE": "héllo wörld — 日本語 🚀",
+    "EQUALS": "a=b=c; d==e",
+    "HASH": "# not a comment",
+}
+
+
+@pytest.fixture(scope="module")
+def flask_app(shared_sandbox):
+    sb = shared_sandbox
+    install_example(sb.project, "python-flask")
+    # env from both places: .env (not shipped in the archive) and config (which wins)
+    (sb.project / ".env").write_text('FROM_DOTENV="dotenv value"\nSHARED=from-dotenv\n')
+    sb.lightfold("config", "set", "deploy.env_vars.SHARED", "from-config", "--target", sb.target)
+    sb.lightfold("config", "set", "deploy.health_path", "/healthz", "--target", sb.target)
+    sb.first = json.loads(sb.lightfold("deploy", "--target", sb.target, "--json", timeout=900).stdout)
+    return sb
+
+
+def env_of(sb, name: str) -> bytes:
+    status, body = get(sb.ip, f"/env/{name}")
+    assert status == 200, (name, status, body)
+    return body
+
+
+def test_flask_app_answers_with_env_from_dotenv_and_config(flask_app):
+    assert get(flask_app.ip) == (200, b"hello from lightfold (python)\n")
+    assert env_of(flask_app, "FROM_DOTENV") == b"dotenv value"
+    assert env_of(flask_app, "SHARED") == b"from-config"
+    assert flask_app.exec(f"test ! -e /srv/{flask_app.target}/current/.env").returncode == 0  # .env never shipped
+    snapshot = flask_app.exec(f"stat -c %a /srv/{flask_app.target}/env/{flask_app.first['push']['release']}.env")
+    assert snapshot.stdout.strip() == "600"
+
+
+def test_hostile_env_values_arrive_byte_exact_and_never_print(flask_app):
+    for name, value in HOSTILE.items():
+        flask_app.lightfold("config", "set", f"deploy.env_vars.{name}", value, "--target", flask_app.target)
+    proc = flask_app.lightfold("push", "--target", flask_app.target, "--json")
+    data = json.loads(proc.stdout)
+    assert data["build"] == "env-only"  # only env changed: no rebuild
+    for name, value in HOSTILE.items():
+        assert env_of(flask_app, name) == value.encode()
+        assert value not in proc.stdout + proc.stderr
+    journal = flask_app.exec(f"cat /srv/{flask_app.target}/.lightfold/releases.json "
+                             f"/srv/{flask_app.target}/.lightfold/audit.log").stdout
+    for value in HOSTILE.values():
+        assert value not in journal
+
+
+printable = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=0, max_size=40
+)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=printable | st.sampled_from(["\\", "\"", "'", "$", "\n", " ", "\r\n", string.punctuation]))
+def test_any_env_value_arrives_byte_exact(flask_app, value):
+    flask_app.lightfold("config", "set", "deploy.env_vars.PROPERTY", value, "--target", flask_app.target)
+    flask_app.lightfold("push", "--target", flask_app.target)
+    assert env_of(flask_app, "PROPERTY") == value.encode()
+
+
+def test_redeploy_without_changes_is_skipped(flask_app):
+    data = json.loads(flask_app.lightfold("deploy", "--target", flask_app.target, "--json").stdout)
+    assert data["push"]["skipped"] and data["configured"] == "skipped"
+
+
+def test_static_site_built_with_vite_is_served_by_nginx(machine_factory):
+    sb = machine_factory()
+    install_example(sb.project, "static-vite")
+    data = json.loads(sb.lightfold("deploy", "--target", sb.target, "--json", timeout=900).stdout)
+    assert data["framework"] == "vite"
+    status, body = get(sb.ip)
+    assert status == 200 and b"hello from lightfold (static)" in body
+    assert b"/assets/" in body  # the built index.html, not the source one
+    # no app process: nginx serves current/<output_dir> directly
+    assert sb.exec(f"systemctl is-active lightfold-{sb.target}@blue", check=False).stdout.strip() != "active"
+    (sb.project / "index.html").write_text((sb.project / "index.html").read_text().replace("(static)", "(static v2)"))
+    commit(sb.project, "v2")
+    sb.lightfold("push", "--target", sb.target)
+    assert b"hello from lightfold (static v2)" in get(sb.ip)[1]
