@@ -78,6 +78,9 @@ def test_isolated_machine_gets_proxy_settings_and_no_default_route():
     assert ["ip", "-n", "lf-web", "addr", "add", "10.231.0.12/24", "dev", "eth0"] in cmds
     assert ["ip", "link", "set", "lfv12", "master", "lfbr0", "up"] in cmds
     assert "02:00:0a:e7:00:0c" in cmds[1]  # the same MAC whenever the address is reused
+    # The bridge's MAC must not follow its ports, or machines' ARP entries for the host go stale.
+    assert network.bridge_up_commands(LAY)[0] == [
+        "ip", "link", "add", "lfbr0", "address", "02:00:0a:e7:00:01", "type", "bridge"]
 
 
 def test_nat_machine_routes_through_the_bridge_and_uses_the_hosts_dns():

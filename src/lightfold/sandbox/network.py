@@ -19,8 +19,10 @@ IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 
 def bridge_up_commands(lay: Layout) -> list[list[str]]:
+    # A fixed MAC: by default a bridge takes the lowest MAC of its ports, so it would change as
+    # machines come and go, and every machine's ARP entry for the host (the proxy) would go stale.
     return [
-        ["ip", "link", "add", lay.bridge, "type", "bridge"],
+        ["ip", "link", "add", lay.bridge, "address", machine_mac(lay.host_ip), "type", "bridge"],
         ["ip", "addr", "add", f"{lay.host_ip}/{lay.prefixlen}", "dev", lay.bridge],
         ["ip", "link", "set", lay.bridge, "up"],
     ]
@@ -128,6 +130,10 @@ def machine_up(lay: Layout, name: str, ip: str, mode: str, attempts: int = 4) ->
 def bridge_up(lay: Layout) -> None:
     if not link_exists(lay.bridge):
         apply(bridge_up_commands(lay))
+        return
+    mac = machine_mac(lay.host_ip)
+    if Path("/sys/class/net", lay.bridge, "address").read_text().strip() != mac:  # made by an older lightfold
+        host.run(["ip", "link", "set", lay.bridge, "address", mac])
 
 
 def bridge_down(lay: Layout) -> None:
