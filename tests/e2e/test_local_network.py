@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from lightfold.sandbox import host, layout, network
+from lightfold.sandbox import host, layout, network, registries
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -26,6 +26,11 @@ def test_apt_and_pip_work_inside_an_isolated_machine(shared_sandbox):
 def test_an_isolated_machine_reaches_nothing_but_the_registries(shared_sandbox):
     sb = shared_sandbox
     lay = layout.layout()
+    # The npm registry the host uses answers through the machine's npm proxy setting.
+    for npm_host in registries.npm_hosts():
+        code = sb.exec(f"curl -sS -m 20 -o /dev/null -w '%{{http_code}}' -x http://{lay.host_ip}:{lay.tunnel_port} "
+                       f"https://{npm_host}/", check=False).stdout
+        assert code.startswith(("2", "3")), code
     assert "default" not in sb.exec("ip route").stdout
     # Direct: no route and no DNS. Through the proxy: refused for anything but a registry.
     direct = sb.exec("curl -sS -m 5 -o /dev/null http://example.com/", check=False)
@@ -35,7 +40,7 @@ def test_an_isolated_machine_reaches_nothing_but_the_registries(shared_sandbox):
         "http://example.com/", check=False,
     )
     assert proxied.stdout != "200"
-    tunnel = sb.exec(f"curl -sS -m 5 -o /dev/null -x http://{lay.host_ip}:{lay.proxy_port} https://example.com/",
+    tunnel = sb.exec(f"curl -sS -m 5 -o /dev/null -x http://{lay.host_ip}:{lay.tunnel_port} https://example.com/",
                      check=False)
     assert tunnel.returncode != 0 and "403" in tunnel.stderr
 
@@ -43,8 +48,9 @@ def test_an_isolated_machine_reaches_nothing_but_the_registries(shared_sandbox):
 def test_the_proxy_listens_on_the_bridge_only(shared_sandbox):
     lay = layout.layout()
     listening = subprocess.run(["ss", "-Htln"], capture_output=True, text=True).stdout
-    ours = [line.split()[3] for line in listening.splitlines() if line.split()[3].endswith(f":{lay.proxy_port}")]
-    assert ours == [f"{lay.host_ip}:{lay.proxy_port}"]
+    for port in (lay.proxy_port, lay.tunnel_port):
+        ours = [line.split()[3] for line in listening.splitlines() if line.split()[3].endswith(f":{port}")]
+        assert ours == [f"{lay.host_ip}:{port}"]
 
 
 @pytest.mark.skipif(host.which("nft") is None, reason="nat mode needs nftables on the host (apt-get install nftables)")

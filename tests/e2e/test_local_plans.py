@@ -8,7 +8,7 @@ import pytest
 
 from lightfold.errors import LightfoldError
 from lightfold.remote import openssh
-from lightfold.sandbox import host, machine, network, proxy, registries
+from lightfold.sandbox import host, machine, network, proxy, registries, tunnel
 from lightfold.sandbox.layout import Layout, layout
 
 LAY = Layout(subnet=ipaddress.IPv4Network("10.231.0.0/24"))
@@ -59,7 +59,21 @@ def test_proxy_serves_only_the_mirror_and_tunnels_only_registries():
     assert "ForceManaged: 1\n" in text
     assert "Remap-lf0: mirror.example/debian ; http://mirror.example/debian/\n" in text
     assert "Remap-lf1: mirror.example/debian-security ; http://mirror.example/debian-security/\n" in text
-    assert r"PassThroughPattern: ^(pypi\.example|files\.pypi\.example|npm\.example):443$" in text
+    assert "PassThroughPattern" not in text  # HTTPS goes through lightfold's own tunnel instead
+    argv = proxy.tunnel_argv(LAY, reg)
+    assert argv[argv.index("--listen") + 1] == "10.231.0.1:3152"
+    assert argv[argv.index("--allow") + 1] == "pypi.example,files.pypi.example,npm.example"
+
+
+def test_the_tunnel_opens_only_https_to_allowed_hosts():
+    allowed = frozenset({"pypi.example"})
+    assert tunnel.parse_connect(b"CONNECT pypi.example:443 HTTP/1.1\r\nHost: x\r\n\r\n", allowed) == (
+        "pypi.example", 443)
+    assert tunnel.parse_connect(b"CONNECT PyPI.example:443 HTTP/1.1\r\n\r\n", allowed) == ("PyPI.example", 443)
+    for refused in (b"CONNECT evil.example:443 HTTP/1.1\r\n\r\n", b"CONNECT pypi.example:22 HTTP/1.1\r\n\r\n",
+                    b"GET http://pypi.example/ HTTP/1.1\r\n\r\n"):
+        assert tunnel.parse_connect(refused, allowed) == "403 Forbidden"
+    assert tunnel.parse_connect(b"garbage\r\n\r\n", allowed) == "400 Bad Request"
 
 
 def test_isolated_machine_gets_proxy_settings_and_no_default_route():
@@ -67,9 +81,10 @@ def test_isolated_machine_gets_proxy_settings_and_no_default_route():
         LAY, "web", "isolated", "ssh-ed25519 AAA user", ("PRIV", "ssh-ed25519 BBB root@web\n"),
         machine.isolated_resolv_conf(LAY), {"corp.crt": "-----BEGIN CERTIFICATE-----\n"},
     )}
-    assert files["etc/apt/apt.conf.d/01lightfold-proxy"].content.count("http://10.231.0.1:3151") == 2
-    assert "proxy = http://10.231.0.1:3151" in files["etc/pip.conf"].content
-    assert "https-proxy=http://10.231.0.1:3151" in files["etc/npmrc"].content
+    apt = files["etc/apt/apt.conf.d/01lightfold-proxy"].content
+    assert 'http::Proxy "http://10.231.0.1:3151"' in apt and 'https::Proxy "http://10.231.0.1:3152"' in apt
+    assert "proxy = http://10.231.0.1:3152" in files["etc/pip.conf"].content
+    assert "https-proxy=http://10.231.0.1:3152" in files["etc/npmrc"].content
     assert files["root/.ssh/authorized_keys"].mode == 0o600
     assert files["etc/ssh/ssh_host_ed25519_key"].mode == 0o600
     assert "usr/local/share/ca-certificates/lightfold-host-corp.crt" in files

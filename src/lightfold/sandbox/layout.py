@@ -26,7 +26,8 @@ class Layout:
     run: Path = Path("/run/lightfold")
     apt_cache: Path = Path("/var/cache/lightfold/apt")
     bridge: str = "lfbr0"
-    proxy_port: int = 3151
+    proxy_port: int = 3151  # apt-cacher-ng: the Debian archive over plain HTTP, cached
+    tunnel_port: int = 3152  # CONNECT tunnels to the HTTPS registries only (tunnel.py)
     cgroup_subtree: str = "lightfold"
 
     @property

@@ -58,7 +58,8 @@ def machine_files(
     extra_cas: dict[str, str],
 ) -> list[FileSpec]:
     """Everything written into a machine's overlay before it boots."""
-    proxy_url = f"http://{lay.host_ip}:{lay.proxy_port}"
+    proxy_url = f"http://{lay.host_ip}:{lay.proxy_port}"  # apt's plain-HTTP Debian archive, cached
+    tunnel_url = f"http://{lay.host_ip}:{lay.tunnel_port}"  # HTTPS registries (CONNECT)
     bundle = "/" + CA_BUNDLE
     files = [
         FileSpec("etc/hostname", f"{name}\n"),
@@ -72,10 +73,10 @@ def machine_files(
         files += [
             FileSpec(
                 "etc/apt/apt.conf.d/01lightfold-proxy",
-                f'Acquire::http::Proxy "{proxy_url}";\nAcquire::https::Proxy "{proxy_url}";\n',
+                f'Acquire::http::Proxy "{proxy_url}";\nAcquire::https::Proxy "{tunnel_url}";\n',
             ),
-            FileSpec("etc/pip.conf", f"[global]\nproxy = {proxy_url}\ncert = {bundle}\n"),
-            FileSpec("etc/npmrc", f"proxy={proxy_url}\nhttps-proxy={proxy_url}\ncafile={bundle}\n"),
+            FileSpec("etc/pip.conf", f"[global]\nproxy = {tunnel_url}\ncert = {bundle}\n"),
+            FileSpec("etc/npmrc", f"proxy={tunnel_url}\nhttps-proxy={tunnel_url}\ncafile={bundle}\n"),
         ]
     else:
         files += [
@@ -353,7 +354,7 @@ def create(
             lay.machine_dir(name).mkdir(parents=True)
             (lay.machine_dir(name) / "owner").write_text(owner + "\n")
             network.bridge_up(lay)
-            if network_mode == "isolated" and not proxy.daemon_pids(lay):
+            if network_mode == "isolated" and not proxy.running(lay):
                 proxy.up(lay, registries.discover())
             if network_mode == "nat":
                 network.nat_up(lay, name, ip)

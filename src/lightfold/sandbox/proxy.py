@@ -1,18 +1,18 @@
-"""The registry proxy of isolated machines: an apt-cacher-ng bound only to the bridge address.
-
-It serves the Debian archive (cached, so the second machine's `apt-get install` is fast) and opens
-HTTPS tunnels only to the host's other registries (PyPI, npm, https apt sources). Everything else is
-refused (ForceManaged), and isolated machines have no default route, so the proxy is their only way
-out. `config_text` is pure; `up`/`down` manage the one daemon.
+"""The registry proxy of isolated machines, bound only to the bridge address: apt-cacher-ng for
+the Debian archive (cached, so the second machine's `apt-get install` is fast) and lightfold's own
+CONNECT tunnel (tunnel.py) for the HTTPS registries (PyPI, npm, https apt sources). Anything else
+is refused (ForceManaged; the tunnel's allow-list), and isolated machines have no default route,
+so these are their only way out. `config_text` is pure; `up`/`down` manage both daemons.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from urllib.parse import urlsplit
 
@@ -47,69 +47,102 @@ def config_text(lay: Layout, reg: Registries) -> str:
             continue
         prefix = f"{parts.netloc}{parts.path}"
         lines.append(f"Remap-lf{i}: {prefix} ; {uri}/")
-    if reg.https_hosts:
-        alts = "|".join(re.escape(h) for h in reg.https_hosts)
-        lines.append(f"PassThroughPattern: ^({alts}):443$")
     return "\n".join(lines) + "\n"
 
 
-def _pid(lay: Layout) -> int | None:
-    try:
-        pid = int((lay.proxy_dir / "pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if host.alive(pid) and host.comm(pid) == ACNG else None
-
-
-def daemon_pids(lay: Layout) -> list[int]:
-    """Our apt-cacher-ng processes, found by command line, so a lost pid file doesn't hide one."""
-    marker = str(lay.proxy_dir)
+def tunnel_argv(lay: Layout, reg: Registries) -> list[str]:
     return [
-        p
-        for p in host.pids()
-        if host.comm(p) == ACNG and marker in " ".join(host.cmdline(p)) and host.alive(p)
+        sys.executable, "-m", "lightfold.sandbox.tunnel",
+        "--listen", f"{lay.host_ip}:{lay.tunnel_port}",
+        "--allow", ",".join(reg.https_hosts) or "-",
+        "--pidfile", str(lay.proxy_dir / "tunnel.pid"),
     ]
 
 
-def _answers(lay: Layout) -> bool:
+def _pid(lay: Layout, pidfile: str, comm: str | None) -> int | None:
     try:
-        with socket.create_connection((lay.host_ip, lay.proxy_port), timeout=0.5):
+        pid = int((lay.proxy_dir / pidfile).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if host.alive(pid) and (comm is None or host.comm(pid) == comm) else None
+
+
+def daemon_pids(lay: Layout) -> list[int]:
+    """Our proxy processes, found by command line, so a lost pid file doesn't hide one."""
+    marker = str(lay.proxy_dir)
+    found = []
+    for p in host.pids():
+        args = " ".join(host.cmdline(p))
+        if marker in args and (host.comm(p) == ACNG or "lightfold.sandbox.tunnel" in args) and host.alive(p):
+            found.append(p)
+    return found
+
+
+def _answers(ip: str, port: int) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=0.5):
             return True
     except OSError:
         return False
 
 
+def running(lay: Layout) -> bool:
+    return bool(
+        _pid(lay, "pid", ACNG) and _pid(lay, "tunnel.pid", None)
+        and _answers(lay.host_ip, lay.proxy_port) and _answers(lay.host_ip, lay.tunnel_port)
+    )
+
+
 def up(lay: Layout, reg: Registries) -> None:
-    """Start the proxy unless it runs (call under the allocation lock, after the bridge is up)."""
-    if _pid(lay) and _answers(lay):
-        return
+    """Start whichever daemon isn't running (call under the allocation lock, with the bridge up);
+    one that runs is left alone, so other machines' downloads are never cut."""
+    lay.proxy_dir.mkdir(parents=True, exist_ok=True)
+    if not (_pid(lay, "pid", ACNG) and _answers(lay.host_ip, lay.proxy_port)):
+        _start_acng(lay, reg)
+    if not (_pid(lay, "tunnel.pid", None) and _answers(lay.host_ip, lay.tunnel_port)):
+        _start_tunnel(lay, reg)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if running(lay):
+            return
+        time.sleep(0.05)
+    raise LightfoldError(
+        f"the package proxy did not start on {lay.host_ip}:{lay.proxy_port}/{lay.tunnel_port}",
+        f"see the logs in {lay.proxy_dir}; is a port taken?",
+    )
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _start_acng(lay: Layout, reg: Registries) -> None:
     binary = host.which(ACNG)
     if binary is None:
         raise LightfoldError("apt-cacher-ng is not installed", "install with: sudo apt-get install -y apt-cacher-ng")
-    for pid in daemon_pids(lay):
-        os.kill(pid, signal.SIGKILL)
-    lay.proxy_dir.mkdir(parents=True, exist_ok=True)
+    _kill([p for p in daemon_pids(lay) if host.comm(p) == ACNG])
     lay.apt_cache.mkdir(parents=True, exist_ok=True)
     (lay.proxy_dir / "acng.conf").write_text(config_text(lay, reg))
     (lay.proxy_dir / "pid").unlink(missing_ok=True)
     # It daemonizes; its output must not hold our pipes open.
     subprocess.run(
         [binary, "-c", str(lay.proxy_dir)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        check=False,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, check=False,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if _pid(lay) and _answers(lay):
-            return
-        time.sleep(0.05)
-    raise LightfoldError(
-        f"the package proxy (apt-cacher-ng) did not start on {lay.host_ip}:{lay.proxy_port}",
-        f"see the logs in {lay.proxy_dir}; is the port taken?",
-    )
+
+
+def _start_tunnel(lay: Layout, reg: Registries) -> None:
+    _kill([p for p in daemon_pids(lay) if host.comm(p) != ACNG])
+    (lay.proxy_dir / "tunnel.pid").unlink(missing_ok=True)
+    with open(lay.proxy_dir / "tunnel.log", "ab") as log:
+        proc = subprocess.Popen(
+            tunnel_argv(lay, reg), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            start_new_session=True, cwd="/",
+        )
+    proc.returncode = 0  # never waited for: PID 1 reaps it once we exit
 
 
 def down(lay: Layout) -> None:
