@@ -91,8 +91,10 @@ def render_push(result) -> None:
     if result.skipped:
         output.out().print(f"{result.release} is live at {result.url}")
         return
-    parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if k != "total")
-    output.ok(f"{result.release} is live at {result.url} in {result.timings.get('total', 0):.1f}s ({parts})")
+    t = result.timings
+    parts = ", ".join(f"{k} {v:.1f}s" for k, v in t.items() if k not in ("total", "live_after"))
+    live = f"traffic moved after {t['live_after']:.1f}s, " if "live_after" in t else ""
+    output.ok(f"{result.release} is live at {result.url} ({live}done in {t.get('total', 0):.1f}s: {parts})")
 
 
 ProviderOpt = Annotated[

@@ -133,6 +133,9 @@ async def push(
             on_event=lambda e: report("note", e.get("msg", "")) if e.get("msg") else None,
         )
         timings["activate"] = time.monotonic() - t
+        switched = (activation.get("timings") or {}).get("switched_s")
+        if switched is not None:  # traffic moved before the smoke window and the drain
+            timings["live_after"] = t - t0 + switched
     finally:
         await _unlock(conn, app)
     _record(target, release_id, local.commit, local.fingerprint, activation.get("activated_at"))
