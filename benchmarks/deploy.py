@@ -22,9 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lightfold.probe import Probe  # noqa: E402
 from tests.e2e.apps import commit, install_example  # noqa: E402
 from tests.e2e.conftest import LIGHTFOLD, isolated_env  # noqa: E402
+
+from lightfold.probe import Probe  # noqa: E402
 
 
 def run(env, project, *args) -> tuple[float, dict]:
