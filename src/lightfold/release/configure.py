@@ -20,8 +20,6 @@ from lightfold.release.target import Target, as_root, source_layout
 if TYPE_CHECKING:
     from lightfold.remote import Connection
 
-SERVER_MARKER = "/etc/lightfold/configured"
-
 # Prints {"marker": <this app's marker text or null>, "apps": {name: app.json}} — one round trip.
 _FACTS = r"""
 import glob, json, os, sys
@@ -108,9 +106,8 @@ async def configure(
         elif event.get("changed"):
             report("note", f"  {event.get('action')}")
 
-    script = plan.script + _server_marker_lines()
     res = await conn.run(
-        as_root(conn, "bash -s"), input=script, check=False, timeout=1800,
+        as_root(conn, "bash -s"), input=plan.script, check=False, timeout=1800,
         on_output=on_output, display="configure script",
     )
     if res.exit_status != 0:
@@ -118,14 +115,6 @@ async def configure(
     state.update(target.name, lambda s: _mark_configured(s, plan.fingerprint))
     result.seconds = time.monotonic() - t0
     return result
-
-
-def _server_marker_lines() -> str:
-    # The seed's server-wide marker: written once, kept while any app is configured.
-    return (
-        f'\nmkdir -p /etc/lightfold && [ -f {SERVER_MARKER} ] || '
-        f'date -u +%Y-%m-%dT%H:%M:%SZ > {SERVER_MARKER}\n'
-    )
 
 
 def _mark_configured(s, fingerprint: str) -> None:

@@ -1,6 +1,8 @@
 """The configure marker: `/etc/lightfold/apps/<app>/configured`.
 
-JSON {"fingerprint", "agent_hash", "configured_at", "lightfold_version"}. It is per app (not one
+JSON {"fingerprint", "agent_hash", "configured_at", "lightfold_version"}. The seed's
+`/etc/lightfold/configured` is written too (once, by the first app configured); the fingerprint
+marker is per app (not one
 `/etc/lightfold/configured` per server) because two apps on one server have different plans: a
 single marker would make each app's configure rerun after the other's.
 
@@ -17,6 +19,9 @@ from typing import Any
 
 from lightfold.server.app import app_dir
 from lightfold.server.plan import Run, Step
+
+
+SERVER_MARKER = "/etc/lightfold/configured"
 
 
 def marker_path(app: str) -> str:
@@ -36,6 +41,9 @@ def marker_step(app: str, fingerprint: str, agent_hash: str, lightfold_version: 
     )
     return Step("marker", (
         Run(command, unless=f"grep -qF '\"fingerprint\": \"{fingerprint}\"' {path}", label=f"marker {path}"),
+        # The seed's server-wide marker: the server has been configured by lightfold (for any app).
+        Run(f"date -u +%Y-%m-%dT%H:%M:%SZ > {SERVER_MARKER}", unless=f"test -f {SERVER_MARKER}",
+            label=f"marker {SERVER_MARKER}"),
     ))
 
 
