@@ -131,6 +131,15 @@ def bridge_up(lay: Layout) -> None:
     if not link_exists(lay.bridge):
         apply(bridge_up_commands(lay))
         return
+    addrs = host.run(["ip", "-o", "-4", "addr", "show", "dev", lay.bridge]).stdout.decode()
+    if f" {lay.host_ip}/{lay.prefixlen} " not in addrs:
+        from lightfold.errors import LightfoldError
+
+        raise LightfoldError(
+            f"the bridge {lay.bridge} exists with another address than {lay.host_ip}/{lay.prefixlen}",
+            "use the same LIGHTFOLD_SANDBOX_SUBNET for every lightfold run on this host, or destroy all "
+            "local machines first",
+        )
     mac = machine_mac(lay.host_ip)
     if Path("/sys/class/net", lay.bridge, "address").read_text().strip() != mac:  # made by an older lightfold
         host.run(["ip", "link", "set", lay.bridge, "address", mac])
