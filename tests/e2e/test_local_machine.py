@@ -169,3 +169,24 @@ def test_a_crashed_machine_shows_as_stopped_and_destroy_cleans_it(machine_factor
     sb.lightfold("destroy", "--target", sb.target, "--yes")
     assert host_traces(sb.target, sb.ip) == []
     assert not machine.host.alive(init)
+
+
+def test_library_create_takes_a_given_host_key_and_files_before_boot(sandbox_host, tmp_path):
+    """What a fake cloud's VM backend needs: the host key lightfold pinned, cloud-init's files."""
+    from lightfold.sandbox.image import FileSpec
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "hk")], check=True)
+    key = ((tmp_path / "hk").read_text(), (tmp_path / "hk.pub").read_text())
+    name = f"t-{os.urandom(5).hex()}"
+    m = machine.create(name, "isolated", "ssh-ed25519 AAAA test", str(tmp_path),
+                       host_key=key, extra_files=[FileSpec("etc/lightfold/created", "cloud\n", 0o644)])
+    try:
+        assert m.host_key == " ".join(key[1].split()[:2])
+        machine.wait_for_ssh_port(name, m.ip, time.monotonic() + 60)
+        out = subprocess.run(machine.exec_argv(name, ["cat", "/etc/lightfold/created",
+                                                      "/etc/ssh/ssh_host_ed25519_key.pub"]),
+                             capture_output=True, text=True, check=True).stdout
+        assert out.startswith("cloud\n") and key[1].split()[1] in out
+    finally:
+        machine.destroy(name)
+    assert machine.traces(layout.layout(), name) == []

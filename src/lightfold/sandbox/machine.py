@@ -323,9 +323,16 @@ def create(
     authorized_keys: str,
     owner: str,
     progress: Callable[[str], None] = lambda _m: None,
+    *,
+    host_key: tuple[str, str] | None = None,
+    extra_files: list[FileSpec] | None = None,
 ) -> Machine:
     """Boot a new machine (returns once nspawn runs; see `wait_for_ssh_port`). On any failure,
-    including Ctrl-C, everything made so far is removed again."""
+    including Ctrl-C, everything made so far is removed again.
+
+    `owner` names who may destroy it (a LIGHTFOLD_HOME; tests use a path in their temp dir so the
+    session-end check finds leaks). `host_key` (private, public) replaces the generated one and
+    `extra_files` are written before boot — e.g. what cloud-init would apply on a cloud VM."""
     if not NAME.match(name):
         raise LightfoldError(f"invalid machine name '{name}'", "use lowercase letters, digits and '-'")
     if network_mode not in NETWORKS:
@@ -364,7 +371,7 @@ def create(
             raise
 
     try:
-        host_key = _generate_host_key(lay, name)
+        host_key = host_key or _generate_host_key(lay, name)
         network.machine_up(lay, name, ip, network_mode)
         _mount_overlay(lay, name, img)
         if network_mode == "isolated":
@@ -375,6 +382,7 @@ def create(
                 Path("/etc/resolv.conf").read_text(), upstream.read_text() if upstream.exists() else None
             )
         files = machine_files(lay, name, network_mode, authorized_keys, host_key, resolv, _host_cas())
+        files += extra_files or []
         _write_files(lay.rootfs(name), files)
         _launch(lay, name)
     except BaseException:
