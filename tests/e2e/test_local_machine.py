@@ -101,20 +101,22 @@ def test_destroy_leaves_no_trace(machine_factory):
 
 def test_killed_create_is_cleaned_up_by_destroy(machine_factory):
     sb = machine_factory(create=False)
-    proc = sb.popen("create", "--target", sb.target, "--provider", "local",
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = sb.root / "create.log"
+    with open(log, "wb") as out:
+        proc = sb.popen("create", "--target", sb.target, "--provider", "local", stdout=out, stderr=out)
     lay = layout.layout()
     deadline = time.monotonic() + 60
     while machine.nspawn_pid(lay, sb.target) is None:  # kill it while the machine boots
-        assert proc.poll() is None and time.monotonic() < deadline, "create ended before the machine booted"
+        assert proc.poll() is None, f"create ended before the machine booted: {log.read_text()}"
+        assert time.monotonic() < deadline, f"no machine after 60s: {log.read_text()}"
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     info = machine.read_info(lay, sb.target)
     assert info and machine.traces(lay, sb.target)
 
-    sb.lightfold("destroy", "--target", sb.target, "--yes")
-    assert host_traces(sb.target, info["ip"]) == []
+    done = sb.lightfold("destroy", "--target", sb.target, "--yes")
+    assert host_traces(sb.target, info["ip"]) == [], done.stderr
 
 
 def test_force_recreates_a_fresh_machine_with_a_new_host_key(sandbox):
