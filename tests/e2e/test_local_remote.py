@@ -112,3 +112,15 @@ def test_status_reports_an_ssh_failure_instead_of_crashing(shared_sandbox):
         path.write_text(original)
     assert info["server_state"] == "running"
     assert info["ssh"].startswith(f"cannot reach {sb.ip}:2222")
+
+
+def test_lightfold_ssh_refuses_a_host_key_that_is_not_the_pinned_one(shared_sandbox):
+    sb = shared_sandbox
+    kh = sb.home / "known_hosts"
+    original = kh.read_text()
+    kh.write_text(f"{sb.ip} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBMVt0cTb1IhTK6cRbw+CXQnkH2WySmvbD6FZOeQiQn0\n")
+    try:
+        proc = sb.lightfold("ssh", "--target", sb.target, "--", "true", check=False)
+    finally:
+        kh.write_text(original)
+    assert proc.returncode == 255 and "verification failed" in proc.stderr
