@@ -355,7 +355,11 @@ def python_install(project: Project, tc: Toolchain, extra: list[str]) -> str:
         # [project] without a build system is not installable as a package: install its dependencies
         target = " ".join(shlex.quote(str(d)) for d in declared)
     tail = (" " + " ".join(extra)) if extra else ""
-    return f"python3 -m venv .venv && .venv/bin/pip install {target}{tail}"
+    # The venv may already exist (lightfold's build links a per-lockfile venv in as .venv).
+    return f"{VENV_PREFIX}.venv/bin/pip install {target}{tail}"
+
+
+VENV_PREFIX = "test -x .venv/bin/python || python3 -m venv .venv && "
 
 
 def simple_toolchain(manager: str, lockfile: str | None, evidence: str) -> Toolchain:

@@ -293,7 +293,7 @@ def test_pyproject_without_build_system_installs_its_dependencies(tmp_path: Path
             "helpers.py": "",
         },
     )
-    assert detect(tmp_path).install == "python3 -m venv .venv && .venv/bin/pip install 'flask>=3' gunicorn"
+    assert detect(tmp_path).install == "test -x .venv/bin/python || python3 -m venv .venv && .venv/bin/pip install 'flask>=3' gunicorn"
 
 
 def test_uv_lock_beats_poetry_lock_unless_poetry_owns_the_dependencies() -> None:
