@@ -134,8 +134,9 @@ def test_app_that_exits_at_boot_keeps_the_live_release(app):
 
 def test_app_failing_its_health_check_keeps_the_live_release(app):
     server = (app.project / "server.js").read_text()
-    route = 'app.get("/", (req, res) => {'
-    broken = server.replace(route, route + '\n  return res.status(503).send("not ready");')
+    route = 'app.get("/healthz", (req, res) => res.send("ok"));'
+    assert route in server
+    broken = server.replace(route, 'app.get("/healthz", (req, res) => res.status(503).send("not ready"));')
     (app.project / "server.js").write_text(broken)
     commit(app.project, "unhealthy")
     push_fails(app, r"503|health")
