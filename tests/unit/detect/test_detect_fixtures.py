@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lightfold.detect import detect
+from lightfold.detect.pm import VENV_PREFIX
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "detect"
 
@@ -184,7 +185,7 @@ CASES: dict[str, dict] = {
         runtime="python",
         runtime_version="3.12.3",
         # the Tailwind package.json builds first, so collectstatic picks up its output
-        install="test -x .venv/bin/python || python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && npm ci",
+        install=VENV_PREFIX + ".venv/bin/pip install -r requirements.txt && npm ci",
         build="npm run build && .venv/bin/python manage.py collectstatic --noinput",
         extra_runtimes=["node"],
         start=".venv/bin/gunicorn --bind 127.0.0.1:$PORT mysite.wsgi:application",
@@ -243,7 +244,7 @@ CASES: dict[str, dict] = {
     "flask-misspelled-requirements": dict(
         framework="flask",
         package_manager="pip",
-        install="test -x .venv/bin/python || python3 -m venv .venv && .venv/bin/pip install -r requirments.txt gunicorn",
+        install=VENV_PREFIX + ".venv/bin/pip install -r requirments.txt gunicorn",
         start=".venv/bin/gunicorn --bind 127.0.0.1:$PORT main:app",
     ),
     "python-asgi-pipenv": dict(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lightfold.detect import NothingDetected, detect
+from lightfold.detect.pm import VENV_PREFIX
 from lightfold.errors import UsageError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "detect"
@@ -293,7 +294,7 @@ def test_pyproject_without_build_system_installs_its_dependencies(tmp_path: Path
             "helpers.py": "",
         },
     )
-    assert detect(tmp_path).install == "test -x .venv/bin/python || python3 -m venv .venv && .venv/bin/pip install 'flask>=3' gunicorn"
+    assert detect(tmp_path).install == VENV_PREFIX + ".venv/bin/pip install 'flask>=3' gunicorn"
 
 
 def test_uv_lock_beats_poetry_lock_unless_poetry_owns_the_dependencies() -> None:
