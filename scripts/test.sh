@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-exec .venv/bin/pytest -n auto "$@"
+exec .venv/bin/pytest -n auto --dist loadfile "$@"
