@@ -1,1 +1,197 @@
-"""(commands registered here as they are implemented)"""
+"""Day-two commands: rollback, logs, sync, unlock, targets. The work is in lightfold.release.operate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lightfold.cli import output
+from lightfold.cli.app import app
+from lightfold.cli.options import JsonOpt, TargetOpt, YesOpt, resolve_target
+
+LockWaitOpt = Annotated[
+    int, typer.Option("--lock-wait", help="Wait up to this many seconds for another deploy to finish.", min=0)
+]
+
+
+@app.command()
+def rollback(
+    target: TargetOpt = None,
+    to: Annotated[str | None, typer.Option("--to", help="Release id to go back to (default: the one before "
+                                           "the live one).", show_default=False)] = None,
+    lock_wait: LockWaitOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put an earlier release back live: no rebuild, same health-gated switch, its own env.
+
+    Examples: lightfold rollback --target myapp · lightfold rollback --target myapp --to 20260101120000
+    """
+    from lightfold.release import operate
+    from lightfold.release import target as targets
+    from lightfold.remote import run_sync
+
+    operate.check_release_id(to)
+    t = targets.load(resolve_target(target))
+
+    async def go():
+        async with await targets.connect(t) as conn:
+            return await operate.rollback(conn, t, to=to, lock_wait=lock_wait, report=output.reporter())
+
+    result = run_sync(go())
+    data = {"target": t.name, "release": result.release, "previous": result.previous, "slot": result.slot,
+            "timings": {k: round(v, 2) for k, v in result.timings.items()}}
+
+    def human() -> None:
+        tm = result.timings
+        live = f"traffic moved after {tm['live_after']:.1f}s, " if "live_after" in tm else ""
+        output.ok(f"{result.release} is live again (was {result.previous or '-'}; {live}done in {tm['total']:.1f}s)")
+        if result.previous:
+            output.note(f"{result.previous} is marked rolled-back; a later rollback will not return to it")
+
+    output.emit(data, as_json, human)
+
+
+@app.command()
+def logs(
+    target: TargetOpt = None,
+    tail: Annotated[bool, typer.Option("--tail", "-f", help="Keep following new lines until Ctrl-C.")] = False,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="How many recent lines.", min=0)] = 100,
+    since: Annotated[str | None, typer.Option("--since", help="Only lines since this time (journalctl "
+                                              "syntax: '1 hour ago', '2026-01-01 12:00').",
+                                              show_default=False)] = None,
+    build: Annotated[bool, typer.Option("--build", help="Show the last deploy's build log instead.")] = False,
+    release: Annotated[str | None, typer.Option("--release", help="With --build: that release's build log.",
+                                                show_default=False)] = None,
+) -> None:
+    """The app's log (the live slot's journal; both slots during a switch), or a build log.
+
+    Examples: lightfold logs --target myapp -n 50 · lightfold logs --tail · lightfold logs --build
+    """
+    import sys
+
+    from lightfold.errors import UsageError
+    from lightfold.release import operate
+    from lightfold.release import target as targets
+    from lightfold.remote import run_sync
+
+    operate.check_release_id(release)
+    if release and not build:
+        raise UsageError("--release works only with --build", "add --build, or drop --release")
+    if build and (tail or since):
+        raise UsageError("--build shows a finished build's log; --tail and --since do not apply",
+                         "drop --tail/--since")
+    t = targets.load(resolve_target(target))
+
+    def on_line(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    async def go():
+        async with await targets.connect(t) as conn:
+            await operate.logs(conn, t, lines=lines, since=since, follow=tail, build=build, release=release,
+                               on_line=on_line)
+
+    try:
+        run_sync(go())
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None  # Ctrl-C is how --tail ends
+
+
+@app.command()
+def sync(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
+    """Rebuild this machine's state of a target from its server (after losing ~/.lightfold/state).
+
+    Needs the target's config (its server address). Example: lightfold sync --target myapp
+    """
+    from lightfold.release import operate
+    from lightfold.release import target as targets
+    from lightfold.remote import run_sync
+
+    t = targets.load(resolve_target(target))
+    operate.recover_address(t)
+
+    async def go():
+        async with await targets.connect(t) as conn:
+            return await operate.sync(conn, t)
+
+    r = run_sync(go())
+    data = {"target": r.target, "ip": r.ip, "created": r.created, "configured": r.configured,
+            "live_release": r.live_release, "commit": r.commit, "builder": r.builder, "service": r.service,
+            "changed": r.changed}
+
+    def human() -> None:
+        output.ok(f"{r.target}: state rebuilt from {r.ip}" + (f" (changed: {', '.join(r.changed)})"
+                                                               if r.changed else " (already in sync)"))
+        output.note(f"configured: {'yes' if r.configured else 'no'} · live release: {r.live_release or 'none'}"
+                    f" · commit: {(r.commit or '-')[:12]} · service: {r.service or '-'}")
+
+    output.emit(data, as_json, human)
+
+
+@app.command()
+def unlock(target: TargetOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+    """Break the target's deploy lock by hand (when its holder is surely gone).
+
+    A lock whose holder died is detected and replaced on its own; this is for the rare rest.
+    Example: lightfold unlock --target myapp --yes
+    """
+    import sys
+
+    from lightfold.errors import UsageError
+    from lightfold.release import operate
+    from lightfold.release import target as targets
+    from lightfold.remote import run_sync
+
+    t = targets.load(resolve_target(target))
+    if not yes and not sys.stdin.isatty():
+        raise UsageError(f"refusing to break the deploy lock of '{t.name}' without confirmation "
+                         "(stdin is not a terminal)", "pass --yes to confirm")
+    if not yes and not typer.confirm(f"Break the deploy lock of '{t.name}'? A deploy still running "
+                                     "would then race the next one.", default=False):
+        raise typer.Exit(1)
+
+    async def go():
+        async with await targets.connect(t) as conn:
+            return await operate.unlock(conn, t)
+
+    result = run_sync(go())
+
+    def human() -> None:
+        lock = result["lock"]
+        if not result["released"]:
+            output.ok(f"{t.name} was not locked; nothing to do")
+            return
+        what = lock.get("op") or "an operation"
+        output.ok(f"released the lock of {lock.get('holder')} ({what}"
+                  + (f" of {lock['release']}" if lock.get("release") else "")
+                  + f", since {lock.get('started_at')})")
+
+    output.emit({"target": t.name, **result}, as_json, human)
+
+
+@app.command()
+def targets(as_json: JsonOpt = False) -> None:
+    """List every target with its provider, address and live release (from local state; no network).
+
+    Example: lightfold targets --json
+    """
+    from lightfold.release import operate
+
+    rows = operate.targets_list()
+
+    def human() -> None:
+        if not rows:
+            output.note("no targets yet: `lightfold deploy --provider local` makes one")
+            return
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for col in ("TARGET", "PROVIDER", "IP", "LIVE RELEASE", "COMMIT", "DEPLOYED"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["target"], r["provider"] or "-", r["ip"] or "-", r["live_release"] or "-",
+                          (r["commit"] or "-")[:12], r["deployed_at"] or "-")
+        output.out().print(table)
+
+    output.emit(rows, as_json, human)

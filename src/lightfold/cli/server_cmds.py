@@ -134,7 +134,13 @@ def status(
     target: TargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the target's server: provider, address, whether it runs and answers SSH."""
+    """Show the target's server and what runs on it: live release, health, releases, deploy lock.
+
+    Provider, address and SSH, and from the server's agent the live release (commit, when and by whom), slot, port, unit, health now, releases kept,
+    disk free and the deploy lock. `--json` keys are stable (README: "status --json keys").
+
+    Example: lightfold status --target myapp --json
+    """
     from lightfold import providers
 
     name = resolve_target(target)
@@ -147,5 +153,33 @@ def status(
         con.print(f"  server   {info['server_state']}")
         ok = info["ssh"] == "reachable"
         con.print(f"  ssh      [{'green' if ok else 'red'}]{info['ssh']}[/]")
+        if info.get("deploy_error"):
+            con.print(f"  deploy   [yellow]{info['deploy_error']}[/]")
+        if not info.get("live_release"):
+            if ok and not info.get("deploy_error"):
+                con.print("  release  none live yet")
+            return
+        who = f" by {info['deployed_by']}" if info.get("deployed_by") else ""
+        commit = (info.get("commit") or "-")[:12] + (" (dirty)" if info.get("dirty") else "")
+        con.print(f"  release  [bold]{info['live_release']}[/]  commit {commit}, deployed {info['deployed_at']}{who}")
+        if info.get("static"):
+            con.print("  serving  static files through nginx")
+        else:
+            unit = info.get("unit") or {}
+            con.print(f"  slot     {info['slot']} (port {info['port']}), {unit.get('name')} "
+                      f"{unit.get('active_state')}/{unit.get('sub_state')}, {unit.get('restarts')} restarts")
+        h = info.get("health_now") or {}
+        hs = "[green]healthy[/]" if h.get("ok") else f"[red]unhealthy[/] ({h.get('error') or h.get('status')})"
+        con.print(f"  health   {hs}")
+        if info.get("domain"):
+            con.print(f"  domain   {info['domain']}")
+        free = info.get("disk_free_bytes")
+        if free is not None:
+            con.print(f"  disk     {free / 2**30:.1f} GiB free on /srv")
+        lock = info.get("lock")
+        if lock:
+            stale = f" [red](stale: {lock['stale']})[/]" if lock.get("stale") else ""
+            con.print(f"  lock     held by {lock['holder']} ({lock['op']}, since {lock['since']}){stale}")
+        con.print("  releases " + ", ".join(f"{r['id']} {r['status']}" for r in info.get("releases", [])[:6]))
 
     output.emit(info, as_json, human)

@@ -64,14 +64,24 @@ def status(target: str) -> dict[str, Any]:
     tc = config.get_target(cfg, target)
     pc = tc.server()
     st = state.load(target)
+    from lightfold.release import operate
+
     server_state = "unknown"
     if tc.provider:
-        mod = get(tc.provider)
+        try:
+            mod = get(tc.provider)
+        except LightfoldError:  # e.g. byos: no provider module; the server is whatever answers SSH
+            mod = None
         if hasattr(mod, "server_state"):
             server_state = mod.server_state(target)
-    ssh = ssh_check(pc.ip, pc.port, pc.username, pc.ssh_key) if server_state in ("running", "unknown") else (
-        f"server is {server_state}"
-    )
+    deploy, deploy_error = None, None
+    if server_state not in ("running", "unknown"):
+        ssh = f"server is {server_state}"
+    elif pc.ip and pc.ssh_key:
+        # One SSH connection answers both "reachable?" and the agent's deploy status.
+        ssh, deploy, deploy_error = operate.remote_status(target, timeout=SSH_CHECK_TIMEOUT * 3)
+    else:
+        ssh = ssh_check(pc.ip, pc.port, pc.username, pc.ssh_key)
     return {
         "target": target,
         "provider": tc.provider,
@@ -83,4 +93,12 @@ def status(target: str) -> dict[str, Any]:
         "created": st.created,
         "server_state": server_state,
         "ssh": ssh,
+        # local state
+        "configured": st.configured,
+        "last_release": st.last_release,
+        "last_deploy": st.last_deploy,
+        "domain": tc.domain.domain if tc.domain else None,
+        # from the server's agent (None values when unreachable or not deployed; see deploy_error)
+        **(deploy or operate.EMPTY_DEPLOY_STATUS),
+        "deploy_error": deploy_error,
     }

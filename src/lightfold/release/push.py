@@ -14,6 +14,7 @@ Any failure leaves the live release serving; the new one is marked failed in the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -119,11 +120,21 @@ async def push(
     env_only = same_code and not force
     timings["prepare"] = time.monotonic() - t0
 
-    await agent_client.call(
-        conn, "lock", app, holder=actor(), lock_op="push", release=release_id, ttl=LOCK_TTL,
-        wait_seconds=lock_wait,
-    )
-    try:
+    async with deploy_lock(conn, app, "push", release_id, lock_wait, report) as got:
+        if got.get("waited") or lock_wait:
+            # Another deploy may have gone live while we waited: decide again on fresh facts, and
+            # never reuse a release id it took.
+            status = await agent_client.call(conn, "status", app)
+            live = status.get("live") or {}
+            live_id = live.get("release")
+            live_entry = next((r for r in status.get("releases", []) if r.get("id") == live_id), None)
+            same_code = bool(live_entry and live_entry.get("fingerprint") == local.fingerprint)
+            if not force and same_code and live_entry.get("env_hash") == local.env_hash:
+                _record(target, live_id, live_entry.get("commit"), local.fingerprint, live_entry.get("activated_at"))
+                report("skip", f"release {live_id} went live while we waited, with this code, env and settings")
+                return PushResult(True, live_id, build="skipped", url=public_url(target))
+            release_id = new_release_id([r["id"] for r in status.get("releases", [])] + [release_id])
+            env_only = same_code and not force
         build_kind = await _make_release(conn, target, detection, local, release_id, live_id,
                                          live.get("info") or {}, env_only, timings, report)
         t = time.monotonic()
@@ -136,8 +147,6 @@ async def push(
         switched = (activation.get("timings") or {}).get("switched_s")
         if switched is not None:  # traffic moved before the smoke window and the drain
             timings["live_after"] = t - t0 + switched
-    finally:
-        await _unlock(conn, app)
     _record(target, release_id, local.commit, local.fingerprint, activation.get("activated_at"))
     timings["total"] = time.monotonic() - t0
     return PushResult(False, release_id, live_id, build_kind, public_url(target), timings, activation)
@@ -191,7 +200,7 @@ async def _make_release(
         report("step", f"building {release_id}" + (f" (dependencies reused from {reuse})" if reuse else ""))
         script = build_script(app, detection, target.config.deploy, release_id,
                               deps_hash=deps_hash, reuse_from=reuse, release_info=info, app_subdir=local.subdir)
-        await _run_build(conn, target, script, report)
+        await _run_build(conn, target, script, report, release_id)
         timings["build"] = time.monotonic() - t
         return "deps-reused" if reuse else "full"
     except BaseException as e:
@@ -227,7 +236,32 @@ def _copy_release_command(app: str, live_id: str, release_id: str, info: dict[st
             f" && python3 -c {shlex.quote(py)} {dst} {shlex.quote(patch)}")
 
 
-async def _run_build(conn: Connection, target: Target, script: str, report: Report) -> None:
+def build_log_path(app: str, release_id: str) -> str:
+    return f"/srv/{app}/.lightfold/builds/{release_id}.log"
+
+
+async def _save_build_log(conn: Connection, app: str, release_id: str, text: str) -> None:
+    """Keep the build's output on the server for `lightfold logs --build` (0600, root: a build
+    may print values from the environment)."""
+    path = build_log_path(app, release_id)
+    with contextlib.suppress(Exception):
+        if conn.username == "root":
+            await conn.upload(text, path, 0o600)
+        else:
+            await _upload_via_sudo(conn, _Text(text), path)
+
+
+class _Text:
+    """Adapter so `_upload_via_sudo` (which reads a Path) takes text."""
+
+    def __init__(self, text: str):
+        self._data = text.encode()
+
+    def read_bytes(self) -> bytes:
+        return self._data
+
+
+async def _run_build(conn: Connection, target: Target, script: str, report: Report, release_id: str) -> None:
     from lightfold.server.plan import parse_event
 
     failed: dict[str, Any] = {}
@@ -248,6 +282,7 @@ async def _run_build(conn: Connection, target: Target, script: str, report: Repo
 
     res = await conn.run(as_root(conn, "bash -s"), input=script, check=False, timeout=3600,
                          on_output=on_output, display="build")
+    await _save_build_log(conn, target.name, release_id, res.stdout + res.stderr)
     if res.exit_status == 0:
         return
     if failed:
@@ -263,9 +298,40 @@ async def _run_build(conn: Connection, target: Target, script: str, report: Repo
 
 
 async def _unlock(conn: Connection, app: str) -> None:
-    # A lock we cannot release expires by TTL; `lightfold unlock` clears it by hand.
+    # A lock we cannot release goes stale when our holder process ends (or by TTL);
+    # `lightfold unlock` clears it by hand.
     with contextlib.suppress(Exception):
-        await agent_client.call(conn, "unlock", app, holder=actor())
+        await asyncio.shield(agent_client.call(conn, "unlock", app, holder=actor(), timeout=30))
+
+
+# A remote process that lives exactly as long as this CLI's SSH connection: when the CLI dies
+# (SIGKILL, lost network) sshd closes its stdin, `cat` exits, and the agent sees the lock's pid gone.
+HOLDER_COMMAND = "sh -c 'echo $$; exec cat >/dev/null'"
+
+
+@contextlib.asynccontextmanager
+async def deploy_lock(conn: Connection, app: str, op: str, release: str | None, lock_wait: int = 0,
+                      report: Report = silent):
+    """The agent's deploy lock for `op`, held by a remote liveness process; released on every
+    exit path, Ctrl-C included. A busy lock raises the agent's error naming the holder."""
+    holder = await conn.start(HOLDER_COMMAND)
+    try:
+        pid = int(holder.first_line) if holder.first_line.isdigit() else None
+        if lock_wait:
+            report("note", f"waiting up to {lock_wait}s for the deploy lock")
+        got = await agent_client.call(
+            conn, "lock", app, holder=actor(), lock_op=op, release=release, ttl=LOCK_TTL, pid=pid,
+            wait_seconds=lock_wait, timeout=lock_wait + 60,
+        )
+        if got.get("replaced_stale"):
+            report("warn", got["replaced_stale"])
+        try:
+            yield got
+        finally:
+            await _unlock(conn, app)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(holder.close())
 
 
 def _record(target: Target, release: str | None, commit: str | None, fingerprint: str, when: str | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import socket
@@ -153,6 +154,31 @@ class Connection:
         status = completed.exit_status if completed.exit_status is not None else -1
         return RunResult(status, out, err)
 
+    async def start(self, cmd: str, timeout: float = 15) -> Started:
+        """Start a long-running `cmd` with its stdin held open; returns once it printed its first
+        line. It runs until `close()` or until this connection drops (then sshd closes its stdin),
+        which is what makes it a liveness token for the deploy lock. Holds one channel slot."""
+        await self._channels.acquire()
+        try:
+            proc = await self._open(cmd, True)
+            try:
+                raw = await asyncio.wait_for(proc.stdout.readline(), timeout)
+            except BaseException:
+                proc.close()
+                raise
+        except TimeoutError:
+            self._channels.release()
+            raise LightfoldError(f"`{cmd}` on {self.host} printed nothing in {timeout:.0f}s",
+                                 "check the server (`lightfold ssh`), then retry") from None
+        except (asyncssh.Error, OSError) as e:
+            self._channels.release()
+            raise LightfoldError(f"cannot start `{cmd}` on {self.host} ({_reason(e)})",
+                                 "check that the server is up, then retry") from None
+        except BaseException:
+            self._channels.release()
+            raise
+        return Started(proc, raw.decode(errors="replace").strip(), self._channels)
+
     async def upload(self, source: bytes | str | Path, remote_path: str, mode: int = 0o644) -> None:
         """Write a file atomically (temp file beside it, then rename): a reader never sees half of
         it. `source` is the content (bytes/str) or a local Path."""
@@ -165,6 +191,28 @@ class Connection:
             f'cat > "$tmp"; chmod {mode:o} "$tmp"; mv -f "$tmp" {path}'
         )
         await self.run(script, input=data, display=f"upload {remote_path}")
+
+
+class Started:
+    """A remote process started by `Connection.start`: its first stdout line, and `close()`."""
+
+    def __init__(self, proc: asyncssh.SSHClientProcess, first_line: str, slots: asyncio.Semaphore):
+        self._proc = proc
+        self.first_line = first_line
+        self._slots: asyncio.Semaphore | None = slots
+
+    async def close(self) -> None:
+        if self._slots is None:
+            return
+        slots, self._slots = self._slots, None
+        try:
+            with contextlib.suppress(asyncssh.Error, OSError):
+                self._proc.stdin.write_eof()
+            self._proc.close()
+            with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
+                await asyncio.wait_for(self._proc.wait_closed(), 5)
+        finally:
+            slots.release()
 
 
 def _reason(e: BaseException) -> str:

@@ -1,0 +1,362 @@
+"""Day-two operations on a deployed target: rollback, status, logs, sync, unlock, targets.
+
+    rollback   the agent's health-gated switch to a retained release (no rebuild), under the
+               deploy lock like a push; the abandoned release is marked rolled-back
+    status     the agent's view of the app (live release, slots, health, releases, disk, lock)
+               flattened into stable keys for `lightfold status`
+    logs       journalctl of the live slot's unit (both slots while a switch is in flight), or
+               the last build's log saved by push
+    sync       local state rebuilt from the server's markers and journal
+    unlock     break the deploy lock by hand
+    targets    every target with its provider, address and live release, from local files only
+
+Plans (the journalctl command lines) are pure functions, tested as text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lightfold import state
+from lightfold.errors import LightfoldError, UsageError
+from lightfold.release import agent_client
+from lightfold.release.report import Report, silent
+from lightfold.release.target import Target, actor, as_root
+
+if TYPE_CHECKING:
+    from lightfold.remote import Connection
+
+
+# ---------------------------------------------------------------------------------------------
+# rollback
+
+
+@dataclass
+class RollbackResult:
+    release: str
+    previous: str | None
+    slot: str | None
+    timings: dict[str, float] = field(default_factory=dict)
+    activation: dict[str, Any] = field(default_factory=dict)
+
+
+async def rollback(
+    conn: Connection, target: Target, *, to: str | None = None, lock_wait: int = 0, report: Report = silent,
+) -> RollbackResult:
+    from lightfold.release.push import deploy_lock
+
+    app = target.name
+    t0 = time.monotonic()
+    async with deploy_lock(conn, app, "rollback", to, lock_wait, report):
+        t = time.monotonic()
+        report("step", f"rolling back {app}" + (f" to {to}" if to else " to the previous release"))
+        fields: dict[str, Any] = {"to": to} if to else {}
+        result = await agent_client.call(
+            conn, "rollback", app, detach=True, holder=actor(),
+            on_event=lambda e: report("note", e.get("msg", "")) if e.get("msg") else None, **fields,
+        )
+    timings = {"total": time.monotonic() - t0}
+    switched = (result.get("timings") or {}).get("switched_s")
+    if switched is not None:
+        timings["live_after"] = t - t0 + switched
+    release = result.get("release")
+    entry = await _journal_entry(conn, app, release)
+    _record_live(target.name, release, entry)
+    return RollbackResult(release, result.get("rolled_back_from") or result.get("previous"), result.get("slot"),
+                          timings, result)
+
+
+async def _journal_entry(conn: Connection, app: str, release: str | None) -> dict[str, Any]:
+    if not release:
+        return {}
+    try:
+        releases = (await agent_client.call(conn, "releases", app)).get("releases") or []
+    except LightfoldError:
+        return {}
+    return next((r for r in releases if r.get("id") == release), {})
+
+
+def _record_live(name: str, release: str | None, entry: dict[str, Any]) -> None:
+    def change(s) -> None:
+        s.last_release = release
+        s.last_commit = entry.get("commit")
+        s.deploy_fingerprint = entry.get("fingerprint")
+        s.last_deploy = entry.get("activated_at") or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        s.builder = entry.get("builder") or s.builder
+
+    state.update(name, change)
+
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+
+def deploy_status(agent: dict[str, Any]) -> dict[str, Any]:
+    """The agent's `status` answer as `lightfold status` keys (documented in README.md,
+    "status --json keys"). Pure: tested with recorded answers."""
+    live = agent.get("live") or {}
+    info = live.get("info") or {}
+    rid = live.get("release")
+    releases = agent.get("releases") or []
+    entry = next((r for r in releases if r.get("id") == rid), {}) if rid else {}
+    slot = live.get("slot")
+    unit = (agent.get("slots") or {}).get(slot) if slot else None
+    lock = agent.get("lock")
+    health = agent.get("health")
+    disk = agent.get("disk") or {}
+    return {
+        "live_release": rid,
+        "commit": info.get("commit") or entry.get("commit"),
+        "dirty": info.get("dirty", entry.get("dirty")),
+        "deployed_at": entry.get("activated_at") or info.get("created_at"),
+        "deployed_by": entry.get("deployed_by") or info.get("deployed_by"),
+        "builder": info.get("builder") or entry.get("builder"),
+        "slot": slot,
+        "port": live.get("port"),
+        "static": agent.get("static"),
+        "unit": None if unit is None else {
+            "name": f"lightfold-{agent.get('app')}@{slot}", "active_state": unit.get("active_state"),
+            "sub_state": unit.get("sub_state"), "restarts": unit.get("n_restarts"),
+        },
+        "health_now": None if health is None else {
+            "ok": bool(health.get("ok")), "status": health.get("status"), "error": health.get("error"),
+        },
+        "releases": [
+            {"id": r.get("id"), "status": r.get("status"), "commit": r.get("commit"),
+             "activated_at": r.get("activated_at"), "deployed_by": r.get("deployed_by"),
+             "on_disk": r.get("on_disk"), "reason": r.get("reason")}
+            for r in releases
+        ],
+        "disk_free_bytes": disk.get("free_bytes"),
+        "disk_total_bytes": disk.get("total_bytes"),
+        "lock": None if lock is None else {
+            "holder": lock.get("holder"), "op": lock.get("op"), "release": lock.get("release"),
+            "since": lock.get("started_at"), "stale": lock.get("stale"),
+        },
+        "switch_in_progress": bool(agent.get("switch_in_progress")),
+    }
+
+
+EMPTY_DEPLOY_STATUS: dict[str, Any] = {k: None for k in deploy_status({})} | {"releases": []}
+
+
+def remote_status(name: str, timeout: float = 10) -> tuple[str, dict[str, Any] | None, str | None]:
+    """(ssh, deploy status or None, why there is none) in one SSH connection."""
+    from lightfold.release import target as targets
+    from lightfold.remote import run_sync
+
+    t = targets.load(name)
+
+    async def go():
+        async with await targets.connect(t) as conn:
+            try:
+                agent = await agent_client.call(conn, "status", name, timeout=timeout)
+            except LightfoldError as e:
+                return "reachable", None, e.problem
+            return "reachable", deploy_status(agent), None
+
+    try:
+        return run_sync(go())
+    except LightfoldError as e:
+        return e.problem, None, e.problem
+
+
+# ---------------------------------------------------------------------------------------------
+# logs
+
+
+def units(app: str, slots: list[str]) -> list[str]:
+    return [f"lightfold-{app}@{s}.service" for s in slots]
+
+
+def logs_command(app: str, slots: list[str], *, lines: int = 100, since: str | None = None,
+                 follow: bool = False) -> str:
+    """journalctl for the app's slot units. Pure."""
+    argv = ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines)]
+    for u in units(app, slots):
+        argv += ["-u", u]
+    if since:
+        argv += ["--since", since]
+    if follow:
+        argv.append("-f")
+    return shlex.join(argv)
+
+
+def build_log_command(app: str, release: str | None) -> str:
+    """Print a release's build log, or the newest one; the first line names the file. Pure."""
+    from lightfold.release.push import build_log_path
+
+    if release:
+        path = shlex.quote(build_log_path(app, release))
+        return f"test -f {path} && echo {path} && cat {path}"
+    folder = shlex.quote(f"/srv/{app}/.lightfold/builds")
+    return f'f=$(ls -1 {folder}/*.log 2>/dev/null | sort | tail -n 1); test -n "$f" && echo "$f" && cat "$f"'
+
+
+def slots_to_show(agent: dict[str, Any]) -> list[str]:
+    """The live slot; both while a switch is in flight or when nothing is live."""
+    slot = (agent.get("live") or {}).get("slot")
+    if agent.get("switch_in_progress") or not slot:
+        return ["blue", "green"]
+    return [slot]
+
+
+async def logs(
+    conn: Connection, target: Target, *, lines: int = 100, since: str | None = None, follow: bool = False,
+    build: bool = False, release: str | None = None, on_line: Callable[[str], None] = print,
+) -> None:
+    app = target.name
+    if build:
+        res = await conn.run(as_root(conn, f"sh -c {shlex.quote(build_log_command(app, release))}"),
+                             check=False, display="read the build log")
+        if res.exit_status != 0:
+            what = f"release {release}" if release else "any deploy"
+            raise LightfoldError(f"no build log of {what} on the server",
+                                 "build logs are kept from this version on; push again to make one")
+        for line in res.stdout.splitlines()[1:]:
+            on_line(line)
+        return
+    agent = await agent_client.call(conn, "status", app)
+    if agent.get("static"):
+        raise LightfoldError(f"{app} is a static site: nginx serves it and there is no app process to log",
+                             f"see the build with `lightfold logs --build --target {app}`")
+    cmd = as_root(conn, logs_command(app, slots_to_show(agent), lines=lines, since=since, follow=follow))
+    res = await conn.run(cmd, check=False, timeout=None if follow else 120,
+                         on_output=lambda stream, line: on_line(line) if stream == "stdout" else None,
+                         display="journalctl")
+    if res.exit_status not in (0, None) and not follow:
+        raise LightfoldError(f"journalctl failed on the server (exit {res.exit_status})",
+                             details=res.stderr.strip().splitlines()[-5:])
+
+
+# ---------------------------------------------------------------------------------------------
+# sync
+
+
+@dataclass
+class SyncResult:
+    target: str
+    ip: str | None
+    created: bool
+    configured: bool
+    live_release: str | None
+    commit: str | None
+    builder: str | None
+    service: str | None  # the live unit's active state ("active", ...), "static", or None
+    changed: list[str] = field(default_factory=list)
+
+
+_MARKERS = "cat /etc/lightfold/apps/{app}/configured 2>/dev/null || true"
+
+
+def recover_address(t: Target) -> str:
+    """The server's address for sync. Hook: a cloud provider's API lookup (by server_id or tag)
+    goes here; until then the address must be in the target's provider_config."""
+    pc = t.config.server()
+    if pc.ip:
+        return pc.ip
+    if t.config.provider in ("digitalocean", "vultr", "hetzner"):
+        raise LightfoldError(
+            f"target '{t.name}' has no server address recorded, and recovering it from "
+            f"{t.config.provider} is not supported yet",
+            f"set it: lightfold config set provider_config.{t.config.provider}.ip ADDRESS --target {t.name}",
+        )
+    raise LightfoldError(
+        f"target '{t.name}' has no server address in its config",
+        f"set it: lightfold config set provider_config.{t.config.provider or 'byos'}.ip ADDRESS --target {t.name}",
+    )
+
+
+async def sync(conn: Connection, target: Target) -> SyncResult:
+    from lightfold.server.markers import parse_marker
+
+    app = target.name
+    res = await conn.run(as_root(conn, f"sh -c {shlex.quote(_MARKERS.format(app=app))}"),
+                         display="read the configure marker")
+    marker = parse_marker(res.stdout.strip())
+    agent: dict[str, Any] | None = None
+    if marker is not None:
+        agent = await agent_client.call(conn, "status", app)
+    info = deploy_status(agent) if agent else EMPTY_DEPLOY_STATUS
+    service = "static" if info.get("static") else (info["unit"] or {}).get("active_state")
+    before = state.load(app).model_dump()
+
+    def change(s) -> None:
+        s.created = True
+        if target.config.provider == "local" and not s.provisioned_id:
+            from lightfold.providers import local
+
+            if local.server_state(app) != "missing":
+                s.provisioned_id = app
+        s.configured = marker is not None
+        s.configure_fingerprint = marker.get("fingerprint") if marker else None
+        s.last_release = info["live_release"]
+        s.last_commit = info["commit"]
+        s.last_deploy = info["deployed_at"]
+        s.builder = info["builder"]
+        s.deploy_fingerprint = live_fingerprint(agent) if agent else None
+
+    after = state.update(app, change).model_dump()
+    changed = [k for k in after if before.get(k) != after.get(k)]
+    return SyncResult(app, target.config.server().ip, True, marker is not None, info["live_release"],
+                      info["commit"], info["builder"], service, changed)
+
+
+def live_fingerprint(agent: dict[str, Any]) -> str | None:
+    """The live release's deploy fingerprint (what push compares to skip)."""
+    live = agent.get("live") or {}
+    rid = live.get("release")
+    if not rid:
+        return None
+    entry = next((r for r in agent.get("releases") or [] if r.get("id") == rid), {})
+    return entry.get("fingerprint") or (live.get("info") or {}).get("fingerprint")
+
+
+# ---------------------------------------------------------------------------------------------
+# unlock
+
+
+async def unlock(conn: Connection, target: Target) -> dict[str, Any]:
+    """Break the deploy lock whoever holds it (the manual case: `lightfold unlock`)."""
+    result = await agent_client.call(conn, "unlock", target.name, holder=actor(), force=True)
+    return {"released": bool(result.get("released")), "lock": result.get("lock")}
+
+
+# ---------------------------------------------------------------------------------------------
+# targets
+
+
+def targets_list() -> list[dict[str, Any]]:
+    """Every target in config.json with what local state knows (no network: fast)."""
+    from lightfold import config
+
+    cfg = config.load()
+    rows = []
+    for name, tc in sorted(cfg.targets.items()):
+        try:
+            st = state.load(name)
+        except LightfoldError:
+            st = state.TargetState()
+        pc = tc.provider_config.get(tc.provider) if tc.provider else None
+        rows.append({
+            "target": name, "provider": tc.provider, "ip": pc.ip if pc else None,
+            "project_path": tc.project_path, "domain": tc.domain.domain if tc.domain else None,
+            "created": st.created, "configured": st.configured, "live_release": st.last_release,
+            "commit": st.last_commit, "deployed_at": st.last_deploy,
+        })
+    return rows
+
+
+def check_release_id(value: str | None) -> str | None:
+    import re
+
+    if value is not None and not re.fullmatch(r"[0-9]{14}", value):
+        raise UsageError(f"invalid release id '{value}'",
+                         "release ids are 14 digits (YYYYMMDDHHMMSS); see `lightfold status`")
+    return value
+
