@@ -7,8 +7,15 @@ boots nothing (client unit tests); the e2e wiring plugs in one that boots a sand
 
 Control endpoints (no auth, never rate limited or faulted):
   POST /__fault {"status": 429|500|…, "count": N, "retry_after": S}  next N API requests fail so
+       (optional "method": "POST", "path": "/v1/servers": only requests matching both count;
+       a 5xx so answered was refused before the handler ran: nothing was created)
   POST /__fault {"timeout_after_create": true, "hang": S}  next create makes the server, then
        holds the answer for S seconds (default 60), past the client's timeout
+  POST /__move {"id": SERVER_ID}  the server changes its public IPv4 (as after a provider-side
+       migration or a released primary IP): the VM backend boots a new machine from the server's
+       user data (same host key, same authorized keys, new address; disk contents are NOT
+       carried over), the old machine is removed, and the API reports the new address.
+       Answers {"id", "old_ip", "ip"} once the new machine is up.
   GET  /__state  {"servers": [...], "ssh_keys": [...], "requests": N}
 """
 
@@ -124,6 +131,7 @@ class FakeCloud:
         self._ids = itertools.count(1000)
         self._faults: deque[dict] = deque()
         self._hang_next_create: float | None = None
+        self._moves = 0  # /__move calls so far: names each moved server's new machine
         self._recent: deque[float] = deque()
         self._tasks: set[asyncio.Task] = set()
         self._booting: dict[str, str] = {}  # server id -> machine name, while boot runs
@@ -158,6 +166,7 @@ class FakeCloud:
         app.add_routes([
             web.post("/__fault", self._fault),
             web.get("/__state", self._state),
+            web.post("/__move", self._move),
             *self.routes(),
         ])
         app.on_startup.append(self._on_startup)
@@ -169,11 +178,12 @@ class FakeCloud:
         if request.path.startswith("/__"):
             return await handler(request)
         self.requests.append((request.method, request.path))
-        if self._faults:
-            fault = self._faults[0]
+        fault = next((f for f in self._faults if f.get("method") in (None, request.method)
+                      and f.get("path") in (None, request.path)), None)
+        if fault is not None:
             fault["count"] -= 1
             if fault["count"] <= 0:
-                self._faults.popleft()
+                self._faults.remove(fault)
             headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
             status = fault["status"]
             return self.error(status, *self.fault_words(status), headers=headers | self.rate_headers())
@@ -215,8 +225,29 @@ class FakeCloud:
             self._hang_next_create = float(body.get("hang", 60))
         if "status" in body:
             self._faults.append({"status": int(body["status"]), "count": int(body.get("count", 1)),
-                                 "retry_after": body.get("retry_after")})
+                                 "retry_after": body.get("retry_after"), "method": body.get("method"),
+                                 "path": body.get("path")})
         return web.json_response({"ok": True})
+
+    def server_ip(self, server: dict) -> str | None:
+        """The public IPv4 the API reports for a stored server (per provider)."""
+        raise NotImplementedError
+
+    async def _move(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        server = self.servers.get(str(body.get("id")))
+        if server is None or not server.get("_machine"):
+            return web.json_response({"error": "no running server with that id"}, status=404)
+        old_name, old_ip = server["_machine"], self.server_ip(server)
+        self._moves += 1
+        new_name = f"{old_name[:20]}-mv{self._moves}"
+        loop = asyncio.get_running_loop()
+        # The new machine boots while the old still holds its address, so the address differs.
+        ip = await loop.run_in_executor(None, self.vm.boot, new_name, server.get("_user_data"))
+        server["_machine"] = new_name
+        self.mark_running(server, ip)
+        await loop.run_in_executor(None, self.vm.destroy, old_name)
+        return web.json_response({"id": str(body["id"]), "old_ip": old_ip, "ip": ip})
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response({"servers": [self.public(s) for s in self.servers.values()],

@@ -137,6 +137,9 @@ class FakeDigitalOcean(FakeCloud):
             {"ip_address": ip, "netmask": "255.255.255.0", "gateway": ip.rsplit(".", 1)[0] + ".1", "type": "public"},
         ]
 
+    def server_ip(self, server: dict) -> str | None:
+        return next((n["ip_address"] for n in server["networks"]["v4"] if n["type"] == "public"), None)
+
     def mark_failed(self, server: dict, reason: str) -> None:
         server["status"] = "off"
         server["_boot_error"] = reason

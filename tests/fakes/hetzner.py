@@ -132,6 +132,9 @@ class FakeHetzner(FakeCloud):
         server["public_net"]["ipv4"] = {"id": self.new_id(), "ip": ip, "blocked": False,
                                         "dns_ptr": f"static.{ip}.clients.your-server.de"}
 
+    def server_ip(self, server: dict) -> str | None:
+        return (server["public_net"]["ipv4"] or {}).get("ip")
+
     def mark_failed(self, server: dict, reason: str) -> None:
         server["status"] = "off"
         server["_boot_error"] = reason

@@ -96,6 +96,9 @@ class FakeVultr(FakeCloud):
 
         self.spawn(settle())
 
+    def server_ip(self, server: dict) -> str | None:
+        return None if server["main_ip"] == "0.0.0.0" else server["main_ip"]
+
     def mark_failed(self, server: dict, reason: str) -> None:
         server.update(status="active", power_status="stopped", server_status="none", _boot_error=reason)
 

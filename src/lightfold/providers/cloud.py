@@ -10,6 +10,8 @@
 - `destroy_server`: delete the server, and the SSH key lightfold uploaded once nothing uses it.
 - `create_target` / `destroy_target` / `target_server_state`: what each provider module's
   `create`/`destroy`/`server_state` (the `lightfold.providers` interface) run.
+- `recover_address`: find the server again (by id, else by tag) and follow a changed address
+  (what `lightfold sync` runs for a cloud target); `offers`: regions/sizes for a prompt.
 
 A create is resumable: the unique create tag (state) and the host key pair (0600 under
 ~/.lightfold/host-keys/, until the server is destroyed) are stored before the provider is asked,
@@ -421,10 +423,16 @@ def create_target(
     force: bool = False,
     progress: Progress = quiet,
     ready_check: bool = True,
+    region: str | None = None,
+    size: str | None = None,
+    image: str | None = None,
 ) -> dict[str, Any]:
     """Create (or find again) the target's cloud server and record it: address, login and key in
     config.json, `created` in state, the host key pinned. Safe to rerun after any interruption:
-    the create tag and the host key are stored before the provider is asked for anything."""
+    the create tag and the host key are stored before the provider is asked for anything.
+
+    region/size/image: given values win over the target's config, which wins over `DEFAULTS`.
+    A rerun on an existing server re-reads it and follows a changed address (see `recover_address`)."""
     from lightfold import config, state
     from lightfold.providers import local
     from lightfold.remote import openssh
@@ -437,7 +445,8 @@ def create_target(
             f"choose another --target, or `lightfold config set provider {provider} --target {target}` first",
         )
     pc = (existing.provider_config.get(provider) if existing else None) or config.ProviderConfig()
-    wanted = ServerSpec(**{f: getattr(pc, f) or DEFAULTS[provider][f] for f in ("region", "size", "image")})
+    given = {"region": region, "size": size, "image": image}
+    wanted = ServerSpec(**{f: given[f] or getattr(pc, f) or DEFAULTS[provider][f] for f in given})
     st = state.load(target)
     key_path = local.ssh_key()
     public_key = Path(f"{key_path}.pub").read_text().strip()
@@ -477,7 +486,12 @@ def create_target(
     server, changed = asyncio.run(provision())
     if not changed:
         progress(f"server {server.name} already exists (use --force to recreate it)")
-        return _target_summary(provider, target, server, changed=False)
+        summary = _target_summary(provider, target, server, changed=False)
+        if server.ipv4 and server.ipv4 != pc.ip:
+            _follow_address(provider, target, server, pc.ip)
+            progress(f"its address changed from {pc.ip or '(none)'} to {server.ipv4}; re-pinned its host key")
+            summary.update(address_changed=True, previous_ip=pc.ip)
+        return summary
     openssh.pin(server.ipv4, 22, load_or_create_host_key(target).public_openssh)
     _record(provider, target, project_path, server, str(key_path))
     if ready_check:
@@ -485,6 +499,82 @@ def create_target(
     state.update(target, lambda s: (setattr(s, "created", True), setattr(s, "provisioned_id", server.id)))
     progress(f"server {server.name} is up at {server.ipv4} in {time.monotonic() - t0:.1f}s")
     return _target_summary(provider, target, server, changed=True)
+
+
+def recover_address(provider: str, target: str, *, progress: Progress = quiet) -> dict[str, Any]:
+    """Find the target's server again at the provider and record its current address: by the
+    server id in config, else by the create tag in state (a config that lost its id/IP). A changed
+    address is written to provider_config.ip and the target's stored host key (the one its user
+    data installed, kept under ~/.lightfold/host-keys/) is pinned for it; the old address is
+    unpinned. Nothing is trusted on first use: without the stored host key this fails.
+
+    Returns {"target", "provider", "server_id", "ip", "previous_ip", "changed", "found_by"}
+    ("changed": the address or the server id differed from config; "found_by": "id" | "tag").
+    Raises LightfoldError when the provider has no such server any more."""
+    from lightfold import config, state
+
+    tc = config.get_target(config.load(), target)
+    pc = tc.provider_config.get(provider) or config.ProviderConfig()
+    tag = state.load(target).create_tag
+    label = LABELS[provider]
+
+    async def look() -> tuple[Server | None, str]:
+        async with open_client(provider) as client:
+            server = await client.get_server(pc.server_id) if pc.server_id else None
+            found_by = "id"
+            if server is None and tag:
+                server, found_by = await find_by_tag(client, tag), "tag"
+            if server is not None and not (server.status == "running" and server.ipv4):
+                progress(f"server {server.name} is '{server.provider_status}'; waiting for it to run")
+                server = await wait_running(client, server.id, timeout=READY_TIMEOUT, poll=CREATE_POLL)
+            return server, found_by
+
+    server, found_by = asyncio.run(look())
+    if server is None:
+        where = f"id {pc.server_id}" if pc.server_id else "no server id recorded"
+        raise LightfoldError(
+            f"{label} has no server for '{target}' ({where}, tag {tag or 'unknown'})",
+            f"create a new one: lightfold create --target {target} --provider {provider} --force",
+        )
+    changed = server.ipv4 != pc.ip or server.id != pc.server_id
+    if changed:
+        _follow_address(provider, target, server, pc.ip)
+        progress(f"{target}: {label} server {server.id} is at {server.ipv4} (was {pc.ip or 'unknown'})")
+    return {"target": target, "provider": provider, "server_id": server.id, "ip": server.ipv4,
+            "previous_ip": pc.ip, "changed": changed, "found_by": found_by}
+
+
+def _follow_address(provider: str, target: str, server: Server, old_ip: str | None) -> None:
+    """Record the server's current address and id, and move the pin to it (stored host key only)."""
+    from lightfold import config, state
+    from lightfold.remote import openssh
+
+    raw = store.read_json(host_key_path(target))
+    public = raw.get("public") if isinstance(raw, dict) else None
+    if not public:
+        raise LightfoldError(
+            f"no stored host key for '{target}', so its server at {server.ipv4} cannot be verified",
+            f"recreate it: lightfold create --target {target} --provider {provider} --force",
+        )
+    if old_ip and old_ip != server.ipv4:
+        openssh.unpin(old_ip, 22)
+    openssh.pin(server.ipv4, 22, public)
+
+    def change(cfg: config.Config) -> None:
+        tc = cfg.targets[target]
+        pc = tc.provider_config.get(provider) or config.ProviderConfig()
+        pc.ip, pc.server_id = server.ipv4, server.id
+        tc.provider_config = {**tc.provider_config, provider: pc}
+
+    config.update(change)
+    state.update(target, lambda s: setattr(s, "provisioned_id", server.id))
+
+
+async def offers(provider: str) -> dict[str, list[Choice]]:
+    """The provider's regions and sizes (for an interactive choice): {"regions": [...], "sizes": [...]}."""
+    async with open_client(provider) as client:
+        regions, sizes = await asyncio.gather(client.list_regions(), client.list_sizes())
+    return {"regions": regions, "sizes": sizes}
 
 
 def destroy_target(provider: str, target: str, *, progress: Progress = quiet) -> dict[str, Any]:
@@ -556,9 +646,10 @@ def _record(provider: str, target: str, project_path: Path | None, server: Serve
         tc.provider = provider
         pc = tc.provider_config.get(provider) or config.ProviderConfig()
         pc.ip, pc.ssh_key, pc.username, pc.port, pc.server_id = server.ipv4, key, "root", 22, server.id
-        pc.region = pc.region or server.region
-        pc.size = pc.size or server.size
-        pc.image = pc.image or server.image
+        # What the server really is (the spec it was made from, spelled as the API reports it).
+        pc.region = server.region or pc.region
+        pc.size = server.size or pc.size
+        pc.image = server.image or pc.image
         tc.provider_config = {**tc.provider_config, provider: pc}
 
     config.update(change)

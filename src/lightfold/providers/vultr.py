@@ -181,8 +181,14 @@ class VultrClient(BaseClient):
 # ---- the provider as `lightfold create/destroy/status --provider vultr` sees it (see providers/__init__.py)
 
 def create(target: str, project_path: Path | None = None, *, force: bool = False,
-           progress: Callable[[str], None] = cloud.quiet) -> dict[str, Any]:
-    return cloud.create_target(PROVIDER, target, project_path, force=force, progress=progress)
+           progress: Callable[[str], None] = cloud.quiet, region: str | None = None, size: str | None = None,
+           image: str | None = None) -> dict[str, Any]:
+    return cloud.create_target(PROVIDER, target, project_path, force=force, progress=progress,
+                               region=region, size=size, image=image)
+
+
+def recover_address(target: str, *, progress: Callable[[str], None] = cloud.quiet) -> dict[str, Any]:
+    return cloud.recover_address(PROVIDER, target, progress=progress)
 
 
 def destroy(target: str, *, progress: Callable[[str], None] = cloud.quiet) -> dict[str, Any]:
