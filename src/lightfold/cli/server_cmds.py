@@ -136,8 +136,9 @@ def status(
 ) -> None:
     """Show the target's server and what runs on it: live release, health, releases, deploy lock.
 
-    Provider, address and SSH, and from the server's agent the live release (commit, when and by whom), slot, port, unit, health now, releases kept,
-    disk free and the deploy lock. `--json` keys are stable (README: "status --json keys").
+    Provider, address and SSH, and from the server's agent the live release (commit, when and by
+    whom), slot, port, unit, health now, releases kept, disk free and the deploy lock.
+    `--json` keys are stable (README: "status --json keys").
 
     Example: lightfold status --target myapp --json
     """
