@@ -304,6 +304,26 @@ async def _unlock(conn: Connection, app: str) -> None:
         await asyncio.shield(agent_client.call(conn, "unlock", app, holder=actor(), timeout=30))
 
 
+async def _recover_from_dead_holder(conn: Connection, app: str, ours: str | None, report: Report,
+                                    wait_seconds: float = 120) -> None:
+    """The previous holder died mid-deploy: let a detached switch it started finish (it runs on
+    the server without it), and mark the release it was building failed, so the journal has no
+    release forever "building"."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        status = await agent_client.call(conn, "status", app)
+        if not status.get("switch_in_progress") or time.monotonic() > deadline:
+            break
+        report("note", "waiting for the interrupted deploy's switch to finish on the server")
+        await asyncio.sleep(0.5)
+    for r in status.get("releases") or []:
+        if r.get("status") == "building" and r.get("id") != ours:
+            with contextlib.suppress(LightfoldError):
+                await agent_client.call(conn, "journal_mark", app, release=r["id"], status="failed",
+                                        reason="its deploy was interrupted (the deploying process is gone)")
+                report("note", f"marked the interrupted release {r['id']} failed")
+
+
 # A remote process that lives exactly as long as this CLI's SSH connection: when the CLI dies
 # (SIGKILL, lost network) sshd closes its stdin, `cat` exits, and the agent sees the lock's pid gone.
 HOLDER_COMMAND = "sh -c 'echo $$; exec cat >/dev/null'"
@@ -325,6 +345,7 @@ async def deploy_lock(conn: Connection, app: str, op: str, release: str | None, 
         )
         if got.get("replaced_stale"):
             report("warn", got["replaced_stale"])
+            await _recover_from_dead_holder(conn, app, release, report)
         try:
             yield got
         finally:
