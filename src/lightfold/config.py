@@ -54,7 +54,8 @@ class DeployConfig(_Model):
 class DomainConfig(_Model):
     domain: str
     ssl: bool = True
-    email: str | None = None
+    email: str | None = Field(None, description="ACME account email (expiry and account notices)")
+    acme_server: str | None = Field(None, description="ACME directory URL (default: Let's Encrypt)")
 
 
 class TargetConfig(_Model):

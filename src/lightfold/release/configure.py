@@ -20,10 +20,15 @@ from lightfold.release.target import Target, as_root, source_layout
 if TYPE_CHECKING:
     from lightfold.remote import Connection
 
-# Prints {"marker": <this app's marker text or null>, "apps": {name: app.json}} — one round trip.
+# Prints {"marker": <this app's marker text or null>, "apps": {name: app.json}, "tls_cert": bool}
+# — one round trip. tls_cert: the certificate for argv[2] (the domain) exists; the live/ directory
+# is readable by root only, hence as_root.
 _FACTS = r"""
 import glob, json, os, sys
 app = sys.argv[1]
+domain = sys.argv[2] if len(sys.argv) > 2 else None
+live = "/etc/letsencrypt/live/%s/" % domain
+tls_cert = bool(domain) and all(os.path.exists(live + f) for f in ("fullchain.pem", "privkey.pem"))
 def read(p):
     try:
         with open(p) as f: return f.read()
@@ -32,7 +37,8 @@ apps = {}
 for p in glob.glob("/etc/lightfold/apps/*/app.json"):
     try: apps[os.path.basename(os.path.dirname(p))] = json.loads(read(p) or "null")
     except ValueError: pass
-print(json.dumps({"marker": read("/etc/lightfold/apps/%s/configured" % app), "apps": apps}))
+print(json.dumps({"marker": read("/etc/lightfold/apps/%s/configured" % app), "apps": apps,
+                  "tls_cert": tls_cert}))
 """
 
 
@@ -45,10 +51,17 @@ class ConfigureResult:
     fingerprint: str = ""
 
 
-async def facts(conn: Connection, app: str) -> dict[str, Any]:
+def tls_domain(target: Target) -> str | None:
+    """The domain whose certificate configure looks for: set, and with SSL wanted."""
+    d = target.config.domain
+    return d.domain if d and d.ssl else None
+
+
+async def facts(conn: Connection, app: str, domain: str | None = None) -> dict[str, Any]:
     import shlex
 
-    res = await conn.run(f"python3 -c {shlex.quote(_FACTS)} {shlex.quote(app)}", display="read server facts")
+    cmd = f"python3 -c {shlex.quote(_FACTS)} {shlex.quote(app)}" + (f" {shlex.quote(domain)}" if domain else "")
+    res = await conn.run(as_root(conn, cmd), display="read server facts")
     return json.loads(res.stdout)
 
 
@@ -63,6 +76,8 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
     spec = AppSpec.from_target(
         target.name, target.config, detection, ports,
         default_server=not others and target.config.domain is None,
+        # HTTPS once the certificate is on the server (`lightfold domain add` obtains it first).
+        tls=bool(tls_domain(target) and server_facts.get("tls_cert")),
         app_subdir=source_layout(target, detection)[1],
     )
     return configure_plan(spec, agent_source=agent_source(), ssh_port=target.server.port)
@@ -74,7 +89,7 @@ async def configure(
     from lightfold.server.markers import parse_marker
 
     t0 = time.monotonic()
-    server_facts = await facts(conn, target.name)
+    server_facts = await facts(conn, target.name, tls_domain(target))
     plan = plan_for(target, detection, server_facts)
     marker = parse_marker(server_facts.get("marker") or "")
     if not force and marker and marker.get("fingerprint") == plan.fingerprint:

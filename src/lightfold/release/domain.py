@@ -1,0 +1,353 @@
+"""`lightfold domain add/remove/show`: a custom domain for a target, with HTTPS from an ACME CA.
+
+add (with SSL), in an order that keeps the site serving over HTTP and config.json untouched until
+the certificate exists:
+    1. the name is valid and resolves to the server's IP (`resolve_a`; skippable)
+    2. certbot is installed (`tls.install_plan`: package, nginx reload hook, certbot.timer)
+    3. a certificate on the server that is still good is reused (`tls.reuse_reason`), else
+       `certbot certonly --webroot` — the configured nginx site already serves the challenge dir
+    4. configure runs again for a target that has the domain: the facts now show the certificate,
+       so the site gets HTTPS, the HTTP->HTTPS redirect and the domain as health-check Host
+    5. config.json gets the domain; then the check: the server answers HTTPS for the domain with
+       exactly that certificate, `certbot renew --dry-run` passes and certbot.timer is enabled
+remove: configure without the domain (back to IP serving), config, then `--revoke` revokes and
+deletes the certificate (after nginx stopped using it).
+
+The ACME directory is `--acme-server`, else $LIGHTFOLD_ACME_SERVER, else Let's Encrypt (its
+staging directory with --staging), so tests run the same path against Pebble. The DNS check uses
+the system resolver, or $LIGHTFOLD_DNS_SERVER (host:port) with a minimal stdlib DNS client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import shlex
+import socket
+import ssl
+import struct
+import time
+from typing import TYPE_CHECKING, Any
+
+from lightfold import config
+from lightfold.errors import LightfoldError
+from lightfold.release.report import Report, silent
+from lightfold.release.target import Target, as_root
+
+if TYPE_CHECKING:
+    from lightfold.remote import Connection
+
+ACME_ENV = "LIGHTFOLD_ACME_SERVER"
+DNS_ENV = "LIGHTFOLD_DNS_SERVER"
+
+
+def acme_server(flag: str | None = None, staging: bool = False) -> str:
+    from lightfold.errors import UsageError
+    from lightfold.server import tls
+
+    if flag and staging:
+        raise UsageError("--staging and --acme-server both choose the ACME server", "pass only one of them")
+    url = flag or (tls.LETSENCRYPT_STAGING if staging else os.environ.get(ACME_ENV) or tls.LETSENCRYPT)
+    if not url.startswith("https://"):
+        raise UsageError(f"ACME server '{url}' is not an https:// URL",
+                         "pass the directory URL, e.g. https://acme-v02.api.letsencrypt.org/directory")
+    return url
+
+
+# ---- DNS --------------------------------------------------------------------------------------
+
+
+def dns_query_packet(name: str, qid: int) -> bytes:
+    header = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)  # recursion desired, one question
+    qname = b"".join(bytes([len(p)]) + p.encode("ascii") for p in name.rstrip(".").split(".")) + b"\0"
+    return header + qname + struct.pack("!HH", 1, 1)  # A, IN
+
+
+def _skip_name(data: bytes, pos: int) -> int:
+    while True:
+        n = data[pos]
+        if n & 0xC0 == 0xC0:  # compression pointer: two bytes, the name ends here
+            return pos + 2
+        if n == 0:
+            return pos + 1
+        pos += n + 1
+
+
+def parse_dns_answer(data: bytes, qid: int) -> list[str]:
+    """The A records of a response (CNAME chains resolved by the server are followed implicitly)."""
+    rid, flags, qd, an, _, _ = struct.unpack("!HHHHHH", data[:12])
+    if rid != qid or not flags & 0x8000:
+        raise ValueError("not the answer to our query")
+    rcode = flags & 0xF
+    if rcode == 3:  # NXDOMAIN
+        return []
+    if rcode != 0:
+        raise ValueError(f"DNS server answered rcode {rcode}")
+    pos = 12
+    for _ in range(qd):
+        pos = _skip_name(data, pos) + 4
+    found = []
+    for _ in range(an):
+        pos = _skip_name(data, pos)
+        rtype, rclass, _ttl, rdlen = struct.unpack("!HHIH", data[pos:pos + 10])
+        pos += 10
+        if rtype == 1 and rclass == 1 and rdlen == 4:
+            found.append(socket.inet_ntoa(data[pos:pos + 4]))
+        pos += rdlen
+    return found
+
+
+def query_a(name: str, server: str, port: int = 53, timeout: float = 2.0, tries: int = 2) -> list[str]:
+    last: Exception | None = None
+    for _ in range(tries):
+        qid = random.randrange(1, 0xFFFF)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(timeout)
+            try:
+                s.sendto(dns_query_packet(name, qid), (server, port))
+                while True:
+                    data, _ = s.recvfrom(4096)
+                    try:
+                        return parse_dns_answer(data, qid)
+                    except (ValueError, struct.error, IndexError) as e:
+                        if "rcode" in str(e):
+                            raise LightfoldError(f"the DNS server {server}:{port} failed to look up {name} ({e})",
+                                                 "retry later, or pass --skip-dns-check") from None
+                        last = e  # a stray or malformed packet: keep waiting for ours
+            except (TimeoutError, OSError) as e:
+                last = e
+    raise LightfoldError(f"the DNS server {server}:{port} did not answer for {name} ({last})",
+                         f"check ${DNS_ENV}, or pass --skip-dns-check")
+
+
+def resolve_a(name: str) -> list[str]:
+    """IPv4 addresses of `name`: from $LIGHTFOLD_DNS_SERVER if set, else the system resolver."""
+    server = os.environ.get(DNS_ENV)
+    if server:
+        host, _, port = server.rpartition(":") if ":" in server else (server, "", "53")
+        return sorted(set(query_a(name, host, int(port or 53))))
+    try:
+        infos = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)
+    except socket.gaierror:
+        return []
+    return sorted({i[4][0] for i in infos})
+
+
+def check_dns(domain: str, ip: str) -> list[str]:
+    """Raise, naming the exact A record to create, unless `domain` resolves to `ip`."""
+    found = resolve_a(domain)
+    if ip in found:
+        return found
+    record = f"A record: name {domain}, value {ip}"
+    if not found:
+        problem = f"{domain} does not resolve to any IPv4 address"
+    else:
+        problem = f"{domain} resolves to {', '.join(found)}, not to the server's IP {ip}"
+    raise LightfoldError(
+        problem,
+        f"create this DNS {record} (TTL 300) at your DNS provider, wait until it resolves, then "
+        "retry; or pass --skip-dns-check if the server is reached through another address",
+        details=["nothing was changed"],
+    )
+
+
+# ---- on the server ----------------------------------------------------------------------------
+
+
+async def certificate_info(conn: Connection, domain: str) -> dict:
+    """What the server holds for `domain`: {domain, exists, certbot, server, and when it exists:
+    expires (ISO), days_left, not_after (epoch), names, issuer, serial, sha256, staging}."""
+    from lightfold.server import tls
+
+    cmd = as_root(conn, f"python3 -c {shlex.quote(tls.CERT_INFO_SCRIPT)} {shlex.quote(domain)}")
+    res = await conn.run(cmd, display="read certificate facts")
+    return tls.cert_info(json.loads(res.stdout))
+
+
+async def _certbot(conn: Connection, argv: list[str], timeout: float = 300) -> tuple[int, str]:
+    res = await conn.run(as_root(conn, shlex.join(argv)), check=False, timeout=timeout,
+                         display=" ".join(argv[:2]))
+    return res.exit_status, (res.stdout + "\n" + res.stderr).strip()
+
+
+async def install_certbot(conn: Connection, report: Report = silent) -> bool:
+    """Run tls.install_plan(); True when something changed."""
+    from lightfold.server import tls
+    from lightfold.server.plan import parse_event, render
+
+    changed: list[bool] = []
+    failure: dict[str, Any] = {}
+
+    def on_output(stream: str, line: str) -> None:
+        event = parse_event(line) if stream == "stdout" else None
+        if not event:
+            return
+        if event.get("failed"):
+            failure.update(event)
+        elif event.get("status") == "done":
+            changed.append(bool(event.get("changed")))
+        elif event.get("changed"):
+            report("note", f"  {event.get('action')}")
+
+    res = await conn.run(as_root(conn, "bash -s"), input=render(tls.install_plan()), check=False,
+                         timeout=900, on_output=on_output, display="install certbot")
+    if res.exit_status != 0:
+        raise LightfoldError(
+            f"installing certbot failed: `{failure.get('command', '?')}` exited {failure.get('exit', res.exit_status)}",
+            "fix the cause shown below and retry (nothing else was changed)",
+            details=[str(x) for x in failure.get("output") or res.stderr.splitlines()][-15:],
+        )
+    return any(changed)
+
+
+def served_certificate(ip: str, domain: str, port: int = 443, timeout: float = 10) -> tuple[str, int]:
+    """(sha256 of the certificate the server presents for `domain` via SNI, status of GET /).
+
+    Not verified against a trust store on purpose: the caller compares it with the certificate
+    on disk, which proves nginx serves exactly the issued certificate for this name."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((ip, port), timeout=timeout) as raw, \
+            ctx.wrap_socket(raw, server_hostname=domain) as s:
+        der = s.getpeercert(binary_form=True) or b""
+        s.sendall(f"GET / HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n".encode())
+        head = s.recv(64)
+    try:
+        status = int(head.split()[1])
+    except (IndexError, ValueError):
+        status = 0
+    return hashlib.sha256(der).hexdigest(), status
+
+
+def _with_domain(target: Target, domain_cfg) -> Target:
+    return Target(target.name, target.config.model_copy(update={"domain": domain_cfg}))
+
+
+async def add(
+    conn: Connection, target: Target, detection: Any, domain: str, *, ssl_on: bool = True,
+    email: str | None = None, server: str | None = None, skip_dns_check: bool = False,
+    report: Report = silent,
+) -> dict:
+    """Give `target` the domain (see the module docstring). Returns what `domain show` prints."""
+    from lightfold.config import DomainConfig
+    from lightfold.release.configure import configure
+    from lightfold.server import tls
+
+    domain = tls.normalize_domain(domain)
+    ip = target.server.ip
+    server = server or acme_server()
+    result: dict[str, Any] = {"target": target.name, "domain": domain, "ssl": ssl_on, "ip": ip}
+    if skip_dns_check:
+        report("warn", f"DNS check skipped: {domain} must reach {ip} on port 80 for validation")
+    else:
+        report("step", f"checking that {domain} resolves to {ip}")
+        result["resolves_to"] = check_dns(domain, ip)
+        report("ok", f"{domain} resolves to {ip}")
+
+    cert: dict[str, Any] | None = None
+    if ssl_on:
+        report("step", "certbot")
+        if await install_certbot(conn, report):
+            report("ok", "certbot installed, renewal timer enabled")
+        info = await certificate_info(conn, domain)
+        why = tls.reuse_reason(info, domain, server)
+        if why:
+            report("skip", f"reusing the certificate for {domain}: {why}")
+            result["certificate_requested"] = False
+        else:
+            report("step", f"requesting a certificate for {domain} from {server}")
+            t0 = time.monotonic()
+            code, out = await _certbot(conn, tls.certonly_argv(
+                domain, server=server, email=email, force_renewal=bool(info.get("exists"))))
+            if code != 0:
+                raise tls.explain_failure(out, domain, ip, server=server)
+            report("ok", f"certificate issued in {time.monotonic() - t0:.1f}s")
+            result["certificate_requested"] = True
+        cert = await certificate_info(conn, domain)
+        if not cert.get("exists"):
+            raise LightfoldError(f"certbot reported success but {tls.LIVE}/{domain}/ holds no certificate",
+                                 "run `certbot certificates` on the server to see why")
+
+    dcfg = DomainConfig(domain=domain, ssl=ssl_on, email=email,
+                        acme_server=server if ssl_on and server != tls.LETSENCRYPT else None)
+    new_target = _with_domain(target, dcfg)
+    report("step", f"configuring nginx for {domain}" + (" with HTTPS" if ssl_on else ""))
+    await configure(conn, new_target, detection, report=report)
+    config.update(lambda c: setattr(config.get_target(c, target.name), "domain", dcfg))
+    result["url"] = f"{'https' if ssl_on else 'http'}://{domain}/"
+
+    if ssl_on:
+        assert cert is not None
+        result["certificate"] = cert
+        await verify(conn, domain, ip, cert, report)
+        result["renewal"] = {"dry_run": "ok", "timer": "enabled"}
+    return result
+
+
+async def verify(conn: Connection, domain: str, ip: str, cert: dict, report: Report = silent) -> None:
+    """HTTPS answers for `domain` with the issued certificate; renewal works; the timer is on."""
+    from lightfold.server import tls
+
+    try:
+        served, status = await asyncio.to_thread(served_certificate, ip, domain)
+    except OSError as e:
+        raise LightfoldError(
+            f"HTTPS for {domain} is configured but {ip}:443 does not answer from here ({e})",
+            "open port 443 in the server's or the provider's firewall",
+        ) from None
+    if served != cert.get("sha256"):
+        raise LightfoldError(f"{ip}:443 presents another certificate for {domain} than the one issued",
+                             "check for other nginx sites with the same server_name, then rerun domain add")
+    report("ok", f"https://{domain}/ answers ({status}) with the new certificate")
+    code, out = await _certbot(conn, tls.renew_dry_run_argv(domain))
+    if code != 0:
+        raise tls.explain_failure(out, domain, ip, server=cert.get("server") or "?", action="renew")
+    timer = await conn.run(tls.TIMER_CHECK, check=False)
+    if timer.stdout.split()[:2] != ["enabled", "active"]:
+        raise LightfoldError("certbot.timer is not enabled: the certificate would not renew",
+                             "run `systemctl enable --now certbot.timer` on the server")
+    report("ok", "renewal works (certbot renew --dry-run) and certbot.timer is enabled")
+
+
+async def remove(
+    conn: Connection, target: Target, detection: Any, *, revoke: bool = False, report: Report = silent,
+) -> dict:
+    from lightfold.release.configure import configure
+    from lightfold.server import tls
+
+    current = target.config.domain
+    if current is None:
+        report("skip", f"target '{target.name}' has no domain")
+        return {"target": target.name, "domain": None, "removed": False}
+    report("step", f"serving {target.name} by IP again (removing {current.domain} from nginx)")
+    await configure(conn, _with_domain(target, None), detection, report=report)
+    config.update(lambda c: setattr(config.get_target(c, target.name), "domain", None))
+    result = {"target": target.name, "domain": current.domain, "removed": True, "revoked": False,
+              "url": f"http://{target.server.ip}/"}
+    if revoke:
+        info = await certificate_info(conn, current.domain)
+        if info.get("exists"):
+            server = info.get("server") or current.acme_server or tls.LETSENCRYPT
+            code, out = await _certbot(conn, tls.revoke_argv(current.domain, server))
+            if code != 0:
+                raise tls.explain_failure(out, current.domain, target.server.ip, server=server, action="revoke")
+            report("ok", f"certificate for {current.domain} revoked and deleted")
+            result["revoked"] = True
+    elif current.ssl:
+        report("note", f"the certificate stays in {tls.LIVE}/{current.domain}/ (--revoke deletes it)")
+    return result
+
+
+async def show(conn: Connection | None, target: Target) -> dict:
+    d = target.config.domain
+    data: dict[str, Any] = {"target": target.name, "domain": d.domain if d else None}
+    if d:
+        data.update(ssl=d.ssl, email=d.email, acme_server=d.acme_server,
+                    url=f"{'https' if d.ssl else 'http'}://{d.domain}/")
+        if conn is not None and d.ssl:
+            data["certificate"] = await certificate_info(conn, d.domain)
+    return data
