@@ -143,11 +143,12 @@ def unlock(target: TargetOpt = None, yes: YesOpt = False, as_json: JsonOpt = Fal
     from lightfold.release import target as targets
     from lightfold.remote import run_sync
 
-    t = targets.load(resolve_target(target))
+    name = resolve_target(target)
     if not yes and not sys.stdin.isatty():
-        raise UsageError(f"refusing to break the deploy lock of '{t.name}' without confirmation "
+        raise UsageError(f"refusing to break the deploy lock of '{name}' without confirmation "
                          "(stdin is not a terminal)", "pass --yes to confirm")
-    if not yes and not typer.confirm(f"Break the deploy lock of '{t.name}'? A deploy still running "
+    t = targets.load(name)
+    if not yes and not typer.confirm(f"Break the deploy lock of '{name}'? A deploy still running "
                                      "would then race the next one.", default=False):
         raise typer.Exit(1)
 

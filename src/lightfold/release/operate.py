@@ -124,7 +124,8 @@ def deploy_status(agent: dict[str, Any]) -> dict[str, Any]:
             "sub_state": unit.get("sub_state"), "restarts": unit.get("n_restarts"),
         },
         "health_now": None if health is None else {
-            "ok": bool(health.get("ok")), "status": health.get("status"), "error": health.get("error"),
+            "ok": bool(health.get("healthy")), "status": health.get("status_code"), "error": health.get("error"),
+            "ms": health.get("elapsed_ms"),
         },
         "releases": [
             {"id": r.get("id"), "status": r.get("status"), "commit": r.get("commit"),

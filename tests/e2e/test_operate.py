@@ -1,0 +1,248 @@
+"""Day-two operations on one shared sandbox machine running the Flask example: rollback under load
+(0 failed requests, the old env back, no bounce), status, logs, sync after losing local state, the
+deploy lock (concurrent pushes, pushes killed with SIGKILL mid-upload and mid-switch) and a second
+app on the same machine. The tests run in order and build on each other's releases."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from tests.e2e.apps import commit, get, install_example
+
+from lightfold.probe import Probe
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def flask(shared_sandbox):
+    sb = shared_sandbox
+    install_example(sb.project, "python-flask")
+    sb.lightfold("config", "set", "deploy.health_path", "/healthz", "--target", sb.target)
+    sb.lightfold("config", "set", "deploy.env_vars.GREETING", "one", "--target", sb.target)
+    sb.releases = [json.loads(sb.lightfold("deploy", "--target", sb.target, "--json", timeout=900).stdout)
+                   ["push"]["release"]]
+    return sb
+
+
+def env_of(sb, name: str) -> bytes:
+    status, body = get(sb.ip, f"/env/{name}")
+    assert status == 200, (name, status, body)
+    return body
+
+
+def journal(sb, app: str | None = None) -> list[dict]:
+    return json.loads(sb.exec(f"cat /srv/{app or sb.target}/.lightfold/releases.json").stdout)
+
+
+def statuses(sb, app: str | None = None) -> dict[str, str]:
+    return {e["id"]: e["status"] for e in journal(sb, app)}
+
+
+def assert_consistent(sb, live: str) -> None:
+    """Exactly one live release, the one nginx routes to; nothing left "building"; no lock."""
+    js = statuses(sb)
+    assert [rid for rid, s in js.items() if s == "live"] == [live], js
+    assert "building" not in js.values(), js
+    status = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+    assert status["live_release"] == live and status["lock"] is None, status
+
+
+def set_env(sb, value: str) -> None:
+    sb.lightfold("config", "set", "deploy.env_vars.GREETING", value, "--target", sb.target)
+
+
+def push(sb, *extra: str) -> dict:
+    return json.loads(sb.lightfold("push", "--target", sb.target, "--json", *extra, timeout=600).stdout)
+
+
+def change_code(sb, message: str) -> None:
+    app = sb.project / "app.py"
+    text = app.read_text()
+    start = text.index('MESSAGE = "') + len('MESSAGE = "')
+    app.write_text(text[:start] + message + text[text.index('"', start):])
+    commit(sb.project, message)
+
+
+def test_rollback_under_load_restores_the_old_env_and_never_bounces(flask):
+    sb = flask
+    r1 = sb.releases[0]
+    set_env(sb, "two")
+    r2 = push(sb)["release"]
+    assert env_of(sb, "GREETING") == b"two"
+
+    with Probe(f"http://{sb.ip}/", rate=50, expect_status=200) as probe:
+        data = json.loads(sb.lightfold("rollback", "--target", sb.target, "--json").stdout)
+    assert probe.result.failed == 0, probe.result.summary()
+    assert probe.result.total > 20
+    assert data["release"] == r1 and data["previous"] == r2
+    assert env_of(sb, "GREETING") == b"one"  # the release's own env snapshot, not today's config
+    assert statuses(sb)[r2] == "rolled-back"
+
+    # Nothing older than r1 served well, and r2 was rolled back from: a plain rollback refuses.
+    again = sb.lightfold("rollback", "--target", sb.target, check=False)
+    assert again.returncode == 1, again.stderr
+    assert "no earlier good release" in again.stderr
+    assert env_of(sb, "GREETING") == b"one"
+    sb.releases += [r2]
+
+
+def test_status_reports_the_live_release_from_the_server(flask):
+    sb = flask
+    s = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+    # the server part of status keeps its keys
+    assert s["target"] == sb.target and s["ip"] == sb.ip and s["ssh"] == "reachable"
+    assert s["live_release"] == sb.releases[0]
+    assert s["slot"] in ("blue", "green") and isinstance(s["port"], int)
+    assert s["unit"]["active_state"] == "active" and s["unit"]["restarts"] == 0
+    assert s["health_now"]["ok"] is True
+    assert s["deployed_by"] and s["deployed_at"] and s["commit"]
+    assert {r["id"]: r["status"] for r in s["releases"]}[sb.releases[1]] == "rolled-back"
+    assert s["disk_free_bytes"] > 0 and s["lock"] is None
+    human = sb.lightfold("status", "--target", sb.target).stdout
+    assert sb.releases[0] in human and "healthy" in human
+
+
+def test_logs_show_the_live_slot_follow_and_the_build(flask):
+    sb = flask
+    out = sb.lightfold("logs", "--target", sb.target, "-n", "30").stdout
+    assert "gunicorn" in out.lower() or "Listening at" in out, out
+    build = sb.lightfold("logs", "--target", sb.target, "--build")
+    assert build.stdout.strip(), build.stderr  # the first deploy's build output was kept
+
+    follow = sb.popen("logs", "--target", sb.target, "--tail", "-n", "1",
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = follow.stdout.readline()
+        assert first, follow.stderr.read()
+        time.sleep(0.5)
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(timeout=10) == 0
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+
+
+def test_sync_rebuilds_lost_state_then_status_push_and_rollback_work(flask):
+    sb = flask
+    set_env(sb, "three")
+    r3 = push(sb)["release"]
+    for f in (sb.home / "state").iterdir():
+        f.unlink()
+    (sb.home / "state").rmdir()
+
+    data = json.loads(sb.lightfold("sync", "--target", sb.target, "--json").stdout)
+    assert data["configured"] and data["live_release"] == r3 and data["service"] == "active"
+    rows = json.loads(sb.lightfold("targets", "--json").stdout)
+    assert [(r["target"], r["live_release"], r["ip"]) for r in rows] == [(sb.target, r3, sb.ip)]
+    assert json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)["live_release"] == r3
+    assert push(sb)["skipped"] is True
+    back = json.loads(sb.lightfold("rollback", "--target", sb.target, "--json").stdout)
+    assert back["release"] == sb.releases[0]
+    assert env_of(sb, "GREETING") == b"one"
+    assert_consistent(sb, sb.releases[0])
+
+
+def test_concurrent_pushes_one_refuses_naming_the_holder_or_waits(flask):
+    sb = flask
+    change_code(sb, "v5")
+    procs = [sb.popen("push", "--target", sb.target, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    refused = next(err for code, err in results if code == 1)
+    assert "is locked by" in refused and "push of" in refused, refused
+    assert get(sb.ip)[1] == b"v5\n"
+
+    change_code(sb, "v6")
+    procs = [sb.popen("push", "--target", sb.target, "--lock-wait", "300", "--json",
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p in procs]
+    assert [code for code, _, _ in outs] == [0, 0], outs
+    pushed = [json.loads(out) for _, out, _ in outs]
+    assert sorted(p["skipped"] for p in pushed) == [False, True], pushed  # the waiter found it live
+    live = next(p["release"] for p in pushed if not p["skipped"])
+    assert get(sb.ip)[1] == b"v6\n"
+    assert_consistent(sb, live)
+
+
+def kill_push_at(sb, marker: str) -> None:
+    """Start a push and SIGKILL it as soon as its progress shows `marker`."""
+    proc = sb.popen("push", "--target", sb.target, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if marker in line:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+    assert any(marker in line for line in seen), "".join(seen)
+
+
+def test_push_killed_mid_upload_then_a_new_push_succeeds(flask):
+    sb = flask
+    (sb.project / "ballast.bin").write_bytes(os.urandom(40 * 2**20))  # an upload that takes a moment
+    change_code(sb, "v7-killed")
+    kill_push_at(sb, "uploading")
+    (sb.project / "ballast.bin").unlink()
+    change_code(sb, "v7")
+    proc = sb.lightfold("push", "--target", sb.target, "--json", timeout=600)
+    assert "stale" in proc.stderr, proc.stderr  # the dead push's lock was detected and replaced
+    live = json.loads(proc.stdout)["release"]
+    assert get(sb.ip)[1] == b"v7\n"
+    assert_consistent(sb, live)
+
+
+def test_push_killed_mid_switch_then_a_new_push_succeeds(flask):
+    sb = flask
+    change_code(sb, "v8")
+    kill_push_at(sb, "activating")
+    change_code(sb, "v9")
+    live = push(sb)["release"]
+    assert get(sb.ip)[1] == b"v9\n"
+    assert_consistent(sb, live)
+
+
+def test_two_apps_on_one_machine_each_command_acts_on_its_target(flask):
+    sb = flask
+    other = f"{sb.target}-b"[:31]
+    project = sb.root / "second"
+    project.mkdir()
+    install_example(project, "python-flask")
+    text = (project / "app.py").read_text().replace("hello from lightfold (python)", "second app")
+    (project / "app.py").write_text(text)
+    commit(project, "second")
+    first = sb.config()["targets"][sb.target]["provider_config"]["local"]
+    for key, value in [("provider", "byos"), ("provider_config.byos.ip", first["ip"]),
+                       ("provider_config.byos.ssh_key", first["ssh_key"]),
+                       ("provider_config.byos.username", "root"), ("deploy.health_path", "/healthz")]:
+        sb.lightfold("config", "set", key, value, "--target", other, str(project))
+    assert json.loads(sb.lightfold("sync", "--target", other, "--json").stdout)["configured"] is False
+    before = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+    b1 = json.loads(sb.lightfold("deploy", "--target", other, str(project), "--json", timeout=900).stdout)
+    sb.lightfold("config", "set", "deploy.env_vars.GREETING", "b2", "--target", other)
+    b2 = json.loads(sb.lightfold("push", "--target", other, str(project), "--json", timeout=600).stdout)
+    s = json.loads(sb.lightfold("status", "--target", other, "--json").stdout)
+    assert s["live_release"] == b2["release"] and s["port"] not in (before["port"],)
+    answer = sb.exec(f"python3 -c \"import urllib.request;print(urllib.request.urlopen("
+                     f"'http://127.0.0.1:{s['port']}/').read().decode())\"").stdout
+    assert "second app" in answer
+
+    back = json.loads(sb.lightfold("rollback", "--target", other, "--json").stdout)
+    assert back["release"] == b1["push"]["release"]
+    after = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+    assert after["live_release"] == before["live_release"] and after["slot"] == before["slot"]
+    assert get(sb.ip)[1] == b"v9\n"  # the first app still owns the machine's default site
+    rows = {r["target"]: r for r in json.loads(sb.lightfold("targets", "--json").stdout)}
+    assert rows[other]["live_release"] == b1["push"]["release"] and rows[other]["provider"] == "byos"
+    assert rows[sb.target]["live_release"] == before["live_release"]

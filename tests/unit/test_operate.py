@@ -1,0 +1,153 @@
+"""lightfold.release.operate: status keys from an agent answer, the logs plans (as text), the
+targets listing, and the CLI's input checks. The server-side behaviour is in tests/e2e/test_operate.py."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import time
+
+import pytest
+
+from lightfold.release import operate
+
+AGENT_STATUS = {
+    "ok": True, "op": "status", "app": "web", "agent_version": 1, "static": False,
+    "live": {"release": "20260101120000", "slot": "green", "port": 18002,
+             "info": {"id": "20260101120000", "commit": "abc123", "dirty": False, "fingerprint": "fp2",
+                      "env_hash": "e2", "builder": "native", "deployed_by": "ann@laptop",
+                      "created_at": "2026-01-01T11:59:50Z"}},
+    "slots": {"blue": {"port": 18001, "release": "20251231100000", "active_state": "inactive",
+                       "sub_state": "dead", "n_restarts": 0},
+              "green": {"port": 18002, "release": "20260101120000", "active_state": "active",
+                        "sub_state": "running", "n_restarts": 2}},
+    "health": {"healthy": True, "status_code": 200, "error": None, "port": 18002, "path": "/", "elapsed_ms": 3},
+    "releases": [
+        {"id": "20260101120000", "status": "live", "commit": "abc123", "fingerprint": "fp2",
+         "activated_at": "2026-01-01T12:00:05Z", "deployed_by": "ann@laptop", "on_disk": True, "reason": None},
+        {"id": "20251231100000", "status": "previous", "commit": "old", "fingerprint": "fp1",
+         "activated_at": "2025-12-31T10:00:05Z", "deployed_by": "bob@ci", "on_disk": True, "reason": None},
+    ],
+    "disk": {"path": "/srv", "free_bytes": 5_000_000_000, "total_bytes": 10_000_000_000},
+    "lock": {"holder": "bob@ci", "pid": 42, "op": "push", "release": "20260101130000",
+             "started_at": "2026-01-01T13:00:00Z", "stale": "its holder process 42 is gone"},
+    "switch_in_progress": False, "last_op": None, "reconciled": [],
+}
+
+
+def test_deploy_status_flattens_the_agents_answer_into_the_documented_keys():
+    s = operate.deploy_status(AGENT_STATUS)
+    assert s["live_release"] == "20260101120000" and s["commit"] == "abc123"
+    assert s["deployed_at"] == "2026-01-01T12:00:05Z" and s["deployed_by"] == "ann@laptop"
+    assert (s["slot"], s["port"]) == ("green", 18002)
+    assert s["unit"] == {"name": "lightfold-web@green", "active_state": "active", "sub_state": "running",
+                         "restarts": 2}
+    assert s["health_now"] == {"ok": True, "status": 200, "error": None, "ms": 3}
+    assert [(r["id"], r["status"]) for r in s["releases"]] == [("20260101120000", "live"),
+                                                              ("20251231100000", "previous")]
+    assert s["disk_free_bytes"] == 5_000_000_000
+    assert s["lock"]["holder"] == "bob@ci" and s["lock"]["stale"].startswith("its holder")
+    assert operate.live_fingerprint(AGENT_STATUS) == "fp2"
+
+
+def test_nothing_deployed_gives_the_same_keys_with_empty_values():
+    empty = operate.deploy_status({"live": {"release": None}, "releases": [], "static": False})
+    assert set(empty) == set(operate.EMPTY_DEPLOY_STATUS)
+    assert empty["live_release"] is None and empty["unit"] is None and empty["releases"] == []
+    assert operate.live_fingerprint({"live": {}}) is None
+
+
+def test_status_keys_are_documented_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### status --json keys", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    for key in operate.EMPTY_DEPLOY_STATUS:
+        assert f"`{key}`" in section, key
+
+
+def test_logs_plan_names_the_slot_units_and_options():
+    cmd = operate.logs_command("web", ["green"], lines=50, since="1 hour ago", follow=True)
+    argv = shlex.split(cmd)
+    assert argv[:2] == ["journalctl", "--no-pager"]
+    assert argv[argv.index("-u") + 1] == "lightfold-web@green.service" and argv.count("-u") == 1
+    assert argv[argv.index("-n") + 1] == "50" and argv[argv.index("--since") + 1] == "1 hour ago"
+    assert argv[-1] == "-f"
+    both = shlex.split(operate.logs_command("web", ["blue", "green"]))
+    assert both.count("-u") == 2 and "-f" not in both and "--since" not in both
+
+
+def test_logs_show_both_slots_while_a_switch_runs_or_nothing_is_live():
+    assert operate.slots_to_show(AGENT_STATUS) == ["green"]
+    assert operate.slots_to_show({**AGENT_STATUS, "switch_in_progress": True}) == ["blue", "green"]
+    assert operate.slots_to_show({"live": {"release": None, "slot": None}}) == ["blue", "green"]
+
+
+def test_build_log_command_prints_the_newest_log_after_its_path(tmp_path):
+    builds = tmp_path / "builds"
+    builds.mkdir()
+    (builds / "20260101120000.log").write_text("old build\n")
+    (builds / "20260102120000.log").write_text("new build\nline 2\n")
+    cmd = operate.build_log_command("web", None).replace("/srv/web/.lightfold/builds", str(builds))
+    out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.splitlines() == [f"{builds}/20260102120000.log", "new build", "line 2"]
+    one = operate.build_log_command("web", "20260101120000").replace("/srv/web/.lightfold/builds", str(builds))
+    assert subprocess.run(["sh", "-c", one], capture_output=True, text=True).stdout.splitlines()[1] == "old build"
+    missing = operate.build_log_command("web", "20990101120000").replace("/srv/web/.lightfold/builds", str(builds))
+    assert subprocess.run(["sh", "-c", missing]).returncode != 0
+
+
+def test_targets_lists_every_target_from_local_files(lf_home, tmp_path):
+    from lightfold import config, state
+
+    def change(c):
+        config.set_value(c, "web", "provider", "local", project_path=tmp_path)
+        config.set_value(c, "web", "provider_config.local.ip", "10.0.0.5")
+        config.set_value(c, "api", "provider", "byos", project_path=tmp_path)
+
+    config.update(change)
+    state.update("web", lambda s: setattr(s, "last_release", "20260101120000"))
+    rows = {r["target"]: r for r in operate.targets_list()}
+    assert rows["web"]["ip"] == "10.0.0.5" and rows["web"]["live_release"] == "20260101120000"
+    assert rows["api"]["provider"] == "byos" and rows["api"]["ip"] is None and rows["api"]["live_release"] is None
+
+
+def test_sync_without_an_address_says_how_to_set_one(lf_home, tmp_path):
+    from lightfold import config
+    from lightfold.errors import LightfoldError
+    from lightfold.release import target as targets
+
+    config.update(lambda c: config.set_value(c, "web", "provider", "hetzner", project_path=tmp_path))
+    with pytest.raises(LightfoldError) as e:
+        operate.recover_address(targets.load("web"))
+    assert "provider_config.hetzner.ip" in e.value.fix
+
+
+def test_cli_rejects_a_bad_release_id_and_lists_targets_as_json(cli, tmp_path):
+    bad = cli("rollback", "--target", "web", "--to", "yesterday")
+    assert bad.returncode == 2 and "invalid release id 'yesterday'" in bad.stderr
+    assert json.loads(cli("targets", "--json").stdout) == []
+    only = cli("logs", "--target", "web", "--release", "20260101120000")
+    assert only.returncode == 2 and "--release works only with --build" in only.stderr
+    unlock = cli("unlock", "--target", "web", input="")
+    assert unlock.returncode == 2 and "--yes" in unlock.stderr
+
+
+def test_lock_holder_process_ends_when_its_stdin_closes():
+    """The deploy lock's liveness token: `sh -c 'echo $$; exec cat'` prints its pid and lives
+    exactly as long as its stdin (sshd closes it when the CLI's connection drops)."""
+    from lightfold.release.push import HOLDER_COMMAND
+
+    proc = subprocess.Popen(HOLDER_COMMAND, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    pid = int(proc.stdout.readline())
+    assert pid > 0
+    from lightfold.agent import agent
+
+    assert agent.process_alive(pid)
+    proc.stdin.close()
+    deadline = time.monotonic() + 5
+    while agent.process_alive(pid) and time.monotonic() < deadline:
+        proc.poll()
+        time.sleep(0.05)
+    assert not agent.process_alive(pid)
