@@ -10,6 +10,7 @@ import typer
 from lightfold.cli import output
 from lightfold.cli.app import app
 from lightfold.cli.options import ForceOpt, JsonOpt, PathArg, TargetOpt, resolve_target
+from lightfold.cli.server_cmds import ImageOpt, RegionOpt, SizeOpt
 
 LockWaitOpt = Annotated[
     int, typer.Option("--lock-wait", help="Wait up to this many seconds for another deploy to finish.", min=0)
@@ -109,16 +110,25 @@ def deploy_cmd(
     path: PathArg = Path("."), target: TargetOpt = None, provider: ProviderOpt = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Rerun configure and push even if done "
                                         "(never recreates the server).")] = False,
+    region: RegionOpt = None, size: SizeOpt = None, image: ImageOpt = None,
     lock_wait: LockWaitOpt = 0, as_json: JsonOpt = False,
 ) -> None:
     """Detect → create → configure → push, skipping every step that is already done.
 
-    Examples: lightfold deploy --provider local · lightfold deploy ./web --target web-prod
+    Examples: lightfold deploy --provider local · lightfold deploy --provider hetzner --region nbg1 ·
+    lightfold deploy ./web --target web-prod
     """
+    from lightfold import config, state
+    from lightfold.cli.server_cmds import cloud_options
     from lightfold.release import deploy as chain
 
     name = resolve_target(target, path)
-    result = chain.deploy(path, name, provider=provider, force=force, lock_wait=lock_wait, report=output.reporter())
+    existing = config.load().targets.get(name)
+    chosen = provider or (existing.provider if existing else None)
+    create_options = cloud_options(chosen, name, region, size, image, creating=not state.load(name).created) if (
+        chosen) else {}
+    result = chain.deploy(path, name, provider=provider, force=force, lock_wait=lock_wait, report=output.reporter(),
+                          create_options=create_options)
     data = {
         "target": name, "framework": result.framework, "created": result.created,
         "configured": result.configured, "push": push_json(name, result.push),

@@ -22,18 +22,137 @@ NetworkOpt = Annotated[
     typer.Option("--network", help="local provider: 'isolated' (only the host and package registries, "
                  "default) or 'nat' (full outbound access through the host).", show_default=False),
 ]
+RegionOpt = Annotated[
+    str | None,
+    typer.Option("--region", help="Cloud providers: where the server runs (e.g. nbg1, nyc3, ewr). Default: "
+                 "chosen from a list on a terminal, else the provider's cheapest sensible one.", show_default=False),
+]
+SizeOpt = Annotated[
+    str | None,
+    typer.Option("--size", help="Cloud providers: the server type/plan (e.g. cx22, s-1vcpu-1gb, vc2-1c-1gb).",
+                 show_default=False),
+]
+ImageOpt = Annotated[
+    str | None,
+    typer.Option("--image", help="Cloud providers: the OS image (default: Debian 12).", show_default=False),
+]
+CLOUD = ("digitalocean", "vultr", "hetzner")
+IpOpt = Annotated[
+    str | None,
+    typer.Option("--ip", help="byos: your server's address (IP, host name or a Host alias from ~/.ssh/config).",
+                 show_default=False),
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option("--user", help="byos: SSH login, root or a user with passwordless sudo (default: root).",
+                 show_default=False),
+]
+SshKeyOpt = Annotated[
+    str | None,
+    typer.Option("--ssh-key", help="byos: private key that logs in (default: ~/.ssh/id_ed25519, id_ecdsa or "
+                 "id_rsa).", show_default=False),
+]
+PortOpt = Annotated[
+    int | None, typer.Option("--port", min=1, max=65535, help="byos: SSH port (default: 22).", show_default=False)
+]
+AcceptKeyOpt = Annotated[
+    bool,
+    typer.Option("--accept-new-host-key", help="byos: trust the server's host key when it is not known yet "
+                 "(check the fingerprint shown). A changed key is always refused."),
+]
 
 
-@app.command(epilog="Example:  sudo lightfold create --target demo --provider local .")
+def cloud_options(provider: str, name: str, region: str | None, size: str | None, image: str | None,
+                  *, creating: bool = True) -> dict:
+    """Checks and completes the cloud flags before anything is created: the API token (prompted
+    once on a terminal and stored 0600 by lightfold.secrets; without a terminal a missing token is
+    a one-line error naming the env var) and, on a terminal, a numbered choice of region and size
+    when neither the flags nor the target's config give one. Returns the create() keywords."""
+    from lightfold.errors import UsageError
+
+    given = {k: v for k, v in {"region": region, "size": size, "image": image}.items() if v is not None}
+    if provider not in CLOUD:
+        if given:
+            flags = ", ".join(f"--{k}" for k in given)
+            raise UsageError(f"{flags} apply only to cloud providers", f"drop {flags} for --provider {provider}")
+        return {}
+    if not creating:
+        return given
+    from lightfold import config, secrets
+    from lightfold.cli.options import interactive
+    from lightfold.errors import LightfoldError
+    from lightfold.providers.http import LABELS
+
+    label, env = LABELS[provider], secrets.TOKEN_ENV[provider]
+    token, _source = secrets.get_token(provider)
+    if not token:
+        if not interactive():
+            raise LightfoldError(f"no {label} API token", f"set {env}, or run `lightfold config set-token {provider}`")
+        token = typer.prompt(f"{label} API token (input hidden; or set {env})", hide_input=True, err=True)
+        where = secrets.set_token(provider, token)
+        output.note(f"stored the {label} token in {where}")
+    existing = config.load().targets.get(name)
+    pc = existing.provider_config.get(provider) if existing else None
+    need = [f for f in ("region", "size") if f not in given and not (pc and getattr(pc, f))]
+    if need and interactive():
+        given |= _choose(provider, given.get("region") or (pc.region if pc else None), need)
+    return given
+
+
+def _choose(provider: str, region: str | None, need: list[str]) -> dict:
+    """Numbered prompts for region and size (sizes offered in the chosen region only)."""
+    import asyncio
+
+    from lightfold.providers import cloud
+
+    offers = asyncio.run(cloud.offers(provider))
+    default = cloud.DEFAULTS[provider]
+    chosen: dict = {}
+    if "region" in need:
+        region = chosen["region"] = _pick("region", offers["regions"], default["region"])
+    if "size" in need:
+        sizes = [c for c in offers["sizes"] if c.regions is None or region is None or region in c.regions]
+        chosen["size"] = _pick("size", sizes, default["size"])
+    return chosen
+
+
+def _pick(what: str, choices: list, default: str) -> str:
+    con = output.err()
+    ids = [c.id for c in choices]
+    for i, c in enumerate(choices, 1):
+        con.print(f"  {i:>2}) {c.id:<20} {c.label}", highlight=False)
+    start = ids.index(default) + 1 if default in ids else 1
+    while True:
+        answer = typer.prompt(f"Choose a {what} (number or name)", default=str(start), err=True).strip()
+        if answer.isdigit() and 1 <= int(answer) <= len(ids):
+            return ids[int(answer) - 1]
+        if answer in ids:
+            return answer
+        output.warn(f"'{answer}' is not one of the {len(ids)} choices")
+
+
+@app.command(epilog="Examples:  sudo lightfold create --target demo --provider local .   ·   "
+             "lightfold create --provider hetzner --region nbg1 --size cx22 .")
 def create(
     path: PathArg = Path("."),
     target: TargetOpt = None,
     provider: ProviderOpt = None,
     network: NetworkOpt = None,
+    region: RegionOpt = None,
+    size: SizeOpt = None,
+    image: ImageOpt = None,
+    ip: IpOpt = None,
+    user: UserOpt = None,
+    ssh_key: SshKeyOpt = None,
+    port: PortOpt = None,
+    accept_new_host_key: AcceptKeyOpt = False,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create the target's server (with --provider local: a sandbox machine on this Linux host)."""
+    """Create the target's server (with --provider local: a sandbox machine on this Linux host; with
+    digitalocean, vultr or hetzner: a cloud server, token from DIGITALOCEAN_TOKEN, VULTR_API_KEY or
+    HCLOUD_TOKEN; with byos: your own server, registered after checking its host key and that lightfold
+    can deploy to it). Rerunning it on an existing cloud server follows a changed IP address."""
     from lightfold import config, providers
     from lightfold.errors import UsageError
 
@@ -48,14 +167,27 @@ def create(
         raise UsageError(f"invalid --network '{network}'", "use --network isolated or --network nat")
     if network is not None and chosen != "local":
         raise UsageError("--network applies only to --provider local", "drop --network")
+    byos_flags = {"--ip": ip, "--user": user, "--ssh-key": ssh_key, "--port": port,
+                  "--accept-new-host-key": accept_new_host_key or None}
+    given = [flag for flag, value in byos_flags.items() if value is not None]
+    if given and chosen != "byos":
+        raise UsageError(f"{given[0]} applies only to --provider byos", f"drop {given[0]}")
     options: dict = {"force": force, "progress": output.step}
     if chosen == "local":
         options["network"] = network
+    if chosen == "byos":
+        from lightfold.cli.options import interactive
+
+        options.update(ip=ip, user=user, ssh_key=ssh_key, port=port, accept_new_host_key=accept_new_host_key,
+                       confirm=(lambda q: typer.confirm(q, default=False, err=True)) if interactive() else None)
+    options |= cloud_options(chosen, name, region, size, image)
     result = providers.get(chosen).create(name, path, **options)
 
     def human() -> None:
         if result.get("changed"):
             output.ok(f"server for '{name}' is ready at {result.get('ip')}")
+        elif result.get("address_changed"):
+            output.ok(f"server for '{name}' moved from {result.get('previous_ip')} to {result.get('ip')} (recorded)")
         else:
             output.ok(f"server for '{name}' already exists at {result.get('ip')} (nothing to do)")
         output.note(f"log in with: lightfold ssh --target {name}")
@@ -84,11 +216,15 @@ def destroy(
                 f"refusing to destroy '{name}' without confirmation (stdin is not a terminal)",
                 "pass --yes to confirm",
             )
-        if not typer.confirm(f"Destroy the server of '{name}' ({chosen}) and everything on it?", default=False):
+        question = (f"Forget the server of '{name}' (byos; nothing on it is changed)?" if chosen == "byos"
+                    else f"Destroy the server of '{name}' ({chosen}) and everything on it?")
+        if not typer.confirm(question, default=False):
             raise typer.Exit(1)
     result = providers.get(chosen).destroy(name, progress=output.step)
     output.emit(result, as_json, lambda: output.ok(
-        f"destroyed the server of '{name}'" if result.get("destroyed") else f"'{name}' had no server; nothing to do"
+        f"forgot the server of '{name}' (the server itself was not changed)" if result.get("forgotten")
+        else f"destroyed the server of '{name}'" if result.get("destroyed")
+        else f"'{name}' had no server; nothing to do"
     ))
 
 

@@ -29,8 +29,10 @@ class DeployResult:
 
 def deploy(
     path: Path, name: str, *, provider: str | None = None, force: bool = False, lock_wait: int = 0,
-    report: Report = silent,
+    report: Report = silent, create_options: dict | None = None,
 ) -> DeployResult:
+    """`create_options`: extra keywords for the provider's create when the server must be made
+    (cloud providers: region, size, image)."""
     from lightfold.remote import run_sync
 
     timings: dict[str, float] = {}
@@ -43,7 +45,7 @@ def deploy(
     timings["detect"] = time.monotonic() - t0
 
     tc = time.monotonic()
-    created = _create(t, chosen, project, report)
+    created = _create(t, chosen, project, report, create_options or {})
     t = targets.load(name)  # create recorded the server's address
     timings["create"] = time.monotonic() - tc
 
@@ -91,7 +93,7 @@ def _ensure_target(name: str, project: Path, provider: str | None) -> str:
     return chosen
 
 
-def _create(t: targets.Target, provider: str, project: Path, report: Report) -> str:
+def _create(t: targets.Target, provider: str, project: Path, report: Report, options: dict) -> str:
     from lightfold import providers
 
     st = state.load(t.name)
@@ -103,7 +105,7 @@ def _create(t: targets.Target, provider: str, project: Path, report: Report) -> 
             f"target '{t.name}' has no server yet",
             f"register yours first: lightfold create --target {t.name} --provider byos --ip ADDRESS",
         )
-    result = providers.get(provider).create(t.name, project, progress=lambda m: report("note", m))
+    result = providers.get(provider).create(t.name, project, progress=lambda m: report("note", m), **options)
     if result.get("changed"):
         report("ok", f"server ready at {result.get('ip')}")
         return "created"
