@@ -187,6 +187,7 @@ def _trust(pc: config.ProviderConfig, sshcfg: user_ssh.HostSettings, *, accept: 
         raise LightfoldError(f"the host key of {pc.ip} ({seen}) is marked @revoked in your known_hosts",
                              "do not connect; ask the server's administrator for its current host key")
     if verdict.kind == "pinned":
+        progress(f"host key {seen} matches the one lightfold pinned")
         return presented, "pinned"
     if verdict.kind == "known":
         progress(f"host key {seen} is already trusted in {user.sources[0]}")

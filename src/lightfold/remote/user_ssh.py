@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import base64
-import fnmatch
 import getpass
 import glob
 import hashlib
@@ -57,13 +56,19 @@ def _split(line: str) -> tuple[str, list[str]] | None:
     return m.group(1).lower(), args
 
 
+def _glob(pattern: str, name: str) -> bool:
+    """ssh's patterns know only `*` and `?` (no [classes]: '[host]:port' is literal)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, name, re.DOTALL) is not None
+
+
 def host_matches(patterns: list[str], name: str) -> bool:
     """`Host` semantics: some pattern matches and no negated one does (case-insensitive)."""
     name = name.lower()
     matched = False
     for pattern in patterns:
         negated = pattern.startswith("!")
-        if fnmatch.fnmatchcase(name, pattern.lstrip("!").lower()):
+        if _glob(pattern.lstrip("!").lower(), name):
             if negated:
                 return False
             matched = True
@@ -280,6 +285,7 @@ async def server_host_key(host: str, port: int, key_types: set[str] | None = Non
     """The host key ('type base64') the server at host:port presents; of one of `key_types` when
     given and the server has one (so it can be compared with keys already on file)."""
     import asyncio
+    import socket
 
     import asyncssh
 
@@ -308,7 +314,12 @@ async def server_host_key(host: str, port: int, key_types: set[str] | None = Non
             "check the address and port (--ip, --port) and that the server's firewall allows SSH",
         ) from None
     except (OSError, asyncssh.Error) as e:
-        reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e) or type(e).__name__
+        if isinstance(e, ConnectionRefusedError):
+            reason = "connection refused"
+        elif isinstance(e, socket.gaierror):
+            reason = "unknown host name"
+        else:
+            reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e) or type(e).__name__
         raise LightfoldError(
             f"cannot reach {host}:{port} ({reason})",
             "check the address and port (--ip, --port) and that the server runs sshd",
