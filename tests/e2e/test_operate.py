@@ -189,6 +189,25 @@ def kill_push_at(sb, marker: str) -> None:
     assert any(marker in line for line in seen), "".join(seen)
 
 
+def test_ctrl_c_during_a_push_releases_the_lock_and_marks_the_release_failed(flask):
+    sb = flask
+    live_before = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)["live_release"]
+    change_code(sb, "v6-interrupted")
+    proc = sb.popen("push", "--target", sb.target, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "building" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    seen += proc.stderr.readlines()
+    assert proc.wait(timeout=60) == 130, "".join(seen)
+    js = statuses(sb)
+    assert js[max(js)] == "failed", js  # the interrupted release, never live
+    assert_consistent(sb, live_before)  # the lock is gone, the old release still serves
+    assert get(sb.ip)[1] == b"v6\n"
+
+
 def test_push_killed_mid_upload_then_a_new_push_succeeds(flask):
     sb = flask
     (sb.project / "ballast.bin").write_bytes(os.urandom(40 * 2**20))  # an upload that takes a moment
