@@ -303,9 +303,10 @@ async def verify(conn: Connection, domain: str, ip: str, cert: dict, report: Rep
         raise LightfoldError(f"{ip}:443 presents another certificate for {domain} than the one issued",
                              "check for other nginx sites with the same server_name, then rerun domain add")
     report("ok", f"https://{domain}/ answers ({status}) with the new certificate")
-    code, out = await _certbot(conn, tls.renew_dry_run_argv(domain))
+    server = cert.get("server") or tls.LETSENCRYPT
+    code, out = await _certbot(conn, tls.renew_dry_run_argv(domain, server))
     if code != 0:
-        raise tls.explain_failure(out, domain, ip, server=cert.get("server") or "?", action="renew")
+        raise tls.explain_failure(out, domain, ip, server=server, action="renew")
     timer = await conn.run(tls.TIMER_CHECK, check=False)
     if timer.stdout.split()[:2] != ["enabled", "active"]:
         raise LightfoldError("certbot.timer is not enabled: the certificate would not renew",

@@ -88,10 +88,12 @@ def certonly_argv(
     return argv
 
 
-def renew_dry_run_argv(domain: str) -> list[str]:
-    # The lineage's renewal file keeps the ACME server and webroot, so this is the real renewal path.
+def renew_dry_run_argv(domain: str, server: str) -> list[str]:
+    # The lineage's renewal file keeps the webroot, so this is the real renewal path. --server is
+    # explicit because a dry run without it goes to Let's Encrypt's staging CA whatever the lineage
+    # says; given Let's Encrypt's production URL, certbot itself still switches to staging.
     return ["certbot", "renew", "--dry-run", "--non-interactive", "--no-random-sleep-on-renew",
-            "--cert-name", domain]
+            "--cert-name", domain, "--server", server]
 
 
 def revoke_argv(domain: str, server: str) -> list[str]:
@@ -182,14 +184,21 @@ def classify(output: str) -> Failure:
         return Failure("connection", detail)
     if ca_type in ("unauthorized", "incorrectresponse") or "invalid response" in text:
         return Failure("unauthorized", detail)
-    if "certificate_verify_failed" in text or "certificate verify failed" in text:
-        return Failure("acme-untrusted", _last_error_line(output))
-    if "connectionerror" in text or "max retries exceeded" in text or "unable to reach" in text \
-            or "failed to establish a new connection" in text or "name or service not known" in text:
-        return Failure("acme-unreachable", _last_error_line(output))
+    untrusted = ("certificate_verify_failed", "certificate verify failed")
+    if any(n in text for n in untrusted):
+        return Failure("acme-untrusted", _matching_line(output, untrusted))
+    unreachable = ("connectionerror", "max retries exceeded", "unable to reach", "failed to establish a new "
+                   "connection", "name or service not known", "connection refused", "network is unreachable")
+    if any(n in text for n in unreachable):
+        return Failure("acme-unreachable", _matching_line(output, unreachable))
     if ca_type:
         return Failure(ca_type, detail)
     return Failure("other", _last_error_line(output))
+
+
+def _matching_line(output: str, needles: tuple[str, ...]) -> str:
+    return next((ln.strip() for ln in output.splitlines() if any(n in ln.lower() for n in needles)),
+                _last_error_line(output))
 
 
 def _last_error_line(output: str) -> str:
