@@ -155,6 +155,17 @@ def test_ssh_config_alias_gives_address_user_and_key(server, user):
     assert (data["ip"], data["ssh_user"], data["ssh_key"]) == (server.ip, "deployer", server.key)
 
 
+def test_other_ssh_port_uses_the_bracket_form_in_both_known_hosts(server, user):
+    server.exec("printf 'Port 22\\nPort 2222\\n' > /etc/ssh/sshd_config.d/byos-test.conf && systemctl reload ssh "
+                "&& for i in $(seq 50); do bash -c ': </dev/tcp/127.0.0.1/2222' 2>/dev/null && exit 0; "
+                "sleep 0.1; done; exit 1")
+    (user.user_home / ".ssh" / "known_hosts").write_text(f"[{server.ip}]:2222 {server.host_key}\n")
+    data = json.loads(user.create(server, "--port", "2222").stdout)
+    assert (data["ssh_port"], data["host_key_trust"]) == (2222, "known_hosts")
+    assert f"[{server.ip}]:2222 {server.host_key}" in user.pinned()
+    assert user.lightfold("ssh", "--target", "web", "--", "true").returncode == 0
+
+
 def test_changed_host_key_is_refused_even_with_the_flag(server, user, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
     other = " ".join((tmp_path / "other.pub").read_text().split()[:2])

@@ -41,7 +41,7 @@ elif ! command -v sudo >/dev/null 2>&1; then echo sudo=missing
 elif sudo -n true >/dev/null 2>&1; then echo sudo=ok
 else echo sudo=password; fi
 echo "pid1=$(cat /proc/1/comm 2>/dev/null)"
-sed -n 's/^\(ID\|ID_LIKE\|PRETTY_NAME\)=/os_\1=/p' /etc/os-release 2>/dev/null
+grep -E '^(ID|ID_LIKE|PRETTY_NAME)=' /etc/os-release 2>/dev/null | sed 's/^/os_/'
 """
 
 
