@@ -130,7 +130,11 @@ def sync(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def unlock(target: TargetOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+def unlock(
+    target: TargetOpt = None, yes: YesOpt = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Same as --yes: break it without asking.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Break the target's deploy lock by hand (when its holder is surely gone).
 
     A lock whose holder died is detected and replaced on its own; this is for the rare rest.
@@ -144,6 +148,7 @@ def unlock(target: TargetOpt = None, yes: YesOpt = False, as_json: JsonOpt = Fal
     from lightfold.remote import run_sync
 
     name = resolve_target(target)
+    yes = yes or force
     if not yes and not sys.stdin.isatty():
         raise UsageError(f"refusing to break the deploy lock of '{name}' without confirmation "
                          "(stdin is not a terminal)", "pass --yes to confirm")
