@@ -309,7 +309,9 @@ def status(
         hs = "[green]healthy[/]" if h.get("ok") else f"[red]unhealthy[/] ({h.get('error') or h.get('status')})"
         con.print(f"  health   {hs}")
         if info.get("domain"):
-            con.print(f"  domain   {info['domain']}")
+            cert = info.get("certificate")
+            tls = f", certificate expires {cert['expires']} ({cert['days_left']} days)" if cert else ""
+            con.print(f"  domain   {info['domain']}{tls}")
         free = info.get("disk_free_bytes")
         if free is not None:
             con.print(f"  disk     {free / 2**30:.1f} GiB free on /srv")

@@ -16,6 +16,7 @@ Plans (the journalctl command lines) are pure functions, tested as text.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shlex
 import time
 from collections.abc import Callable
@@ -140,6 +141,7 @@ def deploy_status(agent: dict[str, Any]) -> dict[str, Any]:
             "since": lock.get("started_at"), "stale": lock.get("stale"),
         },
         "switch_in_progress": bool(agent.get("switch_in_progress")),
+        "certificate": None,  # filled by remote_status when the target has a domain
     }
 
 
@@ -159,12 +161,30 @@ def remote_status(name: str, timeout: float = 10) -> tuple[str, dict[str, Any] |
                 agent = await agent_client.call(conn, "status", name, timeout=timeout)
             except LightfoldError as e:
                 return "reachable", None, e.problem
-            return "reachable", deploy_status(agent), None
+            info = deploy_status(agent)
+            if t.config.domain:
+                info["certificate"] = await _certificate(conn, t.config.domain.domain, timeout)
+            return "reachable", info, None
 
     try:
         return run_sync(go())
     except LightfoldError as e:
         return e.problem, None, e.problem
+
+
+async def _certificate(conn: Connection, domain: str, timeout: float) -> dict[str, Any] | None:
+    """{expires, days_left, issuer} of the domain's certificate on the server, or None."""
+    from lightfold.server.tls import CERT_INFO_SCRIPT, cert_info
+
+    try:
+        res = await conn.run(as_root(conn, f"python3 -c {shlex.quote(CERT_INFO_SCRIPT)} {shlex.quote(domain)}"),
+                             check=False, timeout=timeout, display="read the certificate")
+        info = cert_info(json.loads(res.stdout.strip().splitlines()[-1]))
+    except (LightfoldError, ValueError, IndexError, KeyError):
+        return None
+    if not info.get("exists"):
+        return None
+    return {"expires": info.get("expires"), "days_left": info.get("days_left"), "issuer": info.get("issuer")}
 
 
 # ---------------------------------------------------------------------------------------------
