@@ -16,6 +16,7 @@ key it generated for the new IP (strict checking, no TOFU), and logs in there.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.apps import commit, get, git
-from tests.e2e.conftest import Sandbox, new_sandbox
+from tests.e2e.conftest import LIGHTFOLD, Sandbox, new_sandbox
 from tests.fakes import fake_class
 from tests.fakes.sandbox_backend import SandboxBackend
 
@@ -254,3 +255,82 @@ def test_a_bad_or_missing_token_is_one_line_naming_the_env_var(provider, tmp_pat
     for path in sb.home.rglob("*") if sb.home.exists() else []:
         if path.is_file():
             assert b"SECRET" not in path.read_bytes(), path
+
+
+# ---- on a terminal: the token is asked once and stored 0600, region and size are chosen from lists
+
+
+def on_terminal(argv: list[str], env: dict, cwd: Path, answers: list[tuple[str, str]],
+                timeout: float = 120) -> tuple[int, str]:
+    """Run argv with a pseudo-terminal as its controlling terminal (so getpass turns echo off);
+    each answer is typed once its prompt text has appeared. Returns (exit code, everything shown)."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes the CLI at once
+        os.chdir(cwd)
+        os.execve(argv[0], argv, env)
+    shown, seen, pending = b"", 0, list(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal (exited)
+                break
+            if not chunk:
+                break
+            shown += chunk
+            if pending and pending[0][0].encode() in shown[seen:]:
+                seen = len(shown)
+                os.write(fd, pending.pop(0)[1].encode() + b"\r")
+        else:
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"{argv[1:]} did not finish on the terminal; shown:\n{shown.decode(errors='replace')}")
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    assert not pending, f"prompts never shown: {pending}\n{shown.decode(errors='replace')}"
+    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+
+def test_on_a_terminal_the_token_is_asked_once_and_region_and_size_are_chosen(sandbox_host, tmp_path):
+    provider = "digitalocean"
+    with fake_cloud(provider, tmp_path) as c:
+        c.sb.project.joinpath("index.html").write_text("x\n")
+        env = {k: v for k, v in c.sb.env.items() if k != TOKEN_ENV[provider]}
+        argv = [LIGHTFOLD, "create", "--target", c.target, "--provider", provider, "."]
+        code, shown = on_terminal(argv, env, c.sb.project, [
+            # getpass writes the prompt's last character once echo is off; type only after it
+            (f"{TOKEN_ENV[provider]}): ", c.token),
+            ("Choose a region", "fra1"),
+            ("Choose a size", "1"),  # the first size offered in fra1
+        ])
+        assert code == 0, shown
+        assert c.token not in shown  # typed with echo off
+        assert "sfo3" in shown and "s-2vcpu-4gb" in shown  # the lists were shown
+        (droplet,) = c.servers()
+        assert (droplet["region"]["slug"], droplet["size_slug"]) == ("fra1", "s-1vcpu-512mb-10gb")
+        tokens = c.sb.home / "tokens.json"
+        assert tokens.stat().st_mode & 0o777 == 0o600
+        assert json.loads(tokens.read_text())["tokens"][provider] == c.token
+        pc = c.sb.config()["targets"][c.target]["provider_config"][provider]
+        assert (pc["region"], pc["size"]) == ("fra1", "s-1vcpu-512mb-10gb")
+
+        # asked once: a rerun on the terminal prompts for nothing and finds the server
+        code, shown = on_terminal(argv, env, c.sb.project, [])
+        assert code == 0 and "Choose" not in shown and "API token" not in shown, shown
+        assert len(c.servers()) == 1
+
+        c.sb.lightfold("destroy", "--target", c.target, "--yes", env={TOKEN_ENV[provider]: ""}, timeout=120)
+        deadline = time.monotonic() + 60
+        while (c.servers() or c.machines()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert c.servers() == [] and c.machines() == []
+        for path in c.sb.home.rglob("*"):  # the token store is the one file allowed to hold it
+            if path.is_file() and path != tokens:
+                assert c.token.encode() not in path.read_bytes(), path
