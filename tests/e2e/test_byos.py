@@ -9,6 +9,7 @@ who cannot deploy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -206,8 +207,8 @@ def test_sudo_user_is_accepted_and_users_who_cannot_deploy_are_refused(server, u
     assert user.lightfold("ssh", "--target", "web", "--", "whoami").stdout.strip() == "deployer"
 
 
-def test_unknown_host_key_accepted_at_the_prompt(server, user):
-    """On a terminal the fingerprint is shown and a yes trusts it (a no would refuse)."""
+def create_on_a_terminal(server, user, answer: bytes) -> tuple[int, str, bytes]:
+    """`lightfold create` with a terminal on stdin/stderr: waits for the question, answers it."""
     leader, follower = pty.openpty()
     try:
         proc = subprocess.Popen(
@@ -224,12 +225,22 @@ def test_unknown_host_key_accepted_at_the_prompt(server, user):
                 chunk = b""
             assert chunk, seen
             seen += chunk
-        assert server.fingerprint.encode() in seen
-        os.write(leader, b"y\n")
+        os.write(leader, answer + b"\n")
         out, _ = proc.communicate(timeout=CLI_TIMEOUT)
+        with contextlib.suppress(OSError):  # the rest of what it wrote to the terminal (errors go there)
+            while chunk := os.read(leader, 65536):
+                seen += chunk
     finally:
         os.close(leader)
-    assert proc.returncode == 0
+    return proc.returncode, out, seen
+
+
+def test_unknown_host_key_at_the_prompt_shows_the_fingerprint_and_needs_a_yes(server, user):
+    code, _out, shown = create_on_a_terminal(server, user, b"n")
+    assert code == 1 and server.fingerprint.encode() in shown and b"was not trusted" in shown
+    assert_nothing_recorded(user, server)
+    code, out, shown = create_on_a_terminal(server, user, b"y")
+    assert code == 0, shown
     assert json.loads(out)["host_key_trust"] == "accepted"
     assert f"{server.ip} {server.host_key}" in user.pinned()
 
