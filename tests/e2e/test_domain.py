@@ -134,6 +134,10 @@ def test_redeploy_over_https_under_load_drops_nothing(site, acme):
     assert push["push"]["url"] == f"https://{sb.domain}/"
     assert probe.result.total > 20 and probe.result.failed == 0, (probe.result.summary(), probe.result.failures)
     assert https_get(sb.ip, sb.domain, acme.root_file) == (200, PAGE.format("v2").encode())
+    with Probe(f"https://{sb.ip}/", host=sb.domain, cafile=str(acme.root_file), rate=50, max_seconds=200) as probe:
+        sb.lightfold("rollback", "--target", sb.target, "--json", timeout=300)
+    assert probe.result.total > 5 and probe.result.failed == 0, (probe.result.summary(), probe.result.failures)
+    assert https_get(sb.ip, sb.domain, acme.root_file) == (200, PAGE.format("v1").encode())
     # the agent checks a static site's health over plain HTTP on loopback: not redirected there
     local = sb.exec(f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: {sb.domain}' http://127.0.0.1/")
     assert local.stdout == "200"
@@ -144,9 +148,20 @@ def test_remove_with_revoke_serves_by_ip_again(site, acme):
     data = json.loads(sb.lightfold("domain", "remove", "--target", sb.target, "--revoke", "--json",
                                    env=acme.env, timeout=300).stdout)
     assert data["removed"] and data["revoked"]
-    assert get(sb.ip) == (200, PAGE.format("v2").encode())
+    assert get(sb.ip) == (200, PAGE.format("v1").encode())
     assert "domain" not in sb.config()["targets"][sb.target]
     assert "443" not in site_conf(sb)
     assert sb.exec(f"test -e /etc/letsencrypt/live/{sb.domain}", check=False).returncode != 0
     again = json.loads(sb.lightfold("domain", "remove", "--target", sb.target, "--json").stdout)
     assert again["removed"] is False
+
+
+def test_domain_without_ssl_is_served_over_http_by_name(site, acme):
+    sb = site
+    data = json.loads(add(sb, acme, sb.domain, "--no-ssl").stdout)
+    assert data["url"] == f"http://{sb.domain}/" and "certificate" not in data
+    assert get(sb.ip, host=sb.domain) == (200, PAGE.format("v1").encode())
+    assert f"server_name {sb.domain};" in site_conf(sb) and "443" not in site_conf(sb)
+    assert sb.config()["targets"][sb.target]["domain"]["ssl"] is False
+    sb.lightfold("domain", "remove", "--target", sb.target)
+    assert "server_name _;" in site_conf(sb)

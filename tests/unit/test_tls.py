@@ -262,3 +262,26 @@ def test_dns_packet_round_trip():
     assert domain.parse_dns_answer(_answer(q, [], rcode=3), 0x1234) == []
     with pytest.raises(ValueError):
         domain.parse_dns_answer(_answer(q, ["192.0.2.1"]), 0x9999)
+
+
+# ---- configure turns HTTPS on only when the certificate is on the server ----------------------
+
+
+@pytest.mark.parametrize("ssl_on, cert, tls_on", [(True, True, True), (True, False, False), (False, True, False)])
+def test_configure_plan_serves_https_only_with_a_certificate(tmp_path, ssl_on, cert, tls_on):
+    from lightfold.config import DomainConfig, ProviderConfig, TargetConfig
+    from lightfold.detect import detect
+    from lightfold.release.configure import plan_for, tls_domain
+    from lightfold.release.target import Target
+
+    (tmp_path / "index.html").write_text("<p>hi</p>\n")
+    cfg = TargetConfig(project_path=str(tmp_path), provider="byos",
+                       provider_config={"byos": ProviderConfig(ip="203.0.113.9")},
+                       domain=DomainConfig(domain="app.example.com", ssl=ssl_on))
+    target = Target("shop", cfg)
+    assert tls_domain(target) == ("app.example.com" if ssl_on else None)
+    plan = plan_for(target, detect(tmp_path), {"apps": {}, "tls_cert": cert})
+    site = next(a for a in plan.plan.step("nginx").actions if getattr(a, "path", "").endswith("lightfold-shop.conf"))
+    text = site.data().decode()
+    assert ("listen 443 ssl" in text) is tls_on
+    assert "server_name app.example.com;" in text

@@ -233,12 +233,17 @@ async def add(
     report: Report = silent,
 ) -> dict:
     """Give `target` the domain (see the module docstring). Returns what `domain show` prints."""
+    from lightfold import state
     from lightfold.config import DomainConfig
     from lightfold.release.configure import configure
     from lightfold.server import tls
 
     domain = tls.normalize_domain(domain)
     ip = target.server.ip
+    if not state.load(target.name).configured:
+        # The certificate authority validates through the nginx site that configure sets up.
+        raise LightfoldError(f"target '{target.name}' is not deployed yet",
+                             f"run `lightfold deploy --target {target.name}` first, then add the domain")
     server = server or acme_server()
     result: dict[str, Any] = {"target": target.name, "domain": domain, "ssl": ssl_on, "ip": ip}
     if skip_dns_check:
