@@ -127,16 +127,16 @@ def resolve(
             f"~/.ssh/config reaches {given} through {sshcfg.proxy}, which lightfold cannot use",
             "pass the server's directly reachable address as --ip",
         )
-    host = sshcfg.hostname or given or old.ip  # type: ignore[union-attr]
-    same = old is not None and old.ip == host
+    host = sshcfg.hostname or given or (old.ip if old else None)
+    recorded = old if old and old.ip == host else None  # settings recorded for this same server
     key_path: Path | None = None
     if ssh_key:
         key_path = Path(ssh_key).expanduser()
     elif sshcfg.identity_files:
         files = [Path(p) for p in sshcfg.identity_files]
         key_path = next((p for p in files if p.is_file()), files[0])
-    elif same and old.ssh_key:  # type: ignore[union-attr]
-        key_path = Path(old.ssh_key)  # type: ignore[union-attr]
+    elif recorded and recorded.ssh_key:
+        key_path = Path(recorded.ssh_key)
     else:
         key_path = default_key(home)
         if key_path is None:
@@ -152,8 +152,8 @@ def resolve(
                              "pass --ssh-key PATH with the private key that logs in to your server")
     return config.ProviderConfig(
         ip=host,
-        username=user or sshcfg.user or (old.username if same else None) or "root",  # type: ignore[union-attr]
-        port=port or sshcfg.port or (old.port if same else None) or 22,  # type: ignore[union-attr]
+        username=user or sshcfg.user or (recorded.username if recorded else None) or "root",
+        port=port or sshcfg.port or (recorded.port if recorded else None) or 22,
         ssh_key=str(key_path.resolve()),
     )
 
