@@ -74,7 +74,8 @@ def cloud_options(provider: str, name: str, region: str | None, size: str | None
     if provider not in CLOUD:
         if given:
             flags = ", ".join(f"--{k}" for k in given)
-            raise UsageError(f"{flags} apply only to cloud providers", f"drop {flags} for --provider {provider}")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UsageError(f"{flags} {verb} only to cloud providers", f"drop {flags} for --provider {provider}")
         return {}
     if not creating:
         return given
