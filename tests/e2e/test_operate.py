@@ -210,7 +210,7 @@ def test_ctrl_c_during_a_push_releases_the_lock_and_marks_the_release_failed(fla
 
 def test_push_killed_mid_upload_then_a_new_push_succeeds(flask):
     sb = flask
-    (sb.project / "ballast.bin").write_bytes(os.urandom(40 * 2**20))  # an upload that takes a moment
+    (sb.project / "ballast.bin").write_bytes(os.urandom(24 * 2**20))  # an upload that takes a moment
     change_code(sb, "v7-killed")
     kill_push_at(sb, "uploading")
     (sb.project / "ballast.bin").unlink()
