@@ -55,6 +55,10 @@ class Acme:
     def clear_a(self, name: str) -> None:
         self._post("/clear-a", {"host": name.rstrip(".") + "."})
 
+    def trust(self, sb) -> None:
+        """Make machine `sb`'s certbot trust Pebble's HTTPS endpoint, as it trusts Let's Encrypt."""
+        sb.exec(f"cat > {MACHINE_CA_PATH} && update-ca-certificates >/dev/null", input=self.ca_file.read_text())
+
     def get_https(self, url: str) -> bytes:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
         with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
@@ -129,9 +133,7 @@ def acme_server(sb, tmp_path_factory):
         _wait_ready(acme, procs, d)
         acme.root_file = d / "issuing-root.pem"
         acme.root_file.write_bytes(acme.get_https(f"{acme.pebble_management}/roots/0"))
-        # The machine's certbot must trust Pebble's HTTPS endpoint, as it trusts Let's Encrypt.
-        sb.exec(f"cat > {MACHINE_CA_PATH} && update-ca-certificates >/dev/null",
-                input=acme.ca_file.read_text())
+        acme.trust(sb)
         yield acme
     finally:
         for p in procs:

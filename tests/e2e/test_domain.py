@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import ssl
 
 import pytest
 from tests.e2e.acme import acme_server
-from tests.e2e.apps import commit, get, git
+from tests.e2e.apps import commit, get, git, install_example
 
 from lightfold.probe import Probe
 
@@ -165,3 +166,28 @@ def test_domain_without_ssl_is_served_over_http_by_name(site, acme):
     assert sb.config()["targets"][sb.target]["domain"]["ssl"] is False
     sb.lightfold("domain", "remove", "--target", sb.target)
     assert "server_name _;" in site_conf(sb)
+
+
+@pytest.mark.skipif(not os.environ.get("LIGHTFOLD_E2E_SLOW"),
+                    reason="a second machine with a Python runtime costs ~2-4 min; set LIGHTFOLD_E2E_SLOW=1")
+def test_proxied_app_keeps_https_through_a_blue_green_redeploy(acme, machine_factory):
+    """A non-static app (Flask behind nginx): HTTPS ends at nginx, health checks use the domain."""
+    sb = machine_factory()
+    acme.trust(sb)
+    install_example(sb.project, "python-flask")
+    sb.lightfold("config", "set", "deploy.health_path", "/healthz", "--target", sb.target)
+    sb.lightfold("deploy", "--target", sb.target, "--json", timeout=600)
+    name = f"api.{sb.target}.test"
+    acme.add_a(name, sb.ip)
+    data = json.loads(add(sb, acme, name).stdout)
+    assert data["certificate_requested"] is True
+    assert https_get(sb.ip, name, acme.root_file) == (200, b"hello from lightfold (python)\n")
+    app_json = json.loads(sb.exec(f"cat /etc/lightfold/apps/{sb.target}/app.json").stdout)
+    assert app_json["health"]["host"] == name
+    app_py = sb.project / "app.py"
+    app_py.write_text(app_py.read_text().replace("(python)", "(python v2)"))
+    commit(sb.project, "v2")
+    with Probe(f"https://{sb.ip}/", host=name, cafile=str(acme.root_file), rate=50, max_seconds=200) as probe:
+        sb.lightfold("push", "--target", sb.target, "--json", timeout=300)
+    assert probe.result.total > 20 and probe.result.failed == 0, (probe.result.summary(), probe.result.failures)
+    assert https_get(sb.ip, name, acme.root_file) == (200, b"hello from lightfold (python v2)\n")
