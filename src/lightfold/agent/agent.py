@@ -1296,6 +1296,14 @@ def release_ids_on_disk(lay: Layout) -> set[str]:
     return ids
 
 
+def remove_image(app: str, rid: str) -> None:
+    """The dockerfile builder tags each release's image lightfold-<app>:<id>; untag it with its
+    release (the image itself goes once no other tag, e.g. an env-only copy's, uses it)."""
+    if root_from_env() == "/" and shutil.which("docker"):
+        with contextlib.suppress(Exception):
+            run(["docker", "rmi", f"lightfold-{app}:{rid}"], timeout=60)
+
+
 def run_cleanup(lay: Layout, keep: int, by: str | None, warnings: list[str] | None = None) -> list[str]:
     entries = load_journal(lay)
     doomed = cleanup_selection(entries, release_ids_on_disk(lay), keep)
@@ -1309,6 +1317,7 @@ def run_cleanup(lay: Layout, keep: int, by: str | None, warnings: list[str] | No
             continue
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lay.env_file(rid))
+        remove_image(lay.app, rid)
     if doomed:
         save_journal(lay, [e for e in load_journal(lay) if e["id"] not in doomed])
         audit(lay, "cleanup", by, removed=doomed)

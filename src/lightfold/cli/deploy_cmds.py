@@ -12,6 +12,12 @@ from lightfold.cli.app import app
 from lightfold.cli.options import ForceOpt, JsonOpt, PathArg, TargetOpt, resolve_target
 from lightfold.cli.server_cmds import ImageOpt, RegionOpt, SizeOpt
 
+BuilderOpt = Annotated[
+    str | None,
+    typer.Option("--builder", help="native, nixpacks or dockerfile (saved in the target's config; default: "
+                 "chosen automatically — see `lightfold detect --explain`).", show_default=False),
+]
+
 LockWaitOpt = Annotated[
     int, typer.Option("--lock-wait", help="Wait up to this many seconds for another deploy to finish.", min=0)
 ]
@@ -52,7 +58,7 @@ def configure_cmd(
 @app.command("push")
 def push_cmd(
     path: PathArg = Path("."), target: TargetOpt = None, force: ForceOpt = False,
-    lock_wait: LockWaitOpt = 0, as_json: JsonOpt = False,
+    lock_wait: LockWaitOpt = 0, builder: BuilderOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Ship the project as a new release; traffic moves only after it is healthy.
 
@@ -61,8 +67,22 @@ def push_cmd(
     """
     from lightfold.release import target as targets
 
-    t = targets.load(resolve_target(target, path))
+    name = resolve_target(target, path)
+    _save_builder(name, path, builder)
+    t = targets.load(name)
     _push_and_render(t, force=force, lock_wait=lock_wait, as_json=as_json)
+
+
+def _save_builder(name: str, path: Path, builder: str | None) -> None:
+    """`--builder X` is remembered in the target's config (`builder`), like `lightfold config set`."""
+    if builder is None:
+        return
+    from lightfold import config
+    from lightfold.errors import UsageError
+
+    if builder not in config.BUILDERS:
+        raise UsageError(f"unknown builder '{builder}'", f"use --builder {' | '.join(config.BUILDERS)}")
+    config.update(lambda c: config.set_value(c, name, "builder", builder, project_path=path))
 
 
 def _push_and_render(t, *, force: bool, lock_wait: int, as_json: bool) -> None:
@@ -111,7 +131,7 @@ def deploy_cmd(
     force: Annotated[bool, typer.Option("--force", "-f", help="Rerun configure and push even if done "
                                         "(never recreates the server).")] = False,
     region: RegionOpt = None, size: SizeOpt = None, image: ImageOpt = None,
-    lock_wait: LockWaitOpt = 0, as_json: JsonOpt = False,
+    lock_wait: LockWaitOpt = 0, builder: BuilderOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Detect → create → configure → push, skipping every step that is already done.
 
@@ -123,6 +143,7 @@ def deploy_cmd(
     from lightfold.release import deploy as chain
 
     name = resolve_target(target, path)
+    _save_builder(name, path, builder)
     existing = config.load().targets.get(name)
     chosen = provider or (existing.provider if existing else None)
     create_options = cloud_options(chosen, name, region, size, image, creating=not state.load(name).created) if (

@@ -33,7 +33,13 @@ def detect_command(path: PathArg = Path("."), json_output: JsonOpt = False, expl
         if not explain:
             e.details = []
         raise
-    emit(d.to_json(explain=explain), json_output, lambda: _render(d, explain))
+    data = d.to_json(explain=explain)
+    if explain:
+        from lightfold.builders import select
+
+        choice = select(d)
+        data["builder"] = {"name": choice.name, "reason": choice.reason}
+    emit(data, json_output, lambda: _render(d, explain))
 
 
 def _render(d, explain: bool) -> None:
@@ -84,3 +90,9 @@ def _render(d, explain: bool) -> None:
         evidence = f" [dim]— {escape('; '.join(c.evidence))}[/]" if c.evidence else ""
         con.print(f"  {mark} #{c.rank:<2} {c.framework:<13} {escape(c.reason)}{evidence}")
     con.print("  [dim]frameworks not listed had no signal at all[/]")
+    from lightfold.builders import select
+
+    choice = select(d)
+    con.print(f"\n[bold]builder[/] {choice.name} [dim]— {escape(choice.reason)}[/]")
+    con.print("  [dim]rules: --builder/config wins; a Dockerfile → dockerfile; Node/Python with nixpacks on the "
+              "server → nixpacks; otherwise native[/]")

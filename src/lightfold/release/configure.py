@@ -66,10 +66,14 @@ async def facts(conn: Connection, app: str, domain: str | None = None) -> dict[s
 
 
 def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
+    from lightfold import builders
     from lightfold.agent import agent_source
     from lightfold.server.app import AppSpec, ports_for
     from lightfold.server.configure import configure_plan
 
+    # nixpacks needs nothing configure would not install for native: its availability is asked at push.
+    builder = builders.get(builders.select(detection, target.config.builder).name)
+    detection = builders.adapt_detection(builder.name, detection)
     apps = server_facts.get("apps") or {}
     others = [a for a in apps if a != target.name]
     ports = ports_for(target.name, apps)
@@ -80,7 +84,9 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
         tls=bool(tls_domain(target) and server_facts.get("tls_cert")),
         app_subdir=source_layout(target, detection)[1],
     )
-    return configure_plan(spec, agent_source=agent_source(), ssh_port=target.server.port)
+    return configure_plan(spec, agent_source=agent_source(), ssh_port=target.server.port,
+                          builder_steps=builder.configure_steps(spec),
+                          builder_replaces_runtime=builder.replaces_runtime)
 
 
 async def configure(

@@ -156,13 +156,18 @@ async def _make_release(
     conn: Connection, target: Target, detection: Any, local: _Local, release_id: str,
     live_id: str | None, live_info: dict[str, Any], env_only: bool, timings: dict[str, float], report: Report,
 ) -> str:
+    from lightfold import builders
     from lightfold.server.build import build_script, extract_command, lockfiles
 
     app = target.name
+    choice = await choose_builder(conn, target, detection, report)
+    detection = builders.adapt_detection(choice.name, detection)
+    if env_only and (live_info.get("builder") or "native") != choice.name:
+        env_only = False  # the live release was built by another builder: build anew
     info = {
         "commit": local.commit, "dirty": local.dirty, "fingerprint": local.fingerprint,
-        "env_hash": local.env_hash, "builder": "native", "deployed_by": actor(),
-        "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "env_hash": local.env_hash, "builder": choice.name, "builder_reason": choice.reason,
+        "deployed_by": actor(), "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     await agent_client.call(conn, "journal_mark", app, release=release_id, status="building", **info)
     try:
@@ -171,6 +176,10 @@ async def _make_release(
             report("step", f"only the environment changed: {release_id} reuses the build of {live_id}")
             await conn.run(as_root(conn, _copy_release_command(app, live_id, release_id, info)),
                            display="copy the live release")
+            if choice.name == "dockerfile":
+                from lightfold.builders.dockerfile import retag_command
+
+                await conn.run(as_root(conn, retag_command(app, live_id, release_id)), display="tag the live image")
             await _write_env(conn, app, release_id, local.env)
             timings["copy"] = time.monotonic() - t
             return "env-only"
@@ -193,6 +202,18 @@ async def _make_release(
         timings["upload"] = time.monotonic() - t
 
         await _write_env(conn, app, release_id, local.env)
+        if choice.name == "dockerfile":
+            from lightfold.builders import dockerfile
+
+            t = time.monotonic()
+            report("step", f"building image {dockerfile.image_tag(app, release_id)} on the server")
+            script = dockerfile.build_script(app, detection, target.config.deploy, release_id,
+                                             release_info=info, app_subdir=local.subdir)
+            await _run_build(conn, target, script, report, release_id)
+            timings["build"] = time.monotonic() - t
+            return "full"
+        if choice.name == "nixpacks":
+            detection = await _nixpacks_detection(conn, app, release_id, detection, local.subdir, report)
         app_dir = local.root / local.subdir if local.subdir else local.root
         deps_hash = dependency_hash(app_dir, lockfiles(detection))
         reuse = live_id if deps_hash and live_info.get("deps_hash") == deps_hash else None
@@ -209,6 +230,50 @@ async def _make_release(
         with contextlib.suppress(Exception):
             await agent_client.call(conn, "journal_mark", app, release=release_id, status="failed", reason=reason)
         raise
+
+
+async def choose_builder(conn: Connection, target: Target, detection: Any, report: Report = silent):
+    """The builder for this push (lightfold.builders.select); asks the server whether nixpacks is
+    installed only when that decides it. Records the choice in the target's state."""
+    from lightfold import builders
+
+    configured = target.config.builder
+    available = None
+    if configured == "nixpacks" or (
+        not configured and not getattr(detection, "has_dockerfile", False)
+        and getattr(detection, "runtime", None) in builders.NIXPACKS_RUNTIMES
+        and not getattr(detection, "static", False)
+    ):
+        res = await conn.run(builders.NIXPACKS_CHECK, display="is nixpacks installed")
+        available = res.stdout.strip() == "yes"
+    choice = builders.select(detection, configured, available)
+    report("note", f"builder: {choice.name} ({choice.reason})")
+    if choice.note:
+        report("note", choice.note)
+    state.update(target.name, lambda s: setattr(s, "builder", choice.name))
+    return choice
+
+
+async def _nixpacks_detection(conn: Connection, app: str, release_id: str, detection: Any,
+                              app_subdir: str | None, report: Report) -> Any:
+    """`nixpacks plan` of the unpacked release, turned into the detection's install/build/start."""
+    from lightfold.builders import nixpacks
+    from lightfold.server.app import app_root_of, app_user
+    from lightfold.server.build import release_dir
+
+    root = app_root_of(detection, app_subdir)
+    app_dir = release_dir(app, release_id) + ("" if root == "." else f"/{root}")
+    res = await conn.run(as_root(conn, nixpacks.plan_command(app_dir, app_user(app))), check=False,
+                         display="nixpacks plan")
+    if res.exit_status != 0:
+        raise LightfoldError(f"`nixpacks plan` failed (exit {res.exit_status})",
+                             "fix the project for nixpacks, or deploy with --builder native",
+                             details=res.stderr.strip().splitlines()[-20:])
+    plan = nixpacks.translate(res.stdout)
+    for n in plan.notes:
+        report("note", n)
+    report("note", f"nixpacks plan: install `{plan.install}`, build `{plan.build}`, start `{plan.start}`")
+    return nixpacks.apply(detection, plan)
 
 
 async def _write_env(conn: Connection, app: str, release_id: str, env: dict[str, str]) -> None:
@@ -361,6 +426,5 @@ def _record(target: Target, release: str | None, commit: str | None, fingerprint
         s.last_commit = commit
         s.deploy_fingerprint = fingerprint
         s.last_deploy = when or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        s.builder = "native"
 
     state.update(target.name, change)

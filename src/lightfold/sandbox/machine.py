@@ -111,6 +111,12 @@ def nspawn_argv(lay: Layout, name: str, has_systemd: bool) -> list[str]:
         f"--network-namespace-path=/run/netns/{lay.netns(name)}",
         # Its own netns: let the machine manage its firewall (nftables/ufw) like a VM.
         "--capability=CAP_NET_ADMIN",
+        # A container engine (the dockerfile builder) must run inside, like on a VM; these cost
+        # nothing when unused (shared/docs/docker-in-nspawn.md): runc needs keyctl and bpf...
+        "--system-call-filter=@keyring bpf",
+        # ...and overlay2 cannot stack on the machine's overlayfs root: a plain directory in the
+        # machine's own dir (so destroy's rm -rf removes it with the rest).
+        f"--bind={lay.machine_dir(name) / 'docker'}:/var/lib/docker",
     ]
     if not has_systemd:
         argv.insert(argv.index("--register=no") + 1, "--keep-unit")
@@ -404,7 +410,7 @@ class NameTaken(LightfoldError):
 
 def _mount_overlay(lay: Layout, name: str, img: Path) -> None:
     d = lay.machine_dir(name)
-    for sub in ("upper", "work", "rootfs"):
+    for sub in ("upper", "work", "rootfs", "docker"):
         (d / sub).mkdir(exist_ok=True)
     host.run([
         "mount", "-t", "overlay", f"lightfold-{name}",
@@ -420,7 +426,8 @@ def _launch(lay: Layout, name: str) -> None:
             procs.append(str(cg / "cgroup.procs"))
     argv = ["sh", "-c", LAUNCHER, "lightfold-nspawn", *procs, "--", *nspawn_argv(lay, name, host.host_has_systemd())]
     # A pure cgroup v2 view inside, like a stock Debian 12 host.
-    env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
+    # /proc/sys/net writable: dockerd turns on ip_forward in the machine's own netns.
+    env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1", SYSTEMD_NSPAWN_API_VFS_WRITABLE="network")
     with open(lay.runtime(name) / "console.log", "wb") as console:
         # New session: the machine outlives the CLI and never gets the terminal's signals.
         proc = subprocess.Popen(

@@ -44,13 +44,17 @@ def agent_hash(agent_source: str | bytes) -> str:
 
 def configure_plan(
     spec: AppSpec, *, agent_source: str | bytes, ssh_port: int = 22, lightfold_version: str = __version__,
+    builder_steps: tuple[Step, ...] = (), builder_replaces_runtime: bool = False,
 ) -> ConfigurePlan:
+    """`builder_steps` (from lightfold.builders) run once the app user exists; a builder that
+    brings its own runtime (dockerfile) skips the language runtime step."""
     plan = Plan((
         wait_step(),
         base_step(),
-        runtime.runtime_step(spec.detection),
+        *(() if builder_replaces_runtime else (runtime.runtime_step(spec.detection),)),
         agent_step(agent_source),
         user_and_dirs_step(spec),
+        *builder_steps,
         app_step(spec),
         nginx_step(spec),
         firewall_step(ssh_port),

@@ -1,0 +1,159 @@
+"""The dockerfile builder on a real sandbox machine: configure installs docker.io, push builds the
+image on the server, the slots run it through the same health-gated blue/green switch.
+
+No image registry is reachable: the base image (`local/debian-python:bookworm`) is imported
+inside the machine from the machine's own Debian root (it has python3), which takes seconds and
+no network, instead of mmdebstrap (measured 2.5 min on the host through the mirror)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from tests.e2e.apps import commit, get, git
+
+from lightfold.probe import Probe
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+APP = Path(__file__).resolve().parents[1] / "fixtures" / "builders" / "docker-app"
+MULTILINE = "line one\nline 'two' $HOME\n\nline four"
+
+BASE_IMPORT = (
+    "tar -C / --one-file-system -cf - --exclude=./proc --exclude=./sys --exclude=./dev --exclude=./run"
+    " --exclude=./var/lib/docker --exclude=./srv --exclude=./tmp --exclude=./root --exclude=./home"
+    " --exclude=./var/cache/apt --exclude=./var/lib/apt/lists --exclude=./usr/share/doc --exclude=./usr/share/man ."
+    " | docker import - local/debian-python:bookworm >/dev/null"
+)
+
+
+def set_message(sb, text: str) -> None:
+    path = sb.project / "app.py"
+    src = path.read_text()
+    start = src.index('MESSAGE = "') + len('MESSAGE = "')
+    path.write_text(src[:start] + text + src[src.index('"', start):])
+    commit(sb.project, text)
+
+
+def journal(sb) -> dict:
+    text = sb.exec(f"cat /srv/{sb.target}/.lightfold/releases.json").stdout
+    return {e["id"]: e for e in json.loads(text)}
+
+
+def live(sb) -> str:
+    return next(rid for rid, e in journal(sb).items() if e["status"] == "live")
+
+
+def images(sb) -> dict[str, str]:
+    """tag → image id of this app's images."""
+    out = sb.exec(f"docker images --no-trunc --format '{{{{.Tag}}}} {{{{.ID}}}}' lightfold-{sb.target}").stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def containers(sb) -> list[str]:
+    return sorted(sb.exec("docker ps -a --format '{{.Names}}'").stdout.split())
+
+
+@pytest.fixture(scope="module")
+def app(shared_sandbox):
+    sb = shared_sandbox
+    for f in APP.iterdir():
+        shutil.copy(f, sb.project / f.name)
+    git(sb.project, "init", "-q", "-b", "main")
+    commit(sb.project, "docker app")
+    sb.lightfold("config", "set", "deploy.env_vars.GREETING", MULTILINE, "--target", sb.target)
+    t0 = time.monotonic()
+    sb.lightfold("configure", "--target", sb.target, timeout=600)
+    sb.timings = {"configure": time.monotonic() - t0}
+    t0 = time.monotonic()
+    sb.exec(BASE_IMPORT, timeout=300)
+    sb.timings["base_import"] = time.monotonic() - t0
+    t0 = time.monotonic()
+    proc = sb.lightfold("deploy", "--target", sb.target, "--json", timeout=600)
+    sb.timings["deploy"] = time.monotonic() - t0
+    sb.first = json.loads(proc.stdout)
+    sb.first_stderr = proc.stderr
+    print("timings", sb.timings)
+    return sb
+
+
+def test_deploy_builds_the_image_and_serves_it(app):
+    assert get(app.ip) == (200, b"hello from docker v1\n")
+    rid = app.first["push"]["release"]
+    assert "builder: dockerfile (a Dockerfile exists (EXPOSE 8000))" in app.first_stderr
+    assert rid in images(app)
+    info = json.loads(app.exec(f"cat /srv/{app.target}/releases/{rid}/.lightfold/release.json").stdout)
+    assert info["builder"] == "dockerfile" and info["container_port"] == 8000
+    state = json.loads((app.home / "state" / f"{app.target}.json").read_text())
+    assert state["builder"] == "dockerfile"
+    # the release's env reaches the container byte-exact (multi-line too), PORT is the container's
+    assert get(app.ip, "/env/GREETING") == (200, MULTILINE.encode())
+    assert get(app.ip, "/env/PORT") == (200, b"8000")
+    assert get(app.ip, "/env/INVOCATION_ID")[0] == 404  # systemd's own variables stay outside
+    # the container publishes on loopback only
+    assert "127.0.0.1:" in app.exec(f"docker port lightfold-{app.target}-{journal(app)[rid]['slot']}").stdout
+
+
+def test_redeploy_under_load_drops_no_request_and_stops_the_old_container(app):
+    before = live(app)
+    old_slot = journal(app)[before]["slot"]
+    set_message(app, "hello from docker v2")
+    with Probe(f"http://{app.ip}/", rate=100) as probe:
+        proc = app.lightfold("push", "--target", app.target, "--json", timeout=300)
+    result = probe.result
+    assert result.failed == 0, f"{result.summary()}: {result.failures}"
+    assert result.total > 100, result.summary()
+    assert set(result.bodies) <= {"hello from docker v1", "hello from docker v2"}
+    data = json.loads(proc.stdout)
+    assert data["previous"] == before and data["release"] == live(app)
+    assert get(app.ip) == (200, b"hello from docker v2\n")
+    new_slot = journal(app)[data["release"]]["slot"]
+    # the old slot's unit stopped after the drain, and its container went with it
+    deadline = time.monotonic() + 30
+    while f"lightfold-{app.target}-{old_slot}" in containers(app) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert containers(app) == [f"lightfold-{app.target}-{new_slot}"]
+
+
+def test_rollback_starts_the_previous_image_without_a_rebuild(app):
+    current, tags = live(app), images(app)
+    previous = next(rid for rid, e in journal(app).items() if e["status"] == "previous")
+    proc = app.lightfold("rollback", "--target", app.target, "--json", timeout=300)
+    assert live(app) == previous, proc.stdout
+    assert get(app.ip) == (200, b"hello from docker v1\n")
+    assert images(app) == tags  # same images, same ids: nothing was built
+    assert current in tags
+
+
+def test_failed_build_keeps_the_live_release(app):
+    serving = live(app)
+    body = get(app.ip)
+    dockerfile = app.project / "Dockerfile"
+    good = dockerfile.read_text()
+    dockerfile.write_text(good.replace("COPY app.py .", "COPY app.py .\nRUN exit 3"))
+    commit(app.project, "broken build")
+    try:
+        proc = app.lightfold("push", "--target", app.target, check=False, timeout=300)
+        assert proc.returncode != 0
+        assert "the build failed at image" in proc.stderr, proc.stderr
+        assert "live release keeps serving" in proc.stderr
+        assert live(app) == serving and get(app.ip) == body
+        failed = [e for e in journal(app).values() if e["status"] == "failed"]
+        assert failed and failed[-1]["id"] not in images(app)
+    finally:
+        dockerfile.write_text(good)
+        commit(app.project, "fixed build")
+
+
+def test_cleanup_removes_the_images_of_removed_releases(app):
+    before, serving = set(journal(app)), live(app)
+    req = json.dumps({"op": "cleanup", "app": app.target, "keep": 1})
+    app.exec("python3 /usr/local/lib/lightfold/agent.py", input=req)
+    removed = before - set(journal(app))
+    assert removed, "keep=1 removes the releases that are neither the newest, live nor previous"
+    left = images(app)
+    assert not removed & set(left), left
+    assert serving in left and get(app.ip) == (200, b"hello from docker v1\n")
