@@ -81,6 +81,22 @@ def test_dns_mismatch_names_the_record_and_changes_nothing(site, acme):
     assert_unchanged(sb, before, proc, f"{missing} does not resolve")
 
 
+def test_port_80_closed_is_caught_before_asking_the_ca(site, acme):
+    sb = site
+    closed = f"closed.{sb.target}.test"
+    acme.add_a(closed, sb.ip)
+    sb.exec("systemctl stop nginx")
+    try:
+        proc = add(sb, acme, closed, check=False)
+    finally:
+        sb.exec("systemctl start nginx")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"port 80 of {sb.ip} is not reachable from here" in proc.stderr, proc.stderr
+    assert "requesting a certificate" not in proc.stderr
+    assert "domain" not in sb.config()["targets"][sb.target]
+    assert get(sb.ip) == (200, PAGE.format("v1").encode())
+
+
 def test_issuance_failure_is_explained_and_changes_nothing(site, acme):
     sb, before = site, site_conf(site)
     # The mock DNS sends the CA to the host's bridge address, where nothing listens on port 80.

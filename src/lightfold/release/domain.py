@@ -223,6 +223,49 @@ def served_certificate(ip: str, domain: str, port: int = 443, timeout: float = 1
     return hashlib.sha256(der).hexdigest(), status
 
 
+async def preflight_http(conn: Connection, domain: str, ip: str) -> None:
+    """What the CA will do, tried first from here: fetch a file from the challenge directory over
+    port 80 with the domain as Host. A failure here costs nothing; a failed validation counts
+    against the CA's rate limit (Let's Encrypt: 5 failures per name per hour)."""
+    import secrets
+
+    from lightfold.server.nginx import ACME_ROOT
+
+    token = f"lightfold-preflight-{secrets.token_hex(8)}"
+    path = f"{ACME_ROOT}/.well-known/acme-challenge/{token}"
+    script = f"mkdir -p {ACME_ROOT}/.well-known/acme-challenge && echo {token} > {path} && chmod 644 {path}"
+    await conn.run(as_root(conn, f"sh -c {shlex.quote(script)}"), display="write the preflight challenge file")
+    try:
+        status, body = await asyncio.to_thread(_http_get, ip, f"/.well-known/acme-challenge/{token}", domain)
+    except OSError as e:
+        raise LightfoldError(
+            f"port 80 of {ip} is not reachable from here ({e}); the certificate authority could not validate "
+            f"{domain} either",
+            "open port 80 (HTTP) in the server's and the provider's firewall, then retry",
+            details=["nothing was changed"],
+        ) from None
+    finally:
+        await conn.run(as_root(conn, f"rm -f {shlex.quote(path)}"), check=False)
+    if status != 200 or body.strip() != token.encode():
+        raise LightfoldError(
+            f"http://{domain}/.well-known/acme-challenge/ on {ip} did not serve lightfold's test file (HTTP {status})",
+            "another web server or site answers on port 80 for this name: stop it, or run `lightfold configure`",
+            details=["nothing was changed"],
+        )
+
+
+def _http_get(ip: str, path: str, host: str, timeout: float = 10) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection(ip, 80, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read(4096)
+    finally:
+        conn.close()
+
+
 def _with_domain(target: Target, domain_cfg) -> Target:
     return Target(target.name, target.config.model_copy(update={"domain": domain_cfg}))
 
@@ -254,6 +297,9 @@ async def add(
         report("ok", f"{domain} resolves to {ip}")
 
     cert: dict[str, Any] | None = None
+    if ssl_on and not skip_dns_check:
+        await preflight_http(conn, domain, ip)
+        report("ok", f"http://{domain}/.well-known/acme-challenge/ reaches this server on port 80")
     if ssl_on:
         report("step", "certbot")
         if await install_certbot(conn, report):
