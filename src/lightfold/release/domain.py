@@ -136,6 +136,17 @@ def resolve_a(name: str) -> list[str]:
     return sorted({i[4][0] for i in infos})
 
 
+def resolve_aaaa(name: str) -> list[str]:
+    """IPv6 addresses from the system resolver (none when $LIGHTFOLD_DNS_SERVER is used)."""
+    if os.environ.get(DNS_ENV):
+        return []
+    try:
+        infos = socket.getaddrinfo(name, None, socket.AF_INET6, socket.SOCK_STREAM)
+    except (socket.gaierror, OSError):
+        return []
+    return sorted({i[4][0] for i in infos if not i[4][0].startswith("::ffff:")})
+
+
 def check_dns(domain: str, ip: str) -> list[str]:
     """Raise, naming the exact A record to create, unless `domain` resolves to `ip`."""
     found = resolve_a(domain)
@@ -295,6 +306,10 @@ async def add(
         report("step", f"checking that {domain} resolves to {ip}")
         result["resolves_to"] = check_dns(domain, ip)
         report("ok", f"{domain} resolves to {ip}")
+        v6 = resolve_aaaa(domain)
+        if v6:
+            report("warn", f"{domain} also has IPv6 (AAAA) records ({', '.join(v6)}); the certificate authority "
+                           "tries IPv6 first: they must reach this server too, or remove them")
 
     cert: dict[str, Any] | None = None
     if ssl_on and not skip_dns_check:
