@@ -299,6 +299,9 @@ async def add(
         raise LightfoldError(f"target '{target.name}' is not deployed yet",
                              f"run `lightfold deploy --target {target.name}` first, then add the domain")
     server = server or acme_server()
+    old = target.config.domain
+    if email is None and old and old.domain == domain:
+        email = old.email  # adding the same domain again keeps its account email
     result: dict[str, Any] = {"target": target.name, "domain": domain, "ssl": ssl_on, "ip": ip}
     if skip_dns_check:
         report("warn", f"DNS check skipped: {domain} must reach {ip} on port 80 for validation")
@@ -358,13 +361,20 @@ async def verify(conn: Connection, domain: str, ip: str, cert: dict, report: Rep
     """HTTPS answers for `domain` with the issued certificate; renewal works; the timer is on."""
     from lightfold.server import tls
 
-    try:
-        served, status = await asyncio.to_thread(served_certificate, ip, domain)
-    except OSError as e:
-        raise LightfoldError(
-            f"HTTPS for {domain} is configured but {ip}:443 does not answer from here ({e})",
-            "open port 443 in the server's or the provider's firewall",
-        ) from None
+    for attempt in range(6):  # nginx's old workers may finish a moment after the reload
+        try:
+            served, status = await asyncio.to_thread(served_certificate, ip, domain)
+        except OSError as e:
+            if attempt < 5:
+                await asyncio.sleep(0.5)
+                continue
+            raise LightfoldError(
+                f"HTTPS for {domain} is configured but {ip}:443 does not answer from here ({e})",
+                "open port 443 in the server's or the provider's firewall",
+            ) from None
+        if served == cert.get("sha256"):
+            break
+        await asyncio.sleep(0.5)
     if served != cert.get("sha256"):
         raise LightfoldError(f"{ip}:443 presents another certificate for {domain} than the one issued",
                              "check for other nginx sites with the same server_name, then rerun domain add")
