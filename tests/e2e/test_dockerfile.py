@@ -118,12 +118,23 @@ def test_redeploy_under_load_drops_no_request_and_stops_the_old_container(app):
     assert containers(app) == [f"lightfold-{app.target}-{new_slot}"]
 
 
+def test_env_only_change_reuses_the_image(app):
+    before, tags = live(app), images(app)
+    app.lightfold("config", "set", "deploy.env_vars.EXTRA", "added later", "--target", app.target)
+    data = json.loads(app.lightfold("push", "--target", app.target, "--json", timeout=300).stdout)
+    assert data["build"] == "env-only"
+    assert get(app.ip, "/env/EXTRA") == (200, b"added later")
+    after = images(app)
+    assert after[data["release"]] == tags[before]  # the same image under the new release's tag
+
+
 def test_rollback_starts_the_previous_image_without_a_rebuild(app):
     current, tags = live(app), images(app)
     previous = next(rid for rid, e in journal(app).items() if e["status"] == "previous")
     proc = app.lightfold("rollback", "--target", app.target, "--json", timeout=300)
     assert live(app) == previous, proc.stdout
-    assert get(app.ip) == (200, b"hello from docker v1\n")
+    assert get(app.ip) == (200, b"hello from docker v2\n")
+    assert get(app.ip, "/env/EXTRA")[0] == 404  # the previous release's own env snapshot
     assert images(app) == tags  # same images, same ids: nothing was built
     assert current in tags
 
@@ -156,4 +167,4 @@ def test_cleanup_removes_the_images_of_removed_releases(app):
     assert removed, "keep=1 removes the releases that are neither the newest, live nor previous"
     left = images(app)
     assert not removed & set(left), left
-    assert serving in left and get(app.ip) == (200, b"hello from docker v1\n")
+    assert serving in left and get(app.ip) == (200, b"hello from docker v2\n")

@@ -94,6 +94,12 @@ def test_detect_explain_json_has_the_builder(cli):
     assert data["builder"]["name"] == "native"
 
 
-def test_builder_option_is_saved_in_config_and_checked(cli, tmp_path):
+def test_builder_option_is_saved_in_config_and_checked(cli, tmp_path, lf_home):
+    import json
+
     bad = cli("push", str(tmp_path), "--target", "web", "--builder", "buildpacks")
     assert bad.returncode == 2 and "unknown builder" in bad.stderr
+    # saved before anything else happens (this push then fails: the target has no server)
+    cli("push", str(tmp_path), "--target", "web", "--builder", "native")
+    cfg = json.loads((lf_home / "config.json").read_text())
+    assert cfg["targets"]["web"]["builder"] == "native"
