@@ -118,10 +118,10 @@ def test_sync_without_an_address_says_how_to_set_one(lf_home, tmp_path):
     from lightfold.errors import LightfoldError
     from lightfold.release import target as targets
 
-    config.update(lambda c: config.set_value(c, "web", "provider", "hetzner", project_path=tmp_path))
+    config.update(lambda c: config.set_value(c, "web", "provider", "byos", project_path=tmp_path))
     with pytest.raises(LightfoldError) as e:
         operate.recover_address(targets.load("web"))
-    assert "provider_config.hetzner.ip" in e.value.fix
+    assert "provider_config.byos.ip" in e.value.fix
 
 
 def test_cli_rejects_a_bad_release_id_and_lists_targets_as_json(cli, tmp_path):

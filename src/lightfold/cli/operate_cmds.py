@@ -102,14 +102,14 @@ def logs(
 def sync(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
     """Rebuild this machine's state of a target from its server (after losing ~/.lightfold/state).
 
-    Needs the target's config (its server address). Example: lightfold sync --target myapp
+    Cloud servers are found through the provider's API (a changed IP is followed); local and byos
+    servers need their address in the config. Example: lightfold sync --target myapp
     """
     from lightfold.release import operate
     from lightfold.release import target as targets
     from lightfold.remote import run_sync
 
-    t = targets.load(resolve_target(target))
-    operate.recover_address(t)
+    t = operate.recover_address(targets.load(resolve_target(target)), progress=output.note)
 
     async def go():
         async with await targets.connect(t) as conn:

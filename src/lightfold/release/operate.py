@@ -272,21 +272,22 @@ class SyncResult:
     changed: list[str] = field(default_factory=list)
 
 
+CLOUD_PROVIDERS = ("digitalocean", "vultr", "hetzner")
 _MARKERS = "cat /etc/lightfold/apps/{app}/configured 2>/dev/null || true"
 
 
-def recover_address(t: Target) -> str:
-    """The server's address for sync. Hook: a cloud provider's API lookup (by server_id or tag)
-    goes here; until then the address must be in the target's provider_config."""
-    pc = t.config.server()
-    if pc.ip:
-        return pc.ip
-    if t.config.provider in ("digitalocean", "vultr", "hetzner"):
-        raise LightfoldError(
-            f"target '{t.name}' has no server address recorded, and recovering it from "
-            f"{t.config.provider} is not supported yet",
-            f"set it: lightfold config set provider_config.{t.config.provider}.ip ADDRESS --target {t.name}",
-        )
+def recover_address(t: Target, progress=None) -> Target:
+    """The target with its server's current address. Cloud servers are looked up in the
+    provider's API (by server id, then by the create tag), which follows a changed or lost IP and
+    re-pins the stored host key; local and byos servers must have the address in the config."""
+    if t.config.provider in CLOUD_PROVIDERS:
+        from lightfold import providers
+        from lightfold.release.target import load
+
+        providers.get(t.config.provider).recover_address(t.name, progress=progress or (lambda _m: None))
+        return load(t.name)
+    if t.config.server().ip:
+        return t
     raise LightfoldError(
         f"target '{t.name}' has no server address in its config",
         f"set it: lightfold config set provider_config.{t.config.provider or 'byos'}.ip ADDRESS --target {t.name}",
