@@ -3,6 +3,7 @@ with a stand-in `docker` on PATH that records its arguments (the real engine run
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -124,3 +125,13 @@ def test_start_script_has_no_secrets_and_is_bash():
     text = dockerfile.start_script("shop", 8000)
     assert text.startswith("#!/bin/bash\n")
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+
+
+def test_build_without_docker_says_to_configure(tmp_path):
+    det = SimpleNamespace(app_root=None, framework="dockerfile", dockerfile_port=8000)
+    script = dockerfile.build_script("shop", det, SimpleNamespace(port=None), "20260101120000")
+    r = subprocess.run(["/bin/bash", "-s"], input=script, text=True, capture_output=True,
+                       env={"PATH": str(tmp_path)})  # an empty PATH dir: no docker
+    assert r.returncode == 1
+    event = json.loads(r.stdout.splitlines()[-1])
+    assert event["status"] == "failed" and "lightfold configure" in event["output"][0]
