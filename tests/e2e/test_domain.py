@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import ssl
 
@@ -185,8 +184,6 @@ def test_domain_without_ssl_is_served_over_http_by_name(site, acme):
     assert "server_name _;" in site_conf(sb)
 
 
-@pytest.mark.skipif(not os.environ.get("LIGHTFOLD_E2E_SLOW"),
-                    reason="a second machine with a Python runtime costs ~2-4 min; set LIGHTFOLD_E2E_SLOW=1")
 def test_proxied_app_keeps_https_through_a_blue_green_redeploy(acme, machine_factory):
     """A non-static app (Flask behind nginx): HTTPS ends at nginx, health checks use the domain."""
     sb = machine_factory()

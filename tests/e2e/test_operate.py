@@ -193,6 +193,9 @@ def test_ctrl_c_during_a_push_releases_the_lock_and_marks_the_release_failed(fla
     sb = flask
     live_before = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)["live_release"]
     change_code(sb, "v6-interrupted")
+    # A build that surely lasts until the interrupt arrives (a fast build could already be past
+    # the detached switch, which by design finishes on the server without the laptop).
+    sb.lightfold("config", "set", "deploy.build_command", "sleep 120", "--target", sb.target)
     proc = sb.popen("push", "--target", sb.target, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seen = []
     for line in proc.stderr:
@@ -206,6 +209,7 @@ def test_ctrl_c_during_a_push_releases_the_lock_and_marks_the_release_failed(fla
     assert js[max(js)] == "failed", js  # the interrupted release, never live
     assert_consistent(sb, live_before)  # the lock is gone, the old release still serves
     assert get(sb.ip)[1] == b"v6\n"
+    sb.lightfold("config", "unset", "deploy.build_command", "--target", sb.target)
 
 
 def test_push_killed_mid_upload_then_a_new_push_succeeds(flask):

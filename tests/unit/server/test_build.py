@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from serverkit import Det, bash_syntax_ok, run_script
+from tests.unit.server.serverkit import Det, bash_syntax_ok, run_script
 
 from lightfold.config import DeployConfig
 from lightfold.errors import LightfoldError

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from serverkit import Det, bash_syntax_ok
+from tests.unit.server.serverkit import Det, bash_syntax_ok
 
 from lightfold.config import DeployConfig, DomainConfig, TargetConfig
 from lightfold.errors import LightfoldError

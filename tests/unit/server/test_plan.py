@@ -8,7 +8,7 @@ import pwd
 from pathlib import Path
 
 import pytest
-from serverkit import bash_syntax_ok, run_script
+from tests.unit.server.serverkit import bash_syntax_ok, run_script
 
 from lightfold.server.plan import (
     EnsureDir,
