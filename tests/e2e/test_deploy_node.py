@@ -25,6 +25,7 @@ def app(shared_sandbox):
     install_example(sb.project, "node-express")
     first = sb.lightfold("deploy", "--target", sb.target, "--json", timeout=900)
     sb.first_deploy = json.loads(first.stdout)
+    sb.first_deploy_log = first.stderr
     return sb
 
 
@@ -72,6 +73,9 @@ def test_first_deploy_answers_through_nginx(app):
     assert st["created"] and st["configured"]
     assert st["last_release"] == live_release(app) == app.first_deploy["push"]["release"]
     assert re.fullmatch(r"\d{14}", st["last_release"])
+    # builder auto-selection: a Node app, no Dockerfile, no nixpacks on the server → native, said so
+    assert "nixpacks is not on the server: building natively" in app.first_deploy_log
+    assert st["builder"] == "native"
     assert st["last_commit"] and len(st["last_commit"]) == 40
     # the app runs as its own unprivileged user, in a hardened unit
     uid = app.exec(f"id -u lf-{app.target}").stdout.strip()

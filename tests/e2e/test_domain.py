@@ -130,6 +130,9 @@ def test_add_serves_https_with_a_certificate_from_the_acme_server(site, acme):
     assert sb.exec("systemctl is-enabled certbot.timer").stdout.strip() == "enabled"
     shown = json.loads(sb.lightfold("domain", "show", "--target", sb.target, "--json").stdout)
     assert shown["certificate"]["expires"] == cert["expires"] and shown["url"] == f"https://{sb.domain}/"
+    status = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+    assert status["domain"] == sb.domain
+    assert status["certificate"]["expires"] == cert["expires"] and status["certificate"]["days_left"] > 30
 
 
 def test_second_add_reuses_the_certificate(site, acme):
