@@ -415,6 +415,27 @@ def quiet(_message: str) -> None:
     pass
 
 
+def target_api(provider: str):
+    """(create, recover_address, destroy, server_state) bound to one cloud provider: the
+    module-level functions every provider module exposes (see providers/__init__.py)."""
+
+    def create(target: str, project_path: Path | None = None, *, force: bool = False, progress: Progress = quiet,
+               region: str | None = None, size: str | None = None, image: str | None = None) -> dict[str, Any]:
+        return create_target(provider, target, project_path, force=force, progress=progress,
+                             region=region, size=size, image=image)
+
+    def recover(target: str, *, progress: Progress = quiet) -> dict[str, Any]:
+        return recover_address(provider, target, progress=progress)
+
+    def destroy(target: str, *, progress: Progress = quiet) -> dict[str, Any]:
+        return destroy_target(provider, target, progress=progress)
+
+    def server_state(target: str) -> str:
+        return target_server_state(provider, target)
+
+    return create, recover, destroy, server_state
+
+
 def create_target(
     provider: str,
     target: str,

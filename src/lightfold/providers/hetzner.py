@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -230,20 +228,4 @@ class HetznerClient(BaseClient):
 
 # ---- the provider as `lightfold create/destroy/status --provider hetzner` sees it (see providers/__init__.py)
 
-def create(target: str, project_path: Path | None = None, *, force: bool = False,
-           progress: Callable[[str], None] = cloud.quiet, region: str | None = None, size: str | None = None,
-           image: str | None = None) -> dict[str, Any]:
-    return cloud.create_target(PROVIDER, target, project_path, force=force, progress=progress,
-                               region=region, size=size, image=image)
-
-
-def recover_address(target: str, *, progress: Callable[[str], None] = cloud.quiet) -> dict[str, Any]:
-    return cloud.recover_address(PROVIDER, target, progress=progress)
-
-
-def destroy(target: str, *, progress: Callable[[str], None] = cloud.quiet) -> dict[str, Any]:
-    return cloud.destroy_target(PROVIDER, target, progress=progress)
-
-
-def server_state(target: str) -> str:
-    return cloud.target_server_state(PROVIDER, target)
+create, recover_address, destroy, server_state = cloud.target_api(PROVIDER)
