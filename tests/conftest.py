@@ -62,6 +62,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     from lightfold.sandbox import layout, machine
 
     lay = layout.layout()
+    machine.wait_idle()
     ours = [n for n in machine.names(lay) if (machine.owner_of(lay, n) or "").startswith(_sandbox_tmp)]
     left = [f"{n}: {t}" for n in ours for t in machine.traces(lay, n)]
     if not machine.names(lay):  # no machine of anyone's: the shared bridge/proxy must be gone too

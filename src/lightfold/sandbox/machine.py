@@ -505,6 +505,13 @@ def _destroy_locked(lay: Layout, name: str) -> None:
     _release_shared_locked(lay)
 
 
+def wait_idle() -> None:
+    """Return once no create or destroy holds the allocation lock (leak checks call this first, so
+    a destroy still running in another thread or process is judged after it finished)."""
+    with _alloc_lock(layout()):
+        pass
+
+
 def release_shared() -> None:
     """Take down the bridge, proxy and NAT table if no machine is left (e.g. after a crash)."""
     lay = layout()
