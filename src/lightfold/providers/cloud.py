@@ -705,14 +705,10 @@ def _wait_ready(server: Server, key: Path, progress: Progress) -> None:
     progress(f"waiting for SSH on {server.ipv4}")
 
     async def ready() -> None:
-        while True:
-            try:
-                conn = await remote.connect(server.ipv4, 22, "root", key, openssh.known_hosts_path(), timeout=5)
-                break
-            except LightfoldError as e:
-                if time.monotonic() > deadline or "refused the SSH key" in e.problem:
-                    raise
-                await asyncio.sleep(2)
+        from lightfold.remote.connection import connect_when_up
+
+        conn = await connect_when_up(server.ipv4, 22, "root", key, openssh.known_hosts_path(),
+                                     deadline=deadline, interval=2)
         async with conn:
             left = max(5, int(deadline - time.monotonic()))
             await conn.run(f"if command -v cloud-init >/dev/null; then timeout {left} cloud-init status --wait; fi",

@@ -159,24 +159,21 @@ def _record(target: str, project_path: Path | None, ip: str, key: str, network: 
 def _wait_ready(m: machine.Machine, key: Path, progress: Progress) -> None:
     """Until root can log in over SSH and systemd has finished booting, then mark the machine as
     created the way a cloud provider's first-boot step would."""
-    import asyncio
 
     from lightfold import remote
 
     deadline = time.monotonic() + BOOT_TIMEOUT
     machine.wait_for_ssh_port(m.name, m.ip, deadline)
 
+    def still_booting() -> None:
+        if machine.nspawn_pid(sandbox_layout.layout(), m.name) is None:
+            machine.wait_for_ssh_port(m.name, m.ip, deadline)  # raises with the boot log
+
     async def ready() -> None:
-        while True:
-            try:
-                conn = await remote.connect(m.ip, 22, "root", key, openssh.known_hosts_path(), timeout=5)
-                break
-            except LightfoldError as e:
-                if time.monotonic() > deadline or "refused the SSH key" in e.problem:
-                    raise
-                if machine.nspawn_pid(sandbox_layout.layout(), m.name) is None:
-                    machine.wait_for_ssh_port(m.name, m.ip, deadline)  # raises with the boot log
-                await asyncio.sleep(0.1)
+        from lightfold.remote.connection import connect_when_up
+
+        conn = await connect_when_up(m.ip, 22, "root", key, openssh.known_hosts_path(),
+                                     deadline=deadline, interval=0.1, on_retry=still_booting)
         async with conn:
             left = max(5, int(deadline - time.monotonic()))
             res = await conn.run(f"timeout {left} systemctl is-system-running --wait", check=False,

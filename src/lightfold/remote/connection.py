@@ -269,6 +269,26 @@ async def connect(
     return Connection(conn, host, username)
 
 
+async def connect_when_up(
+    host: str, port: int, username: str, client_key_path: str | Path, known_hosts_path: str | Path, *,
+    deadline: float, interval: float, on_retry: Callable[[], None] | None = None,
+) -> Connection:
+    """`connect`, retried every `interval` seconds until the monotonic `deadline` while a new
+    server boots. A refused key is final at once (waiting will not fix it); `on_retry` may raise
+    to give up early (e.g. when the machine died)."""
+    import time
+
+    while True:
+        try:
+            return await connect(host, port, username, client_key_path, known_hosts_path, timeout=5)
+        except LightfoldError as e:
+            if time.monotonic() > deadline or "refused the SSH key" in e.problem:
+                raise
+            if on_retry is not None:
+                on_retry()
+            await asyncio.sleep(interval)
+
+
 def _client_keys(path: Path) -> list[asyncssh.SSHKey] | None:
     """The key at `path`; None (use ssh-agent) when it is passphrase-protected and an agent runs."""
     try:
