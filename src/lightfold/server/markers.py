@@ -20,7 +20,6 @@ from typing import Any
 from lightfold.server.app import app_dir
 from lightfold.server.plan import Run, Step
 
-
 SERVER_MARKER = "/etc/lightfold/configured"
 
 
