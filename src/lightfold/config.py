@@ -8,7 +8,6 @@ The file holds env values, so it is always written 0600.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -17,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lightfold import store
 from lightfold.errors import LightfoldError
+from lightfold.names import TARGET_NAME, sanitize_target_name  # noqa: F401 - part of this module's API
 
 CONFIG_VERSION = 1
 PROVIDERS = ("local", "byos", "digitalocean", "vultr", "hetzner")
 BUILDERS = ("native", "nixpacks", "dockerfile")
-TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
 
 class _Model(BaseModel):
@@ -172,12 +171,6 @@ def get_target(cfg: Config, name: str) -> TargetConfig:
             f"no target named '{name}' (known: {known})",
             "run `lightfold deploy --target NAME` in your project, or pass --target",
         ) from None
-
-
-def sanitize_target_name(text: str) -> str:
-    """A valid target name from a directory name: 'My App_2' -> 'my-app-2'."""
-    name = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:31].strip("-")
-    return name or "app"
 
 
 # ---- dotted-key edits (`lightfold config set/unset`) -------------------------------------------

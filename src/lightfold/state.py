@@ -36,6 +36,8 @@ class TargetState(BaseModel):
     configure_fingerprint: str | None = None
     # Fingerprint of code + env + deploy settings of the live release (push skips when equal).
     deploy_fingerprint: str | None = None
+    # The no-op fast path's record (lightfold.release.noop): local key, server stamp, how to read it.
+    noop: dict | None = None
 
 
 def state_dir() -> Path:

@@ -88,7 +88,45 @@ def test_redeploying_the_same_commit_is_skipped(app):
     data = json.loads(proc.stdout)
     assert data["configured"] == "skipped" and data["push"]["skipped"] is True
     assert data["push"]["release"] == before == live_release(app)
+    assert data["fast_path"] is True  # proven unchanged by the local key and the server stamp
+    assert f"nothing changed since release {before} went live" in proc.stderr
+    # without the fast path's record, the full path decides the same, and records it again
+    state_file = app.home / "state" / f"{app.target}.json"
+    st = json.loads(state_file.read_text())
+    record = st.pop("noop")
+    state_file.write_text(json.dumps(st))
+    proc = app.lightfold("push", "--target", app.target, "--json")
+    assert json.loads(proc.stdout)["skipped"] is True and "fast_path" not in json.loads(proc.stdout)
     assert "nothing to push" in proc.stderr
+    assert json.loads(state_file.read_text())["noop"] == record
+
+
+def test_the_fast_no_op_never_hides_a_change(app):
+    """Each input of the skip decision, changed alone, sends deploy down the full path."""
+    before = live_release(app)
+    # on the server: the configure marker is gone → configure runs again
+    app.exec(f"rm /etc/lightfold/apps/{app.target}/configured")
+    data = json.loads(app.lightfold("deploy", "--target", app.target, "--json", timeout=600).stdout)
+    assert "fast_path" not in data
+    assert data["configured"] == "configured" and data["push"]["skipped"] is True
+    # locally: an uncommitted edit ships
+    (app.project / "message.json").write_text(json.dumps({"text": "dirty edit"}) + "\n")
+    data = json.loads(app.lightfold("deploy", "--target", app.target, "--json", timeout=600).stdout)
+    assert data["push"]["skipped"] is False and data["push"]["release"] != before
+    assert get(app.ip)[1] == b"dirty edit\n"
+    # on the server: someone rolls back → the next deploy pushes the local code again
+    app.lightfold("rollback", "--target", app.target, timeout=300)
+    assert live_release(app) == before
+    data = json.loads(app.lightfold("deploy", "--target", app.target, "--json", timeout=600).stdout)
+    assert data["push"]["skipped"] is False
+    assert get(app.ip)[1] == b"dirty edit\n"
+    # back to the committed message, for the tests after this one
+    from tests.e2e.apps import git
+
+    git(app.project, "checkout", "--", "message.json")
+    app.lightfold("deploy", "--target", app.target, timeout=600)
+    assert get(app.ip) == (200, HELLO)
+    assert json.loads(app.lightfold("deploy", "--target", app.target, "--json").stdout)["fast_path"] is True
 
 
 def test_second_configure_changes_nothing(app):

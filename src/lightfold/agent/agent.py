@@ -71,6 +71,7 @@ import fcntl
 import json
 import os
 import re
+import selectors
 import shutil
 import socket
 import subprocess
@@ -79,13 +80,15 @@ import tempfile
 import time
 import traceback
 
-AGENT_VERSION = 1
+AGENT_VERSION = 2  # 2: rollback {lock, early_result}
 SLOTS = ("blue", "green")
 STATUSES = ("building", "live", "previous", "failed", "rolled-back", "retired")
 KEEP_DEFAULT = 5
 LOCK_TTL_DEFAULT = 3600
 JOURNAL_TAIL_LINES = 30
 DETACHABLE_OPS = ("activate", "rollback", "cleanup")
+# How long a switch waits for another one of the same app (a smoke window + drain + cleanup).
+SWITCH_WAIT_SECONDS = 30
 
 APP_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 RELEASE_RE = re.compile(r"^[0-9]{14}$")
@@ -1152,7 +1155,7 @@ def clear_intent(lay: Layout) -> None:
         os.unlink(lay.switch_intent)
 
 
-def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str) -> dict:
+def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str, on_switched=None) -> dict:
     """The blue/green switch. `op` is "activate" (failure marks the release failed; the old live one
     becomes previous) or "rollback" (the abandoned release becomes rolled-back)."""
     by = req.get("by") or req.get("holder")
@@ -1203,6 +1206,11 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str) -> dict:
     save_journal(lay, entries)
     clear_intent(lay)
     smoke_seconds = float(req.get("smoke_seconds", 5))
+    drain = float(req.get("drain_seconds", 2))
+    if on_switched is not None:
+        on_switched({"release": rid, "slot": slot, "port": port, "previous": old_rid, "previous_slot": old_slot,
+                     "health": health, "continuing": {"smoke_seconds": smoke_seconds, "drain_seconds": drain},
+                     "timings": {"healthy_s": health["seconds"], "switched_s": round(flipped - started, 2)}})
     step(f"traffic is on {rid}; watching it for {smoke_seconds:g}s")
     failure = smoke_failure(unit, baseline, smoke_seconds)
     if failure:
@@ -1210,7 +1218,6 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str) -> dict:
         raise AgentError(f"{failure}; traffic is back on {old_rid or 'nothing'}",
                          "read the log lines below, fix the crash, and deploy again", log_tail=journal_tail(unit),
                          flipped_back=True)
-    drain = float(req.get("drain_seconds", 2))
     if old_slot is not None:
         step(f"draining slot {old_slot} for {drain:g}s, then stopping it")
         time.sleep(drain)
@@ -1332,7 +1339,7 @@ def run_cleanup(lay: Layout, keep: int, by: str | None, warnings: list[str] | No
 def op_activate(req: dict, lay: Layout) -> dict:
     cfg = load_app_config(lay, req)
     rid = require_release_id(req)
-    with switch_mutex(lay):
+    with switch_mutex(lay, SWITCH_WAIT_SECONDS):
         check_deploy_lock(lay, req)
         notes = reconcile(lay, cfg, req.get("by"))
         result = switch_to(lay, cfg, rid, req, "activate")
@@ -1342,16 +1349,57 @@ def op_activate(req: dict, lay: Layout) -> dict:
 def op_rollback(req: dict, lay: Layout) -> dict:
     cfg = load_app_config(lay, req)
     to = require_release_id(req, "to") if req.get("to") is not None else None
-    with switch_mutex(lay):
-        check_deploy_lock(lay, req)
-        notes = reconcile(lay, cfg, req.get("by"))
-        entries = load_journal(lay)
-        live = live_entry(entries)
-        available = {rid for rid in release_ids_on_disk(lay) if os.path.isdir(lay.release(rid))}
-        target = rollback_target(entries, to, available)
-        step(f"rolling back from {live['id'] if live else 'nothing'} to {target['id']}")
-        result = switch_to(lay, cfg, target["id"], req, "rollback")
-    return {**result, "rolled_back_from": live["id"] if live else None, "reconciled": notes}
+    lock = None
+    if req.get("lock"):  # held by this process for the whole op, smoke window and drain included
+        holder = req.get("holder") or req.get("by") or default_actor()
+        req = {**req, "holder": holder}
+        lock, replaced = acquire_lock(lay, holder, "rollback", to, float(req["ttl"]) if req.get("ttl") else None,
+                                      os.getpid(), float(req.get("wait_seconds") or 0))
+        if replaced:
+            fail_interrupted_builds(lay)
+    try:
+        with switch_mutex(lay, SWITCH_WAIT_SECONDS):
+            check_deploy_lock(lay, req)
+            notes = reconcile(lay, cfg, req.get("by"))
+            entries = load_journal(lay)
+            live = live_entry(entries)
+            available = {rid for rid in release_ids_on_disk(lay) if os.path.isdir(lay.release(rid))}
+            target = rollback_target(entries, to, available)
+            step(f"rolling back from {live['id'] if live else 'nothing'} to {target['id']}")
+            extra = {"rolled_back_from": live["id"] if live else None, "reconciled": notes,
+                     "lock_taken": lock is not None}
+            announce = early_announcer(lay, "rollback", extra, lock) if req.get("early_result") else None
+            result = switch_to(lay, cfg, target["id"], req, "rollback", on_switched=announce)
+    finally:
+        if lock is not None:
+            release_lock(lay, lock)
+    return {**result, **extra, "entry": find_entry(load_journal(lay), result["release"])}
+
+
+def early_announcer(lay: Layout, op: str, extra: dict, lock: dict | None):
+    """A `switch_to` hook that writes the result as soon as traffic moved (`"early": true`), so
+    the caller may return while this process finishes the smoke window and the drain; the final
+    outcome lands in last-op.json (and `status`) as always. The deploy lock says how long that
+    takes, so a deploy started meanwhile waits instead of refusing."""
+    def announce(data: dict) -> None:
+        if lock is not None:
+            rest = data["continuing"]
+            mark_lock_finishing(lay, lock, rest["smoke_seconds"] + rest["drain_seconds"] + 10)
+        entry = find_entry(load_journal(lay), data["release"])
+        write_result({"ok": True, "op": op, "app": lay.app, "early": True, "agent_version": AGENT_VERSION,
+                      **data, **extra, "entry": entry})
+    return announce
+
+
+def fail_interrupted_builds(lay: Layout) -> None:
+    """After replacing a dead holder's lock: the release it was building never finishes."""
+    entries = load_journal(lay)
+    building = [e["id"] for e in entries if e.get("status") == "building"]
+    for rid in building:
+        upsert_entry(entries, rid, status="failed", reason="its deploy was interrupted (the deploying process is gone)")
+    if building:
+        save_journal(lay, entries)
+        warn(f"marked the interrupted release(s) {', '.join(building)} failed")
 
 
 def op_status(req: dict, lay: Layout) -> dict:
@@ -1464,27 +1512,63 @@ def op_journal_mark(req: dict, lay: Layout) -> dict:
     return {"entry": entry}
 
 
-def op_lock(req: dict, lay: Layout) -> dict:
-    holder = req.get("holder")
-    if not isinstance(holder, str) or not holder:
-        raise AgentError("lock needs a holder (user@host)", "pass {\"holder\": \"you@laptop\"}")
-    ttl = float(req["ttl"]) if req.get("ttl") else None
-    wait_seconds = float(req.get("wait_seconds") or 0)
-    pid = req.get("pid")
+def acquire_lock(lay: Layout, holder: str, lock_op: str | None, release: str | None, ttl: float | None,
+                 pid: int | None, wait_seconds: float) -> tuple[dict, str | None]:
+    """The deploy lock, waiting up to `wait_seconds` for a live holder: (our lock, why a stale one
+    was replaced). A busy lock raises, naming its holder."""
     deadline = time.monotonic() + wait_seconds
+    said = False
     while True:
-        # "op" is the protocol's; the operation being locked for travels as "lock_op".
-        mine, busy, replaced = try_acquire(lay, holder, req.get("lock_op"), req.get("release"), ttl, pid)
+        mine, busy, replaced = try_acquire(lay, holder, lock_op, release, ttl, pid)
         if mine is not None:
             if replaced:
                 warn(replaced)
-            audit(lay, "lock", holder, lock_op=req.get("lock_op"), release=req.get("release"), replaced=replaced)
-            return {"acquired": True, "lock": mine, "replaced_stale": replaced}
+            audit(lay, "lock", holder, lock_op=lock_op, release=release, replaced=replaced)
+            return mine, replaced
+        finishing = float(busy.get("finishing_until") or 0) - time.time()
+        if 0 < finishing < 120:
+            # A switch that already moved traffic and only watches/drains now: worth waiting for.
+            deadline = max(deadline, time.monotonic() + finishing + 5)
+            if not said:
+                step(f"waiting ~{finishing:.0f}s for the {busy.get('op') or 'switch'} by {busy.get('holder')} "
+                     "to finish its smoke window on the server")
+                said = True
         if time.monotonic() >= deadline:
             raise AgentError(f"{lay.app} is locked by {describe_lock(busy)}",
                              "wait and retry (--lock-wait), or `lightfold unlock --force` if it is dead",
                              lock=busy, busy=True)
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+def release_lock(lay: Layout, mine: dict) -> None:
+    """Remove the deploy lock if it is still the one we took (same holder, pid and start time)."""
+    with flocked(lay.lock_guard):
+        current = read_lock(lay) if os.path.exists(lay.lock) else None
+        if current is None or any(current.get(k) != mine.get(k) for k in ("holder", "pid", "started_ts")):
+            return
+        os.unlink(lay.lock)
+    audit(lay, "unlock", mine.get("holder"), forced=False, was=mine)
+
+
+def mark_lock_finishing(lay: Layout, mine: dict, seconds: float) -> None:
+    """Our switch moved traffic and only watches and drains for `seconds` more: say so in the lock,
+    so the next deploy waits for it instead of refusing."""
+    with flocked(lay.lock_guard):
+        current = read_lock(lay) if os.path.exists(lay.lock) else None
+        if current is None or any(current.get(k) != mine.get(k) for k in ("holder", "pid", "started_ts")):
+            return
+        write_json(lay.lock, {**current, "finishing_until": time.time() + seconds})
+
+
+def op_lock(req: dict, lay: Layout) -> dict:
+    holder = req.get("holder")
+    if not isinstance(holder, str) or not holder:
+        raise AgentError("lock needs a holder (user@host)", "pass {\"holder\": \"you@laptop\"}")
+    ttl = float(req["ttl"]) if req.get("ttl") else None
+    # "op" is the protocol's; the operation being locked for travels as "lock_op".
+    mine, replaced = acquire_lock(lay, holder, req.get("lock_op"), req.get("release"), ttl, req.get("pid"),
+                                  float(req.get("wait_seconds") or 0))
+    return {"acquired": True, "lock": mine, "replaced_stale": replaced}
 
 
 def op_unlock(req: dict, lay: Layout) -> dict:
@@ -1547,23 +1631,72 @@ def handle(req: dict, root: str = "/") -> dict:
 
 
 def run_detached(raw: bytes, req: dict) -> dict:
-    """Re-run this request as a transient unit that outlives the SSH session."""
+    """Re-run this request as a transient unit that outlives the SSH session. Progress events are
+    relayed as they come; an early result (`"early": true`, see early_announcer) is returned at
+    once, leaving the unit to finish on its own."""
     unit = f"lightfold-{req['op']}-{req['app']}"
-    if systemctl("is-active", "--quiet", f"{unit}.service").code == 0:
-        return AgentError(f"a {req['op']} of {req['app']} is already running ({unit})",
+    if not wait_unit_gone(unit):
+        return AgentError(f"a {req['op']} of {req['app']} is still running ({unit})",
                           "wait for it to finish; `lightfold status` shows the result").result()
     argv = ["systemd-run", f"--unit={unit}", f"--description=lightfold {req['op']} {req['app']}",
             "--collect", "--wait", "--pipe", "--quiet"]
     if os.environ.get("LIGHTFOLD_ROOT"):
         argv.append(f"--setenv=LIGHTFOLD_ROOT={os.environ['LIGHTFOLD_ROOT']}")
     argv += [sys.executable or "python3", os.path.abspath(__file__)]
-    p = subprocess.run(argv, input=raw, stdout=subprocess.PIPE)
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with contextlib.suppress(BrokenPipeError):
+        p.stdin.write(raw)
+    p.stdin.close()
+    out = b""
+    streams = {p.stdout.fileno(): "out", p.stderr.fileno(): "err"}
+    with selectors.DefaultSelector() as sel:
+        for fd in streams:
+            sel.register(fd, selectors.EVENT_READ)
+        while sel.get_map():
+            for key, _ in sel.select():
+                data = os.read(key.fd, 65536)
+                if not data:
+                    sel.unregister(key.fd)
+                elif streams[key.fd] == "err":
+                    with contextlib.suppress(OSError, ValueError):
+                        sys.stderr.buffer.write(data)
+                        sys.stderr.flush()
+                else:
+                    out += data
+                    early = first_early_result(out)
+                    if early is not None:
+                        return early
+    p.wait()
     with contextlib.suppress(ValueError):
-        result = json.loads(p.stdout.decode() or "null")
+        result = json.loads(out.decode().strip().splitlines()[-1] if out.strip() else "null")
         if isinstance(result, dict):
             return result
     return AgentError(f"the detached {req['op']} exited with status {p.returncode} without a result",
                       f"see `journalctl -u {unit}` on the server, then `lightfold status`").result()
+
+
+def first_early_result(out: bytes) -> dict | None:
+    for line in out.split(b"\n")[:-1]:  # complete lines only
+        with contextlib.suppress(ValueError):
+            value = json.loads(line)
+            if isinstance(value, dict) and value.get("early"):
+                return value
+    return None
+
+
+def wait_unit_gone(unit: str, seconds: float = 60) -> bool:
+    """The previous run of `unit` (e.g. a rollback still in its smoke window) must end before the
+    name can be reused; wait for it, saying so once."""
+    deadline = time.monotonic() + seconds
+    said = False
+    while systemctl("is-active", "--quiet", f"{unit}.service").code == 0:
+        if time.monotonic() >= deadline:
+            return False
+        if not said:
+            step(f"waiting for the previous {unit} to finish")
+            said = True
+        time.sleep(0.2)
+    return True
 
 
 def write_result(result: dict) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lightfold.cli import output
+from lightfold.cli import fastpath, output
 from lightfold.cli.app import app
 from lightfold.cli.options import ForceOpt, JsonOpt, PathArg, TargetOpt, resolve_target
 from lightfold.cli.server_cmds import ImageOpt, RegionOpt, SizeOpt
@@ -65,9 +65,11 @@ def push_cmd(
     Skips when the live release has the same code, env and settings.
     Example: lightfold push --target myapp
     """
+    name = resolve_target(target, path)
+    if not (force or builder) and fastpath.skip("push", name, None, None, as_json):
+        return
     from lightfold.release import target as targets
 
-    name = resolve_target(target, path)
     _save_builder(name, path, builder)
     t = targets.load(name)
     _push_and_render(t, force=force, lock_wait=lock_wait, as_json=as_json)
@@ -86,36 +88,22 @@ def _save_builder(name: str, path: Path, builder: str | None) -> None:
 
 
 def _push_and_render(t, *, force: bool, lock_wait: int, as_json: bool) -> None:
+    from lightfold.release import noop
     from lightfold.release import push as step
     from lightfold.release import target as targets
     from lightfold.remote import run_sync
 
+    key = noop.local_key(t.name, t.project, noop.raw_target(t.name) or {})  # before push reads the project
     detection = t.detect()
 
     async def go():
         async with await targets.connect(t) as conn:
-            return await step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=output.reporter())
+            result = await step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=output.reporter())
+            await noop.remember(conn, t, key, detection.framework, result.release, result.url)
+            return result
 
     result = run_sync(go())
-    output.emit(push_json(t.name, result), as_json, lambda: render_push(result))
-
-
-def push_json(name: str, result) -> dict:
-    return {
-        "target": name, "skipped": result.skipped, "release": result.release, "previous": result.previous,
-        "build": result.build, "url": result.url,
-        "timings": {k: round(v, 2) for k, v in result.timings.items()},
-    }
-
-
-def render_push(result) -> None:
-    if result.skipped:
-        output.out().print(f"{result.release} is live at {result.url}")
-        return
-    t = result.timings
-    parts = ", ".join(f"{k} {v:.1f}s" for k, v in t.items() if k not in ("total", "live_after"))
-    live = f"traffic moved after {t['live_after']:.1f}s, " if "live_after" in t else ""
-    output.ok(f"{result.release} is live at {result.url} ({live}done in {t.get('total', 0):.1f}s: {parts})")
+    output.emit(fastpath.push_json(t.name, result), as_json, lambda: fastpath.render_push(result))
 
 
 ProviderOpt = Annotated[
@@ -138,11 +126,13 @@ def deploy_cmd(
     Examples: lightfold deploy --provider local · lightfold deploy --provider hetzner --region nbg1 ·
     lightfold deploy ./web --target web-prod
     """
+    name = resolve_target(target, path)
+    if not (force or builder or region or size or image) and fastpath.skip("deploy", name, path, provider, as_json):
+        return
     from lightfold import config, state
     from lightfold.cli.server_cmds import cloud_options
     from lightfold.release import deploy as chain
 
-    name = resolve_target(target, path)
     _save_builder(name, path, builder)
     existing = config.load().targets.get(name)
     chosen = provider or (existing.provider if existing else None)
@@ -152,12 +142,12 @@ def deploy_cmd(
                           create_options=create_options)
     data = {
         "target": name, "framework": result.framework, "created": result.created,
-        "configured": result.configured, "push": push_json(name, result.push),
+        "configured": result.configured, "push": fastpath.push_json(name, result.push),
         "timings": {k: round(v, 2) for k, v in result.timings.items()},
     }
 
     def human() -> None:
-        render_push(result.push)
+        fastpath.render_push(result.push)
         parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if k != "total")
         output.note(f"deploy took {result.timings['total']:.1f}s ({parts})")
 

@@ -39,8 +39,10 @@ def rollback(
             return await operate.rollback(conn, t, to=to, lock_wait=lock_wait, report=output.reporter())
 
     result = run_sync(go())
+    continuing = result.activation.get("continuing") if result.activation.get("early") else None
     data = {"target": t.name, "release": result.release, "previous": result.previous, "slot": result.slot,
-            "timings": {k: round(v, 2) for k, v in result.timings.items()}}
+            "timings": {k: round(v, 2) for k, v in result.timings.items()},
+            "finishing_on_server": continuing}
 
     def human() -> None:
         tm = result.timings
@@ -48,6 +50,10 @@ def rollback(
         output.ok(f"{result.release} is live again (was {result.previous or '-'}; {live}done in {tm['total']:.1f}s)")
         if result.previous:
             output.note(f"{result.previous} is marked rolled-back; a later rollback will not return to it")
+        if continuing:
+            output.note(f"the server watches {result.release} for {continuing['smoke_seconds']:g}s more (a crash "
+                        f"switches traffic back), then drains and stops the old slot; `lightfold status` shows "
+                        "the outcome")
 
     output.emit(data, as_json, human)
 

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from lightfold.names import TARGET_NAME, sanitize_target_name
+
 TargetOpt = Annotated[
     str | None,
     typer.Option("--target", "-t", help="Target name (default: the project directory's name).", show_default=False),
@@ -20,7 +22,6 @@ ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Run the step even
 
 def resolve_target(target: str | None, path: Path = Path(".")) -> str:
     """The explicit --target (validated) or the sanitised name of the project directory."""
-    from lightfold.config import TARGET_NAME, sanitize_target_name
     from lightfold.errors import UsageError
 
     if target is None:

@@ -262,7 +262,8 @@ def ssh(
             )
     if shutil.which("ssh") is None:
         raise LightfoldError("the ssh client is not installed", "install it: sudo apt-get install -y openssh-client")
-    argv = openssh.ssh_argv(pc.ip, pc.port, pc.username, pc.ssh_key, openssh.known_hosts_path(), command or None)
+    argv = openssh.ssh_argv(pc.ip, pc.port, pc.username, pc.ssh_key, openssh.known_hosts_path(), command or None,
+                            user_known_hosts=tc.provider == "byos")
     os.execvp(argv[0], argv)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from lightfold import config, state
 from lightfold.errors import LightfoldError
 from lightfold.release import configure as configure_step
+from lightfold.release import noop
 from lightfold.release import push as push_step
 from lightfold.release import target as targets
 from lightfold.release.report import Report, silent
@@ -48,6 +49,7 @@ def deploy(
     created = _create(t, chosen, project, report, create_options or {})
     t = targets.load(name)  # create recorded the server's address
     timings["create"] = time.monotonic() - tc
+    key = noop.local_key(name, project, noop.raw_target(name) or {})  # before configure and push read anything
 
     async def configure_and_push():
         async with await targets.connect(t) as conn:
@@ -59,6 +61,7 @@ def deploy(
             report("step", "push")
             pushed = await push_step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=report)
             timings["push"] = time.monotonic() - tp
+            await noop.remember(conn, t, key, detection.framework, pushed.release, pushed.url)
             return conf, pushed
 
     conf, pushed = run_sync(configure_and_push())

@@ -49,27 +49,44 @@ class RollbackResult:
 async def rollback(
     conn: Connection, target: Target, *, to: str | None = None, lock_wait: int = 0, report: Report = silent,
 ) -> RollbackResult:
-    from lightfold.release.push import deploy_lock
+    """One agent request: it takes the deploy lock itself (held by the switching process, so the
+    lock also covers the smoke window and the drain), switches, and answers as soon as traffic
+    moved (`early`); the smoke window and the old slot's drain finish on the server, and a
+    flip-back there shows in `lightfold status` (last_op)."""
+    from lightfold.release.push import LOCK_TTL
 
     app = target.name
     t0 = time.monotonic()
-    async with deploy_lock(conn, app, "rollback", to, lock_wait, report):
-        t = time.monotonic()
-        report("step", f"rolling back {app}" + (f" to {to}" if to else " to the previous release"))
-        fields: dict[str, Any] = {"to": to} if to else {}
-        result = await agent_client.call(
-            conn, "rollback", app, detach=True, holder=actor(),
-            on_event=lambda e: report("note", e.get("msg", "")) if e.get("msg") else None, **fields,
-        )
+    report("step", f"rolling back {app}" + (f" to {to}" if to else " to the previous release"))
+    if lock_wait:
+        report("note", f"waiting up to {lock_wait}s for the deploy lock")
+    fields: dict[str, Any] = {"to": to} if to else {}
+    result = await agent_client.call(
+        conn, "rollback", app, detach=True, holder=actor(), lock=True, ttl=LOCK_TTL, wait_seconds=lock_wait,
+        early_result=True, timeout=lock_wait + 900,
+        on_event=lambda e: report("note", e.get("msg", "")) if e.get("msg") else None, **fields,
+    )
+    if not result.get("lock_taken"):
+        report("warn", "the server's agent is older than this lightfold (it did not hold the deploy lock "
+                       "itself); run `lightfold configure` to update it")
     timings = {"total": time.monotonic() - t0}
     switched = (result.get("timings") or {}).get("switched_s")
     if switched is not None:
-        timings["live_after"] = t - t0 + switched
+        timings["live_after"] = timings["total"] - _after_switch(result)
     release = result.get("release")
-    entry = await _journal_entry(conn, app, release)
+    entry = result.get("entry") or await _journal_entry(conn, app, release)
     _record_live(target.name, release, entry)
     return RollbackResult(release, result.get("rolled_back_from") or result.get("previous"), result.get("slot"),
                           timings, result)
+
+
+def _after_switch(result: dict[str, Any]) -> float:
+    """Seconds the command spent after traffic moved: none for an early answer; the smoke window
+    and the drain for an agent that answered only at the end."""
+    if result.get("early"):
+        return 0.0
+    t = result.get("timings") or {}
+    return max(0.0, float(t.get("total_s") or 0) - float(t.get("switched_s") or 0))
 
 
 async def _journal_entry(conn: Connection, app: str, release: str | None) -> dict[str, Any]:

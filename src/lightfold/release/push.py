@@ -406,7 +406,8 @@ async def deploy_lock(conn: Connection, app: str, op: str, release: str | None, 
             report("note", f"waiting up to {lock_wait}s for the deploy lock")
         got = await agent_client.call(
             conn, "lock", app, holder=actor(), lock_op=op, release=release, ttl=LOCK_TTL, pid=pid,
-            wait_seconds=lock_wait, timeout=lock_wait + 60,
+            wait_seconds=lock_wait, timeout=lock_wait + 180,
+            on_event=lambda e: report("note", e.get("msg", "")) if e.get("msg") else None,
         )
         if got.get("replaced_stale"):
             report("warn", got["replaced_stale"])

@@ -78,15 +78,24 @@ def actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+def ssh_settings(target: Target) -> dict:
+    """How lightfold reaches the target's server: ip, port, username, key, user_known_hosts (the
+    user's own ~/.ssh/known_hosts counts for servers they brought)."""
+    server = target.server
+    return {
+        "ip": server.ip, "port": server.port, "username": server.username,
+        "key": server.ssh_key or str(Path.home() / ".ssh" / "id_ed25519"),
+        "user_known_hosts": target.config.provider == "byos",
+    }
+
+
 async def connect(target: Target) -> Connection:
     from lightfold.remote import connect as ssh_connect
     from lightfold.remote.openssh import known_hosts_path
 
-    server = target.server
-    key = server.ssh_key or str(Path.home() / ".ssh" / "id_ed25519")
+    s = ssh_settings(target)
     return await ssh_connect(
-        server.ip, server.port, server.username, key, known_hosts_path(),
-        user_known_hosts=target.config.provider == "byos",
+        s["ip"], s["port"], s["username"], s["key"], known_hosts_path(), user_known_hosts=s["user_known_hosts"],
     )
 
 

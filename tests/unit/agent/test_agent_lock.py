@@ -134,3 +134,51 @@ def test_switch_refuses_while_someone_else_holds_the_deploy_lock(agent, lay):
     with pytest.raises(agent.AgentError, match="locked by alice@laptop"):
         agent.check_deploy_lock(lay, {"holder": "bob@ci"})
     agent.check_deploy_lock(lay, {"holder": "alice@laptop"})
+
+
+def test_a_rollback_holding_its_own_lock_refuses_while_someone_else_deploys(agent_call, app_json):
+    """rollback {lock: true} takes the deploy lock in the switching process; a held lock stops it
+    before anything moves, naming the holder."""
+    app_json()
+    agent_call({"op": "lock", "app": "web", "holder": "alice@laptop", "ttl": 600, "lock_op": "push"})
+    got = agent_call({"op": "rollback", "app": "web", "holder": "bob@ci", "lock": True, "ttl": 600})
+    assert not got["ok"] and got["busy"]
+    assert "locked by alice@laptop (push" in got["error"]
+
+
+def test_a_lock_taken_for_a_process_is_released_only_if_still_its_own(agent, lay):
+    mine, replaced = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
+    assert replaced is None
+    agent.release_lock(lay, mine)
+    assert agent.read_lock(lay) is None
+    # someone else's lock (taken after ours went stale and was replaced) survives our release
+    mine, _ = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
+    agent.release_lock(lay, mine)
+    theirs, _ = agent.acquire_lock(lay, "alice@laptop", "push", None, 600, None, 0)
+    agent.release_lock(lay, mine)
+    assert agent.read_lock(lay)["holder"] == "alice@laptop" == theirs["holder"]
+
+
+def test_the_relay_spots_an_early_result_only_on_a_complete_line(agent):
+    early = json.dumps({"ok": True, "early": True, "release": "20260101120000"}).encode()
+    assert agent.first_early_result(early) is None  # the line is not finished yet
+    assert agent.first_early_result(early + b"\n")["release"] == "20260101120000"
+    assert agent.first_early_result(b'{"ok": true, "release": "x"}\n') is None  # a final result
+    assert agent.first_early_result(b"not json\n" + early + b"\n")["early"] is True
+
+
+def test_a_lock_whose_switch_is_finishing_is_waited_for_not_refused(agent, lay):
+    """After an early rollback answer the lock says how long the smoke window and drain take; a
+    deploy asking meanwhile (even without --lock-wait) waits for it."""
+    mine, _ = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
+    agent.mark_lock_finishing(lay, mine, 0.6)
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(agent.acquire_lock, lay, "alice@laptop", "push", None, 600, None, 0)
+        time.sleep(0.3)
+        agent.release_lock(lay, mine)
+        got, _ = later.result(timeout=10)
+    assert got["holder"] == "alice@laptop" and time.monotonic() - t0 < 5
+    # without the mark, the same request refuses at once
+    with pytest.raises(agent.AgentError, match="locked by alice@laptop"):
+        agent.acquire_lock(lay, "carol@ci", "push", None, 600, None, 0)
