@@ -2,8 +2,10 @@
 
 Deploys two releases (an env-only change makes the second), then rolls back and forth between them
 with `lightfold rollback --to` under the availability probe. Prints, for each rollback and as a
-median: the CLI's wall time, when traffic moved to the old release ("traffic moved after": the
-agent's smoke window and the old slot's drain come after that), and the probe's failed/total.
+median: the CLI's wall time (the command returns once traffic moved; the server then watches the
+release for its smoke window and drains the old slot on its own), when traffic moved, how long the
+server took to finish, and the probe's failed/total. Between rollbacks it waits until the server
+has finished, so each one measures a rollback, not a wait for the previous one.
 
 Usage (as root): .venv/bin/python benchmarks/rollback.py [ROLLBACKS]
 """
@@ -39,6 +41,20 @@ def run(env, project, *args, as_json: bool = True) -> tuple[float, dict]:
     return elapsed, json.loads(proc.stdout) if as_json else {}
 
 
+def wait_finished(env, project, target) -> float:
+    """Seconds until the server ends the rollback's smoke window and drain (status: no switch in
+    progress, deploy lock free), and the final outcome was "live"."""
+    t0 = time.perf_counter()
+    while True:
+        _, st = run(env, project, "status", "--target", target)
+        if not st.get("switch_in_progress") and not st.get("lock"):
+            last = st.get("last_op") or {}
+            if last and last.get("ok") is False:
+                raise SystemExit(f"the rollback failed on the server after the command returned: {last}")
+            return time.perf_counter() - t0
+        time.sleep(0.2)
+
+
 def main() -> None:
     rollbacks = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     root = Path(tempfile.mkdtemp(prefix="lightfold-bench-"))
@@ -66,11 +82,11 @@ def main() -> None:
             live = data["timings"].get("live_after", data["timings"]["total"])
             walls.append(wall)
             lives.append(live)
-            print(f"  rollback {i} to {to}: {wall:.2f} s wall, traffic moved after {live:.2f} s, "
-                  f"probe {r.failed}/{r.total} failed")
-        print(f"rollback: traffic moved after median {statistics.median(lives):.2f} s, total median "
-              f"{statistics.median(walls):.2f} s wall (of {rollbacks}; the total includes the agent's "
-              "smoke window and the old slot's drain, which run after traffic moved)")
+            finished = wait_finished(env, project, target)
+            print(f"  rollback {i} to {to}: {wall:.2f} s wall, traffic moved after {live:.2f} s, server "
+                  f"finished {finished:.1f} s after the command returned, probe {r.failed}/{r.total} failed")
+        print(f"rollback: median {statistics.median(walls):.2f} s wall (of {rollbacks}), traffic moved after "
+              f"median {statistics.median(lives):.2f} s")
         print(f"probe during rollbacks: {failed} failed / {total} requests, worst latency {worst:.0f} ms")
     finally:
         subprocess.run([LIGHTFOLD, "destroy", "--target", target, "--yes"], env=env, cwd=project,

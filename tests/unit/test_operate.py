@@ -51,6 +51,16 @@ def test_deploy_status_flattens_the_agents_answer_into_the_documented_keys():
     assert operate.live_fingerprint(AGENT_STATUS) == "fp2"
 
 
+def test_a_switch_that_failed_after_the_command_returned_shows_in_status():
+    """A rollback answers when traffic moved; a crash in its smoke window is reported by status."""
+    failed = {**AGENT_STATUS, "last_op": {
+        "ok": False, "op": "rollback", "app": "web", "error": "lightfold-web@blue.service went failed/failed "
+        "during the 5s smoke window; traffic is back on 20260101120000", "finished_at": "2026-01-01T13:00:09Z"}}
+    last = operate.deploy_status(failed)["last_switch"]
+    assert last["ok"] is False and last["op"] == "rollback" and "traffic is back" in last["error"]
+    assert operate.deploy_status(AGENT_STATUS)["last_switch"] is None
+
+
 def test_nothing_deployed_gives_the_same_keys_with_empty_values():
     empty = operate.deploy_status({"live": {"release": None}, "releases": [], "static": False})
     assert set(empty) == set(operate.EMPTY_DEPLOY_STATUS)

@@ -321,6 +321,11 @@ def status(
         if lock:
             stale = f" [red](stale: {lock['stale']})[/]" if lock.get("stale") else ""
             con.print(f"  lock     held by {lock['holder']} ({lock['op']}, since {lock['since']}){stale}")
+        if info.get("switch_in_progress"):
+            con.print("  switch   in progress on the server (smoke window or drain)")
+        last = info.get("last_switch")
+        if last and not last.get("ok"):
+            con.print(f"  last switch [red]failed[/] ({last['op']}, {last['finished_at']}): {last['error']}")
         con.print("  releases " + ", ".join(f"{r['id']} {r['status']}" for r in info.get("releases", [])[:6]))
 
     output.emit(info, as_json, human)

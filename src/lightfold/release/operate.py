@@ -127,6 +127,7 @@ def deploy_status(agent: dict[str, Any]) -> dict[str, Any]:
     lock = agent.get("lock")
     health = agent.get("health")
     disk = agent.get("disk") or {}
+    last = agent.get("last_op")
     return {
         "live_release": rid,
         "commit": info.get("commit") or entry.get("commit"),
@@ -158,6 +159,10 @@ def deploy_status(agent: dict[str, Any]) -> dict[str, Any]:
             "since": lock.get("started_at"), "stale": lock.get("stale"),
         },
         "switch_in_progress": bool(agent.get("switch_in_progress")),
+        "last_switch": None if not isinstance(last, dict) else {
+            "op": last.get("op"), "ok": bool(last.get("ok")), "release": last.get("release"),
+            "error": last.get("error"), "finished_at": last.get("finished_at"),
+        },
         "certificate": None,  # filled by remote_status when the target has a domain
     }
 
