@@ -251,6 +251,8 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
         has_dockerfile=dockerfile is not None,
         dockerfile_port=others.dockerfile_port(p),
         extra_runtimes=list(dict.fromkeys(plan.extra_runtimes)),
+        start_exec=node.direct_start(p, tc, plan.start, bool(tc.workspace_root)) if (
+            fw.runtime == "node" and not plan.static) else {},
         explain=explain,
     )
 

@@ -109,6 +109,12 @@ class Detection:
     has_dockerfile: bool
     dockerfile_port: int | None
     extra_runtimes: list[str]
+    # {start: what it runs} when `start` only runs a package.json script through npm/yarn/pnpm:
+    # the script's own command, which the server runs without the package manager in between
+    # (about a second less to boot — which every switch and rollback waits for — and SIGTERM
+    # reaches the app). Keyed by the start command so a changed start (config, nixpacks) is not
+    # mistaken for this one.
+    start_exec: dict[str, str] = field(default_factory=dict)
     explain: list[Candidate] = field(default_factory=list)
 
     def to_json(self, *, explain: bool = False) -> dict:

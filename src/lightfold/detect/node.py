@@ -169,6 +169,22 @@ def server_start(p: Project, tc: Toolchain, plan: Plan) -> None:
     check_port_usage(p, entry, plan)
 
 
+def direct_start(p: Project, tc: Toolchain, start: str | None, workspace: bool) -> dict[str, str]:
+    """{start: script body} when `start` is `<pm> run <script>` and running the body directly does
+    what the package manager would: no pre/post hooks, no npm_* variables, no Yarn PnP (it needs
+    `yarn node`), not a workspace (the package manager adds the root's .bin too); bun starts fast
+    on its own."""
+    if not start or workspace or tc.manager in ("bun", "yarn-berry") or p.exists(".pnp.cjs"):
+        return {}
+    name = next((n for n in p.scripts if tc.run(n) == start), None)
+    if name is None or f"pre{name}" in p.scripts or f"post{name}" in p.scripts:
+        return {}
+    body = p.scripts[name].strip()
+    if not body or "npm_" in body or re.search(r"\b(?:npm|yarn|pnpm|npx)\b", body):
+        return {}
+    return {start: body}
+
+
 def base_plan(p: Project, tc: Toolchain, port: int) -> Plan:
     plan = Plan(install=tc.node_install(), port=port)
     if tc.manager == "bun":

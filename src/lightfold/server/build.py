@@ -176,7 +176,7 @@ def start_script(app: str, detection: Any, app_dir_abs: str, start: str, cache: 
         lines += [f"VIRTUAL_ENV={shlex.quote(app_dir_abs + '/.venv')}", "export VIRTUAL_ENV"]
     for name, value in sorted(runtime.tool_env(detection, cache or f"/srv/{app}/cache", app_dir_abs).items()):
         lines += [f"{name}={shlex.quote(value)}", f"export {name}"]
-    lines.append(_exec_line(start))
+    lines.append(_exec_line((getattr(detection, "start_exec", None) or {}).get(start) or start))
     return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,7 @@ class Det:
     app_root: str = "."
     variant: str | None = None
     extra_runtimes: list[str] = field(default_factory=list)
+    start_exec: dict[str, str] = field(default_factory=dict)
 
 
 def run_script(script: str, env: dict[str, str] | None = None, cwd: Path | None = None):

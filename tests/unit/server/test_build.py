@@ -283,3 +283,15 @@ def test_extract_unpacks_as_the_app_user():
 def test_lockfiles_per_runtime():
     assert "package-lock.json" in lockfiles(Det()) and "uv.lock" in lockfiles(Det(runtime="python"))
     assert lockfiles(Det(runtime="static")) == ()
+
+
+def test_a_package_script_start_runs_the_script_itself(tmp_path: Path):
+    """`npm run start` whose script is `node server.js` starts node directly (no npm in between);
+    a start command changed by config or another builder runs as written."""
+    det = Det(install=None, build=None, start="npm run start", start_exec={"npm run start": "node server.js"})
+    rel = release(tmp_path, "r1")
+    assert build(tmp_path, "r1", det)[0] == 0
+    assert (rel / ".lightfold/start").read_text().splitlines()[-1] == "exec node server.js"
+    rel2 = release(tmp_path, "r2")
+    assert build(tmp_path, "r2", det, deploy=DeployConfig(start_command="npm run serve"))[0] == 0
+    assert (rel2 / ".lightfold/start").read_text().splitlines()[-1] == "exec npm run serve"
