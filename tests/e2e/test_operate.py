@@ -92,6 +92,37 @@ def test_rollback_under_load_restores_the_old_env_and_never_bounces(flask):
     sb.releases += [r2]
 
 
+def wait_switch_finished(sb, timeout: float = 60) -> dict:
+    """`status --json` once the server has no switch in progress and no deploy lock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+        if not s["switch_in_progress"] and s["lock"] is None:
+            return s
+        assert time.monotonic() < deadline, s
+        time.sleep(0.3)
+
+
+def test_rollback_returns_when_traffic_moved_and_a_crash_after_that_flips_back(flask):
+    """The command answers at the switch; the server keeps watching. A crash in the smoke window
+    (after the command returned) puts traffic back, and status tells."""
+    sb = flask
+    r1, r2 = sb.releases[0], sb.releases[1]
+    data = json.loads(sb.lightfold("rollback", "--target", sb.target, "--to", r2, "--json").stdout)
+    assert data["release"] == r2 and data["finishing_on_server"]["smoke_seconds"] == 5
+    # still inside the smoke window: the switch holds the deploy lock, and says so
+    busy = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+    assert busy["switch_in_progress"] and busy["lock"]["op"] == "rollback", busy
+    sb.exec(f"systemctl kill --signal=KILL lightfold-{sb.target}@{data['slot']}.service")
+    after = wait_switch_finished(sb)
+    assert after["live_release"] == r1 and env_of(sb, "GREETING") == b"one"
+    last = after["last_switch"]
+    assert last["ok"] is False and last["op"] == "rollback" and "smoke window" in last["error"], last
+    assert statuses(sb)[r2] == "rolled-back"
+    human = sb.lightfold("status", "--target", sb.target).stdout
+    assert "last switch failed" in human
+
+
 def test_status_reports_the_live_release_from_the_server(flask):
     sb = flask
     s = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)

@@ -20,8 +20,10 @@ from lightfold.release import noop
      {"command": "deploy", "path": "./web", "target": "prod", "provider": None, "as_json": True}),
     (["deploy", "--target=prod", "--provider", "local"],
      {"command": "deploy", "path": None, "target": "prod", "provider": "local", "as_json": False}),
-    (["push", "--target", "prod"], {"command": "push", "path": None, "target": "prod", "provider": None,
-                                    "as_json": False}),
+    (["push", "--target", "prod"], {"command": "push", "path": None, "target": "prod", "as_json": False}),
+    (["rollback", "--to", "20260101120000", "--lock-wait=5"],
+     {"command": "rollback", "path": None, "target": None, "to": "20260101120000", "lock_wait": 5,
+      "as_json": False}),
 ])
 def test_plain_forms_are_answered_before_typer(argv, expected):
     assert parse(argv) == expected
@@ -31,7 +33,8 @@ def test_plain_forms_are_answered_before_typer(argv, expected):
     ["deploy", "--force"], ["deploy", "-f"], ["deploy", "--builder", "native"], ["deploy", "--debug"],
     ["deploy", "--help"], ["deploy", "-t"], ["deploy", "a", "b"], ["deploy", "-t=prod"],
     ["deploy", "-t", "a", "-t", "b"], ["push", "--provider", "local"], ["deploy", "--region", "x"],
-    ["push", "--lock-wait", "5"], ["rollback"], [],
+    ["push", "--lock-wait", "5"], ["rollback", "./web"], ["rollback", "--lock-wait", "soon"], ["status"], [],
+    ["rollback", "--help"], ["rollback", "--provider", "local"],
 ])
 def test_everything_else_goes_to_typer(argv):
     assert parse(argv) is None

@@ -1648,7 +1648,10 @@ def run_detached(raw: bytes, req: dict) -> dict:
             "--collect", "--wait", "--pipe", "--quiet"]
     if os.environ.get("LIGHTFOLD_ROOT"):
         argv.append(f"--setenv=LIGHTFOLD_ROOT={os.environ['LIGHTFOLD_ROOT']}")
-    argv += [sys.executable or "python3", os.path.abspath(__file__)]
+    here = os.path.dirname(os.path.abspath(__file__))
+    # as a module, so the bytecode cached in __pycache__ is used (see lightfold.agent.remote_command)
+    argv += [sys.executable or "python3", "-c",
+             f"import sys; sys.path.insert(0, {here!r}); import agent; sys.exit(agent.main())"]
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     with contextlib.suppress(BrokenPipeError):
         p.stdin.write(raw)

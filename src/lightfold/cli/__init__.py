@@ -1,6 +1,6 @@
 """Entry point. `--version` answers without importing the CLI framework, and help screens are
-served from a cache keyed on everything that shapes them, a no-op `deploy`/`push` is answered by
-`lightfold.cli.fastpath`; everything else goes through the Typer app in `lightfold.cli.app`.
+served from a cache keyed on everything that shapes them, a no-op `deploy`/`push` and `rollback` run in
+`lightfold.cli.fastpath` without Typer; everything else goes through the Typer app in `lightfold.cli.app`.
 
 Why the help cache: importing Typer and rendering help with rich costs ~300 ms on a small VM,
 while printing a cached screen costs ~20 ms. The key covers the argv, the version, the source of
@@ -23,10 +23,10 @@ def main() -> None:
 
         print(f"lightfold {__version__}")
         return
-    if argv[:1] in (["deploy"], ["push"]):
-        from lightfold.cli.fastpath import try_skip
+    if argv[:1] in (["deploy"], ["push"], ["rollback"]):
+        from lightfold.cli.fastpath import try_run
 
-        if try_skip(argv):
+        if try_run(argv):
             return
     cache_file = _help_cache_file(argv) if _wants_help(argv) else None
     if cache_file is not None:

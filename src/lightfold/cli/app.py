@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 
 import typer
 
@@ -57,23 +56,5 @@ for _name in COMMAND_MODULES:
 
 
 def run(argv: list[str]) -> None:
-    from lightfold.errors import LightfoldError
-
     output.DEBUG = output.DEBUG or "--debug" in argv or bool(os.environ.get("LIGHTFOLD_DEBUG"))
-    try:
-        app(args=argv, prog_name="lightfold")
-    except LightfoldError as e:
-        if output.DEBUG:
-            import traceback
-
-            traceback.print_exc()
-        output.error(e)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        output.error_line("interrupted")
-        sys.exit(130)
-    except Exception as e:  # a bug: one line, the traceback only with --debug
-        if output.DEBUG:
-            raise
-        output.error_line(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)")
-        sys.exit(1)
+    output.guarded(lambda: app(args=argv, prog_name="lightfold"))

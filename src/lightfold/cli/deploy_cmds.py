@@ -9,7 +9,7 @@ import typer
 
 from lightfold.cli import fastpath, output
 from lightfold.cli.app import app
-from lightfold.cli.options import ForceOpt, JsonOpt, PathArg, TargetOpt, resolve_target
+from lightfold.cli.options import ForceOpt, JsonOpt, LockWaitOpt, PathArg, TargetOpt, resolve_target
 from lightfold.cli.server_cmds import ImageOpt, RegionOpt, SizeOpt
 
 BuilderOpt = Annotated[
@@ -18,9 +18,6 @@ BuilderOpt = Annotated[
                  "chosen automatically — see `lightfold detect --explain`).", show_default=False),
 ]
 
-LockWaitOpt = Annotated[
-    int, typer.Option("--lock-wait", help="Wait up to this many seconds for another deploy to finish.", min=0)
-]
 
 
 @app.command("configure")

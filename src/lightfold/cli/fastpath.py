@@ -1,34 +1,46 @@
-"""The no-op `deploy`/`push`, answered before Typer loads, and how a push result is rendered.
+"""Hot commands run before Typer loads: the no-op `deploy`/`push` and `rollback`; and how a push
+result is rendered.
 
-Importing Typer costs ~150 ms and its first invocation (which imports pydantic for parameter
-conversion) ~180 ms more — together more than the whole no-op check (lightfold.release.noop). So
-`lightfold.cli.main` offers the plain command forms to `try_skip` first:
+Importing Typer costs ~150 ms and its first invocation (which imports pydantic to convert the
+parameters) ~180 ms more. For a no-op deploy that is more than the whole check
+(lightfold.release.noop); for a rollback, time its user waits while the site serves the broken
+release. So `lightfold.cli.main` offers the plain command forms to `try_run` first:
 
-    lightfold deploy [PATH] [--target T] [--provider P] [--json]
-    lightfold push   [PATH] [--target T] [--json]
+    lightfold deploy   [PATH] [--target T] [--provider P] [--json]
+    lightfold push     [PATH] [--target T] [--json]
+    lightfold rollback [--target T] [--to RELEASE] [--lock-wait N] [--json]
 
-Any other flag (--force, --builder, --debug, --help, ...), an invalid name or path, or a check
-that does not prove "nothing changed" returns False, and the Typer app handles the command as
-always — so this module never decides anything the full path would decide differently, and never
-reports errors (the full path does, with its fixes).
+Any other flag (--force, --builder, --debug, --help, ...) or an invalid target name or path goes
+to the Typer app, which also owns the help. A deploy/push is answered here only when the check
+proves nothing changed; otherwise Typer runs it as always. `rollback` here is the same function
+the Typer command calls, with the same error handling (output.guarded).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 from lightfold.cli import output
 
-_VALUED = {"--target": "target", "-t": "target", "--provider": "provider", "-p": "provider"}
+_TARGET = {"--target": "target", "-t": "target"}
+# The options each command accepts here (field names as in its Typer signature), and whether it
+# takes a PATH argument.
+_FORMS: dict[str, tuple[dict[str, str], bool]] = {
+    "deploy": ({**_TARGET, "--provider": "provider", "-p": "provider"}, True),
+    "push": (_TARGET, True),
+    "rollback": ({**_TARGET, "--to": "to", "--lock-wait": "lock_wait"}, False),
+}
 
 
 def parse(argv: list[str]) -> dict | None:
-    """{command, path, target, provider, as_json} for the plain forms above, else None."""
-    if not argv or argv[0] not in ("deploy", "push"):
+    """{command, path, as_json, <the command's option fields>} for the plain forms above, else None."""
+    if not argv or argv[0] not in _FORMS:
         return None
-    got: dict = {"command": argv[0], "path": None, "target": None, "provider": None, "as_json": False}
+    options, takes_path = _FORMS[argv[0]]
+    got: dict = {"command": argv[0], "path": None, "as_json": False, **dict.fromkeys(options.values())}
     args = argv[1:]
     i = 0
     while i < len(args):
@@ -36,25 +48,28 @@ def parse(argv: list[str]) -> dict | None:
         name, eq, value = a.partition("=")
         if a == "--json":
             got["as_json"] = True
-        elif name in _VALUED and (eq or i + 1 < len(args)):
-            field = _VALUED[name]
-            short_with_eq = eq and not name.startswith("--")  # click reads `-t=x` as "=x": leave it to Typer
-            if got[field] is not None or short_with_eq or (field == "provider" and argv[0] != "deploy"):
+        elif name in options and (eq or i + 1 < len(args)):
+            field = options[name]
+            if got[field] is not None or (eq and not name.startswith("--")):  # click reads `-t=x` as "=x"
                 return None
             if not eq:
                 i += 1
                 value = args[i]
             got[field] = value
-        elif not a.startswith("-") and got["path"] is None:
+        elif takes_path and not a.startswith("-") and got["path"] is None:
             got["path"] = a
         else:
             return None
         i += 1
+    if got.get("lock_wait") is not None:
+        if not got["lock_wait"].isdigit():
+            return None  # Typer explains
+        got["lock_wait"] = int(got["lock_wait"])
     return got
 
 
-def try_skip(argv: list[str]) -> bool:
-    """Answer `argv` here if it is a plain no-op deploy/push (see module doc)."""
+def try_run(argv: list[str]) -> bool:
+    """Run `argv` here if it is one of the plain forms (see module doc); False = use Typer."""
     from lightfold.names import TARGET_NAME, sanitize_target_name
 
     req = parse(argv)
@@ -64,7 +79,45 @@ def try_skip(argv: list[str]) -> bool:
     if not path.is_dir() or (req["target"] is not None and not TARGET_NAME.match(req["target"])):
         return False
     name = req["target"] or sanitize_target_name(path.resolve().name)
-    return skip(req["command"], name, path if req["command"] == "deploy" else None, req["provider"], req["as_json"])
+    if req["command"] == "rollback":
+        output.DEBUG = output.DEBUG or bool(os.environ.get("LIGHTFOLD_DEBUG"))
+        output.guarded(lambda: rollback(name, req["to"], req["lock_wait"] or 0, req["as_json"]))
+        return True
+    return skip(req["command"], name, path if req["command"] == "deploy" else None, req.get("provider"),
+                req["as_json"])
+
+
+def rollback(name: str, to: str | None, lock_wait: int, as_json: bool) -> None:
+    """`lightfold rollback` (lightfold.release.operate.rollback), rendered."""
+    from lightfold.release import operate
+    from lightfold.release import target as targets
+    from lightfold.remote import run_sync
+
+    operate.check_release_id(to)
+    t = targets.load(name)
+
+    async def go():
+        async with await targets.connect(t) as conn:
+            return await operate.rollback(conn, t, to=to, lock_wait=lock_wait, report=output.reporter())
+
+    result = run_sync(go())
+    continuing = result.activation.get("continuing") if result.activation.get("early") else None
+    data = {"target": t.name, "release": result.release, "previous": result.previous, "slot": result.slot,
+            "timings": {k: round(v, 2) for k, v in result.timings.items()},
+            "finishing_on_server": continuing}
+
+    def human() -> None:
+        tm = result.timings
+        live = f"traffic moved after {tm['live_after']:.1f}s, " if "live_after" in tm else ""
+        output.ok(f"{result.release} is live again (was {result.previous or '-'}; {live}done in {tm['total']:.1f}s)")
+        if result.previous:
+            output.note(f"{result.previous} is marked rolled-back; a later rollback will not return to it")
+        if continuing:
+            output.note(f"the server watches {result.release} for {continuing['smoke_seconds']:g}s more (a crash "
+                        f"switches traffic back), then drains and stops the old slot; `lightfold status` shows "
+                        "the outcome")
+
+    output.emit(data, as_json, human)
 
 
 def skip(command: str, name: str, path: Path | None, provider: str | None, as_json: bool) -> bool:

@@ -8,11 +8,7 @@ import typer
 
 from lightfold.cli import output
 from lightfold.cli.app import app
-from lightfold.cli.options import JsonOpt, TargetOpt, YesOpt, resolve_target
-
-LockWaitOpt = Annotated[
-    int, typer.Option("--lock-wait", help="Wait up to this many seconds for another deploy to finish.", min=0)
-]
+from lightfold.cli.options import JsonOpt, LockWaitOpt, TargetOpt, YesOpt, resolve_target
 
 
 @app.command()
@@ -27,35 +23,9 @@ def rollback(
 
     Examples: lightfold rollback --target myapp · lightfold rollback --target myapp --to 20260101120000
     """
-    from lightfold.release import operate
-    from lightfold.release import target as targets
-    from lightfold.remote import run_sync
+    from lightfold.cli import fastpath
 
-    operate.check_release_id(to)
-    t = targets.load(resolve_target(target))
-
-    async def go():
-        async with await targets.connect(t) as conn:
-            return await operate.rollback(conn, t, to=to, lock_wait=lock_wait, report=output.reporter())
-
-    result = run_sync(go())
-    continuing = result.activation.get("continuing") if result.activation.get("early") else None
-    data = {"target": t.name, "release": result.release, "previous": result.previous, "slot": result.slot,
-            "timings": {k: round(v, 2) for k, v in result.timings.items()},
-            "finishing_on_server": continuing}
-
-    def human() -> None:
-        tm = result.timings
-        live = f"traffic moved after {tm['live_after']:.1f}s, " if "live_after" in tm else ""
-        output.ok(f"{result.release} is live again (was {result.previous or '-'}; {live}done in {tm['total']:.1f}s)")
-        if result.previous:
-            output.note(f"{result.previous} is marked rolled-back; a later rollback will not return to it")
-        if continuing:
-            output.note(f"the server watches {result.release} for {continuing['smoke_seconds']:g}s more (a crash "
-                        f"switches traffic back), then drains and stops the old slot; `lightfold status` shows "
-                        "the outcome")
-
-    output.emit(data, as_json, human)
+    fastpath.rollback(resolve_target(target), to, lock_wait, as_json)
 
 
 @app.command()

@@ -18,6 +18,9 @@ PathArg = Annotated[Path, typer.Argument(help="Project directory.", show_default
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Assume yes; never prompt.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Run the step even if it looks done.")]
+LockWaitOpt = Annotated[
+    int, typer.Option("--lock-wait", help="Wait up to this many seconds for another deploy to finish.", min=0)
+]
 
 
 def resolve_target(target: str | None, path: Path = Path(".")) -> str:

@@ -94,3 +94,27 @@ def reporter(quiet_output: bool = False):
             err().print(f"  [dim]{text}[/]")
 
     return report
+
+
+def guarded(run: Callable[[], Any]) -> None:
+    """Run a command; errors become one line and an exit code (0 ok, 1 failure, 2 usage error,
+    130 interrupted); an unexpected exception is a bug: one line, the traceback only with --debug."""
+    from lightfold.errors import LightfoldError
+
+    try:
+        run()
+    except LightfoldError as e:
+        if DEBUG:
+            import traceback
+
+            traceback.print_exc()
+        error(e)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        sys.exit(130)
+    except Exception as e:
+        if DEBUG:
+            raise
+        error_line(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)")
+        sys.exit(1)

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lightfold.agent import REMOTE_AGENT_PATH
+from lightfold.agent import remote_command
 from lightfold.errors import LightfoldError
 from lightfold.release.target import actor, as_root
 
@@ -39,7 +39,7 @@ async def call(
     **fields: Any,
 ) -> dict[str, Any]:
     request = {"op": op, "app": app, "by": actor(), **fields}
-    command = as_root(conn, f"python3 {REMOTE_AGENT_PATH}" + (" --detach" if detach else ""))
+    command = as_root(conn, remote_command(detach))
 
     def on_output(stream: str, line: str) -> None:
         if stream == "stderr" and on_event is not None and line.startswith("{"):

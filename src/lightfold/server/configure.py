@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass
 
 from lightfold import __version__
+from lightfold.agent import REMOTE_AGENT_PATH
 from lightfold.server import runtime
 from lightfold.server.app import AppSpec, app_step, user_and_dirs_step
 from lightfold.server.firewall import firewall_step
@@ -22,7 +23,7 @@ from lightfold.server.markers import marker_step
 from lightfold.server.nginx import nginx_step
 from lightfold.server.plan import EnsureDir, EnsurePackages, Plan, Run, Step, SystemdEnable, WriteFile, render
 
-AGENT_PATH = "/usr/local/lib/lightfold/agent.py"
+AGENT_PATH = REMOTE_AGENT_PATH
 
 
 @dataclass(frozen=True)
