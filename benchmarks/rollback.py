@@ -75,14 +75,15 @@ def main() -> None:
         walls, lives, failed, total, worst = [], [], 0, 0, 0.0
         for i in range(rollbacks):
             to = ids[i % 2]
+            # The probe runs until the server has finished too (smoke window, drain of the old slot).
             with Probe(f"http://{ip}/", rate=100) as probe:
                 wall, data = run(env, project, "rollback", "--target", target, "--to", to)
+                finished = wait_finished(env, project, target)
             r = probe.result
             failed, total, worst = failed + r.failed, total + r.total, max(worst, r.worst_ms)
             live = data["timings"].get("live_after", data["timings"]["total"])
             walls.append(wall)
             lives.append(live)
-            finished = wait_finished(env, project, target)
             print(f"  rollback {i} to {to}: {wall:.2f} s wall, traffic moved after {live:.2f} s, server "
                   f"finished {finished:.1f} s after the command returned, probe {r.failed}/{r.total} failed")
         print(f"rollback: median {statistics.median(walls):.2f} s wall (of {rollbacks}), traffic moved after "

@@ -45,11 +45,12 @@ def statuses(sb, app: str | None = None) -> dict[str, str]:
 
 
 def assert_consistent(sb, live: str) -> None:
-    """Exactly one live release, the one nginx routes to; nothing left "building"; no lock."""
+    """Exactly one live release, the one nginx routes to; nothing left "building"; no lock (once
+    the server has finished a rollback's smoke window: the command returned before it)."""
+    status = wait_switch_finished(sb)
     js = statuses(sb)
     assert [rid for rid, s in js.items() if s == "live"] == [live], js
     assert "building" not in js.values(), js
-    status = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
     assert status["live_release"] == live and status["lock"] is None, status
 
 
@@ -76,8 +77,10 @@ def test_rollback_under_load_restores_the_old_env_and_never_bounces(flask):
     r2 = push(sb)["release"]
     assert env_of(sb, "GREETING") == b"two"
 
+    # the probe runs until the server has also finished the smoke window and drained the old slot
     with Probe(f"http://{sb.ip}/", rate=50, expect_status=200) as probe:
         data = json.loads(sb.lightfold("rollback", "--target", sb.target, "--json").stdout)
+        wait_switch_finished(sb)
     assert probe.result.failed == 0, probe.result.summary()
     assert probe.result.total > 20
     assert data["release"] == r1 and data["previous"] == r2

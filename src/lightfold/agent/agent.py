@@ -1359,7 +1359,7 @@ def op_rollback(req: dict, lay: Layout) -> dict:
     if req.get("lock"):  # held by this process for the whole op, smoke window and drain included
         holder = req.get("holder") or req.get("by") or default_actor()
         req = {**req, "holder": holder}
-        lock, replaced = acquire_lock(lay, holder, "rollback", to, float(req["ttl"]) if req.get("ttl") else None,
+        lock, replaced, _ = acquire_lock(lay, holder, "rollback", to, float(req["ttl"]) if req.get("ttl") else None,
                                       os.getpid(), float(req.get("wait_seconds") or 0))
         if replaced:
             fail_interrupted_builds(lay)
@@ -1519,22 +1519,25 @@ def op_journal_mark(req: dict, lay: Layout) -> dict:
 
 
 def acquire_lock(lay: Layout, holder: str, lock_op: str | None, release: str | None, ttl: float | None,
-                 pid: int | None, wait_seconds: float) -> tuple[dict, str | None]:
-    """The deploy lock, waiting up to `wait_seconds` for a live holder: (our lock, why a stale one
-    was replaced). A busy lock raises, naming its holder."""
-    deadline = time.monotonic() + wait_seconds
-    said = False
+                 pid: int | None, wait_seconds: float) -> tuple[dict, str | None, bool]:
+    """The deploy lock, waiting up to `wait_seconds` for a live holder — and, whatever
+    `wait_seconds`, for a switch that only has its smoke window and drain left (its lock says
+    `finishing_until`). Returns (our lock, why a stale one was replaced, whether we waited). A busy
+    lock raises, naming its holder."""
+    user_deadline = time.monotonic() + wait_seconds
+    said = waited = False
     while True:
         mine, busy, replaced = try_acquire(lay, holder, lock_op, release, ttl, pid)
         if mine is not None:
             if replaced:
                 warn(replaced)
             audit(lay, "lock", holder, lock_op=lock_op, release=release, replaced=replaced)
-            return mine, replaced
+            return mine, replaced, waited
         finishing = float(busy.get("finishing_until") or 0) - time.time()
+        deadline = user_deadline
         if 0 < finishing < 120:
-            # A switch that already moved traffic and only watches/drains now: worth waiting for.
-            deadline = max(deadline, time.monotonic() + finishing + 5)
+            # Traffic already moved; the holder only watches and drains: worth waiting for.
+            deadline = max(user_deadline, time.monotonic() + finishing + 5)
             if not said:
                 step(f"waiting ~{finishing:.0f}s for the {busy.get('op') or 'switch'} by {busy.get('holder')} "
                      "to finish its smoke window on the server")
@@ -1543,7 +1546,8 @@ def acquire_lock(lay: Layout, holder: str, lock_op: str | None, release: str | N
             raise AgentError(f"{lay.app} is locked by {describe_lock(busy)}",
                              "wait and retry (--lock-wait), or `lightfold unlock --force` if it is dead",
                              lock=busy, busy=True)
-        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        waited = True
+        time.sleep(min(0.25 if finishing > 0 else 0.5, max(0.01, deadline - time.monotonic())))
 
 
 def release_lock(lay: Layout, mine: dict) -> None:
@@ -1572,9 +1576,9 @@ def op_lock(req: dict, lay: Layout) -> dict:
         raise AgentError("lock needs a holder (user@host)", "pass {\"holder\": \"you@laptop\"}")
     ttl = float(req["ttl"]) if req.get("ttl") else None
     # "op" is the protocol's; the operation being locked for travels as "lock_op".
-    mine, replaced = acquire_lock(lay, holder, req.get("lock_op"), req.get("release"), ttl, req.get("pid"),
-                                  float(req.get("wait_seconds") or 0))
-    return {"acquired": True, "lock": mine, "replaced_stale": replaced}
+    mine, replaced, waited = acquire_lock(lay, holder, req.get("lock_op"), req.get("release"), ttl,
+                                          req.get("pid"), float(req.get("wait_seconds") or 0))
+    return {"acquired": True, "lock": mine, "replaced_stale": replaced, "waited": waited}
 
 
 def op_unlock(req: dict, lay: Layout) -> dict:

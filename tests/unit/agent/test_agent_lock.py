@@ -147,14 +147,14 @@ def test_a_rollback_holding_its_own_lock_refuses_while_someone_else_deploys(agen
 
 
 def test_a_lock_taken_for_a_process_is_released_only_if_still_its_own(agent, lay):
-    mine, replaced = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
-    assert replaced is None
+    mine, replaced, waited = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
+    assert replaced is None and waited is False
     agent.release_lock(lay, mine)
     assert agent.read_lock(lay) is None
     # someone else's lock (taken after ours went stale and was replaced) survives our release
-    mine, _ = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
+    mine, _, _ = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
     agent.release_lock(lay, mine)
-    theirs, _ = agent.acquire_lock(lay, "alice@laptop", "push", None, 600, None, 0)
+    theirs, _, _ = agent.acquire_lock(lay, "alice@laptop", "push", None, 600, None, 0)
     agent.release_lock(lay, mine)
     assert agent.read_lock(lay)["holder"] == "alice@laptop" == theirs["holder"]
 
@@ -170,15 +170,35 @@ def test_the_relay_spots_an_early_result_only_on_a_complete_line(agent):
 def test_a_lock_whose_switch_is_finishing_is_waited_for_not_refused(agent, lay):
     """After an early rollback answer the lock says how long the smoke window and drain take; a
     deploy asking meanwhile (even without --lock-wait) waits for it."""
-    mine, _ = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
+    mine, _, _ = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
     agent.mark_lock_finishing(lay, mine, 0.6)
     t0 = time.monotonic()
     with ThreadPoolExecutor(1) as pool:
         later = pool.submit(agent.acquire_lock, lay, "alice@laptop", "push", None, 600, None, 0)
         time.sleep(0.3)
         agent.release_lock(lay, mine)
-        got, _ = later.result(timeout=10)
-    assert got["holder"] == "alice@laptop" and time.monotonic() - t0 < 5
+        got, _, waited = later.result(timeout=10)
+    assert got["holder"] == "alice@laptop" and waited and time.monotonic() - t0 < 5
     # without the mark, the same request refuses at once
     with pytest.raises(agent.AgentError, match="locked by alice@laptop"):
         agent.acquire_lock(lay, "carol@ci", "push", None, 600, None, 0)
+
+
+def test_after_waiting_for_a_finishing_switch_a_plain_holder_is_refused_at_once(agent, lay):
+    """The automatic wait is for a smoke window only: if another deploy takes the lock first,
+    the next one is refused (naming it) unless it asked for --lock-wait."""
+    mine, _, _ = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
+    agent.mark_lock_finishing(lay, mine, 30)
+
+    def hand_over():  # bob's switch ends and alice's push takes the lock in the same instant
+        time.sleep(0.3)
+        with agent.flocked(lay.lock_guard):
+            agent.write_json(lay.lock, {"holder": "alice@laptop", "op": "push", "release": "20260101120000",
+                                        "started_at": agent.now_iso(), "started_ts": time.time(), "ttl": 600})
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(hand_over)
+        with pytest.raises(agent.AgentError, match="locked by alice@laptop .push of 20260101120000"):
+            agent.acquire_lock(lay, "carol@ci", "push", None, 600, None, 0)
+    assert time.monotonic() - t0 < 5
