@@ -162,6 +162,24 @@ def update(change: Callable[[Config], Any]) -> Config:
     return cfg
 
 
+def record_server(target: str, provider: str, project_path: Path | None, **settings: Any) -> None:
+    """After a create: the target exists (with its project path, for a new one), uses `provider`,
+    and that provider's settings take `settings` (ip, ssh_key, username, port, server_id, ...)."""
+
+    def change(cfg: Config) -> None:
+        if target not in cfg.targets:
+            path = (project_path or Path.cwd()).expanduser().resolve()
+            cfg.targets[target] = TargetConfig(project_path=str(path))
+        tc = cfg.targets[target]
+        tc.provider = provider
+        pc = tc.provider_config.get(provider) or ProviderConfig()
+        for name, value in settings.items():
+            setattr(pc, name, value)
+        tc.provider_config = {**tc.provider_config, provider: pc}
+
+    update(change)
+
+
 def get_target(cfg: Config, name: str) -> TargetConfig:
     try:
         return cfg.targets[name]

@@ -284,7 +284,8 @@ def create(
 
     assert pc.ip
     openssh.pin(pc.ip, pc.port, host_key)
-    _record(target, project_path, pc)
+    config.record_server(target, NAME, project_path, ip=pc.ip, username=pc.username, port=pc.port,
+                         ssh_key=pc.ssh_key)
     state.update(target, _mark_created)
     if old and old.ip and (old.ip, old.port) != (pc.ip, pc.port):
         _unpin_unless_used(target, old.ip, old.port)
@@ -301,20 +302,6 @@ def _fingerprint(key: str) -> str:
 
 def _mark_created(s: state.TargetState) -> None:
     s.created = True
-
-
-def _record(target: str, project_path: Path | None, server: config.ProviderConfig) -> None:
-    def change(cfg: config.Config) -> None:
-        if target not in cfg.targets:
-            path = (project_path or Path.cwd()).expanduser().resolve()
-            cfg.targets[target] = config.TargetConfig(project_path=str(path))
-        tc = cfg.targets[target]
-        tc.provider = NAME
-        pc = tc.provider_config.get(NAME) or config.ProviderConfig()
-        pc.ip, pc.username, pc.port, pc.ssh_key = server.ip, server.username, server.port, server.ssh_key
-        tc.provider_config = {**tc.provider_config, NAME: pc}
-
-    config.update(change)
 
 
 def _unpin_unless_used(target: str, ip: str, port: int) -> None:

@@ -514,7 +514,10 @@ def create_target(
             summary.update(address_changed=True, previous_ip=pc.ip)
         return summary
     openssh.pin(server.ipv4, 22, load_or_create_host_key(target).public_openssh)
-    _record(provider, target, project_path, server, str(key_path))
+    # What the server really is (the spec it was made from, spelled as the API reports it).
+    spec = {k: v for k, v in (("region", server.region), ("size", server.size), ("image", server.image)) if v}
+    config.record_server(target, provider, project_path, ip=server.ipv4, ssh_key=str(key_path), username="root",
+                         port=22, server_id=server.id, **spec)
     if ready_check:
         _wait_ready(server, key_path, progress)
     state.update(target, lambda s: (setattr(s, "created", True), setattr(s, "provisioned_id", server.id)))
@@ -654,26 +657,6 @@ def _target_summary(provider: str, target: str, server: Server, *, changed: bool
     return {"target": target, "provider": provider, "ip": server.ipv4, "ssh_user": "root",
             "server_id": server.id, "region": server.region, "size": server.size, "image": server.image,
             "changed": changed}
-
-
-def _record(provider: str, target: str, project_path: Path | None, server: Server, key: str) -> None:
-    from lightfold import config
-
-    def change(cfg: config.Config) -> None:
-        if target not in cfg.targets:
-            path = (project_path or Path.cwd()).expanduser().resolve()
-            cfg.targets[target] = config.TargetConfig(project_path=str(path))
-        tc = cfg.targets[target]
-        tc.provider = provider
-        pc = tc.provider_config.get(provider) or config.ProviderConfig()
-        pc.ip, pc.ssh_key, pc.username, pc.port, pc.server_id = server.ipv4, key, "root", 22, server.id
-        # What the server really is (the spec it was made from, spelled as the API reports it).
-        pc.region = server.region or pc.region
-        pc.size = server.size or pc.size
-        pc.image = server.image or pc.image
-        tc.provider_config = {**tc.provider_config, provider: pc}
-
-    config.update(change)
 
 
 def _reset(target: str, ip: str | None) -> None:

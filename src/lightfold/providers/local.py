@@ -120,7 +120,8 @@ def create(
     m = machine.create(target, network, pub, owner(), progress)
     try:
         openssh.pin(m.ip, 22, m.host_key)
-        _record(target, project_path, m.ip, str(key), network)
+        config.record_server(target, NAME, project_path, ip=m.ip, ssh_key=str(key), username="root", port=22,
+                             server_id=target, network=network)
         _wait_ready(m, key, progress)
         state.update(target, lambda s: _mark_created(s, target))
     except BaseException:
@@ -139,21 +140,6 @@ def _mark_created(s: state.TargetState, target: str) -> None:
 def _summary(target: str, ip: str | None, network: str, *, changed: bool) -> dict[str, Any]:
     return {"target": target, "provider": NAME, "ip": ip, "ssh_user": "root", "network": network,
             "server_id": target, "changed": changed}
-
-
-def _record(target: str, project_path: Path | None, ip: str, key: str, network: str) -> None:
-    def change(cfg: config.Config) -> None:
-        if target not in cfg.targets:
-            path = (project_path or Path.cwd()).expanduser().resolve()
-            cfg.targets[target] = config.TargetConfig(project_path=str(path))
-        tc = cfg.targets[target]
-        tc.provider = NAME
-        pc = tc.provider_config.get(NAME) or config.ProviderConfig()
-        pc.ip, pc.ssh_key, pc.username, pc.port = ip, key, "root", 22
-        pc.server_id, pc.network = target, network
-        tc.provider_config = {**tc.provider_config, NAME: pc}
-
-    config.update(change)
 
 
 def _wait_ready(m: machine.Machine, key: Path, progress: Progress) -> None:
