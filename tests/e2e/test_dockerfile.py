@@ -121,9 +121,12 @@ def test_redeploy_under_load_drops_no_request_and_stops_the_old_container(app):
 def test_env_only_change_reuses_the_image(app):
     before, tags = live(app), images(app)
     app.lightfold("config", "set", "deploy.env_vars.EXTRA", "added later", "--target", app.target)
+    # a name systemd and the shell also use: set for the app, it reaches the container too
+    app.lightfold("config", "set", "deploy.env_vars.LANG", "C.UTF-8", "--target", app.target)
     data = json.loads(app.lightfold("push", "--target", app.target, "--json", timeout=300).stdout)
     assert data["build"] == "env-only"
     assert get(app.ip, "/env/EXTRA") == (200, b"added later")
+    assert get(app.ip, "/env/LANG") == (200, b"C.UTF-8")
     after = images(app)
     assert after[data["release"]] == tags[before]  # the same image under the new release's tag
 

@@ -34,6 +34,8 @@ sits under a root prefix, $LIGHTFOLD_ROOT or "/", so tests run against a temp di
                                         EnvironmentFile syntax; written by op `write_env`.
   /srv/<app>/slots/<blue|green>         -> ../releases/<id>, swapped atomically.
   /srv/<app>/run/<blue|green>.env       0600: the slot release's env snapshot + PORT=<slot port>.
+  /srv/<app>/slots/<blue|green>.names   0644: the names of that snapshot's variables, one a line
+                                        (readable by the app user; run/ is root-only).
   lightfold-<app>@<slot>.service        configure's template unit: WorkingDirectory=
                                         /srv/<app>/slots/%i, EnvironmentFile=/srv/<app>/run/%i.env,
                                         ExecStart=/srv/<app>/slots/%i/.lightfold/start, User=<user>,
@@ -211,6 +213,9 @@ class Layout:
 
     def run_env(self, slot: str) -> str:
         return os.path.join(self.run_dir, f"{slot}.env")
+
+    def slot_names(self, slot: str) -> str:
+        return os.path.join(self.slots_dir, f"{slot}.names")
 
 
 def unit_name(app: str, slot: str) -> str:
@@ -1021,6 +1026,9 @@ def start_slot(lay: Layout, cfg: dict, slot: str, rid: str) -> None:
     swap_symlink(lay.slot_link(slot), f"../releases/{rid}")
     env = slot_env(read_text(lay.env_file(rid)), port)
     write_atomic(lay.run_env(slot), render_env_file(env, f"slot {slot}, release {rid}").encode(), 0o600)
+    # The names alone (no values: world-readable), for a start script that must pass exactly the
+    # release's variables on (the dockerfile builder's `docker run -e NAME`).
+    write_atomic(lay.slot_names(slot), "".join(f"{n}\n" for n in sorted(env) if n != "PORT").encode(), 0o644)
     if port_in_use(port):
         raise AgentError(
             f"port {port} (slot {slot}) is already in use by another process",

@@ -13,8 +13,10 @@ start       `.lightfold/start` (`start_script`) runs the image of the release it
             image) in the foreground:
                 docker run --rm --init --name lightfold-<app>-<slot> -p 127.0.0.1:$PORT:<cport>
                            -e PORT=<cport> -e NAME ... lightfold-<app>:<id>
-            `-e NAME` (no value) passes each variable of the unit's environment (the release's env
-            snapshot) through, so multi-line values survive. On SIGTERM (the slot stops) the
+            `-e NAME` (no value) passes each variable of the release's env snapshot through from
+            the unit's environment, so multi-line values survive; the names come from
+            /srv/<app>/slots/<slot>.names, which the agent writes when it starts the slot (so LANG,
+            PATH or HOME set for the app reach it, and systemd's own variables do not). On SIGTERM (the slot stops) the
             script runs `docker stop`, so no container outlives its slot.
 rollback    starts the previous release, i.e. the previous image: no rebuild.
 cleanup     the agent removes the image of every release it deletes.
@@ -39,14 +41,15 @@ _FAILED_EVENT = (
     "'exit': int(sys.argv[2]), 'output': sys.stdin.read().splitlines()}))"
 )
 
-# Variables systemd (or bash) puts in the unit's environment that are not the app's.
+# Variables systemd (or bash) puts in the unit's environment that are not the app's (used only
+# when the agent left no names file, i.e. an agent older than it).
 SYSTEM_VARS = (
     "PORT", "HOME", "XDG_CACHE_HOME", "PATH", "USER", "LOGNAME", "SHELL", "INVOCATION_ID",
     "JOURNAL_STREAM", "SYSTEMD_EXEC_PID", "MANAGERPID", "NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS",
     "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC", "PWD", "OLDPWD", "SHLVL", "_", "TERM",
     "RUNTIME_DIRECTORY", "STATE_DIRECTORY", "CACHE_DIRECTORY", "LOGS_DIRECTORY",
     "CONFIGURATION_DIRECTORY", "CREDENTIALS_DIRECTORY", "MAINPID", "LF_NAME", "LF_RID", "LF_SLOT",
-    "LF_ARGS", "LF_PID", "LF_RC",
+    "LF_ARGS", "LF_PID", "LF_RC", "LF_NAMES",
 )
 
 
@@ -94,11 +97,19 @@ here=$(cd "$(dirname "$0")/.." && pwd -P) || exit 1
 LF_RID=${{here##*/}}
 LF_SLOT=$(basename "$(dirname "$(dirname "$0")")")
 LF_NAME={name}-$LF_SLOT
+LF_NAMES=$(dirname "$(dirname "$0")").names  # /srv/<app>/slots/<slot>.names
 LF_ARGS=()
-for n in $(compgen -e); do
-  case $n in {skip}|LC_*|LANG|LANGUAGE) continue ;; esac
-  LF_ARGS+=(-e "$n")
-done
+if [ -r "$LF_NAMES" ]; then
+  # exactly the names of the release's env snapshot (the agent lists them when it starts the slot)
+  while IFS= read -r n; do
+    [ -n "$n" ] && [ "$n" != PORT ] && LF_ARGS+=(-e "$n")
+  done < "$LF_NAMES"
+else  # an agent from before the names file: everything but what systemd and bash add
+  for n in $(compgen -e); do
+    case $n in {skip}|LC_*|LANG|LANGUAGE) continue ;; esac
+    LF_ARGS+=(-e "$n")
+  done
+fi
 # A container left by a killed slot would hold the name (and the port).
 docker rm -f "$LF_NAME" >/dev/null 2>&1
 docker run --rm --init --name "$LF_NAME" -p "127.0.0.1:$PORT:{port}" -e PORT={port} "${{LF_ARGS[@]}}" \\

@@ -74,6 +74,23 @@ def test_start_runs_the_release_image_with_the_env_by_name_and_stops_the_contain
     assert stop[:2] == ["stop", "-t"] and stop[-1] == "lightfold-shop-green"
 
 
+def test_the_agents_names_file_decides_which_variables_reach_the_container(slot, tmp_path):
+    """With the agent's list of the release's env names, LANG/PATH/HOME set for the app pass too,
+    and nothing systemd added does."""
+    start, bin_dir = slot
+    (tmp_path / "slots" / "green.names").write_text("HOME\nLANG\nSECRET\n")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PORT": "8003", "HOME": "/app-home", "LANG": "de_DE.UTF-8",
+           "INVOCATION_ID": "abc", "SECRET": "s", "JOURNAL_STREAM": "8:1"}
+    proc = subprocess.Popen([str(start)], env=env)
+    deadline = time.monotonic() + 10
+    while not (bin_dir / "run.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    run = calls(bin_dir)[1]
+    assert {run[i + 1] for i, a in enumerate(run) if a == "-e"} == {"PORT=8000", "HOME", "LANG", "SECRET"}
+
+
 def test_a_container_that_exits_fails_the_unit(slot, tmp_path):
     start, bin_dir = slot
     (bin_dir / "docker").write_text("#!/bin/sh\n[ \"$1\" = run ] && exit 3\nexit 0\n")
