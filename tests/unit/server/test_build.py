@@ -59,8 +59,10 @@ def test_node_build_installs_builds_and_writes_start_and_release_json(tmp_path: 
     assert os.access(start, os.X_OK)
     lines = start.read_text().splitlines()
     assert lines[0] == "#!/bin/sh" and lines[-1] == "exec node server.js"
-    assert f"cd {rel}" in lines[2]
-    assert f"PATH={rel}/node_modules/.bin:/opt/lightfold/node-20/bin:" in start.read_text()
+    # the release directory is found from the script's own place, never written in
+    assert lines[2] == 'LF_RELEASE=$(cd "$(dirname "$0")/.." && pwd -P) || exit 1'
+    assert str(rel) not in start.read_text()
+    assert 'PATH="$LF_APP/node_modules/.bin:/opt/lightfold/node-20/bin:' in start.read_text()
     info = json.loads((rel / ".lightfold/release.json").read_text())
     assert info["id"] == "r1" and info["commit"] == "abc123" and info["deps_hash"] == "h1"
     assert info["start"] == "node server.js" and info["static"] is False
@@ -145,7 +147,7 @@ def test_app_root_in_a_monorepo(tmp_path: Path):
     rc, _, err = build(tmp_path, "r1", det, app_subdir="apps/web")
     assert rc == 0, err
     assert (rel / "apps/web/installed-here").exists() and (rel / ".lightfold/start").exists()
-    assert f"cd {rel}/apps/web" in (rel / ".lightfold/start").read_text()
+    assert 'LF_APP="$LF_RELEASE/apps/web"' in (rel / ".lightfold/start").read_text()
 
 
 def test_python_venv_lives_per_lockfile_hash_and_is_reused(tmp_path: Path):
@@ -159,7 +161,7 @@ def test_python_venv_lives_per_lockfile_hash_and_is_reused(tmp_path: Path):
     assert (rel1 / "venv-used").read_text().strip() == str(deps / ".venv")
     assert os.readlink(rel1 / ".venv") == str(deps / ".venv") and (deps / ".complete").exists()
     start = (rel1 / ".lightfold/start").read_text()
-    assert f"PATH={rel1}/.venv/bin:" in start and f"VIRTUAL_ENV={rel1}/.venv" in start
+    assert 'PATH="$LF_APP/.venv/bin:' in start and 'VIRTUAL_ENV="$LF_APP/.venv"' in start
     assert start.splitlines()[-1] == "exec gunicorn app:app --bind 127.0.0.1:$PORT"
 
     rel2 = release(tmp_path, "r2", {"uv.lock": "flask\n"})
@@ -295,3 +297,21 @@ def test_a_package_script_start_runs_the_script_itself(tmp_path: Path):
     rel2 = release(tmp_path, "r2")
     assert build(tmp_path, "r2", det, deploy=DeployConfig(start_command="npm run serve"))[0] == 0
     assert (rel2 / ".lightfold/start").read_text().splitlines()[-1] == "exec npm run serve"
+
+
+def test_the_start_script_works_from_a_hard_linked_copy_after_the_original_is_gone(tmp_path: Path):
+    """An env-only release is `cp -a --link` of the live one; once cleanup removes that one, the
+    copy's start script must still find its own directory."""
+    rel = release(tmp_path, "r1")
+    det = Det(install=None, build=None, runtime="python", package_manager="uv",
+              start="sh -c 'echo cwd=$(pwd) venv=$VIRTUAL_ENV'")
+    assert build(tmp_path, "r1", det)[0] == 0
+    copy = tmp_path / "srv/shop/releases/r2"
+    subprocess.run(["cp", "-a", "--link", str(rel), str(copy)], check=True)
+    shutil.rmtree(rel)
+    slot = tmp_path / "srv/shop/slots/blue"
+    slot.parent.mkdir(parents=True)
+    slot.symlink_to("../releases/r2")  # systemd runs it through the slot link
+    out = subprocess.run([str(slot / ".lightfold/start")], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"cwd={copy} venv={copy}/.venv"
