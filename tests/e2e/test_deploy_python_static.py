@@ -75,7 +75,8 @@ printable = st.text(
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=printable | st.sampled_from(["\\", "\"", "'", "$", "\n", " ", "\r\n", string.punctuation]))
 def test_any_env_value_arrives_byte_exact(flask_app, value):
-    flask_app.lightfold("config", "set", "deploy.env_vars.PROPERTY", value, "--target", flask_app.target)
+    # `--` first: a value may start with "-" ("-0" once did), which the option parser would take
+    flask_app.lightfold("config", "set", "--target", flask_app.target, "--", "deploy.env_vars.PROPERTY", value)
     flask_app.lightfold("push", "--target", flask_app.target)
     assert env_of(flask_app, "PROPERTY") == value.encode()
 
