@@ -151,6 +151,12 @@ def test_redeploy_under_load_drops_no_request(app):
     entries = journal(app)
     assert entries[data["release"]]["status"] == "live"
     assert entries[before]["status"] == "previous"
+    # the live slot comes back on boot, the idle one does not
+    live_slot = entries[data["release"]]["slot"]
+    idle_slot = "blue" if live_slot == "green" else "green"
+    enabled = app.exec(f"systemctl is-enabled lightfold-{app.target}@{live_slot} "
+                       f"lightfold-{app.target}@{idle_slot}", check=False).stdout.split()
+    assert enabled == ["enabled", "disabled"], enabled
 
 
 def test_build_failure_keeps_the_live_release(app):
