@@ -1365,16 +1365,18 @@ def op_activate(req: dict, lay: Layout) -> dict:
 def op_rollback(req: dict, lay: Layout) -> dict:
     cfg = load_app_config(lay, req)
     to = require_release_id(req, "to") if req.get("to") is not None else None
-    lock = None
+    lock = replaced = None
     if req.get("lock"):  # held by this process for the whole op, smoke window and drain included
         holder = req.get("holder") or req.get("by") or default_actor()
         req = {**req, "holder": holder}
         lock, replaced, _ = acquire_lock(lay, holder, "rollback", to, float(req["ttl"]) if req.get("ttl") else None,
                                       os.getpid(), float(req.get("wait_seconds") or 0))
-        if replaced:
-            fail_interrupted_builds(lay)
     try:
         with switch_mutex(lay, SWITCH_WAIT_SECONDS):
+            if replaced:
+                # Inside the switch mutex: a switch the dead holder started has finished by now,
+                # so only releases that will never finish are still "building".
+                fail_interrupted_builds(lay)
             check_deploy_lock(lay, req)
             notes = reconcile(lay, cfg, req.get("by"))
             entries = load_journal(lay)
@@ -1560,11 +1562,19 @@ def acquire_lock(lay: Layout, holder: str, lock_op: str | None, release: str | N
         time.sleep(min(0.25 if finishing > 0 else 0.5, max(0.01, deadline - time.monotonic())))
 
 
+def still_ours(lay: Layout, mine: dict) -> dict | None:
+    """The lock on file if it is still the one we took (same holder, pid and start time); call
+    under the lock guard."""
+    current = read_lock(lay) if os.path.exists(lay.lock) else None
+    if current is None or any(current.get(k) != mine.get(k) for k in ("holder", "pid", "started_ts")):
+        return None
+    return current
+
+
 def release_lock(lay: Layout, mine: dict) -> None:
-    """Remove the deploy lock if it is still the one we took (same holder, pid and start time)."""
+    """Remove the deploy lock if it is still the one we took."""
     with flocked(lay.lock_guard):
-        current = read_lock(lay) if os.path.exists(lay.lock) else None
-        if current is None or any(current.get(k) != mine.get(k) for k in ("holder", "pid", "started_ts")):
+        if still_ours(lay, mine) is None:
             return
         os.unlink(lay.lock)
     audit(lay, "unlock", mine.get("holder"), forced=False, was=mine)
@@ -1574,10 +1584,9 @@ def mark_lock_finishing(lay: Layout, mine: dict, seconds: float) -> None:
     """Our switch moved traffic and only watches and drains for `seconds` more: say so in the lock,
     so the next deploy waits for it instead of refusing."""
     with flocked(lay.lock_guard):
-        current = read_lock(lay) if os.path.exists(lay.lock) else None
-        if current is None or any(current.get(k) != mine.get(k) for k in ("holder", "pid", "started_ts")):
-            return
-        write_json(lay.lock, {**current, "finishing_until": time.time() + seconds})
+        current = still_ours(lay, mine)
+        if current is not None:
+            write_json(lay.lock, {**current, "finishing_until": time.time() + seconds})
 
 
 def op_lock(req: dict, lay: Layout) -> dict:
