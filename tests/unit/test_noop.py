@@ -139,3 +139,16 @@ def test_check_declines_when_the_server_cannot_confirm(tmp_path, monkeypatch, pr
                       "express", "20260101000000", "http://127.0.0.1/")
     (tmp_path / "home" / "state" / "app.json").write_text(json.dumps({"created": True, "noop": rec}))
     assert noop.check("app", project) is None
+
+
+def test_a_command_line_is_checked_once_per_process(monkeypatch):
+    """A plain deploy that `main` could not skip goes on to the Typer command, which must not run
+    the same check (an ssh exec) again."""
+    from lightfold.cli import fastpath
+
+    calls = []
+    monkeypatch.setattr(fastpath, "_checked", False)
+    monkeypatch.setattr(noop, "check", lambda *a, **k: calls.append(a))
+    assert fastpath.skip("deploy", "app", Path("."), None, False) is False
+    assert fastpath.skip("deploy", "app", Path("."), None, False) is False
+    assert len(calls) == 1

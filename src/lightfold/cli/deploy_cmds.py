@@ -19,7 +19,6 @@ BuilderOpt = Annotated[
 ]
 
 
-
 @app.command("configure")
 def configure_cmd(
     path: PathArg = Path("."), target: TargetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False,

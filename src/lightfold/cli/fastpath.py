@@ -25,6 +25,10 @@ from types import SimpleNamespace
 
 from lightfold.cli import output
 
+# Whether this process has run the no-op check already: a plain command line that `try_run` could
+# not skip reaches the Typer command, which must not pay for the same ssh exec a second time.
+_checked = False
+
 _TARGET = {"--target": "target", "-t": "target"}
 # The options each command accepts here (field names as in its Typer signature), and whether it
 # takes a PATH argument.
@@ -125,6 +129,10 @@ def skip(command: str, name: str, path: Path | None, provider: str | None, as_js
     would have (plus `fast_path: true` and the check's timings in --json); False = run the full path."""
     from lightfold.release import noop
 
+    global _checked
+    if _checked:  # `main` already asked for this command line (and the answer was no)
+        return False
+    _checked = True
     t0 = time.monotonic()
     hit = noop.check(name, path, provider=provider, need_created=command == "deploy")
     if hit is None:

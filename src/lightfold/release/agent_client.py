@@ -63,6 +63,11 @@ async def call(
     return result
 
 
+def progress_notes(report: Callable[[str, str], None]) -> Callable[[dict[str, Any]], None]:
+    """An `on_event` that shows the agent's progress events as report notes."""
+    return lambda e: report("note", e.get("msg", "")) if e.get("msg") else None
+
+
 def _last_json(text: str) -> dict[str, Any] | None:
     for line in reversed(text.strip().splitlines()):
         line = line.strip()

@@ -64,7 +64,7 @@ async def rollback(
     result = await agent_client.call(
         conn, "rollback", app, detach=True, holder=actor(), lock=True, ttl=LOCK_TTL, wait_seconds=lock_wait,
         early_result=True, timeout=lock_wait + 900,
-        on_event=lambda e: report("note", e.get("msg", "")) if e.get("msg") else None, **fields,
+        on_event=agent_client.progress_notes(report), **fields,
     )
     if not result.get("lock_taken"):
         report("warn", "the server's agent is older than this lightfold (it did not hold the deploy lock "

@@ -141,7 +141,7 @@ async def push(
         report("step", f"activating {release_id}: start the idle slot, health check, switch traffic")
         activation = await agent_client.call(
             conn, "activate", app, detach=True, release=release_id, holder=actor(),
-            on_event=lambda e: report("note", e.get("msg", "")) if e.get("msg") else None,
+            on_event=agent_client.progress_notes(report),
         )
         timings["activate"] = time.monotonic() - t
         switched = (activation.get("timings") or {}).get("switched_s")
@@ -407,7 +407,7 @@ async def deploy_lock(conn: Connection, app: str, op: str, release: str | None, 
         got = await agent_client.call(
             conn, "lock", app, holder=actor(), lock_op=op, release=release, ttl=LOCK_TTL, pid=pid,
             wait_seconds=lock_wait, timeout=lock_wait + 180,
-            on_event=lambda e: report("note", e.get("msg", "")) if e.get("msg") else None,
+            on_event=agent_client.progress_notes(report),
         )
         if got.get("replaced_stale"):
             report("warn", got["replaced_stale"])
