@@ -24,6 +24,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from lightfold.builders.native import NativeBuilder
 from lightfold.errors import LightfoldError
 
 
@@ -36,16 +37,12 @@ class Translated:
     notes: tuple[str, ...] = ()
 
 
-class NixpacksBuilder:
+class NixpacksBuilder(NativeBuilder):
+    """Configures and serves like native (the runtime from apt, nginx in front); only the plan
+    (install/build/start) comes from `nixpacks plan` at push time."""
+
     name = "nixpacks"
     available_check = "command -v nixpacks >/dev/null 2>&1"
-    replaces_runtime = False
-
-    def configure_steps(self, spec: Any) -> tuple:
-        return ()
-
-    def serves_static(self, detection: Any) -> bool:
-        return bool(getattr(detection, "static", False))
 
 
 def plan_command(app_dir: str, user: str) -> str:

@@ -99,7 +99,7 @@ class Connection:
                 ) from None
             except (asyncssh.Error, OSError) as e:
                 raise LightfoldError(
-                    f"lost the SSH connection to {self.host} while running `{shown}` ({_reason(e)})",
+                    f"lost the SSH connection to {self.host} while running `{shown}` ({error_reason(e)})",
                     "check that the server is up, then retry",
                 ) from None
         if check and result.exit_status != 0:
@@ -172,7 +172,7 @@ class Connection:
                                  "check the server (`lightfold ssh`), then retry") from None
         except (asyncssh.Error, OSError) as e:
             self._channels.release()
-            raise LightfoldError(f"cannot start `{cmd}` on {self.host} ({_reason(e)})",
+            raise LightfoldError(f"cannot start `{cmd}` on {self.host} ({error_reason(e)})",
                                  "check that the server is up, then retry") from None
         except BaseException:
             self._channels.release()
@@ -215,9 +215,13 @@ class Started:
             slots.release()
 
 
-def _reason(e: BaseException) -> str:
-    text = str(e) or type(e).__name__
-    return getattr(e, "reason", None) or text
+def error_reason(e: BaseException) -> str:
+    """An SSH or socket error in words: refused, an unknown host name, or the error's own reason."""
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, socket.gaierror):
+        return "unknown host name"
+    return getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e) or type(e).__name__
 
 
 async def connect(
@@ -263,7 +267,7 @@ async def connect(
         ) from None
     except (OSError, asyncssh.Error) as e:
         raise LightfoldError(
-            f"cannot reach {host}:{port} ({_reason(e)})",
+            f"cannot reach {host}:{port} ({error_reason(e)})",
             "check that the server is running and the address and port are right",
         ) from None
     return Connection(conn, host, username)

@@ -285,11 +285,11 @@ async def server_host_key(host: str, port: int, key_types: set[str] | None = Non
     """The host key ('type base64') the server at host:port presents; of one of `key_types` when
     given and the server has one (so it can be compared with keys already on file)."""
     import asyncio
-    import socket
 
     import asyncssh
 
     from lightfold.errors import LightfoldError
+    from lightfold.remote.connection import error_reason
 
     async def fetch(algs: list[str] | None) -> str | None:
         kwargs = {"server_host_key_algs": algs} if algs else {}
@@ -314,14 +314,8 @@ async def server_host_key(host: str, port: int, key_types: set[str] | None = Non
             "check the address and port (--ip, --port) and that the server's firewall allows SSH",
         ) from None
     except (OSError, asyncssh.Error) as e:
-        if isinstance(e, ConnectionRefusedError):
-            reason = "connection refused"
-        elif isinstance(e, socket.gaierror):
-            reason = "unknown host name"
-        else:
-            reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e) or type(e).__name__
         raise LightfoldError(
-            f"cannot reach {host}:{port} ({reason})",
+            f"cannot reach {host}:{port} ({error_reason(e)})",
             "check the address and port (--ip, --port) and that the server runs sshd",
         ) from None
     if not found:
