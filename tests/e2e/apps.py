@@ -30,6 +30,15 @@ def commit(project: Path, message: str) -> None:
     git(project, "commit", "-q", "--allow-empty", "-m", message)
 
 
+def set_python_message(project: Path, text: str) -> None:
+    """Change the `MESSAGE = "..."` line of a Python example's app.py (what `/` answers) and commit."""
+    path = project / "app.py"
+    src = path.read_text()
+    start = src.index('MESSAGE = "') + len('MESSAGE = "')
+    path.write_text(src[:start] + text + src[src.index('"', start):])
+    commit(project, text)
+
+
 def get(ip: str, path: str = "/", host: str | None = None, timeout: float = 5) -> tuple[int, bytes]:
     req = urllib.request.Request(f"http://{ip}{path}", headers={"Host": host} if host else {})
     try:

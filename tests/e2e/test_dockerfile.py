@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.e2e.apps import commit, get, git
+from tests.e2e.apps import commit, get, git, set_python_message
 
 from lightfold.probe import Probe
 
@@ -31,11 +31,7 @@ BASE_IMPORT = (
 
 
 def set_message(sb, text: str) -> None:
-    path = sb.project / "app.py"
-    src = path.read_text()
-    start = src.index('MESSAGE = "') + len('MESSAGE = "')
-    path.write_text(src[:start] + text + src[src.index('"', start):])
-    commit(sb.project, text)
+    set_python_message(sb.project, text)
 
 
 def journal(sb) -> dict:

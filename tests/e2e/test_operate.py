@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from tests.e2e.apps import commit, get, install_example
+from tests.e2e.apps import commit, get, install_example, set_python_message
 
 from lightfold.probe import Probe
 
@@ -63,11 +63,7 @@ def push(sb, *extra: str) -> dict:
 
 
 def change_code(sb, message: str) -> None:
-    app = sb.project / "app.py"
-    text = app.read_text()
-    start = text.index('MESSAGE = "') + len('MESSAGE = "')
-    app.write_text(text[:start] + message + text[text.index('"', start):])
-    commit(sb.project, message)
+    set_python_message(sb.project, message)
 
 
 def test_rollback_under_load_restores_the_old_env_and_never_bounces(flask):
