@@ -1,0 +1,178 @@
+"""The server's layout: every path, file name and unit name lightfold uses on a server, and the one
+release-id rule. Standard library only: the on-server agent and the laptop side both import it, so
+the two can never disagree about where a thing lives. Nothing else spells these paths.
+
+For app `shop` (user `lf-shop`), under a root prefix ("/" on a server, a temp dir in tests):
+
+    /etc/lightfold/configured                 the seed's server-wide marker (first configure)
+    /etc/lightfold/created                    written when lightfold created/adopted the server
+    /etc/lightfold/apps/shop/app.json         configure -> agent: user, ports, health, static
+    /etc/lightfold/apps/shop/configured       configure's per-app fingerprint marker
+    /etc/lightfold/apps/shop/upstream.conf    the agent's: which slot nginx routes to
+    /usr/local/lib/lightfold/                 the agent (a package, run as a module)
+    /srv/shop/                                the app's home
+        releases/<id>/                        one release (id = YYYYMMDDHHMMSS, UTC)
+            .lightfold/start                  the start script (non-static apps)
+            .lightfold/release.json           what the release was made from
+        env/<id>.env                          the release's env snapshot (0600 root)
+        slots/<blue|green>                    -> ../releases/<id>
+        slots/<slot>.names                    names of the slot's env variables
+        run/<slot>.env                        the slot's EnvironmentFile (snapshot + PORT)
+        current                               -> releases/<id>, the live release
+        deps/<hash>/                          python venvs per lockfile hash
+        cache/                                HOME of builds (package-manager caches)
+        .lightfold/                           the agent's: journal, audit log, lock, switch intent,
+                                              last-op result, build logs, upload temp files
+    /etc/systemd/system/lightfold-shop@.service   the slots' template (@blue, @green)
+    /etc/nginx/sites-enabled/lightfold-shop.conf  the app's nginx site
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+ROOT = "/"
+ETC = "/etc/lightfold"
+APPS_ETC = f"{ETC}/apps"
+SERVER_MARKER = f"{ETC}/configured"
+CREATED_MARKER = f"{ETC}/created"
+AGENT_DIR = "/usr/local/lib/lightfold"
+SRV = "/srv"
+SYSTEMD_DIR = "/etc/systemd/system"
+NGINX_SITES = "/etc/nginx/sites-enabled"
+NGINX_SHARED_CONF = "/etc/nginx/conf.d/lightfold.conf"
+ACME_ROOT = "/var/www/lightfold-acme"
+
+SLOTS = ("blue", "green")
+# The meta directory inside a release and inside an app's home.
+META = ".lightfold"
+
+# A release id is the UTC time it was made, to the second: 14 ASCII digits and nothing else (a
+# full match: no trailing newline, no unicode digits).
+RELEASE_ID_RE = re.compile(r"[0-9]{14}", re.ASCII)
+APP_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}", re.ASCII)
+
+
+def is_release_id(value: object) -> bool:
+    return isinstance(value, str) and RELEASE_ID_RE.fullmatch(value) is not None
+
+
+def is_app_name(value: object) -> bool:
+    return isinstance(value, str) and APP_NAME_RE.fullmatch(value) is not None
+
+
+def other_slot(slot: str | None) -> str:
+    return "green" if slot == "blue" else "blue"
+
+
+def unit_prefix(app: str) -> str:
+    return f"lightfold-{app}"
+
+
+def unit_name(app: str, slot: str | None = None) -> str:
+    """`lightfold-<app>@<slot>.service`, or the template `lightfold-<app>@.service`."""
+    return f"{unit_prefix(app)}@{slot or ''}.service"
+
+
+def unit_instance(app: str, slot: str) -> str:
+    """`lightfold-<app>@<slot>` (how status names a slot's unit, without the suffix)."""
+    return f"{unit_prefix(app)}@{slot}"
+
+
+def op_unit(op: str, app: str) -> str:
+    """The transient unit a detached agent op runs in: `lightfold-<op>-<app>`."""
+    return f"lightfold-{op}-{app}"
+
+
+def nginx_site(app: str) -> str:
+    return f"{NGINX_SITES}/{unit_prefix(app)}.conf"
+
+
+def nginx_upstream_name(app: str) -> str:
+    return "lightfold_" + app.replace("-", "_")
+
+
+def image_name(app: str) -> str:
+    """The docker image repository of an app's releases (tag = release id)."""
+    return unit_prefix(app)
+
+
+def agent_path(name: str = "", root: str = ROOT) -> str:
+    return _under(root, AGENT_DIR, name) if name else _under(root, AGENT_DIR)
+
+
+def _under(root: str, *parts: str) -> str:
+    """`parts` joined below `root` (absolute parts are taken relative to it)."""
+    return os.path.join(root, *(p.lstrip("/") for p in parts if p))
+
+
+class Layout:
+    """Every path of one app, under a root prefix."""
+
+    def __init__(self, app: str, root: str = ROOT):
+        self.app = app
+        self.root = root
+        self.etc = _under(root, APPS_ETC, app)
+        self.srv_root = _under(root, SRV)
+        self.srv = os.path.join(self.srv_root, app)
+        self.meta = os.path.join(self.srv, META)
+
+    home = property(lambda self: self.srv)
+    app_json = property(lambda self: os.path.join(self.etc, "app.json"))
+    marker = property(lambda self: os.path.join(self.etc, "configured"))
+    upstream = property(lambda self: os.path.join(self.etc, "upstream.conf"))
+    releases_dir = property(lambda self: os.path.join(self.srv, "releases"))
+    env_dir = property(lambda self: os.path.join(self.srv, "env"))
+    slots_dir = property(lambda self: os.path.join(self.srv, "slots"))
+    run_dir = property(lambda self: os.path.join(self.srv, "run"))
+    deps_dir = property(lambda self: os.path.join(self.srv, "deps"))
+    cache_dir = property(lambda self: os.path.join(self.srv, "cache"))
+    current = property(lambda self: os.path.join(self.srv, "current"))
+    journal = property(lambda self: os.path.join(self.meta, "releases.json"))
+    audit_log = property(lambda self: os.path.join(self.meta, "audit.log"))
+    lock = property(lambda self: os.path.join(self.meta, "lock"))
+    lock_guard = property(lambda self: os.path.join(self.meta, "lock.guard"))
+    switch_lock = property(lambda self: os.path.join(self.meta, "switch.lock"))
+    switch_intent = property(lambda self: os.path.join(self.meta, "switch.json"))
+    last_op = property(lambda self: os.path.join(self.meta, "last-op.json"))
+    builds_dir = property(lambda self: os.path.join(self.meta, "builds"))
+    unit_file = property(lambda self: _under(self.root, SYSTEMD_DIR, unit_name(self.app)))
+    nginx_site = property(lambda self: _under(self.root, nginx_site(self.app)))
+
+    def release(self, rid: str) -> str:
+        return os.path.join(self.releases_dir, rid)
+
+    def release_meta(self, rid: str) -> str:
+        return os.path.join(self.release(rid), META)
+
+    def release_info(self, rid: str) -> str:
+        return os.path.join(self.release_meta(rid), "release.json")
+
+    def start_script(self, rid: str) -> str:
+        return os.path.join(self.release_meta(rid), "start")
+
+    def env_file(self, rid: str) -> str:
+        return os.path.join(self.env_dir, f"{rid}.env")
+
+    def slot_link(self, slot: str) -> str:
+        return os.path.join(self.slots_dir, slot)
+
+    def run_env(self, slot: str) -> str:
+        return os.path.join(self.run_dir, f"{slot}.env")
+
+    def slot_names(self, slot: str) -> str:
+        return os.path.join(self.slots_dir, f"{slot}.names")
+
+    def deps(self, key: str) -> str:
+        return os.path.join(self.deps_dir, key)
+
+    def build_log(self, rid: str) -> str:
+        return os.path.join(self.builds_dir, f"{rid}.log")
+
+    def upload_archive(self, rid: str) -> str:
+        return os.path.join(self.meta, f"upload-{rid}.tar.gz")
+
+    def relative(self, path: str) -> str:
+        """`path` relative to the root prefix ('srv/shop/...'), for commands run from '/'."""
+        return os.path.relpath(path, self.root)
