@@ -82,7 +82,7 @@ import tempfile
 import time
 import traceback
 
-AGENT_VERSION = 2  # 2: rollback {lock, early_result}
+AGENT_VERSION = 3  # protocol.PROTOCOL_VERSION (copied until the agent is a package)
 SLOTS = ("blue", "green")
 STATUSES = ("building", "live", "previous", "failed", "rolled-back", "retired")
 KEEP_DEFAULT = 5
