@@ -6,9 +6,17 @@ from __future__ import annotations
 import json
 
 
-def test_version_and_help(cli):
-    v = cli("--version")
-    assert v.returncode == 0 and v.stdout.startswith("lightfold ")
+def test_version_names_the_cli_and_agent_protocol_versions(cli):
+    from lightfold import __version__
+    from lightfold.agent.agent import AGENT_VERSION
+
+    for flag in ("--version", "-V"):
+        v = cli(flag)
+        assert (v.returncode, v.stdout) == (0, f"lightfold {__version__} (agent protocol {AGENT_VERSION})\n")
+    assert cli("--debug", "--version").stdout == v.stdout  # through Typer: the same line
+
+
+def test_help(cli):
     h = cli("--help")
     assert h.returncode == 0
     for command in ("detect", "config"):

@@ -8,7 +8,6 @@ import os
 
 import typer
 
-from lightfold import __version__
 from lightfold.cli import output
 
 app = typer.Typer(
@@ -20,7 +19,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
 )
 
 # Each module registers its commands on `app` when imported. Order = order in --help.
@@ -36,7 +35,9 @@ COMMAND_MODULES = [
 
 def _version(value: bool) -> None:
     if value:
-        print(f"lightfold {__version__}")
+        from lightfold.cli import version_line
+
+        print(version_line())
         raise typer.Exit()
 
 
