@@ -455,7 +455,6 @@ def create_target(
     region/size/image: given values win over the target's config, which wins over `DEFAULTS`.
     A rerun on an existing server re-reads it and follows a changed address (see `recover_address`)."""
     from lightfold import config, state
-    from lightfold.providers import local
     from lightfold.remote import openssh
 
     cfg = config.load()
@@ -469,7 +468,7 @@ def create_target(
     given = {"region": region, "size": size, "image": image}
     wanted = ServerSpec(**{f: given[f] or getattr(pc, f) or DEFAULTS[provider][f] for f in given})
     st = state.load(target)
-    key_path = local.ssh_key()
+    key_path = openssh.login_key()
     public_key = Path(f"{key_path}.pub").read_text().strip()
 
     async def provision() -> tuple[Server, bool]:
@@ -605,12 +604,12 @@ def destroy_target(provider: str, target: str, *, progress: Progress = quiet) ->
     """Delete the target's server (found by id, else by its create tag), the SSH key lightfold
     uploaded if nothing else uses it, and what lightfold recorded; keep the config entry."""
     from lightfold import config, state
-    from lightfold.providers import local
+    from lightfold.remote import openssh
 
     tc = config.load().targets.get(target)
     pc = (tc.provider_config.get(provider) if tc else None) or config.ProviderConfig()
     st = state.load(target)
-    key_path = local.ssh_key()
+    key_path = openssh.login_key()
     public_key = Path(f"{key_path}.pub").read_text().strip() if Path(f"{key_path}.pub").exists() else None
 
     async def delete() -> tuple[Server | None, dict[str, Any]]:

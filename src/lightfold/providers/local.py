@@ -6,7 +6,6 @@ key in config.json, `created` in state, the host key pinned before the first con
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,25 +31,6 @@ def _quiet(_message: str) -> None:
 def owner() -> str:
     """Which lightfold home a machine belongs to (machine names are global to the host)."""
     return str(store.home().expanduser().resolve())
-
-
-def ssh_key() -> Path:
-    """The private key new machines authorize: the user's own (~/.ssh/id_ed25519 or id_rsa),
-    else lightfold's own pair, generated once."""
-    for name in ("id_ed25519", "id_rsa"):
-        key = Path.home() / ".ssh" / name
-        if key.is_file() and Path(f"{key}.pub").is_file():
-            return key
-    own = store.home() / "ssh" / "id_ed25519"
-    if not own.is_file():
-        store.ensure_dir(own.parent)
-        proc = subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lightfold", "-f", str(own)],
-            capture_output=True, text=True,
-        )
-        if proc.returncode != 0:
-            raise LightfoldError(f"could not generate an SSH key at {own}", details=proc.stderr.splitlines())
-    return own
 
 
 def server_state(target: str) -> str:
@@ -113,7 +93,7 @@ def create(
     elif st.created:
         progress(f"machine '{target}' is gone (host rebooted?); creating it again")
 
-    key = ssh_key()
+    key = openssh.login_key()
     pub = Path(f"{key}.pub").read_text()
     t0 = time.monotonic()
     progress(f"creating machine '{target}' ({network} network)")

@@ -1,7 +1,7 @@
 """The system OpenSSH client for interactive sessions and quick checks, and lightfold's known_hosts file.
 
-Argv building, the pinning helpers and `quick_exec`; no asyncssh here (importing it costs ~250 ms,
-more than the whole no-op fast path may take)."""
+Argv building, the pinning helpers, the login key for servers lightfold creates and `quick_exec`;
+no asyncssh here (importing it costs ~250 ms, more than the whole no-op fast path may take)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,30 @@ import subprocess
 from pathlib import Path
 
 from lightfold import store
+from lightfold.errors import LightfoldError
 
 
 def known_hosts_path() -> Path:
     return store.home() / "known_hosts"
+
+
+def login_key() -> Path:
+    """The private key servers lightfold creates authorize (sandbox machines and cloud servers):
+    the user's own (~/.ssh/id_ed25519 or id_rsa), else lightfold's own pair, generated once."""
+    for name in ("id_ed25519", "id_rsa"):
+        key = Path.home() / ".ssh" / name
+        if key.is_file() and Path(f"{key}.pub").is_file():
+            return key
+    own = store.home() / "ssh" / "id_ed25519"
+    if not own.is_file():
+        store.ensure_dir(own.parent)
+        proc = subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lightfold", "-f", str(own)],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise LightfoldError(f"could not generate an SSH key at {own}", details=proc.stderr.splitlines())
+    return own
 
 
 def host_pattern(host: str, port: int) -> str:
