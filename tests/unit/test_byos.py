@@ -3,6 +3,8 @@ what the server check accepts and refuses (each with its fix), and the CLI's fla
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lightfold.config import ProviderConfig
@@ -136,3 +138,100 @@ def test_forgetting_a_target_without_a_server_is_a_no_op(cli, lf_home):
     r = cli("destroy", "--target", "web", "--yes", "--json")
     assert r.returncode == 0, r.stderr
     assert '"forgotten": false' in r.stdout
+
+
+# ---- an imported host key (--host-key / LIGHTFOLD_HOST_KEY, as a CI job passes it)
+
+def new_host_key() -> str:
+    import asyncssh
+
+    return " ".join(asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()[:2])
+
+
+ED, ED2 = new_host_key(), new_host_key()
+
+
+@pytest.fixture
+def presents(monkeypatch, lf_home, tmp_path):
+    """The server at 203.0.113.7 presents this host key (no network)."""
+    from lightfold.providers import byos
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shown: list[str] = []
+
+    async def server_host_key(host, port, key_types=None, timeout=10):
+        return shown[0]
+
+    monkeypatch.setattr(byos.user_ssh, "server_host_key", server_host_key)
+    return shown.append
+
+
+def trust(imported):
+    from lightfold.providers import byos
+    from lightfold.remote.user_ssh import HostSettings
+
+    pc = ProviderConfig(ip="203.0.113.7", username="root", port=22, ssh_key="/k")
+    return byos._trust(pc, HostSettings(), accept=False, confirm=None, progress=lambda m: None, imported=imported)
+
+
+def test_the_imported_host_key_is_trusted_without_a_prompt_or_flag(presents):
+    presents(ED)
+    assert trust([ED]) == (ED, "imported")
+
+
+def test_a_host_key_other_than_the_imported_one_is_refused_with_both_fingerprints(presents):
+    from lightfold.remote import fingerprint
+
+    presents(ED2)
+    with pytest.raises(LightfoldError) as e:
+        trust([ED])
+    assert "is not the imported one" in e.value.problem
+    assert fingerprint(ED) in e.value.problem and fingerprint(ED2) in e.value.problem
+    assert "export-host-key" in e.value.fix
+
+
+def test_an_imported_key_does_not_override_a_changed_pin(presents, lf_home):
+    from lightfold.remote import openssh
+
+    openssh.pin("203.0.113.7", 22, ED)
+    presents(ED2)
+    with pytest.raises(LightfoldError, match="changed"):
+        trust([ED2])
+
+
+def test_an_empty_or_malformed_imported_key_is_refused_before_connecting():
+    from lightfold.providers.byos import imported_keys
+
+    for text, why in (("", "it is empty"), ("SHA256:xyz", "line 1 is not an SSH public key")):
+        with pytest.raises(LightfoldError, match=why) as e:
+            imported_keys(text)
+        assert "export-host-key" in e.value.fix
+
+
+def test_host_key_flag_is_byos_only_and_the_env_var_is_read_for_byos(cli, tmp_path):
+    r = cli("create", "--target", "web", "--provider", "local", "--host-key", ED, str(tmp_path))
+    assert r.returncode == 2 and "--host-key applies only to --provider byos" in r.stderr
+    r = cli("create", "--target", "web", "--provider", "byos", "--ip", "203.0.113.7", "--ssh-key", str(tmp_path),
+            str(tmp_path), env={"LIGHTFOLD_HOST_KEY": "not a key"})
+    assert r.returncode == 1 and "not an SSH public key" in r.stderr
+
+
+# ---- lightfold config export-host-key
+
+def test_export_host_key_prints_the_pinned_key_alone(cli, lf_home):
+    from lightfold.remote import fingerprint, openssh
+
+    cli("config", "set", "provider", "byos", "--target", "web")
+    cli("config", "set", "provider_config.byos.ip", "203.0.113.7", "--target", "web")
+    r = cli("config", "export-host-key", "--target", "web")
+    assert r.returncode == 1 and "no host key is pinned for 203.0.113.7" in r.stderr
+    openssh.pin("203.0.113.7", 22, ED + " comment")
+    r = cli("config", "export-host-key", "--target", "web")
+    assert (r.returncode, r.stdout) == (0, ED + "\n")
+    data = json.loads(cli("config", "export-host-key", "--target", "web", "--json").stdout)
+    assert data == {"target": "web", "ip": "203.0.113.7", "port": 22, "keys": [ED], "fingerprints": [fingerprint(ED)]}
+
+
+def test_export_host_key_of_a_target_without_a_server(cli, lf_home):
+    r = cli("config", "export-host-key", "--target", "nope")
+    assert r.returncode == 1 and "nope" in r.stderr

@@ -145,3 +145,22 @@ def test_verdicts():
     changed = judge(ED, [ED], KnownKeys([ED2, RSA]))  # a user-side change is refused even when pinned
     assert (changed.kind, changed.where, changed.expected) == ("changed", "user", (ED2,))
     assert judge(ED, [], KnownKeys([ED], revoked=[ED])).kind == "revoked"
+
+
+def test_public_keys_from_pub_files_and_known_hosts_lines():
+    from lightfold.remote.user_ssh import public_keys
+
+    ecdsa = ("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEm1Vx0K9VcP8L6l4N2cFAbm"
+             "Wq1m2vYJd7cQ8Rk0mJm6bXq8T3h4qJ9v0m3oN2oTJ7l9g8Vw7vCkq8kqXWb5Z7A=")
+    text = f"# exported\n{ED} root@web\n\n203.0.113.7 {ecdsa}\n{ED}\n"
+    assert public_keys(text) == [ED, ecdsa]
+    assert public_keys(f"[203.0.113.7]:2222 {ED}") == [ED]
+    assert public_keys("") == []
+
+
+def test_public_keys_refuses_what_is_not_a_key():
+    from lightfold.remote.user_ssh import public_keys
+
+    for bad in ("SHA256:abc", "ssh-ed25519 not-base64!", ED.replace("ssh-ed25519", "ssh-rsa"), "ssh-ed25519"):
+        with pytest.raises(ValueError, match="line 1 is not an SSH public key"):
+            public_keys(bad)

@@ -1,4 +1,5 @@
-"""`lightfold config`: show, set and unset target settings, and manage provider tokens."""
+"""`lightfold config`: show, set and unset target settings, manage provider tokens, and export a
+server's pinned host key (for a CI secret)."""
 
 from __future__ import annotations
 
@@ -120,3 +121,37 @@ def unset_token(provider: ProviderArg) -> None:
         output.ok(f"{provider} token removed")
     else:
         output.note(f"no stored {provider} token")
+
+
+@config_app.command("export-host-key")
+def export_host_key(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the host key lightfold pinned for the target's server (public; for a CI secret).
+
+    A CI job passes it back as LIGHTFOLD_HOST_KEY (or --host-key) to `lightfold create --provider
+    byos`, which then trusts that key only.
+    Example: lightfold config export-host-key --target myapp | gh secret set LIGHTFOLD_HOST_KEY
+    """
+    from lightfold import config
+    from lightfold.errors import LightfoldError
+    from lightfold.remote import openssh, user_ssh
+
+    name = resolve_target(target)
+    server = config.get_target(config.load(), name).server()
+    if not server.ip:
+        raise LightfoldError(f"target '{name}' has no server yet", f"create it first: lightfold create --target {name}")
+    keys = user_ssh.read_known_keys([openssh.known_hosts_path()], server.ip, server.port).keys
+    if not keys:
+        raise LightfoldError(
+            f"no host key is pinned for {server.ip} (target '{name}') in {openssh.known_hosts_path()}",
+            f"register the server from a machine that trusts it: lightfold create --target {name}",
+        )
+    from lightfold import remote
+
+    data = {"target": name, "ip": server.ip, "port": server.port, "keys": keys,
+            "fingerprints": [remote.fingerprint(k) for k in keys]}
+
+    def human() -> None:  # only the key on stdout, so it can be piped into a secret as it is
+        sys.stdout.write("".join(f"{k}\n" for k in keys))
+        output.note(f"{server.ip}: {', '.join(data['fingerprints'])}")
+
+    output.emit(data, as_json, human)

@@ -60,6 +60,12 @@ AcceptKeyOpt = Annotated[
     typer.Option("--accept-new-host-key", help="byos: trust the server's host key when it is not known yet "
                  "(check the fingerprint shown). A changed key is always refused."),
 ]
+HOST_KEY_ENV = "LIGHTFOLD_HOST_KEY"
+HostKeyOpt = Annotated[
+    str | None,
+    typer.Option("--host-key", help=f"byos: trust only this host key, as `lightfold config export-host-key` printed "
+                 f"it (default: ${HOST_KEY_ENV}, as a CI job sets it from a secret).", show_default=False),
+]
 
 
 def cloud_options(provider: str, name: str, region: str | None, size: str | None, image: str | None,
@@ -147,6 +153,7 @@ def create(
     ssh_key: SshKeyOpt = None,
     port: PortOpt = None,
     accept_new_host_key: AcceptKeyOpt = False,
+    host_key: HostKeyOpt = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -169,7 +176,7 @@ def create(
     if network is not None and chosen != "local":
         raise UsageError("--network applies only to --provider local", "drop --network")
     byos_flags = {"--ip": ip, "--user": user, "--ssh-key": ssh_key, "--port": port,
-                  "--accept-new-host-key": accept_new_host_key or None}
+                  "--accept-new-host-key": accept_new_host_key or None, "--host-key": host_key}
     given = [flag for flag, value in byos_flags.items() if value is not None]
     if given and chosen != "byos":
         raise UsageError(f"{given[0]} applies only to --provider byos", f"drop {given[0]}")
@@ -177,9 +184,12 @@ def create(
     if chosen == "local":
         options["network"] = network
     if chosen == "byos":
+        import os
+
         from lightfold.cli.options import interactive
 
         options.update(ip=ip, user=user, ssh_key=ssh_key, port=port, accept_new_host_key=accept_new_host_key,
+                       host_key=host_key if host_key is not None else os.environ.get(HOST_KEY_ENV),
                        confirm=(lambda q: typer.confirm(q, default=False, err=True)) if interactive() else None)
     options |= cloud_options(chosen, name, region, size, image)
     result = providers.get(chosen).create(name, path, **options)

@@ -3,10 +3,11 @@
 lightfold never creates or deletes it. `create` registers it: resolves the login (flags, then
 ~/.ssh/config for the name given as --ip, then what was recorded, then defaults), checks the host
 key against lightfold's known_hosts and the user's (a known key is trusted; an unknown one only
-with --accept-new-host-key or a yes at the prompt; a changed one never), logs in with that exact
-key and checks what deploys need — key login, root or passwordless sudo, Debian/Ubuntu, systemd as
-PID 1 — then writes /etc/lightfold/created, pins the key and records the server. `destroy` only
-forgets it.
+with --accept-new-host-key, a yes at the prompt, or when it is the key imported with --host-key /
+LIGHTFOLD_HOST_KEY, as a CI job does; a changed one never, nor one that is not the imported key),
+logs in with that exact key and checks what deploys need — key login, root or passwordless sudo,
+Debian/Ubuntu, systemd as PID 1 — then writes /etc/lightfold/created, pins the key and records the
+server. `destroy` only forgets it.
 """
 
 from __future__ import annotations
@@ -158,10 +159,25 @@ def resolve(
     )
 
 
+def imported_keys(text: str) -> list[str]:
+    """The host keys given with --host-key / LIGHTFOLD_HOST_KEY, checked before anything connects."""
+    try:
+        keys = user_ssh.public_keys(text)
+    except ValueError as e:
+        keys, why = [], str(e)
+    else:
+        why = "it is empty"
+    if not keys:
+        raise LightfoldError(f"the imported host key is not an SSH public key ({why})",
+                             "pass what `lightfold config export-host-key` printed (e.g. 'ssh-ed25519 AAAA...')")
+    return keys
+
+
 def _trust(pc: config.ProviderConfig, sshcfg: user_ssh.HostSettings, *, accept: bool,
-           confirm: Confirm | None, progress: Progress) -> tuple[str, str]:
-    """The host key to pin and where trust came from ('pinned', 'known_hosts', 'accepted');
-    raises when the key changed, is revoked, or is new and not accepted."""
+           confirm: Confirm | None, progress: Progress, imported: list[str] | None = None) -> tuple[str, str]:
+    """The host key to pin and where trust came from ('pinned', 'known_hosts', 'imported',
+    'accepted'); raises when the key changed, is revoked, is not the imported one, or is new and
+    not accepted."""
     from lightfold import remote
 
     assert pc.ip
@@ -170,7 +186,7 @@ def _trust(pc: config.ProviderConfig, sshcfg: user_ssh.HostSettings, *, accept: 
     user_files = [Path(p) for p in sshcfg.known_hosts_files] or [Path.home() / ".ssh" / "known_hosts"]
     pinned = user_ssh.read_known_keys([mine], pc.ip, pc.port).keys
     user = user_ssh.read_known_keys(user_files, lookup, pc.port)
-    types = {user_ssh.key_type(k) for k in pinned + user.keys}
+    types = {user_ssh.key_type(k) for k in (imported or pinned + user.keys)}
     presented = remote.run_sync(user_ssh.server_host_key(pc.ip, pc.port, types, CONNECT_TIMEOUT))
     seen = remote.fingerprint(presented)
     verdict = user_ssh.judge(presented, pinned, user)
@@ -186,6 +202,16 @@ def _trust(pc: config.ProviderConfig, sshcfg: user_ssh.HostSettings, *, accept: 
     if verdict.kind == "revoked":
         raise LightfoldError(f"the host key of {pc.ip} ({seen}) is marked @revoked in your known_hosts",
                              "do not connect; ask the server's administrator for its current host key")
+    if imported is not None:
+        if presented not in imported:
+            want = ", ".join(remote.fingerprint(k) for k in imported)
+            raise LightfoldError(
+                f"the host key of {pc.ip} is not the imported one: expected {want}, the server presents {seen}",
+                "if the server was rebuilt, export its key again (`lightfold config export-host-key`) and update "
+                "the secret; otherwise do not connect (the connection may be intercepted)",
+            )
+        progress(f"host key {seen} matches the imported one")
+        return presented, "imported"
     if verdict.kind == "pinned":
         progress(f"host key {seen} matches the one lightfold pinned")
         return presented, "pinned"
@@ -252,10 +278,13 @@ def create(
     ssh_key: str | None = None,
     port: int | None = None,
     accept_new_host_key: bool = False,
+    host_key: str | None = None,
     confirm: Confirm | None = None,
 ) -> dict[str, Any]:
     """Register the user's server for `target` (a no-op when it already is, unless `force`).
-    `confirm(question) -> bool` asks about an unknown host key (None: refuse without --accept-new-host-key)."""
+    `host_key`: the server's key(s) as exported elsewhere; only those are trusted. `confirm(question)
+    -> bool` asks about an unknown host key (None: refuse without --accept-new-host-key)."""
+    imported = imported_keys(host_key) if host_key is not None else None
     cfg = config.load()
     existing = cfg.targets.get(target)
     if existing and existing.provider not in (None, NAME):
@@ -279,11 +308,12 @@ def create(
         )
     sshcfg = user_ssh.host_settings(ip, home) if ip else user_ssh.HostSettings()
     t0 = time.monotonic()
-    host_key, trust = _trust(pc, sshcfg, accept=accept_new_host_key, confirm=confirm, progress=progress)
-    facts = _validate(target, pc, host_key, progress)
+    key, trust = _trust(pc, sshcfg, accept=accept_new_host_key, confirm=confirm, progress=progress,
+                        imported=imported)
+    facts = _validate(target, pc, key, progress)
 
     assert pc.ip
-    openssh.pin(pc.ip, pc.port, host_key)
+    openssh.pin(pc.ip, pc.port, key)
     config.record_server(target, NAME, project_path, ip=pc.ip, username=pc.username, port=pc.port,
                          ssh_key=pc.ssh_key)
     state.update(target, _mark_created)
@@ -291,7 +321,7 @@ def create(
         _unpin_unless_used(target, old.ip, old.port)
     os_name = facts.get("os_PRETTY_NAME", "")
     progress(f"server {pc.username}@{pc.ip} ({os_name}) registered in {time.monotonic() - t0:.1f}s")
-    return _summary(target, pc, changed=True, host_key=_fingerprint(host_key), host_key_trust=trust, os=os_name)
+    return _summary(target, pc, changed=True, host_key=_fingerprint(key), host_key_trust=trust, os=os_name)
 
 
 def _fingerprint(key: str) -> str:

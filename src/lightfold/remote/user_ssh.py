@@ -6,6 +6,8 @@
   cannot evaluate them the way ssh would, so it does not guess).
 - `known_keys(text, host, port)`: the keys a known_hosts text trusts (and revokes) for host:port,
   including hashed entries (HashKnownHosts) and the `[host]:port` form for ports other than 22.
+- `public_keys(text)`: the keys in a public key or known_hosts text (a host key imported from a CI
+  secret, as `lightfold config export-host-key` printed it).
 - `judge(presented, lightfold_keys, user_keys)`: whether a server's host key is trusted, new or
   changed — compared per key type, as ssh does (an RSA key on file says nothing about an Ed25519 one).
 - `server_host_key(host, port, key_types)`: the key a server presents (the only asyncssh use here,
@@ -240,6 +242,33 @@ def read_known_keys(paths: list[Path], host: str, port: int) -> KnownKeys:
         merged.keys += [k for k in found.keys if k not in merged.keys]
         merged.revoked += found.revoked
     return merged
+
+
+def public_keys(text: str) -> list[str]:
+    """The keys ('type base64') in `text`, one a line: `type base64 [comment]` (a .pub file) or
+    `host type base64` (a known_hosts line). Raises ValueError naming the first line that is neither."""
+    keys: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        found = next((f"{words[i]} {words[i + 1]}" for i in range(min(2, len(words) - 1))
+                      if _is_key(words[i], words[i + 1])), None)
+        if found is None:
+            raise ValueError(f"line {number} is not an SSH public key")
+        if found not in keys:
+            keys.append(found)
+    return keys
+
+
+def _is_key(kind: str, blob: str) -> bool:
+    """Whether `blob` is base64 of an SSH key blob of type `kind` (the blob starts with its type)."""
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except ValueError:
+        return False
+    size = int.from_bytes(raw[:4], "big")
+    return len(raw) > 4 + size and raw[4:4 + size] == kind.encode()
 
 
 def key_type(key: str) -> str:
