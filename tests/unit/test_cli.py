@@ -8,11 +8,11 @@ import json
 
 def test_version_names_the_cli_and_agent_protocol_versions(cli):
     from lightfold import __version__
-    from lightfold.agent.agent import AGENT_VERSION
+    from lightfold.agent.protocol import PROTOCOL_VERSION
 
     for flag in ("--version", "-V"):
         v = cli(flag)
-        assert (v.returncode, v.stdout) == (0, f"lightfold {__version__} (agent protocol {AGENT_VERSION})\n")
+        assert (v.returncode, v.stdout) == (0, f"lightfold {__version__} (agent protocol {PROTOCOL_VERSION})\n")
     assert cli("--debug", "--version").stdout == v.stdout  # through Typer: the same line
 
 
