@@ -16,10 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lightfold import store
 from lightfold.errors import LightfoldError
-from lightfold.names import TARGET_NAME, sanitize_target_name  # noqa: F401 - part of this module's API
+from lightfold.names import PROVIDERS, TARGET_NAME, sanitize_target_name  # noqa: F401 - part of this module's API
 
 CONFIG_VERSION = 1
-PROVIDERS = ("local", "byos", "digitalocean", "vultr", "hetzner")
 BUILDERS = ("native", "nixpacks", "dockerfile")
 
 
@@ -60,7 +59,7 @@ class DomainConfig(_Model):
 class TargetConfig(_Model):
     project_path: str
     framework: str | None = None
-    provider: Literal["local", "byos", "digitalocean", "vultr", "hetzner"] | None = None
+    provider: Literal[PROVIDERS] | None = None  # type: ignore[valid-type]
     builder: Literal["native", "nixpacks", "dockerfile"] | None = None
     provider_config: dict[str, ProviderConfig] = Field(default_factory=dict)
     deploy: DeployConfig = Field(default_factory=DeployConfig)

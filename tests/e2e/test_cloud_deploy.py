@@ -205,8 +205,8 @@ def test_interrupted_create_is_resumed_without_a_duplicate_and_a_moved_server_is
 
         # And again, recovered by `recover_address` (what `lightfold sync` runs for a cloud target).
         moved2 = c.control("/__move", {"id": first["id"]})
-        code = ("import json; from lightfold.providers import cloud; "
-                f"print(json.dumps(cloud.recover_address({provider!r}, {c.target!r})))")
+        code = ("import json; from lightfold.providers import cloud_target; "
+                f"print(json.dumps(cloud_target.recover_address({provider!r}, {c.target!r})))")
         rec = subprocess.run([sys.executable, "-c", code], env=c.sb.env, capture_output=True, text=True,
                              timeout=120, check=True)
         got = json.loads(rec.stdout)

@@ -12,6 +12,7 @@ import typer
 from lightfold.cli import output
 from lightfold.cli.app import app
 from lightfold.cli.options import JsonOpt, PathArg, TargetOpt, resolve_target
+from lightfold.names import CLOUD_PROVIDERS
 
 config_app = typer.Typer(
     help="Show and change target settings and provider tokens (secrets are never printed).",
@@ -19,7 +20,7 @@ config_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 
-ProviderArg = Annotated[str, typer.Argument(help="digitalocean, vultr or hetzner.")]
+ProviderArg = Annotated[str, typer.Argument(help=f"One of {', '.join(CLOUD_PROVIDERS)}.")]
 
 
 @config_app.command("show")

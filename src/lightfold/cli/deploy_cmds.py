@@ -11,6 +11,7 @@ from lightfold.cli import fastpath, output
 from lightfold.cli.app import app
 from lightfold.cli.options import ForceOpt, JsonOpt, LockWaitOpt, PathArg, TargetOpt, resolve_target
 from lightfold.cli.server_cmds import ImageOpt, RegionOpt, SizeOpt
+from lightfold.names import PROVIDERS
 
 BuilderOpt = Annotated[
     str | None,
@@ -104,8 +105,8 @@ def _push_and_render(t, *, force: bool, lock_wait: int, as_json: bool) -> None:
 
 ProviderOpt = Annotated[
     str | None,
-    typer.Option("--provider", "-p", help="Where the server runs when it must be created: local, byos, "
-                 "digitalocean, vultr, hetzner (default: the target's provider).", show_default=False),
+    typer.Option("--provider", "-p", show_default=False, help="Where the server runs when it must be created: "
+                 f"{', '.join(PROVIDERS)} (default: the target's provider)."),
 ]
 
 

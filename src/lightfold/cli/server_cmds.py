@@ -11,11 +11,12 @@ import typer
 from lightfold.cli import output
 from lightfold.cli.app import app
 from lightfold.cli.options import ForceOpt, JsonOpt, PathArg, TargetOpt, YesOpt, resolve_target
+from lightfold.names import PROVIDERS
+from lightfold.providers.flags import HOST_KEY_ENV
 
 ProviderOpt = Annotated[
     str | None,
-    typer.Option("--provider", "-p", help="Where the server runs: local, byos, digitalocean, vultr, hetzner.",
-                 show_default=False),
+    typer.Option("--provider", "-p", help=f"Where the server runs: {', '.join(PROVIDERS)}.", show_default=False),
 ]
 NetworkOpt = Annotated[
     str | None,
@@ -36,7 +37,6 @@ ImageOpt = Annotated[
     str | None,
     typer.Option("--image", help="Cloud providers: the OS image (default: Debian 12).", show_default=False),
 ]
-CLOUD = ("digitalocean", "vultr", "hetzner")
 IpOpt = Annotated[
     str | None,
     typer.Option("--ip", help="byos: your server's address (IP, host name or a Host alias from ~/.ssh/config).",
@@ -60,7 +60,6 @@ AcceptKeyOpt = Annotated[
     typer.Option("--accept-new-host-key", help="byos: trust the server's host key when it is not known yet "
                  "(check the fingerprint shown). A changed key is always refused."),
 ]
-HOST_KEY_ENV = "LIGHTFOLD_HOST_KEY"
 HostKeyOpt = Annotated[
     str | None,
     typer.Option("--host-key", help=f"byos: trust only this host key, as `lightfold config export-host-key` printed "
@@ -70,57 +69,16 @@ HostKeyOpt = Annotated[
 
 def cloud_options(provider: str, name: str, region: str | None, size: str | None, image: str | None,
                   *, creating: bool = True) -> dict:
-    """Checks and completes the cloud flags before anything is created: the API token (prompted
-    once on a terminal and stored 0600 by lightfold.secrets; without a terminal a missing token is
-    a one-line error naming the env var) and, on a terminal, a numbered choice of region and size
-    when neither the flags nor the target's config give one. Returns the create() keywords."""
-    from lightfold.errors import UsageError
-
-    given = {k: v for k, v in {"region": region, "size": size, "image": image}.items() if v is not None}
-    if provider not in CLOUD:
-        if given:
-            flags = ", ".join(f"--{k}" for k in given)
-            verb = "applies" if len(given) == 1 else "apply"
-            raise UsageError(f"{flags} {verb} only to cloud providers", f"drop {flags} for --provider {provider}")
-        return {}
-    if not creating:
-        return given
-    from lightfold import config, secrets
+    """`lightfold.providers.flags.cloud_options` with this terminal's prompts (none without one)."""
     from lightfold.cli.options import interactive
-    from lightfold.errors import LightfoldError
-    from lightfold.providers.http import LABELS
+    from lightfold.providers import flags
 
-    label, env = LABELS[provider], secrets.TOKEN_ENV[provider]
-    token, _source = secrets.get_token(provider)
-    if not token:
-        if not interactive():
-            raise LightfoldError(f"no {label} API token", f"set {env}, or run `lightfold config set-token {provider}`")
-        token = typer.prompt(f"{label} API token (input hidden; or set {env})", hide_input=True, err=True)
-        where = secrets.set_token(provider, token)
-        output.note(f"stored the {label} token in {where}")
-    existing = config.load().targets.get(name)
-    pc = existing.provider_config.get(provider) if existing else None
-    need = [f for f in ("region", "size") if f not in given and not (pc and getattr(pc, f))]
-    if need and interactive():
-        given |= _choose(provider, given.get("region") or (pc.region if pc else None), need)
-    return given
-
-
-def _choose(provider: str, region: str | None, need: list[str]) -> dict:
-    """Numbered prompts for region and size (sizes offered in the chosen region only)."""
-    import asyncio
-
-    from lightfold.providers import cloud
-
-    offers = asyncio.run(cloud.offers(provider))
-    default = cloud.DEFAULTS[provider]
-    chosen: dict = {}
-    if "region" in need:
-        region = chosen["region"] = _pick("region", offers["regions"], default["region"])
-    if "size" in need:
-        sizes = [c for c in offers["sizes"] if c.regions is None or region is None or region in c.regions]
-        chosen["size"] = _pick("size", sizes, default["size"])
-    return chosen
+    asking = interactive()
+    return flags.cloud_options(
+        provider, name, region, size, image, creating=creating, progress=output.note,
+        ask_token=(lambda q: typer.prompt(q, hide_input=True, err=True)) if asking else None,
+        pick=_pick if asking else None,
+    )
 
 
 def _pick(what: str, choices: list, default: str) -> str:
@@ -162,7 +120,9 @@ def create(
     HCLOUD_TOKEN; with byos: your own server, registered after checking its host key and that lightfold
     can deploy to it). Rerunning it on an existing cloud server follows a changed IP address."""
     from lightfold import config, providers
+    from lightfold.cli.options import interactive
     from lightfold.errors import UsageError
+    from lightfold.providers import flags
 
     if not path.is_dir():
         raise UsageError(f"project directory {path} does not exist", "pass the path of your project")
@@ -171,27 +131,12 @@ def create(
     chosen = provider or (existing.provider if existing else None)
     if chosen is None:
         raise UsageError(f"target '{name}' has no provider yet", "pass --provider (e.g. --provider local)")
-    if network is not None and network not in ("isolated", "nat"):
-        raise UsageError(f"invalid --network '{network}'", "use --network isolated or --network nat")
-    if network is not None and chosen != "local":
-        raise UsageError("--network applies only to --provider local", "drop --network")
-    byos_flags = {"--ip": ip, "--user": user, "--ssh-key": ssh_key, "--port": port,
-                  "--accept-new-host-key": accept_new_host_key or None, "--host-key": host_key}
-    given = [flag for flag, value in byos_flags.items() if value is not None]
-    if given and chosen != "byos":
-        raise UsageError(f"{given[0]} applies only to --provider byos", f"drop {given[0]}")
-    options: dict = {"force": force, "progress": output.step}
-    if chosen == "local":
-        options["network"] = network
-    if chosen == "byos":
-        import os
-
-        from lightfold.cli.options import interactive
-
-        options.update(ip=ip, user=user, ssh_key=ssh_key, port=port, accept_new_host_key=accept_new_host_key,
-                       host_key=host_key if host_key is not None else os.environ.get(HOST_KEY_ENV),
-                       confirm=(lambda q: typer.confirm(q, default=False, err=True)) if interactive() else None)
-    options |= cloud_options(chosen, name, region, size, image)
+    confirm = (lambda q: typer.confirm(q, default=False, err=True)) if interactive() else None
+    options = {"force": force, "progress": output.step,
+               **flags.create_options(chosen, network=network, ip=ip, user=user, ssh_key=ssh_key, port=port,
+                                      accept_new_host_key=accept_new_host_key, host_key=host_key,
+                                      confirm=confirm),
+               **cloud_options(chosen, name, region, size, image)}
     result = providers.get(chosen).create(name, path, **options)
 
     def human() -> None:
@@ -290,10 +235,10 @@ def status(
 
     Example: lightfold status --target myapp --json
     """
-    from lightfold import providers
+    from lightfold.release.status import status as server_status
 
     name = resolve_target(target)
-    info = providers.status(name)
+    info = server_status(name)
 
     def human() -> None:
         con = output.out()

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lightfold import config, state
+from lightfold import config, providers, state
 from lightfold.errors import LightfoldError
+from lightfold.providers import Progress, quiet
 from lightfold.remote import openssh, user_ssh
 
 NAME = "byos"
@@ -31,7 +32,6 @@ DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 CONNECT_TIMEOUT = 10
 STATE_TIMEOUT = 3
 
-Progress = Callable[[str], None]
 Confirm = Callable[[str], bool]
 
 # One round trip: who we are, whether sudo works without a password, PID 1, the OS.
@@ -44,10 +44,6 @@ else echo sudo=password; fi
 echo "pid1=$(cat /proc/1/comm 2>/dev/null)"
 grep -E '^(ID|ID_LIKE|PRETTY_NAME)=' /etc/os-release 2>/dev/null | sed 's/^/os_/'
 """
-
-
-def _quiet(_message: str) -> None:
-    pass
 
 
 # ---- pure pieces
@@ -272,7 +268,7 @@ def create(
     project_path: Path | None = None,
     *,
     force: bool = False,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     ip: str | None = None,
     user: str | None = None,
     ssh_key: str | None = None,
@@ -287,12 +283,8 @@ def create(
     imported = imported_keys(host_key) if host_key is not None else None
     cfg = config.load()
     existing = cfg.targets.get(target)
-    if existing and existing.provider not in (None, NAME):
-        raise LightfoldError(
-            f"target '{target}' uses the {existing.provider} provider",
-            f"choose another --target, or `lightfold destroy --target {target}` and "
-            f"`lightfold config set provider byos --target {target}` first",
-        )
+    providers.refuse_other_provider(target, existing, NAME, f"`lightfold destroy --target {target}` and "
+                                    f"`lightfold config set provider byos --target {target}`")
     old = existing.provider_config.get(NAME) if existing else None
     home = Path.home()
     pc = resolve(ip, user, port, ssh_key, old, home)
@@ -345,7 +337,7 @@ def _unpin_unless_used(target: str, ip: str, port: int) -> None:
 
 # ---- destroy / state
 
-def destroy(target: str, *, progress: Progress = _quiet) -> dict[str, Any]:
+def destroy(target: str, *, progress: Progress = quiet) -> dict[str, Any]:
     """Forget the target's server: its pinned key, recorded address and state. The server itself
     is never touched — its apps keep running until you remove them there."""
     cfg = config.load()

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from lightfold.providers import cloud
-from lightfold.providers.cloud import BaseClient, Choice, Server, ServerSpec, SshKey
+from lightfold.providers import cloud_target
+from lightfold.providers.cloud_client import BaseClient, Choice, Server, ServerSpec, SshKey
 from lightfold.providers.http import ApiClient, RetryPolicy, missing_ok
 
 PROVIDER = "digitalocean"
@@ -181,4 +181,5 @@ class DigitalOceanClient(BaseClient):
 
 # ---- the provider as `lightfold create/destroy/status --provider digitalocean` sees it (see providers/__init__.py)
 
-create, recover_address, destroy, server_state = cloud.target_api(PROVIDER)
+CLIENT = DigitalOceanClient
+create, recover_address, destroy, server_state = cloud_target.target_api(PROVIDER)

@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from lightfold.providers import cloud
-from lightfold.providers.cloud import BaseClient, Choice, Server, ServerSpec, SshKey
+from lightfold.providers import cloud_target
+from lightfold.providers.cloud_client import BaseClient, Choice, Server, ServerSpec, SshKey
 from lightfold.providers.http import ApiClient, ProviderError, RetryPolicy, missing_ok
 
 PROVIDER = "hetzner"
@@ -228,4 +228,5 @@ class HetznerClient(BaseClient):
 
 # ---- the provider as `lightfold create/destroy/status --provider hetzner` sees it (see providers/__init__.py)
 
-create, recover_address, destroy, server_state = cloud.target_api(PROVIDER)
+CLIENT = HetznerClient
+create, recover_address, destroy, server_state = cloud_target.target_api(PROVIDER)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lightfold import config, state, store
+from lightfold import config, providers, state, store
 from lightfold.errors import LightfoldError
+from lightfold.providers import Progress, quiet
 from lightfold.remote import openssh
 from lightfold.sandbox import layout as sandbox_layout
 from lightfold.sandbox import machine
@@ -20,13 +20,6 @@ from lightfold.sandbox import machine
 NAME = "local"
 BOOT_TIMEOUT = 90
 CREATED_MARKER = "/etc/lightfold/created"
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_message: str) -> None:
-    pass
-
 
 def owner() -> str:
     """Which lightfold home a machine belongs to (machine names are global to the host)."""
@@ -53,16 +46,12 @@ def create(
     *,
     force: bool = False,
     network: str | None = None,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     """Create the target's machine (a no-op when it already runs, unless `force`)."""
     cfg = config.load()
     existing = cfg.targets.get(target)
-    if existing and existing.provider not in (None, NAME):
-        raise LightfoldError(
-            f"target '{target}' uses the {existing.provider} provider",
-            f"choose another --target, or `lightfold config set provider local --target {target}` first",
-        )
+    providers.refuse_other_provider(target, existing, NAME, f"`lightfold config set provider local --target {target}`")
     old = existing.provider_config.get(NAME) if existing else None
     requested = network
     network = network or (old.network if old else None) or "isolated"
@@ -181,7 +170,7 @@ def _forget(target: str) -> list[str]:
     return found
 
 
-def destroy(target: str, *, progress: Progress = _quiet) -> dict[str, Any]:
+def destroy(target: str, *, progress: Progress = quiet) -> dict[str, Any]:
     """Stop and remove the target's machine and every trace of it; keep its config entry."""
     from lightfold.sandbox import host
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from lightfold.providers import cloud
-from lightfold.providers.cloud import BaseClient, Choice, Server, ServerSpec, SshKey
+from lightfold.providers import cloud_target
+from lightfold.providers.cloud_client import BaseClient, Choice, Server, ServerSpec, SshKey
 from lightfold.providers.http import ApiClient, RetryPolicy, missing_ok
 
 PROVIDER = "vultr"
@@ -178,4 +178,5 @@ class VultrClient(BaseClient):
 
 # ---- the provider as `lightfold create/destroy/status --provider vultr` sees it (see providers/__init__.py)
 
-create, recover_address, destroy, server_state = cloud.target_api(PROVIDER)
+CLIENT = VultrClient
+create, recover_address, destroy, server_state = cloud_target.target_api(PROVIDER)

@@ -294,7 +294,6 @@ class SyncResult:
     changed: list[str] = field(default_factory=list)
 
 
-CLOUD_PROVIDERS = ("digitalocean", "vultr", "hetzner")
 _MARKERS = "cat /etc/lightfold/apps/{app}/configured 2>/dev/null || true"
 
 
@@ -302,11 +301,13 @@ def recover_address(t: Target, progress=None) -> Target:
     """The target with its server's current address. Cloud servers are looked up in the
     provider's API (by server id, then by the create tag), which follows a changed or lost IP and
     re-pins the stored host key; local and byos servers must have the address in the config."""
+    from lightfold import providers
+    from lightfold.names import CLOUD_PROVIDERS
+
     if t.config.provider in CLOUD_PROVIDERS:
-        from lightfold import providers
         from lightfold.release.target import load
 
-        providers.get(t.config.provider).recover_address(t.name, progress=progress or (lambda _m: None))
+        providers.get_cloud(t.config.provider).recover_address(t.name, progress=progress or (lambda _m: None))
         return load(t.name)
     if t.config.server().ip:
         return t

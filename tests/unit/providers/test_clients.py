@@ -11,8 +11,8 @@ import pytest
 from tests.fakes import fake_class
 
 from lightfold.errors import LightfoldError
-from lightfold.providers import cloud
-from lightfold.providers.cloud import ServerSpec
+from lightfold.providers import cloud, cloud_client
+from lightfold.providers.cloud_client import ServerSpec
 from lightfold.providers.http import ProviderError, RetryPolicy
 from lightfold.secrets import TOKEN_ENV
 
@@ -42,7 +42,7 @@ def run(coro):
 
 
 def client(provider, fake, token=TOKEN, retry=FAST):
-    return cloud.open_client(provider, token=token, base=fake.base_url, retry=retry, poll=0.05)
+    return cloud_client.open_client(provider, token=token, base=fake.base_url, retry=retry, poll=0.05)
 
 
 def spec(provider, **over) -> ServerSpec:
@@ -82,7 +82,7 @@ def test_bad_token_is_one_line_naming_the_env_var(provider, fake):
 
 def test_missing_token_names_the_env_var(provider, cloud_home):
     with pytest.raises(LightfoldError) as e:
-        cloud.open_client(provider)
+        cloud_client.open_client(provider)
     assert TOKEN_ENV[provider] in str(e.value)
 
 
@@ -90,7 +90,7 @@ def test_token_comes_from_the_provider_env_var(provider, fake, monkeypatch):
     monkeypatch.setenv(TOKEN_ENV[provider], TOKEN)
 
     async def go():
-        async with cloud.open_client(provider, base=fake.base_url, retry=FAST) as c:
+        async with cloud_client.open_client(provider, base=fake.base_url, retry=FAST) as c:
             return await c.validate_token()
 
     assert run(go())
@@ -102,7 +102,7 @@ def test_base_url_comes_from_the_env_var(provider, fake, monkeypatch):
     monkeypatch.setenv(BASE_URL_ENV[provider], fake.base_url)
 
     async def go():
-        async with cloud.open_client(provider, token=TOKEN, retry=FAST) as c:
+        async with cloud_client.open_client(provider, token=TOKEN, retry=FAST) as c:
             return await c.validate_token()
 
     assert run(go())
@@ -464,7 +464,7 @@ def test_unreachable_api_is_one_line_naming_the_address(provider, cloud_home):
         port = s.getsockname()[1]
 
     async def go():
-        async with cloud.open_client(provider, token=TOKEN, base=f"http://127.0.0.1:{port}/v1",
+        async with cloud_client.open_client(provider, token=TOKEN, base=f"http://127.0.0.1:{port}/v1",
                                      retry=RetryPolicy(attempts=2, backoff=0.01, timeout=1)) as c:
             await c.create_server("x", spec(provider), ["lightfold"])
 

@@ -11,7 +11,7 @@ from tests.fakes import fake_class
 
 from lightfold import config, state
 from lightfold.errors import LightfoldError
-from lightfold.providers import cloud
+from lightfold.providers import cloud, cloud_target
 from lightfold.providers.http import BASE_URL_ENV
 from lightfold.remote import openssh
 from lightfold.secrets import TOKEN_ENV
@@ -44,12 +44,12 @@ def pinned(ip: str) -> bool:
 
 def test_recover_follows_a_moved_server_and_moves_the_pin(env, tmp_path):
     provider, fake = env
-    made = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
-    assert cloud.recover_address(provider, "shop")["changed"] is False
+    made = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
+    assert cloud_target.recover_address(provider, "shop")["changed"] is False
 
     moved = control(fake, "/__move", {"id": made["server_id"]})
     assert moved["old_ip"] == made["ip"] and moved["ip"] != made["ip"]
-    got = cloud.recover_address(provider, "shop")
+    got = cloud_target.recover_address(provider, "shop")
     assert got == {"target": "shop", "provider": provider, "server_id": made["server_id"], "ip": moved["ip"],
                    "previous_ip": made["ip"], "changed": True, "found_by": "id"}
     assert config.load().targets["shop"].provider_config[provider].ip == moved["ip"]
@@ -60,14 +60,14 @@ def test_recover_follows_a_moved_server_and_moves_the_pin(env, tmp_path):
 
 def test_recover_by_tag_when_config_lost_the_server(env, tmp_path):
     provider, fake = env
-    made = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
+    made = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
 
     def forget(cfg):
         pc = cfg.targets["shop"].provider_config[provider]
         pc.ip, pc.server_id = None, None
 
     config.update(forget)
-    got = cloud.recover_address(provider, "shop")
+    got = cloud_target.recover_address(provider, "shop")
     assert (got["ip"], got["server_id"], got["found_by"], got["changed"]) == (
         made["ip"], made["server_id"], "tag", True)
     assert config.load().targets["shop"].provider_config[provider].server_id == made["server_id"]
@@ -76,9 +76,9 @@ def test_recover_by_tag_when_config_lost_the_server(env, tmp_path):
 
 def test_create_rerun_notices_a_changed_address(env, tmp_path):
     provider, fake = env
-    made = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
+    made = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
     moved = control(fake, "/__move", {"id": made["server_id"]})
-    again = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
+    again = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
     assert not again["changed"] and again["address_changed"] and again["ip"] == moved["ip"]
     assert again["previous_ip"] == made["ip"]
     assert config.load().targets["shop"].provider_config[provider].ip == moved["ip"]
@@ -88,16 +88,16 @@ def test_create_rerun_notices_a_changed_address(env, tmp_path):
 
 def test_recover_without_a_server_or_host_key_fails_clearly(env, tmp_path):
     provider, fake = env
-    made = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
+    made = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
     control(fake, "/__move", {"id": made["server_id"]})
     cloud.forget_host_key("shop")
     with pytest.raises(LightfoldError, match="no stored host key"):
-        cloud.recover_address(provider, "shop")
+        cloud_target.recover_address(provider, "shop")
     assert config.load().targets["shop"].provider_config[provider].ip == made["ip"]  # nothing recorded
 
     fake.call(lambda: fake.servers.clear())
     with pytest.raises(LightfoldError, match="has no server for 'shop'") as e:
-        cloud.recover_address(provider, "shop")
+        cloud_target.recover_address(provider, "shop")
     assert "lightfold create --target shop" in e.value.fix
     assert state.load("shop").create_tag
 
@@ -106,7 +106,7 @@ def test_create_takes_region_size_image_over_config_and_records_them(env, tmp_pa
     provider, _fake = env
     pick = {"hetzner": ("fsn1", "cpx11", "debian-12"), "digitalocean": ("fra1", "s-1vcpu-2gb", "debian-12-x64"),
             "vultr": ("ams", "vc2-1c-2gb", "2136")}[provider]
-    made = cloud.create_target(provider, "shop", tmp_path, ready_check=False,
+    made = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False,
                                region=pick[0], size=pick[1], image=pick[2])
     assert (made["region"], made["size"], made["image"]) == pick
     pc = config.load().targets["shop"].provider_config[provider]
@@ -117,7 +117,7 @@ def test_a_fault_filtered_by_method_and_path_hits_only_those_requests(env, tmp_p
     provider, fake = env
     create_path = {"hetzner": "/v1/servers", "digitalocean": "/v2/droplets", "vultr": "/v2/instances"}[provider]
     control(fake, "/__fault", {"status": 500, "count": 1, "method": "POST", "path": create_path})
-    made = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
+    made = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
     assert made["changed"] and len(fake.servers) == 1
     posts = [r for r in fake.requests if r == ("POST", create_path)]
     assert len(posts) == 2  # the refused one and the retry after looking up the tag

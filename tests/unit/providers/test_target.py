@@ -9,7 +9,8 @@ import pytest
 from tests.fakes import fake_class
 
 from lightfold import config, state
-from lightfold.providers import cloud
+from lightfold.errors import LightfoldError
+from lightfold.providers import cloud, cloud_client, cloud_target
 from lightfold.providers.http import BASE_URL_ENV
 from lightfold.remote import openssh
 from lightfold.secrets import TOKEN_ENV
@@ -30,7 +31,7 @@ def env(request, cloud_home, tmp_path, monkeypatch):
 
 def test_create_records_pins_and_is_idempotent_then_destroy_cleans_up(env, tmp_path):
     provider, fake = env
-    made = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
+    made = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
     assert made["changed"] and made["ip"].startswith("127.0.0.")
 
     pc = config.load().targets["shop"].provider_config[provider]
@@ -42,31 +43,31 @@ def test_create_records_pins_and_is_idempotent_then_destroy_cleans_up(env, tmp_p
     assert f"{made['ip']} {host_key}" in openssh.known_hosts_path().read_text()  # pinned before first contact
     booted = cloud.read_user_data(fake.vm.machines["shop"]["user_data"])
     assert booted["ssh_keys"]["ed25519_public"] == host_key
-    assert cloud.target_server_state(provider, "shop") == "running"
+    assert cloud_target.target_server_state(provider, "shop") == "running"
 
-    again = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
+    again = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
     assert not again["changed"] and again["server_id"] == made["server_id"]
     assert len(fake.servers) == 1
 
-    gone = cloud.destroy_target(provider, "shop")
+    gone = cloud_target.destroy_target(provider, "shop")
     assert gone["destroyed"] and gone["ssh_key_deleted"]
     assert fake.servers == {} and fake.ssh_keys == {}
     assert made["ip"] not in openssh.known_hosts_path().read_text()
     assert not state.load("shop").created
     assert config.load().targets["shop"].provider_config[provider].ip is None
-    assert cloud.target_server_state(provider, "shop") == "missing"
-    assert not cloud.destroy_target(provider, "shop")["destroyed"]
+    assert cloud_target.target_server_state(provider, "shop") == "missing"
+    assert not cloud_target.destroy_target(provider, "shop")["destroyed"]
 
 
 def test_create_after_the_server_vanished_makes_a_new_one(env, tmp_path):
     provider, fake = env
-    first = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
+    first = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
     async def delete_in_console():
-        async with cloud.open_client(provider) as c:
+        async with cloud_client.open_client(provider) as c:
             await c.delete_server(first["server_id"])
 
     asyncio.run(delete_in_console())
-    second = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
+    second = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
     assert second["changed"] and second["server_id"] != first["server_id"]
     assert len(fake.servers) == 1
 
@@ -74,8 +75,8 @@ def test_create_after_the_server_vanished_makes_a_new_one(env, tmp_path):
 def test_bad_token_stops_create_before_anything_is_recorded(env, tmp_path, monkeypatch):
     provider, _fake = env
     monkeypatch.setenv(TOKEN_ENV[provider], "nope")
-    with pytest.raises(cloud.LightfoldError) as e:
-        cloud.create_target(provider, "shop", tmp_path, ready_check=False)
+    with pytest.raises(LightfoldError) as e:
+        cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
     assert TOKEN_ENV[provider] in str(e.value)
     assert "shop" not in config.load().targets
 
@@ -89,12 +90,12 @@ def test_create_interrupted_after_the_api_call_resumes_without_a_second_server(e
     host_key = cloud.load_or_create_host_key("shop")
 
     async def first_attempt():
-        async with cloud.open_client(provider) as c:
-            await c.create_server("shop", cloud.ServerSpec(**cloud.DEFAULTS[provider]), [cloud.MANAGED_TAG, tag])
+        async with cloud_client.open_client(provider) as c:
+            await c.create_server("shop", cloud_client.ServerSpec(**cloud.DEFAULTS[provider]), [cloud.MANAGED_TAG, tag])
 
     asyncio.run(first_attempt())
     steps: list[str] = []
-    made = cloud.create_target(provider, "shop", tmp_path, ready_check=False, progress=steps.append)
+    made = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False, progress=steps.append)
     assert len(fake.servers) == 1 and made["server_id"] in fake.servers
     assert any("from an earlier create" in s for s in steps)
     assert f"{made['ip']} {host_key.public_openssh}" in openssh.known_hosts_path().read_text()
@@ -102,7 +103,7 @@ def test_create_interrupted_after_the_api_call_resumes_without_a_second_server(e
 
 def test_force_replaces_the_server(env, tmp_path):
     provider, fake = env
-    first = cloud.create_target(provider, "shop", tmp_path, ready_check=False)
-    second = cloud.create_target(provider, "shop", tmp_path, force=True, ready_check=False)
+    first = cloud_target.create_target(provider, "shop", tmp_path, ready_check=False)
+    second = cloud_target.create_target(provider, "shop", tmp_path, force=True, ready_check=False)
     assert second["changed"] and second["server_id"] != first["server_id"]
     assert list(fake.servers) == [second["server_id"]]
