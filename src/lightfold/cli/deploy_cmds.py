@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lightfold.cli import fastpath, output
+from lightfold.cli import fastpath, output, render
 from lightfold.cli.app import app
 from lightfold.cli.options import ForceOpt, JsonOpt, LockWaitOpt, PathArg, TargetOpt, resolve_target
 from lightfold.cli.server_cmds import ImageOpt, RegionOpt, SizeOpt
@@ -31,16 +31,11 @@ def configure_cmd(
     """
     from lightfold.release import configure as step
     from lightfold.release import target as targets
-    from lightfold.remote import run_sync
 
     t = targets.load(resolve_target(target, path))
     detection = t.detect()
-
-    async def go():
-        async with await targets.connect(t) as conn:
-            return await step.configure(conn, t, detection, force=force, report=output.reporter())
-
-    result = run_sync(go())
+    result = targets.on_server(t, lambda conn: step.configure(conn, t, detection, force=force,
+                                                              report=output.reporter()))
     data = {"target": t.name, "skipped": result.skipped, "changed": result.changed,
             "unchanged": result.unchanged, "seconds": round(result.seconds, 2)}
 
@@ -88,19 +83,17 @@ def _push_and_render(t, *, force: bool, lock_wait: int, as_json: bool) -> None:
     from lightfold.release import noop
     from lightfold.release import push as step
     from lightfold.release import target as targets
-    from lightfold.remote import run_sync
 
     key = noop.local_key(t.name, t.project, noop.raw_target(t.name) or {})  # before push reads the project
     detection = t.detect()
 
-    async def go():
-        async with await targets.connect(t) as conn:
-            result = await step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=output.reporter())
-            await noop.remember(conn, t, key, detection.framework, result.release, result.url)
-            return result
+    async def push_and_remember(conn):
+        result = await step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=output.reporter())
+        await noop.remember(conn, t, key, detection.framework, result.release, result.url)
+        return result
 
-    result = run_sync(go())
-    output.emit(fastpath.push_json(t.name, result), as_json, lambda: fastpath.render_push(result))
+    result = targets.on_server(t, push_and_remember)
+    output.emit(render.push_json(t.name, result), as_json, lambda: render.show_push(result))
 
 
 ProviderOpt = Annotated[
@@ -137,15 +130,4 @@ def deploy_cmd(
         chosen) else {}
     result = chain.deploy(path, name, provider=provider, force=force, lock_wait=lock_wait, report=output.reporter(),
                           create_options=create_options)
-    data = {
-        "target": name, "framework": result.framework, "created": result.created,
-        "configured": result.configured, "push": fastpath.push_json(name, result.push),
-        "timings": {k: round(v, 2) for k, v in result.timings.items()},
-    }
-
-    def human() -> None:
-        fastpath.render_push(result.push)
-        parts = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items() if k != "total")
-        output.note(f"deploy took {result.timings['total']:.1f}s ({parts})")
-
-    output.emit(data, as_json, human)
+    output.emit(render.deploy_json(name, result), as_json, lambda: render.show_deploy(result))

@@ -17,18 +17,6 @@ domain_app = typer.Typer(
 app.add_typer(domain_app, name="domain")
 
 
-def _run(t, fn):
-    """Connect to the target's server and run `fn(conn)` (a coroutine function)."""
-    from lightfold.release import target as targets
-    from lightfold.remote import run_sync
-
-    async def go():
-        async with await targets.connect(t) as conn:
-            return await fn(conn)
-
-    return run_sync(go())
-
-
 def _cert_line(cert: dict | None) -> str | None:
     if not cert:
         return None
@@ -79,7 +67,7 @@ def add_cmd(
     t = targets.load(resolve_target(target, path))
     t.server  # noqa: B018 - fails early with "create a server first"
     detection = t.detect()
-    result = _run(t, lambda conn: step.add(
+    result = targets.on_server(t, lambda conn: step.add(
         conn, t, detection, name, ssl_on=ssl, email=email, server=server, skip_dns_check=skip_dns_check,
         report=output.reporter(),
     ))
@@ -115,7 +103,8 @@ def remove_cmd(
         result = {"target": t.name, "domain": None, "removed": False}
     else:
         detection = t.detect()
-        result = _run(t, lambda conn: step.remove(conn, t, detection, revoke=revoke, report=output.reporter()))
+        result = targets.on_server(t, lambda conn: step.remove(conn, t, detection, revoke=revoke,
+                                                               report=output.reporter()))
 
     def human() -> None:
         if not result["removed"]:
@@ -138,7 +127,7 @@ def show_cmd(path: PathArg = Path("."), target: TargetOpt = None, as_json: JsonO
     t = targets.load(resolve_target(target, path))
     d = t.config.domain
     if d and d.ssl and t.config.server().ip:
-        data = _run(t, lambda conn: step.show(conn, t))
+        data = targets.on_server(t, lambda conn: step.show(conn, t))
     else:
         from lightfold.remote import run_sync
 

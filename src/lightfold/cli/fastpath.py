@@ -1,5 +1,5 @@
-"""Hot commands run before Typer loads: the no-op `deploy`/`push` and `rollback`; and how a push
-result is rendered.
+"""Hot commands run before Typer loads: the no-op `deploy`/`push` and `rollback` (parsed here,
+rendered by lightfold.cli.render).
 
 Importing Typer costs ~150 ms and its first invocation (which imports pydantic to convert the
 parameters) ~180 ms more. For a no-op deploy that is more than the whole check
@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 from lightfold.cli import output
 
@@ -92,41 +91,18 @@ def try_run(argv: list[str]) -> bool:
 
 
 def rollback(name: str, to: str | None, lock_wait: int, as_json: bool) -> None:
-    """`lightfold rollback` (lightfold.release.operate.rollback), rendered."""
+    """`lightfold rollback` (lightfold.release.operate.rollback_target), rendered."""
+    from lightfold.cli import render
     from lightfold.release import operate
-    from lightfold.release import target as targets
-    from lightfold.remote import run_sync
 
-    operate.check_release_id(to)
-    t = targets.load(name)
-
-    async def go():
-        async with await targets.connect(t) as conn:
-            return await operate.rollback(conn, t, to=to, lock_wait=lock_wait, report=output.reporter())
-
-    result = run_sync(go())
-    continuing = result.activation.get("continuing") if result.activation.get("early") else None
-    data = {"target": t.name, "release": result.release, "previous": result.previous, "slot": result.slot,
-            "timings": {k: round(v, 2) for k, v in result.timings.items()},
-            "finishing_on_server": continuing}
-
-    def human() -> None:
-        tm = result.timings
-        live = f"traffic moved after {tm['live_after']:.1f}s, " if "live_after" in tm else ""
-        output.ok(f"{result.release} is live again (was {result.previous or '-'}; {live}done in {tm['total']:.1f}s)")
-        if result.previous:
-            output.note(f"{result.previous} is marked rolled-back; a later rollback will not return to it")
-        if continuing:
-            output.note(f"the server watches {result.release} for {continuing['smoke_seconds']:g}s more (a crash "
-                        f"switches traffic back), then drains and stops the old slot; `lightfold status` shows "
-                        "the outcome")
-
-    output.emit(data, as_json, human)
+    result = operate.rollback_target(name, to=to, lock_wait=lock_wait, report=output.reporter())
+    output.emit(render.rollback_json(name, result), as_json, lambda: render.show_rollback(result))
 
 
 def skip(command: str, name: str, path: Path | None, provider: str | None, as_json: bool) -> bool:
     """True when lightfold.release.noop proved nothing changed, after rendering what the full path
     would have (plus `fast_path: true` and the check's timings in --json); False = run the full path."""
+    from lightfold.cli import render
     from lightfold.release import noop
 
     global _checked
@@ -137,34 +113,5 @@ def skip(command: str, name: str, path: Path | None, provider: str | None, as_js
     hit = noop.check(name, path, provider=provider, need_created=command == "deploy")
     if hit is None:
         return False
-    pushed = SimpleNamespace(skipped=True, release=hit.release, previous=None, build="skipped", url=hit.url,
-                             timings={})
-    seconds = {"check": round(hit.seconds, 2), "total": round(time.monotonic() - t0, 2)}
-    again = "deploys" if command == "deploy" else "pushes"
-    output.reporter()("skip", f"nothing changed since release {hit.release} went live: same code, env, settings "
-                              f"and server configuration (checked on the server in {hit.seconds:.2f}s; --force "
-                              f"{again} anyway)")
-    data = push_json(name, pushed)
-    if command == "deploy":
-        data = {"target": name, "framework": hit.framework, "created": "exists", "configured": "skipped",
-                "push": data}
-    output.emit({**data, "timings": seconds, "fast_path": True}, as_json, lambda: render_push(pushed))
+    render.noop(command, name, hit, time.monotonic() - t0, as_json)
     return True
-
-
-def push_json(name: str, result) -> dict:
-    return {
-        "target": name, "skipped": result.skipped, "release": result.release, "previous": result.previous,
-        "build": result.build, "url": result.url,
-        "timings": {k: round(v, 2) for k, v in result.timings.items()},
-    }
-
-
-def render_push(result) -> None:
-    if result.skipped:
-        output.out().print(f"{result.release} is live at {result.url}")
-        return
-    t = result.timings
-    parts = ", ".join(f"{k} {v:.1f}s" for k, v in t.items() if k not in ("total", "live_after"))
-    live = f"traffic moved after {t['live_after']:.1f}s, " if "live_after" in t else ""
-    output.ok(f"{result.release} is live at {result.url} ({live}done in {t.get('total', 0):.1f}s: {parts})")

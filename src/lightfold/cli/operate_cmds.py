@@ -49,7 +49,6 @@ def logs(
     from lightfold.errors import UsageError
     from lightfold.release import operate
     from lightfold.release import target as targets
-    from lightfold.remote import run_sync
 
     operate.check_release_id(release)
     if release and not build:
@@ -63,13 +62,9 @@ def logs(
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
-    async def go():
-        async with await targets.connect(t) as conn:
-            await operate.logs(conn, t, lines=lines, since=since, follow=tail, build=build, release=release,
-                               on_line=on_line)
-
     try:
-        run_sync(go())
+        targets.on_server(t, lambda conn: operate.logs(conn, t, lines=lines, since=since, follow=tail, build=build,
+                                                       release=release, on_line=on_line))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None  # Ctrl-C is how --tail ends
 
@@ -83,15 +78,9 @@ def sync(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
     """
     from lightfold.release import operate
     from lightfold.release import target as targets
-    from lightfold.remote import run_sync
 
     t = operate.recover_address(targets.load(resolve_target(target)), progress=output.note)
-
-    async def go():
-        async with await targets.connect(t) as conn:
-            return await operate.sync(conn, t)
-
-    r = run_sync(go())
+    r = targets.on_server(t, lambda conn: operate.sync(conn, t))
     data = {"target": r.target, "ip": r.ip, "created": r.created, "configured": r.configured,
             "live_release": r.live_release, "commit": r.commit, "builder": r.builder, "service": r.service,
             "changed": r.changed}
@@ -121,7 +110,6 @@ def unlock(
     from lightfold.errors import UsageError
     from lightfold.release import operate
     from lightfold.release import target as targets
-    from lightfold.remote import run_sync
 
     name = resolve_target(target)
     yes = yes or force
@@ -133,11 +121,7 @@ def unlock(
                                      "would then race the next one.", default=False):
         raise typer.Exit(1)
 
-    async def go():
-        async with await targets.connect(t) as conn:
-            return await operate.unlock(conn, t)
-
-    result = run_sync(go())
+    result = targets.on_server(t, lambda conn: operate.unlock(conn, t))
 
     def human() -> None:
         lock = result["lock"]

@@ -235,52 +235,8 @@ def status(
 
     Example: lightfold status --target myapp --json
     """
+    from lightfold.cli import render
     from lightfold.release.status import status as server_status
 
-    name = resolve_target(target)
-    info = server_status(name)
-
-    def human() -> None:
-        con = output.out()
-        con.print(f"[bold]{info['target']}[/]  ({info['provider'] or 'no provider'})")
-        con.print(f"  address  {info['ip'] or '-'}  (ssh {info['ssh_user']}@, port {info['ssh_port']})")
-        con.print(f"  server   {info['server_state']}")
-        ok = info["ssh"] == "reachable"
-        con.print(f"  ssh      [{'green' if ok else 'red'}]{info['ssh']}[/]")
-        if info.get("deploy_error"):
-            con.print(f"  deploy   [yellow]{info['deploy_error']}[/]")
-        if not info.get("live_release"):
-            if ok and not info.get("deploy_error"):
-                con.print("  release  none live yet")
-            return
-        who = f" by {info['deployed_by']}" if info.get("deployed_by") else ""
-        commit = (info.get("commit") or "-")[:12] + (" (dirty)" if info.get("dirty") else "")
-        con.print(f"  release  [bold]{info['live_release']}[/]  commit {commit}, deployed {info['deployed_at']}{who}")
-        if info.get("static"):
-            con.print("  serving  static files through nginx")
-        else:
-            unit = info.get("unit") or {}
-            con.print(f"  slot     {info['slot']} (port {info['port']}), {unit.get('name')} "
-                      f"{unit.get('active_state')}/{unit.get('sub_state')}, {unit.get('restarts')} restarts")
-        h = info.get("health_now") or {}
-        hs = "[green]healthy[/]" if h.get("ok") else f"[red]unhealthy[/] ({h.get('error') or h.get('status')})"
-        con.print(f"  health   {hs}")
-        if info.get("domain"):
-            cert = info.get("certificate")
-            tls = f", certificate expires {cert['expires']} ({cert['days_left']} days)" if cert else ""
-            con.print(f"  domain   {info['domain']}{tls}")
-        free = info.get("disk_free_bytes")
-        if free is not None:
-            con.print(f"  disk     {free / 2**30:.1f} GiB free on /srv")
-        lock = info.get("lock")
-        if lock:
-            stale = f" [red](stale: {lock['stale']})[/]" if lock.get("stale") else ""
-            con.print(f"  lock     held by {lock['holder']} ({lock['op']}, since {lock['since']}){stale}")
-        if info.get("switch_in_progress"):
-            con.print("  switch   in progress on the server (smoke window or drain)")
-        last = info.get("last_switch")
-        if last and not last.get("ok"):
-            con.print(f"  last switch [red]failed[/] ({last['op']}, {last['finished_at']}): {last['error']}")
-        con.print("  releases " + ", ".join(f"{r['id']} {r['status']}" for r in info.get("releases", [])[:6]))
-
-    output.emit(info, as_json, human)
+    info = server_status(resolve_target(target))
+    output.emit(info, as_json, lambda: render.show_status(info))

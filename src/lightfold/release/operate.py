@@ -45,6 +45,21 @@ class RollbackResult:
     timings: dict[str, float] = field(default_factory=dict)
     activation: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def finishing_on_server(self) -> dict[str, Any] | None:
+        """After an early answer: what the server still does (smoke window, drain), else None."""
+        return self.activation.get("continuing") if self.activation.get("early") else None
+
+
+def rollback_target(name: str, *, to: str | None = None, lock_wait: int = 0, report: Report = silent
+                    ) -> RollbackResult:
+    """`rollback` of the target called `name`, from synchronous code (what the command runs)."""
+    from lightfold.release import target as targets
+
+    check_release_id(to)
+    t = targets.load(name)
+    return targets.on_server(t, lambda conn: rollback(conn, t, to=to, lock_wait=lock_wait, report=report))
+
 
 async def rollback(
     conn: Connection, target: Target, *, to: str | None = None, lock_wait: int = 0, report: Report = silent,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import getpass
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from lightfold import config
 from lightfold.errors import LightfoldError
@@ -14,6 +15,8 @@ from lightfold.errors import LightfoldError
 if TYPE_CHECKING:
     from lightfold.config import ProviderConfig, TargetConfig
     from lightfold.remote import Connection
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -102,3 +105,15 @@ async def connect(target: Target) -> Connection:
 def as_root(conn: Connection, command: str) -> str:
     """`command` run as root: as is for root logins, through `sudo -n` for a sudoer."""
     return command if conn.username == "root" else f"sudo -n {command}"
+
+
+def on_server(target: Target, work: Callable[[Connection], Awaitable[T]]) -> T:
+    """Connect to the target's server, run `work(conn)` and close the connection: how a command
+    runs one step on the server from synchronous code."""
+    from lightfold.remote import run_sync
+
+    async def go() -> T:
+        async with await connect(target) as conn:
+            return await work(conn)
+
+    return run_sync(go())
