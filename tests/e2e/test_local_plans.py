@@ -8,7 +8,7 @@ import pytest
 
 from lightfold.errors import LightfoldError
 from lightfold.remote import openssh
-from lightfold.sandbox import host, machine, network, proxy, registries, tunnel
+from lightfold.sandbox import host, machine_plan, network, proxy, registries, tunnel
 from lightfold.sandbox.layout import Layout, layout
 
 LAY = Layout(subnet=ipaddress.IPv4Network("10.231.0.0/24"))
@@ -77,9 +77,9 @@ def test_the_tunnel_opens_only_https_to_allowed_hosts():
 
 
 def test_isolated_machine_gets_proxy_settings_and_no_default_route():
-    files = {f.path: f for f in machine.machine_files(
+    files = {f.path: f for f in machine_plan.machine_files(
         LAY, "web", "isolated", "ssh-ed25519 AAA user", ("PRIV", "ssh-ed25519 BBB root@web\n"),
-        machine.isolated_resolv_conf(LAY), {"corp.crt": "-----BEGIN CERTIFICATE-----\n"},
+        machine_plan.isolated_resolv_conf(LAY), {"corp.crt": "-----BEGIN CERTIFICATE-----\n"},
     )}
     apt = files["etc/apt/apt.conf.d/01lightfold-proxy"].content
     assert 'http::Proxy "http://10.231.0.1:3151"' in apt and 'https::Proxy "http://10.231.0.1:3152"' in apt
@@ -101,12 +101,12 @@ def test_isolated_machine_gets_proxy_settings_and_no_default_route():
 def test_nat_machine_routes_through_the_bridge_and_uses_the_hosts_dns():
     cmds = network.machine_up_commands(LAY, "web", "10.231.0.12", "nat")
     assert cmds[-1] == ["ip", "-n", "lf-web", "route", "add", "default", "via", "10.231.0.1"]
-    files = {f.path for f in machine.machine_files(LAY, "web", "nat", "k", ("p", "q"), "x", {})}
+    files = {f.path for f in machine_plan.machine_files(LAY, "web", "nat", "k", ("p", "q"), "x", {})}
     assert "etc/apt/apt.conf.d/01lightfold-proxy" not in files
     masq = network.nat_up_commands(LAY, "web", "10.231.0.12")[3]
     assert " ".join(masq).endswith('ip saddr 10.231.0.12 oifname != lfbr0 masquerade comment "lf-web"')
-    assert machine.nat_resolv_conf("nameserver 127.0.0.53\n", "nameserver 192.0.2.1\n") == "nameserver 192.0.2.1\n"
-    assert machine.nat_resolv_conf("nameserver 192.0.2.9\n", "nameserver 192.0.2.1\n") == "nameserver 192.0.2.9\n"
+    assert machine_plan.nat_resolv_conf("nameserver 127.0.0.53\n", "nameserver 192.0.2.1\n") == "nameserver 192.0.2.1\n"
+    assert machine_plan.nat_resolv_conf("nameserver 192.0.2.9\n", "nameserver 192.0.2.1\n") == "nameserver 192.0.2.9\n"
 
 
 def test_nat_rules_are_found_by_machine_for_removal():
@@ -123,10 +123,10 @@ def test_nat_rules_are_found_by_machine_for_removal():
 
 
 def test_nspawn_runs_without_a_host_systemd_only_with_keep_unit():
-    argv = machine.nspawn_argv(LAY, "web", has_systemd=False)
+    argv = machine_plan.nspawn_argv(LAY, "web", has_systemd=False)
     assert {"--register=no", "--keep-unit", "-b", "--capability=CAP_NET_ADMIN"} <= set(argv)
     assert "--network-namespace-path=/run/netns/lf-web" in argv
-    assert "--keep-unit" not in machine.nspawn_argv(LAY, "web", has_systemd=True)
+    assert "--keep-unit" not in machine_plan.nspawn_argv(LAY, "web", has_systemd=True)
 
 
 def test_subnet_comes_from_the_environment(monkeypatch):

@@ -5,7 +5,8 @@ on the bridge, and a detached `systemd-nspawn -b` (systemd as PID 1, real sshd).
 it can be found again by name alone (runtime dir, machine dir, netns, cgroup, nspawn command
 line), so `destroy` cleans up after a killed `create` or a crashed machine just as well.
 
-The per-machine files (`machine_files`) and the nspawn command line (`nspawn_argv`) are pure.
+What goes into a machine (its files, its nspawn command line) is pure data in
+lightfold.sandbox.machine_plan.
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lightfold.errors import LightfoldError
-from lightfold.sandbox import host, image, network, proxy, registries
-from lightfold.sandbox.image import HOSTS, FileSpec
+from lightfold.sandbox import host, image, machine_plan, network, proxy, registries
+from lightfold.sandbox.image import FileSpec
 from lightfold.sandbox.layout import Layout, layout
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 NETWORKS = ("isolated", "nat")
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
-CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
 STOP_TIMEOUT = 15
 ALLOC_TIMEOUT = 120
 
@@ -44,88 +44,6 @@ class Machine:
     owner: str
     host_key: str  # "ssh-ed25519 AAAA…" — pinned by the caller before anyone connects
     created_at: float
-
-
-# ---- pure pieces
-
-def machine_files(
-    lay: Layout,
-    name: str,
-    network_mode: str,
-    authorized_keys: str,
-    host_key: tuple[str, str],
-    resolv_conf: str,
-    extra_cas: dict[str, str],
-) -> list[FileSpec]:
-    """Everything written into a machine's overlay before it boots."""
-    proxy_url = f"http://{lay.host_ip}:{lay.proxy_port}"  # apt's plain-HTTP Debian archive, cached
-    tunnel_url = f"http://{lay.host_ip}:{lay.tunnel_port}"  # HTTPS registries (CONNECT)
-    bundle = "/" + CA_BUNDLE
-    files = [
-        FileSpec("etc/hostname", f"{name}\n"),
-        FileSpec("etc/hosts", HOSTS + f"127.0.1.1\t{name}\n{lay.host_ip}\tlightfold-host\n"),
-        FileSpec("root/.ssh/authorized_keys", authorized_keys.rstrip("\n") + "\n", 0o600),
-        FileSpec("etc/ssh/ssh_host_ed25519_key", host_key[0], 0o600),
-        FileSpec("etc/ssh/ssh_host_ed25519_key.pub", host_key[1], 0o644),
-        FileSpec("etc/resolv.conf", resolv_conf),
-    ]
-    if network_mode == "isolated":
-        files += [
-            FileSpec(
-                "etc/apt/apt.conf.d/01lightfold-proxy",
-                f'Acquire::http::Proxy "{proxy_url}";\nAcquire::https::Proxy "{tunnel_url}";\n',
-            ),
-            FileSpec("etc/pip.conf", f"[global]\nproxy = {tunnel_url}\ncert = {bundle}\n"),
-            FileSpec("etc/npmrc", f"proxy={tunnel_url}\nhttps-proxy={tunnel_url}\ncafile={bundle}\n"),
-        ]
-    else:
-        files += [
-            FileSpec("etc/pip.conf", f"[global]\ncert = {bundle}\n"),
-            FileSpec("etc/npmrc", f"cafile={bundle}\n"),
-        ]
-    for fname, pem in sorted(extra_cas.items()):
-        files.append(FileSpec(f"usr/local/share/ca-certificates/lightfold-host-{fname}", pem))
-    return files
-
-
-def isolated_resolv_conf(lay: Layout) -> str:
-    # Nothing answers DNS on the bridge, so a lookup fails at once instead of hanging.
-    return f"nameserver {lay.host_ip}\noptions timeout:1 attempts:1\n"
-
-
-def nat_resolv_conf(host_resolv: str, upstream_resolv: str | None) -> str:
-    """The host's resolvers, unless they are loopback stubs (systemd-resolved), which a machine
-    can't reach: then the stub's upstream list."""
-    servers = re.findall(r"^\s*nameserver\s+(\S+)", host_resolv, re.M)
-    if servers and all(s.startswith("127.") or s == "::1" for s in servers) and upstream_resolv:
-        return upstream_resolv
-    return host_resolv
-
-
-def nspawn_argv(lay: Layout, name: str, has_systemd: bool) -> list[str]:
-    argv = [
-        "systemd-nspawn", "-D", str(lay.rootfs(name)), "-M", name, "-b",
-        # No machined or D-Bus here: without both, nspawn fails "Failed to open system bus".
-        "--register=no",
-        "--console=read-only", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
-        f"--network-namespace-path=/run/netns/{lay.netns(name)}",
-        # Its own netns: let the machine manage its firewall (nftables/ufw) like a VM.
-        "--capability=CAP_NET_ADMIN",
-        # A container engine (the dockerfile builder) must run inside, like on a VM; these cost
-        # nothing when unused (shared/docs/docker-in-nspawn.md): runc needs keyctl and bpf...
-        "--system-call-filter=@keyring bpf",
-        # ...and overlay2 cannot stack on the machine's overlayfs root: a plain directory in the
-        # machine's own dir (so destroy's rm -rf removes it with the rest).
-        f"--bind={lay.machine_dir(name) / 'docker'}:/var/lib/docker",
-    ]
-    if not has_systemd:
-        argv.insert(argv.index("--register=no") + 1, "--keep-unit")
-    return argv
-
-
-# Moves itself into the machine's own cgroups, then becomes nspawn: without this every machine
-# would land in the same /payload cgroup (nspawn --keep-unit uses its caller's cgroup).
-LAUNCHER = 'while [ "$1" != -- ]; do echo $$ > "$1"; shift; done; shift; exec "$@"'
 
 
 # ---- reading what exists
@@ -315,7 +233,7 @@ def _write_files(root: Path, files: list[FileSpec]) -> None:
         p.chmod(spec.mode)
     cas = [f.content for f in files if f.path.startswith("usr/local/share/ca-certificates/")]
     if cas:  # what update-ca-certificates would do, without running anything in the image
-        bundle = root / CA_BUNDLE
+        bundle = root / machine_plan.CA_BUNDLE
         bundle.write_text(bundle.read_text() + "".join(c if c.endswith("\n") else c + "\n" for c in cas))
     npmrc = root / "usr/etc/npmrc"  # where a NodeSource node (prefix /usr) looks for it
     npmrc.parent.mkdir(parents=True, exist_ok=True)
@@ -381,13 +299,14 @@ def create(
         network.machine_up(lay, name, ip, network_mode)
         _mount_overlay(lay, name, img)
         if network_mode == "isolated":
-            resolv = isolated_resolv_conf(lay)
+            resolv = machine_plan.isolated_resolv_conf(lay)
         else:
             upstream = Path("/run/systemd/resolve/resolv.conf")
-            resolv = nat_resolv_conf(
+            resolv = machine_plan.nat_resolv_conf(
                 Path("/etc/resolv.conf").read_text(), upstream.read_text() if upstream.exists() else None
             )
-        files = machine_files(lay, name, network_mode, authorized_keys, host_key, resolv, _host_cas())
+        files = machine_plan.machine_files(lay, name, network_mode, authorized_keys, host_key, resolv,
+                                           _host_cas())
         files += extra_files or []
         _write_files(lay.rootfs(name), files)
         _launch(lay, name)
@@ -424,7 +343,8 @@ def _launch(lay: Layout, name: str) -> None:
         for cg in (r / lay.cgroup_subtree / name for r in host.cgroup_roots()):
             cg.mkdir(parents=True, exist_ok=True)
             procs.append(str(cg / "cgroup.procs"))
-    argv = ["sh", "-c", LAUNCHER, "lightfold-nspawn", *procs, "--", *nspawn_argv(lay, name, host.host_has_systemd())]
+    nspawn = machine_plan.nspawn_argv(lay, name, host.host_has_systemd())
+    argv = ["sh", "-c", machine_plan.LAUNCHER, "lightfold-nspawn", *procs, "--", *nspawn]
     # A pure cgroup v2 view inside, like a stock Debian 12 host.
     # /proc/sys/net writable: dockerd turns on ip_forward in the machine's own netns.
     env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1", SYSTEMD_NSPAWN_API_VFS_WRITABLE="network")
