@@ -122,6 +122,11 @@ class Project:
             except ValueError:
                 return None
 
+    def json_object(self, rel: str) -> dict | None:
+        """The JSON file `rel` when it holds an object (a manifest), else None."""
+        data = self.json(rel)
+        return data if isinstance(data, dict) else None
+
     def toml(self, rel: str) -> dict | None:
         raw = self.text(rel)
         if raw is None:
@@ -171,19 +176,13 @@ class Project:
 
     @cached_property
     def package_json(self) -> dict | None:
-        data = self.json("package.json")
-        return data if isinstance(data, dict) else None
+        return self.json_object("package.json")
 
     @cached_property
     def node_deps(self) -> dict[str, str]:
         """dependencies + devDependencies (+ optional/peer) of package.json: name -> range."""
-        pkg = self.package_json or {}
-        deps: dict[str, str] = {}
-        for table in ("peerDependencies", "optionalDependencies", "devDependencies", "dependencies"):
-            value = pkg.get(table)
-            if isinstance(value, dict):
-                deps.update({str(k): str(v) for k, v in value.items()})
-        return deps
+        return merged_tables(self.package_json,
+                             ("peerDependencies", "optionalDependencies", "devDependencies", "dependencies"))
 
     @cached_property
     def scripts(self) -> dict[str, str]:
@@ -263,17 +262,11 @@ class Project:
 
     @cached_property
     def composer(self) -> dict | None:
-        data = self.json("composer.json")
-        return data if isinstance(data, dict) else None
+        return self.json_object("composer.json")
 
     @cached_property
     def composer_deps(self) -> dict[str, str]:
-        data = self.composer or {}
-        deps: dict[str, str] = {}
-        for table in ("require-dev", "require"):
-            if isinstance(data.get(table), dict):
-                deps.update({str(k).lower(): str(v) for k, v in data[table].items()})
-        return deps
+        return {k.lower(): v for k, v in merged_tables(self.composer, ("require-dev", "require")).items()}
 
     @cached_property
     def go_mod(self) -> GoMod | None:
@@ -292,6 +285,16 @@ class Project:
 # -- parsers (pure functions of text) ----------------------------------------------------------
 
 _JS_COMMENT = re.compile(r"""("(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\])*`)|(//[^\n]*|/\*.*?\*/)""", re.S)
+
+
+def merged_tables(manifest: dict | None, tables: tuple[str, ...]) -> dict[str, str]:
+    """The name -> version tables of a manifest merged in order (a later table wins)."""
+    merged: dict[str, str] = {}
+    for table in tables:
+        value = (manifest or {}).get(table)
+        if isinstance(value, dict):
+            merged.update({str(k): str(v) for k, v in value.items()})
+    return merged
 
 
 def strip_js_comments(src: str) -> str:
