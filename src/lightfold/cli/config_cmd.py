@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from lightfold.cli import output
+from lightfold.cli import output, render
 from lightfold.cli.app import app
 from lightfold.cli.options import JsonOpt, PathArg, TargetOpt, resolve_target
 from lightfold.names import CLOUD_PROVIDERS
@@ -40,19 +40,7 @@ def show(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
     data["tokens"] = {p: {"set": src != "none", "source": src} for p, src in tokens.items()}
     data["path"] = str(config.config_path())
 
-    def human() -> None:
-        import json
-
-        from rich.syntax import Syntax
-
-        output.out().print(f"[dim]{data['path']}[/]")
-        body = {k: v for k, v in data.items() if k not in ("path", "tokens")}
-        output.out().print(Syntax(json.dumps(body, indent=2, ensure_ascii=False), "json", theme="ansi_dark"))
-        for provider, info in data["tokens"].items():
-            state = f"set ({info['source']})" if info["set"] else "not set"
-            output.out().print(f"token [bold]{provider}[/]: {state}")
-
-    output.emit(data, as_json, human)
+    output.emit(data, as_json, lambda: render.show_config(data))
 
 
 @config_app.command("set")
@@ -151,8 +139,4 @@ def export_host_key(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
     data = {"target": name, "ip": server.ip, "port": server.port, "keys": keys,
             "fingerprints": [remote.fingerprint(k) for k in keys]}
 
-    def human() -> None:  # only the key on stdout, so it can be piped into a secret as it is
-        sys.stdout.write("".join(f"{k}\n" for k in keys))
-        output.note(f"{server.ip}: {', '.join(data['fingerprints'])}")
-
-    output.emit(data, as_json, human)
+    output.emit(data, as_json, lambda: render.show_host_keys(data))

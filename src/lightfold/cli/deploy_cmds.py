@@ -36,15 +36,7 @@ def configure_cmd(
     detection = t.detect()
     result = targets.on_server(t, lambda conn: step.configure(conn, t, detection, force=force,
                                                               report=output.reporter()))
-    data = {"target": t.name, "skipped": result.skipped, "changed": result.changed,
-            "unchanged": result.unchanged, "seconds": round(result.seconds, 2)}
-
-    def human() -> None:
-        if not result.skipped:
-            what = ", ".join(result.changed) or "nothing"
-            output.ok(f"{t.name} configured in {result.seconds:.1f}s (changed: {what})")
-
-    output.emit(data, as_json, human)
+    output.emit(render.configure_json(t.name, result), as_json, lambda: render.show_configure(t.name, result))
 
 
 @app.command("push")

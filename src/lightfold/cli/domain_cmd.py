@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lightfold.cli import output
+from lightfold.cli import output, render
 from lightfold.cli.app import app
 from lightfold.cli.options import JsonOpt, PathArg, TargetOpt, YesOpt, interactive, resolve_target
 
@@ -15,16 +15,6 @@ domain_app = typer.Typer(
     name="domain", help="A custom domain with HTTPS (Let's Encrypt) for a target.", no_args_is_help=True,
 )
 app.add_typer(domain_app, name="domain")
-
-
-def _cert_line(cert: dict | None) -> str | None:
-    if not cert:
-        return None
-    if not cert.get("exists"):
-        return "certificate: none on the server"
-    staging = " (staging)" if cert.get("staging") else ""
-    return (f"certificate: {cert.get('issuer')}{staging}, expires {cert['expires']} "
-            f"({cert['days_left']} days left)")
 
 
 @domain_app.command("add")
@@ -72,13 +62,7 @@ def add_cmd(
         report=output.reporter(),
     ))
 
-    def human() -> None:
-        output.ok(f"{t.name} is served at {result['url']}")
-        line = _cert_line(result.get("certificate"))
-        if line:
-            output.note(line)
-
-    output.emit(result, as_json, human)
+    output.emit(result, as_json, lambda: render.show_domain_added(t.name, result))
 
 
 @domain_app.command("remove")
@@ -106,13 +90,7 @@ def remove_cmd(
         result = targets.on_server(t, lambda conn: step.remove(conn, t, detection, revoke=revoke,
                                                                report=output.reporter()))
 
-    def human() -> None:
-        if not result["removed"]:
-            output.ok(f"{t.name} has no domain; nothing to remove")
-        else:
-            output.ok(f"{result['domain']} removed; {t.name} is served at {result['url']}")
-
-    output.emit(result, as_json, human)
+    output.emit(result, as_json, lambda: render.show_domain_removed(t.name, result))
 
 
 @domain_app.command("show")
@@ -133,13 +111,4 @@ def show_cmd(path: PathArg = Path("."), target: TargetOpt = None, as_json: JsonO
 
         data = run_sync(step.show(None, t))
 
-    def human() -> None:
-        if not data["domain"]:
-            output.out().print(f"{t.name}: no domain (served by IP)")
-            return
-        output.out().print(f"{t.name}: {data['url']}")
-        line = _cert_line(data.get("certificate"))
-        if line:
-            output.out().print(f"  {line}")
-
-    output.emit(data, as_json, human)
+    output.emit(data, as_json, lambda: render.show_domain(t.name, data))

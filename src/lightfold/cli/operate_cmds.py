@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lightfold.cli import output
+from lightfold.cli import output, render
 from lightfold.cli.app import app
 from lightfold.cli.options import JsonOpt, LockWaitOpt, TargetOpt, YesOpt, resolve_target
 
@@ -81,17 +81,7 @@ def sync(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
 
     t = operate.recover_address(targets.load(resolve_target(target)), progress=output.note)
     r = targets.on_server(t, lambda conn: operate.sync(conn, t))
-    data = {"target": r.target, "ip": r.ip, "created": r.created, "configured": r.configured,
-            "live_release": r.live_release, "commit": r.commit, "builder": r.builder, "service": r.service,
-            "changed": r.changed}
-
-    def human() -> None:
-        output.ok(f"{r.target}: state rebuilt from {r.ip}" + (f" (changed: {', '.join(r.changed)})"
-                                                               if r.changed else " (already in sync)"))
-        output.note(f"configured: {'yes' if r.configured else 'no'} · live release: {r.live_release or 'none'}"
-                    f" · commit: {(r.commit or '-')[:12]} · service: {r.service or '-'}")
-
-    output.emit(data, as_json, human)
+    output.emit(render.sync_json(r), as_json, lambda: render.show_sync(r))
 
 
 @app.command()
@@ -123,17 +113,7 @@ def unlock(
 
     result = targets.on_server(t, lambda conn: operate.unlock(conn, t))
 
-    def human() -> None:
-        lock = result["lock"]
-        if not result["released"]:
-            output.ok(f"{t.name} was not locked; nothing to do")
-            return
-        what = lock.get("op") or "an operation"
-        output.ok(f"released the lock of {lock.get('holder')} ({what}"
-                  + (f" of {lock['release']}" if lock.get("release") else "")
-                  + f", since {lock.get('started_at')})")
-
-    output.emit({"target": t.name, **result}, as_json, human)
+    output.emit({"target": t.name, **result}, as_json, lambda: render.show_unlock(t.name, result))
 
 
 @app.command()
@@ -146,18 +126,4 @@ def targets(as_json: JsonOpt = False) -> None:
 
     rows = operate.targets_list()
 
-    def human() -> None:
-        if not rows:
-            output.note("no targets yet: `lightfold deploy --provider local` makes one")
-            return
-        from rich.table import Table
-
-        table = Table(box=None, pad_edge=False)
-        for col in ("TARGET", "PROVIDER", "IP", "LIVE RELEASE", "COMMIT", "DEPLOYED"):
-            table.add_column(col)
-        for r in rows:
-            table.add_row(r["target"], r["provider"] or "-", r["ip"] or "-", r["live_release"] or "-",
-                          (r["commit"] or "-")[:12], r["deployed_at"] or "-")
-        output.out().print(table)
-
-    output.emit(rows, as_json, human)
+    output.emit(rows, as_json, lambda: render.show_targets(rows))

@@ -1,5 +1,6 @@
-"""How the results of push, deploy, rollback and status are shown: for each, the JSON document
-(`*_json`, stable keys documented in README.md) and the lines for people (`show_*`).
+"""How every command's result is shown: the JSON document where the command builds one from a
+result object (`*_json`; stable keys documented in README.md), and the lines for people
+(`show_*`). Commands call `output.emit(data, as_json, lambda: show_x(...))`.
 
 Imported by the fast path (lightfold.cli.fastpath) before Typer loads, so it imports nothing at
 module level but lightfold.cli.output.
@@ -17,7 +18,97 @@ def _seconds(timings: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 2) for k, v in timings.items()}
 
 
-# ---- push and deploy
+# ---- detect
+
+
+def show_detection(d, explain: bool) -> None:
+    """`lightfold detect` (a lightfold.detect.Detection), with `--explain` the evidence and candidates."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = output.out()
+    version = f" {d.runtime_version}" if d.runtime_version else ""
+    variant = f" ({d.variant})" if d.variant else ""
+    con.print(f"[bold]{escape(d.framework_name)}[/]{escape(variant)}  [dim]{d.framework}[/]")
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    rows = [
+        ("app", d.app_root),
+        ("workspace", f"{d.workspace_root} (app in {d.app_subdir})" if d.workspace_root else None),
+        ("runtime", f"{d.runtime}{version}" + (f" (+ {', '.join(d.extra_runtimes)})" if d.extra_runtimes else "")),
+        ("package manager", d.package_manager),
+        ("install", d.install),
+        ("build", d.build),
+        ("start", d.start if not d.static else f"static: nginx serves {d.output_dir}/"),
+        ("release", d.release),
+        ("port", str(d.port) if d.port else None),
+        ("health path", d.health_path if not d.static else None),
+        ("env required", ", ".join(d.env_required) if d.env_required else None),
+        ("env optional", ", ".join(d.env_optional) if d.env_optional else None),
+        (
+            "dockerfile",
+            f"yes (EXPOSE {d.dockerfile_port})" if d.dockerfile_port else "yes" if d.has_dockerfile else None,
+        ),
+    ]
+    for label, value in rows:
+        if value:
+            table.add_row(label, escape(str(value)))
+    con.print(table)
+    for w in d.warnings:
+        con.print(f"[yellow]![/] {escape(w)}")
+    if not explain:
+        return
+    con.print("\n[bold]evidence[/]")
+    for s in d.signals:
+        con.print(f"  • {escape(s)}")
+    con.print("\n[bold]candidates[/] [dim](earlier precedence wins)[/]")
+    for c in d.explain:
+        mark = "[green]✓ won [/]" if c.won else ("[yellow]· lost[/]" if c.matched else "[dim]✗ no  [/]")
+        evidence = f" [dim]— {escape('; '.join(c.evidence))}[/]" if c.evidence else ""
+        con.print(f"  {mark} #{c.rank:<2} {c.framework:<13} {escape(c.reason)}{evidence}")
+    con.print("  [dim]frameworks not listed had no signal at all[/]")
+    from lightfold.builders import select
+
+    choice = select(d)
+    con.print(f"\n[bold]builder[/] {choice.name} [dim]— {escape(choice.reason)}[/]")
+    con.print("  [dim]rules: --builder/config wins; a Dockerfile → dockerfile; Node/Python with nixpacks on the "
+              "server → nixpacks; otherwise native[/]")
+
+
+# ---- servers: create, destroy, status
+
+
+def show_create(name: str, result: dict[str, Any]) -> None:
+    if result.get("changed"):
+        output.ok(f"server for '{name}' is ready at {result.get('ip')}")
+    elif result.get("address_changed"):
+        output.ok(f"server for '{name}' moved from {result.get('previous_ip')} to {result.get('ip')} (recorded)")
+    else:
+        output.ok(f"server for '{name}' already exists at {result.get('ip')} (nothing to do)")
+    output.note(f"log in with: lightfold ssh --target {name}")
+
+
+def show_destroy(name: str, result: dict[str, Any]) -> None:
+    output.ok(f"forgot the server of '{name}' (the server itself was not changed)" if result.get("forgotten")
+              else f"destroyed the server of '{name}'" if result.get("destroyed")
+              else f"'{name}' had no server; nothing to do")
+
+
+# ---- configure, push and deploy
+
+
+def configure_json(name: str, result) -> dict[str, Any]:
+    """A `lightfold.release.configure.ConfigureResult`."""
+    return {"target": name, "skipped": result.skipped, "changed": result.changed,
+            "unchanged": result.unchanged, "seconds": round(result.seconds, 2)}
+
+
+def show_configure(name: str, result) -> None:
+    if not result.skipped:
+        what = ", ".join(result.changed) or "nothing"
+        output.ok(f"{name} configured in {result.seconds:.1f}s (changed: {what})")
+
 
 
 def push_json(name: str, result) -> dict[str, Any]:
@@ -91,9 +182,6 @@ def show_rollback(result) -> None:
                     "the outcome")
 
 
-# ---- status
-
-
 def show_status(info: dict[str, Any]) -> None:
     """`lightfold status` for people (the dict is lightfold.release.status.status's)."""
     con = output.out()
@@ -137,3 +225,108 @@ def show_status(info: dict[str, Any]) -> None:
     if last and not last.get("ok"):
         con.print(f"  last switch [red]failed[/] ({last['op']}, {last['finished_at']}): {last['error']}")
     con.print("  releases " + ", ".join(f"{r['id']} {r['status']}" for r in info.get("releases", [])[:6]))
+
+
+# ---- sync, unlock, targets
+
+
+def sync_json(r) -> dict[str, Any]:
+    """A `lightfold.release.operate.SyncResult`."""
+    return {"target": r.target, "ip": r.ip, "created": r.created, "configured": r.configured,
+            "live_release": r.live_release, "commit": r.commit, "builder": r.builder, "service": r.service,
+            "changed": r.changed}
+
+
+def show_sync(r) -> None:
+    output.ok(f"{r.target}: state rebuilt from {r.ip}" + (f" (changed: {', '.join(r.changed)})"
+                                                           if r.changed else " (already in sync)"))
+    output.note(f"configured: {'yes' if r.configured else 'no'} · live release: {r.live_release or 'none'}"
+                f" · commit: {(r.commit or '-')[:12]} · service: {r.service or '-'}")
+
+
+def show_unlock(name: str, result: dict[str, Any]) -> None:
+    lock = result["lock"]
+    if not result["released"]:
+        output.ok(f"{name} was not locked; nothing to do")
+        return
+    what = lock.get("op") or "an operation"
+    output.ok(f"released the lock of {lock.get('holder')} ({what}"
+              + (f" of {lock['release']}" if lock.get("release") else "")
+              + f", since {lock.get('started_at')})")
+
+
+def show_targets(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        output.note("no targets yet: `lightfold deploy --provider local` makes one")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("TARGET", "PROVIDER", "IP", "LIVE RELEASE", "COMMIT", "DEPLOYED"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["target"], r["provider"] or "-", r["ip"] or "-", r["live_release"] or "-",
+                      (r["commit"] or "-")[:12], r["deployed_at"] or "-")
+    output.out().print(table)
+
+
+# ---- domain
+
+
+def _cert_line(cert: dict | None) -> str | None:
+    if not cert:
+        return None
+    if not cert.get("exists"):
+        return "certificate: none on the server"
+    staging = " (staging)" if cert.get("staging") else ""
+    return (f"certificate: {cert.get('issuer')}{staging}, expires {cert['expires']} "
+            f"({cert['days_left']} days left)")
+
+
+def show_domain_added(name: str, result: dict[str, Any]) -> None:
+    output.ok(f"{name} is served at {result['url']}")
+    line = _cert_line(result.get("certificate"))
+    if line:
+        output.note(line)
+
+
+def show_domain_removed(name: str, result: dict[str, Any]) -> None:
+    if not result["removed"]:
+        output.ok(f"{name} has no domain; nothing to remove")
+    else:
+        output.ok(f"{result['domain']} removed; {name} is served at {result['url']}")
+
+
+def show_domain(name: str, data: dict[str, Any]) -> None:
+    if not data["domain"]:
+        output.out().print(f"{name}: no domain (served by IP)")
+        return
+    output.out().print(f"{name}: {data['url']}")
+    line = _cert_line(data.get("certificate"))
+    if line:
+        output.out().print(f"  {line}")
+
+
+# ---- config
+
+
+def show_config(data: dict[str, Any]) -> None:
+    """`config show`: the (redacted) file as JSON, then whether each provider token is set."""
+    import json
+
+    from rich.syntax import Syntax
+
+    output.out().print(f"[dim]{data['path']}[/]")
+    body = {k: v for k, v in data.items() if k not in ("path", "tokens")}
+    output.out().print(Syntax(json.dumps(body, indent=2, ensure_ascii=False), "json", theme="ansi_dark"))
+    for provider, info in data["tokens"].items():
+        state = f"set ({info['source']})" if info["set"] else "not set"
+        output.out().print(f"token [bold]{provider}[/]: {state}")
+
+
+def show_host_keys(data: dict[str, Any]) -> None:
+    """`config export-host-key`: only the keys on stdout, so they can be piped into a secret as they are."""
+    import sys
+
+    sys.stdout.write("".join(f"{k}\n" for k in data["keys"]))
+    output.note(f"{data['ip']}: {', '.join(data['fingerprints'])}")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lightfold.cli import output
+from lightfold.cli import output, render
 from lightfold.cli.app import app
 from lightfold.cli.options import ForceOpt, JsonOpt, PathArg, TargetOpt, YesOpt, resolve_target
 from lightfold.names import PROVIDERS
@@ -139,16 +139,7 @@ def create(
                **cloud_options(chosen, name, region, size, image)}
     result = providers.get(chosen).create(name, path, **options)
 
-    def human() -> None:
-        if result.get("changed"):
-            output.ok(f"server for '{name}' is ready at {result.get('ip')}")
-        elif result.get("address_changed"):
-            output.ok(f"server for '{name}' moved from {result.get('previous_ip')} to {result.get('ip')} (recorded)")
-        else:
-            output.ok(f"server for '{name}' already exists at {result.get('ip')} (nothing to do)")
-        output.note(f"log in with: lightfold ssh --target {name}")
-
-    output.emit(result, as_json, human)
+    output.emit(result, as_json, lambda: render.show_create(name, result))
 
 
 @app.command(epilog="Example:  sudo lightfold destroy --target demo --yes")
@@ -177,11 +168,7 @@ def destroy(
         if not typer.confirm(question, default=False):
             raise typer.Exit(1)
     result = providers.get(chosen).destroy(name, progress=output.step)
-    output.emit(result, as_json, lambda: output.ok(
-        f"forgot the server of '{name}' (the server itself was not changed)" if result.get("forgotten")
-        else f"destroyed the server of '{name}'" if result.get("destroyed")
-        else f"'{name}' had no server; nothing to do"
-    ))
+    output.emit(result, as_json, lambda: render.show_destroy(name, result))
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
@@ -235,7 +222,6 @@ def status(
 
     Example: lightfold status --target myapp --json
     """
-    from lightfold.cli import render
     from lightfold.release.status import status as server_status
 
     info = server_status(resolve_target(target))
