@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lightfold import store
-from lightfold.errors import LightfoldError
+from lightfold.errors import LightfoldError, UsageError
 from lightfold.names import PROVIDERS, TARGET_NAME, sanitize_target_name  # noqa: F401 - part of this module's API
 
 CONFIG_VERSION = 1
@@ -193,6 +193,13 @@ def get_target(cfg: Config, name: str) -> TargetConfig:
 # ---- dotted-key edits (`lightfold config set/unset`) -------------------------------------------
 
 FREE_KEY_MAPS = ("deploy.env_vars", "provider_config")
+
+
+def set_builder(target: str, project_path: Path, builder: str) -> None:
+    """`--builder X`: remembered in the target's config, as `lightfold config set builder X` would."""
+    if builder not in BUILDERS:
+        raise UsageError(f"unknown builder '{builder}'", f"use --builder {' | '.join(BUILDERS)}")
+    update(lambda c: set_value(c, target, "builder", builder, project_path=project_path))
 
 
 def set_value(cfg: Config, target: str, key: str, raw: str, project_path: Path | None = None) -> None:

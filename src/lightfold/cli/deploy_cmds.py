@@ -52,23 +52,13 @@ def push_cmd(
     name = resolve_target(target, path)
     if not (force or builder) and fastpath.skip("push", name, None, None, as_json):
         return
+    from lightfold import config
     from lightfold.release import target as targets
 
-    _save_builder(name, path, builder)
+    if builder is not None:
+        config.set_builder(name, path, builder)
     t = targets.load(name)
     _push_and_render(t, force=force, lock_wait=lock_wait, as_json=as_json)
-
-
-def _save_builder(name: str, path: Path, builder: str | None) -> None:
-    """`--builder X` is remembered in the target's config (`builder`), like `lightfold config set`."""
-    if builder is None:
-        return
-    from lightfold import config
-    from lightfold.errors import UsageError
-
-    if builder not in config.BUILDERS:
-        raise UsageError(f"unknown builder '{builder}'", f"use --builder {' | '.join(config.BUILDERS)}")
-    config.update(lambda c: config.set_value(c, name, "builder", builder, project_path=path))
 
 
 def _push_and_render(t, *, force: bool, lock_wait: int, as_json: bool) -> None:
@@ -113,11 +103,12 @@ def deploy_cmd(
         return
     from lightfold import config, state
     from lightfold.cli.server_cmds import cloud_options
+    from lightfold.providers.flags import provider_of
     from lightfold.release import deploy as chain
 
-    _save_builder(name, path, builder)
-    existing = config.load().targets.get(name)
-    chosen = provider or (existing.provider if existing else None)
+    if builder is not None:
+        config.set_builder(name, path, builder)
+    chosen = provider_of(name, provider)
     create_options = cloud_options(chosen, name, region, size, image, creating=not state.load(name).created) if (
         chosen) else {}
     result = chain.deploy(path, name, provider=provider, force=force, lock_wait=lock_wait, report=output.reporter(),

@@ -119,7 +119,7 @@ def create(
     digitalocean, vultr or hetzner: a cloud server, token from DIGITALOCEAN_TOKEN, VULTR_API_KEY or
     HCLOUD_TOKEN; with byos: your own server, registered after checking its host key and that lightfold
     can deploy to it). Rerunning it on an existing cloud server follows a changed IP address."""
-    from lightfold import config, providers
+    from lightfold import providers
     from lightfold.cli.options import interactive
     from lightfold.errors import UsageError
     from lightfold.providers import flags
@@ -127,8 +127,7 @@ def create(
     if not path.is_dir():
         raise UsageError(f"project directory {path} does not exist", "pass the path of your project")
     name = resolve_target(target, path)
-    existing = config.load().targets.get(name)
-    chosen = provider or (existing.provider if existing else None)
+    chosen = flags.provider_of(name, provider)
     if chosen is None:
         raise UsageError(f"target '{name}' has no provider yet", "pass --provider (e.g. --provider local)")
     confirm = (lambda q: typer.confirm(q, default=False, err=True)) if interactive() else None
@@ -151,12 +150,12 @@ def destroy(
     """Destroy the target's server and everything on it (the target's config is kept)."""
     import sys
 
-    from lightfold import config, providers
+    from lightfold import providers
     from lightfold.errors import UsageError
+    from lightfold.providers.flags import provider_of
 
     name = resolve_target(target)
-    existing = config.load().targets.get(name)
-    chosen = (existing.provider if existing else None) or "local"
+    chosen = provider_of(name, None) or "local"
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(

@@ -26,13 +26,15 @@ def _env_example(p: Project) -> list[str]:
     return []
 
 
-def _node_assets(p: Project, plan: Plan) -> tuple[str, str] | None:
-    """(install, build) for a backend's JS asset pipeline, when package.json has a build script."""
+def _node_assets(p: Project, plan: Plan) -> str | None:
+    """A backend's JS asset pipeline, when package.json has a build script: its install is added
+    to the plan's (and node to its runtimes); returns the command that builds the assets."""
     if p.package_json is None or "build" not in p.scripts:
         return None
     tc = node_toolchain(p)
     plan.extra_runtimes.append("node")
-    return tc.node_install(), tc.run("build")
+    plan.install = f"{plan.install} && {tc.node_install()}"
+    return tc.run("build")
 
 
 # -- Ruby --------------------------------------------------------------------------------------------
@@ -68,7 +70,6 @@ def plan_rails(p: Project, m: Match, tc: Toolchain) -> Plan:
     rails = "bin/rails" if p.exists("bin/rails") else "bundle exec rails"
     assets = _node_assets(p, plan)
     if assets:
-        plan.install += f" && {assets[0]}"
         m.evidence.append("package.json build script (JS/CSS bundling)")
     has_pipeline = any(_gem(p, g) for g in ("sprockets", "sprockets-rails", "propshaft", "importmap-rails"))
     if has_pipeline or p.is_dir("app/assets") or assets:
@@ -142,10 +143,7 @@ def match_laravel(p: Project) -> Match:
 
 def plan_laravel(p: Project, m: Match, tc: Toolchain) -> Plan:
     plan = Plan(port=8000, install=_composer_install())
-    assets = _node_assets(p, plan)
-    if assets:
-        plan.install += f" && {assets[0]}"
-        plan.build = assets[1]
+    plan.build = _node_assets(p, plan)
     if "laravel/octane" in p.composer_deps:
         plan.start = "php artisan octane:start --host=127.0.0.1 --port=$PORT"
         plan.variant = "octane"
@@ -172,10 +170,7 @@ def match_symfony(p: Project) -> Match:
 
 def plan_symfony(p: Project, m: Match, tc: Toolchain) -> Plan:
     plan = Plan(port=8000, install=_composer_install("APP_ENV=prod "))
-    assets = _node_assets(p, plan)
-    if assets:
-        plan.install += f" && {assets[0]}"
-        plan.build = assets[1]
+    plan.build = _node_assets(p, plan)
     plan.start = "APP_ENV=prod php -S 127.0.0.1:$PORT -t public"
     plan.warnings.append(PHP_SERVER_WARNING)
     required = {"APP_SECRET"}

@@ -27,6 +27,14 @@ HOST_KEY_ENV = "LIGHTFOLD_HOST_KEY"
 Pick = Callable[[str, list, str], str]
 
 
+def provider_of(target: str, given: str | None) -> str | None:
+    """The provider a command works with: the --provider flag, else the target's (None: neither)."""
+    from lightfold import config
+
+    existing = config.load().targets.get(target)
+    return given or (existing.provider if existing else None)
+
+
 def create_options(provider: str, *, network: str | None = None, ip: str | None = None, user: str | None = None,
                    ssh_key: str | None = None, port: int | None = None, accept_new_host_key: bool = False,
                    host_key: str | None = None, confirm: Callable[[str], bool] | None = None) -> dict[str, Any]:
