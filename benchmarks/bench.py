@@ -27,15 +27,21 @@ class Bench:
     project: Path
     target: str
 
-    def run(self, *args: str, as_json: bool = True) -> tuple[float, dict]:
+    def run(self, *args: str, as_json: bool = True, env: dict[str, str] | None = None) -> tuple[float, dict]:
         """(wall seconds, the --json answer) of `lightfold ARGS`; a failure ends the benchmark."""
         t0 = time.perf_counter()
         proc = subprocess.run([LIGHTFOLD, *args, *(["--json"] if as_json else [])], cwd=self.project,
-                              env=self.env, capture_output=True, text=True)
+                              env={**self.env, **(env or {})}, capture_output=True, text=True)
         elapsed = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"lightfold {' '.join(args)} failed:\n{proc.stderr}")
         return elapsed, json.loads(proc.stdout) if as_json else {}
+
+    def counted(self, *args: str) -> tuple[float, dict, list[dict]]:
+        """`run`, plus the SSH execs the command made (lightfold.remote.counter's lines)."""
+        with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as f:
+            elapsed, data = self.run(*args, env={"LIGHTFOLD_COUNT_EXECS": f.name})
+            return elapsed, data, [json.loads(line) for line in f.read().splitlines() if line]
 
     def ip(self) -> str:
         config = json.loads((Path(self.env["LIGHTFOLD_HOME"]) / "config.json").read_text())

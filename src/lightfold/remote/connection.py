@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, TypeVar
 import asyncssh
 
 from lightfold.errors import LightfoldError
+from lightfold.remote import counter
 
 MAX_CHANNELS = 10  # OpenSSH's default MaxSessions is 10; more would be refused by the server
 T = TypeVar("T")
@@ -89,6 +90,7 @@ class Connection:
         instead of its text (use it when the command line holds anything secret)."""
         shown = display or (cmd if len(cmd) <= 120 else cmd[:117] + "...")
         data = input.encode() if isinstance(input, str) else input
+        counter.record(cmd, data, display)
         async with self._channels:
             try:
                 result = await asyncio.wait_for(self._exec(cmd, data, on_output), timeout)
@@ -159,6 +161,7 @@ class Connection:
         line. It runs until `close()` or until this connection drops (then sshd closes its stdin),
         which is what makes it a liveness token for the deploy lock. Holds one channel slot."""
         await self._channels.acquire()
+        counter.record(cmd)
         try:
             proc = await self._open(cmd, True)
             try:

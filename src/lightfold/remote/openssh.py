@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lightfold import store
 from lightfold.errors import LightfoldError
+from lightfold.remote import counter
 
 
 def known_hosts_path() -> Path:
@@ -77,6 +78,7 @@ def quick_exec(ssh: dict, command: str, timeout: float = 8) -> str | None:
     argv = ssh_argv(ssh["ip"], int(ssh.get("port") or 22), ssh["username"], ssh.get("key"), known_hosts_path(),
                     [command], user_known_hosts=bool(ssh.get("user_known_hosts")))
     argv[1:1] = ["-F", "none", "-o", "BatchMode=yes", "-o", f"KexAlgorithms={QUICK_KEX}", "-T"]
+    counter.record(command)
     try:
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired):

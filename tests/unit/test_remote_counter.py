@@ -1,0 +1,34 @@
+"""lightfold.remote.counter: what counts as an exec that starts python3 on the server."""
+
+import json
+
+from lightfold.remote import counter
+
+
+def test_agent_calls_and_python_scripts_start_python3():
+    assert counter.starts_python("sudo -n python3 -c 'import agent'")
+    assert counter.starts_python("bash -s", b"set -e\n  exec python3 -c 'x' /usr/bin/env\n")
+    assert counter.starts_python("bash -c 'cp -a x y' && python3 -c 'import json' y")
+    assert counter.starts_python("bash -s", b'eval "$(python3 - <<EOF\nprint(1)\nEOF\n)"')
+
+
+def test_shell_commands_and_json_inputs_do_not():
+    assert not counter.starts_python("sh -c 'cat /x'")
+    assert not counter.starts_python("bash -s", b"npm ci\n")
+    assert not counter.starts_python("bash -s", b"_lf_packages 'packages nginx python3' nginx python3 curl\n")
+    # an env value on stdin of a non-shell command never counts
+    assert not counter.starts_python("cat > /tmp/x", b"python3 rocks")
+
+
+def test_record_counts_and_writes_one_line_per_exec(tmp_path, monkeypatch):
+    log = tmp_path / "execs.jsonl"
+    monkeypatch.setenv(counter.ENV, str(log))
+    before = counter.totals()
+    counter.record("python3 -c 'print(1)'", display="lightfold agent status")
+    counter.record("sh -c 'true'", b"SECRET=1")
+    after = counter.totals()
+    assert after["execs"] - before["execs"] == 2
+    assert after["python3"] - before["python3"] == 1
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert lines == [{"exec": "lightfold agent status", "python3": True}, {"exec": "sh -c 'true'", "python3": False}]
+    assert "SECRET" not in log.read_text()
