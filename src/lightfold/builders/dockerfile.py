@@ -14,8 +14,8 @@ start       `.lightfold/start` (`start_script`) runs the image of the release it
                 docker run --rm --init --name lightfold-<app>-<slot> -p 127.0.0.1:$PORT:<cport>
                            -e PORT=<cport> -e NAME ... lightfold-<app>:<id>
             `-e NAME` (no value) passes each variable of the release's env snapshot through from
-            the unit's environment, so multi-line values survive; the names come from
-            /srv/<app>/slots/<slot>.names, which the agent writes when it starts the slot (so LANG,
+            the unit's environment, so multi-line values survive; the names come from the slot's
+            names file (`Layout.slot_names`), which the agent writes when it starts the slot (so LANG,
             PATH or HOME set for the app reach it, and systemd's own variables do not). On SIGTERM (the slot stops) the
             script runs `docker stop`, so no container outlives its slot.
 rollback    starts the previous release, i.e. the previous image: no rebuild.
@@ -29,6 +29,8 @@ import json
 import shlex
 from typing import Any
 
+from lightfold.agent import layout
+from lightfold.agent.layout import Layout
 from lightfold.server.app import app_root_of, app_user, check_app_name
 from lightfold.server.build import check_release_id, release_dir
 from lightfold.server.plan import EnsurePackages, Run, Step, SystemdEnable
@@ -73,7 +75,7 @@ class DockerfileBuilder:
 
 def image_name(app: str) -> str:
     check_app_name(app)
-    return f"lightfold-{app}"
+    return layout.image_name(app)
 
 
 def image_tag(app: str, release_id: str) -> str:
@@ -97,7 +99,7 @@ here=$(cd "$(dirname "$0")/.." && pwd -P) || exit 1
 LF_RID=${{here##*/}}
 LF_SLOT=$(basename "$(dirname "$(dirname "$0")")")
 LF_NAME={name}-$LF_SLOT
-LF_NAMES=$(dirname "$(dirname "$0")").names  # /srv/<app>/slots/<slot>.names
+LF_NAMES=$(dirname "$(dirname "$0")").names  # the slot's names file, beside its link
 LF_ARGS=()
 if [ -r "$LF_NAMES" ]; then
   # exactly the names of the release's env snapshot (the agent lists them when it starts the slot)
@@ -129,6 +131,9 @@ def build_script(
     """Root's bash script: docker build, then the start script and release.json (as the app user).
     stdout: JSON events only ({"build": "image", "status": "start"|"done"|"failed", ...})."""
     rel, user, tag = release_dir(app, release_id), app_user(app), image_tag(app, release_id)
+    lay = Layout(app)
+    meta, start, info_path = (shlex.quote(p) for p in (
+        lay.release_meta(release_id), lay.start_script(release_id), lay.release_info(release_id)))
     root = app_root_of(detection, app_subdir)
     ctx = rel if root == "." else f"{rel}/{root}"
     port = container_port(deploy, detection)
@@ -170,9 +175,9 @@ fi
 rm -f "$log"
 event '{{"build": "image", "status": "done"}}'
 runuser -u {user} -- bash -c {shlex.quote(
-        f"set -e; mkdir -p {rel}/.lightfold; "
-        f"echo {start_b64} | base64 -d > {rel}/.lightfold/start; chmod 755 {rel}/.lightfold/start; "
-        f"echo {info_b64} | base64 -d > {rel}/.lightfold/release.json")} || exit 1
+        f"set -e; mkdir -p {meta}; "
+        f"echo {start_b64} | base64 -d > {start}; chmod 755 {start}; "
+        f"echo {info_b64} | base64 -d > {info_path}")} || exit 1
 event '{{"build": "finish", "status": "done"}}'
 """
 

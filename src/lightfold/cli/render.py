@@ -214,7 +214,9 @@ def show_status(info: dict[str, Any]) -> None:
         con.print(f"  domain   {info['domain']}{tls}")
     free = info.get("disk_free_bytes")
     if free is not None:
-        con.print(f"  disk     {free / 2**30:.1f} GiB free on /srv")
+        from lightfold.agent.layout import SRV
+
+        con.print(f"  disk     {free / 2**30:.1f} GiB free on {SRV}")
     lock = info.get("lock")
     if lock:
         stale = f" [red](stale: {lock['stale']})[/]" if lock.get("stale") else ""

@@ -13,6 +13,7 @@ server. `destroy` only forgets it.
 from __future__ import annotations
 
 import json
+import posixpath
 import shlex
 import socket
 import tempfile
@@ -22,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from lightfold import config, providers, state
+from lightfold.agent.layout import CREATED_MARKER
 from lightfold.errors import LightfoldError
 from lightfold.providers import Progress, quiet
 from lightfold.remote import openssh, user_ssh
 
 NAME = "byos"
-CREATED_MARKER = "/etc/lightfold/created"
 DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 CONNECT_TIMEOUT = 10
 STATE_TIMEOUT = 3
@@ -87,8 +88,9 @@ def check_facts(facts: dict[str, str], username: str, host: str) -> None:
 
 
 def marker_command(username: str) -> str:
-    """Writes stdin to /etc/lightfold/created atomically, through sudo for a sudoer."""
-    script = ("set -e; mkdir -p /etc/lightfold; umask 022; tmp=$(mktemp /etc/lightfold/.created.XXXXXX); "
+    """Writes stdin to the CREATED_MARKER atomically, through sudo for a sudoer."""
+    folder = shlex.quote(posixpath.dirname(CREATED_MARKER))
+    script = (f"set -e; mkdir -p {folder}; umask 022; tmp=$(mktemp {folder}/.created.XXXXXX); "
               f'cat > "$tmp"; chmod 644 "$tmp"; mv -f "$tmp" {CREATED_MARKER}')
     command = f"sh -c {shlex.quote(script)}"
     return command if username == "root" else f"sudo -n {command}"

@@ -36,13 +36,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from lightfold import store
+from lightfold.agent.layout import CREATED_MARKER
 from lightfold.errors import LightfoldError
 from lightfold.providers.cloud_client import Choice, CloudClient, Server, ServerSpec, SshKey
 from lightfold.providers.http import LABELS, ProviderError
 
 MANAGED_TAG = "lightfold"  # on every server lightfold creates, next to its unique create tag
 KEY_NAME_PREFIX = "lightfold-"  # SSH keys lightfold uploads are named so; only those are ever deleted
-CREATED_MARKER = "/etc/lightfold/created"
 CREATE_TIMEOUT = 600.0  # until the server runs with an address
 READY_TIMEOUT = 300.0  # until root can log in and cloud-init has finished
 CREATE_POLL = 3.0  # seconds between looks at a starting server

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lightfold import config, providers, state, store
+from lightfold.agent.layout import CREATED_MARKER
 from lightfold.errors import LightfoldError
 from lightfold.providers import Progress, quiet
 from lightfold.remote import openssh
@@ -19,7 +20,6 @@ from lightfold.sandbox import machine
 
 NAME = "local"
 BOOT_TIMEOUT = 90
-CREATED_MARKER = "/etc/lightfold/created"
 
 def owner() -> str:
     """Which lightfold home a machine belongs to (machine names are global to the host)."""

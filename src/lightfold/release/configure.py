@@ -21,12 +21,13 @@ if TYPE_CHECKING:
     from lightfold.remote import Connection
 
 # Prints {"marker": <this app's marker text or null>, "apps": {name: app.json}, "tls_cert": bool}
-# — one round trip. tls_cert: the certificate for argv[2] (the domain) exists; the live/ directory
-# is readable by root only, hence as_root.
+# — one round trip. argv: this app's marker, the app.json glob, and the domain when there is one;
+# tls_cert: the domain's certificate exists (the live/ directory is readable by root only, hence
+# as_root).
 _FACTS = r"""
 import glob, json, os, sys
-app = sys.argv[1]
-domain = sys.argv[2] if len(sys.argv) > 2 else None
+marker, apps_glob = sys.argv[1], sys.argv[2]
+domain = sys.argv[3] if len(sys.argv) > 3 else None
 live = "/etc/letsencrypt/live/%s/" % domain
 tls_cert = bool(domain) and all(os.path.exists(live + f) for f in ("fullchain.pem", "privkey.pem"))
 def read(p):
@@ -34,11 +35,10 @@ def read(p):
         with open(p) as f: return f.read()
     except OSError: return None
 apps = {}
-for p in glob.glob("/etc/lightfold/apps/*/app.json"):
+for p in glob.glob(apps_glob):
     try: apps[os.path.basename(os.path.dirname(p))] = json.loads(read(p) or "null")
     except ValueError: pass
-print(json.dumps({"marker": read("/etc/lightfold/apps/%s/configured" % app), "apps": apps,
-                  "tls_cert": tls_cert}))
+print(json.dumps({"marker": read(marker), "apps": apps, "tls_cert": tls_cert}))
 """
 
 
@@ -60,7 +60,10 @@ def tls_domain(target: Target) -> str | None:
 async def facts(conn: Connection, app: str, domain: str | None = None) -> dict[str, Any]:
     import shlex
 
-    cmd = f"python3 -c {shlex.quote(_FACTS)} {shlex.quote(app)}" + (f" {shlex.quote(domain)}" if domain else "")
+    from lightfold.agent.layout import Layout
+
+    args = [Layout(app).marker, Layout("*").app_json, *([domain] if domain else [])]
+    cmd = f"python3 -c {shlex.quote(_FACTS)} {shlex.join(args)}"
     res = await conn.run(as_root(conn, cmd), display="read server facts")
     return json.loads(res.stdout)
 

@@ -129,7 +129,7 @@ async def preflight_http(conn: Connection, domain: str, ip: str) -> None:
     against the CA's rate limit (Let's Encrypt: 5 failures per name per hour)."""
     import secrets
 
-    from lightfold.server.nginx import ACME_ROOT
+    from lightfold.agent.layout import ACME_ROOT
 
     token = f"lightfold-preflight-{secrets.token_hex(8)}"
     path = f"{ACME_ROOT}/.well-known/acme-challenge/{token}"

@@ -53,14 +53,11 @@ class Hit:
 def stamp_command(app: str, domain: str | None) -> str:
     """Shell that prints what the server-side skip decisions depend on (hashes and link targets).
     Missing files simply print nothing; the output is compared, never parsed."""
-    files = [
-        "etc/lightfold/apps/*/app.json",
-        f"etc/lightfold/apps/{app}/configured",
-        f"etc/lightfold/apps/{app}/upstream.conf",
-        f"srv/{app}/.lightfold/releases.json",
-        f"srv/{app}/.lightfold/switch.json",
-    ]
-    links = [f"srv/{app}/current", f"srv/{app}/slots/blue", f"srv/{app}/slots/green"]
+    from lightfold.agent.layout import SLOTS, Layout
+
+    lay, every_app = Layout(app), Layout("*")
+    files = [lay.relative(p) for p in (every_app.app_json, lay.marker, lay.upstream, lay.journal, lay.switch_intent)]
+    links = [lay.relative(p) for p in (lay.current, *map(lay.slot_link, SLOTS))]
     script = (
         f"cd / && {{ sha256sum -- {' '.join(files)} 2>/dev/null; "
         f"for l in {' '.join(links)}; do printf '%s -> %s\\n' \"$l\" \"$(readlink \"$l\")\"; done; "

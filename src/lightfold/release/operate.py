@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lightfold import state
+from lightfold.agent import layout
+from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError, UsageError
 from lightfold.release import agent_client
 from lightfold.release.report import Report, silent
@@ -154,7 +156,7 @@ def deploy_status(agent: dict[str, Any]) -> dict[str, Any]:
         "port": live.get("port"),
         "static": agent.get("static"),
         "unit": None if unit is None else {
-            "name": f"lightfold-{agent.get('app')}@{slot}", "active_state": unit.get("active_state"),
+            "name": layout.unit_instance(agent.get("app") or "", slot), "active_state": unit.get("active_state"),
             "sub_state": unit.get("sub_state"), "restarts": unit.get("n_restarts"),
         },
         "health_now": None if health is None else {
@@ -229,7 +231,7 @@ async def _certificate(conn: Connection, domain: str, timeout: float) -> dict[st
 
 
 def units(app: str, slots: list[str]) -> list[str]:
-    return [f"lightfold-{app}@{s}.service" for s in slots]
+    return [layout.unit_name(app, s) for s in slots]
 
 
 def logs_command(app: str, slots: list[str], *, lines: int = 100, since: str | None = None,
@@ -252,7 +254,7 @@ def build_log_command(app: str, release: str | None) -> str:
     if release:
         path = shlex.quote(build_log_path(app, release))
         return f"test -f {path} && echo {path} && cat {path}"
-    folder = shlex.quote(f"/srv/{app}/.lightfold/builds")
+    folder = shlex.quote(Layout(app).builds_dir)
     return f'f=$(ls -1 {folder}/*.log 2>/dev/null | sort | tail -n 1); test -n "$f" && echo "$f" && cat "$f"'
 
 
@@ -309,7 +311,6 @@ class SyncResult:
     changed: list[str] = field(default_factory=list)
 
 
-_MARKERS = "cat /etc/lightfold/apps/{app}/configured 2>/dev/null || true"
 
 
 def recover_address(t: Target, progress=None) -> Target:
@@ -333,10 +334,10 @@ def recover_address(t: Target, progress=None) -> Target:
 
 
 async def sync(conn: Connection, target: Target) -> SyncResult:
-    from lightfold.server.markers import parse_marker
+    from lightfold.server.markers import marker_read_command, parse_marker
 
     app = target.name
-    res = await conn.run(as_root(conn, f"sh -c {shlex.quote(_MARKERS.format(app=app))}"),
+    res = await conn.run(as_root(conn, f"sh -c {shlex.quote(marker_read_command(app))}"),
                          display="read the configure marker")
     marker = parse_marker(res.stdout.strip())
     agent: dict[str, Any] | None = None
@@ -413,9 +414,7 @@ def targets_list() -> list[dict[str, Any]]:
 
 
 def check_release_id(value: str | None) -> str | None:
-    import re
-
-    if value is not None and not re.fullmatch(r"[0-9]{14}", value):
+    if value is not None and not layout.is_release_id(value):
         raise UsageError(f"invalid release id '{value}'",
                          "release ids are 14 digits (YYYYMMDDHHMMSS); see `lightfold status`")
     return value

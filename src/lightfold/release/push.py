@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightfold import state
+from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
 from lightfold.release import agent_client
 from lightfold.release.report import Report, silent
@@ -192,7 +193,7 @@ async def _make_release(
 
         with tempfile.TemporaryDirectory() as tmp:
             archive = build_archive(local.root, Path(tmp) / "release.tar.gz", local.files)
-            remote_archive = f"/srv/{app}/.lightfold/upload-{release_id}.tar.gz"
+            remote_archive = Layout(app).upload_archive(release_id)
             if conn.username == "root":
                 await conn.upload(archive.path, remote_archive, 0o600)
             else:
@@ -289,20 +290,21 @@ async def _upload_via_sudo(conn: Connection, source, remote_path: str) -> None:
 def _copy_release_command(app: str, live_id: str, release_id: str, info: dict[str, Any]) -> str:
     """Hard-link copy of the live release; release.json is replaced (not edited: it is a hard
     link to the live one) with the new id and env hash."""
-    src, dst = f"/srv/{app}/releases/{live_id}", f"/srv/{app}/releases/{release_id}"
+    lay = Layout(app)
+    src, dst = lay.release(live_id), lay.release(release_id)
     patch = json.dumps({"id": release_id, **info})
     py = (
-        "import json,os,sys;p=sys.argv[1]+'/.lightfold/release.json';"
+        "import json,os,sys;p=sys.argv[1];"
         "d=json.load(open(p));d.update(json.loads(sys.argv[2]));t=p+'.new';"
         "json.dump(d,open(t,'w'),indent=2,sort_keys=True);"
         "st=os.stat(p);os.chown(t,st.st_uid,st.st_gid);os.replace(t,p)"
     )
     return (f"bash -c {shlex.quote(f'cp -a --link {src} {dst}')}"
-            f" && python3 -c {shlex.quote(py)} {dst} {shlex.quote(patch)}")
+            f" && python3 -c {shlex.quote(py)} {shlex.quote(lay.release_info(release_id))} {shlex.quote(patch)}")
 
 
 def build_log_path(app: str, release_id: str) -> str:
-    return f"/srv/{app}/.lightfold/builds/{release_id}.log"
+    return Layout(app).build_log(release_id)
 
 
 async def _save_build_log(conn: Connection, app: str, release_id: str, text: str) -> None:

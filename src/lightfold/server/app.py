@@ -1,15 +1,16 @@
 """One app on a server: its user, directories, systemd template unit, app.json and ports.
 
-Layout (for app `shop`, user `lf-shop`):
-    /srv/shop                  root 0755   the user's home (read-only for the app)
-    /srv/shop/releases         lf-shop     one dir per release (the archive, its deps, its build)
-    /srv/shop/slots            root        `blue`, `green` -> releases/<id> (the agent owns the links)
-    /srv/shop/env, /srv/shop/run  root 0700  env snapshots / per-slot EnvironmentFile (secrets)
-    /srv/shop/.lightfold       root        the agent's journal
-    /srv/shop/deps             lf-shop     python venvs per lockfile hash (venvs are not relocatable)
-    /srv/shop/cache            lf-shop 0700  HOME during builds (npm/pip/bundler caches)
-    /etc/lightfold/apps/shop/app.json      what the agent needs to know about the app
-    /etc/systemd/system/lightfold-shop@.service   instances @blue and @green
+Every path comes from lightfold.agent.layout (`Layout(app)`); what configure makes there (for app
+`shop`, user `lf-shop`):
+    home                    root 0755     the user's home (read-only for the app)
+    releases                lf-shop       one dir per release (the archive, its deps, its build)
+    slots                   root          `blue`, `green` -> releases/<id> (the agent owns the links)
+    env, run                root 0700     env snapshots / per-slot EnvironmentFile (secrets)
+    .lightfold              root          the agent's journal
+    deps                    lf-shop       python venvs per lockfile hash (venvs are not relocatable)
+    cache                   lf-shop 0700  HOME during builds (npm/pip/bundler caches)
+    app.json                              what the agent needs to know about the app
+    the template unit                     instances @blue and @green
 
 `AppSpec` is the input every configure plan builds from; `AppSpec.from_target()` makes it from a
 target's config and a detection result.
@@ -20,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,12 +28,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from lightfold.agent import layout
+from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
 from lightfold.server.plan import EnsureDir, EnsureUser, Step, SystemdReload, WriteFile
 
-APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 PORT_BASE = 8000
-SLOTS = ("blue", "green")
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,12 @@ class AppSpec:
         return app_user(self.name)
 
     @property
+    def layout(self) -> Layout:
+        return Layout(self.name)
+
+    @property
     def home(self) -> str:
-        return f"/srv/{self.name}"
+        return self.layout.home
 
     @property
     def static(self) -> bool:
@@ -99,7 +103,7 @@ class AppSpec:
 
 
 def check_app_name(name: str) -> None:
-    if not APP_NAME.match(name):
+    if not layout.is_app_name(name):
         raise LightfoldError(
             f"'{name}' is not a valid app name", "use lowercase letters, digits and '-' (a target name)"
         )
@@ -129,15 +133,6 @@ def app_user(app: str) -> str:
     if len(user) <= 32:
         return user
     return f"lf-{app[:20]}-{hashlib.sha256(app.encode()).hexdigest()[:8]}"
-
-
-def app_dir(app: str) -> str:
-    return f"/etc/lightfold/apps/{app}"
-
-
-def unit_name(app: str, slot: str | None = None) -> str:
-    """`lightfold-<app>@.service` (the template) or `lightfold-<app>@<slot>.service`."""
-    return f"lightfold-{app}@{slot or ''}.service"
 
 
 def pick_ports(used: Iterable[int], base: int = PORT_BASE) -> tuple[int, int]:
@@ -170,25 +165,32 @@ def ports_for(app: str, app_jsons: Mapping[str, Mapping[str, Any]]) -> tuple[int
 
 
 def user_and_dirs_step(spec: AppSpec) -> Step:
-    u, h = spec.user, spec.home
+    u, lay = spec.user, spec.layout
     return Step("app-user", (
-        EnsureUser(u, h),
-        EnsureDir(h, 0o755),
-        EnsureDir(f"{h}/releases", 0o755, u, u),
-        EnsureDir(f"{h}/slots", 0o755),
-        EnsureDir(f"{h}/env", 0o700),
-        EnsureDir(f"{h}/run", 0o700),
-        EnsureDir(f"{h}/.lightfold", 0o755),
-        EnsureDir(f"{h}/deps", 0o755, u, u),
-        EnsureDir(f"{h}/cache", 0o700, u, u),
-        EnsureDir("/etc/lightfold", 0o755),
-        EnsureDir("/etc/lightfold/apps", 0o755),
-        EnsureDir(app_dir(spec.name), 0o755),
+        EnsureUser(u, lay.home),
+        EnsureDir(lay.home, 0o755),
+        EnsureDir(lay.releases_dir, 0o755, u, u),
+        EnsureDir(lay.slots_dir, 0o755),
+        EnsureDir(lay.env_dir, 0o700),
+        EnsureDir(lay.run_dir, 0o700),
+        EnsureDir(lay.meta, 0o755),
+        EnsureDir(lay.deps_dir, 0o755, u, u),
+        EnsureDir(lay.cache_dir, 0o700, u, u),
+        EnsureDir(layout.ETC, 0o755),
+        EnsureDir(layout.APPS_ETC, 0o755),
+        EnsureDir(lay.etc, 0o755),
     ))
 
 
 def unit_text(spec: AppSpec) -> str:
-    return render_template("app.service.j2", app=spec.name, user=spec.user, home=spec.home)
+    """The slots' template unit; `%i` (the instance) is the slot."""
+    lay = spec.layout
+    slot = lay.slot_link("%i")
+    return render_template(
+        "app.service.j2", app=spec.name, user=spec.user, slot_dir=slot, cache=lay.cache_dir,
+        env_file=lay.run_env("%i"), start=posixpath.join(slot, layout.META, "start"),
+        writable=" ".join(f"-{p}" for p in (lay.releases_dir, lay.deps_dir, lay.cache_dir)),
+    )
 
 
 def app_json(spec: AppSpec) -> dict[str, Any]:
@@ -215,9 +217,9 @@ def app_step(spec: AppSpec) -> Step:
     """The systemd template unit and app.json."""
     doc = json.dumps(app_json(spec), indent=2, sort_keys=True) + "\n"
     return Step("app-unit", (
-        WriteFile(f"/etc/systemd/system/{unit_name(spec.name)}", unit_text(spec)),
+        WriteFile(spec.layout.unit_file, unit_text(spec)),
         SystemdReload(),
-        WriteFile(f"{app_dir(spec.name)}/app.json", doc),
+        WriteFile(spec.layout.app_json, doc),
     ))
 
 

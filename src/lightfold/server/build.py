@@ -5,15 +5,15 @@
                  release_info=None, app_subdir=None, run_release=True) -> str
                                                               root: the build, run as the app user
 
-The build script is run as root in one ssh exec (`bash -s`, script on stdin). It loads the
-release's env snapshot (/srv/<app>/env/<id>.env, written by the agent's `write_env`, when present)
-so build-time variables such as NEXT_PUBLIC_* work, then runs everything as `lf-<app>` with
-`runuser` inside /srv/<app>/releases/<id>/<app_root>:
+Paths come from lightfold.agent.layout (`Layout(app)`). The build script is run as root in one
+ssh exec (`bash -s`, script on stdin). It loads the release's env snapshot (`env_file(id)`,
+written by the agent's `write_env`, when present) so build-time variables such as NEXT_PUBLIC_*
+work, then runs everything as `lf-<app>` with `runuser` inside `release(id)`/<app_root>:
   1. dependencies: reused when the lockfile is unchanged, else a frozen install (the detection's
      install command):
        node/ruby/php: `cp -al` (hard links) of node_modules / vendor/bundle / vendor from the
          release `reuse_from` (the caller passes it only when its lockfile hash is the same);
-       python: venvs are not relocatable, so the venv lives at /srv/<app>/deps/<deps_hash>/.venv
+       python: venvs are not relocatable, so the venv lives at `deps(<deps_hash>)`/.venv
          (reused when complete) and is symlinked to <app_root>/.venv;
   2. build (deploy.build_command wins over the detection's), then the detection's release command
      (e.g. migrations: once per release, before any traffic moves; run_release=False skips it);
@@ -37,13 +37,13 @@ import re
 import shlex
 from typing import Any
 
+from lightfold.agent import layout
+from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
 from lightfold.server import runtime
 from lightfold.server.app import app_root_of, app_user, check_app_name, render_template
 
-RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-AGENT_DIR = "/usr/local/lib/lightfold"
 
 # Where each runtime keeps the dependencies a frozen install creates in the app directory.
 _COPIED_DEPS = {"node": "node_modules", "ruby": "vendor/bundle", "php": "vendor"}
@@ -67,15 +67,16 @@ LOCKFILES = {
 }
 
 
-def release_dir(app: str, release_id: str) -> str:
+def release_dir(app: str, release_id: str, root: str = layout.ROOT) -> str:
     check_app_name(app)
     check_release_id(release_id)
-    return f"/srv/{app}/releases/{release_id}"
+    return Layout(app, root).release(release_id)
 
 
 def check_release_id(release_id: str) -> None:
-    if not RELEASE_ID.match(release_id):
-        raise LightfoldError(f"'{release_id}' is not a valid release id", "use letters, digits, '.', '_', '-'")
+    if not layout.is_release_id(release_id):
+        raise LightfoldError(f"'{release_id}' is not a valid release id",
+                             "release ids are 14 digits (YYYYMMDDHHMMSS); see `lightfold status`")
 
 
 def lockfiles(detection: Any) -> tuple[str, ...]:
@@ -115,8 +116,8 @@ def user_build_script(
 ) -> str:
     """The part of the build that runs as the app user. `prefix` moves every server path under a
     directory (tests run the script for real in a temp dir)."""
-    rel = prefix + release_dir(app, release_id)
-    srv = f"{prefix}/srv/{app}"
+    lay = Layout(app, prefix or layout.ROOT)
+    rel = release_dir(app, release_id, lay.root)
     if reuse_from is not None:
         check_release_id(reuse_from)
     root = app_root_of(detection, app_subdir)
@@ -134,12 +135,12 @@ def user_build_script(
     app_dir_abs = rel if root == "." else f"{rel}/{root}"
     deps_kind, deps_dir = "none", ""
     if kind == "python":
-        deps_kind, deps_dir = "python", f"{srv}/deps/{deps_hash or 'release-' + release_id}"
+        deps_kind, deps_dir = "python", lay.deps(deps_hash or "release-" + release_id)
     elif kind in _COPIED_DEPS:
         deps_kind, deps_dir = "copy", _COPIED_DEPS[kind]
     reuse_dir = ""
     if reuse_from and deps_kind == "copy":
-        reuse_dir = f"{srv}/releases/{reuse_from}" + ("" if root == "." else f"/{root}")
+        reuse_dir = lay.release(reuse_from) + ("" if root == "." else f"/{root}")
     info = {
         "id": release_id, "app": app,
         "framework": getattr(detection, "framework", None), "runtime": kind,
@@ -147,12 +148,14 @@ def user_build_script(
         "static": static,
         "app_root": root, "deps_hash": deps_hash, **(release_info or {}),
     }
-    start_text = "" if static else start_script(app, detection, root, start, cache=f"{srv}/cache")
+    start_text = "" if static else start_script(app, detection, root, start, cache=lay.cache_dir)
     return render_template(
         "build.sh.j2",
         app=app, user=app_user(app), release_id=release_id, release_dir=rel, app_root=root,
-        cache=f"{srv}/cache", path=build_path(detection, app_dir_abs),
-        tool_env=sorted(runtime.tool_env(detection, f"{srv}/cache", app_dir_abs, build=True).items()),
+        meta_dir=lay.release_meta(release_id), start_path=lay.start_script(release_id),
+        release_json=lay.release_info(release_id),
+        cache=lay.cache_dir, path=build_path(detection, app_dir_abs),
+        tool_env=sorted(runtime.tool_env(detection, lay.cache_dir, app_dir_abs, build=True).items()),
         venv_args="" if getattr(detection, "package_manager", None) in _PIP_USERS else " --without-pip",
         other_node_pm=bool(runtime.node_package_managers(detection)),
         deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir,
@@ -186,7 +189,7 @@ def start_script(app: str, detection: Any, app_root: str, start: str, cache: str
     ]
     if runtime.runtime_of(detection) == "python":
         lines += [f"VIRTUAL_ENV={_dq(_APP_DIR + '/.venv')}", "export VIRTUAL_ENV"]
-    for name, value in sorted(runtime.tool_env(detection, cache or f"/srv/{app}/cache", _APP_DIR).items()):
+    for name, value in sorted(runtime.tool_env(detection, cache or Layout(app).cache_dir, _APP_DIR).items()):
         lines += [f"{name}={_dq(value)}", f"export {name}"]
     lines.append(_exec_line((getattr(detection, "start_exec", None) or {}).get(start) or start))
     return "\n".join(lines) + "\n"
@@ -247,7 +250,7 @@ ENV_LOADER = (
 
 def _as_app_user(app: str, release_id: str, inner: str) -> str:
     user = app_user(app)
-    env_file = f"/srv/{app}/env/{release_id}.env"
+    env_file = Layout(app).env_file(release_id)
     return "\n".join([
         "#!/bin/bash",
         f"# Build release {release_id} of {app} as {user} (generated by lightfold).",
@@ -256,7 +259,7 @@ def _as_app_user(app: str, release_id: str, inner: str) -> str:
         f"LF_BUILD={shlex.quote(inner)}",
         f"LF_ENV={shlex.quote(env_file)}",
         'if [ -f "$LF_ENV" ]; then',
-        f"  exec python3 -c {shlex.quote(ENV_LOADER)} {AGENT_DIR} \"$LF_ENV\""
+        f"  exec python3 -c {shlex.quote(ENV_LOADER)} {layout.AGENT_DIR} \"$LF_ENV\""
         f" runuser -u {user} -- bash -c \"$LF_BUILD\"",
         "fi",
         f"exec runuser -u {user} -- bash -c \"$LF_BUILD\"",

@@ -17,14 +17,12 @@ import json
 import shlex
 from typing import Any
 
-from lightfold.server.app import app_dir
+from lightfold.agent.layout import SERVER_MARKER, Layout
 from lightfold.server.plan import Run, Step
-
-SERVER_MARKER = "/etc/lightfold/configured"
 
 
 def marker_path(app: str) -> str:
-    return f"{app_dir(app)}/configured"
+    return Layout(app).marker
 
 
 def marker_step(app: str, fingerprint: str, agent_hash: str, lightfold_version: str) -> Step:

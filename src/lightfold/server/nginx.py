@@ -1,22 +1,27 @@
 """nginx for one app: the site, the shared http-context file, the initial upstream, the reload.
 
-Files:
-    /etc/nginx/conf.d/lightfold.conf                   shared `map` (keepalive + WebSocket upgrade)
-    /etc/nginx/sites-enabled/lightfold-<app>.conf      upstream lightfold_<app> + server block(s)
-    /etc/lightfold/apps/<app>/upstream.conf            `server 127.0.0.1:<blue port>;` written only
-                                                       when absent: the agent owns it afterwards
-    /var/www/lightfold-acme                            webroot for ACME http-01 challenges
+Files (their paths come from lightfold.agent.layout):
+    NGINX_SHARED_CONF      shared `map` (keepalive + WebSocket upgrade)
+    nginx_site(app)        upstream lightfold_<app> + server block(s)
+    Layout(app).upstream   `server 127.0.0.1:<blue port>;` written only when absent: the agent owns
+                           it afterwards
+    ACME_ROOT              webroot for ACME http-01 challenges
 Debian's default site is removed. The step ends with `nginx -t` + reload; if `nginx -t` fails the
 step's files are put back and nginx keeps serving the previous configuration.
 """
 
 from __future__ import annotations
 
-from lightfold.server.app import AppSpec, app_dir, render_template
+import posixpath
+
+from lightfold.agent import layout
+from lightfold.agent.layout import ACME_ROOT, NGINX_SHARED_CONF, Layout
+from lightfold.server.app import AppSpec, render_template
 from lightfold.server.plan import EnsureDir, NginxReload, Remove, Step, WriteFile
 
-ACME_ROOT = "/var/www/lightfold-acme"
-SHARED_CONF = "/etc/nginx/conf.d/lightfold.conf"
+SHARED_CONF = NGINX_SHARED_CONF
+# Debian's own site, which would answer for every name before ours.
+DEBIAN_DEFAULT_SITE = posixpath.join(layout.NGINX_SITES, "default")
 CLIENT_MAX_BODY_SIZE = "64m"
 
 # Frameworks (or detection variants, e.g. Vite's "react") whose build is a single-page app:
@@ -28,16 +33,17 @@ SPA_FRAMEWORKS = frozenset({
 
 
 def site_path(app: str) -> str:
-    return f"/etc/nginx/sites-enabled/lightfold-{app}.conf"
+    return layout.nginx_site(app)
 
 
 def upstream_path(app: str) -> str:
-    return f"{app_dir(app)}/upstream.conf"
+    return Layout(app).upstream
 
 
 def static_root(spec: AppSpec) -> str:
     out = spec.output_path or "."
-    return f"{spec.home}/current" if out == "." else f"{spec.home}/current/{out}"
+    current = spec.layout.current
+    return current if out == "." else f"{current}/{out}"
 
 
 def try_files(spec: AppSpec) -> str:
@@ -52,6 +58,9 @@ def site_text(spec: AppSpec) -> str:
     return render_template(
         "site.conf.j2",
         app=spec.name,
+        upstream=layout.nginx_upstream_name(spec.name),
+        upstream_include=upstream_path(spec.name),
+        acme_root=ACME_ROOT,
         tls=spec.tls,
         domain=spec.domain or "",
         server_name=spec.domain or "_",
@@ -77,6 +86,6 @@ def nginx_step(spec: AppSpec) -> Step:
         WriteFile(upstream_path(spec.name), initial_upstream_text(spec), only_if_absent=True),
         WriteFile(SHARED_CONF, shared_conf_text()),
         WriteFile(site_path(spec.name), site_text(spec)),
-        Remove("/etc/nginx/sites-enabled/default"),
+        Remove(DEBIAN_DEFAULT_SITE),
         NginxReload(),
     ))

@@ -20,8 +20,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from lightfold.agent.layout import ACME_ROOT
 from lightfold.errors import LightfoldError
-from lightfold.server.nginx import ACME_ROOT
 from lightfold.server.plan import EnsurePackages, Plan, Run, Step, WriteFile
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"

@@ -135,7 +135,8 @@ def test_image_tags_refuse_bad_ids():
     assert dockerfile.image_tag("shop", "20260101120000") == "lightfold-shop:20260101120000"
     with pytest.raises(LightfoldError):
         dockerfile.image_tag("shop", "../x")
-    assert dockerfile.retag_command("shop", "1", "2") == "docker tag lightfold-shop:1 lightfold-shop:2"
+    assert dockerfile.retag_command("shop", "20260101120001", "20260101120002") == (
+        "docker tag lightfold-shop:20260101120001 lightfold-shop:20260101120002")
 
 
 def test_start_script_has_no_secrets_and_is_bash():
@@ -152,3 +153,11 @@ def test_build_without_docker_says_to_configure(tmp_path):
     assert r.returncode == 1
     event = json.loads(r.stdout.splitlines()[-1])
     assert event["status"] == "failed" and "lightfold configure" in event["output"][0]
+
+
+def test_image_tags_take_only_release_ids_of_the_one_rule():
+    from lightfold.errors import LightfoldError
+
+    for bad in ("1", "v1.2", "release-1", "20260101120000\n"):
+        with pytest.raises(LightfoldError, match="14 digits"):
+            dockerfile.image_tag("shop", bad)

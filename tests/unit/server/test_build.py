@@ -47,8 +47,9 @@ def phases(events) -> list[tuple[str, str]]:
 
 
 def test_node_build_installs_builds_and_writes_start_and_release_json(tmp_path: Path):
-    rel = release(tmp_path, "r1")
-    rc, events, err = build(tmp_path, "r1", deps_hash="h1", release_info={"commit": "abc123", "dirty": False})
+    rel = release(tmp_path, "20260101120001")
+    rc, events, err = build(tmp_path, "20260101120001", deps_hash="h1",
+                            release_info={"commit": "abc123", "dirty": False})
     assert rc == 0, err
     assert phases(events) == [("install", "start"), ("install", "done"), ("build", "start"), ("build", "done"),
                               ("finish", "done")]
@@ -64,37 +65,37 @@ def test_node_build_installs_builds_and_writes_start_and_release_json(tmp_path: 
     assert str(rel) not in start.read_text()
     assert 'PATH="$LF_APP/node_modules/.bin:/opt/lightfold/node-20/bin:' in start.read_text()
     info = json.loads((rel / ".lightfold/release.json").read_text())
-    assert info["id"] == "r1" and info["commit"] == "abc123" and info["deps_hash"] == "h1"
+    assert info["id"] == "20260101120001" and info["commit"] == "abc123" and info["deps_hash"] == "h1"
     assert info["start"] == "node server.js" and info["static"] is False
 
 
 def test_unchanged_lockfile_reuses_the_previous_node_modules_as_hard_links(tmp_path: Path):
-    release(tmp_path, "r1")
-    assert build(tmp_path, "r1")[0] == 0
-    rel2 = release(tmp_path, "r2")
-    rc, events, err = build(tmp_path, "r2", reuse_from="r1")
+    release(tmp_path, "20260101120001")
+    assert build(tmp_path, "20260101120001")[0] == 0
+    rel2 = release(tmp_path, "20260101120002")
+    rc, events, err = build(tmp_path, "20260101120002", reuse_from="20260101120001")
     assert rc == 0, err
     assert ("install", "reused") in phases(events) and ("install", "start") not in phases(events)
     assert not (rel2 / "install-ran").exists()
-    old = tmp_path / "srv/shop/releases/r1/node_modules/dep/index.js"
+    old = tmp_path / "srv/shop/releases/20260101120001/node_modules/dep/index.js"
     assert (rel2 / "node_modules/dep/index.js").stat().st_ino == old.stat().st_ino
     assert not (rel2 / "node_modules/.cache").exists()  # caches are rewritten in place: never shared
-    assert (tmp_path / "srv/shop/releases/r1/node_modules/.cache").exists()
+    assert (tmp_path / "srv/shop/releases/20260101120001/node_modules/.cache").exists()
 
 
 def test_reuse_falls_back_to_install_when_the_previous_release_has_no_deps(tmp_path: Path):
-    release(tmp_path, "r1")
-    rel2 = release(tmp_path, "r2")
-    rc, events, _ = build(tmp_path, "r2", reuse_from="r1")
+    release(tmp_path, "20260101120001")
+    rel2 = release(tmp_path, "20260101120002")
+    rc, events, _ = build(tmp_path, "20260101120002", reuse_from="20260101120001")
     assert rc == 0 and ("install", "done") in phases(events)
     assert (rel2 / "install-ran").exists()
 
 
 def test_a_failed_build_reports_phase_command_exit_and_last_lines(tmp_path: Path):
-    rel = release(tmp_path, "r1")
+    rel = release(tmp_path, "20260101120001")
     det = Det(install=None, build="for i in $(seq 1 25); do echo line $i; done; echo 'Error: \"x\" failed' >&2; exit 4",
               start="node server.js")
-    rc, events, err = build(tmp_path, "r1", det)
+    rc, events, err = build(tmp_path, "20260101120001", det)
     assert rc == 1
     failed = events[-1]
     assert failed["build"] == "build" and failed["status"] == "failed" and failed["exit"] == 4
@@ -105,31 +106,31 @@ def test_a_failed_build_reports_phase_command_exit_and_last_lines(tmp_path: Path
 
 
 def test_overrides_from_deploy_config_win(tmp_path: Path):
-    rel = release(tmp_path, "r1")
+    rel = release(tmp_path, "20260101120001")
     deploy = DeployConfig(build_command="echo custom > custom-build", start_command="node dist/main.js")
-    rc, events, _ = build(tmp_path, "r1", deploy=deploy)
+    rc, events, _ = build(tmp_path, "20260101120001", deploy=deploy)
     assert rc == 0
     assert (rel / "custom-build").exists() and not (rel / ".next").exists()
     assert (rel / ".lightfold/start").read_text().splitlines()[-1] == "exec node dist/main.js"
 
 
 def test_release_command_runs_after_the_build_with_the_release_env(tmp_path: Path):
-    rel = release(tmp_path, "r1")
+    rel = release(tmp_path, "20260101120001")
     det = Det(install=None, build="echo built > order", release="echo migrated >> order", start="node s.js")
-    rc, events, _ = build(tmp_path, "r1", det)
+    rc, events, _ = build(tmp_path, "20260101120001", det)
     assert rc == 0 and ("release", "done") in phases(events)
     assert (rel / "order").read_text() == "built\nmigrated\n"
     assert json.loads((rel / ".lightfold/release.json").read_text())["release"] == "echo migrated >> order"
-    rel2 = release(tmp_path, "r2")
-    assert build(tmp_path, "r2", det, run_release=False)[0] == 0
+    rel2 = release(tmp_path, "20260101120002")
+    assert build(tmp_path, "20260101120002", det, run_release=False)[0] == 0
     assert (rel2 / "order").read_text() == "built\n"
 
 
 def test_static_site_builds_without_a_start_script(tmp_path: Path):
-    rel = release(tmp_path, "r1")
+    rel = release(tmp_path, "20260101120001")
     det = Det(framework="astro", static=True, output_dir="dist", start=None,
               install="echo ok", build="mkdir -p dist && echo '<h1>hi</h1>' > dist/index.html")
-    rc, _, err = build(tmp_path, "r1", det)
+    rc, _, err = build(tmp_path, "20260101120001", det)
     assert rc == 0, err
     assert (rel / "dist/index.html").exists() and not (rel / ".lightfold/start").exists()
     assert json.loads((rel / ".lightfold/release.json").read_text())["static"] is True
@@ -137,14 +138,14 @@ def test_static_site_builds_without_a_start_script(tmp_path: Path):
 
 def test_missing_start_command_is_a_clear_error():
     with pytest.raises(LightfoldError, match="no start command") as e:
-        user_build_script("shop", Det(start=None), DeployConfig(), "r1")
+        user_build_script("shop", Det(start=None), DeployConfig(), "20260101120001")
     assert "deploy.start_command" in e.value.fix
 
 
 def test_app_root_in_a_monorepo(tmp_path: Path):
-    rel = release(tmp_path, "r1", {"apps/web/package.json": "{}"})
+    rel = release(tmp_path, "20260101120001", {"apps/web/package.json": "{}"})
     det = Det(install="echo > installed-here", build=None, start="node s.js", app_root="/home/me/mono/apps/web")
-    rc, _, err = build(tmp_path, "r1", det, app_subdir="apps/web")
+    rc, _, err = build(tmp_path, "20260101120001", det, app_subdir="apps/web")
     assert rc == 0, err
     assert (rel / "apps/web/installed-here").exists() and (rel / ".lightfold/start").exists()
     assert 'LF_APP="$LF_RELEASE/apps/web"' in (rel / ".lightfold/start").read_text()
@@ -154,8 +155,8 @@ def test_python_venv_lives_per_lockfile_hash_and_is_reused(tmp_path: Path):
     det = Det(runtime="python", framework="flask", package_manager="uv", runtime_version="3.11",
               install='python -c "import sys; print(sys.prefix)" > venv-used && echo ran >> install-ran',
               build=None, start="gunicorn app:app --bind 127.0.0.1:$PORT")
-    rel1 = release(tmp_path, "r1", {"uv.lock": "flask\n"})
-    rc, events, err = build(tmp_path, "r1", det, deps_hash="abc")
+    rel1 = release(tmp_path, "20260101120001", {"uv.lock": "flask\n"})
+    rc, events, err = build(tmp_path, "20260101120001", det, deps_hash="abc")
     assert rc == 0, err
     deps = tmp_path / "srv/shop/deps/abc"
     assert (rel1 / "venv-used").read_text().strip() == str(deps / ".venv")
@@ -164,8 +165,8 @@ def test_python_venv_lives_per_lockfile_hash_and_is_reused(tmp_path: Path):
     assert 'PATH="$LF_APP/.venv/bin:' in start and 'VIRTUAL_ENV="$LF_APP/.venv"' in start
     assert start.splitlines()[-1] == "exec gunicorn app:app --bind 127.0.0.1:$PORT"
 
-    rel2 = release(tmp_path, "r2", {"uv.lock": "flask\n"})
-    rc, events, err = build(tmp_path, "r2", det, deps_hash="abc")
+    rel2 = release(tmp_path, "20260101120002", {"uv.lock": "flask\n"})
+    rc, events, err = build(tmp_path, "20260101120002", det, deps_hash="abc")
     assert rc == 0, err
     assert ("install", "reused") in phases(events) and not (rel2 / "install-ran").exists()
     assert os.readlink(rel2 / ".venv") == str(deps / ".venv")
@@ -177,8 +178,8 @@ def test_python_tools_get_the_proxy_and_index_of_pips_config(tmp_path: Path):
     conf.write_text("[global]\nproxy = http://10.0.0.1:3142\nindex-url = https://mirror.invalid/simple\n")
     det = Det(runtime="python", package_manager="uv", build=None, start="gunicorn app:app",
               install='printf "%s %s %s" "$HTTPS_PROXY" "$UV_DEFAULT_INDEX" "$PDM_PYPI_URL" > seen')
-    rel = release(tmp_path, "r1", {"uv.lock": ""})
-    script = user_build_script("shop", det, DeployConfig(), "r1", prefix=str(tmp_path), deps_hash="h")
+    rel = release(tmp_path, "20260101120001", {"uv.lock": ""})
+    script = user_build_script("shop", det, DeployConfig(), "20260101120001", prefix=str(tmp_path), deps_hash="h")
     env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")}
     r = subprocess.run(["bash", "-s"], input=script, capture_output=True, text=True,
                        env={**env, "PIP_CONFIG_FILE": str(conf)})
@@ -194,8 +195,8 @@ def test_node_package_managers_get_the_proxy_of_npms_config(tmp_path: Path):
     npmrc.write_text("https-proxy=http://10.0.0.1:3142\n")
     det = Det(package_manager="pnpm", build=None,
               install='printf "%s %s %s" "$npm_config_https_proxy" "$HTTPS_PROXY" "$YARN_HTTPS_PROXY" > seen')
-    rel = release(tmp_path, "r1")
-    script = user_build_script("shop", det, DeployConfig(), "r1", prefix=str(tmp_path))
+    rel = release(tmp_path, "20260101120001")
+    script = user_build_script("shop", det, DeployConfig(), "20260101120001", prefix=str(tmp_path))
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     r = subprocess.run(["bash", "-s"], input=script, capture_output=True, text=True,
                        env={**env, "npm_config_globalconfig": str(npmrc)})
@@ -204,21 +205,21 @@ def test_node_package_managers_get_the_proxy_of_npms_config(tmp_path: Path):
 
 
 def test_pip_projects_get_pip_in_their_venv_and_others_do_not():
-    pip = user_build_script("shop", Det(runtime="python", package_manager="pip"), DeployConfig(), "r1")
-    uv = user_build_script("shop", Det(runtime="python", package_manager="uv"), DeployConfig(), "r1")
+    pip = user_build_script("shop", Det(runtime="python", package_manager="pip"), DeployConfig(), "20260101120001")
+    uv = user_build_script("shop", Det(runtime="python", package_manager="uv"), DeployConfig(), "20260101120001")
     assert "python3 -m venv '$DEPS/.venv'" in pip and "python3 -m venv --without-pip '$DEPS/.venv'" in uv
 
 
 def test_start_script_runs_in_the_app_dir_and_execs_the_command(tmp_path: Path):
-    rel = release(tmp_path, "r1")
+    rel = release(tmp_path, "20260101120001")
     det = Det(install=None, build=None, start="sh -c 'echo port=$PORT cwd=$(pwd)'")
-    assert build(tmp_path, "r1", det)[0] == 0
+    assert build(tmp_path, "20260101120001", det)[0] == 0
     out = subprocess.run([str(rel / ".lightfold/start")], capture_output=True, text=True,
                          env={"PORT": "8123"}, cwd="/")
     assert out.stdout.strip() == f"port=8123 cwd={rel}"
     compound = Det(install=None, build=None, start="echo one && echo two")
-    rel2 = release(tmp_path, "r2")
-    assert build(tmp_path, "r2", compound)[0] == 0
+    rel2 = release(tmp_path, "20260101120002")
+    assert build(tmp_path, "20260101120002", compound)[0] == 0
     text = (rel2 / ".lightfold/start").read_text()
     assert text.splitlines()[-1] == "exec /bin/sh -c 'echo one && echo two'"
     assert subprocess.run([str(rel2 / ".lightfold/start")], capture_output=True, text=True).stdout == "one\ntwo\n"
@@ -230,14 +231,15 @@ def test_start_script_runs_in_the_app_dir_and_execs_the_command(tmp_path: Path):
     ("java -jar build/libs/*.jar", "exec java -jar build/libs/*.jar"),
 ])
 def test_start_commands_with_env_assignments_keep_them_before_exec(tmp_path: Path, start: str, last: str):
-    rel = release(tmp_path, "r1")
-    assert build(tmp_path, "r1", Det(install=None, build=None, start=start))[0] == 0
+    rel = release(tmp_path, "20260101120001")
+    assert build(tmp_path, "20260101120001", Det(install=None, build=None, start=start))[0] == 0
     assert (rel / ".lightfold/start").read_text().splitlines()[-1] == last
 
 
 def test_env_assignments_reach_the_started_program(tmp_path: Path):
-    rel = release(tmp_path, "r1")
-    assert build(tmp_path, "r1", Det(install=None, build=None, start="GREETING='hi there' printenv GREETING"))[0] == 0
+    rel = release(tmp_path, "20260101120001")
+    det = Det(install=None, build=None, start="GREETING='hi there' printenv GREETING")
+    assert build(tmp_path, "20260101120001", det)[0] == 0
     out = subprocess.run(["/bin/dash", str(rel / ".lightfold/start")], capture_output=True, text=True)
     assert out.stdout == "hi there\n"
 
@@ -251,7 +253,7 @@ def test_build_env_comes_from_the_release_snapshot_without_port(tmp_path: Path):
         sys.path.remove(str(AGENT_DIR))
     hostile = {"NEXT_PUBLIC_API": "https://api.example/v1?a=1&b=2", "QUOTES": "it's \"quoted\" $HOME",
                "MULTI": "line1\nline2", "PORT": "1234"}
-    env_file = tmp_path / "r1.env"
+    env_file = tmp_path / "20260101120001.env"
     env_file.write_text(agent.render_env_file(hostile))
     r = subprocess.run(
         [sys.executable, "-c", ENV_LOADER, str(AGENT_DIR), str(env_file), "python3", "-c",
@@ -275,11 +277,22 @@ def test_root_wrapper_runs_the_build_as_the_app_user():
 
 
 def test_extract_unpacks_as_the_app_user():
-    assert extract_command("shop", "r1", "/tmp/lf upload.tgz") == (
-        "install -d -o lf-shop -g lf-shop -m 755 /srv/shop/releases/r1"
-        " && runuser -u lf-shop -- tar -xzf - -C /srv/shop/releases/r1 --no-same-owner --no-same-permissions"
+    assert extract_command("shop", "20260101120001", "/tmp/lf upload.tgz") == (
+        "install -d -o lf-shop -g lf-shop -m 755 /srv/shop/releases/20260101120001"
+        " && runuser -u lf-shop -- tar -xzf - -C /srv/shop/releases/20260101120001"
+        " --no-same-owner --no-same-permissions"
         " < '/tmp/lf upload.tgz' && rm -f '/tmp/lf upload.tgz'"
     )
+
+
+def test_builds_take_only_release_ids_of_the_one_rule():
+    """The agent, rollback --to and the build agree: 14 digits, nothing else (a name the build once
+    accepted, such as 'v1.2', would be a release the agent never lists or activates)."""
+    for bad in ("r1", "v1.2", "2026010112000", "../20260101120001", "20260101120001\n"):
+        with pytest.raises(LightfoldError, match="14 digits"):
+            extract_command("shop", bad, "/tmp/x.tgz")
+    with pytest.raises(LightfoldError, match="14 digits"):
+        build_script("shop", NODE, DeployConfig(), "20260101120002", reuse_from="previous")
 
 
 def test_lockfiles_per_runtime():
@@ -291,27 +304,27 @@ def test_a_package_script_start_runs_the_script_itself(tmp_path: Path):
     """`npm run start` whose script is `node server.js` starts node directly (no npm in between);
     a start command changed by config or another builder runs as written."""
     det = Det(install=None, build=None, start="npm run start", start_exec={"npm run start": "node server.js"})
-    rel = release(tmp_path, "r1")
-    assert build(tmp_path, "r1", det)[0] == 0
+    rel = release(tmp_path, "20260101120001")
+    assert build(tmp_path, "20260101120001", det)[0] == 0
     assert (rel / ".lightfold/start").read_text().splitlines()[-1] == "exec node server.js"
-    rel2 = release(tmp_path, "r2")
-    assert build(tmp_path, "r2", det, deploy=DeployConfig(start_command="npm run serve"))[0] == 0
+    rel2 = release(tmp_path, "20260101120002")
+    assert build(tmp_path, "20260101120002", det, deploy=DeployConfig(start_command="npm run serve"))[0] == 0
     assert (rel2 / ".lightfold/start").read_text().splitlines()[-1] == "exec npm run serve"
 
 
 def test_the_start_script_works_from_a_hard_linked_copy_after_the_original_is_gone(tmp_path: Path):
     """An env-only release is `cp -a --link` of the live one; once cleanup removes that one, the
     copy's start script must still find its own directory."""
-    rel = release(tmp_path, "r1")
+    rel = release(tmp_path, "20260101120001")
     det = Det(install=None, build=None, runtime="python", package_manager="uv",
               start="sh -c 'echo cwd=$(pwd) venv=$VIRTUAL_ENV'")
-    assert build(tmp_path, "r1", det)[0] == 0
-    copy = tmp_path / "srv/shop/releases/r2"
+    assert build(tmp_path, "20260101120001", det)[0] == 0
+    copy = tmp_path / "srv/shop/releases/20260101120002"
     subprocess.run(["cp", "-a", "--link", str(rel), str(copy)], check=True)
     shutil.rmtree(rel)
     slot = tmp_path / "srv/shop/slots/blue"
     slot.parent.mkdir(parents=True)
-    slot.symlink_to("../releases/r2")  # systemd runs it through the slot link
+    slot.symlink_to("../releases/20260101120002")  # systemd runs it through the slot link
     out = subprocess.run([str(slot / ".lightfold/start")], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"cwd={copy} venv={copy}/.venv"
