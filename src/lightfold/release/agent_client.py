@@ -28,6 +28,10 @@ class AgentError(LightfoldError):
         self.result = result
 
 
+def request(op: str, app: str, **fields: Any) -> dict[str, Any]:
+    return {"op": op, "app": app, "by": actor(), **fields}
+
+
 async def call(
     conn: Connection,
     op: str,
@@ -38,7 +42,6 @@ async def call(
     timeout: float = 900,
     **fields: Any,
 ) -> dict[str, Any]:
-    request = {"op": op, "app": app, "by": actor(), **fields}
     command = as_root(conn, remote_command(detach))
 
     def on_output(stream: str, line: str) -> None:
@@ -47,17 +50,22 @@ async def call(
                 on_event(json.loads(line))
 
     res = await conn.run(
-        command, input=json.dumps(request), check=False, timeout=timeout,
+        command, input=json.dumps(request(op, app, **fields)), check=False, timeout=timeout,
         on_output=on_output, display=f"lightfold agent {op}",
     )
-    result = _last_json(res.stdout)
+    return answer(op, res.stdout, res.exit_status, res.stderr, conn.host)
+
+
+def answer(op: str, stdout: str, exit_status: int, stderr: str, host: str) -> dict[str, Any]:
+    """The agent's reply from what its exec printed; raises when there is none or it is not ok."""
+    result = _last_json(stdout)
     if result is None:
-        if res.exit_status == 127 or "No such file" in res.stderr:
+        if exit_status == 127 or "No such file" in stderr or "No module named" in stderr:
             raise LightfoldError(
-                f"the lightfold agent is not installed on {conn.host}", "run `lightfold configure` first"
+                f"the lightfold agent is not installed on {host}", "run `lightfold configure` first"
             )
-        tail = (res.stderr or res.stdout).strip().splitlines()[-15:]
-        raise LightfoldError(f"the server agent gave no answer to {op} (exit {res.exit_status})", details=tail)
+        tail = (stderr or stdout).strip().splitlines()[-15:]
+        raise LightfoldError(f"the server agent gave no answer to {op} (exit {exit_status})", details=tail)
     if not result.get("ok"):
         raise AgentError(result)
     return result

@@ -1,45 +1,26 @@
 """`lightfold configure`: make a server ready to run one app, or say that it already is.
 
-Facts are read in one exec (this app's marker, every app's app.json for port allocation), the
-plan comes from `lightfold.server.configure`, and the script runs in one more exec. The plan's
-fingerprint is stored in the marker, so an unchanged plan is skipped without touching the server.
+Facts (lightfold.release.facts) are read in one exec (this app's marker, every app's app.json for
+port allocation, the domain's certificate), the plan comes from `lightfold.server.configure`, and
+the script runs in one more exec. The plan's fingerprint is stored in the marker, so an unchanged
+plan is skipped without touching the server.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lightfold import state
 from lightfold.errors import LightfoldError
+from lightfold.release import facts
+from lightfold.release.facts import Fact
 from lightfold.release.report import Report, silent
-from lightfold.release.target import Target, as_root, source_layout
+from lightfold.release.target import Target, source_layout
 
 if TYPE_CHECKING:
     from lightfold.remote import Connection
-
-# Prints {"marker": <this app's marker text or null>, "apps": {name: app.json}, "tls_cert": bool}
-# — one round trip. argv: this app's marker, the app.json glob, and the domain when there is one;
-# tls_cert: the domain's certificate exists (the live/ directory is readable by root only, hence
-# as_root).
-_FACTS = r"""
-import glob, json, os, sys
-marker, apps_glob = sys.argv[1], sys.argv[2]
-domain = sys.argv[3] if len(sys.argv) > 3 else None
-live = "/etc/letsencrypt/live/%s/" % domain
-tls_cert = bool(domain) and all(os.path.exists(live + f) for f in ("fullchain.pem", "privkey.pem"))
-def read(p):
-    try:
-        with open(p) as f: return f.read()
-    except OSError: return None
-apps = {}
-for p in glob.glob(apps_glob):
-    try: apps[os.path.basename(os.path.dirname(p))] = json.loads(read(p) or "null")
-    except ValueError: pass
-print(json.dumps({"marker": read(marker), "apps": apps, "tls_cert": tls_cert}))
-"""
 
 
 @dataclass
@@ -57,15 +38,10 @@ def tls_domain(target: Target) -> str | None:
     return d.domain if d and d.ssl else None
 
 
-async def facts(conn: Connection, app: str, domain: str | None = None) -> dict[str, Any]:
-    import shlex
-
-    from lightfold.agent.layout import Layout
-
-    args = [Layout(app).marker, Layout("*").app_json, *([domain] if domain else [])]
-    cmd = f"python3 -c {shlex.quote(_FACTS)} {shlex.join(args)}"
-    res = await conn.run(as_root(conn, cmd), display="read server facts")
-    return json.loads(res.stdout)
+def facts_to_read(target: Target) -> tuple[Fact, ...]:
+    """What configure decides from: this app's marker, every app's app.json (ports), and whether
+    the domain's certificate is on the server."""
+    return (facts.marker(target.name), facts.app_configs(), facts.tls_cert(tls_domain(target)))
 
 
 def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
@@ -94,32 +70,30 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
 
 async def configure(
     conn: Connection, target: Target, detection: Any, *, force: bool = False, report: Report = silent,
+    server_facts: dict[str, Any] | None = None,
 ) -> ConfigureResult:
-    from lightfold.server.markers import parse_marker
-
+    """`server_facts`: the values of `facts_to_read(target)` when the caller read them already
+    (deploy reads them together with push's)."""
     t0 = time.monotonic()
-    server_facts = await facts(conn, target.name, tls_domain(target))
+    if server_facts is None:
+        server_facts = await facts.read(conn, *facts_to_read(target))
     plan = plan_for(target, detection, server_facts)
-    marker = parse_marker(server_facts.get("marker") or "")
+    marker = server_facts.get("marker")
     if not force and marker and marker.get("fingerprint") == plan.fingerprint:
         state.update(target.name, lambda s: _mark_configured(s, plan.fingerprint))
         steps = [s.name for s in plan.plan.steps]
         report("skip", f"already configured, nothing changed ({', '.join(steps)}); --force reruns it")
         return ConfigureResult(True, unchanged=steps, seconds=time.monotonic() - t0, fingerprint=plan.fingerprint)
 
+    from lightfold.release.scripts import run_plan
+
     result = ConfigureResult(False, fingerprint=plan.fingerprint)
-    failure: dict[str, Any] = {}
 
-    def on_output(stream: str, line: str) -> None:
-        from lightfold.server.plan import parse_event
-
-        event = parse_event(line) if stream == "stdout" else None
-        if event is None:
-            return
+    def on_event(event: dict[str, Any]) -> None:
         step = event.get("step", "?")
         if event.get("failed"):
-            failure.update(event)
-        elif event.get("status") == "start":
+            return
+        if event.get("status") == "start":
             report("step", f"configure: {step}")
         elif event.get("status") == "done":
             (result.changed if event.get("changed") else result.unchanged).append(step)
@@ -130,12 +104,9 @@ async def configure(
         elif event.get("changed"):
             report("note", f"  {event.get('action')}")
 
-    res = await conn.run(
-        as_root(conn, "bash -s"), input=plan.script, check=False, timeout=1800,
-        on_output=on_output, display="configure script",
-    )
-    if res.exit_status != 0:
-        raise _failure(target, failure, res)
+    run = await run_plan(conn, plan.script, on_event, display="configure script")
+    if not run.ok:
+        raise _failure(target, run.failed, run)
     state.update(target.name, lambda s: _mark_configured(s, plan.fingerprint))
     result.seconds = time.monotonic() - t0
     return result

@@ -75,30 +75,27 @@ async def _certbot(conn: Connection, argv: list[str], timeout: float = 300) -> t
 
 async def install_certbot(conn: Connection, report: Report = silent) -> bool:
     """Run tls.install_plan(); True when something changed."""
+    from lightfold.release.scripts import run_plan
     from lightfold.server import tls
-    from lightfold.server.plan import parse_event, render
+    from lightfold.server.plan import render
 
     changed: list[bool] = []
-    failure: dict[str, Any] = {}
 
-    def on_output(stream: str, line: str) -> None:
-        event = parse_event(line) if stream == "stdout" else None
-        if not event:
-            return
+    def on_event(event: dict[str, Any]) -> None:
         if event.get("failed"):
-            failure.update(event)
-        elif event.get("status") == "done":
+            return
+        if event.get("status") == "done":
             changed.append(bool(event.get("changed")))
         elif event.get("changed"):
             report("note", f"  {event.get('action')}")
 
-    res = await conn.run(as_root(conn, "bash -s"), input=render(tls.install_plan()), check=False,
-                         timeout=900, on_output=on_output, display="install certbot")
-    if res.exit_status != 0:
+    run = await run_plan(conn, render(tls.install_plan()), on_event, timeout=900, display="install certbot")
+    if not run.ok:
+        failure = run.failed
         raise LightfoldError(
-            f"installing certbot failed: `{failure.get('command', '?')}` exited {failure.get('exit', res.exit_status)}",
+            f"installing certbot failed: `{failure.get('command', '?')}` exited {failure.get('exit', run.exit_status)}",
             "fix the cause shown below and retry (nothing else was changed)",
-            details=[str(x) for x in failure.get("output") or res.stderr.splitlines()][-15:],
+            details=[str(x) for x in failure.get("output") or run.stderr.splitlines()][-15:],
         )
     return any(changed)
 

@@ -16,7 +16,6 @@ Plans (the journalctl command lines) are pure functions, tested as text.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shlex
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from lightfold import state
 from lightfold.agent import layout
 from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError, UsageError
-from lightfold.release import agent_client
+from lightfold.release import agent_client, facts
 from lightfold.release.report import Report, silent
 from lightfold.release.target import Target, actor, as_root
 
@@ -196,13 +195,15 @@ def remote_status(name: str, timeout: float = 10) -> tuple[str, dict[str, Any] |
 
     async def go():
         async with await targets.connect(t) as conn:
+            domain = t.config.domain.domain if t.config.domain else None
+            wanted = (facts.status(name, conn.host), *([facts.certificate(domain)] if domain else []))
             try:
-                agent = await agent_client.call(conn, "status", name, timeout=timeout)
+                values = await facts.read(conn, *wanted, timeout=timeout)
             except LightfoldError as e:
                 return "reachable", None, e.problem
-            info = deploy_status(agent)
-            if t.config.domain:
-                info["certificate"] = await _certificate(conn, t.config.domain.domain, timeout)
+            info = deploy_status(values["status"])
+            if domain:
+                info["certificate"] = _certificate(values["certificate"])
             return "reachable", info, None
 
     try:
@@ -211,16 +212,8 @@ def remote_status(name: str, timeout: float = 10) -> tuple[str, dict[str, Any] |
         return e.problem, None, e.problem
 
 
-async def _certificate(conn: Connection, domain: str, timeout: float) -> dict[str, Any] | None:
+def _certificate(info: dict[str, Any]) -> dict[str, Any] | None:
     """{expires, days_left, issuer} of the domain's certificate on the server, or None."""
-    from lightfold.server.tls import CERT_INFO_SCRIPT, cert_info
-
-    try:
-        res = await conn.run(as_root(conn, f"python3 -c {shlex.quote(CERT_INFO_SCRIPT)} {shlex.quote(domain)}"),
-                             check=False, timeout=timeout, display="read the certificate")
-        info = cert_info(json.loads(res.stdout.strip().splitlines()[-1]))
-    except (LightfoldError, ValueError, IndexError, KeyError):
-        return None
     if not info.get("exists"):
         return None
     return {"expires": info.get("expires"), "days_left": info.get("days_left"), "issuer": info.get("issuer")}
@@ -334,12 +327,8 @@ def recover_address(t: Target, progress=None) -> Target:
 
 
 async def sync(conn: Connection, target: Target) -> SyncResult:
-    from lightfold.server.markers import marker_read_command, parse_marker
-
     app = target.name
-    res = await conn.run(as_root(conn, f"sh -c {shlex.quote(marker_read_command(app))}"),
-                         display="read the configure marker")
-    marker = parse_marker(res.stdout.strip())
+    marker = (await facts.read(conn, facts.marker(app)))["marker"]
     agent: dict[str, Any] | None = None
     if marker is not None:
         agent = await agent_client.call(conn, "status", app)

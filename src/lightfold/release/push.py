@@ -329,29 +329,24 @@ class _Text:
 
 
 async def _run_build(conn: Connection, target: Target, script: str, report: Report, release_id: str) -> None:
-    from lightfold.server.plan import parse_event
+    from lightfold.release.scripts import run_plan
 
-    failed: dict[str, Any] = {}
-
-    def on_output(stream: str, line: str) -> None:
-        event = parse_event(line) if stream == "stdout" else None
-        if event is None:
-            if stream == "stderr" and line.strip():
-                report("output", line)
-            return
+    def on_event(event: dict[str, Any]) -> None:
         phase, status = event.get("build"), event.get("status")
-        if status == "failed":
-            failed.update(event)
-        elif status == "reused":
+        if status == "reused":
             report("note", f"{phase}: reused from {event.get('from')}")
         elif status == "start" and event.get("command"):
             report("note", f"{phase}: {event['command']}")
 
-    res = await conn.run(as_root(conn, "bash -s"), input=script, check=False, timeout=3600,
-                         on_output=on_output, display="build")
-    await _save_build_log(conn, target.name, release_id, res.stdout + res.stderr)
-    if res.exit_status == 0:
+    def on_stderr(line: str) -> None:
+        if line.strip():
+            report("output", line)
+
+    run = await run_plan(conn, script, on_event, on_stderr=on_stderr, timeout=3600, display="build")
+    await _save_build_log(conn, target.name, release_id, run.stdout + run.stderr)
+    if run.ok:
         return
+    failed = run.failed
     if failed:
         raise LightfoldError(
             f"the build failed at {failed.get('build')}: `{failed.get('command')}` exited {failed.get('exit')}",
@@ -359,8 +354,8 @@ async def _run_build(conn: Connection, target: Target, script: str, report: Repo
             details=[str(x) for x in failed.get("output") or []][-20:],
         )
     raise LightfoldError(
-        f"the build failed (exit {res.exit_status})", "the live release keeps serving; see the output above",
-        details=res.stderr.strip().splitlines()[-20:],
+        f"the build failed (exit {run.exit_status})", "the live release keeps serving; see the output above",
+        details=run.stderr.strip().splitlines()[-20:],
     )
 
 
