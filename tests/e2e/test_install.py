@@ -94,6 +94,17 @@ def test_wheel_and_sdist_hold_the_whole_package_with_agent_and_templates(dist):
     assert {f"{root}/src/{f}" for f in expected} <= set(listing.split())
 
 
+def test_uv_tool_install_from_the_git_repository(tmp_path):
+    from lightfold import __version__
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = plain_env(home, str(home / ".local" / "bin"))
+    run(["uv", "tool", "install", "-q", f"git+file://{REPO}"], env, tmp_path)  # its committed HEAD
+    version = run([str(home / ".local" / "bin" / "lightfold"), "--version"], env, tmp_path).stdout
+    assert version.startswith(f"lightfold {__version__} (agent protocol ")
+
+
 @dataclass
 class Laptop:
     """A user's machine with lightfold installed from the wheel alone (no checkout on any path)."""
