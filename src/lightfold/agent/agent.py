@@ -875,8 +875,40 @@ def systemctl(*args: str) -> Ran:
     return run(["systemctl", *args])
 
 
-def reload_nginx() -> Ran:
-    return systemctl("reload", "nginx")
+NGINX_WORKER = b"nginx: worker process"
+
+
+def nginx_workers() -> set[int]:
+    """Worker processes that accept new connections (a worker told to quit retitles itself
+    `nginx: worker process is shutting down` and closes its listening sockets)."""
+    pids = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    title = f.read().split(b"\0")[0].strip()
+            except OSError:
+                continue
+            if title == NGINX_WORKER:
+                pids.add(int(name))
+    return pids
+
+
+def reload_nginx(settle_seconds: float = 10) -> Ran:
+    """`systemctl reload nginx` only signals the master and returns; the old workers keep accepting
+    connections until the master has started new ones (and, by design, 100 ms more). Return once no
+    worker of the old configuration accepts, so "traffic moved" is true when we say it."""
+    before = nginx_workers()
+    r = systemctl("reload", "nginx")
+    if r.code != 0 or not before:
+        return r
+    end = time.monotonic() + settle_seconds
+    while before & nginx_workers():
+        if time.monotonic() >= end:
+            return Ran(1, r.out, f"nginx did not take the new configuration within {settle_seconds:g}s "
+                                 "(its old workers still accept connections); see `journalctl -u nginx`")
+        time.sleep(0.02)
+    return r
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1119,7 +1151,7 @@ def flip_upstream(lay: Layout, port: int, slot: str, rid: str, backup_port: int 
     old = read_text(lay.upstream)
     write_atomic(lay.upstream, render_upstream(port, slot, rid, backup_port).encode())
     for argv in (["nginx", "-t"], ["systemctl", "reload", "nginx"]):
-        r = run(argv)
+        r = run(argv) if argv[0] == "nginx" else reload_nginx()
         if r.code != 0:
             restore_upstream(lay, old)
             if argv[0] == "systemctl":
