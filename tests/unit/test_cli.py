@@ -82,3 +82,28 @@ def test_target_defaults_to_sanitised_directory_name(cli, tmp_path):
 def test_debug_shows_traceback_for_errors(cli, lf_home):
     r = cli("--debug", "config", "set", "deploy.port", "x", "-t", "web")
     assert r.returncode == 1 and "Traceback" in r.stderr
+
+
+def test_any_command_module_imported_first_gives_the_whole_cli():
+    """No import circle hides behind the command registration: whichever module a caller (or a
+    test) imports first, the CLI ends up with every command; through the entry point (main) they
+    stand in `--help` order."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import importlib, sys\n"
+        "importlib.import_module(sys.argv[1])\n"
+        "from lightfold.cli.main import app\n"
+        "print(' '.join(c.name or c.callback.__name__ for c in app.registered_commands))\n"
+    )
+    firsts = ["lightfold.cli.main", "lightfold.cli.app", "lightfold.cli.options", "lightfold.cli.detect_cmd",
+              "lightfold.cli.server_cmds", "lightfold.cli.deploy_cmds", "lightfold.cli.operate_cmds",
+              "lightfold.cli.domain_cmd", "lightfold.cli.config_cmd"]
+    seen = {first: subprocess.run([sys.executable, "-c", probe, first], capture_output=True, text=True)
+            for first in firsts}
+    for first, r in seen.items():
+        assert r.returncode == 0, (first, r.stderr)
+    assert len({frozenset(r.stdout.split()) for r in seen.values()}) == 1, seen
+    commands = seen["lightfold.cli.main"].stdout.split()
+    assert commands[0] == "detect" and {"deploy", "push", "rollback", "status", "create"} <= set(commands)

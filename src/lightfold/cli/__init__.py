@@ -1,6 +1,6 @@
 """Entry point. `--version` answers without importing the CLI framework, and help screens are
 served from a cache keyed on everything that shapes them, a no-op `deploy`/`push` and `rollback` run in
-`lightfold.cli.fastpath` without Typer; everything else goes through the Typer app in `lightfold.cli.app`.
+`lightfold.cli.fastpath` without Typer; everything else goes through the Typer app in `lightfold.cli.main`.
 
 Why the help cache: importing Typer and rendering help with rich costs ~300 ms on a small VM,
 while printing a cached screen costs ~20 ms. The key covers the argv, the version, the source of
@@ -22,7 +22,7 @@ def main() -> None:
         print(version_line())
         return
     if "_LIGHTFOLD_COMPLETE" in os.environ:  # a shell asking Typer's completion for words
-        from lightfold.cli.app import run
+        from lightfold.cli.main import run
 
         run(argv)
         return
@@ -39,7 +39,7 @@ def main() -> None:
             return
         except OSError:
             pass
-    from lightfold.cli.app import run
+    from lightfold.cli.main import run
 
     if cache_file is None:
         run(argv)

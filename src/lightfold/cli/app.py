@@ -1,10 +1,8 @@
-"""The Typer application: global options, command registration and the one place where errors
-become a single line and an exit code (0 ok, 1 failure, 2 usage error, 130 interrupted)."""
+"""The Typer application and its global options. The command modules register their commands on
+`app`; `lightfold.cli.main` imports them all and is the one place where errors become a single line
+and an exit code (0 ok, 1 failure, 2 usage error, 130 interrupted)."""
 
 from __future__ import annotations
-
-import importlib
-import os
 
 import typer
 
@@ -21,16 +19,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
 )
-
-# Each module registers its commands on `app` when imported. Order = order in --help.
-COMMAND_MODULES = [
-    "detect_cmd",
-    "server_cmds",
-    "deploy_cmds",
-    "operate_cmds",
-    "domain_cmd",
-    "config_cmd",
-]
 
 
 def _version(value: bool) -> None:
@@ -50,12 +38,3 @@ def _global(
 ) -> None:
     if debug:
         output.DEBUG = True
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"lightfold.cli.{_name}")
-
-
-def run(argv: list[str]) -> None:
-    output.DEBUG = output.DEBUG or "--debug" in argv or bool(os.environ.get("LIGHTFOLD_DEBUG"))
-    output.guarded(lambda: app(args=argv, prog_name="lightfold"))

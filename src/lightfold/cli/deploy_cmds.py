@@ -9,8 +9,9 @@ import typer
 
 from lightfold.cli import fastpath, output, render
 from lightfold.cli.app import app
-from lightfold.cli.options import ForceOpt, JsonOpt, LockWaitOpt, PathArg, TargetOpt, resolve_target
-from lightfold.cli.server_cmds import ImageOpt, RegionOpt, SizeOpt
+from lightfold.cli.options import (
+    ForceOpt, ImageOpt, JsonOpt, LockWaitOpt, PathArg, RegionOpt, SizeOpt, TargetOpt, resolve_target,
+)
 from lightfold.names import PROVIDERS
 
 BuilderOpt = Annotated[

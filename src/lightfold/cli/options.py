@@ -16,6 +16,21 @@ TargetOpt = Annotated[
 ]
 PathArg = Annotated[Path, typer.Argument(help="Project directory.", show_default=".")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
+# Cloud server shape: `create` and `deploy` both take these.
+RegionOpt = Annotated[
+    str | None,
+    typer.Option("--region", help="Cloud providers: where the server runs (e.g. nbg1, nyc3, ewr). Default: "
+                 "chosen from a list on a terminal, else the provider's cheapest sensible one.", show_default=False),
+]
+SizeOpt = Annotated[
+    str | None,
+    typer.Option("--size", help="Cloud providers: the server type/plan (e.g. cx22, s-1vcpu-1gb, vc2-1c-1gb).",
+                 show_default=False),
+]
+ImageOpt = Annotated[
+    str | None,
+    typer.Option("--image", help="Cloud providers: the OS image (default: Debian 12).", show_default=False),
+]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Assume yes; never prompt.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Run the step even if it looks done.")]
 LockWaitOpt = Annotated[

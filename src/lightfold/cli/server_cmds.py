@@ -10,7 +10,7 @@ import typer
 
 from lightfold.cli import output, render
 from lightfold.cli.app import app
-from lightfold.cli.options import ForceOpt, JsonOpt, PathArg, TargetOpt, YesOpt, resolve_target
+from lightfold.cli.options import ImageOpt, RegionOpt, SizeOpt, ForceOpt, JsonOpt, PathArg, TargetOpt, YesOpt, resolve_target
 from lightfold.names import PROVIDERS
 from lightfold.providers.flags import HOST_KEY_ENV
 
@@ -22,20 +22,6 @@ NetworkOpt = Annotated[
     str | None,
     typer.Option("--network", help="local provider: 'isolated' (only the host and package registries, "
                  "default) or 'nat' (full outbound access through the host).", show_default=False),
-]
-RegionOpt = Annotated[
-    str | None,
-    typer.Option("--region", help="Cloud providers: where the server runs (e.g. nbg1, nyc3, ewr). Default: "
-                 "chosen from a list on a terminal, else the provider's cheapest sensible one.", show_default=False),
-]
-SizeOpt = Annotated[
-    str | None,
-    typer.Option("--size", help="Cloud providers: the server type/plan (e.g. cx22, s-1vcpu-1gb, vc2-1c-1gb).",
-                 show_default=False),
-]
-ImageOpt = Annotated[
-    str | None,
-    typer.Option("--image", help="Cloud providers: the OS image (default: Debian 12).", show_default=False),
 ]
 IpOpt = Annotated[
     str | None,
