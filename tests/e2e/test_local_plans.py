@@ -158,7 +158,18 @@ def test_interactive_ssh_trusts_only_pinned_keys(tmp_path):
     argv = openssh.ssh_argv("10.231.0.12", 22, "root", "/k/id", tmp_path / "kh", ["systemctl", "is-system-running"])
     assert argv[:5] == ["ssh", "-p", "22", "-i", "/k/id"]
     assert "StrictHostKeyChecking=yes" in argv and f"UserKnownHostsFile={tmp_path / 'kh'}" in argv
-    assert argv[-4:] == ["root@10.231.0.12", "--", "systemctl", "is-system-running"]
+    assert argv[-6:] == ["-l", "root", "--", "10.231.0.12", "systemctl", "is-system-running"]
+
+
+def test_ssh_argv_never_lets_a_name_or_path_become_an_option(tmp_path):
+    kh = tmp_path / "my keys" / "kh"
+    argv = openssh.ssh_argv("-oProxyCommand=touch /tmp/x", 22, "-oProxyCommand=id", None, kh, ["-V"],
+                            user_known_hosts=True)
+    i = argv.index("--")
+    assert argv[i - 2:i] == ["-l", "-oProxyCommand=id"] and argv[i + 1:] == ["-oProxyCommand=touch /tmp/x", "-V"]
+    assert f'UserKnownHostsFile="{kh}" ' in " ".join(argv)
+    with pytest.raises(LightfoldError, match="cannot be passed to ssh"):
+        openssh.ssh_argv("h", 22, "root", None, tmp_path / 'a"b')
 
 
 def test_pinning_replaces_the_key_of_a_reused_address(tmp_path, monkeypatch):

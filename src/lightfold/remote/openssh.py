@@ -45,8 +45,10 @@ def ssh_argv(
     *, user_known_hosts: bool = False,
 ) -> list[str]:
     """`ssh` with lightfold's pinned keys only (plus ~/.ssh/known_hosts with `user_known_hosts`, as
-    for servers the user brought): a changed or unknown host key is refused."""
-    known = f"{known_hosts} {Path.home() / '.ssh' / 'known_hosts'}" if user_known_hosts else str(known_hosts)
+    for servers the user brought): a changed or unknown host key is refused. The login goes by
+    `-l` and the host after `--`, so a user or host name starting with '-' is never an option."""
+    files = [known_hosts, Path.home() / ".ssh" / "known_hosts"] if user_known_hosts else [known_hosts]
+    known = " ".join(ssh_option_word(str(f)) for f in files)
     argv = ["ssh", "-p", str(port)]
     if key:
         argv += ["-i", key, "-o", "IdentitiesOnly=yes"]
@@ -57,11 +59,17 @@ def ssh_argv(
         "-o", "UpdateHostKeys=no",
         "-o", "LogLevel=ERROR",
         "-o", "ConnectTimeout=15",
-        f"{username}@{host}",
+        "-l", username,
+        "--", host,  # after `--` neither the host nor the command can be taken for an option
     ]
-    if command:
-        argv += ["--", *command]
-    return argv
+    return argv + list(command or [])
+
+
+def ssh_option_word(value: str) -> str:
+    """One word of an `-o Key=value` list (ssh splits the value at spaces, honouring double quotes)."""
+    if any(c in value for c in '"\n\r'):
+        raise LightfoldError(f"the path {value!r} cannot be passed to ssh", "use a path without quotes or newlines")
+    return f'"{value}"' if any(c.isspace() for c in value) else value
 
 
 # Key exchanges without the post-quantum hybrid OpenSSH 9 prefers: sntrup761 costs ~140 ms per
