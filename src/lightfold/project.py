@@ -30,12 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lightfold.agent.layout import is_env_name
 from lightfold.errors import LightfoldError
 
 ALWAYS_EXCLUDED_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
-NEVER_SHIPPED_FILES = frozenset({".env"})
+# Secrets files never ship: `.env` (its values go into the release's env snapshot, 0600, instead),
+# every `.env.<variant>` (.env.local, .env.production, ...) and direnv's `.envrc`; templates such as
+# `.env.example` are documentation and ship.
+NEVER_SHIPPED_FILES = frozenset({".env", ".envrc"})
+SHIPPED_ENV_TEMPLATES = frozenset({".env.example", ".env.sample", ".env.template", ".env.dist", ".env.defaults"})
 IGNORE_FILE = ".lightfoldignore"
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV = frozenset({"PORT"})
 # Every archive entry gets the same time (2000-01-01) and owner, so equal trees give equal bytes.
 ARCHIVE_MTIME = 946684800
@@ -226,9 +230,13 @@ def project_files(project: Path) -> list[str]:
     return sorted(p for p in set(candidates) if _ships(p) and not extra.ignored(p))
 
 
+def is_secrets_file(name: str) -> bool:
+    return name in NEVER_SHIPPED_FILES or (name.startswith(".env.") and name not in SHIPPED_ENV_TEMPLATES)
+
+
 def _ships(path: str) -> bool:
     parts = path.split("/")
-    return not (ALWAYS_EXCLUDED_DIRS.intersection(parts[:-1]) or parts[-1] in NEVER_SHIPPED_FILES
+    return not (ALWAYS_EXCLUDED_DIRS.intersection(parts[:-1]) or is_secrets_file(parts[-1])
                 or parts[-1] in ALWAYS_EXCLUDED_DIRS)
 
 
@@ -351,7 +359,7 @@ def check_env(env: Mapping[str, str]) -> None:
                 f"the environment sets {name}, which lightfold owns (each slot listens on its own port)",
                 f"remove {name} from .env / deploy.env_vars; your app must listen on $PORT",
             )
-        if not ENV_NAME.match(name):
+        if not is_env_name(name):
             raise LightfoldError(
                 f"{name!r} is not a valid environment variable name",
                 "use letters, digits and '_', not starting with a digit",

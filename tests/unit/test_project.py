@@ -65,6 +65,17 @@ def test_env_and_dependency_dirs_never_ship_even_when_committed(repo: Path):
     assert ".env.example" in files
 
 
+def test_env_variants_and_envrc_never_ship_but_env_templates_do(repo: Path):
+    secrets = [".env.local", ".env.production", ".env.production.local", ".envrc", "web/.env.development"]
+    templates = [".env.example", ".env.sample", ".env.template", "web/.env.dist"]
+    write(repo, {name: "SECRET=1\n" for name in secrets + templates})
+    git(repo, "add", "-f", *secrets, *templates)
+    git(repo, "commit", "-q", "-m", "secrets")
+    files = proj.project_files(repo)
+    assert not set(secrets) & set(files)
+    assert set(templates) <= set(files)
+
+
 def test_lightfoldignore_dirs_globs_anchors_and_negation(repo: Path):
     write(repo, {
         ".lightfoldignore": "# not for the server\ndocs/\n*.log\n!keep.log\n/root-only.txt\ntests/**/fixtures\n",
