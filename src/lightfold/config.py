@@ -10,16 +10,30 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from lightfold import store
 from lightfold.errors import LightfoldError, UsageError
-from lightfold.names import PROVIDERS, TARGET_NAME, sanitize_target_name  # noqa: F401 - part of this module's API
+from lightfold.names import PROVIDERS, TARGET_NAME, is_host, is_url_path, sanitize_target_name  # noqa: F401
 
 CONFIG_VERSION = 1
 BUILDERS = ("native", "nixpacks", "dockerfile")
+
+
+def _rule(ok: Callable[[Any], bool], what: str) -> AfterValidator:
+    """A full-string check for a value that reaches a unit file, an nginx file or a shell."""
+    def check(value):
+        if value is not None and not ok(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+    return AfterValidator(check)
+
+
+UrlPath = Annotated[str, _rule(is_url_path, "a request path such as /health (no spaces, quotes, ';' or '#')")]
+Host = Annotated[str, _rule(is_host, "a host name such as app.example.com, optionally with :port")]
+DomainName = Annotated[str, _rule(lambda v: is_host(v) and ":" not in v, "a host name such as app.example.com")]
 
 
 class _Model(BaseModel):
@@ -43,14 +57,14 @@ class DeployConfig(_Model):
     build_command: str | None = Field(None, description="Overrides the detected build command")
     start_command: str | None = Field(None, description="Overrides the detected start command")
     port: int | None = Field(None, ge=1, le=65535, description="Port the app listens on ($PORT)")
-    health_path: str | None = Field(None, description="Path checked before traffic moves (default: detected)")
+    health_path: UrlPath | None = Field(None, description="Path checked before traffic moves (default: detected)")
     health_status: int = Field(200, ge=100, le=599, description="Expected status of the health check")
     health_timeout: int = Field(60, ge=1, le=3600, description="Seconds the new release has to become healthy")
-    health_host: str | None = Field(None, description="Host header of the health check (default: domain)")
+    health_host: Host | None = Field(None, description="Host header of the health check (default: domain)")
 
 
 class DomainConfig(_Model):
-    domain: str
+    domain: DomainName
     ssl: bool = True
     email: str | None = Field(None, description="ACME account email (expiry and account notices)")
     acme_server: str | None = Field(None, description="ACME directory URL (default: Let's Encrypt)")
@@ -133,7 +147,7 @@ def parse(raw: Any, path: Path) -> Config:
             details=lines[1:],
         ) from e
     for name in cfg.targets:
-        if not TARGET_NAME.match(name):
+        if not TARGET_NAME.fullmatch(name):
             raise LightfoldError(
                 f"{path}: target name '{name}' is invalid",
                 "use lowercase letters, digits and '-', at most 31 characters",
@@ -211,7 +225,7 @@ def set_value(cfg: Config, target: str, key: str, raw: str, project_path: Path |
     data = cfg.model_dump(mode="json", exclude_none=True)
     targets = data.setdefault("targets", {})
     if target not in targets:
-        if not TARGET_NAME.match(target):
+        if not TARGET_NAME.fullmatch(target):
             raise LightfoldError(f"invalid target name '{target}'", "use lowercase letters, digits and '-'")
         targets[target] = {"project_path": str((project_path or Path.cwd()).resolve())}
     node = targets[target]

@@ -52,6 +52,8 @@ META = ".lightfold"
 # full match: no trailing newline, no unicode digits).
 RELEASE_ID_RE = re.compile(r"[0-9]{14}", re.ASCII)
 APP_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}", re.ASCII)
+# An environment variable's name, as systemd's EnvironmentFile and POSIX shells read one.
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 
 
 def is_release_id(value: object) -> bool:
@@ -60,6 +62,10 @@ def is_release_id(value: object) -> bool:
 
 def is_app_name(value: object) -> bool:
     return isinstance(value, str) and APP_NAME_RE.fullmatch(value) is not None
+
+
+def is_env_name(value: object) -> bool:
+    return isinstance(value, str) and ENV_NAME_RE.fullmatch(value) is not None
 
 
 def other_slot(slot: str | None) -> str:

@@ -79,7 +79,7 @@ def try_run(argv: list[str]) -> bool:
     if req is None:
         return False
     path = Path(req["path"] or ".")
-    if not path.is_dir() or (req["target"] is not None and not TARGET_NAME.match(req["target"])):
+    if not path.is_dir() or (req["target"] is not None and not TARGET_NAME.fullmatch(req["target"])):
         return False
     name = req["target"] or sanitize_target_name(path.resolve().name)
     if req["command"] == "rollback":

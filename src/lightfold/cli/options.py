@@ -44,7 +44,7 @@ def resolve_target(target: str | None, path: Path = Path(".")) -> str:
 
     if target is None:
         return sanitize_target_name(path.resolve().name)
-    if not TARGET_NAME.match(target):
+    if not TARGET_NAME.fullmatch(target):
         raise UsageError(
             f"invalid target name '{target}'", "use lowercase letters, digits and '-', at most 31 characters"
         )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from lightfold import config
 from lightfold.errors import LightfoldError
+from lightfold.names import is_url_path
 
 if TYPE_CHECKING:
     from lightfold.config import ProviderConfig, TargetConfig
@@ -53,6 +54,11 @@ class Target:
             detection.health_path = deploy.health_path
         if deploy.port:
             detection.port = deploy.port
+        if not is_url_path(detection.health_path):  # read from the project's routes: it reaches the agent
+            raise LightfoldError(
+                f"the health path {detection.health_path!r} found in the project is not a plain request path",
+                f"set one: `lightfold config set deploy.health_path /health -t {self.name}`",
+            )
         return detection
 
 

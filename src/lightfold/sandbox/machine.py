@@ -29,7 +29,7 @@ from lightfold.sandbox import host, image, machine_plan, network, proxy, registr
 from lightfold.sandbox.image import FileSpec
 from lightfold.sandbox.layout import Layout, layout
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}", re.ASCII)
 NETWORKS = ("isolated", "nat")
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 STOP_TIMEOUT = 15
@@ -155,7 +155,7 @@ def names(lay: Layout) -> list[str]:
     found: set[str] = set()
     for d in (lay.run, lay.machines):
         if d.is_dir():
-            found |= {p.name for p in d.iterdir() if p.is_dir() and NAME.match(p.name)}
+            found |= {p.name for p in d.iterdir() if p.is_dir() and NAME.fullmatch(p.name)}
     found |= {n[3:] for n in network.netns_list() if n.startswith("lf-")}
     for root in host.cgroup_roots():
         sub = root / lay.cgroup_subtree
@@ -165,7 +165,7 @@ def names(lay: Layout) -> list[str]:
         for arg in host.cmdline(pid):
             if arg.startswith(str(lay.machines) + "/") and arg.endswith("/rootfs"):
                 found.add(Path(arg).parent.name)
-    return sorted(n for n in found if NAME.match(n))
+    return sorted(n for n in found if NAME.fullmatch(n))
 
 
 def leftovers(lay: Layout | None = None) -> list[str]:
@@ -257,7 +257,7 @@ def create(
     `owner` names who may destroy it (a LIGHTFOLD_HOME; tests use a path in their temp dir so the
     session-end check finds leaks). `host_key` (private, public) replaces the generated one and
     `extra_files` are written before boot — e.g. what cloud-init would apply on a cloud VM."""
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise LightfoldError(f"invalid machine name '{name}'", "use lowercase letters, digits and '-'")
     if network_mode not in NETWORKS:
         raise LightfoldError(f"unknown network mode '{network_mode}'", "use --network isolated or --network nat")

@@ -31,6 +31,7 @@ from typing import Any
 from lightfold.agent import layout
 from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
+from lightfold.names import unsafe_subpath
 from lightfold.server.plan import EnsureDir, EnsureUser, Step, SystemdReload, WriteFile
 
 PORT_BASE = 8000
@@ -99,7 +100,8 @@ class AppSpec:
         out = getattr(self.detection, "output_dir", None)
         if not self.static:
             return None
-        return release_subpath(posixpath.join(self.app_root, out or "."))
+        return release_subpath(posixpath.join(self.app_root, out or "."),
+                               "the static output directory (from the project's build config)")
 
 
 def check_app_name(name: str) -> None:
@@ -116,14 +118,19 @@ def app_root_of(detection: Any, app_subdir: str | None = None) -> str:
     root = app_subdir if app_subdir is not None else getattr(detection, "app_root", None)
     if not root or str(root).startswith("/"):
         return "."
-    return release_subpath(str(root))
+    return release_subpath(str(root), "the app's directory in the workspace")
 
 
-def release_subpath(path: str) -> str:
-    """A normalised path inside a release ('.' for the root); refuses escapes like '../x'."""
-    norm = posixpath.normpath(path.strip() or ".")
-    if norm.startswith("/") or norm == ".." or norm.startswith("../"):
-        raise LightfoldError(f"'{path}' points outside the project", "use a path inside the project")
+def release_subpath(path: str, what: str = "the app's directory") -> str:
+    """A normalised path inside a release ('.' for the root). It ends up in nginx's `root`, in unit
+    files and in shell commands, so anything but plain directory names is refused (escapes like
+    '../x', ';', quotes, spaces, newlines), naming `what` it is."""
+    norm = posixpath.normpath(path or ".")
+    why = unsafe_subpath(norm)
+    if why:
+        raise LightfoldError(f"{what} {path!r} is not a safe directory inside the project: {why}",
+                             "use a plain relative directory such as dist or build/public (in the project's "
+                             "build config), or set the output directory of the build to one")
     return norm
 
 

@@ -36,7 +36,7 @@ RENEW_HOOK_TEXT = """#!/bin/sh
 nginx -t -q && systemctl reload nginx
 """
 
-DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+DOMAIN_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.ASCII)
 
 
 def normalize_domain(text: str) -> str:
@@ -55,7 +55,7 @@ def normalize_domain(text: str) -> str:
         raise LightfoldError(f"'{raw}' is an IP address, not a domain name",
                              "use a name whose DNS A record points at the server")
     labels = name.split(".")
-    if len(name) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL.match(x) for x in labels) \
+    if len(name) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL.fullmatch(x) for x in labels) \
             or not re.fullmatch(r"[a-z]{2,63}|xn--[a-z0-9-]+", labels[-1]):
         raise LightfoldError(
             f"'{raw}' is not a valid domain name",

@@ -140,9 +140,24 @@ def test_default_server_and_catch_all_name_without_domain():
 ])
 def test_static_sites_are_served_from_current_with_the_right_fallback(det, try_files):
     text = nginx.site_text(spec(det=det))
-    assert f"root /srv/shop/current/{det.output_dir};" in text
+    assert f'root "/srv/shop/current/{det.output_dir}";' in text
     assert f"try_files {try_files};" in text
     assert "proxy_pass" not in text
+    assert "disable_symlinks if_not_owner from=$document_root;" in text
+
+
+@pytest.mark.parametrize("out", [
+    "dist; } location /leak/ { alias /etc/; ", "dist\nlocation", 'dist" ', "../etc", "/etc", "dist/../../x",
+    "dist$(id)", "dist{x}", "dist x", "-dist", "dist\0", "distä",
+])
+def test_a_hostile_output_dir_from_the_project_never_reaches_nginx(out):
+    with pytest.raises(LightfoldError, match="static output directory .* is not a safe directory"):
+        nginx.site_text(spec(det=Det(framework="vite", static=True, output_dir=out)))
+
+
+@pytest.mark.parametrize("out", [".output/public", ".vitepress/dist", "dist/@scope+x/browser", "_site", "."])
+def test_ordinary_output_dirs_are_served(out):
+    assert "root \"/srv/shop/current" in nginx.site_text(spec(det=Det(framework="vite", static=True, output_dir=out)))
 
 
 def test_tls_site_redirects_http_but_keeps_acme_on_port_80():
