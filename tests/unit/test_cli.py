@@ -64,6 +64,15 @@ def test_json_output_is_pure_and_redacts_secrets(cli, lf_home):
         assert "sk-very-secret" not in out and "hz-secret-token" not in out
 
 
+def test_config_set_reads_a_secret_value_from_stdin_keeping_it_off_argv(cli, lf_home):
+    value = "line one\nline 'two' $(x)"
+    r = cli("config", "set", "deploy.env_vars.API_KEY", "-t", "web", input=value + "\n")
+    assert r.returncode == 0 and "line one" not in r.stdout + r.stderr
+    saved = json.loads((lf_home / "config.json").read_text())
+    assert saved["targets"]["web"]["deploy"]["env_vars"]["API_KEY"] == value
+    assert oct((lf_home / "config.json").stat().st_mode & 0o777) == "0o600"
+
+
 def test_set_token_env_source_is_reported_not_printed(cli, lf_home):
     r = cli("config", "show", "--json", env={"DIGITALOCEAN_TOKEN": "dop_v1_abc"})
     data = json.loads(r.stdout)

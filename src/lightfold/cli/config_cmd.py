@@ -46,21 +46,35 @@ def show(target: TargetOpt = None, as_json: JsonOpt = False) -> None:
 @config_app.command("set")
 def set_(
     key: Annotated[str, typer.Argument(help="Dotted key inside the target, e.g. deploy.port.")],
-    value: Annotated[str, typer.Argument(help="The value (numbers and true/false are converted).")],
+    value: Annotated[str | None, typer.Argument(
+        help="The value (numbers and true/false are converted). Left out: read from a hidden prompt, or "
+             "from stdin when piped (keeps secrets out of shell history and argv).", show_default=False)] = None,
     path: PathArg = Path("."),
     target: TargetOpt = None,
 ) -> None:
     """Set a target value; creates the target when it does not exist.
 
     Examples: lightfold config set deploy.port 3000 --target myapp ·
-    lightfold config set deploy.env_vars.NODE_ENV production --target myapp
+    lightfold config set deploy.env_vars.NODE_ENV production --target myapp ·
+    lightfold config set deploy.env_vars.API_KEY --target myapp < api-key.txt
     """
     from lightfold import config
 
     name = resolve_target(target, path)
+    if value is None:
+        value = value_from_stdin(key)
     config.update(lambda cfg: config.set_value(cfg, name, key, value, project_path=path))
     shown = "(value hidden)" if key.startswith("deploy.env_vars.") else value
     output.ok(f"{name}: {key} = {shown}")
+
+
+def value_from_stdin(key: str) -> str:
+    """A hidden prompt on a terminal; else all of stdin, less one trailing newline (so
+    `echo "$X" |` and a file both give the value, and multi-line values survive)."""
+    if sys.stdin.isatty():
+        return typer.prompt(key, hide_input=True)
+    text = sys.stdin.read()
+    return text[:-1] if text.endswith("\n") else text
 
 
 @config_app.command("unset")
