@@ -37,7 +37,8 @@ def show_detection(d, explain: bool) -> None:
         ("app", d.app_root),
         ("workspace", f"{d.workspace_root} (app in {d.app_subdir})" if d.workspace_root else None),
         ("runtime", f"{d.runtime}{version}" + (f" (+ {', '.join(d.extra_runtimes)})" if d.extra_runtimes else "")),
-        ("package manager", d.package_manager),
+        ("package manager", d.package_manager if not d.package_manager_version else
+         f"{d.package_manager} {d.package_manager_version} (from {d.package_manager_version_source})"),
         ("install", d.install),
         ("build", d.build),
         ("start", d.start if not d.static else f"static: nginx serves {d.output_dir}/"),

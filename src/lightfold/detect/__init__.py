@@ -224,6 +224,7 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
             reason = f"matched, but {fw.id} has higher precedence (#{winner_rank} vs #{rank})"
         explain.append(Candidate(f.id, f.name, rank, m.ok, won, list(m.evidence), reason))
 
+    own_pm = (plan.package_manager or tc.manager) == tc.manager  # the toolchain's version is about it
     return Detection(
         framework=fw.id,
         framework_name=fw.name,
@@ -251,6 +252,8 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
         has_dockerfile=dockerfile is not None,
         dockerfile_port=others.dockerfile_port(p),
         extra_runtimes=list(dict.fromkeys(plan.extra_runtimes)),
+        package_manager_version=tc.version if own_pm else None,
+        package_manager_version_source=tc.version_source if own_pm else None,
         start_exec=node.direct_start(p, tc, plan.start, bool(tc.workspace_root)) if (
             fw.runtime == "node" and not plan.static) else {},
         explain=explain,

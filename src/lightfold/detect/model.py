@@ -109,6 +109,9 @@ class Detection:
     has_dockerfile: bool
     dockerfile_port: int | None
     extra_runtimes: list[str]
+    # The package manager's version to install on the server, and where it was read (None: newest).
+    package_manager_version: str | None = None
+    package_manager_version_source: str | None = None
     # {start: what it runs} when `start` only runs a package.json script through npm/yarn/pnpm:
     # the script's own command, which the server runs without the package manager in between
     # (about a second less to boot — which every switch and rollback waits for — and SIGTERM

@@ -9,6 +9,9 @@ Node (first rule that applies wins):
      (several lockfiles side by side also produce a warning);
   3. no lockfile: .yarnrc.yml -> yarn berry, pnpm-workspace.yaml -> pnpm, else npm.
   yarn.lock is yarn berry when .yarnrc.yml exists or the lockfile has a `__metadata:` header.
+  The version to install: `packageManager`'s, else the newest major that reads the lockfile
+  (`lockfile_pm_version`: pnpm-lock.yaml `lockfileVersion`, yarn berry `__metadata.version`;
+  yarn.lock v1 -> yarn 1, bun.lock(b) -> bun 1), else None (the newest release).
 Python: uv.lock > poetry.lock > pdm.lock > Pipfile(.lock) > requirements.txt > pyproject tables
   ([tool.poetry] / [tool.pdm] / [tool.uv] / plain [project] -> pip). When uv.lock and poetry.lock
   are both present, poetry wins only if pyproject keeps its dependencies in [tool.poetry]; a uv
@@ -46,7 +49,8 @@ class Toolchain:
     lockfile: str | None = None  # relative to the app root (may start with ../)
     workspace_root: Path | None = None  # set when the lockfile lives above the app
     app_subdir: str | None = None
-    version: str | None = None  # from packageManager, e.g. "9.1.0"
+    version: str | None = None  # from packageManager ("9.1.0"), else the lockfile's major ("10")
+    version_source: str | None = None  # where `version` was read
     evidence: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -204,6 +208,42 @@ def _lockfiles(d: Path) -> list[tuple[str, str]]:
     return [(f, m) for f, m in NODE_LOCKFILES if (d / f).is_file()]
 
 
+# pnpm-lock.yaml `lockfileVersion` -> the pnpm major to install when package.json names none: the
+# newest that reads it and keeps the build-script rules the lockfile was written under. pnpm 9 and
+# 10 write 9.0; pnpm 11 reads it too but refuses dependencies' unapproved build scripts by default
+# (strictDepBuilds), which a project that declares no pnpm was not written for.
+PNPM_BY_LOCKFILE = {"9": "10", "6": "8", "5.4": "7", "5.3": "6"}
+# yarn berry's `__metadata: version:` -> the yarn major that writes it.
+YARN_BERRY_BY_LOCKFILE = {"4": "2", "5": "3", "6": "3", "7": "3", "8": "4"}
+
+
+def _head(path: Path, size: int = 4096) -> str:
+    try:
+        with path.open(errors="replace") as fh:
+            return fh.read(size)
+    except OSError:
+        return ""
+
+
+def lockfile_pm_version(manager: str | None, lockfile: Path) -> str | None:
+    """The major of `manager` that reads `lockfile` (see the module docstring), or None."""
+    if manager == "pnpm":
+        m = re.search(r"^lockfileVersion:\s*['\"]?(\d+)(?:\.(\d+))?", _head(lockfile), re.M)
+        if not m:
+            return None
+        major, minor = m.group(1), m.group(2) or "0"
+        return PNPM_BY_LOCKFILE.get(major) or PNPM_BY_LOCKFILE.get(f"{major}.{minor}") or (
+            "6" if major == "5" else None)
+    if manager == "yarn":
+        return "1"
+    if manager == "yarn-berry":
+        m = re.search(r"^__metadata:\s*\n(?:[ \t]+.*\n)*?[ \t]+version:\s*['\"]?(\d+)", _head(lockfile), re.M)
+        return YARN_BERRY_BY_LOCKFILE.get(m.group(1)) if m else None
+    if manager == "bun":
+        return "1"
+    return None
+
+
 def _yarn_flavour(d: Path) -> str:
     if (d / ".yarnrc.yml").is_file():
         return "yarn-berry"
@@ -275,6 +315,13 @@ def node_toolchain(project: Project) -> Toolchain:
         tc.manager = _yarn_flavour(lock_dir)
         if tc.manager == "yarn-berry":
             tc.evidence.append("yarn berry (.yarnrc.yml or __metadata in yarn.lock)")
+    if tc.version:
+        tc.version_source = 'package.json "packageManager"'
+    elif tc.lockfile and tc.manager != "npm":
+        tc.version = lockfile_pm_version(tc.manager, app / tc.lockfile)
+        if tc.version:
+            tc.version_source = tc.lockfile.rsplit("/", 1)[-1]
+            tc.evidence.append(f"{tc.manager} {tc.version} (the newest major that reads {tc.version_source})")
     return tc
 
 
