@@ -25,6 +25,12 @@ For app `shop` (user `lf-shop`), under a root prefix ("/" on a server, a temp di
                                               last-op result, build logs, upload temp files
     /etc/systemd/system/lightfold-shop@.service   the slots' template (@blue, @green)
     /etc/nginx/sites-enabled/lightfold-shop.conf  the app's nginx site
+
+Server-wide toolchains (shared by every app; not under a root prefix):
+
+    /opt/lightfold/node-<major>/              a Node major from the npm registry, with its own npm
+    /opt/lightfold/pm/<pm>-<version>/         pnpm / yarn / bun at the version a project declares
+                                              (`<version>` is exact, a major, or "latest")
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ SYSTEMD_DIR = "/etc/systemd/system"
 NGINX_SITES = "/etc/nginx/sites-enabled"
 NGINX_SHARED_CONF = "/etc/nginx/conf.d/lightfold.conf"
 ACME_ROOT = "/var/www/lightfold-acme"
+TOOLS = "/opt/lightfold"
 
 SLOTS = ("blue", "green")
 # The meta directory inside a release and inside an app's home.
@@ -102,6 +109,23 @@ def nginx_upstream_name(app: str) -> str:
 def image_name(app: str) -> str:
     """The docker image repository of an app's releases (tag = release id)."""
     return unit_prefix(app)
+
+
+def node_prefix(major: str) -> str:
+    """Where a Node major from the npm registry is installed (its bin/ holds node and npm)."""
+    return f"{TOOLS}/node-{major}"
+
+
+# What may name a package manager's version in a path and a shell word: 9.15.0, 10, latest, 4.0.0-rc.1.
+PM_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+-]{0,63}", re.ASCII)
+
+
+def pm_prefix(pm: str, version: str | None) -> str:
+    """Where package manager `pm` at `version` (None: the newest) is installed."""
+    version = version or "latest"
+    if not PM_VERSION_RE.fullmatch(version):
+        raise ValueError(f"not a package-manager version: {version!r}")
+    return f"{TOOLS}/pm/{pm}-{version}"
 
 
 def agent_path(name: str = "", root: str = ROOT) -> str:

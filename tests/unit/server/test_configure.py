@@ -241,9 +241,11 @@ def test_node_other_than_debians_comes_from_the_npm_registry():
     node = actions[1]
     assert node.command == "npm install -g --no-fund --no-audit --prefix /opt/lightfold/node-20 node@20"
     assert node.unless == "/opt/lightfold/node-20/bin/node --version 2>/dev/null | grep -q '^v20\\.'"
-    assert actions[2].command.endswith("--prefix /opt/lightfold/pm/pnpm pnpm")
+    assert actions[2].unless == "test -x /opt/lightfold/node-20/bin/npm"  # node's own npm (see test_node_toolchain)
+    assert actions[3] == Symlink("/opt/lightfold/node-20/lib/node_modules/node/etc/npmrc", "/etc/npmrc")
+    assert actions[4].command.endswith("--prefix /opt/lightfold/pm/pnpm-latest pnpm")
     assert runtime.bin_dirs(Det(runtime_version="20", package_manager="pnpm")) == [
-        "/opt/lightfold/node-20/bin", "/opt/lightfold/pm/pnpm/bin",
+        "/opt/lightfold/pm/pnpm-latest/bin", "/opt/lightfold/node-20/bin",
     ]
 
 
