@@ -330,11 +330,16 @@ class _Text:
 
 async def _run_build(conn: Connection, target: Target, script: str, report: Report, release_id: str) -> None:
     from lightfold.release.scripts import run_plan
+    from lightfold.server.build import failure_message
 
     def on_event(event: dict[str, Any]) -> None:
         phase, status = event.get("build"), event.get("status")
         if status == "reused":
             report("note", f"{phase}: reused from {event.get('from')}")
+        elif status == "retry":
+            net = event.get("network") or {}
+            where = net.get("url") or net.get("registry") or "?"
+            report("note", f"{phase}: network error at {where}; running it once more")
         elif status == "start" and event.get("command"):
             report("note", f"{phase}: {event['command']}")
 
@@ -348,11 +353,7 @@ async def _run_build(conn: Connection, target: Target, script: str, report: Repo
         return
     failed = run.failed
     if failed:
-        raise LightfoldError(
-            f"the build failed at {failed.get('build')}: `{failed.get('command')}` exited {failed.get('exit')}",
-            "fix the build (try it locally), then push again — the live release keeps serving",
-            details=[str(x) for x in failed.get("output") or []][-20:],
-        )
+        raise LightfoldError(*failure_message(failed), details=[str(x) for x in failed.get("output") or []][-20:])
     raise LightfoldError(
         f"the build failed (exit {run.exit_status})", "the live release keeps serving; see the output above",
         details=run.stderr.strip().splitlines()[-20:],

@@ -17,12 +17,16 @@ work, then runs everything as `lf-<app>` with `runuser` inside `release(id)`/<ap
          (reused when complete) and is symlinked to <app_root>/.venv;
   2. build (deploy.build_command wins over the detection's), then the detection's release command
      (e.g. migrations: once per release, before any traffic moves; run_release=False skips it);
+     the install is run once more when it failed the way a transient registry failure looks
+     (resets, timeouts, 5xx: `LF_NET_RE` in the template), after the package manager's own retries;
   3. `.lightfold/start` (non-static apps; deploy.start_command wins) and `.lightfold/release.json`
      in the release root — the slots link to the release root, the start script cds to app_root.
 stdout carries only JSON events (`parse_event` in lightfold.server.plan reads them):
     {"build": "install", "status": "start", "command": "npm ci"}
     {"build": "install", "status": "reused", "from": "..."} / "done" / "skipped"
     {"build": "build", "status": "failed", "command": ..., "exit": 1, "output": [last 20 lines]}
+    {"build": "install", "status": "retry", "exit": 1, "network": {"url": ..., "registry": ...}}
+    {"build": "install", "status": "failed", ..., "network": {...}}    (a network-class failure)
     {"build": "finish", "status": "done"}
 and the commands' own output is streamed on stderr. The script exits 1 on failure.
 
@@ -265,6 +269,21 @@ def _as_app_user(app: str, release_id: str, inner: str) -> str:
         f"exec runuser -u {user} -- bash -c \"$LF_BUILD\"",
         "",
     ])
+
+
+def failure_message(failed: dict[str, Any]) -> tuple[str, str]:
+    """(error, fix) for a build's failed event; a network-class install failure names the
+    registry and the URL that failed."""
+    net = failed.get("network") if isinstance(failed.get("network"), dict) else None
+    head = f"the build failed at {failed.get('build')}: `{failed.get('command')}` exited {failed.get('exit')}"
+    if net is None:
+        return head, "fix the build (try it locally), then push again — the live release keeps serving"
+    url, registry = net.get("url") or "", net.get("registry") or ""
+    where = f" from the registry {registry}" if registry else ""
+    what = f" (failing URL: {url})" if url else ""
+    return (f"{head}: a network error{where}{what}, also after the package manager's retries and one rerun",
+            f"check that the server reaches {registry or 'its package registry'}, then push again"
+            " — the live release keeps serving")
 
 
 def _b64(text: str) -> str:
