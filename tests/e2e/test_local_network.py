@@ -26,8 +26,8 @@ def test_apt_and_pip_work_inside_an_isolated_machine(shared_sandbox):
 def test_an_isolated_machine_reaches_nothing_but_the_registries(shared_sandbox):
     sb = shared_sandbox
     lay = layout.layout()
-    # The npm registry the host uses answers through the machine's npm proxy setting.
-    for npm_host in registries.npm_hosts():
+    # The npm registry the host uses, and yarn's name for it, answer through the machine's npm proxy setting.
+    for npm_host in dict.fromkeys(registries.npm_hosts() + registries.yarn_hosts()):
         code = sb.exec(f"curl -sS -m 20 -o /dev/null -w '%{{http_code}}' -x http://{lay.host_ip}:{lay.tunnel_port} "
                        f"https://{npm_host}/", check=False).stdout
         assert code.startswith(("2", "3")), code

@@ -1,7 +1,10 @@
 """The package registries this host uses, read at run time from its own apt, pip and npm set-up.
 
 No registry host name is written into lightfold: the Debian mirror comes from the host's apt
-sources, the Python index from pip's own defaults, the npm registry from `npm config get registry`.
+sources, the Python index from pip's own defaults, the npm registry from `npm config get registry`,
+yarn's from yarn itself (`yarn config get registry` / `npmRegistryServer`: the host's yarn, else
+yarn classic and berry run through the host's npm, `npm exec`): a yarn.lock's `resolved` URLs name
+yarn's registry host, which is a different name for the same registry.
 The parsers are pure; the readers below them do the I/O.
 """
 
@@ -155,13 +158,60 @@ def npm_hosts() -> list[str]:
     return [host] if host else []
 
 
+# (how to run it when the host has no yarn, the config key naming its registry) per yarn flavour.
+_YARNS = {
+    "classic": (["--package=yarn@1"], "registry"),
+    "berry": (["--package=@yarnpkg/cli-dist"], "npmRegistryServer"),
+}
+
+
+def _yarn_flavour(yarn: str) -> str | None:
+    try:
+        out = subprocess.run([yarn, "--version"], capture_output=True, text=True, timeout=30, cwd="/")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    version = out.stdout.strip()
+    return ("classic" if version.startswith(("0.", "1.")) else "berry") if out.returncode == 0 and version else None
+
+
+def yarn_hosts() -> list[str]:
+    """Yarn's registry hosts as yarn itself reports them (its default, or the host's ~/.yarnrc)."""
+    import shutil
+
+    commands: list[list[str]] = []
+    yarn = shutil.which("yarn")
+    flavour = _yarn_flavour(yarn) if yarn else None
+    npm = shutil.which("npm")
+    for name, (package, key) in _YARNS.items():
+        if yarn and flavour == name:
+            commands.append([yarn, "config", "get", key])
+        elif npm:
+            commands.append([npm, "exec", "--yes", "--prefer-offline", *package, "--", "yarn", "config", "get", key])
+    hosts = []
+    for argv in commands:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd="/")
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        lines = out.stdout.strip().splitlines() if out.returncode == 0 else []
+        host = host_from_url(lines[-1]) if lines else None
+        if host:
+            hosts.append(host)
+    return hosts
+
+
 def discover(https: bool = True) -> Registries:
-    """`https=False` skips asking pip and npm (a second or so) when only apt matters."""
+    """`https=False` skips asking pip, npm and yarn (a second or so) when only apt matters."""
+    from concurrent.futures import ThreadPoolExecutor
+
     sources = read_apt_sources()
     mirror, security = pick_debian(sources, os.environ.get(MIRROR_ENV))
     hosts = [s.host for s in sources if s.scheme == "https"]
     if https:
-        hosts += pip_hosts() + npm_hosts()
+        with ThreadPoolExecutor(3) as pool:
+            found = [pool.submit(f) for f in (pip_hosts, npm_hosts, yarn_hosts)]
+            for f in found:
+                hosts += f.result()
     return Registries(
         debian_mirror=mirror,
         debian_security=security,
