@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tests.e2e.apps import commit, get, git, set_python_message
 
+from lightfold.agent.bundle import remote_command
 from lightfold.probe import Probe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -161,7 +162,7 @@ def test_failed_build_keeps_the_live_release(app):
 def test_cleanup_removes_the_images_of_removed_releases(app):
     before, serving = set(journal(app)), live(app)
     req = json.dumps({"op": "cleanup", "app": app.target, "keep": 1})
-    app.exec("python3 /usr/local/lib/lightfold/agent.py", input=req)
+    app.exec(remote_command(), input=req)
     removed = before - set(journal(app))
     assert removed, "keep=1 removes the releases that are neither the newest, live nor previous"
     left = images(app)

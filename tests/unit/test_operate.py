@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from lightfold.agent.lock import process_alive
 from lightfold.release import operate
 
 AGENT_STATUS = {
@@ -152,12 +153,10 @@ def test_lock_holder_process_ends_when_its_stdin_closes():
     proc = subprocess.Popen(HOLDER_COMMAND, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     pid = int(proc.stdout.readline())
     assert pid > 0
-    from lightfold.agent import agent
-
-    assert agent.process_alive(pid)
+    assert process_alive(pid)
     proc.stdin.close()
     deadline = time.monotonic() + 5
-    while agent.process_alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         proc.poll()
         time.sleep(0.05)
-    assert not agent.process_alive(pid)
+    assert not process_alive(pid)

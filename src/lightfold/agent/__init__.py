@@ -1,31 +1,22 @@
-"""The on-server agent, shipped as one standard-library file (agent.py) that configure uploads.
+"""lightfold's on-server agent: switches releases on the server, in one process per request.
 
-This package only locates that file for the uploader; the agent itself never imports lightfold.
+Standard library only (Debian bookworm's python3.11), and it never imports lightfold: configure
+uploads the package's files (`bundle.agent_files()`) to /usr/local/lib/lightfold/agent/ and every
+agent call runs, as root, `python3 -c '<import agent.main; main()>' [--detach] < request.json`
+(`bundle.remote_command()`). The request and reply shapes are in protocol.py, the server's paths
+and unit names in layout.py.
+
+Modules, in the order they build on each other:
+    layout     every path and unit name on the server (shared with the laptop side)
+    core       constants, AgentError, progress events and the reply, `run` (the door to the system)
+    files      atomic writes, JSON, symlinks          envfile   systemd's EnvironmentFile syntax
+    journal    the releases and their status, audit   lock      the deploy lock
+    upstream   nginx's include naming the live slot   health    HTTP checks, listening sockets
+    systemd    units, journal tails, nginx reloads    live      app config, what is live, reconcile
+    switch     the blue/green switch, cleanup         ops       one function per op
+    main       the entry point (and `--detach`)
+Laptop side only, never uploaded: bundle (the files and the command), protocol (typed shapes).
+
+The truth about what is live is what nginx routes to (upstream.conf -> slot -> release); the
+journal is brought in line with it at the start of every op (`reconciled` in the reply).
 """
-
-from __future__ import annotations
-
-import hashlib
-import shlex
-from pathlib import Path
-
-AGENT_PATH = Path(__file__).with_name("agent.py")
-# Where configure installs it; the CLI runs `remote_command()` with a JSON request on stdin.
-REMOTE_AGENT_DIR = "/usr/local/lib/lightfold"
-REMOTE_AGENT_PATH = f"{REMOTE_AGENT_DIR}/agent.py"
-# Imported as a module rather than run as a script: Python keeps a module's bytecode in
-# __pycache__ but compiles a script's ~1,700 lines on every run (~30 ms of each agent call).
-_RUN_AS_MODULE = f"import sys; sys.path.insert(0, {REMOTE_AGENT_DIR!r}); import agent; sys.exit(agent.main())"
-
-
-def remote_command(detach: bool = False) -> str:
-    return f"python3 -c {shlex.quote(_RUN_AS_MODULE)}" + (" --detach" if detach else "")
-
-
-def agent_source() -> bytes:
-    return AGENT_PATH.read_bytes()
-
-
-def agent_hash() -> str:
-    """sha256 of agent.py: configure re-uploads the agent when the server's copy differs."""
-    return hashlib.sha256(agent_source()).hexdigest()

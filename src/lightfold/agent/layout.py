@@ -44,6 +44,8 @@ APPS_ETC = f"{ETC}/apps"
 SERVER_MARKER = f"{ETC}/configured"
 CREATED_MARKER = f"{ETC}/created"
 AGENT_DIR = "/usr/local/lib/lightfold"
+# The agent is the package AGENT_DIR/agent/, imported by this name.
+AGENT_PACKAGE = "agent"
 SRV = "/srv"
 SYSTEMD_DIR = "/etc/systemd/system"
 NGINX_SITES = "/etc/nginx/sites-enabled"
@@ -126,6 +128,13 @@ def pm_prefix(pm: str, version: str | None) -> str:
     if not PM_VERSION_RE.fullmatch(version):
         raise ValueError(f"not a package-manager version: {version!r}")
     return f"{TOOLS}/pm/{pm}-{version}"
+
+
+def agent_entry(parent: str = AGENT_DIR, package: str = AGENT_PACKAGE) -> str:
+    """Python code (for `python3 -c`) that runs the agent package found in directory `parent`.
+    Imported rather than run as a script: Python keeps the modules' bytecode in __pycache__, so a
+    call does not compile ~1,800 lines first (~30 ms of each agent call)."""
+    return f"import sys; sys.path.insert(0, {parent!r}); from {package}.main import main; sys.exit(main())"
 
 
 def agent_path(name: str = "", root: str = ROOT) -> str:

@@ -48,6 +48,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .layout import SRV
+
 # 3: the agent is a package (protocol.py); 2: rollback {lock, early_result}.
 PROTOCOL_VERSION = 3
 
@@ -206,7 +208,7 @@ class SlotState(Shape):
 
 @dataclass
 class Disk(Shape):
-    path: str = "/srv"
+    path: str = SRV
     free_bytes: int | None = None
     total_bytes: int | None = None
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lightfold.agent import remote_command
+from lightfold.agent.bundle import remote_command
 from lightfold.errors import LightfoldError
 from lightfold.release.target import actor, as_root
 

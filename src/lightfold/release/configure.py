@@ -46,7 +46,7 @@ def facts_to_read(target: Target) -> tuple[Fact, ...]:
 
 def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
     from lightfold import builders
-    from lightfold.agent import agent_source
+    from lightfold.agent.bundle import agent_files
     from lightfold.server.app import AppSpec, ports_for
     from lightfold.server.configure import configure_plan
 
@@ -63,7 +63,7 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
         tls=bool(tls_domain(target) and server_facts.get("tls_cert")),
         app_subdir=source_layout(target, detection)[1],
     )
-    return configure_plan(spec, agent_source=agent_source(), ssh_port=target.server.port,
+    return configure_plan(spec, agent_files=agent_files(), ssh_port=target.server.port,
                           builder_steps=builder.configure_steps(spec),
                           builder_replaces_runtime=builder.replaces_runtime)
 

@@ -136,7 +136,7 @@ def nixpacks() -> Fact:
 
 def status(app: str, host: str = "the server") -> Fact:
     """The agent's status reply; the request (no secrets in it) goes to the agent on its stdin."""
-    from lightfold.agent import remote_command
+    from lightfold.agent.bundle import remote_command
     from lightfold.release import agent_client
 
     request = shlex.quote(json.dumps(agent_client.request("status", app)))

@@ -10,7 +10,7 @@ Configure (idempotent; a second run reports nothing changed):
     from lightfold.server.markers import marker_read_command, parse_marker
     ports = ports_for(app, {name: app_json_doc, ...})          # the app's own, or the next free pair
     spec = AppSpec.from_target(app, target, detection, ports, default_server=..., tls=...)
-    cfg = configure_plan(spec, agent_source=agent_py_text, ssh_port=22)
+    cfg = configure_plan(spec, agent_files=bundle.agent_files(), ssh_port=22)
     marker = parse_marker(<output of marker_read_command(app)>)
     if force or not marker or marker["fingerprint"] != cfg.fingerprint: run cfg.script
     runtime.runtime_warnings(detection)                          # runtime newer than Debian's

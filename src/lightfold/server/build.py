@@ -243,11 +243,12 @@ def _exec_line(start: str) -> str:
     return f"{m.group(1)}exec {m.group(2)}"
 
 
-# python3 -c ENV_LOADER <agent dir> <env file> <command...>: the agent's own parser reads the env
+# python3 -c ENV_LOADER <agent's parent dir> <env file> <command...>: the agent's own parser reads the env
 # snapshot exactly as systemd will at run time; PORT is the slot's business, not the build's.
 ENV_LOADER = (
     "import os, sys; sys.dont_write_bytecode = True; sys.path.insert(0, sys.argv[1]); "
-    "import agent; env = agent.parse_env_file(open(sys.argv[2], encoding='utf-8').read()); "
+    f"from {layout.AGENT_PACKAGE}.envfile import parse_env_file; "
+    "env = parse_env_file(open(sys.argv[2], encoding='utf-8').read()); "
     "env.pop('PORT', None); os.environ.update(env); os.execvp(sys.argv[3], sys.argv[3:])"
 )
 

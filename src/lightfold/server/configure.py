@@ -1,7 +1,7 @@
 """`lightfold configure` as one plan: everything a server needs to run one app.
 
     spec = AppSpec.from_target(name, target, detection, ports, default_server=..., tls=...)
-    cfg = configure_plan(spec, agent_source=<text of agent.py>, ssh_port=22)
+    cfg = configure_plan(spec, agent_files=lightfold.agent.bundle.agent_files(), ssh_port=22)
     cfg.fingerprint     # compare with the marker (markers.marker_read_command) to skip configure
     cfg.script          # the bash script to run as root in one ssh exec
 
@@ -12,18 +12,17 @@ app-unit, nginx, firewall (only where ufw exists), marker (excluded from the fin
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lightfold import __version__
-from lightfold.agent import REMOTE_AGENT_PATH
+from lightfold.agent import layout
 from lightfold.server import runtime
 from lightfold.server.app import AppSpec, app_step, user_and_dirs_step
 from lightfold.server.firewall import firewall_step
 from lightfold.server.markers import marker_step
 from lightfold.server.nginx import nginx_step
-from lightfold.server.plan import EnsureDir, EnsurePackages, Plan, Run, Step, SystemdEnable, WriteFile, render
-
-AGENT_PATH = REMOTE_AGENT_PATH
+from lightfold.server.plan import EnsureDir, EnsurePackages, Plan, Remove, Run, Step, SystemdEnable, WriteFile, render
 
 
 @dataclass(frozen=True)
@@ -38,13 +37,16 @@ class ConfigurePlan:
         return render(self.plan + Plan((self.marker,)))
 
 
-def agent_hash(agent_source: str | bytes) -> str:
-    data = agent_source.encode() if isinstance(agent_source, str) else agent_source
-    return hashlib.sha256(data).hexdigest()
+def agent_hash(agent_files: Mapping[str, bytes]) -> str:
+    """sha256 over the agent's files, each name with its content's length and the content."""
+    h = hashlib.sha256()
+    for name, data in sorted(agent_files.items()):
+        h.update(b"%s\0%d\0%s" % (name.encode(), len(data), data))
+    return h.hexdigest()
 
 
 def configure_plan(
-    spec: AppSpec, *, agent_source: str | bytes, ssh_port: int = 22, lightfold_version: str = __version__,
+    spec: AppSpec, *, agent_files: Mapping[str, bytes], ssh_port: int = 22, lightfold_version: str = __version__,
     builder_steps: tuple[Step, ...] = (), builder_replaces_runtime: bool = False,
 ) -> ConfigurePlan:
     """`builder_steps` (from lightfold.builders) run once the app user exists; a builder that
@@ -53,7 +55,7 @@ def configure_plan(
         wait_step(),
         base_step(),
         *(() if builder_replaces_runtime else (runtime.runtime_step(spec.detection),)),
-        agent_step(agent_source),
+        agent_step(agent_files),
         user_and_dirs_step(spec),
         *builder_steps,
         app_step(spec),
@@ -61,7 +63,7 @@ def configure_plan(
         firewall_step(ssh_port),
     ))
     fp = hashlib.sha256(render(plan).encode()).hexdigest()
-    ahash = agent_hash(agent_source)
+    ahash = agent_hash(agent_files)
     return ConfigurePlan(plan, fp, ahash, marker_step(spec.name, fp, ahash, lightfold_version))
 
 
@@ -84,8 +86,13 @@ def base_step() -> Step:
     ))
 
 
-def agent_step(agent_source: str | bytes) -> Step:
+def agent_step(agent_files: Mapping[str, bytes]) -> Step:
+    """The agent package under layout.AGENT_DIR (`agent_files`: path relative to it -> content);
+    the single-file agent.py of earlier versions goes."""
+    dirs = sorted({layout.agent_path(name.rpartition("/")[0]) for name in agent_files if "/" in name})
     return Step("agent", (
-        EnsureDir("/usr/local/lib/lightfold", 0o755),
-        WriteFile(AGENT_PATH, agent_source, 0o755),
+        EnsureDir(layout.agent_path(), 0o755),
+        *(EnsureDir(d, 0o755) for d in dirs),
+        *(WriteFile(layout.agent_path(name), data, 0o644) for name, data in sorted(agent_files.items())),
+        Remove(layout.agent_path("agent.py")),
     ))

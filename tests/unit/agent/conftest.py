@@ -10,16 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from lightfold.agent import AGENT_PATH
-from lightfold.agent import agent as agent_module
+from lightfold.agent import layout
+from lightfold.agent.bundle import agent_files
+from lightfold.agent.main import handle, parse_request
 
 APP = "web"
 PORTS = {"blue": 18001, "green": 18002}
-
-
-@pytest.fixture
-def agent():
-    return agent_module
 
 
 @pytest.fixture
@@ -29,7 +25,7 @@ def root(tmp_path) -> Path:
 
 @pytest.fixture
 def lay(root):
-    return agent_module.Layout(APP, str(root))
+    return layout.Layout(APP, str(root))
 
 
 def write_app_json(root: Path, app: str = APP, **overrides) -> dict:
@@ -63,11 +59,26 @@ def make_release(root: Path, rid: str, app: str = APP, start: bool = True, outpu
     return rel
 
 
-def run_agent(root: Path, request, *args: str, timeout: float = 30) -> tuple[dict, list[dict], int]:
-    """Run agent.py as the CLI does: JSON on stdin, one JSON result on stdout, JSON lines on stderr."""
+def install_agent(directory: Path) -> Path:
+    """The agent's files as configure uploads them, under `directory` (the server's AGENT_DIR)."""
+    for name, data in agent_files().items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_bytes(data)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def agent_dir(tmp_path_factory) -> Path:
+    return install_agent(tmp_path_factory.mktemp("agent"))
+
+
+def run_agent(root: Path, agent_dir: Path, request, *args: str, timeout: float = 30) -> tuple[dict, list[dict], int]:
+    """Run the uploaded agent as the CLI does: JSON on stdin, one JSON result on stdout, JSON lines
+    on stderr."""
     raw = request if isinstance(request, (bytes, str)) else json.dumps(request)
     p = subprocess.run(
-        [sys.executable, str(AGENT_PATH), *args], input=raw if isinstance(raw, bytes) else raw.encode(),
+        [sys.executable, "-c", layout.agent_entry(str(agent_dir)), *args],
+        input=raw if isinstance(raw, bytes) else raw.encode(),
         capture_output=True, timeout=timeout,
         env={**os.environ, "LIGHTFOLD_ROOT": str(root), "PYTHONDONTWRITEBYTECODE": "1"},
     )
@@ -78,9 +89,9 @@ def run_agent(root: Path, request, *args: str, timeout: float = 30) -> tuple[dic
 
 
 @pytest.fixture
-def agent_cli(root):
+def agent_cli(root, agent_dir):
     """run_agent bound to this test's root: agent_cli(request, *args) -> (result, events, exit code)."""
-    return lambda request, *args, **kw: run_agent(root, request, *args, **kw)
+    return lambda request, *args, **kw: run_agent(root, agent_dir, request, *args, **kw)
 
 
 @pytest.fixture
@@ -96,4 +107,4 @@ def release(root):
 @pytest.fixture
 def agent_call(root):
     """The same request handling in-process (faster than a subprocess): agent_call(request) -> result."""
-    return lambda request: agent_module.handle(agent_module.parse_request(json.dumps(request).encode()), str(root))
+    return lambda request: handle(parse_request(json.dumps(request).encode()), str(root))

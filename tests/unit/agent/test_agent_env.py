@@ -9,6 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lightfold.agent.core import AgentError
+from lightfold.agent.envfile import env_hash, parse_env_file, render_env_file, slot_env
+from lightfold.agent.files import read_text
+
 HOSTILE_VALUES = [
     "",
     " ",
@@ -48,19 +52,17 @@ values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_character
 @given(st.dictionaries(names, values, max_size=8))
 @settings(max_examples=100, deadline=None)
 def test_render_then_parse_returns_the_same_env(env):
-    from lightfold.agent import agent
-
-    assert agent.parse_env_file(agent.render_env_file(env, "a header")) == env
+    assert parse_env_file(render_env_file(env, "a header")) == env
 
 
 @pytest.mark.parametrize("value", HOSTILE_VALUES)
-def test_hostile_value_survives_round_trip(agent, value):
+def test_hostile_value_survives_round_trip(value):
     env = {"SECRET": value, "AFTER": "still parsed"}
-    assert agent.parse_env_file(agent.render_env_file(env)) == env
+    assert parse_env_file(render_env_file(env)) == env
 
 
-def test_rendered_file_escapes_only_what_systemd_unescapes(agent):
-    text = agent.render_env_file({"A": 'x"y\\z`w$v', "B": "two\nlines"})
+def test_rendered_file_escapes_only_what_systemd_unescapes():
+    text = render_env_file({"A": 'x"y\\z`w$v', "B": "two\nlines"})
     assert text == 'A="x\\"y\\\\z\\`w\\$v"\nB="two\nlines"\n'
 
 
@@ -81,8 +83,8 @@ def test_rendered_file_escapes_only_what_systemd_unescapes(agent):
         ('L="no closing quote', {"L": "no closing quote"}),
     ],
 )
-def test_parser_follows_systemd_env_file_rules(agent, line, expected):
-    assert agent.parse_env_file(line) == expected
+def test_parser_follows_systemd_env_file_rules(line, expected):
+    assert parse_env_file(line) == expected
 
 
 @pytest.mark.parametrize(
@@ -97,31 +99,31 @@ def test_parser_follows_systemd_env_file_rules(agent, line, expected):
         ({"FLAG": True}, "must be a string"),
     ],
 )
-def test_unrepresentable_env_is_refused_with_a_clear_error(agent, env, message):
-    with pytest.raises(agent.AgentError, match=message):
-        agent.render_env_file(env)
+def test_unrepresentable_env_is_refused_with_a_clear_error(env, message):
+    with pytest.raises(AgentError, match=message):
+        render_env_file(env)
 
 
-def test_numbers_become_strings(agent):
-    assert agent.parse_env_file(agent.render_env_file({"WORKERS": 4, "RATIO": 0.5})) == {
+def test_numbers_become_strings():
+    assert parse_env_file(render_env_file({"WORKERS": 4, "RATIO": 0.5})) == {
         "WORKERS": "4", "RATIO": "0.5"}
 
 
-def test_env_snapshot_read_back_by_the_agent_keeps_carriage_returns(agent, tmp_path):
+def test_env_snapshot_read_back_by_the_agent_keeps_carriage_returns(tmp_path):
     path = tmp_path / "x.env"
-    path.write_bytes(agent.render_env_file({"A": "crlf\r\nline", "B": "\r"}).encode())
-    assert agent.parse_env_file(agent.read_text(str(path))) == {"A": "crlf\r\nline", "B": "\r"}
+    path.write_bytes(render_env_file({"A": "crlf\r\nline", "B": "\r"}).encode())
+    assert parse_env_file(read_text(str(path))) == {"A": "crlf\r\nline", "B": "\r"}
 
 
-def test_slot_env_port_always_wins(agent):
-    snapshot = agent.render_env_file({"PORT": "3000", "DATABASE_URL": "postgres://x"})
-    assert agent.slot_env(snapshot, 18002) == {"DATABASE_URL": "postgres://x", "PORT": "18002"}
-    assert agent.slot_env(None, 18001) == {"PORT": "18001"}
+def test_slot_env_port_always_wins():
+    snapshot = render_env_file({"PORT": "3000", "DATABASE_URL": "postgres://x"})
+    assert slot_env(snapshot, 18002) == {"DATABASE_URL": "postgres://x", "PORT": "18002"}
+    assert slot_env(None, 18001) == {"PORT": "18001"}
 
 
-def test_env_hash_ignores_order_and_sees_changes(agent):
-    assert agent.env_hash({"A": "1", "B": "2"}) == agent.env_hash({"B": "2", "A": "1"})
-    assert agent.env_hash({"A": "1"}) != agent.env_hash({"A": "1 "})
+def test_env_hash_ignores_order_and_sees_changes():
+    assert env_hash({"A": "1", "B": "2"}) == env_hash({"B": "2", "A": "1"})
+    assert env_hash({"A": "1"}) != env_hash({"A": "1 "})
 
 
 def test_write_env_op_keeps_values_off_the_command_line_and_private(root, agent_cli):
@@ -134,10 +136,8 @@ def test_write_env_op_keeps_values_off_the_command_line_and_private(root, agent_
     path = root / "srv/web/env/20260101120000.env"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
-    from lightfold.agent import agent
-
-    assert agent.parse_env_file(path.read_bytes().decode()) == env
-    assert result["env_hash"] == agent.env_hash(env)
+    assert parse_env_file(path.read_bytes().decode()) == env
+    assert result["env_hash"] == env_hash(env)
     # The result echoes names, never values.
     assert "p@ss" not in str(result) and "p@ss" not in str(events)
 

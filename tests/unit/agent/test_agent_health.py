@@ -8,6 +8,9 @@ import threading
 
 import pytest
 
+from lightfold.agent.health import http_check, listening_addresses, parse_proc_net_tcp, port_in_use
+from lightfold.agent.systemd import parse_systemctl_show, unit_crashed
+
 
 class App(http.server.BaseHTTPRequestHandler):
     status = 200
@@ -42,39 +45,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_healthy_app_with_host_header(agent, http_app):
-    result = agent.http_check(http_app, "/health", "example.test", 2.0, 200)
+def test_healthy_app_with_host_header(http_app):
+    result = http_check(http_app, "/health", "example.test", 2.0, 200)
     assert result["healthy"] and result["status_code"] == 200 and result["error"] is None
     assert App.seen_hosts == ["example.test"]
 
 
-def test_without_a_host_the_loopback_address_is_sent(agent, http_app):
-    agent.http_check(http_app, "/health", None, 2.0, 200)
+def test_without_a_host_the_loopback_address_is_sent(http_app):
+    http_check(http_app, "/health", None, 2.0, 200)
     assert App.seen_hosts == [f"127.0.0.1:{http_app}"]
 
 
-def test_wrong_status_is_unhealthy(agent, http_app):
+def test_wrong_status_is_unhealthy(http_app):
     App.status = 503
-    result = agent.http_check(http_app, "/health", None, 2.0, 200)
+    result = http_check(http_app, "/health", None, 2.0, 200)
     assert not result["healthy"] and result["status_code"] == 503
-    assert agent.http_check(http_app, "/missing", None, 2.0, 200)["status_code"] == 404
+    assert http_check(http_app, "/missing", None, 2.0, 200)["status_code"] == 404
 
 
-def test_expected_status_may_be_a_list(agent, http_app):
+def test_expected_status_may_be_a_list(http_app):
     App.status = 204
-    assert agent.http_check(http_app, "/health", None, 2.0, [200, 204])["healthy"]
+    assert http_check(http_app, "/health", None, 2.0, [200, 204])["healthy"]
 
 
-def test_connection_refused(agent):
-    result = agent.http_check(free_port(), "/", None, 2.0, 200)
+def test_connection_refused():
+    result = http_check(free_port(), "/", None, 2.0, 200)
     assert not result["healthy"] and result["error"] == "refused" and result["status_code"] is None
 
 
-def test_accepting_but_silent_app_times_out(agent):
+def test_accepting_but_silent_app_times_out():
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(5)  # the kernel completes the handshake; nobody ever answers
-        result = agent.http_check(silent.getsockname()[1], "/", None, 0.3, 200)
+        result = http_check(silent.getsockname()[1], "/", None, 0.3, 200)
     assert result["error"] == "timeout" and not result["healthy"]
     assert 250 <= result["elapsed_ms"] < 2000
 
@@ -89,12 +92,12 @@ def test_health_op_checks_a_given_port(agent_cli, app_json, http_app):
     assert not result["healthy"] and result["status_code"] == 404 and App.seen_hosts[-1] == "h.test"
 
 
-def test_port_in_use(agent, http_app):
-    assert agent.port_in_use(http_app)
-    assert not agent.port_in_use(free_port())
+def test_port_in_use(http_app):
+    assert port_in_use(http_app)
+    assert not port_in_use(free_port())
 
 
-def test_listening_addresses_of_a_process_name_its_ports(agent):
+def test_listening_addresses_of_a_process_name_its_ports():
     import os
 
     with socket.socket() as v4, socket.socket(socket.AF_INET6) as v6:
@@ -102,24 +105,24 @@ def test_listening_addresses_of_a_process_name_its_ports(agent):
         v4.listen()
         v6.bind(("::1", 0))
         v6.listen()
-        found = agent.listening_addresses([os.getpid()])
+        found = listening_addresses([os.getpid()])
         assert f"127.0.0.1:{v4.getsockname()[1]}" in found
         assert f"[::1]:{v6.getsockname()[1]}" in found
 
 
-def test_proc_net_tcp_parsing_keeps_only_listeners(agent):
+def test_proc_net_tcp_parsing_keeps_only_listeners():
     text = (
         "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
         "   0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 111 1\n"
         "   1: 0100007F:1F90 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000  1000        0 222 1\n"
         "   2: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 333 1\n"
     )
-    assert agent.parse_proc_net_tcp(text) == {111: ("127.0.0.1", 3000), 333: ("0.0.0.0", 80)}
+    assert parse_proc_net_tcp(text) == {111: ("127.0.0.1", 3000), 333: ("0.0.0.0", 80)}
 
 
-def test_systemctl_show_parsing(agent):
-    props = agent.parse_systemctl_show("ActiveState=active\nNRestarts=2\nControlGroup=/system.slice/x=y\n")
+def test_systemctl_show_parsing():
+    props = parse_systemctl_show("ActiveState=active\nNRestarts=2\nControlGroup=/system.slice/x=y\n")
     assert props == {"ActiveState": "active", "NRestarts": "2", "ControlGroup": "/system.slice/x=y"}
-    assert agent.unit_crashed({"active_state": "activating", "sub_state": "auto-restart"})
-    assert agent.unit_crashed({"active_state": "failed", "sub_state": "failed"})
-    assert not agent.unit_crashed({"active_state": "active", "sub_state": "running"})
+    assert unit_crashed({"active_state": "activating", "sub_state": "auto-restart"})
+    assert unit_crashed({"active_state": "failed", "sub_state": "failed"})
+    assert not unit_crashed({"active_state": "active", "sub_state": "running"})

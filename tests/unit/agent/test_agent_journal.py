@@ -7,13 +7,27 @@ import os
 
 import pytest
 
+from lightfold.agent.core import AgentError
+from lightfold.agent.files import link_release, swap_symlink, write_atomic
+from lightfold.agent.journal import (
+    cleanup_selection,
+    load_journal,
+    record_activation,
+    rollback_target,
+    save_journal,
+    upsert_entry,
+)
+from lightfold.agent.live import actual_live, load_app_config, reconcile
+from lightfold.agent.switch import run_cleanup, write_intent
+from lightfold.agent.upstream import render_upstream
+
 IDS = [f"2026010112{m:02d}00" for m in range(10)]
 
 
-def journal(agent, *statuses):
+def journal(*statuses):
     entries = []
     for rid, status in zip(IDS, statuses, strict=False):
-        agent.upsert_entry(entries, rid, status=status)
+        upsert_entry(entries, rid, status=status)
     return entries
 
 
@@ -21,49 +35,49 @@ def statuses(entries):
     return [e["status"] for e in entries]
 
 
-def test_activation_makes_new_live_and_old_live_previous(agent):
-    entries = journal(agent, "retired", "previous", "live", "building")
-    agent.record_activation(entries, IDS[3], "green", "t")
+def test_activation_makes_new_live_and_old_live_previous():
+    entries = journal("retired", "previous", "live", "building")
+    record_activation(entries, IDS[3], "green", "t")
     assert statuses(entries) == ["retired", "retired", "previous", "live"]
     assert entries[3]["slot"] == "green" and entries[3]["activated_at"] == "t"
     assert entries[2]["slot"] is None
 
 
-def test_first_activation_has_no_previous(agent):
-    entries = journal(agent, "building")
-    agent.record_activation(entries, IDS[0], "blue", "t")
+def test_first_activation_has_no_previous():
+    entries = journal("building")
+    record_activation(entries, IDS[0], "blue", "t")
     assert statuses(entries) == ["live"]
 
 
-def test_rollback_marks_abandoned_release_and_promotes_an_older_good_one(agent):
-    entries = journal(agent, "retired", "failed", "previous", "live")
-    agent.record_activation(entries, IDS[2], "blue", "t", abandon="rolled-back")
+def test_rollback_marks_abandoned_release_and_promotes_an_older_good_one():
+    entries = journal("retired", "failed", "previous", "live")
+    record_activation(entries, IDS[2], "blue", "t", abandon="rolled-back")
     assert statuses(entries) == ["previous", "failed", "live", "rolled-back"]
 
 
-def test_rollback_target_is_newest_good_release_older_than_live(agent):
-    entries = journal(agent, "retired", "previous", "failed", "rolled-back", "live")
-    assert agent.rollback_target(entries)["id"] == IDS[1]
+def test_rollback_target_is_newest_good_release_older_than_live():
+    entries = journal("retired", "previous", "failed", "rolled-back", "live")
+    assert rollback_target(entries)["id"] == IDS[1]
 
 
-def test_second_rollback_does_not_bounce_back_to_abandoned_release(agent):
-    entries = journal(agent, "retired", "retired", "previous", "live")
-    first = agent.rollback_target(entries)
-    agent.record_activation(entries, first["id"], "blue", "t", abandon="rolled-back")
-    second = agent.rollback_target(entries)
+def test_second_rollback_does_not_bounce_back_to_abandoned_release():
+    entries = journal("retired", "retired", "previous", "live")
+    first = rollback_target(entries)
+    record_activation(entries, first["id"], "blue", "t", abandon="rolled-back")
+    second = rollback_target(entries)
     assert (first["id"], second["id"]) == (IDS[2], IDS[1])
-    agent.record_activation(entries, second["id"], "green", "t", abandon="rolled-back")
+    record_activation(entries, second["id"], "green", "t", abandon="rolled-back")
     assert statuses(entries) == ["previous", "live", "rolled-back", "rolled-back"]
 
 
-def test_rollback_prefers_what_was_live_before_even_if_its_id_is_older(agent):
-    entries = journal(agent, "previous", "retired", "live")
-    assert agent.rollback_target(entries)["id"] == IDS[0]
+def test_rollback_prefers_what_was_live_before_even_if_its_id_is_older():
+    entries = journal("previous", "retired", "live")
+    assert rollback_target(entries)["id"] == IDS[0]
 
 
-def test_rollback_skips_releases_no_longer_on_disk(agent):
-    entries = journal(agent, "retired", "previous", "live")
-    assert agent.rollback_target(entries, available={IDS[0], IDS[2]})["id"] == IDS[0]
+def test_rollback_skips_releases_no_longer_on_disk():
+    entries = journal("retired", "previous", "live")
+    assert rollback_target(entries, available={IDS[0], IDS[2]})["id"] == IDS[0]
 
 
 @pytest.mark.parametrize(
@@ -74,114 +88,114 @@ def test_rollback_skips_releases_no_longer_on_disk(agent):
         (("live",), "no earlier good release"),
     ],
 )
-def test_nothing_to_roll_back_to_is_a_clear_error(agent, states, message):
-    with pytest.raises(agent.AgentError, match=message):
-        agent.rollback_target(journal(agent, *states))
+def test_nothing_to_roll_back_to_is_a_clear_error(states, message):
+    with pytest.raises(AgentError, match=message):
+        rollback_target(journal(*states))
 
 
-def test_rollback_to_explicit_release(agent):
-    entries = journal(agent, "failed", "previous", "live")
-    assert agent.rollback_target(entries, to=IDS[0])["id"] == IDS[0]
-    with pytest.raises(agent.AgentError, match="already live"):
-        agent.rollback_target(entries, to=IDS[2])
-    with pytest.raises(agent.AgentError, match="not in this server's journal"):
-        agent.rollback_target(entries, to="20990101000000")
+def test_rollback_to_explicit_release():
+    entries = journal("failed", "previous", "live")
+    assert rollback_target(entries, to=IDS[0])["id"] == IDS[0]
+    with pytest.raises(AgentError, match="already live"):
+        rollback_target(entries, to=IDS[2])
+    with pytest.raises(AgentError, match="not in this server's journal"):
+        rollback_target(entries, to="20990101000000")
 
 
-def test_cleanup_keeps_newest_five_plus_live_previous_and_building(agent):
-    entries = journal(agent, "building", "previous", "retired", "failed", "live",
+def test_cleanup_keeps_newest_five_plus_live_previous_and_building():
+    entries = journal("building", "previous", "retired", "failed", "live",
                       "failed", "failed", "failed", "failed", "failed")
-    doomed = agent.cleanup_selection(entries, set(IDS), keep=5)
+    doomed = cleanup_selection(entries, set(IDS), keep=5)
     assert doomed == [IDS[2], IDS[3]]
 
 
-def test_cleanup_never_deletes_unjournaled_release_newer_than_live(agent):
-    entries = journal(agent, "retired", "retired", "live")
+def test_cleanup_never_deletes_unjournaled_release_newer_than_live():
+    entries = journal("retired", "retired", "live")
     orphan_new, orphan_old = "20270101000000", "20200101000000"
-    doomed = agent.cleanup_selection(entries, {*IDS[:3], orphan_new, orphan_old}, keep=1)
+    doomed = cleanup_selection(entries, {*IDS[:3], orphan_new, orphan_old}, keep=1)
     assert doomed == [orphan_old, IDS[0], IDS[1]]
 
 
-def test_run_cleanup_removes_release_dirs_env_snapshots_and_journal_entries(agent, lay, root, release):
+def test_run_cleanup_removes_release_dirs_env_snapshots_and_journal_entries(lay, root, release):
     for rid in IDS[:8]:
         release(rid, env="A=1\n")
-    entries = journal(agent, "retired", "previous", "retired", "retired", "live", "failed", "failed", "failed")
-    agent.save_journal(lay, entries)
-    removed = agent.run_cleanup(lay, 5, "tester")
+    entries = journal("retired", "previous", "retired", "retired", "live", "failed", "failed", "failed")
+    save_journal(lay, entries)
+    removed = run_cleanup(lay, 5, "tester")
     assert removed == [IDS[0], IDS[2]]
     for rid in removed:
         assert not (root / "srv/web/releases" / rid).exists()
         assert not (root / "srv/web/env" / f"{rid}.env").exists()
-    assert [e["id"] for e in agent.load_journal(lay)] == [IDS[1], *IDS[3:8]]
+    assert [e["id"] for e in load_journal(lay)] == [IDS[1], *IDS[3:8]]
     assert (root / "srv/web/releases" / IDS[1]).is_dir()
     audit = [json.loads(line) for line in (root / "srv/web/.lightfold/audit.log").read_text().splitlines()]
     assert audit[-1]["op"] == "cleanup" and audit[-1]["removed"] == removed and audit[-1]["by"] == "tester"
 
 
-def test_journal_write_is_atomic_and_sorted(agent, lay, root):
-    entries = journal(agent, "retired", "live")
-    agent.save_journal(lay, list(reversed(entries)))
+def test_journal_write_is_atomic_and_sorted(lay, root):
+    entries = journal("retired", "live")
+    save_journal(lay, list(reversed(entries)))
     meta = root / "srv/web/.lightfold"
     assert [p.name for p in meta.iterdir()] == ["releases.json"]
     assert [e["id"] for e in json.loads((meta / "releases.json").read_text())] == IDS[:2]
 
 
-def point_upstream_at(lay, agent, slot, rid):
-    port = agent.load_app_config(lay, {})["ports"][slot]
-    agent.write_atomic(lay.upstream, agent.render_upstream(port, slot, rid).encode())
+def point_upstream_at(lay, slot, rid):
+    port = load_app_config(lay, {})["ports"][slot]
+    write_atomic(lay.upstream, render_upstream(port, slot, rid).encode())
 
 
-def test_reconcile_trusts_nginx_after_an_interrupted_switch(agent, lay, release, app_json):
+def test_reconcile_trusts_nginx_after_an_interrupted_switch(lay, release, app_json):
     """The agent died after flipping nginx to green but before journaling: green's release is live."""
     app_json()
-    cfg = agent.load_app_config(lay, {})
+    cfg = load_app_config(lay, {})
     release(IDS[0])
     release(IDS[1])
-    agent.save_journal(lay, journal(agent, "live", "building"))
-    agent.swap_symlink(lay.slot_link("blue"), f"../releases/{IDS[0]}")
-    agent.swap_symlink(lay.slot_link("green"), f"../releases/{IDS[1]}")
-    agent.swap_symlink(lay.current, f"releases/{IDS[0]}")
-    point_upstream_at(lay, agent, "green", IDS[1])
-    notes = agent.reconcile(lay, cfg, "tester")
+    save_journal(lay, journal("live", "building"))
+    swap_symlink(lay.slot_link("blue"), f"../releases/{IDS[0]}")
+    swap_symlink(lay.slot_link("green"), f"../releases/{IDS[1]}")
+    swap_symlink(lay.current, f"releases/{IDS[0]}")
+    point_upstream_at(lay, "green", IDS[1])
+    notes = reconcile(lay, cfg, "tester")
     assert notes
-    entries = agent.load_journal(lay)
+    entries = load_journal(lay)
     assert statuses(entries) == ["previous", "live"] and entries[1]["slot"] == "green"
-    assert agent.link_release(lay.current) == IDS[1]
-    assert agent.reconcile(lay, cfg, "tester") == []
+    assert link_release(lay.current) == IDS[1]
+    assert reconcile(lay, cfg, "tester") == []
 
 
-def test_reconcile_completes_interrupted_rollback_from_intent(agent, lay, release, app_json):
+def test_reconcile_completes_interrupted_rollback_from_intent(lay, release, app_json):
     app_json()
-    cfg = agent.load_app_config(lay, {})
+    cfg = load_app_config(lay, {})
     for rid in IDS[:3]:
         release(rid)
-    agent.save_journal(lay, journal(agent, "retired", "previous", "live"))
-    agent.swap_symlink(lay.slot_link("blue"), f"../releases/{IDS[1]}")
-    agent.swap_symlink(lay.slot_link("green"), f"../releases/{IDS[2]}")
-    agent.write_intent(lay, "rollback", IDS[2], IDS[1])
-    point_upstream_at(lay, agent, "blue", IDS[1])
-    agent.reconcile(lay, cfg, None)
-    assert statuses(agent.load_journal(lay)) == ["previous", "live", "rolled-back"]
+    save_journal(lay, journal("retired", "previous", "live"))
+    swap_symlink(lay.slot_link("blue"), f"../releases/{IDS[1]}")
+    swap_symlink(lay.slot_link("green"), f"../releases/{IDS[2]}")
+    write_intent(lay, "rollback", IDS[2], IDS[1])
+    point_upstream_at(lay, "blue", IDS[1])
+    reconcile(lay, cfg, None)
+    assert statuses(load_journal(lay)) == ["previous", "live", "rolled-back"]
     assert not os.path.exists(lay.switch_intent)
 
 
-def test_reconcile_marks_activation_interrupted_before_flip_failed(agent, lay, release, app_json):
+def test_reconcile_marks_activation_interrupted_before_flip_failed(lay, release, app_json):
     app_json()
-    cfg = agent.load_app_config(lay, {})
+    cfg = load_app_config(lay, {})
     release(IDS[0])
     release(IDS[1])
-    agent.save_journal(lay, journal(agent, "live", "building"))
-    agent.swap_symlink(lay.slot_link("blue"), f"../releases/{IDS[0]}")
-    agent.write_intent(lay, "activate", IDS[0], IDS[1])
-    point_upstream_at(lay, agent, "blue", IDS[0])
-    agent.reconcile(lay, cfg, None)
-    entries = agent.load_journal(lay)
+    save_journal(lay, journal("live", "building"))
+    swap_symlink(lay.slot_link("blue"), f"../releases/{IDS[0]}")
+    write_intent(lay, "activate", IDS[0], IDS[1])
+    point_upstream_at(lay, "blue", IDS[0])
+    reconcile(lay, cfg, None)
+    entries = load_journal(lay)
     assert statuses(entries) == ["live", "failed"] and "interrupted" in entries[1]["reason"]
 
 
-def test_upstream_placeholder_without_slot_link_means_nothing_is_live(agent, lay, app_json):
+def test_upstream_placeholder_without_slot_link_means_nothing_is_live(lay, app_json):
     app_json()
-    cfg = agent.load_app_config(lay, {})
-    point_upstream_at(lay, agent, "blue", "none")
-    assert agent.actual_live(lay, cfg) == (None, None)
-    assert agent.reconcile(lay, cfg, None) == []
+    cfg = load_app_config(lay, {})
+    point_upstream_at(lay, "blue", "none")
+    assert actual_live(lay, cfg) == (None, None)
+    assert reconcile(lay, cfg, None) == []

@@ -10,6 +10,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from lightfold.agent.core import AgentError, now_iso
+from lightfold.agent.files import write_json
+from lightfold.agent.lock import (
+    acquire_lock,
+    check_deploy_lock,
+    flocked,
+    lock_staleness,
+    mark_lock_finishing,
+    proc_start_time,
+    process_alive,
+    read_lock,
+    release_lock,
+    try_acquire,
+)
+from lightfold.agent.main import first_early_result
+
 
 def test_lock_then_busy_names_the_holder_then_unlock(agent_call):
     got = agent_call({"op": "lock", "app": "web", "holder": "alice@laptop", "ttl": 600, "lock_op": "deploy",
@@ -65,29 +81,29 @@ def test_lock_held_by_a_dead_process_is_stale(agent_cli):
     assert any("stale" in e["msg"] for e in events)
 
 
-def test_zombie_holder_counts_as_dead(agent, lay):
+def test_zombie_holder_counts_as_dead(lay):
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
     time.sleep(0.3)  # exited but not yet reaped: kill(pid, 0) still succeeds
     try:
-        assert not agent.process_alive(zombie.pid, agent.proc_start_time(zombie.pid))
+        assert not process_alive(zombie.pid, proc_start_time(zombie.pid))
     finally:
         zombie.wait()
 
 
-def test_reused_pid_does_not_keep_a_lock_alive(agent):
+def test_reused_pid_does_not_keep_a_lock_alive():
     import os
 
-    assert agent.process_alive(os.getpid(), agent.proc_start_time(os.getpid()))
-    assert not agent.process_alive(os.getpid(), "1")
+    assert process_alive(os.getpid(), proc_start_time(os.getpid()))
+    assert not process_alive(os.getpid(), "1")
 
 
-def test_lock_older_than_ttl_is_stale(agent, lay):
-    mine, _, _ = agent.try_acquire(lay, "alice@laptop", "deploy", None, 600, None)
+def test_lock_older_than_ttl_is_stale(lay):
+    mine, _, _ = try_acquire(lay, "alice@laptop", "deploy", None, 600, None)
     assert mine is not None
-    assert agent.lock_staleness(mine, time.time(), None) is None
-    assert "older than the 600s TTL" in agent.lock_staleness(mine, time.time() + 601, None)
+    assert lock_staleness(mine, time.time(), None) is None
+    assert "older than the 600s TTL" in lock_staleness(mine, time.time() + 601, None)
     # The asker's TTL wins over the holder's.
-    assert agent.lock_staleness(mine, time.time() + 61, 60) is not None
+    assert lock_staleness(mine, time.time() + 61, 60) is not None
 
 
 def test_wait_seconds_gets_the_lock_once_the_holder_releases(agent_call, root):
@@ -129,11 +145,11 @@ def test_lock_needs_a_holder(agent_call, holder):
     assert "holder" in result["error"]
 
 
-def test_switch_refuses_while_someone_else_holds_the_deploy_lock(agent, lay):
-    agent.try_acquire(lay, "alice@laptop", "deploy", None, 600, None)
-    with pytest.raises(agent.AgentError, match="locked by alice@laptop"):
-        agent.check_deploy_lock(lay, {"holder": "bob@ci"})
-    agent.check_deploy_lock(lay, {"holder": "alice@laptop"})
+def test_switch_refuses_while_someone_else_holds_the_deploy_lock(lay):
+    try_acquire(lay, "alice@laptop", "deploy", None, 600, None)
+    with pytest.raises(AgentError, match="locked by alice@laptop"):
+        check_deploy_lock(lay, {"holder": "bob@ci"})
+    check_deploy_lock(lay, {"holder": "alice@laptop"})
 
 
 def test_a_rollback_holding_its_own_lock_refuses_while_someone_else_deploys(agent_call, app_json):
@@ -146,59 +162,59 @@ def test_a_rollback_holding_its_own_lock_refuses_while_someone_else_deploys(agen
     assert "locked by alice@laptop (push" in got["error"]
 
 
-def test_a_lock_taken_for_a_process_is_released_only_if_still_its_own(agent, lay):
-    mine, replaced, waited = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
+def test_a_lock_taken_for_a_process_is_released_only_if_still_its_own(lay):
+    mine, replaced, waited = acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
     assert replaced is None and waited is False
-    agent.release_lock(lay, mine)
-    assert agent.read_lock(lay) is None
+    release_lock(lay, mine)
+    assert read_lock(lay) is None
     # someone else's lock (taken after ours went stale and was replaced) survives our release
-    mine, _, _ = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
-    agent.release_lock(lay, mine)
-    theirs, _, _ = agent.acquire_lock(lay, "alice@laptop", "push", None, 600, None, 0)
-    agent.release_lock(lay, mine)
-    assert agent.read_lock(lay)["holder"] == "alice@laptop" == theirs["holder"]
+    mine, _, _ = acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
+    release_lock(lay, mine)
+    theirs, _, _ = acquire_lock(lay, "alice@laptop", "push", None, 600, None, 0)
+    release_lock(lay, mine)
+    assert read_lock(lay)["holder"] == "alice@laptop" == theirs["holder"]
 
 
-def test_the_relay_spots_an_early_result_only_on_a_complete_line(agent):
+def test_the_relay_spots_an_early_result_only_on_a_complete_line():
     early = json.dumps({"ok": True, "early": True, "release": "20260101120000"}).encode()
-    assert agent.first_early_result(early) is None  # the line is not finished yet
-    assert agent.first_early_result(early + b"\n")["release"] == "20260101120000"
-    assert agent.first_early_result(b'{"ok": true, "release": "x"}\n') is None  # a final result
-    assert agent.first_early_result(b"not json\n" + early + b"\n")["early"] is True
+    assert first_early_result(early) is None  # the line is not finished yet
+    assert first_early_result(early + b"\n")["release"] == "20260101120000"
+    assert first_early_result(b'{"ok": true, "release": "x"}\n') is None  # a final result
+    assert first_early_result(b"not json\n" + early + b"\n")["early"] is True
 
 
-def test_a_lock_whose_switch_is_finishing_is_waited_for_not_refused(agent, lay):
+def test_a_lock_whose_switch_is_finishing_is_waited_for_not_refused(lay):
     """After an early rollback answer the lock says how long the smoke window and drain take; a
     deploy asking meanwhile (even without --lock-wait) waits for it."""
-    mine, _, _ = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
-    agent.mark_lock_finishing(lay, mine, 0.6)
+    mine, _, _ = acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
+    mark_lock_finishing(lay, mine, 0.6)
     t0 = time.monotonic()
     with ThreadPoolExecutor(1) as pool:
-        later = pool.submit(agent.acquire_lock, lay, "alice@laptop", "push", None, 600, None, 0)
+        later = pool.submit(acquire_lock, lay, "alice@laptop", "push", None, 600, None, 0)
         time.sleep(0.3)
-        agent.release_lock(lay, mine)
+        release_lock(lay, mine)
         got, _, waited = later.result(timeout=10)
     assert got["holder"] == "alice@laptop" and waited and time.monotonic() - t0 < 5
     # without the mark, the same request refuses at once
-    with pytest.raises(agent.AgentError, match="locked by alice@laptop"):
-        agent.acquire_lock(lay, "carol@ci", "push", None, 600, None, 0)
+    with pytest.raises(AgentError, match="locked by alice@laptop"):
+        acquire_lock(lay, "carol@ci", "push", None, 600, None, 0)
 
 
-def test_after_waiting_for_a_finishing_switch_a_plain_holder_is_refused_at_once(agent, lay):
+def test_after_waiting_for_a_finishing_switch_a_plain_holder_is_refused_at_once(lay):
     """The automatic wait is for a smoke window only: if another deploy takes the lock first,
     the next one is refused (naming it) unless it asked for --lock-wait."""
-    mine, _, _ = agent.acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
-    agent.mark_lock_finishing(lay, mine, 30)
+    mine, _, _ = acquire_lock(lay, "bob@ci", "rollback", None, 600, None, 0)
+    mark_lock_finishing(lay, mine, 30)
 
     def hand_over():  # bob's switch ends and alice's push takes the lock in the same instant
         time.sleep(0.3)
-        with agent.flocked(lay.lock_guard):
-            agent.write_json(lay.lock, {"holder": "alice@laptop", "op": "push", "release": "20260101120000",
-                                        "started_at": agent.now_iso(), "started_ts": time.time(), "ttl": 600})
+        with flocked(lay.lock_guard):
+            write_json(lay.lock, {"holder": "alice@laptop", "op": "push", "release": "20260101120000",
+                                        "started_at": now_iso(), "started_ts": time.time(), "ttl": 600})
 
     t0 = time.monotonic()
     with ThreadPoolExecutor(1) as pool:
         pool.submit(hand_over)
-        with pytest.raises(agent.AgentError, match="locked by alice@laptop .push of 20260101120000"):
-            agent.acquire_lock(lay, "carol@ci", "push", None, 600, None, 0)
+        with pytest.raises(AgentError, match="locked by alice@laptop .push of 20260101120000"):
+            acquire_lock(lay, "carol@ci", "push", None, 600, None, 0)
     assert time.monotonic() - t0 < 5

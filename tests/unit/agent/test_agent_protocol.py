@@ -7,6 +7,10 @@ import os
 
 import pytest
 
+from lightfold.agent.files import swap_symlink, write_atomic
+from lightfold.agent.journal import save_journal, upsert_entry
+from lightfold.agent.upstream import render_upstream
+
 A, B, C = "20260101120000", "20260101130000", "20260101140000"
 
 
@@ -49,12 +53,12 @@ def test_journal_mark_and_releases(agent_cli, release):
     assert listing["releases"][1]["commit"] == "abc123" and listing["releases"][1]["dirty"] is True
 
 
-def test_journal_mark_cannot_set_or_touch_live(agent_cli, agent, lay):
+def test_journal_mark_cannot_set_or_touch_live(agent_cli, lay):
     result, _, code = agent_cli({"op": "journal_mark", "app": "web", "release": A, "status": "live"})
     assert code == 1 and "building or failed" in result["error"]
     entries = []
-    agent.upsert_entry(entries, A, status="live")
-    agent.save_journal(lay, entries)
+    upsert_entry(entries, A, status="live")
+    save_journal(lay, entries)
     result, _, code = agent_cli({"op": "journal_mark", "app": "web", "release": A, "status": "failed"})
     assert code == 1 and "is live" in result["error"]
 
@@ -88,15 +92,15 @@ def test_activating_the_live_release_is_a_no_op(agent_cli, app_json, release, ro
     assert all(set(e) == {"event", "msg"} for e in events)
 
 
-def test_rollback_with_nothing_earlier_is_a_clear_error(agent_cli, agent, lay, app_json, release, root):
+def test_rollback_with_nothing_earlier_is_a_clear_error(agent_cli, lay, app_json, release, root):
     app_json(static=True, output_dir="dist", ports=None)
     for rid in (A, B):
         release(rid, start=False, output_dir="dist")
     os.symlink(f"releases/{B}", root / "srv/web/current")
     entries = []
-    agent.upsert_entry(entries, A, status="failed")
-    agent.upsert_entry(entries, B, status="live")
-    agent.save_journal(lay, entries)
+    upsert_entry(entries, A, status="failed")
+    upsert_entry(entries, B, status="live")
+    save_journal(lay, entries)
     result, _, code = agent_cli({"op": "rollback", "app": "web"})
     assert code == 1 and "no earlier good release" in result["error"] and "--to" in result["fix"]
     saved = json.loads((root / "srv/web/.lightfold/last-op.json").read_text())
@@ -115,13 +119,13 @@ def test_status_of_a_static_app_reconciles_and_reports(agent_cli, app_json, rele
     assert result["disk"]["free_bytes"] > 0 and result["switch_in_progress"] is False
 
 
-def test_status_of_a_slot_app_follows_nginx(agent_cli, agent, lay, app_json, release, root):
+def test_status_of_a_slot_app_follows_nginx(agent_cli, lay, app_json, release, root):
     app_json()
     release(A)
     release(B)
-    agent.swap_symlink(lay.slot_link("blue"), f"../releases/{A}")
-    agent.swap_symlink(lay.slot_link("green"), f"../releases/{B}")
-    agent.write_atomic(lay.upstream, agent.render_upstream(18002, "green", B).encode())
+    swap_symlink(lay.slot_link("blue"), f"../releases/{A}")
+    swap_symlink(lay.slot_link("green"), f"../releases/{B}")
+    write_atomic(lay.upstream, render_upstream(18002, "green", B).encode())
     result, _, code = agent_cli({"op": "status", "app": "web"})
     assert code == 0, result
     assert (result["live"]["release"], result["live"]["slot"], result["live"]["port"]) == (B, "green", 18002)
@@ -130,13 +134,13 @@ def test_status_of_a_slot_app_follows_nginx(agent_cli, agent, lay, app_json, rel
     assert os.readlink(root / "srv/web/current") == f"releases/{B}"
 
 
-def test_cleanup_op_keeps_what_it_is_told(agent_cli, agent, lay, release):
+def test_cleanup_op_keeps_what_it_is_told(agent_cli, lay, release):
     ids = [f"202601011{h}0000" for h in range(5)]
     entries = []
     for rid, status in zip(ids, ["retired", "retired", "retired", "previous", "live"], strict=True):
         release(rid)
-        agent.upsert_entry(entries, rid, status=status)
-    agent.save_journal(lay, entries)
+        upsert_entry(entries, rid, status=status)
+    save_journal(lay, entries)
     result, _, code = agent_cli({"op": "cleanup", "app": "web", "keep": 2})
     assert code == 0 and result["removed"] == ids[:3] and result["kept"] == [ids[4], ids[3]]
     result, _, code = agent_cli({"op": "cleanup", "app": "web", "keep": 0})

@@ -6,6 +6,8 @@ import dataclasses
 import os
 
 from lightfold.agent import protocol
+from lightfold.agent.files import swap_symlink, write_atomic
+from lightfold.agent.upstream import render_upstream
 
 A, B = "20260101120000", "20260101130000"
 ENVELOPE = {"ok", "op", "app"}
@@ -44,12 +46,12 @@ def test_requests_leave_unset_fields_to_the_agent():
     assert req.to_dict() == {"op": "rollback", "app": "web", "to": A, "lock": True}
 
 
-def test_status_reply_has_exactly_the_protocol_keys(agent_call, agent, lay, app_json, release):
+def test_status_reply_has_exactly_the_protocol_keys(agent_call, lay, app_json, release):
     app_json()
     release(A)
     release(B)
-    agent.swap_symlink(lay.slot_link("blue"), f"../releases/{A}")
-    agent.write_atomic(lay.upstream, agent.render_upstream(18001, "blue", A).encode())
+    swap_symlink(lay.slot_link("blue"), f"../releases/{A}")
+    write_atomic(lay.upstream, render_upstream(18001, "blue", A).encode())
     agent_call({"op": "lock", "app": "web", "holder": "alice@laptop", "ttl": 600, "lock_op": "deploy"})
     reply = agent_call({"op": "status", "app": "web"})
     assert reply["ok"], reply

@@ -120,7 +120,7 @@ def test_configure_installs_docker_instead_of_a_language_runtime():
     deploy = SimpleNamespace(health_path=None, health_status=200, health_timeout=60, health_host=None)
     spec = AppSpec("shop", det, deploy, (8000, 8001))
     builder = dockerfile.DockerfileBuilder()
-    plan = configure_plan(spec, agent_source="#agent", builder_steps=builder.configure_steps(spec),
+    plan = configure_plan(spec, agent_files={"agent/main.py": b"#agent"}, builder_steps=builder.configure_steps(spec),
                           builder_replaces_runtime=builder.replaces_runtime)
     names = [s.name for s in plan.plan.steps]
     assert "docker" in names and not any(n.startswith("runtime") for n in names)

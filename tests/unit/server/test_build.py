@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.unit.agent.conftest import install_agent
 from tests.unit.server.serverkit import Det, bash_syntax_ok, run_script
 
+from lightfold.agent.envfile import render_env_file
 from lightfold.config import DeployConfig
 from lightfold.errors import LightfoldError
 from lightfold.server.build import ENV_LOADER, build_script, extract_command, lockfiles, user_build_script
-
-AGENT_DIR = Path(__file__).resolve().parents[3] / "src/lightfold/agent"
 
 NODE = Det(
     install="echo run >> install-ran && mkdir -p node_modules/dep node_modules/.cache"
@@ -246,17 +246,13 @@ def test_env_assignments_reach_the_started_program(tmp_path: Path):
 
 def test_build_env_comes_from_the_release_snapshot_without_port(tmp_path: Path):
     """The wrapper loads /srv/<app>/env/<id>.env with the agent's parser (systemd's syntax)."""
-    sys.path.insert(0, str(AGENT_DIR))
-    try:
-        import agent
-    finally:
-        sys.path.remove(str(AGENT_DIR))
+    agent_dir = install_agent(tmp_path / "lib")
     hostile = {"NEXT_PUBLIC_API": "https://api.example/v1?a=1&b=2", "QUOTES": "it's \"quoted\" $HOME",
                "MULTI": "line1\nline2", "PORT": "1234"}
     env_file = tmp_path / "20260101120001.env"
-    env_file.write_text(agent.render_env_file(hostile))
+    env_file.write_text(render_env_file(hostile))
     r = subprocess.run(
-        [sys.executable, "-c", ENV_LOADER, str(AGENT_DIR), str(env_file), "python3", "-c",
+        [sys.executable, "-c", ENV_LOADER, str(agent_dir), str(env_file), "python3", "-c",
          "import json, os; print(json.dumps(dict(os.environ)))"],
         capture_output=True, text=True, env={"PATH": os.environ["PATH"]},
     )

@@ -16,12 +16,12 @@ from lightfold.config import DeployConfig, DomainConfig, TargetConfig
 from lightfold.errors import LightfoldError
 from lightfold.server import nginx, runtime
 from lightfold.server.app import AppSpec, app_json, app_user, pick_ports, ports_for, unit_text
-from lightfold.server.configure import AGENT_PATH, agent_hash, configure_plan
+from lightfold.server.configure import agent_hash, configure_plan
 from lightfold.server.firewall import firewall_step
 from lightfold.server.markers import marker_path, parse_marker
-from lightfold.server.plan import EnsurePackages, Run, Symlink, WriteFile
+from lightfold.server.plan import EnsureDir, EnsurePackages, Remove, Run, Symlink, WriteFile
 
-AGENT = "#!/usr/bin/env python3\nprint('agent v1')\n"
+AGENT = {"agent/__init__.py": b"", "agent/main.py": b"print('agent v1')\n"}
 
 
 def spec(name: str = "shop", det: Det | None = None, **kw) -> AppSpec:
@@ -306,7 +306,7 @@ def test_firewall_only_where_ufw_exists_and_ssh_first():
 
 
 def test_configure_plan_order_and_script_is_valid_bash():
-    cfg = configure_plan(spec(), agent_source=AGENT)
+    cfg = configure_plan(spec(), agent_files=AGENT)
     assert [s.name for s in cfg.plan.steps] == [
         "wait", "base", "runtime-node", "agent", "app-user", "app-unit", "nginx", "firewall",
     ]
@@ -314,23 +314,30 @@ def test_configure_plan_order_and_script_is_valid_bash():
     bash_syntax_ok(script)
     assert script.index("_lf_step wait") < script.index("_lf_step base") < script.index("_lf_step marker")
     assert "cloud-init status --wait" in script
-    agent = next(a for a in cfg.plan.step("agent").actions if isinstance(a, WriteFile))
-    assert agent.path == AGENT_PATH and agent.data() == AGENT.encode() and agent.mode == 0o755
+    agent = cfg.plan.step("agent").actions
+    written = {a.path: a.data() for a in agent if isinstance(a, WriteFile)}
+    assert written == {"/usr/local/lib/lightfold/agent/__init__.py": b"",
+                       "/usr/local/lib/lightfold/agent/main.py": b"print('agent v1')\n"}
+    assert {a.mode for a in agent if isinstance(a, WriteFile)} == {0o644}
+    assert [a.path for a in agent if isinstance(a, EnsureDir)] == ["/usr/local/lib/lightfold",
+                                                                 "/usr/local/lib/lightfold/agent"]
+    # the single-file agent of earlier versions goes
+    assert [a.path for a in agent if isinstance(a, Remove)] == ["/usr/local/lib/lightfold/agent.py"]
 
 
 def test_fingerprint_is_stable_and_changes_with_agent_or_settings():
-    fp = configure_plan(spec(), agent_source=AGENT).fingerprint
-    assert configure_plan(spec(), agent_source=AGENT).fingerprint == fp
-    other_agent = configure_plan(spec(), agent_source=AGENT + "# v2\n")
-    assert other_agent.fingerprint != fp and other_agent.agent_hash == agent_hash(AGENT + "# v2\n")
-    assert configure_plan(spec(domain="x.example"), agent_source=AGENT).fingerprint != fp
-    assert configure_plan(spec(), agent_source=AGENT, ssh_port=2222).fingerprint != fp
+    fp = configure_plan(spec(), agent_files=AGENT).fingerprint
+    assert configure_plan(spec(), agent_files=AGENT).fingerprint == fp
+    other_agent = configure_plan(spec(), agent_files={**AGENT, "agent/main.py": b"# v2\n"})
+    assert other_agent.fingerprint != fp and other_agent.agent_hash == agent_hash({**AGENT, "agent/main.py": b"# v2\n"})
+    assert configure_plan(spec(domain="x.example"), agent_files=AGENT).fingerprint != fp
+    assert configure_plan(spec(), agent_files=AGENT, ssh_port=2222).fingerprint != fp
     # The version only goes into the marker: upgrading lightfold alone does not force a configure.
-    assert configure_plan(spec(), agent_source=AGENT, lightfold_version="9.9").fingerprint == fp
+    assert configure_plan(spec(), agent_files=AGENT, lightfold_version="9.9").fingerprint == fp
 
 
 def test_marker_records_fingerprint_and_is_written_only_when_it_differs(tmp_path: Path):
-    cfg = configure_plan(spec(), agent_source=AGENT, lightfold_version="1.2.3")
+    cfg = configure_plan(spec(), agent_files=AGENT, lightfold_version="1.2.3")
     action = cfg.marker.actions[0]
     path = tmp_path / "configured"
     command = action.command.replace(marker_path("shop"), str(path))

@@ -1,0 +1,155 @@
+"""Entry point: parse the request, run the op (or re-run it detached in a transient unit),
+print the one reply."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import selectors
+import subprocess
+import sys
+import time
+import traceback
+
+from .core import DETACHABLE_OPS, JOURNAL_TAIL_LINES, AgentError, now_iso, root_from_env, step, write_result
+from .files import write_json
+from .layout import Layout, agent_entry, op_unit
+from .ops import OPS
+from .systemd import systemctl
+
+APP_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def parse_request(raw: bytes) -> dict:
+    try:
+        req = json.loads(raw.decode("utf-8") or "null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AgentError(f"the request is not valid JSON ({e})", "send one JSON object on stdin") from e
+    if not isinstance(req, dict):
+        raise AgentError("the request must be a JSON object", 'send {"op": "status", "app": "myapp"}')
+    if req.get("op") not in OPS:
+        raise AgentError(f"unknown op {req.get('op')!r}", f"use one of: {', '.join(OPS)}")
+    app = req.get("app")
+    if not isinstance(app, str) or not APP_RE.match(app):
+        raise AgentError(f"invalid app name {app!r}", "app names are lowercase letters, digits and -")
+    return req
+
+
+def handle(req: dict, root: str = "/") -> dict:
+    """Run one validated request; always returns a result dict."""
+    lay = Layout(req["app"], root)
+    try:
+        data = OPS[req["op"]](req, lay)
+        result = {"ok": True, "op": req["op"], "app": req["app"], **data}
+    except AgentError as e:
+        result = {**e.result(), "op": req["op"], "app": req["app"]}
+    except Exception as e:  # noqa: BLE001 - the CLI must get JSON even when the agent has a bug
+        result = {"ok": False, "op": req["op"], "app": req["app"],
+                  "error": f"the lightfold agent failed: {type(e).__name__}: {e}",
+                  "fix": "this is a lightfold bug; please report it with the lines below",
+                  "log_tail": traceback.format_exc().splitlines()[-JOURNAL_TAIL_LINES:]}
+    if req["op"] in DETACHABLE_OPS and os.path.isdir(lay.srv):
+        with contextlib.suppress(OSError):
+            write_json(lay.last_op, {**result, "finished_at": now_iso()})
+    return result
+
+
+def run_detached(raw: bytes, req: dict) -> dict:
+    """Re-run this request as a transient unit that outlives the SSH session. Progress events are
+    relayed as they come; an early result (`"early": true`, see early_announcer) is returned at
+    once, leaving the unit to finish on its own."""
+    unit = op_unit(req["op"], req["app"])
+    if not wait_unit_gone(unit):
+        return AgentError(f"a {req['op']} of {req['app']} is still running ({unit})",
+                          "wait for it to finish; `lightfold status` shows the result").result()
+    argv = ["systemd-run", f"--unit={unit}", f"--description=lightfold {req['op']} {req['app']}",
+            "--collect", "--wait", "--pipe", "--quiet"]
+    if os.environ.get("LIGHTFOLD_ROOT"):
+        argv.append(f"--setenv=LIGHTFOLD_ROOT={os.environ['LIGHTFOLD_ROOT']}")
+    argv += [sys.executable or "python3", "-c", agent_entry(*where_this_package_is())]
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with contextlib.suppress(BrokenPipeError):
+        p.stdin.write(raw)
+    p.stdin.close()
+    out = b""
+    streams = {p.stdout.fileno(): "out", p.stderr.fileno(): "err"}
+    with selectors.DefaultSelector() as sel:
+        for fd in streams:
+            sel.register(fd, selectors.EVENT_READ)
+        while sel.get_map():
+            for key, _ in sel.select():
+                data = os.read(key.fd, 65536)
+                if not data:
+                    sel.unregister(key.fd)
+                elif streams[key.fd] == "err":
+                    with contextlib.suppress(OSError, ValueError):
+                        sys.stderr.buffer.write(data)
+                        sys.stderr.flush()
+                else:
+                    out += data
+                    early = first_early_result(out)
+                    if early is not None:
+                        return early
+    p.wait()
+    with contextlib.suppress(ValueError):
+        result = json.loads(out.decode().strip().splitlines()[-1] if out.strip() else "null")
+        if isinstance(result, dict):
+            return result
+    return AgentError(f"the detached {req['op']} exited with status {p.returncode} without a result",
+                      f"see `journalctl -u {unit}` on the server, then `lightfold status`").result()
+
+
+def where_this_package_is() -> tuple[str, str]:
+    """(directory on sys.path, package name) of this very agent: ("/usr/local/lib/lightfold",
+    "agent") on a server, (".../src", "lightfold.agent") when tests run it from the source tree."""
+    package = __package__ or __name__.rpartition(".")[0]
+    parent = os.path.abspath(__file__)
+    for _ in range(package.count(".") + 2):
+        parent = os.path.dirname(parent)
+    return parent, package
+
+
+def first_early_result(out: bytes) -> dict | None:
+    for line in out.split(b"\n")[:-1]:  # complete lines only
+        with contextlib.suppress(ValueError):
+            value = json.loads(line)
+            if isinstance(value, dict) and value.get("early"):
+                return value
+    return None
+
+
+def wait_unit_gone(unit: str, seconds: float = 60) -> bool:
+    """The previous run of `unit` (e.g. a rollback still in its smoke window) must end before the
+    name can be reused; wait for it, saying so once."""
+    deadline = time.monotonic() + seconds
+    said = False
+    while systemctl("is-active", "--quiet", f"{unit}.service").code == 0:
+        if time.monotonic() >= deadline:
+            return False
+        if not said:
+            step(f"waiting for the previous {unit} to finish")
+            said = True
+        time.sleep(0.2)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    raw = sys.stdin.buffer.read()
+    try:
+        req = parse_request(raw)
+    except AgentError as e:
+        result = e.result()
+    else:
+        if "--detach" in args and req["op"] in DETACHABLE_OPS:
+            result = run_detached(raw, req)
+        else:
+            result = handle(req, root_from_env())
+    write_result(result)
+    return 0 if result.get("ok") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
