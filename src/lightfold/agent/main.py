@@ -7,11 +7,9 @@ import contextlib
 import json
 import os
 import re
-import selectors
 import subprocess
 import sys
 import time
-import traceback
 
 from .core import DETACHABLE_OPS, JOURNAL_TAIL_LINES, AgentError, now_iso, root_from_env, step, write_result
 from .files import write_json
@@ -46,6 +44,8 @@ def handle(req: dict, root: str = "/") -> dict:
     except AgentError as e:
         result = {**e.result(), "op": req["op"], "app": req["app"]}
     except Exception as e:  # noqa: BLE001 - the CLI must get JSON even when the agent has a bug
+        import traceback  # here: ~2 ms of every call's start-up otherwise, for a bug's report
+
         result = {"ok": False, "op": req["op"], "app": req["app"],
                   "error": f"the lightfold agent failed: {type(e).__name__}: {e}",
                   "fix": "this is a lightfold bug; please report it with the lines below",
@@ -69,6 +69,8 @@ def run_detached(raw: bytes, req: dict) -> dict:
     if os.environ.get("LIGHTFOLD_ROOT"):
         argv.append(f"--setenv=LIGHTFOLD_ROOT={os.environ['LIGHTFOLD_ROOT']}")
     argv += [sys.executable or "python3", "-c", agent_entry(*where_this_package_is())]
+    import selectors  # only a detached op needs it
+
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     with contextlib.suppress(BrokenPipeError):
         p.stdin.write(raw)
