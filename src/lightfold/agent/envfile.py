@@ -6,11 +6,10 @@ makes every value arrive byte-exact. NUL cannot be carried by an environment at 
 from __future__ import annotations
 
 import json
-import re
 
 from .core import AgentError
+from .layout import is_env_name
 
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_ESCAPED = '"\\`$'
 
 
@@ -19,7 +18,7 @@ def check_env(env) -> dict[str, str]:
         raise AgentError("env must be a JSON object of NAME: value", "send {\"env\": {\"NAME\": \"value\"}}")
     clean: dict[str, str] = {}
     for name, value in env.items():
-        if not ENV_NAME_RE.match(name):
+        if not is_env_name(name):
             raise AgentError(
                 f"invalid environment variable name {name!r}",
                 "use letters, digits and _ only, not starting with a digit (e.g. DATABASE_URL)",

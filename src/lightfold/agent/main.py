@@ -6,18 +6,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 
 from .core import DETACHABLE_OPS, JOURNAL_TAIL_LINES, AgentError, now_iso, root_from_env, step, write_result
 from .files import write_json
-from .layout import Layout, agent_entry, op_unit
+from .layout import Layout, agent_entry, is_app_name, op_unit
 from .ops import OPS
 from .systemd import systemctl
-
-APP_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def parse_request(raw: bytes) -> dict:
@@ -30,7 +27,7 @@ def parse_request(raw: bytes) -> dict:
     if req.get("op") not in OPS:
         raise AgentError(f"unknown op {req.get('op')!r}", f"use one of: {', '.join(OPS)}")
     app = req.get("app")
-    if not isinstance(app, str) or not APP_RE.match(app):
+    if not is_app_name(app):
         raise AgentError(f"invalid app name {app!r}", "app names are lowercase letters, digits and -")
     return req
 

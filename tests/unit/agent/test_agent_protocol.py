@@ -24,6 +24,7 @@ A, B, C = "20260101120000", "20260101130000", "20260101140000"
         (b'{"op": "explode", "app": "web"}', "unknown op 'explode'"),
         (b'{"op": "status", "app": "../etc"}', "invalid app name"),
         (b'{"op": "status", "app": "Web"}', "invalid app name"),
+        (b'{"op": "status", "app": "web\\n"}', "invalid app name"),
     ],
 )
 def test_bad_requests_get_one_clear_error(agent_cli, raw, message):
