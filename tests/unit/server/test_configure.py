@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.unit.server.serverkit import Det, bash_syntax_ok
+from tests.unit.server.serverkit import Det, bash_syntax_ok, run_script
 
 from lightfold.config import DeployConfig, DomainConfig, TargetConfig
 from lightfold.errors import LightfoldError
@@ -354,3 +354,27 @@ def test_marker_records_fingerprint_and_is_written_only_when_it_differs(tmp_path
 def test_invalid_app_names_are_refused():
     with pytest.raises(LightfoldError, match="not a valid app name"):
         spec("Bad Name")
+
+
+def test_the_agent_step_installs_a_package_that_answers_and_replaces_the_old_single_file(tmp_path: Path):
+    """Configure's agent step run for real under a prefix, over a server holding the agent.py of
+    earlier versions: the old file goes, the package lands, and it answers a request from there."""
+    from lightfold.agent import layout
+    from lightfold.agent.bundle import agent_files
+    from lightfold.server.configure import agent_step
+    from lightfold.server.plan import Plan, render
+
+    lib = tmp_path / layout.AGENT_DIR.lstrip("/")
+    lib.mkdir(parents=True)
+    (lib / "agent.py").write_text("print('the old agent')\n")
+    script = render(Plan((agent_step(agent_files()),)))
+    rc, _, err = run_script(script, {"LF_ROOT": str(tmp_path)})
+    assert rc == 0, err
+    assert not (lib / "agent.py").exists()
+    assert sorted(p.name for p in (lib / "agent").glob("*.py")) == sorted(n.split("/")[1] for n in agent_files())
+    r = subprocess.run(["python3", "-c", layout.agent_entry(str(lib))], input=b'{"op": "status", "app": "shop"}',
+                       capture_output=True, env={"LIGHTFOLD_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    reply = json.loads(r.stdout)
+    assert r.returncode == 1 and reply["op"] == "status" and "shop is not configured" in reply["error"]
+    rc, events, err = run_script(script, {"LF_ROOT": str(tmp_path)})
+    assert rc == 0 and not any(e.get("changed") for e in events if "action" in e), events
