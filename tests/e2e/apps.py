@@ -46,3 +46,14 @@ def get(ip: str, path: str = "/", host: str | None = None, timeout: float = 5) -
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
+
+def exposure(sb, unit: str) -> tuple[float, str]:
+    """`systemd-analyze security`'s overall exposure of `unit` on the machine (0 safest, 10 worst),
+    with its full table for the assertion message."""
+    import re
+
+    out = sb.exec(f"systemd-analyze security --no-pager {unit}", check=False).stdout
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+    assert m, out
+    return float(m.group(1)), out

@@ -9,7 +9,7 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.e2e.apps import commit, get, install_example
+from tests.e2e.apps import commit, exposure, get, install_example
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -79,6 +79,16 @@ def test_any_env_value_arrives_byte_exact(flask_app, value):
     flask_app.lightfold("config", "set", "--target", flask_app.target, "--", "deploy.env_vars.PROPERTY", value)
     flask_app.lightfold("push", "--target", flask_app.target)
     assert env_of(flask_app, "PROPERTY") == value.encode()
+
+
+def test_the_app_unit_is_hardened_and_the_app_still_works(flask_app):
+    """issue 13: what `systemd-analyze security` recommends for a web app, exposure <= 2.5."""
+    sb = flask_app
+    units = sb.exec(f"systemctl list-units 'lightfold-{sb.target}@*' --state=active --plain --no-legend").stdout
+    unit = units.split()[0]
+    score, table = exposure(sb, unit)
+    assert score <= 2.5, table
+    assert env_of(sb, "FROM_DOTENV") == b"dotenv value"
 
 
 def test_redeploy_without_changes_is_skipped(flask_app):

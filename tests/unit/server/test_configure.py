@@ -5,6 +5,7 @@ when those are installed (apt-get install nginx-light systemd)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,6 +45,30 @@ def test_unit_file_matches_the_agent_contract():
         "[Install]", "WantedBy=multi-user.target",
     ]:
         assert line in text.splitlines(), line
+
+
+def test_unit_file_has_the_sandbox_a_web_app_keeps_working_in():
+    lines = unit_text(spec()).splitlines()
+    for line in [
+        "CapabilityBoundingSet=", "PrivateDevices=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes", "ProtectControlGroups=yes", "ProtectClock=yes", "RestrictSUIDSGID=yes",
+        "RestrictNamespaces=yes", "RestrictRealtime=yes", "LockPersonality=yes",
+        "SystemCallFilter=@system-service", "SystemCallArchitectures=native", "UMask=0077",
+        "IPAddressDeny=169.254.169.254",
+    ]:
+        assert line in lines, line
+    assert not any(x.startswith("MemoryDenyWriteExecute") for x in lines)  # would stop every JIT
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_unit_file_exposure_is_at_most_2_5(tmp_path: Path):
+    """issue 13's goal, scored by systemd itself (offline; the e2e tests score the running unit)."""
+    unit = tmp_path / "lightfold-shop@blue.service"
+    unit.write_text(unit_text(spec()))
+    out = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(unit)],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+    assert m and float(m.group(1)) <= 2.5, out
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
