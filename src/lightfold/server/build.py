@@ -8,7 +8,8 @@
 Paths come from lightfold.agent.layout (`Layout(app)`). The build script is run as root in one
 ssh exec (`bash -s`, script on stdin). It loads the release's env snapshot (`env_file(id)`,
 written by the agent's `write_env`, when present) so build-time variables such as NEXT_PUBLIC_*
-work, then runs everything as `lf-<app>` with `runuser` inside `release(id)`/<app_root>:
+work, then runs everything as `lf-<app>` (privileges dropped before the app's env applies: see
+ENV_LOADER) inside `release(id)`/<app_root>:
   1. dependencies: reused when the lockfile is unchanged, else a frozen install (the detection's
      install command):
        node/ruby/php: `cp -al` (hard links) of node_modules / vendor/bundle / vendor from the
@@ -243,14 +244,34 @@ def _exec_line(start: str) -> str:
     return f"{m.group(1)}exec {m.group(2)}"
 
 
-# python3 -c ENV_LOADER <agent's parent dir> <env file> <command...>: the agent's own parser reads the env
-# snapshot exactly as systemd will at run time; PORT is the slot's business, not the build's.
-ENV_LOADER = (
-    "import os, sys; sys.dont_write_bytecode = True; sys.path.insert(0, sys.argv[1]); "
-    f"from {layout.AGENT_PACKAGE}.envfile import parse_env_file; "
-    "env = parse_env_file(open(sys.argv[2], encoding='utf-8').read()); "
-    "env.pop('PORT', None); os.environ.update(env); os.execvp(sys.argv[3], sys.argv[3:])"
-)
+# python3 -c ENV_LOADER <agent's parent dir> <env file> <user> <build command>, run by root: the
+# agent's own parser reads the env snapshot exactly as systemd will at run time (PORT is the slot's
+# business, not the build's). Root opens the snapshot without following a symlink, drops to the app
+# user in-process (groups, gid, uid) and only then applies the app's env, exec'ing bash by absolute
+# path: no PATH, LD_PRELOAD or LD_LIBRARY_PATH of the app ever reaches a process running as root.
+ENV_LOADER = f"""\
+import os, pwd, sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[1])
+from {layout.AGENT_PACKAGE}.envfile import parse_env_file
+env_file, user, command = sys.argv[2:5]
+env = dict(os.environ)
+try:
+    fd = os.open(env_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+except FileNotFoundError:
+    app_env = {{}}
+else:
+    with os.fdopen(fd, encoding="utf-8") as f:
+        app_env = parse_env_file(f.read())
+app_env.pop("PORT", None)
+pw = pwd.getpwnam(user)
+os.initgroups(user, pw.pw_gid)
+os.setgid(pw.pw_gid)
+os.setuid(pw.pw_uid)
+env.update(app_env)
+env.update(HOME=pw.pw_dir, SHELL=pw.pw_shell or "/bin/sh", USER=user, LOGNAME=user)
+os.execve("/bin/bash", ["bash", "-c", command], env)
+"""
 
 
 def _as_app_user(app: str, release_id: str, inner: str) -> str:
@@ -263,11 +284,7 @@ def _as_app_user(app: str, release_id: str, inner: str) -> str:
         "cd /",
         f"LF_BUILD={shlex.quote(inner)}",
         f"LF_ENV={shlex.quote(env_file)}",
-        'if [ -f "$LF_ENV" ]; then',
-        f"  exec python3 -c {shlex.quote(ENV_LOADER)} {layout.AGENT_DIR} \"$LF_ENV\""
-        f" runuser -u {user} -- bash -c \"$LF_BUILD\"",
-        "fi",
-        f"exec runuser -u {user} -- bash -c \"$LF_BUILD\"",
+        f"exec /usr/bin/python3 -c {shlex.quote(ENV_LOADER)} {layout.AGENT_DIR} \"$LF_ENV\" {user} \"$LF_BUILD\"",
         "",
     ])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -244,6 +245,11 @@ def test_env_assignments_reach_the_started_program(tmp_path: Path):
     assert out.stdout == "hi there\n"
 
 
+def run_loader(agent_dir: Path, env_file: Path, user: str, command: str, path: str | None = None):
+    return subprocess.run([sys.executable, "-c", ENV_LOADER, str(agent_dir), str(env_file), user, command],
+                          capture_output=True, text=True, env={"PATH": path or os.environ["PATH"]})
+
+
 def test_build_env_comes_from_the_release_snapshot_without_port(tmp_path: Path):
     """The wrapper loads /srv/<app>/env/<id>.env with the agent's parser (systemd's syntax)."""
     agent_dir = install_agent(tmp_path / "lib")
@@ -251,22 +257,47 @@ def test_build_env_comes_from_the_release_snapshot_without_port(tmp_path: Path):
                "MULTI": "line1\nline2", "PORT": "1234"}
     env_file = tmp_path / "20260101120001.env"
     env_file.write_text(render_env_file(hostile))
-    r = subprocess.run(
-        [sys.executable, "-c", ENV_LOADER, str(agent_dir), str(env_file), "python3", "-c",
-         "import json, os; print(json.dumps(dict(os.environ)))"],
-        capture_output=True, text=True, env={"PATH": os.environ["PATH"]},
-    )
+    me = pwd.getpwuid(os.getuid()).pw_name
+    r = run_loader(agent_dir, env_file, me, "python3 -c 'import json, os; print(json.dumps(dict(os.environ)))'")
     assert r.returncode == 0, r.stderr
     env = json.loads(r.stdout)
     assert {k: env[k] for k in ("NEXT_PUBLIC_API", "QUOTES", "MULTI")} == {
         k: hostile[k] for k in ("NEXT_PUBLIC_API", "QUOTES", "MULTI")}
-    assert "PORT" not in env
+    assert "PORT" not in env and env["USER"] == me
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="dropping privileges needs root (the server's build runs as root)")
+def test_root_drops_to_the_app_user_before_the_apps_path_or_preload_apply(tmp_path: Path):
+    """issue 13 item 2: PATH and LD_PRELOAD from the app's env never pick what root runs."""
+    agent_dir = install_agent(tmp_path / "lib")
+    trap = tmp_path / "trap"
+    trap.mkdir()
+    for name in ("bash", "runuser", "python3"):  # what a hostile PATH would offer root
+        (trap / name).write_text(f"#!/bin/sh\ntouch {trap}/ran-{name}\n")
+        (trap / name).chmod(0o755)
+    env_file = tmp_path / "20260101120001.env"
+    env_file.write_text(render_env_file({"PATH": f"{trap}:/usr/bin:/bin", "LD_PRELOAD": "/nonexistent/evil.so"}))
+    r = run_loader(agent_dir, env_file, "nobody", "/usr/bin/id -u; printf %s \"$LD_PRELOAD\"")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [str(pwd.getpwnam("nobody").pw_uid), "/nonexistent/evil.so"]
+    assert not list(trap.glob("ran-*"))
+
+
+def test_the_env_snapshot_is_never_read_through_a_symlink(tmp_path: Path):
+    agent_dir = install_agent(tmp_path / "lib")
+    secret = tmp_path / "secret"
+    secret.write_text("SHADOW=root-only\n")
+    link = tmp_path / "20260101120001.env"
+    link.symlink_to(secret)
+    r = run_loader(agent_dir, link, pwd.getpwuid(os.getuid()).pw_name, "printenv SHADOW")
+    assert r.returncode != 0 and "root-only" not in r.stdout
+    assert "Too many levels of symbolic links" in r.stderr or "ELOOP" in r.stderr
 
 
 def test_root_wrapper_runs_the_build_as_the_app_user():
     script = build_script("shop", NODE, DeployConfig(), "20260101120000", reuse_from="20251231000000")
     bash_syntax_ok(script)
-    assert 'exec runuser -u lf-shop -- bash -c "$LF_BUILD"' in script
+    assert 'exec /usr/bin/python3 -c' in script and ' lf-shop "$LF_BUILD"' in script
     assert "LF_ENV=/srv/shop/env/20260101120000.env" in script
     with pytest.raises(LightfoldError, match="not a valid release id"):
         build_script("shop", NODE, DeployConfig(), "../etc")
