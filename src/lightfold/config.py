@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lightfold import store
 from lightfold.errors import LightfoldError, UsageError
@@ -70,6 +70,58 @@ class DomainConfig(_Model):
     acme_server: str | None = Field(None, description="ACME directory URL (default: Let's Encrypt)")
 
 
+def _flag(value: Any, key: str) -> bool:
+    """A yes/no setting: true/false (JSON booleans, or the words from `lightfold config set`)."""
+    words = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    raise ValueError(f"security.{key} must be true or false, not {value!r}")
+
+
+class SecurityConfig(_Model):
+    """What configure does to the server beyond the app (README, "On the server")."""
+
+    harden_ssh: bool = Field(True, description="key-only SSH logins (sshd drop-in); false leaves sshd alone")
+    updates: bool = Field(True, description="unattended-upgrades for the security origin")
+    reboot_window: str | None = Field(None, description="HH:MM: reboot then when an update needs it")
+    allow_ports: list[int] = Field(default_factory=list, description="more TCP ports the firewall lets in")
+
+    @field_validator("harden_ssh", "updates", mode="before")
+    @classmethod
+    def _flags(cls, value: Any, info: Any) -> bool:
+        return _flag(value, info.field_name)
+
+    @field_validator("reboot_window", mode="before")
+    @classmethod
+    def _reboot_window(cls, value: Any) -> str | None:
+        import re
+
+        if value is None:
+            return None
+        if not isinstance(value, str) or not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value.strip()):
+            raise ValueError(f"security.reboot_window must be a time of day as HH:MM (e.g. 03:30), not {value!r}")
+        return value.strip()
+
+    @field_validator("allow_ports", mode="before")
+    @classmethod
+    def _ports(cls, value: Any) -> list[int]:
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise ValueError("security.allow_ports must be a list of TCP ports, e.g. \"5432 8443\"")
+        ports = []
+        for item in items:
+            try:
+                port = int(item)
+            except (TypeError, ValueError):
+                port = 0
+            if isinstance(item, bool) or not 1 <= port <= 65535:
+                raise ValueError(f"security.allow_ports: {item!r} is not a TCP port (1-65535)")
+            ports.append(port)
+        return sorted(set(ports))
+
+
 class TargetConfig(_Model):
     project_path: str
     framework: str | None = None
@@ -78,6 +130,7 @@ class TargetConfig(_Model):
     provider_config: dict[str, ProviderConfig] = Field(default_factory=dict)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     domain: DomainConfig | None = None
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     def server(self) -> ProviderConfig:
         """Connection settings of the target's provider (empty ones if none recorded yet)."""

@@ -31,6 +31,16 @@ Server-wide toolchains (shared by every app; not under a root prefix):
     /opt/lightfold/node-<major>/              a Node major from the npm registry, with its own npm
     /opt/lightfold/pm/<pm>-<version>/         pnpm / yarn / bun at the version a project declares
                                               (`<version>` is exact, a major, or "latest")
+
+Server-wide hardening (lightfold.server.firewall, lightfold.server.hardening):
+
+    /etc/lightfold/firewall.nft               the wanted `table inet lightfold` (configure writes it)
+    /etc/lightfold/firewall.confirmed.nft     the last table confirmed over a new SSH connection;
+                                              lightfold-firewall.service loads it at boot
+    /etc/lightfold/firewall.previous.nft      the table before the last apply (what a revert restores)
+    /etc/lightfold/firewall-revert.sh         run by the transient lightfold-firewall-revert timer
+    /etc/ssh/sshd_config.d/00-lightfold.conf  SSH hardening (first file wins in sshd_config.d)
+    /etc/apt/apt.conf.d/52lightfold-security-updates   unattended-upgrades: security origin only
 """
 
 from __future__ import annotations
@@ -52,6 +62,18 @@ NGINX_SITES = "/etc/nginx/sites-enabled"
 NGINX_SHARED_CONF = "/etc/nginx/conf.d/lightfold.conf"
 ACME_ROOT = "/var/www/lightfold-acme"
 TOOLS = "/opt/lightfold"
+
+# Server-wide hardening: the firewall (one nftables table of our own), sshd and apt drop-ins.
+NFT_FAMILY, NFT_TABLE = "inet", "lightfold"
+FIREWALL_NFT = f"{ETC}/firewall.nft"
+FIREWALL_CONFIRMED = f"{ETC}/firewall.confirmed.nft"
+FIREWALL_PREVIOUS = f"{ETC}/firewall.previous.nft"
+FIREWALL_REVERT_SCRIPT = f"{ETC}/firewall-revert.sh"
+FIREWALL_UNIT = "lightfold-firewall.service"
+FIREWALL_REVERT_UNIT = "lightfold-firewall-revert"  # transient (systemd-run): .timer + .service
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/00-lightfold.conf"
+UNATTENDED_CONF = "/etc/apt/apt.conf.d/52lightfold-security-updates"
+REBOOT_REQUIRED = "/var/run/reboot-required"
 
 SLOTS = ("blue", "green")
 # The meta directory inside a release and inside an app's home.

@@ -18,6 +18,7 @@ from lightfold.release import facts
 from lightfold.release.facts import Fact
 from lightfold.release.report import Report, silent
 from lightfold.release.target import Target, source_layout
+from lightfold.server.firewall import APPLY_LABEL
 
 if TYPE_CHECKING:
     from lightfold.remote import Connection
@@ -49,6 +50,7 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
     from lightfold.agent.bundle import agent_files
     from lightfold.server.app import AppSpec, ports_for
     from lightfold.server.configure import configure_plan
+    from lightfold.server.hardening import Hardening
 
     # nixpacks needs nothing configure would not install for native: its availability is asked at push.
     builder = builders.get(builders.select(detection, target.config.builder).name)
@@ -63,9 +65,10 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
         tls=bool(tls_domain(target) and server_facts.get("tls_cert")),
         app_subdir=source_layout(target, detection)[1],
     )
+    hardening = Hardening.of(target.server.port, target.server.username, target.config.security)
     return configure_plan(spec, agent_files=agent_files(), ssh_port=target.server.port,
                           builder_steps=builder.configure_steps(spec),
-                          builder_replaces_runtime=builder.replaces_runtime)
+                          builder_replaces_runtime=builder.replaces_runtime, hardening=hardening)
 
 
 async def configure(
@@ -104,12 +107,45 @@ async def configure(
         elif event.get("changed"):
             report("note", f"  {event.get('action')}")
 
-    run = await run_plan(conn, plan.script, on_event, display="configure script")
+    firewall_applied = []
+
+    def on_event_or_apply(event: dict[str, Any]) -> None:
+        if event.get("step") == "firewall" and event.get("action") == APPLY_LABEL and event.get("changed"):
+            firewall_applied.append(True)
+        on_event(event)
+
+    run = await run_plan(conn, plan.script, on_event_or_apply, display="configure script")
     if not run.ok:
         raise _failure(target, run.failed, run)
+    if firewall_applied:
+        await confirm_firewall(target, report)
     state.update(target.name, lambda s: _mark_configured(s, plan.fingerprint))
     result.seconds = time.monotonic() - t0
     return result
+
+
+async def confirm_firewall(target: Target, report: Report = silent) -> None:
+    """Keep the firewall configure just loaded: log in over a NEW SSH connection (the proof that
+    the new rules let SSH in) and stop its revert timer. When that fails the timer restores the
+    previous rules (lightfold.server.firewall)."""
+    import shlex
+
+    from lightfold.release.target import as_root, connect
+    from lightfold.server.firewall import REVERT_SECONDS, confirm_command
+
+    report("step", "firewall: confirming over a new SSH connection")
+    try:
+        async with await connect(target) as fresh:
+            await fresh.run(as_root(fresh, f"sh -c {shlex.quote(confirm_command())}"), timeout=30,
+                            display="confirm the firewall")
+    except LightfoldError as e:
+        raise LightfoldError(
+            f"the new firewall was not confirmed over a new SSH connection ({e.problem}); "
+            f"the server restores its previous rules within {REVERT_SECONDS} s",
+            f"check that port {target.server.port} is the SSH port in use, then rerun "
+            f"`lightfold configure --target {target.name}`",
+        ) from e
+    report("ok", "firewall: kept (confirmed over a new SSH connection)")
 
 
 def _mark_configured(s, fingerprint: str) -> None:

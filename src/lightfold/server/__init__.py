@@ -22,7 +22,8 @@ Push (build of one release, run after the archive is uploaded):
                  release_info={...})                             # install/reuse, build, start
 
 Modules: plan (actions, steps, renderer), runtime (node/python/... installers), app (user, dirs,
-systemd unit, app.json, ports), nginx (site, upstream), firewall (ufw), markers (configured
+systemd unit, app.json, ports), nginx (site, upstream), firewall (nftables, revert unless confirmed),
+hardening (sshd drop-in, security updates), markers (configured
 marker), configure (the whole configure plan), build (one release's build script). Templates
 (jinja2, StrictUndefined) are in templates/.
 """

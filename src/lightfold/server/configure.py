@@ -6,7 +6,8 @@
     cfg.script          # the bash script to run as root in one ssh exec
 
 Steps, in order: wait (cloud-init), base (nginx, python3), runtime-<runtime>, agent, app-user,
-app-unit, nginx, firewall (only where ufw exists), marker (excluded from the fingerprint).
+app-unit, nginx, firewall, ssh, updates (lightfold.server.hardening), marker (excluded from the
+fingerprint).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from lightfold import __version__
 from lightfold.agent import layout
 from lightfold.server import runtime
 from lightfold.server.app import AppSpec, app_step, user_and_dirs_step
-from lightfold.server.firewall import firewall_step
+from lightfold.server.hardening import Hardening
 from lightfold.server.markers import marker_step
 from lightfold.server.nginx import nginx_step
 from lightfold.server.plan import EnsureDir, EnsurePackages, Plan, Remove, Run, Step, SystemdEnable, WriteFile, render
@@ -48,19 +49,22 @@ def agent_hash(agent_files: Mapping[str, bytes]) -> str:
 def configure_plan(
     spec: AppSpec, *, agent_files: Mapping[str, bytes], ssh_port: int = 22, lightfold_version: str = __version__,
     builder_steps: tuple[Step, ...] = (), builder_replaces_runtime: bool = False,
+    hardening: Hardening | None = None,
 ) -> ConfigurePlan:
     """`builder_steps` (from lightfold.builders) run once the app user exists; a builder that
-    brings its own runtime (dockerfile) skips the language runtime step."""
+    brings its own runtime (dockerfile) skips the language runtime step. `hardening`: the
+    target's security settings (default: all on, logging in as root on `ssh_port`)."""
+    hardening = hardening or Hardening(ssh_port)
     plan = Plan((
         wait_step(),
-        base_step(),
+        base_step(hardening.packages()),
         *(() if builder_replaces_runtime else (runtime.runtime_step(spec.detection),)),
         agent_step(agent_files),
         user_and_dirs_step(spec),
         *builder_steps,
         app_step(spec),
         nginx_step(spec),
-        firewall_step(ssh_port),
+        *hardening.steps(),
     ))
     fp = hashlib.sha256(render(plan).encode()).hexdigest()
     ahash = agent_hash(agent_files)
@@ -79,9 +83,9 @@ def wait_step() -> Step:
     ))
 
 
-def base_step() -> Step:
+def base_step(extra_packages: tuple[str, ...] = ()) -> Step:
     return Step("base", (
-        EnsurePackages(runtime.BASE_PACKAGES),
+        EnsurePackages(runtime.BASE_PACKAGES + extra_packages),
         SystemdEnable("nginx", now=True),
     ))
 

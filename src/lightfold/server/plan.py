@@ -2,7 +2,7 @@
 
 A `Plan` is a tuple of named `Step`s; a step is a tuple of actions (`WriteFile`, `EnsurePackages`,
 `Run`, `EnsureUser`, `EnsureDir`, `Symlink`, `Remove`, `SystemdReload`, `SystemdEnable`,
-`NginxReload`). Building a plan does no I/O. `render(plan)` turns it into ONE bash script that the
+`NginxReload`, `ServiceReload`). Building a plan does no I/O. `render(plan)` turns it into ONE bash script that the
 remote layer runs as root in ONE ssh exec (`bash -s` with the script on stdin, or uploaded).
 
 What the script prints on stdout — JSON lines only (command output goes to a log file):
@@ -17,7 +17,8 @@ and, when an action fails, before exiting 1:
 Idempotence is by construction (pyinfra's facts-vs-operations idea, done on the server): every
 action first checks the current state and reports `"changed": false` when it is already right.
 Files are compared by sha256 + mode + owner. `SystemdReload` and `NginxReload` only act when an
-earlier action of the same step changed something, so a second run changes nothing.
+earlier action of the same step changed something (`ServiceReload` too), so a second run changes
+nothing.
 
 A failed step is undone: every file the step wrote, linked or removed is put back as it was, so an
 nginx site that fails `nginx -t` never replaces the working one (nginx was not reloaded yet).
@@ -119,9 +120,18 @@ class NginxReload:
     (or nginx is not running). A failing `nginx -t` undoes the step's files."""
 
 
+@dataclass(frozen=True)
+class ServiceReload:
+    """`check` (e.g. `sshd -t`) then `systemctl try-reload-or-restart unit`, only when an earlier
+    action of the step changed something. A failing check undoes the step's files."""
+
+    unit: str
+    check: str
+
+
 Action = (
     WriteFile | EnsurePackages | Run | EnsureUser | EnsureDir | Symlink | Remove | SystemdReload
-    | SystemdEnable | NginxReload
+    | SystemdEnable | NginxReload | ServiceReload
 )
 
 
@@ -207,6 +217,8 @@ def action_label(action: Action) -> str:
             return f"enable {u}"
         case NginxReload():
             return "nginx reload"
+        case ServiceReload(unit=u):
+            return f"reload {u}"
     raise TypeError(f"not a plan action: {action!r}")
 
 
@@ -242,6 +254,8 @@ def _render_action(a: Action) -> str:
             return f"_lf_enable {label} {_q(a.unit)} {'1' if a.now else '0'}"
         case NginxReload():
             return f"_lf_nginx_reload {label}"
+        case ServiceReload():
+            return f"_lf_service_reload {label} {_q(a.unit)} {_q(a.check)}"
     raise TypeError(f"not a plan action: {a!r}")
 
 
@@ -458,6 +472,13 @@ _lf_nginx_reload() {  # action
   else
     _lf_exec "$1" "systemctl restart nginx"
   fi
+  _lf_event "$1" true
+}
+
+_lf_service_reload() {  # action unit check
+  if [ "$LF_STEP_CHANGED" = 0 ]; then _lf_event "$1" false; return; fi
+  _lf_exec "$1" "$3"
+  _lf_exec "$1" "systemctl try-reload-or-restart '$2'"
   _lf_event "$1" true
 }
 """

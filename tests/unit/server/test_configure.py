@@ -18,7 +18,6 @@ from lightfold.errors import LightfoldError
 from lightfold.server import nginx, runtime
 from lightfold.server.app import AppSpec, app_json, app_user, pick_ports, ports_for, unit_text
 from lightfold.server.configure import agent_hash, configure_plan
-from lightfold.server.firewall import firewall_step
 from lightfold.server.markers import marker_path, parse_marker
 from lightfold.server.plan import EnsureDir, EnsurePackages, Remove, Run, Symlink, WriteFile
 
@@ -322,18 +321,10 @@ def test_dotnet_is_refused_with_a_way_out():
     assert "Dockerfile" in e.value.fix
 
 
-def test_firewall_only_where_ufw_exists_and_ssh_first():
-    step = firewall_step(2222)
-    assert step.when == "command -v ufw"
-    assert [a.command for a in step.actions] == [
-        "ufw allow 2222/tcp", "ufw allow 80/tcp", "ufw allow 443/tcp", "ufw --force enable",
-    ]
-
-
 def test_configure_plan_order_and_script_is_valid_bash():
     cfg = configure_plan(spec(), agent_files=AGENT)
     assert [s.name for s in cfg.plan.steps] == [
-        "wait", "base", "runtime-node", "agent", "app-user", "app-unit", "nginx", "firewall",
+        "wait", "base", "runtime-node", "agent", "app-user", "app-unit", "nginx", "firewall", "ssh", "updates",
     ]
     script = cfg.script
     bash_syntax_ok(script)
