@@ -58,7 +58,8 @@ class DeployConfig(_Model):
     start_command: str | None = Field(None, description="Overrides the detected start command")
     port: int | None = Field(None, ge=1, le=65535, description="Port the app listens on ($PORT)")
     health_path: UrlPath | None = Field(None, description="Path checked before traffic moves (default: detected)")
-    health_status: int = Field(200, ge=100, le=599, description="Expected status of the health check")
+    health_status: int | None = Field(None, ge=100, le=599, description="Expected status of the health check "
+                                      "(default: any 2xx or 3xx; redirects are not followed)")
     health_timeout: int = Field(60, ge=1, le=3600, description="Seconds the new release has to become healthy")
     health_host: Host | None = Field(None, description="Host header of the health check (default: domain)")
 

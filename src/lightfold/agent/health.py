@@ -11,8 +11,20 @@ import time
 from .files import read_text
 
 
+# The default expectation: any 2xx or 3xx. A redirect (to a login page, to a locale) is a live app;
+# it is not followed, so the check never leaves 127.0.0.1.
+ANY_OK = "2xx/3xx"
+
+
+def status_ok(status: int, expect=ANY_OK) -> bool:
+    if expect == ANY_OK or expect is None:
+        return 200 <= status < 400
+    expected = expect if isinstance(expect, list) else [expect]
+    return status in [int(s) for s in expected]
+
+
 def http_check(port: int, path: str = "/", host: str | None = None, timeout: float = 5.0,
-               expect=200) -> dict:
+               expect=ANY_OK) -> dict:
     """One GET. Result: healthy, status_code, error (refused|timeout|...), elapsed_ms."""
     import http.client  # imported here: it is the slowest import and most ops never need it
 
@@ -25,8 +37,7 @@ def http_check(port: int, path: str = "/", host: str | None = None, timeout: flo
         resp = conn.getresponse()
         resp.read(65536)
         result["status_code"] = resp.status
-        expected = expect if isinstance(expect, list) else [expect]
-        result["healthy"] = resp.status in [int(s) for s in expected]
+        result["healthy"] = status_ok(resp.status, expect)
     except ConnectionRefusedError:
         result["error"] = "refused"
     except TimeoutError:

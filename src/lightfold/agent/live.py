@@ -8,6 +8,7 @@ import os
 
 from .core import AgentError, now_iso, warn
 from .files import link_release, read_json, read_text, swap_symlink
+from .health import ANY_OK
 from .journal import audit, find_entry, live_entry, load_journal, record_activation, save_journal, upsert_entry
 from .layout import SLOTS, Layout, is_release_id
 from .upstream import slot_for_port, upstream_port
@@ -20,7 +21,7 @@ def load_app_config(lay: Layout, req: dict) -> dict:
             f"{lay.app} is not configured on this server ({lay.app_json} is missing)",
             "run `lightfold configure` for this target",
         )
-    health = {"path": "/", "status": 200, "timeout": 60, "host": None}
+    health = {"path": "/", "status": ANY_OK, "timeout": 60, "host": None}
     health.update({k: v for k, v in (cfg.get("health") or {}).items() if v is not None})
     health.update({k: v for k, v in (req.get("health") or {}).items() if v is not None})
     health["host"] = health.get("host") or cfg.get("domain")

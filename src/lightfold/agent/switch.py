@@ -21,7 +21,7 @@ from .core import (
 )
 from .envfile import render_env_file, slot_env
 from .files import read_text, restore_link, swap_symlink, write_atomic, write_json
-from .health import http_check, listening_addresses, port_in_use
+from .health import ANY_OK, http_check, listening_addresses, port_in_use
 from .journal import audit, cleanup_selection, load_journal, record_activation, save_journal, upsert_entry
 from .layout import Layout, image_name, is_release_id, other_slot, unit_name
 from .live import actual_live, check_release_ready, release_info
@@ -148,10 +148,11 @@ def unhealthy_error(lay: Layout, cfg: dict, slot: str, rid: str, state: dict, la
         )
     if last["status_code"] is not None:
         fix = "make the health path answer, or set it with `lightfold config` (health_path, health_status)"
+        expected = "a 2xx or 3xx" if h["status"] == ANY_OK else h["status"]
         if last["status_code"] == 400:
             fix = (f"the app rejected the Host header {h['host'] or '127.0.0.1'!r}: allow it "
                    "(e.g. Django ALLOWED_HOSTS, Rails config.hosts) or set health_host")
-        return AgentError(f"health check failed: {where} answered {last['status_code']}, expected {h['status']}",
+        return AgentError(f"health check failed: {where} answered {last['status_code']}, expected {expected}",
                           fix, log_tail=tail)
     return AgentError(f"health check failed: {where} did not answer within {h['timeout']}s ({last['error']})",
                       "make sure the app answers HTTP quickly on its health path, or raise health_timeout",

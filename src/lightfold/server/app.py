@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lightfold.agent import layout
+from lightfold.agent.health import ANY_OK
 from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
 from lightfold.names import unsafe_subpath
@@ -212,7 +213,7 @@ def app_json(spec: AppSpec) -> dict[str, Any]:
         "output_dir": spec.output_path,
         "health": {
             "path": dep.health_path or getattr(det, "health_path", None) or "/",
-            "status": dep.health_status,
+            "status": dep.health_status or ANY_OK,
             "timeout": dep.health_timeout,
             "host": dep.health_host or spec.domain,
         },

@@ -63,6 +63,20 @@ def test_wrong_status_is_unhealthy(http_app):
     assert http_check(http_app, "/missing", None, 2.0, 200)["status_code"] == 404
 
 
+@pytest.mark.parametrize("status, healthy", [(200, True), (204, True), (301, True), (302, True), (307, True),
+                                             (399, True), (400, False), (404, False), (500, False), (503, False)])
+def test_by_default_any_2xx_or_3xx_is_healthy_and_a_redirect_is_not_followed(http_app, status, healthy):
+    App.status = status
+    result = http_check(http_app, "/health", None, 2.0)
+    assert (result["healthy"], result["status_code"]) == (healthy, status)
+    assert len(App.seen_hosts) == 1  # one request: no redirect followed
+
+
+def test_a_configured_status_is_exact(http_app):
+    App.status = 302
+    assert not http_check(http_app, "/health", None, 2.0, 200)["healthy"]
+
+
 def test_expected_status_may_be_a_list(http_app):
     App.status = 204
     assert http_check(http_app, "/health", None, 2.0, [200, 204])["healthy"]

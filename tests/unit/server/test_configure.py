@@ -96,7 +96,7 @@ def test_app_json_tells_the_agent_ports_health_and_static_dir():
     assert app_json(s) == {
         "app": "shop", "user": "lf-shop", "ports": {"blue": 8000, "green": 8001}, "static": False,
         "app_root": ".", "output_dir": None,
-        "health": {"path": "/healthz", "status": 200, "timeout": 90, "host": "h.example"},
+        "health": {"path": "/healthz", "status": "2xx/3xx", "timeout": 90, "host": "h.example"},
         "domain": "shop.example.com",
     }
     static = spec(det=Det(static=True, output_dir="dist", app_root="/home/me/mono/apps/web", framework="astro"),
