@@ -191,6 +191,20 @@ def test_app_failing_its_health_check_keeps_the_live_release(app):
     restore(app, "server.js")
 
 
+def test_app_whose_health_path_redirects_goes_live(app):
+    """issue 12 class 8: a 302 to a login page is a live app (the redirect is not followed)."""
+    server = (app.project / "server.js").read_text()
+    route = 'app.get("/healthz", (req, res) => res.send("ok"));'
+    moved = server.replace(route, 'app.get("/healthz", (req, res) => res.redirect(302, "/login"));')
+    (app.project / "server.js").write_text(moved)
+    commit(app.project, "health path redirects")
+    before = live_release(app)
+    out = json.loads(app.lightfold("push", "--target", app.target, "--json", timeout=300).stdout)
+    assert out["release"] != before and live_release(app) == out["release"]
+    assert app.exec(f"curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1/healthz").stdout == "302"
+    restore(app, "server.js")
+
+
 def test_app_ignoring_port_is_explained(app):
     server = (app.project / "server.js").read_text()
     (app.project / "server.js").write_text(server.replace("Number(process.env.PORT || 3000)", "3999"))
