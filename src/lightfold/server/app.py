@@ -181,7 +181,7 @@ def user_and_dirs_step(spec: AppSpec) -> Step:
         EnsureDir(lay.slots_dir, 0o755),
         EnsureDir(lay.env_dir, 0o700),
         EnsureDir(lay.run_dir, 0o700),
-        EnsureDir(lay.meta, 0o755),
+        EnsureDir(lay.meta, 0o700),  # journal, audit log, last op (app log lines): root only
         EnsureDir(lay.deps_dir, 0o755, u, u),
         EnsureDir(lay.cache_dir, 0o700, u, u),
         EnsureDir(layout.ETC, 0o755),

@@ -394,3 +394,12 @@ def test_the_agent_step_installs_a_package_that_answers_and_replaces_the_old_sin
     assert r.returncode == 1 and reply["op"] == "status" and "shop is not configured" in reply["error"]
     rc, events, err = run_script(script, {"LF_ROOT": str(tmp_path)})
     assert rc == 0 and not any(e.get("changed") for e in events if "action" in e), events
+
+
+def test_what_holds_secrets_or_app_output_is_root_only():
+    """issue 13: the journal (env hashes), the audit log and last-op.json (app log lines) sit in
+    the meta dir; env snapshots and slot env files in theirs: none readable by the app or others."""
+    dirs = {a.path: a for a in configure_plan(spec(), agent_files=AGENT).plan.step("app-user").actions
+            if isinstance(a, EnsureDir)}
+    for path in ("/srv/shop/.lightfold", "/srv/shop/env", "/srv/shop/run"):
+        assert (dirs[path].mode, dirs[path].owner) == (0o700, "root"), path
