@@ -8,6 +8,7 @@ no network, instead of mmdebstrap (measured 2.5 min on the host through the mirr
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -157,6 +158,27 @@ def test_failed_build_keeps_the_live_release(app):
     finally:
         dockerfile.write_text(good)
         commit(app.project, "fixed build")
+
+
+def test_a_base_image_the_server_cannot_pull_names_the_fix(app):
+    """issue 12 class 7: no registry is reachable from the machine, so a FROM naming Docker Hub fails
+    to pull; the error names the image and the ways out instead of a raw docker error."""
+    serving = live(app)
+    dockerfile = app.project / "Dockerfile"
+    good = dockerfile.read_text()
+    first = good.splitlines()[0]
+    assert first.startswith("FROM local/debian-python")
+    dockerfile.write_text(good.replace(first, "FROM python:3.12-slim", 1))
+    commit(app.project, "base image from Docker Hub")
+    try:
+        proc = app.lightfold("push", "--target", app.target, check=False, timeout=300)
+        assert proc.returncode == 1, proc.stderr
+        assert re.search(r"could not pull the Dockerfile's base image \(\S*python:3\.12-slim\)", proc.stderr), proc.stderr
+        assert "--builder native" in proc.stderr
+        assert live(app) == serving
+    finally:
+        dockerfile.write_text(good)
+        commit(app.project, "local base image again")
 
 
 def test_cleanup_removes_the_images_of_removed_releases(app):

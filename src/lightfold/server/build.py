@@ -289,11 +289,48 @@ def _as_app_user(app: str, release_id: str, inner: str) -> str:
     ])
 
 
+# How `docker build` (BuildKit and the classic builder) says it could not get a base image, and
+# the lines that name the image (the error itself, BuildKit's metadata step, the classic FROM step).
+_PULL_FAILURES = (
+    re.compile(r"failed to resolve source metadata for "),
+    re.compile(r"pull access denied for "),
+    re.compile(r"manifest for \S+ not found"),
+    re.compile(r"error pulling image configuration"),
+    re.compile(r"""Get "?https://[^/"\s]+/v2/"?: (?:dial tcp|net/http|context deadline)"""),
+    re.compile(r"""failed to (?:do request|fetch|authorize).*https://[^/\s"]+/v2/"""),
+)
+_IMAGE_NAMED = (
+    re.compile(r"failed to resolve source metadata for (\S+?):\s"),
+    re.compile(r"pull access denied for ([^\s,]+)"),
+    re.compile(r"manifest for (\S+) not found"),
+    re.compile(r"load metadata for (\S+?):?$"),
+    re.compile(r"^Step \d+/\d+ : FROM (\S+)", re.I),
+)
+
+
+def image_pull_failure(lines: list[str]) -> tuple[str | None, str] | None:
+    """(the image, the line saying so) when `docker build`'s output shows a base image that could
+    not be pulled, else None."""
+    lines = [line.strip() for line in lines]
+    failure = next((line for line in lines if any(rx.search(line) for rx in _PULL_FAILURES)), None)
+    if failure is None:
+        return None
+    image = next((m.group(1) for rx in _IMAGE_NAMED for line in lines if (m := rx.search(line))), None)
+    return image, failure
+
+
 def failure_message(failed: dict[str, Any]) -> tuple[str, str]:
     """(error, fix) for a build's failed event; a network-class install failure names the
-    registry and the URL that failed."""
+    registry and the URL that failed; a Dockerfile whose base image can't be pulled names the
+    image and the two ways out."""
     net = failed.get("network") if isinstance(failed.get("network"), dict) else None
     head = f"the build failed at {failed.get('build')}: `{failed.get('command')}` exited {failed.get('exit')}"
+    pull = image_pull_failure([str(x) for x in failed.get("output") or []]) if failed.get("build") == "image" else None
+    if pull is not None:
+        what = f" ({pull[0]})" if pull[0] else ""
+        return (f"{head}: the server could not pull the Dockerfile's base image{what}",
+                "deploy with `--builder native` (lightfold builds the app from its sources, no image), or let the "
+                "server reach that registry (e.g. a mirror in /etc/docker/daemon.json); the live release keeps serving")
     if net is None:
         return head, "fix the build (try it locally), then push again — the live release keeps serving"
     url, registry = net.get("url") or "", net.get("registry") or ""

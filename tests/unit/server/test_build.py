@@ -355,3 +355,43 @@ def test_the_start_script_works_from_a_hard_linked_copy_after_the_original_is_go
     out = subprocess.run([str(slot / ".lightfold/start")], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"cwd={copy} venv={copy}/.venv"
+
+
+# Recorded `docker build` outputs (BuildKit of docker 28, the classic builder of Debian's docker.io).
+BUILDKIT_OFFLINE = """\
+#2 [internal] load metadata for docker.io/library/node:20-alpine
+#2 ERROR: failed to do request: Head "https://registry-1.docker.io/v2/library/node/manifests/20-alpine": dial tcp: lookup registry-1.docker.io on 10.231.0.1:53: server misbehaving
+------
+ > [internal] load metadata for docker.io/library/node:20-alpine:
+------
+ERROR: failed to solve: node:20-alpine: failed to resolve source metadata for docker.io/library/node:20-alpine: failed to do request: Head "https://registry-1.docker.io/v2/library/node/manifests/20-alpine": dial tcp: lookup registry-1.docker.io on 10.231.0.1:53: server misbehaving"""
+CLASSIC_OFFLINE = """\
+Sending build context to Docker daemon  4.096kB
+Step 1/6 : FROM python:3.12-slim
+Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on 10.231.0.1:53: no such host"""
+DENIED = ("Step 1/3 : FROM acme/private:1\n"
+          "pull access denied for acme/private, repository does not exist or may require 'docker login': denied")
+NO_TAG = "manifest for node:99 not found: manifest unknown: manifest unknown"
+APP_ERROR = "Step 4/6 : RUN npm ci\nnpm ERR! code ERESOLVE\nThe command '/bin/sh -c npm ci' returned a non-zero code: 1"
+
+
+@pytest.mark.parametrize("output, image", [
+    (BUILDKIT_OFFLINE, "docker.io/library/node:20-alpine"), (CLASSIC_OFFLINE, "python:3.12-slim"),
+    (DENIED, "acme/private"), (NO_TAG, "node:99"),
+])
+def test_a_base_image_that_cannot_be_pulled_names_the_image_and_the_ways_out(output, image):
+    from lightfold.server.build import failure_message
+
+    failed = {"build": "image", "status": "failed", "command": "docker build -t lightfold-shop:1 .", "exit": 1,
+              "output": output.splitlines()}
+    error, fix = failure_message(failed)
+    assert "could not pull the Dockerfile's base image" in error and image in error
+    assert "--builder native" in fix and "daemon.json" in fix
+
+
+def test_an_ordinary_docker_build_failure_is_not_called_a_pull_failure():
+    from lightfold.server.build import failure_message
+
+    error, fix = failure_message({"build": "image", "command": "docker build", "exit": 1,
+                                  "output": APP_ERROR.splitlines()})
+    assert "pull" not in error and "fix the build" in fix
