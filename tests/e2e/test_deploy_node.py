@@ -201,7 +201,7 @@ def test_app_whose_health_path_redirects_goes_live(app):
     before = live_release(app)
     out = json.loads(app.lightfold("push", "--target", app.target, "--json", timeout=300).stdout)
     assert out["release"] != before and live_release(app) == out["release"]
-    assert app.exec(f"curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1/healthz").stdout == "302"
+    assert app.exec("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/healthz").stdout == "302"
     restore(app, "server.js")
 
 

@@ -173,7 +173,8 @@ def test_a_base_image_the_server_cannot_pull_names_the_fix(app):
     try:
         proc = app.lightfold("push", "--target", app.target, check=False, timeout=300)
         assert proc.returncode == 1, proc.stderr
-        assert re.search(r"could not pull the Dockerfile's base image \(\S*python:3\.12-slim\)", proc.stderr), proc.stderr
+        pulled = re.search(r"could not pull the Dockerfile's base image \(\S*python:3\.12-slim\)", proc.stderr)
+        assert pulled, proc.stderr
         assert "--builder native" in proc.stderr
         assert live(app) == serving
     finally:

@@ -10,7 +10,6 @@ import time
 
 from .files import read_text
 
-
 # The default expectation: any 2xx or 3xx. A redirect (to a login page, to a locale) is a live app;
 # it is not followed, so the check never leaves 127.0.0.1.
 ANY_OK = "2xx/3xx"

@@ -10,7 +10,15 @@ import typer
 from lightfold.cli import fastpath, output, render
 from lightfold.cli.app import app
 from lightfold.cli.options import (
-    ForceOpt, ImageOpt, JsonOpt, LockWaitOpt, PathArg, RegionOpt, SizeOpt, TargetOpt, resolve_target,
+    ForceOpt,
+    ImageOpt,
+    JsonOpt,
+    LockWaitOpt,
+    PathArg,
+    RegionOpt,
+    SizeOpt,
+    TargetOpt,
+    resolve_target,
 )
 from lightfold.names import PROVIDERS
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import os
 
-from lightfold.cli import (  # noqa: F401 - imported for their commands
-    detect_cmd,
-    server_cmds,
-    deploy_cmds,
-    operate_cmds,
-    domain_cmd,
-    config_cmd,
-)
+# The order of these imports is the order of `--help`.
+# isort: off
+from lightfold.cli import detect_cmd  # noqa: F401 - imported for their commands
+from lightfold.cli import server_cmds  # noqa: F401
+from lightfold.cli import deploy_cmds  # noqa: F401
+from lightfold.cli import operate_cmds  # noqa: F401
+from lightfold.cli import domain_cmd  # noqa: F401
+from lightfold.cli import config_cmd  # noqa: F401
+# isort: on
 from lightfold.cli import output
 from lightfold.cli.app import app
 

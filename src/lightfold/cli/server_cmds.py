@@ -10,7 +10,17 @@ import typer
 
 from lightfold.cli import output, render
 from lightfold.cli.app import app
-from lightfold.cli.options import ImageOpt, RegionOpt, SizeOpt, ForceOpt, JsonOpt, PathArg, TargetOpt, YesOpt, resolve_target
+from lightfold.cli.options import (
+    ForceOpt,
+    ImageOpt,
+    JsonOpt,
+    PathArg,
+    RegionOpt,
+    SizeOpt,
+    TargetOpt,
+    YesOpt,
+    resolve_target,
+)
 from lightfold.names import PROVIDERS
 from lightfold.providers.flags import HOST_KEY_ENV
 

@@ -360,11 +360,14 @@ def test_the_start_script_works_from_a_hard_linked_copy_after_the_original_is_go
 # Recorded `docker build` outputs (BuildKit of docker 28, the classic builder of Debian's docker.io).
 BUILDKIT_OFFLINE = """\
 #2 [internal] load metadata for docker.io/library/node:20-alpine
-#2 ERROR: failed to do request: Head "https://registry-1.docker.io/v2/library/node/manifests/20-alpine": dial tcp: lookup registry-1.docker.io on 10.231.0.1:53: server misbehaving
+#2 ERROR: failed to do request: Head "https://registry-1.docker.io/v2/library/node/manifests/20-alpine": \
+dial tcp: lookup registry-1.docker.io on 10.231.0.1:53: server misbehaving
 ------
  > [internal] load metadata for docker.io/library/node:20-alpine:
 ------
-ERROR: failed to solve: node:20-alpine: failed to resolve source metadata for docker.io/library/node:20-alpine: failed to do request: Head "https://registry-1.docker.io/v2/library/node/manifests/20-alpine": dial tcp: lookup registry-1.docker.io on 10.231.0.1:53: server misbehaving"""
+ERROR: failed to solve: node:20-alpine: failed to resolve source metadata for docker.io/library/node:20-alpine: \
+failed to do request: Head "https://registry-1.docker.io/v2/library/node/manifests/20-alpine": \
+dial tcp: lookup registry-1.docker.io on 10.231.0.1:53: server misbehaving"""
 CLASSIC_OFFLINE = """\
 Sending build context to Docker daemon  4.096kB
 Step 1/6 : FROM python:3.12-slim
