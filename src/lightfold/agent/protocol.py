@@ -1,7 +1,9 @@
 """The agent's protocol: its version, its ops, and the shape of every request and reply.
 
-Standard library only: the on-server agent builds its replies from these classes and the laptop
-side reads them back with `from_dict`, so both agree on every key. `from_dict` is tolerant: unknown
+Standard library only, and laptop-side: the agent builds its replies as plain dicts (importing
+dataclasses and typing would slow every call), with the keys these classes name; the laptop reads
+them back with `from_dict`. The agent's copies of the constants (version, ops) are held equal to
+these by tests/unit/agent/test_agent_package.py. `from_dict` is tolerant: unknown
 keys are ignored and missing ones take their defaults, so a newer laptop reads an older agent's
 reply (and the other way round) without failing; `PROTOCOL_VERSION` (`agent_version` in a status
 reply) says which one answered.
