@@ -6,6 +6,8 @@
   what it finds. Node 20 comes from the npm registry with its own npm, not Debian's 9.2.
 - a yarn classic app whose yarn.lock was written by yarn itself on this host, so its `resolved`
   URLs name yarn's registry host: the isolated machine's tunnel must let it through.
+- the pnpm app again, now declaring pnpm 10 (which skips unapproved build scripts) and approving
+  esbuild in `pnpm.onlyBuiltDependencies`: the project's own approval is what lets it run.
 
 Both lockfiles are made at test time with the package manager itself (through the host's npm),
 from the registries this host reaches.
@@ -23,6 +25,7 @@ from tests.e2e.apps import commit, get, git
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 PNPM = "9.15.9"
+PNPM10 = "10.34.9"
 ESBUILD = "0.28.2"
 
 SERVER = """\
@@ -129,3 +132,17 @@ def test_pnpm_with_build_scripts_and_yarn_classic_deploy_on_one_isolated_machine
     assert "yarn install --frozen-lockfile" in yarn_log or "yarn install" in yarn_log
     assert sb.exec("ls /opt/lightfold/pm").stdout.split() == sorted([f"pnpm-{PNPM}", "yarn-1"])
     print(f"yarn.lock resolved host: {host}")
+
+    # pnpm 10 runs a dependency's build script only when the project approves it.
+    package = json.loads((sb.project / "package.json").read_text())
+    package |= {"packageManager": f"pnpm@{PNPM10}", "pnpm": {"onlyBuiltDependencies": ["esbuild"]}}
+    (sb.project / "package.json").write_text(json.dumps(package, indent=2) + "\n")
+    _npm_exec(sb.project, f"pnpm@{PNPM10}", "pnpm", "install", "--lockfile-only")
+    commit(sb.project, "pnpm 10, esbuild approved")
+    again = json.loads(sb.lightfold("deploy", "--target", sb.target, "--json", timeout=1100).stdout)
+    assert again["push"]["build"] == "full"
+    facts = _answer(sb, json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)["port"])
+    assert facts["app"] == "pnpm", facts
+    print(f"the machine's address answers after the redeploy: {get(sb.ip)}")
+    assert facts["postinstall_ran"] is True, "pnpm 10 ignored the project's approval of esbuild"
+    assert sb.exec(f"/opt/lightfold/pm/pnpm-{PNPM10}/bin/pnpm --version").stdout.strip() == PNPM10
