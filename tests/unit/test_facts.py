@@ -85,7 +85,7 @@ def test_tls_cert_and_nixpacks_are_yes_or_no():
 
 def test_status_is_the_agents_reply_and_its_failures_raise_like_a_call():
     fact = facts.status("web", "10.0.0.5")
-    assert fact.parse(json.dumps(AGENT_STATUS) + "\n", 0)["live"]["release"] == "20260101120000"
+    assert fact.parse(json.dumps(AGENT_STATUS) + "\n", 0).live.release == "20260101120000"
     with pytest.raises(AgentError, match="app web is not configured"):
         fact.parse('{"ok": false, "op": "status", "error": "app web is not configured"}\n', 1)
     with pytest.raises(LightfoldError, match="not installed on 10.0.0.5"):

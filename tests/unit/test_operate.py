@@ -11,6 +11,7 @@ import time
 import pytest
 
 from lightfold.agent.lock import process_alive
+from lightfold.agent.protocol import StatusReply
 from lightfold.release import operate
 
 AGENT_STATUS = {
@@ -35,10 +36,11 @@ AGENT_STATUS = {
              "started_at": "2026-01-01T13:00:00Z", "stale": "its holder process 42 is gone"},
     "switch_in_progress": False, "last_op": None, "reconciled": [],
 }
+REPLY = StatusReply.from_dict(AGENT_STATUS)
 
 
 def test_deploy_status_flattens_the_agents_answer_into_the_documented_keys():
-    s = operate.deploy_status(AGENT_STATUS)
+    s = operate.deploy_status(REPLY)
     assert s["live_release"] == "20260101120000" and s["commit"] == "abc123"
     assert s["deployed_at"] == "2026-01-01T12:00:05Z" and s["deployed_by"] == "ann@laptop"
     assert (s["slot"], s["port"]) == ("green", 18002)
@@ -49,7 +51,7 @@ def test_deploy_status_flattens_the_agents_answer_into_the_documented_keys():
                                                               ("20251231100000", "previous")]
     assert s["disk_free_bytes"] == 5_000_000_000
     assert s["lock"]["holder"] == "bob@ci" and s["lock"]["stale"].startswith("its holder")
-    assert operate.live_fingerprint(AGENT_STATUS) == "fp2"
+    assert operate.live_fingerprint(REPLY) == "fp2"
 
 
 def test_a_switch_that_failed_after_the_command_returned_shows_in_status():
@@ -57,16 +59,16 @@ def test_a_switch_that_failed_after_the_command_returned_shows_in_status():
     failed = {**AGENT_STATUS, "last_op": {
         "ok": False, "op": "rollback", "app": "web", "error": "lightfold-web@blue.service went failed/failed "
         "during the 5s smoke window; traffic is back on 20260101120000", "finished_at": "2026-01-01T13:00:09Z"}}
-    last = operate.deploy_status(failed)["last_switch"]
+    last = operate.deploy_status(StatusReply.from_dict(failed))["last_switch"]
     assert last["ok"] is False and last["op"] == "rollback" and "traffic is back" in last["error"]
-    assert operate.deploy_status(AGENT_STATUS)["last_switch"] is None
+    assert operate.deploy_status(REPLY)["last_switch"] is None
 
 
 def test_nothing_deployed_gives_the_same_keys_with_empty_values():
-    empty = operate.deploy_status({"live": {"release": None}, "releases": [], "static": False})
+    empty = operate.deploy_status(StatusReply.from_dict({"live": {"release": None}, "releases": [], "static": False}))
     assert set(empty) == set(operate.EMPTY_DEPLOY_STATUS)
     assert empty["live_release"] is None and empty["unit"] is None and empty["releases"] == []
-    assert operate.live_fingerprint({"live": {}}) is None
+    assert operate.live_fingerprint(StatusReply()) is None
 
 
 def test_status_keys_are_documented_in_the_readme():
@@ -90,9 +92,10 @@ def test_logs_plan_names_the_slot_units_and_options():
 
 
 def test_logs_show_both_slots_while_a_switch_runs_or_nothing_is_live():
-    assert operate.slots_to_show(AGENT_STATUS) == ["green"]
-    assert operate.slots_to_show({**AGENT_STATUS, "switch_in_progress": True}) == ["blue", "green"]
-    assert operate.slots_to_show({"live": {"release": None, "slot": None}}) == ["blue", "green"]
+    assert operate.slots_to_show(REPLY) == ["green"]
+    moving = StatusReply.from_dict({**AGENT_STATUS, "switch_in_progress": True})
+    assert operate.slots_to_show(moving) == ["blue", "green"]
+    assert operate.slots_to_show(StatusReply.from_dict({"live": {"release": None, "slot": None}})) == ["blue", "green"]
 
 
 def test_build_log_command_prints_the_newest_log_after_its_path(tmp_path):

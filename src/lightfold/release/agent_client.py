@@ -1,5 +1,20 @@
 """Requests to the on-server agent: one SSH exec, a JSON request on stdin (so env values never
-appear on a command line), one JSON result on stdout, progress events on stderr."""
+appear on a command line), one JSON result on stdout, progress events on stderr.
+
+The typed client: one function per op the laptop sends, each answering with its reply shape from
+lightfold.agent.protocol (read with the tolerant `from_dict`), so callers read fields, not dicts:
+
+    st = await status(conn, app)            # StatusReply: st.live.release, st.live_entry(), st.releases
+    await journal_mark(conn, app, rid, "building", info)
+    await write_env(conn, app, rid, env)
+    got = await lock(conn, app, holder=..., lock_op="push", ...)     # LockReply
+    res = await activate(conn, app, rid, holder=..., on_event=...)   # SwitchResult
+    res = await rollback(conn, app, to=None, ...)                    # SwitchResult
+    await unlock(conn, app, holder=..., force=False)                 # UnlockReply
+
+`call` is the untyped request under them (a dict back); `answer` reads an exec's output into the
+reply dict (the fact reader's status uses it too).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +23,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from lightfold.agent import protocol
 from lightfold.agent.bundle import remote_command
 from lightfold.errors import LightfoldError
 from lightfold.release.target import actor, as_root
@@ -69,6 +85,72 @@ def answer(op: str, stdout: str, exit_status: int, stderr: str, host: str) -> di
     if not result.get("ok"):
         raise AgentError(result)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The typed client
+
+
+def status_reply(data: dict[str, Any]) -> protocol.StatusReply:
+    return protocol.StatusReply.from_dict(data)
+
+
+def entry_of(releases: list[protocol.ReleaseEntry], release: str | None) -> protocol.ReleaseEntry | None:
+    """The journal entry of `release` in a releases list, if it is there."""
+    return next((r for r in releases if r.id == release), None) if release else None
+
+
+async def status(conn: Connection, app: str) -> protocol.StatusReply:
+    return status_reply(await call(conn, "status", app))
+
+
+async def releases(conn: Connection, app: str) -> list[protocol.ReleaseEntry]:
+    return protocol.ReleasesReply.from_dict(await call(conn, "releases", app)).releases
+
+
+async def journal_mark(conn: Connection, app: str, release: str, status: str, info: dict[str, Any] | None = None,
+                       reason: str | None = None) -> protocol.JournalMarkReply:
+    """Mark `release` building (with what release.json will say: `info`) or failed (`reason`)."""
+    fields = {k: v for k, v in (info or {}).items() if k in protocol.RELEASE_INFO_FIELDS}
+    if reason is not None:
+        fields["reason"] = reason
+    return protocol.JournalMarkReply.from_dict(
+        await call(conn, "journal_mark", app, release=release, status=status, **fields))
+
+
+async def write_env(conn: Connection, app: str, release: str, env: dict[str, str]) -> protocol.WriteEnvReply:
+    return protocol.WriteEnvReply.from_dict(await call(conn, "write_env", app, release=release, env=env))
+
+
+async def lock(conn: Connection, app: str, *, holder: str, lock_op: str, release: str | None, ttl: float,
+               pid: int | None, wait_seconds: float = 0,
+               on_event: Callable[[dict[str, Any]], None] | None = None) -> protocol.LockReply:
+    return protocol.LockReply.from_dict(await call(
+        conn, "lock", app, holder=holder, lock_op=lock_op, release=release, ttl=ttl, pid=pid,
+        wait_seconds=wait_seconds, timeout=wait_seconds + 180, on_event=on_event))
+
+
+async def unlock(conn: Connection, app: str, *, holder: str, force: bool = False,
+                 timeout: float = 30) -> protocol.UnlockReply:
+    fields = {"force": True} if force else {}
+    return protocol.UnlockReply.from_dict(await call(conn, "unlock", app, holder=holder, timeout=timeout, **fields))
+
+
+async def activate(conn: Connection, app: str, release: str, *, holder: str,
+                   on_event: Callable[[dict[str, Any]], None] | None = None) -> protocol.SwitchResult:
+    """The health-gated switch to `release`, detached from this SSH session."""
+    return protocol.SwitchResult.from_dict(await call(
+        conn, "activate", app, detach=True, release=release, holder=holder, on_event=on_event))
+
+
+async def rollback(conn: Connection, app: str, *, to: str | None, holder: str, ttl: float, wait_seconds: float = 0,
+                   on_event: Callable[[dict[str, Any]], None] | None = None) -> protocol.SwitchResult:
+    """The switch back to `to` (or the previous good release) under the deploy lock the agent takes
+    itself; answers as soon as traffic moved (`early`)."""
+    fields: dict[str, Any] = {"to": to} if to else {}
+    return protocol.SwitchResult.from_dict(await call(
+        conn, "rollback", app, detach=True, holder=holder, lock=True, ttl=ttl, wait_seconds=wait_seconds,
+        early_result=True, timeout=wait_seconds + 900, on_event=on_event, **fields))
 
 
 def progress_notes(report: Callable[[str, str], None]) -> Callable[[dict[str, Any]], None]:

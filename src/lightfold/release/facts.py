@@ -10,7 +10,7 @@ Facts (name: what the parse returns):
     apps           {app name: app.json} of every app configured on the server
     tls_cert       the domain's certificate and key exist (configure serves HTTPS only then)
     nixpacks       the nixpacks binary is on the server's PATH
-    status         the agent's `status` reply (lightfold.release.agent_client); parse raises like
+    status         the agent's `status` reply (a protocol.StatusReply); parse raises like
                    agent_client.call when the agent is missing or fails
     certificate    what /etc/letsencrypt holds for a domain (lightfold.server.tls.cert_info)
     noop_stamp     the raw output of the no-op stamp command (lightfold.release.noop)
@@ -141,7 +141,8 @@ def status(app: str, host: str = "the server") -> Fact:
 
     request = shlex.quote(json.dumps(agent_client.request("status", app)))
     return Fact("status", f"printf '%s' {request} | {remote_command()}",
-                lambda out, rc: agent_client.answer("status", out, rc, out, host), stderr=True,
+                lambda out, rc: agent_client.status_reply(agent_client.answer("status", out, rc, out, host)),
+                stderr=True,
                 display="lightfold agent status")
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from lightfold import state
 from lightfold.agent import layout
 from lightfold.agent.layout import Layout
+from lightfold.agent.protocol import JournalEntry, ReleaseEntry, StatusReply, SwitchResult
 from lightfold.errors import LightfoldError, UsageError
 from lightfold.release import agent_client, facts
 from lightfold.release.report import Report, silent
@@ -44,12 +45,13 @@ class RollbackResult:
     previous: str | None
     slot: str | None
     timings: dict[str, float] = field(default_factory=dict)
-    activation: dict[str, Any] = field(default_factory=dict)
+    activation: SwitchResult = field(default_factory=SwitchResult)
 
     @property
     def finishing_on_server(self) -> dict[str, Any] | None:
         """After an early answer: what the server still does (smoke window, drain), else None."""
-        return self.activation.get("continuing") if self.activation.get("early") else None
+        a = self.activation
+        return a.continuing.to_dict() if a.early and a.continuing else None
 
 
 def rollback_target(name: str, *, to: str | None = None, lock_wait: int = 0, report: Report = silent
@@ -76,52 +78,45 @@ async def rollback(
     report("step", f"rolling back {app}" + (f" to {to}" if to else " to the previous release"))
     if lock_wait:
         report("note", f"waiting up to {lock_wait}s for the deploy lock")
-    fields: dict[str, Any] = {"to": to} if to else {}
-    result = await agent_client.call(
-        conn, "rollback", app, detach=True, holder=actor(), lock=True, ttl=LOCK_TTL, wait_seconds=lock_wait,
-        early_result=True, timeout=lock_wait + 900,
-        on_event=agent_client.progress_notes(report), **fields,
-    )
-    if not result.get("lock_taken"):
+    result = await agent_client.rollback(conn, app, to=to, holder=actor(), ttl=LOCK_TTL, wait_seconds=lock_wait,
+                                         on_event=agent_client.progress_notes(report))
+    if not result.lock_taken:
         report("warn", "the server's agent is older than this lightfold (it did not hold the deploy lock "
                        "itself); run `lightfold configure` to update it")
     timings = {"total": time.monotonic() - t0}
-    switched = (result.get("timings") or {}).get("switched_s")
-    if switched is not None:
+    if result.timings and result.timings.switched_s is not None:
         timings["live_after"] = timings["total"] - _after_switch(result)
-    release = result.get("release")
-    entry = result.get("entry") or await _journal_entry(conn, app, release)
+    release = result.release
+    entry = result.entry or await _journal_entry(conn, app, release)
     _record_live(target.name, release, entry)
-    return RollbackResult(release, result.get("rolled_back_from") or result.get("previous"), result.get("slot"),
-                          timings, result)
+    return RollbackResult(release, result.rolled_back_from or result.previous, result.slot, timings, result)
 
 
-def _after_switch(result: dict[str, Any]) -> float:
+def _after_switch(result: SwitchResult) -> float:
     """Seconds the command spent after traffic moved: none for an early answer; the smoke window
     and the drain for an agent that answered only at the end."""
-    if result.get("early"):
+    if result.early or not result.timings:
         return 0.0
-    t = result.get("timings") or {}
-    return max(0.0, float(t.get("total_s") or 0) - float(t.get("switched_s") or 0))
+    return max(0.0, float(result.timings.total_s or 0) - float(result.timings.switched_s or 0))
 
 
-async def _journal_entry(conn: Connection, app: str, release: str | None) -> dict[str, Any]:
+async def _journal_entry(conn: Connection, app: str, release: str | None) -> JournalEntry:
     if not release:
-        return {}
+        return JournalEntry()
     try:
-        releases = (await agent_client.call(conn, "releases", app)).get("releases") or []
+        releases = await agent_client.releases(conn, app)
     except LightfoldError:
-        return {}
-    return next((r for r in releases if r.get("id") == release), {})
+        return JournalEntry()
+    return agent_client.entry_of(releases, release) or JournalEntry()
 
 
-def _record_live(name: str, release: str | None, entry: dict[str, Any]) -> None:
+def _record_live(name: str, release: str | None, entry: JournalEntry) -> None:
     def change(s) -> None:
         s.last_release = release
-        s.last_commit = entry.get("commit")
-        s.deploy_fingerprint = entry.get("fingerprint")
-        s.last_deploy = entry.get("activated_at") or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        s.builder = entry.get("builder") or s.builder
+        s.last_commit = entry.commit
+        s.deploy_fingerprint = entry.fingerprint
+        s.last_deploy = entry.activated_at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        s.builder = entry.builder or s.builder
 
     state.update(name, change)
 
@@ -130,60 +125,55 @@ def _record_live(name: str, release: str | None, entry: dict[str, Any]) -> None:
 # status
 
 
-def deploy_status(agent: dict[str, Any]) -> dict[str, Any]:
-    """The agent's `status` answer as `lightfold status` keys (documented in README.md,
+def deploy_status(agent: StatusReply) -> dict[str, Any]:
+    """The agent's `status` reply as `lightfold status` keys (documented in README.md,
     "status --json keys"). Pure: tested with recorded answers."""
-    live = agent.get("live") or {}
-    info = live.get("info") or {}
-    rid = live.get("release")
-    releases = agent.get("releases") or []
-    entry = next((r for r in releases if r.get("id") == rid), {}) if rid else {}
-    slot = live.get("slot")
-    unit = (agent.get("slots") or {}).get(slot) if slot else None
-    lock = agent.get("lock")
-    health = agent.get("health")
-    disk = agent.get("disk") or {}
-    last = agent.get("last_op")
+    live = agent.live
+    info = live.info or {}
+    rid = live.release
+    entry = agent.live_entry() or ReleaseEntry()
+    slot = live.slot
+    unit = agent.slots.get(slot) if slot else None
+    lock, health, disk, last = agent.lock, agent.health, agent.disk, agent.last_op
     return {
         "live_release": rid,
-        "commit": info.get("commit") or entry.get("commit"),
-        "dirty": info.get("dirty", entry.get("dirty")),
-        "deployed_at": entry.get("activated_at") or info.get("created_at"),
-        "deployed_by": entry.get("deployed_by") or info.get("deployed_by"),
-        "builder": info.get("builder") or entry.get("builder"),
+        "commit": info.get("commit") or entry.commit,
+        "dirty": info.get("dirty", entry.dirty),
+        "deployed_at": entry.activated_at or info.get("created_at"),
+        "deployed_by": entry.deployed_by or info.get("deployed_by"),
+        "builder": info.get("builder") or entry.builder,
         "slot": slot,
-        "port": live.get("port"),
-        "static": agent.get("static"),
+        "port": live.port,
+        "static": agent.static,
         "unit": None if unit is None else {
-            "name": layout.unit_instance(agent.get("app") or "", slot), "active_state": unit.get("active_state"),
-            "sub_state": unit.get("sub_state"), "restarts": unit.get("n_restarts"),
+            "name": layout.unit_instance(agent.app, slot), "active_state": unit.active_state,
+            "sub_state": unit.sub_state, "restarts": unit.n_restarts,
         },
         "health_now": None if health is None else {
-            "ok": bool(health.get("healthy")), "status": health.get("status_code"), "error": health.get("error"),
-            "ms": health.get("elapsed_ms"),
+            "ok": bool(health.healthy), "status": health.status_code, "error": health.error,
+            "ms": health.elapsed_ms,
         },
         "releases": [
-            {"id": r.get("id"), "status": r.get("status"), "commit": r.get("commit"),
-             "activated_at": r.get("activated_at"), "deployed_by": r.get("deployed_by"),
-             "on_disk": r.get("on_disk"), "reason": r.get("reason")}
-            for r in releases
+            {"id": r.id, "status": r.status, "commit": r.commit, "activated_at": r.activated_at,
+             "deployed_by": r.deployed_by, "on_disk": r.on_disk, "reason": r.reason}
+            for r in agent.releases
         ],
-        "disk_free_bytes": disk.get("free_bytes"),
-        "disk_total_bytes": disk.get("total_bytes"),
+        "disk_free_bytes": disk.free_bytes,
+        "disk_total_bytes": disk.total_bytes,
         "lock": None if lock is None else {
-            "holder": lock.get("holder"), "op": lock.get("op"), "release": lock.get("release"),
-            "since": lock.get("started_at"), "stale": lock.get("stale"),
+            "holder": lock.holder, "op": lock.op, "release": lock.release, "since": lock.started_at,
+            "stale": lock.stale,
         },
-        "switch_in_progress": bool(agent.get("switch_in_progress")),
-        "last_switch": None if not isinstance(last, dict) else {
-            "op": last.get("op"), "ok": bool(last.get("ok")), "release": last.get("release"),
-            "error": last.get("error"), "finished_at": last.get("finished_at"),
+        "switch_in_progress": bool(agent.switch_in_progress),
+        "last_switch": None if last is None else {
+            "op": last.op, "ok": bool(last.ok), "release": last.release, "error": last.error,
+            "finished_at": last.finished_at,
         },
         "certificate": None,  # filled by remote_status when the target has a domain
     }
 
 
-EMPTY_DEPLOY_STATUS: dict[str, Any] = {k: None for k in deploy_status({})} | {"releases": []}
+EMPTY_DEPLOY_STATUS: dict[str, Any] = {k: None for k in deploy_status(StatusReply())} | {"releases": []}
 
 
 def remote_status(name: str, timeout: float = 10) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -251,10 +241,10 @@ def build_log_command(app: str, release: str | None) -> str:
     return f'f=$(ls -1 {folder}/*.log 2>/dev/null | sort | tail -n 1); test -n "$f" && echo "$f" && cat "$f"'
 
 
-def slots_to_show(agent: dict[str, Any]) -> list[str]:
+def slots_to_show(agent: StatusReply) -> list[str]:
     """The live slot; both while a switch is in flight or when nothing is live."""
-    slot = (agent.get("live") or {}).get("slot")
-    if agent.get("switch_in_progress") or not slot:
+    slot = agent.live.slot
+    if agent.switch_in_progress or not slot:
         return ["blue", "green"]
     return [slot]
 
@@ -274,8 +264,8 @@ async def logs(
         for line in res.stdout.splitlines()[1:]:
             on_line(line)
         return
-    agent = await agent_client.call(conn, "status", app)
-    if agent.get("static"):
+    agent = await agent_client.status(conn, app)
+    if agent.static:
         raise LightfoldError(f"{app} is a static site: nginx serves it and there is no app process to log",
                              f"see the build with `lightfold logs --build --target {app}`")
     cmd = as_root(conn, logs_command(app, slots_to_show(agent), lines=lines, since=since, follow=follow))
@@ -329,9 +319,9 @@ def recover_address(t: Target, progress=None) -> Target:
 async def sync(conn: Connection, target: Target) -> SyncResult:
     app = target.name
     marker = (await facts.read(conn, facts.marker(app)))["marker"]
-    agent: dict[str, Any] | None = None
+    agent: StatusReply | None = None
     if marker is not None:
-        agent = await agent_client.call(conn, "status", app)
+        agent = await agent_client.status(conn, app)
     info = deploy_status(agent) if agent else EMPTY_DEPLOY_STATUS
     service = "static" if info.get("static") else (info["unit"] or {}).get("active_state")
     before = state.load(app).model_dump()
@@ -357,14 +347,12 @@ async def sync(conn: Connection, target: Target) -> SyncResult:
                       info["commit"], info["builder"], service, changed)
 
 
-def live_fingerprint(agent: dict[str, Any]) -> str | None:
+def live_fingerprint(agent: StatusReply) -> str | None:
     """The live release's deploy fingerprint (what push compares to skip)."""
-    live = agent.get("live") or {}
-    rid = live.get("release")
-    if not rid:
+    if not agent.live.release:
         return None
-    entry = next((r for r in agent.get("releases") or [] if r.get("id") == rid), {})
-    return entry.get("fingerprint") or (live.get("info") or {}).get("fingerprint")
+    entry = agent.live_entry()
+    return (entry.fingerprint if entry else None) or (agent.live.info or {}).get("fingerprint")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,8 +361,8 @@ def live_fingerprint(agent: dict[str, Any]) -> str | None:
 
 async def unlock(conn: Connection, target: Target) -> dict[str, Any]:
     """Break the deploy lock whoever holds it (the manual case: `lightfold unlock`)."""
-    result = await agent_client.call(conn, "unlock", target.name, holder=actor(), force=True)
-    return {"released": bool(result.get("released")), "lock": result.get("lock")}
+    result = await agent_client.unlock(conn, target.name, holder=actor(), force=True)
+    return {"released": result.released, "lock": result.lock.to_dict() if result.lock else None}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from lightfold import state
 from lightfold.agent.layout import Layout
+from lightfold.agent.protocol import SwitchResult
 from lightfold.errors import LightfoldError
 from lightfold.release import agent_client
 from lightfold.release.report import Report, silent
@@ -45,7 +46,7 @@ class PushResult:
     build: str = "full"  # full | deps-reused | env-only | skipped
     url: str = ""
     timings: dict[str, float] = field(default_factory=dict)
-    activation: dict[str, Any] = field(default_factory=dict)
+    activation: SwitchResult | None = None
 
 
 @dataclass
@@ -107,48 +108,42 @@ async def push(
     t0 = time.monotonic()
     app = target.name
     local = _local(target, detection)
-    status = await agent_client.call(conn, "status", app)
-    live = status.get("live") or {}
-    live_id = live.get("release")
-    live_entry = next((r for r in status.get("releases", []) if r.get("id") == live_id), None) if live_id else None
-    same_code = bool(live_entry and live_entry.get("fingerprint") == local.fingerprint)
-    if not force and same_code and live_entry.get("env_hash") == local.env_hash:
-        _record(target, live_id, live_entry.get("commit"), local.fingerprint, live_entry.get("activated_at"))
+    status = await agent_client.status(conn, app)
+    live_id, live_entry = status.live.release, status.live_entry()
+    same_code = bool(live_entry and live_entry.fingerprint == local.fingerprint)
+    if not force and same_code and live_entry.env_hash == local.env_hash:
+        _record(target, live_id, live_entry.commit, local.fingerprint, live_entry.activated_at)
         report("skip", f"release {live_id} is live with this code, env and settings; nothing to push "
                        "(--force pushes anyway)")
         return PushResult(True, live_id, build="skipped", url=public_url(target))
-    release_id = new_release_id([r["id"] for r in status.get("releases", [])])
+    release_id = new_release_id([r.id for r in status.releases])
     env_only = same_code and not force
     timings["prepare"] = time.monotonic() - t0
 
     async with deploy_lock(conn, app, "push", release_id, lock_wait, report) as got:
-        if got.get("waited") or lock_wait:
+        if got.waited or lock_wait:
             # Another deploy may have gone live while we waited: decide again on fresh facts, and
             # never reuse a release id it took.
-            status = await agent_client.call(conn, "status", app)
-            live = status.get("live") or {}
-            live_id = live.get("release")
-            live_entry = next((r for r in status.get("releases", []) if r.get("id") == live_id), None)
-            same_code = bool(live_entry and live_entry.get("fingerprint") == local.fingerprint)
-            if not force and same_code and live_entry.get("env_hash") == local.env_hash:
-                _record(target, live_id, live_entry.get("commit"), local.fingerprint, live_entry.get("activated_at"))
+            status = await agent_client.status(conn, app)
+            live_id, live_entry = status.live.release, status.live_entry()
+            same_code = bool(live_entry and live_entry.fingerprint == local.fingerprint)
+            if not force and same_code and live_entry.env_hash == local.env_hash:
+                _record(target, live_id, live_entry.commit, local.fingerprint, live_entry.activated_at)
                 report("skip", f"release {live_id} went live while we waited, with this code, env and settings")
                 return PushResult(True, live_id, build="skipped", url=public_url(target))
-            release_id = new_release_id([r["id"] for r in status.get("releases", [])] + [release_id])
+            release_id = new_release_id([r.id for r in status.releases] + [release_id])
             env_only = same_code and not force
         build_kind = await _make_release(conn, target, detection, local, release_id, live_id,
-                                         live.get("info") or {}, env_only, timings, report)
+                                         status.live.info or {}, env_only, timings, report)
         t = time.monotonic()
         report("step", f"activating {release_id}: start the idle slot, health check, switch traffic")
-        activation = await agent_client.call(
-            conn, "activate", app, detach=True, release=release_id, holder=actor(),
-            on_event=agent_client.progress_notes(report),
-        )
+        activation = await agent_client.activate(conn, app, release_id, holder=actor(),
+                                                 on_event=agent_client.progress_notes(report))
         timings["activate"] = time.monotonic() - t
-        switched = (activation.get("timings") or {}).get("switched_s")
+        switched = activation.timings.switched_s if activation.timings else None
         if switched is not None:  # traffic moved before the smoke window and the drain
             timings["live_after"] = t - t0 + switched
-    _record(target, release_id, local.commit, local.fingerprint, activation.get("activated_at"))
+    _record(target, release_id, local.commit, local.fingerprint, None)
     timings["total"] = time.monotonic() - t0
     return PushResult(False, release_id, live_id, build_kind, public_url(target), timings, activation)
 
@@ -170,7 +165,7 @@ async def _make_release(
         "env_hash": local.env_hash, "builder": choice.name, "builder_reason": choice.reason,
         "deployed_by": actor(), "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    await agent_client.call(conn, "journal_mark", app, release=release_id, status="building", **info)
+    await agent_client.journal_mark(conn, app, release_id, "building", info)
     try:
         if env_only:
             t = time.monotonic()
@@ -229,7 +224,7 @@ async def _make_release(
         reason = e.problem if isinstance(e, LightfoldError) else f"interrupted ({type(e).__name__})"
         # The original error matters more than this mark; the agent reconciles the journal later.
         with contextlib.suppress(Exception):
-            await agent_client.call(conn, "journal_mark", app, release=release_id, status="failed", reason=reason)
+            await agent_client.journal_mark(conn, app, release_id, "failed", reason=reason)
         raise
 
 
@@ -278,7 +273,7 @@ async def _nixpacks_detection(conn: Connection, app: str, release_id: str, detec
 
 
 async def _write_env(conn: Connection, app: str, release_id: str, env: dict[str, str]) -> None:
-    await agent_client.call(conn, "write_env", app, release=release_id, env=env)
+    await agent_client.write_env(conn, app, release_id, env)
 
 
 async def _upload_via_sudo(conn: Connection, source, remote_path: str) -> None:
@@ -364,7 +359,7 @@ async def _unlock(conn: Connection, app: str) -> None:
     # A lock we cannot release goes stale when our holder process ends (or by TTL);
     # `lightfold unlock` clears it by hand.
     with contextlib.suppress(Exception):
-        await asyncio.shield(agent_client.call(conn, "unlock", app, holder=actor(), timeout=30))
+        await asyncio.shield(agent_client.unlock(conn, app, holder=actor()))
 
 
 async def _recover_from_dead_holder(conn: Connection, app: str, ours: str | None, report: Report,
@@ -374,17 +369,17 @@ async def _recover_from_dead_holder(conn: Connection, app: str, ours: str | None
     release forever "building"."""
     deadline = time.monotonic() + wait_seconds
     while True:
-        status = await agent_client.call(conn, "status", app)
-        if not status.get("switch_in_progress") or time.monotonic() > deadline:
+        status = await agent_client.status(conn, app)
+        if not status.switch_in_progress or time.monotonic() > deadline:
             break
         report("note", "waiting for the interrupted deploy's switch to finish on the server")
         await asyncio.sleep(0.5)
-    for r in status.get("releases") or []:
-        if r.get("status") == "building" and r.get("id") != ours:
+    for r in status.releases:
+        if r.status == "building" and r.id != ours:
             with contextlib.suppress(LightfoldError):
-                await agent_client.call(conn, "journal_mark", app, release=r["id"], status="failed",
-                                        reason="its deploy was interrupted (the deploying process is gone)")
-                report("note", f"marked the interrupted release {r['id']} failed")
+                await agent_client.journal_mark(conn, app, r.id, "failed",
+                                                reason="its deploy was interrupted (the deploying process is gone)")
+                report("note", f"marked the interrupted release {r.id} failed")
 
 
 # A remote process that lives exactly as long as this CLI's SSH connection: when the CLI dies
@@ -402,13 +397,10 @@ async def deploy_lock(conn: Connection, app: str, op: str, release: str | None, 
         pid = int(holder.first_line) if holder.first_line.isdigit() else None
         if lock_wait:
             report("note", f"waiting up to {lock_wait}s for the deploy lock")
-        got = await agent_client.call(
-            conn, "lock", app, holder=actor(), lock_op=op, release=release, ttl=LOCK_TTL, pid=pid,
-            wait_seconds=lock_wait, timeout=lock_wait + 180,
-            on_event=agent_client.progress_notes(report),
-        )
-        if got.get("replaced_stale"):
-            report("warn", got["replaced_stale"])
+        got = await agent_client.lock(conn, app, holder=actor(), lock_op=op, release=release, ttl=LOCK_TTL,
+                                      pid=pid, wait_seconds=lock_wait, on_event=agent_client.progress_notes(report))
+        if got.replaced_stale:
+            report("warn", got.replaced_stale)
             await _recover_from_dead_holder(conn, app, release, report)
         try:
             yield got
