@@ -48,6 +48,14 @@ class Choice:
     note: str | None = None  # something the user should know (e.g. nixpacks missing → native)
 
 
+def asks_server(detection: Any, configured: str | None = None) -> bool:
+    """Whether `select` needs to know if nixpacks is on the server (read it with NIXPACKS_CHECK)."""
+    return configured == "nixpacks" or (
+        not configured and not getattr(detection, "has_dockerfile", False)
+        and getattr(detection, "runtime", None) in NIXPACKS_RUNTIMES and not getattr(detection, "static", False)
+    )
+
+
 def check_name(name: str) -> str:
     if name not in NAMES:
         raise LightfoldError(f"unknown builder '{name}'", f"use one of: {', '.join(NAMES)}")

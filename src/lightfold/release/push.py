@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from lightfold import state
 from lightfold.agent.layout import Layout
-from lightfold.agent.protocol import SwitchResult
+from lightfold.agent.protocol import StatusReply, SwitchResult
 from lightfold.errors import LightfoldError
-from lightfold.release import agent_client
+from lightfold.release import agent_client, facts
 from lightfold.release.report import Report, silent
 from lightfold.release.target import Target, actor, as_root, source_layout
 
@@ -84,6 +84,41 @@ def env_hash(env: dict[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What a push does (`decide`): `kind` is skipped (the live release already is this code, env
+    and settings), env-only (only the env changed: copy the live build), deps-reused (build anew,
+    the dependencies hard-linked from `reuse_from`) or full; `live` is the live release."""
+
+    kind: str
+    live: str | None
+    reuse_from: str | None = None
+
+    @property
+    def skipped(self) -> bool:
+        return self.kind == "skipped"
+
+
+def decide(status: StatusReply, fingerprint: str, env_hash: str, *, force: bool = False,
+           builder: str = "native", deps_hash: str | None = None) -> Decision:
+    """Push's choice from the server's status and what this laptop would ship. Pure.
+
+    `fingerprint`: code + deploy settings (no env values); `env_hash`: the env's; `builder`: the
+    builder this push uses; `deps_hash`: the lockfiles' hash (None when the builder has none).
+    `force` never skips and never copies, but still reuses unchanged dependencies."""
+    live, entry, info = status.live.release, status.live_entry(), status.live.info or {}
+    if not live:
+        return Decision("full", None)
+    same_code = entry is not None and entry.fingerprint == fingerprint
+    if not force and same_code and entry.env_hash == env_hash:
+        return Decision("skipped", live)
+    if not force and same_code and (info.get("builder") or "native") == builder:
+        return Decision("env-only", live, live)
+    if deps_hash and info.get("deps_hash") == deps_hash:
+        return Decision("deps-reused", live, live)
+    return Decision("full", live)
+
+
 def new_release_id(existing: list[str], now: dt.datetime | None = None) -> str:
     """YYYYMMDDHHMMSS in UTC, later than every existing release (ids sort by time)."""
     t = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0, tzinfo=None)
@@ -100,24 +135,46 @@ def public_url(target: Target) -> str:
     return f"http://{target.server.ip}/"
 
 
+def facts_to_read(target: Target, detection: Any) -> tuple:
+    """What push decides from, read in one exec: the agent's status, and whether nixpacks is on
+    the server when that decides the builder."""
+    from lightfold import builders
+
+    wanted = [facts.status(target.name, target.server.ip)]
+    if builders.asks_server(detection, target.config.builder):
+        wanted.append(facts.nixpacks())
+    return tuple(wanted)
+
+
 async def push(
     conn: Connection, target: Target, detection: Any, *,
-    force: bool = False, lock_wait: int = 0, report: Report = silent,
+    force: bool = False, lock_wait: int = 0, report: Report = silent, server_facts: dict[str, Any] | None = None,
 ) -> PushResult:
+    """`server_facts`: the values of `facts_to_read` when the caller read them already (deploy
+    reads them with configure's); a missing status is read here."""
+    from lightfold import builders
+
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     app = target.name
     local = _local(target, detection)
-    status = await agent_client.status(conn, app)
-    live_id, live_entry = status.live.release, status.live_entry()
-    same_code = bool(live_entry and live_entry.fingerprint == local.fingerprint)
-    if not force and same_code and live_entry.env_hash == local.env_hash:
-        _record(target, live_id, live_entry.commit, local.fingerprint, live_entry.activated_at)
-        report("skip", f"release {live_id} is live with this code, env and settings; nothing to push "
-                       "(--force pushes anyway)")
-        return PushResult(True, live_id, build="skipped", url=public_url(target))
+    server_facts = dict(server_facts or {})
+    if server_facts.get("status") is None:
+        server_facts.update(await facts.read(conn, *facts_to_read(target, detection)))
+    status: StatusReply = server_facts["status"]
+    choice = choose_builder(target, detection, server_facts.get("nixpacks"), report)
+    detection = builders.adapt_detection(choice.name, detection)
+    deps_hash = _deps_hash(local, detection, choice.name)
+
+    def decision_on(status: StatusReply) -> Decision:
+        return decide(status, local.fingerprint, local.env_hash, force=force, builder=choice.name,
+                      deps_hash=deps_hash)
+
+    decision = decision_on(status)
+    if decision.skipped:
+        return _skipped(target, status, local, "is live with this code, env and settings; nothing to push "
+                                               "(--force pushes anyway)", report)
     release_id = new_release_id([r.id for r in status.releases])
-    env_only = same_code and not force
     timings["prepare"] = time.monotonic() - t0
 
     async with deploy_lock(conn, app, "push", release_id, lock_wait, report) as got:
@@ -125,16 +182,12 @@ async def push(
             # Another deploy may have gone live while we waited: decide again on fresh facts, and
             # never reuse a release id it took.
             status = await agent_client.status(conn, app)
-            live_id, live_entry = status.live.release, status.live_entry()
-            same_code = bool(live_entry and live_entry.fingerprint == local.fingerprint)
-            if not force and same_code and live_entry.env_hash == local.env_hash:
-                _record(target, live_id, live_entry.commit, local.fingerprint, live_entry.activated_at)
-                report("skip", f"release {live_id} went live while we waited, with this code, env and settings")
-                return PushResult(True, live_id, build="skipped", url=public_url(target))
+            decision = decision_on(status)
+            if decision.skipped:
+                return _skipped(target, status, local, "went live while we waited, with this code, env and settings",
+                                report)
             release_id = new_release_id([r.id for r in status.releases] + [release_id])
-            env_only = same_code and not force
-        build_kind = await _make_release(conn, target, detection, local, release_id, live_id,
-                                         status.live.info or {}, env_only, timings, report)
+        await _make_release(conn, target, detection, choice, local, release_id, decision, deps_hash, timings, report)
         t = time.monotonic()
         report("step", f"activating {release_id}: start the idle slot, health check, switch traffic")
         activation = await agent_client.activate(conn, app, release_id, holder=actor(),
@@ -145,21 +198,36 @@ async def push(
             timings["live_after"] = t - t0 + switched
     _record(target, release_id, local.commit, local.fingerprint, None)
     timings["total"] = time.monotonic() - t0
-    return PushResult(False, release_id, live_id, build_kind, public_url(target), timings, activation)
+    return PushResult(False, release_id, decision.live, decision.kind, public_url(target), timings, activation)
+
+
+def _skipped(target: Target, status: StatusReply, local: _Local, why: str, report: Report) -> PushResult:
+    entry = status.live_entry()
+    live = status.live.release
+    _record(target, live, entry.commit if entry else None, local.fingerprint, entry.activated_at if entry else None)
+    report("skip", f"release {live} {why}")
+    return PushResult(True, live, build="skipped", url=public_url(target))
+
+
+def _deps_hash(local: _Local, detection: Any, builder: str) -> str | None:
+    """The hash of the lockfiles the build installs from (None: nothing to compare)."""
+    from lightfold.project import dependency_hash
+    from lightfold.server.build import lockfiles
+
+    if builder == "dockerfile":
+        return None
+    app_dir = local.root / local.subdir if local.subdir else local.root
+    return dependency_hash(app_dir, lockfiles(detection))
 
 
 async def _make_release(
-    conn: Connection, target: Target, detection: Any, local: _Local, release_id: str,
-    live_id: str | None, live_info: dict[str, Any], env_only: bool, timings: dict[str, float], report: Report,
-) -> str:
-    from lightfold import builders
-    from lightfold.server.build import build_script, extract_command, lockfiles
+    conn: Connection, target: Target, detection: Any, choice: Any, local: _Local, release_id: str,
+    decision: Decision, deps_hash: str | None, timings: dict[str, float], report: Report,
+) -> None:
+    from lightfold.server.build import build_script, extract_command
 
     app = target.name
-    choice = await choose_builder(conn, target, detection, report)
-    detection = builders.adapt_detection(choice.name, detection)
-    if env_only and (live_info.get("builder") or "native") != choice.name:
-        env_only = False  # the live release was built by another builder: build anew
+    live_id = decision.live
     info = {
         "commit": local.commit, "dirty": local.dirty, "fingerprint": local.fingerprint,
         "env_hash": local.env_hash, "builder": choice.name, "builder_reason": choice.reason,
@@ -167,7 +235,7 @@ async def _make_release(
     }
     await agent_client.journal_mark(conn, app, release_id, "building", info)
     try:
-        if env_only:
+        if decision.kind == "env-only":
             t = time.monotonic()
             report("step", f"only the environment changed: {release_id} reuses the build of {live_id}")
             await conn.run(as_root(conn, _copy_release_command(app, live_id, release_id, info)),
@@ -178,9 +246,9 @@ async def _make_release(
                 await conn.run(as_root(conn, retag_command(app, live_id, release_id)), display="tag the live image")
             await _write_env(conn, app, release_id, local.env)
             timings["copy"] = time.monotonic() - t
-            return "env-only"
+            return
 
-        from lightfold.project import build_archive, dependency_hash
+        from lightfold.project import build_archive
 
         t = time.monotonic()
         report("step", f"uploading {len(local.files)} files")
@@ -207,19 +275,16 @@ async def _make_release(
                                              release_info=info, app_subdir=local.subdir)
             await _run_build(conn, target, script, report, release_id)
             timings["build"] = time.monotonic() - t
-            return "full"
+            return
         if choice.name == "nixpacks":
             detection = await _nixpacks_detection(conn, app, release_id, detection, local.subdir, report)
-        app_dir = local.root / local.subdir if local.subdir else local.root
-        deps_hash = dependency_hash(app_dir, lockfiles(detection))
-        reuse = live_id if deps_hash and live_info.get("deps_hash") == deps_hash else None
+        reuse = decision.reuse_from
         t = time.monotonic()
         report("step", f"building {release_id}" + (f" (dependencies reused from {reuse})" if reuse else ""))
         script = build_script(app, detection, target.config.deploy, release_id,
                               deps_hash=deps_hash, reuse_from=reuse, release_info=info, app_subdir=local.subdir)
         await _run_build(conn, target, script, report, release_id)
         timings["build"] = time.monotonic() - t
-        return "deps-reused" if reuse else "full"
     except BaseException as e:
         reason = e.problem if isinstance(e, LightfoldError) else f"interrupted ({type(e).__name__})"
         # The original error matters more than this mark; the agent reconciles the journal later.
@@ -228,21 +293,12 @@ async def _make_release(
         raise
 
 
-async def choose_builder(conn: Connection, target: Target, detection: Any, report: Report = silent):
-    """The builder for this push (lightfold.builders.select); asks the server whether nixpacks is
-    installed only when that decides it. Records the choice in the target's state."""
+def choose_builder(target: Target, detection: Any, nixpacks_available: bool | None, report: Report = silent):
+    """The builder for this push (lightfold.builders.select); `nixpacks_available` is the server's
+    nixpacks fact, read only when it decides (facts_to_read). Records the choice in the target's state."""
     from lightfold import builders
 
-    configured = target.config.builder
-    available = None
-    if configured == "nixpacks" or (
-        not configured and not getattr(detection, "has_dockerfile", False)
-        and getattr(detection, "runtime", None) in builders.NIXPACKS_RUNTIMES
-        and not getattr(detection, "static", False)
-    ):
-        res = await conn.run(builders.NIXPACKS_CHECK, display="is nixpacks installed")
-        available = res.stdout.strip() == "yes"
-    choice = builders.select(detection, configured, available)
+    choice = builders.select(detection, target.config.builder, nixpacks_available)
     report("note", f"builder: {choice.name} ({choice.reason})")
     if choice.note:
         report("note", choice.note)

@@ -1,0 +1,120 @@
+"""lightfold.release.push: the push's decision (skip / env-only / reuse dependencies / full) from
+recorded agent status replies, release ids, the env hash, the URL and the commands push runs (as
+text). What a push does on a server is in tests/e2e (test_deploy_*.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+from types import SimpleNamespace
+
+import pytest
+
+from lightfold.agent.protocol import StatusReply
+from lightfold.release import push
+
+LIVE = "20260101120000"
+
+
+def status(*, fingerprint="fp", env_hash="e1", builder="native", deps_hash="d1", live=LIVE, entry=True):
+    """A status reply with `live` live (its release.json says builder and deps_hash)."""
+    releases = [{"id": live, "status": "live", "fingerprint": fingerprint, "env_hash": env_hash}] if entry else []
+    return StatusReply.from_dict({
+        "ok": True, "op": "status", "app": "web",
+        "live": {"release": live, "slot": "blue", "port": 18001,
+                 "info": {"id": live, "builder": builder, "deps_hash": deps_hash, "fingerprint": fingerprint}},
+        "releases": releases + [{"id": "20251231100000", "status": "previous", "fingerprint": "old"}],
+    })
+
+
+NOTHING_LIVE = StatusReply.from_dict({"ok": True, "op": "status", "app": "web", "live": {"release": None}})
+
+
+def test_the_same_code_env_and_settings_skip():
+    d = push.decide(status(), "fp", "e1", deps_hash="d1")
+    assert (d.kind, d.live, d.skipped) == ("skipped", LIVE, True)
+
+
+def test_only_a_new_env_copies_the_live_build():
+    d = push.decide(status(), "fp", "e2", deps_hash="d1")
+    assert (d.kind, d.live, d.reuse_from) == ("env-only", LIVE, LIVE)
+
+
+def test_a_live_release_of_another_builder_is_built_anew_even_for_an_env_change():
+    d = push.decide(status(builder="dockerfile"), "fp", "e2", builder="native", deps_hash="d1")
+    assert d.kind == "deps-reused"  # the lockfiles did not change, the dependencies still can be reused
+    d = push.decide(status(builder="dockerfile", deps_hash=None), "fp", "e2", builder="native", deps_hash="d1")
+    assert (d.kind, d.reuse_from) == ("full", None)
+    # a release.json without a builder was built natively
+    assert push.decide(status(builder=None), "fp", "e2", builder="native").kind == "env-only"
+
+
+def test_changed_code_with_the_same_lockfiles_reuses_the_dependencies():
+    d = push.decide(status(), "fp2", "e1", deps_hash="d1")
+    assert (d.kind, d.reuse_from, d.live) == ("deps-reused", LIVE, LIVE)
+
+
+def test_changed_lockfiles_or_no_lockfile_build_in_full():
+    assert push.decide(status(), "fp2", "e1", deps_hash="d2").kind == "full"
+    assert push.decide(status(), "fp2", "e1", deps_hash=None).kind == "full"
+    assert push.decide(status(deps_hash=None), "fp2", "e1", deps_hash=None).kind == "full"
+
+
+def test_force_never_skips_nor_copies_but_still_reuses_unchanged_dependencies():
+    assert push.decide(status(), "fp", "e1", force=True, deps_hash="d1").kind == "deps-reused"
+    assert push.decide(status(), "fp", "e2", force=True, deps_hash="d1").kind == "deps-reused"
+    assert push.decide(status(), "fp", "e1", force=True, deps_hash="d2").kind == "full"
+
+
+def test_nothing_live_is_a_full_build_with_no_previous():
+    d = push.decide(NOTHING_LIVE, "fp", "e1", deps_hash="d1")
+    assert (d.kind, d.live, d.reuse_from) == ("full", None, None)
+
+
+def test_a_live_release_missing_from_the_journal_is_never_skipped_but_its_dependencies_count():
+    s = status(entry=False)
+    assert push.decide(s, "fp", "e1", deps_hash="d1").kind == "deps-reused"
+    assert push.decide(s, "fp", "e1", deps_hash="d2").kind == "full"
+
+
+def test_release_ids_are_utc_seconds_later_than_every_existing_one():
+    now = dt.datetime(2026, 1, 1, 12, 0, 0, 500, tzinfo=dt.UTC)
+    assert push.new_release_id([], now) == "20260101120000"
+    assert push.new_release_id(["20260101120000"], now) == "20260101120001"
+    assert push.new_release_id(["20260101120000", "20260101120001", "20251231000000"], now) == "20260101120002"
+    assert push.new_release_id(["20270101000000"], now) == "20270101000001"
+
+
+def test_the_env_hash_is_canonical_json_like_the_agents():
+    import hashlib
+
+    assert push.env_hash({"B": "2", "A": "ü"}) == push.env_hash({"A": "ü", "B": "2"})
+    canonical = json.dumps({"A": "ü", "B": "2"}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert push.env_hash({"B": "2", "A": "ü"}) == hashlib.sha256(canonical.encode()).hexdigest()
+    assert push.env_hash({}) != push.env_hash({"A": ""})
+
+
+@pytest.mark.parametrize(("domain", "url"), [
+    (None, "http://10.0.0.5/"),
+    (SimpleNamespace(domain="shop.example.com", ssl=True), "https://shop.example.com/"),
+    (SimpleNamespace(domain="shop.example.com", ssl=False), "http://shop.example.com/"),
+])
+def test_the_public_url_is_the_domain_when_there_is_one(domain, url):
+    target = SimpleNamespace(config=SimpleNamespace(domain=domain), server=SimpleNamespace(ip="10.0.0.5"))
+    assert push.public_url(target) == url
+
+
+def test_the_env_only_copy_hard_links_the_live_release_and_replaces_its_release_json():
+    cmd = push._copy_release_command("web", LIVE, "20260101130000", {"env_hash": "e2", "commit": "abc"})
+    argv = shlex.split(cmd)
+    assert argv[:2] == ["bash", "-c"]
+    assert argv[2] == f"cp -a --link /srv/web/releases/{LIVE} /srv/web/releases/20260101130000"
+    assert argv[4:6] == ["python3", "-c"]
+    assert argv[7] == "/srv/web/releases/20260101130000/.lightfold/release.json"
+    assert json.loads(argv[8]) == {"id": "20260101130000", "env_hash": "e2", "commit": "abc"}
+    assert "os.replace" in argv[6]  # a new file: the old one is a hard link to the live release's
+
+
+def test_the_build_log_lives_in_the_apps_builds_dir():
+    assert push.build_log_path("web", "20260101130000") == "/srv/web/.lightfold/builds/20260101130000.log"
