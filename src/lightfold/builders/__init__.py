@@ -7,6 +7,16 @@
     b.configure_steps(spec)             # server.plan Steps configure adds (after the app user exists)
     b.replaces_runtime                  # True: the language runtime step is not needed
     b.serves_static(detection)          # nginx serves the build output (no app process)
+    b.adapt(detection)                  # the detection as this builder sees it (a copy when changed)
+    b.lockfiles(detection)              # files whose hash decides whether dependencies are reused
+    b.prepare_command(app, rid, detection, subdir)   # a command to run on the unpacked release, or None
+    b.prepared(detection, its_stdout)   # (the detection with what it said, notes)
+    b.build_step(app, rid, reuse_from)  # what the push reports
+    b.build_script(app, detection, deploy, rid, deps_hash=, reuse_from=, release_info=, app_subdir=)
+    b.reuse_commands(app, live, rid)    # an env-only release: commands beyond the hard-linked copy
+    choice.builder()                    # get(choice.name)
+
+Callers hold the Builder and ask it; none compares a builder's name.
 
 Selection (the seed's rules, first match wins):
     1. `--builder` / config `builder`                      → that builder
@@ -40,12 +50,30 @@ class Builder(Protocol):
 
     def serves_static(self, detection: Any) -> bool: ...
 
+    def adapt(self, detection: Any) -> Any: ...
+
+    def lockfiles(self, detection: Any) -> tuple[str, ...]: ...
+
+    def prepare_command(self, app: str, release_id: str, detection: Any, app_subdir: str | None) -> str | None: ...
+
+    def prepared(self, detection: Any, output: str) -> tuple[Any, tuple[str, ...]]: ...
+
+    def build_step(self, app: str, release_id: str, reuse_from: str | None) -> str: ...
+
+    def build_script(self, app: str, detection: Any, deploy: Any, release_id: str, *, deps_hash: str | None,
+                     reuse_from: str | None, release_info: dict[str, Any], app_subdir: str | None) -> str: ...
+
+    def reuse_commands(self, app: str, from_release: str, to_release: str) -> tuple[str, ...]: ...
+
 
 @dataclass(frozen=True)
 class Choice:
     name: str
     reason: str
     note: str | None = None  # something the user should know (e.g. nixpacks missing → native)
+
+    def builder(self) -> Builder:
+        return get(self.name)
 
 
 def asks_server(detection: Any, configured: str | None = None) -> bool:
@@ -106,14 +134,3 @@ def get(name: str) -> Builder:
     from lightfold.builders.native import NativeBuilder
 
     return NativeBuilder()
-
-
-def adapt_detection(name: str, detection: Any) -> Any:
-    """The detection as the builder sees it: a Dockerfile app is never static (the container
-    serves it). Returns a copy when something changes."""
-    import copy
-
-    if name == "dockerfile" and getattr(detection, "static", False):
-        detection = copy.copy(detection)
-        detection.static = False
-    return detection

@@ -72,6 +72,35 @@ class DockerfileBuilder:
     def serves_static(self, detection: Any) -> bool:
         return False
 
+    def adapt(self, detection: Any) -> Any:
+        """A Dockerfile app is never static: the container serves it."""
+        import copy
+
+        if getattr(detection, "static", False):
+            detection = copy.copy(detection)
+            detection.static = False
+        return detection
+
+    def lockfiles(self, detection: Any) -> tuple[str, ...]:
+        return ()  # the image is built whole; no dependencies are carried over
+
+    def prepare_command(self, app: str, release_id: str, detection: Any, app_subdir: str | None) -> str | None:
+        return None
+
+    def prepared(self, detection: Any, output: str) -> tuple[Any, tuple[str, ...]]:
+        return detection, ()
+
+    def build_step(self, app: str, release_id: str, reuse_from: str | None) -> str:
+        return f"building image {image_tag(app, release_id)} on the server"
+
+    def build_script(self, app: str, detection: Any, deploy: Any, release_id: str, *, deps_hash: str | None,
+                     reuse_from: str | None, release_info: dict[str, Any], app_subdir: str | None) -> str:
+        return build_script(app, detection, deploy, release_id, release_info=release_info, app_subdir=app_subdir)
+
+    def reuse_commands(self, app: str, from_release: str, to_release: str) -> tuple[str, ...]:
+        """An env-only release runs the live release's image under its own tag."""
+        return (retag_command(app, from_release, to_release),)
+
 
 def image_name(app: str) -> str:
     check_app_name(app)

@@ -45,16 +45,17 @@ def facts_to_read(target: Target) -> tuple[Fact, ...]:
     return (facts.marker(target.name), facts.app_configs(), facts.tls_cert(tls_domain(target)))
 
 
-def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
+def plan_for(target: Target, detection: Any, server_facts: dict[str, Any], builder: Any = None):
+    """`builder`: the deploy's (lightfold.builders.Builder); by default the one `select` gives
+    without asking the server (nixpacks needs nothing configure would not install for native)."""
     from lightfold import builders
     from lightfold.agent.bundle import agent_files
     from lightfold.server.app import AppSpec, ports_for
     from lightfold.server.configure import configure_plan
     from lightfold.server.hardening import Hardening
 
-    # nixpacks needs nothing configure would not install for native: its availability is asked at push.
-    builder = builders.get(builders.select(detection, target.config.builder).name)
-    detection = builders.adapt_detection(builder.name, detection)
+    builder = builder or builders.select(detection, target.config.builder).builder()
+    detection = builder.adapt(detection)
     apps = server_facts.get("apps") or {}
     others = [a for a in apps if a != target.name]
     ports = ports_for(target.name, apps)
@@ -73,14 +74,14 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any]):
 
 async def configure(
     conn: Connection, target: Target, detection: Any, *, force: bool = False, report: Report = silent,
-    server_facts: dict[str, Any] | None = None,
+    server_facts: dict[str, Any] | None = None, builder: Any = None,
 ) -> ConfigureResult:
     """`server_facts`: the values of `facts_to_read(target)` when the caller read them already
-    (deploy reads them together with push's)."""
+    (deploy reads them together with push's); `builder`: the deploy's, chosen once (plan_for)."""
     t0 = time.monotonic()
     if server_facts is None:
         server_facts = await facts.read(conn, *facts_to_read(target))
-    plan = plan_for(target, detection, server_facts)
+    plan = plan_for(target, detection, server_facts, builder)
     marker = server_facts.get("marker")
     if not force and marker and marker.get("fingerprint") == plan.fingerprint:
         state.update(target.name, lambda s: _mark_configured(s, plan.fingerprint))

@@ -13,7 +13,7 @@ from pathlib import Path
 from lightfold import config, state
 from lightfold.errors import LightfoldError
 from lightfold.release import configure as configure_step
-from lightfold.release import noop
+from lightfold.release import facts, noop
 from lightfold.release import push as push_step
 from lightfold.release import target as targets
 from lightfold.release.report import Report, silent
@@ -55,11 +55,16 @@ def deploy(
         async with await targets.connect(t) as conn:
             tq = time.monotonic()
             report("step", "configure")
-            conf = await configure_step.configure(conn, t, detection, force=force, report=report)
+            # One exec reads what configure decides from and what chooses the builder, chosen once here.
+            server_facts = await facts.read(conn, *configure_step.facts_to_read(t), *_builder_facts(t, detection))
+            choice = push_step.choose_builder(t, detection, server_facts.get("nixpacks"), report)
+            conf = await configure_step.configure(conn, t, detection, force=force, report=report,
+                                                  server_facts=server_facts, builder=choice.builder())
             timings["configure"] = time.monotonic() - tq
             tp = time.monotonic()
             report("step", "push")
-            pushed = await push_step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=report)
+            pushed = await push_step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=report,
+                                          choice=choice)
             timings["push"] = time.monotonic() - tp
             await noop.remember(conn, t, key, detection.framework, pushed.release, pushed.url)
             return conf, pushed
@@ -67,6 +72,13 @@ def deploy(
     conf, pushed = run_sync(configure_and_push())
     timings["total"] = time.monotonic() - t0
     return DeployResult(detection.framework, created, "skipped" if conf.skipped else "configured", pushed, timings)
+
+
+def _builder_facts(t: targets.Target, detection) -> tuple:
+    """The nixpacks fact when whether nixpacks is on the server decides the builder."""
+    from lightfold import builders
+
+    return (facts.nixpacks(),) if builders.asks_server(detection, t.config.builder) else ()
 
 
 def _ensure_target(name: str, project: Path, provider: str | None) -> str:

@@ -149,22 +149,24 @@ def facts_to_read(target: Target, detection: Any) -> tuple:
 async def push(
     conn: Connection, target: Target, detection: Any, *,
     force: bool = False, lock_wait: int = 0, report: Report = silent, server_facts: dict[str, Any] | None = None,
+    choice: Any = None,
 ) -> PushResult:
     """`server_facts`: the values of `facts_to_read` when the caller read them already (deploy
-    reads them with configure's); a missing status is read here."""
-    from lightfold import builders
-
+    reads them with configure's); a missing status is read here. `choice`: the deploy's builder
+    (lightfold.builders.Choice), chosen once; by default push chooses it (choose_builder)."""
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     app = target.name
     local = _local(target, detection)
     server_facts = dict(server_facts or {})
     if server_facts.get("status") is None:
-        server_facts.update(await facts.read(conn, *facts_to_read(target, detection)))
+        wanted = facts_to_read(target, detection) if choice is None else (facts.status(app, target.server.ip),)
+        server_facts.update(await facts.read(conn, *wanted))
     status: StatusReply = server_facts["status"]
-    choice = choose_builder(target, detection, server_facts.get("nixpacks"), report)
-    detection = builders.adapt_detection(choice.name, detection)
-    deps_hash = _deps_hash(local, detection, choice.name)
+    choice = choice or choose_builder(target, detection, server_facts.get("nixpacks"), report)
+    builder = choice.builder()
+    detection = builder.adapt(detection)
+    deps_hash = _deps_hash(local, builder.lockfiles(detection))
 
     def decision_on(status: StatusReply) -> Decision:
         return decide(status, local.fingerprint, local.env_hash, force=force, builder=choice.name,
@@ -209,25 +211,23 @@ def _skipped(target: Target, status: StatusReply, local: _Local, why: str, repor
     return PushResult(True, live, build="skipped", url=public_url(target))
 
 
-def _deps_hash(local: _Local, detection: Any, builder: str) -> str | None:
+def _deps_hash(local: _Local, lockfiles: tuple[str, ...]) -> str | None:
     """The hash of the lockfiles the build installs from (None: nothing to compare)."""
     from lightfold.project import dependency_hash
-    from lightfold.server.build import lockfiles
 
-    if builder == "dockerfile":
+    if not lockfiles:
         return None
     app_dir = local.root / local.subdir if local.subdir else local.root
-    return dependency_hash(app_dir, lockfiles(detection))
+    return dependency_hash(app_dir, lockfiles)
 
 
 async def _make_release(
     conn: Connection, target: Target, detection: Any, choice: Any, local: _Local, release_id: str,
     decision: Decision, deps_hash: str | None, timings: dict[str, float], report: Report,
 ) -> None:
-    from lightfold.server.build import build_script, extract_command
+    from lightfold.server.build import extract_command
 
-    app = target.name
-    live_id = decision.live
+    app, builder, live_id = target.name, choice.builder(), decision.live
     info = {
         "commit": local.commit, "dirty": local.dirty, "fingerprint": local.fingerprint,
         "env_hash": local.env_hash, "builder": choice.name, "builder_reason": choice.reason,
@@ -238,12 +238,9 @@ async def _make_release(
         if decision.kind == "env-only":
             t = time.monotonic()
             report("step", f"only the environment changed: {release_id} reuses the build of {live_id}")
-            await conn.run(as_root(conn, _copy_release_command(app, live_id, release_id, info)),
-                           display="copy the live release")
-            if choice.name == "dockerfile":
-                from lightfold.builders.dockerfile import retag_command
-
-                await conn.run(as_root(conn, retag_command(app, live_id, release_id)), display="tag the live image")
+            copy = " && ".join((_copy_release_command(app, live_id, release_id, info),
+                                *builder.reuse_commands(app, live_id, release_id)))
+            await conn.run(as_root(conn, f"sh -c {shlex.quote(copy)}"), display="copy the live release")
             await _write_env(conn, app, release_id, local.env)
             timings["copy"] = time.monotonic() - t
             return
@@ -266,23 +263,13 @@ async def _make_release(
         timings["upload"] = time.monotonic() - t
 
         await _write_env(conn, app, release_id, local.env)
-        if choice.name == "dockerfile":
-            from lightfold.builders import dockerfile
-
-            t = time.monotonic()
-            report("step", f"building image {dockerfile.image_tag(app, release_id)} on the server")
-            script = dockerfile.build_script(app, detection, target.config.deploy, release_id,
-                                             release_info=info, app_subdir=local.subdir)
-            await _run_build(conn, target, script, report, release_id)
-            timings["build"] = time.monotonic() - t
-            return
-        if choice.name == "nixpacks":
-            detection = await _nixpacks_detection(conn, app, release_id, detection, local.subdir, report)
-        reuse = decision.reuse_from
+        prepare = builder.prepare_command(app, release_id, detection, local.subdir)
+        if prepare:
+            detection = await _prepared(conn, builder, detection, prepare, report)
         t = time.monotonic()
-        report("step", f"building {release_id}" + (f" (dependencies reused from {reuse})" if reuse else ""))
-        script = build_script(app, detection, target.config.deploy, release_id,
-                              deps_hash=deps_hash, reuse_from=reuse, release_info=info, app_subdir=local.subdir)
+        report("step", builder.build_step(app, release_id, decision.reuse_from))
+        script = builder.build_script(app, detection, target.config.deploy, release_id, deps_hash=deps_hash,
+                                      reuse_from=decision.reuse_from, release_info=info, app_subdir=local.subdir)
         await _run_build(conn, target, script, report, release_id)
         timings["build"] = time.monotonic() - t
     except BaseException as e:
@@ -306,26 +293,18 @@ def choose_builder(target: Target, detection: Any, nixpacks_available: bool | No
     return choice
 
 
-async def _nixpacks_detection(conn: Connection, app: str, release_id: str, detection: Any,
-                              app_subdir: str | None, report: Report) -> Any:
-    """`nixpacks plan` of the unpacked release, turned into the detection's install/build/start."""
-    from lightfold.builders import nixpacks
-    from lightfold.server.app import app_root_of, app_user
-    from lightfold.server.build import release_dir
-
-    root = app_root_of(detection, app_subdir)
-    app_dir = release_dir(app, release_id) + ("" if root == "." else f"/{root}")
-    res = await conn.run(as_root(conn, nixpacks.plan_command(app_dir, app_user(app))), check=False,
-                         display="nixpacks plan")
+async def _prepared(conn: Connection, builder: Any, detection: Any, command: str, report: Report) -> Any:
+    """Run the builder's prepare command on the unpacked release (nixpacks: `nixpacks plan`) and
+    give it back its output: the detection the build uses."""
+    res = await conn.run(as_root(conn, command), check=False, display=f"{builder.name} prepare")
     if res.exit_status != 0:
-        raise LightfoldError(f"`nixpacks plan` failed (exit {res.exit_status})",
-                             "fix the project for nixpacks, or deploy with --builder native",
+        raise LightfoldError(f"`{command}` failed on the server (exit {res.exit_status})",
+                             f"fix the project for {builder.name}, or deploy with --builder native",
                              details=res.stderr.strip().splitlines()[-20:])
-    plan = nixpacks.translate(res.stdout)
-    for n in plan.notes:
+    detection, notes = builder.prepared(detection, res.stdout)
+    for n in notes:
         report("note", n)
-    report("note", f"nixpacks plan: install `{plan.install}`, build `{plan.build}`, start `{plan.start}`")
-    return nixpacks.apply(detection, plan)
+    return detection
 
 
 async def _write_env(conn: Connection, app: str, release_id: str, env: dict[str, str]) -> None:

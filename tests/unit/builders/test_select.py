@@ -75,9 +75,37 @@ def test_a_configured_builder_that_cannot_work_is_a_clear_error():
 def test_a_dockerfile_app_is_never_static_for_the_builder():
     d = det("nextjs-dockerfile")
     d.static = True
-    adapted = builders.adapt_detection("dockerfile", d)
+    adapted = builders.get("dockerfile").adapt(d)
     assert adapted.static is False and d.static is True  # a copy; the detection is untouched
-    assert builders.adapt_detection("native", d) is d
+    assert builders.get("native").adapt(d) is d and builders.get("nixpacks").adapt(d) is d
+
+
+def test_each_builder_says_what_decides_reusing_dependencies_and_how_an_env_only_release_reuses_it():
+    d = det("express")
+    assert builders.get("native").lockfiles(d) == builders.get("nixpacks").lockfiles(d) != ()
+    assert builders.get("dockerfile").lockfiles(d) == ()
+    assert builders.get("native").reuse_commands("web", "20260101120000", "20260101130000") == ()
+    (retag,) = builders.get("dockerfile").reuse_commands("web", "20260101120000", "20260101130000")
+    assert retag == "docker tag lightfold-web:20260101120000 lightfold-web:20260101130000"
+
+
+def test_only_nixpacks_prepares_a_release_on_the_server_and_its_plan_becomes_the_detection():
+    d = det("express")
+    assert builders.get("native").prepare_command("web", "20260101130000", d, None) is None
+    assert builders.get("dockerfile").prepare_command("web", "20260101130000", d, None) is None
+    nix = builders.get("nixpacks")
+    assert nix.prepare_command("web", "20260101130000", d, None) == (
+        "runuser -u lf-web -- nixpacks plan /srv/web/releases/20260101130000")
+    plan = '{"phases": {"install": {"cmds": ["npm ci"]}, "build": {"dependsOn": ["install"], "cmds": ["npm run b"]}},'
+    prepared, notes = nix.prepared(d, plan + ' "start": {"cmd": "node app.js"}}')
+    assert (prepared.install, prepared.build, prepared.start) == ("npm ci", "npm run b", "node app.js")
+    assert notes[-1] == "nixpacks plan: install `npm ci`, build `npm run b`, start `node app.js`"
+
+
+def test_a_builder_is_asked_for_only_when_nixpacks_decides():
+    assert builders.asks_server(det("express")) and builders.asks_server(det("go-gin"), "nixpacks")
+    assert not builders.asks_server(det("express"), "native")
+    assert not builders.asks_server(det("nextjs-dockerfile")) and not builders.asks_server(det("go-gin"))
 
 
 def test_detect_explain_shows_the_builder_and_why(cli):
