@@ -20,12 +20,16 @@ from tests.e2e.apps import commit
 
 def show(b: Bench, label: str, *args: str, verbose: bool) -> dict:
     elapsed, data, execs = b.counted(*args)
-    py = sum(1 for e in execs if e["python3"])
+    py = sum(int(e["python3"]) for e in execs)
     print(f"{label:<22} {len(execs):>3} ssh execs, {py:>2} start python3   ({elapsed:.2f} s)")
     if verbose:
-        for name, n in Counter(e["exec"] + (" [python3]" if e["python3"] else "") for e in execs).items():
+        for name, n in Counter(e["exec"] + _python_mark(int(e["python3"])) for e in execs).items():
             print(f"    {n} x {name}")
     return data
+
+
+def _python_mark(starts: int) -> str:
+    return "" if not starts else " [python3]" if starts == 1 else f" [python3 x{starts}]"
 
 
 def main() -> None:

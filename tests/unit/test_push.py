@@ -118,3 +118,27 @@ def test_the_env_only_copy_hard_links_the_live_release_and_replaces_its_release_
 
 def test_the_build_log_lives_in_the_apps_builds_dir():
     assert push.build_log_path("web", "20260101130000") == "/srv/web/.lightfold/builds/20260101130000.log"
+
+
+def test_the_build_log_header_tees_everything_the_build_prints_into_a_root_only_log(tmp_path):
+    import os
+    import subprocess
+
+    header = push.build_log_header("web", "20260101130000")
+    assert "/srv/web/.lightfold/builds/20260101130000.log" in header and "umask 077" in header
+    here = header.replace("/srv/web/.lightfold/builds", str(tmp_path / "builds"))
+    script = here + 'echo \'{"build": "install", "status": "start"}\'\necho "npm warn" >&2\nexit 3\n'
+    res = subprocess.run(["bash", "-s"], input=script, capture_output=True, text=True)
+    assert res.returncode == 3  # the build's own exit status
+    assert res.stdout == '{"build": "install", "status": "start"}\n' and res.stderr == "npm warn\n"
+    log = tmp_path / "builds" / "20260101130000.log"
+    assert sorted(log.read_text().splitlines()) == ['npm warn', '{"build": "install", "status": "start"}']
+    assert os.stat(log).st_mode & 0o777 == 0o600
+
+
+def test_the_archive_is_unpacked_from_stdin_as_the_app_user():
+    from lightfold.server.build import extract_command
+
+    cmd = extract_command("web", "20260101130000")
+    assert cmd == ("install -d -o lf-web -g lf-web -m 755 /srv/web/releases/20260101130000 && runuser -u lf-web -- "
+                   "tar -xzf - -C /srv/web/releases/20260101130000 --no-same-owner --no-same-permissions")

@@ -12,6 +12,13 @@ def test_agent_calls_and_python_scripts_start_python3():
     assert counter.starts_python("bash -s", b'eval "$(python3 - <<EOF\nprint(1)\nEOF\n)"')
 
 
+def test_an_exec_running_two_agent_requests_starts_python3_twice():
+    from lightfold.release.agent_client import many_command
+
+    assert counter.python_starts(many_command(2)) == 2 and counter.python_starts(many_command(1)) == 1
+    assert counter.python_starts("bash -s", b"python3 -c 1\npython3 -c 2\n") == 1  # a script: at most once
+
+
 def test_shell_commands_and_json_inputs_do_not():
     assert not counter.starts_python("sh -c 'cat /x'")
     assert not counter.starts_python("bash -s", b"npm ci\n")
@@ -30,5 +37,5 @@ def test_record_counts_and_writes_one_line_per_exec(tmp_path, monkeypatch):
     assert after["execs"] - before["execs"] == 2
     assert after["python3"] - before["python3"] == 1
     lines = [json.loads(x) for x in log.read_text().splitlines()]
-    assert lines == [{"exec": "lightfold agent status", "python3": True}, {"exec": "sh -c 'true'", "python3": False}]
+    assert lines == [{"exec": "lightfold agent status", "python3": 1}, {"exec": "sh -c 'true'", "python3": 0}]
     assert "SECRET" not in log.read_text()

@@ -12,7 +12,9 @@ lightfold.agent.protocol (read with the tolerant `from_dict`), so callers read f
     res = await rollback(conn, app, to=None, ...)                    # SwitchResult
     await unlock(conn, app, holder=..., force=False)                 # UnlockReply
 
-`call` is the untyped request under them (a dict back); `answer` reads an exec's output into the
+`call` is the untyped request under them (a dict back); `call_many` sends several requests in ONE
+exec (each still its own agent process, one after the other, stopping at the first that fails), and
+`mark_building` uses it for journal_mark + write_env. `answer` reads an exec's output into the
 reply dict (the fact reader's status uses it too).
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +75,33 @@ async def call(
     return answer(op, res.stdout, res.exit_status, res.stderr, conn.host)
 
 
+def many_command(n: int, agent: str | None = None) -> str:
+    """sh running `agent` (the agent's command) n times, each on one line of stdin, while each
+    succeeds. Pure."""
+    one = f'IFS= read -r r && printf "%s\\n" "$r" | {agent or remote_command()}'
+    return f"sh -c {shlex.quote(' && '.join([one] * n))}"
+
+
+async def call_many(conn: Connection, requests: list[tuple[str, dict[str, Any]]], app: str, *,
+                    timeout: float = 900) -> list[dict[str, Any]]:
+    """The replies of `requests` ([(op, fields)], all for `app`), sent in one exec: the requests go
+    on stdin, one line each (json.dumps escapes newlines), and sh hands each agent run exactly one
+    line (`read` never reads past a newline), so env values stay off every command line. The runs
+    stop at the first reply that is not ok, which raises like `call`."""
+    command = as_root(conn, many_command(len(requests)))
+    lines = "".join(json.dumps(request(op, app, **fields)) + "\n" for op, fields in requests)
+    ops = "+".join(op for op, _ in requests)
+    res = await conn.run(command, input=lines, check=False, timeout=timeout, display=f"lightfold agent {ops}")
+    replies = _json_lines(res.stdout)
+    for reply in replies:
+        if not reply.get("ok"):
+            raise AgentError(reply)
+    if len(replies) < len(requests):
+        op = requests[len(replies)][0]
+        answer(op, "", res.exit_status, res.stderr, conn.host)  # raises: no reply to `op`
+    return replies[:len(requests)]
+
+
 def answer(op: str, stdout: str, exit_status: int, stderr: str, host: str) -> dict[str, Any]:
     """The agent's reply from what its exec printed; raises when there is none or it is not ok."""
     result = _last_json(stdout)
@@ -118,6 +148,16 @@ async def journal_mark(conn: Connection, app: str, release: str, status: str, in
         await call(conn, "journal_mark", app, release=release, status=status, **fields))
 
 
+async def mark_building(conn: Connection, app: str, release: str, info: dict[str, Any],
+                        env: dict[str, str]) -> tuple[protocol.JournalMarkReply, protocol.WriteEnvReply]:
+    """journal_mark `release` building and write its env snapshot, in one exec."""
+    mark = {"release": release, "status": "building",
+            **{k: v for k, v in info.items() if k in protocol.RELEASE_INFO_FIELDS}}
+    marked, written = await call_many(conn, [("journal_mark", mark), ("write_env", {"release": release, "env": env})],
+                                      app)
+    return protocol.JournalMarkReply.from_dict(marked), protocol.WriteEnvReply.from_dict(written)
+
+
 async def write_env(conn: Connection, app: str, release: str, env: dict[str, str]) -> protocol.WriteEnvReply:
     return protocol.WriteEnvReply.from_dict(await call(conn, "write_env", app, release=release, env=env))
 
@@ -158,8 +198,10 @@ def progress_notes(report: Callable[[str, str], None]) -> Callable[[dict[str, An
     return lambda e: report("note", e.get("msg", "")) if e.get("msg") else None
 
 
-def _last_json(text: str) -> dict[str, Any] | None:
-    for line in reversed(text.strip().splitlines()):
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of `text` that is a JSON object, in order."""
+    found = []
+    for line in text.splitlines():
         line = line.strip()
         if line.startswith("{"):
             try:
@@ -167,5 +209,10 @@ def _last_json(text: str) -> dict[str, Any] | None:
             except ValueError:
                 continue
             if isinstance(value, dict):
-                return value
-    return None
+                found.append(value)
+    return found
+
+
+def _last_json(text: str) -> dict[str, Any] | None:
+    found = _json_lines(text)
+    return found[-1] if found else None

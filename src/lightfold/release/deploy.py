@@ -55,16 +55,20 @@ def deploy(
         async with await targets.connect(t) as conn:
             tq = time.monotonic()
             report("step", "configure")
-            # One exec reads what configure decides from and what chooses the builder, chosen once here.
-            server_facts = await facts.read(conn, *configure_step.facts_to_read(t), *_builder_facts(t, detection))
+            # One exec reads what configure decides from, what chooses the builder (chosen once, here)
+            # and the agent's status for push (none before the first configure).
+            server_facts = await facts.read(conn, *configure_step.facts_to_read(t), *_builder_facts(t, detection),
+                                            facts.status(t.name, conn.host, missing_ok=True))
             choice = push_step.choose_builder(t, detection, server_facts.get("nixpacks"), report)
             conf = await configure_step.configure(conn, t, detection, force=force, report=report,
                                                   server_facts=server_facts, builder=choice.builder())
             timings["configure"] = time.monotonic() - tq
             tp = time.monotonic()
             report("step", "push")
+            # A configure that changed something may have changed the agent: push reads its status anew.
+            status = server_facts["status"] if conf.skipped else None
             pushed = await push_step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=report,
-                                          choice=choice)
+                                          choice=choice, server_facts={"status": status})
             timings["push"] = time.monotonic() - tp
             await noop.remember(conn, t, key, detection.framework, pushed.release, pushed.url)
             return conf, pushed

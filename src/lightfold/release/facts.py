@@ -134,15 +134,24 @@ def nixpacks() -> Fact:
     return Fact("nixpacks", NIXPACKS_CHECK, lambda out, _rc: out.strip() == "yes", display="is nixpacks installed")
 
 
-def status(app: str, host: str = "the server") -> Fact:
-    """The agent's status reply; the request (no secrets in it) goes to the agent on its stdin."""
+def status(app: str, host: str = "the server", *, missing_ok: bool = False) -> Fact:
+    """The agent's status reply; the request (no secrets in it) goes to the agent on its stdin.
+    `missing_ok`: None instead of the error when there is no agent or no app yet (deploy reads it
+    before configure, which installs them)."""
     from lightfold.agent.bundle import remote_command
+    from lightfold.errors import LightfoldError
     from lightfold.release import agent_client
 
+    def parse(out: str, rc: int):
+        try:
+            return agent_client.status_reply(agent_client.answer("status", out, rc, out, host))
+        except LightfoldError:
+            if missing_ok:
+                return None
+            raise
+
     request = shlex.quote(json.dumps(agent_client.request("status", app)))
-    return Fact("status", f"printf '%s' {request} | {remote_command()}",
-                lambda out, rc: agent_client.status_reply(agent_client.answer("status", out, rc, out, host)),
-                stderr=True,
+    return Fact("status", f"printf '%s' {request} | {remote_command()}", parse, stderr=True,
                 display="lightfold agent status")
 
 

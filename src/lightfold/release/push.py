@@ -1,13 +1,19 @@
 """`lightfold push`: ship the project as a new release and switch to it only once it is healthy.
 
-    status (agent)      what is live, with its code fingerprint and env hash → skip when equal
-    lock                one deploy per app at a time (the agent's lock, released on every path)
-    upload + extract    a deterministic tar.gz of the shipped files, unpacked as the app user
-    build               install (reusing the live release's dependencies when the lockfiles are
-                        unchanged) and build, as the app user; an env-only change copies the live
+One SSH exec each (a one-file redeploy makes 8, the deploy's first read included):
+    status (agent)      what is live, with its code fingerprint and env hash, read with the builder's
+                        facts (deploy: with configure's); `decide` (pure) says skipped / env-only /
+                        deps-reused / full
+    lock holder + lock  one deploy per app at a time (the agent's lock, released on every path)
+    mark + write_env    the journal says building, and the release's env snapshot is written (sent
+                        on stdin, never on a command line): two agent requests in one exec
+    upload + unpack     a deterministic tar.gz of the shipped files on stdin, unpacked as the app user
+    build               the builder's script (lightfold.builders): install (reusing the live release's
+                        dependencies when the lockfiles are unchanged) and build, as the app user,
+                        its output teed into the build log; an env-only change copies the live
                         release instead (hard links) and does not build
-    write_env           the release's env snapshot, sent on stdin (never on a command line)
     activate            the agent's health-gated blue/green switch, detached from this SSH session
+    unlock
 
 Any failure leaves the live release serving; the new one is marked failed in the server journal.
 """
@@ -160,7 +166,7 @@ async def push(
     local = _local(target, detection)
     server_facts = dict(server_facts or {})
     if server_facts.get("status") is None:
-        wanted = facts_to_read(target, detection) if choice is None else (facts.status(app, target.server.ip),)
+        wanted = facts_to_read(target, detection) if choice is None else (facts.status(app, conn.host),)
         server_facts.update(await facts.read(conn, *wanted))
     status: StatusReply = server_facts["status"]
     choice = choice or choose_builder(target, detection, server_facts.get("nixpacks"), report)
@@ -233,15 +239,16 @@ async def _make_release(
         "env_hash": local.env_hash, "builder": choice.name, "builder_reason": choice.reason,
         "deployed_by": actor(), "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    await agent_client.journal_mark(conn, app, release_id, "building", info)
     try:
+        # One exec: the journal says building (a failed push is marked failed below) and the
+        # release's env snapshot is written (the build loads it; it lives outside the release dir).
+        await agent_client.mark_building(conn, app, release_id, info, local.env)
         if decision.kind == "env-only":
             t = time.monotonic()
             report("step", f"only the environment changed: {release_id} reuses the build of {live_id}")
             copy = " && ".join((_copy_release_command(app, live_id, release_id, info),
                                 *builder.reuse_commands(app, live_id, release_id)))
             await conn.run(as_root(conn, f"sh -c {shlex.quote(copy)}"), display="copy the live release")
-            await _write_env(conn, app, release_id, local.env)
             timings["copy"] = time.monotonic() - t
             return
 
@@ -253,16 +260,11 @@ async def _make_release(
 
         with tempfile.TemporaryDirectory() as tmp:
             archive = build_archive(local.root, Path(tmp) / "release.tar.gz", local.files)
-            remote_archive = Layout(app).upload_archive(release_id)
-            if conn.username == "root":
-                await conn.upload(archive.path, remote_archive, 0o600)
-            else:
-                await _upload_via_sudo(conn, archive.path, remote_archive)
-        await conn.run(as_root(conn, f"bash -c {shlex.quote(extract_command(app, release_id, remote_archive))}"),
-                       display="unpack the release")
+            # The archive on stdin, unpacked as it arrives: one exec, and no upload file to delete.
+            await conn.run(as_root(conn, f"bash -c {shlex.quote(extract_command(app, release_id))}"),
+                           input=archive.path.read_bytes(), display="upload and unpack the release")
         timings["upload"] = time.monotonic() - t
 
-        await _write_env(conn, app, release_id, local.env)
         prepare = builder.prepare_command(app, release_id, detection, local.subdir)
         if prepare:
             detection = await _prepared(conn, builder, detection, prepare, report)
@@ -307,16 +309,6 @@ async def _prepared(conn: Connection, builder: Any, detection: Any, command: str
     return detection
 
 
-async def _write_env(conn: Connection, app: str, release_id: str, env: dict[str, str]) -> None:
-    await agent_client.write_env(conn, app, release_id, env)
-
-
-async def _upload_via_sudo(conn: Connection, source, remote_path: str) -> None:
-    data = source.read_bytes()
-    cmd = f"sudo -n sh -c {shlex.quote(f'umask 077; cat > {shlex.quote(remote_path)}')}"
-    await conn.run(cmd, input=data, display=f"upload {remote_path}")
-
-
 def _copy_release_command(app: str, live_id: str, release_id: str, info: dict[str, Any]) -> str:
     """Hard-link copy of the live release; release.json is replaced (not edited: it is a hard
     link to the live one) with the new id and env hash."""
@@ -337,25 +329,14 @@ def build_log_path(app: str, release_id: str) -> str:
     return Layout(app).build_log(release_id)
 
 
-async def _save_build_log(conn: Connection, app: str, release_id: str, text: str) -> None:
-    """Keep the build's output on the server for `lightfold logs --build` (0600, root: a build
-    may print values from the environment)."""
-    path = build_log_path(app, release_id)
-    with contextlib.suppress(Exception):
-        if conn.username == "root":
-            await conn.upload(text, path, 0o600)
-        else:
-            await _upload_via_sudo(conn, _Text(text), path)
-
-
-class _Text:
-    """Adapter so `_upload_via_sudo` (which reads a Path) takes text."""
-
-    def __init__(self, text: str):
-        self._data = text.encode()
-
-    def read_bytes(self) -> bytes:
-        return self._data
+def build_log_header(app: str, release_id: str) -> str:
+    """The build script's first lines: everything it prints also goes to its build log on the
+    server (for `lightfold logs --build`; 0600, root's: a build may print values from the env), so
+    keeping the log costs no exec of its own."""
+    log = shlex.quote(build_log_path(app, release_id))
+    folder = shlex.quote(Layout(app).builds_dir)
+    return (f"(umask 077; mkdir -p {folder} && : > {log})\n"
+            f"exec > >(tee -a {log}) 2> >(tee -a {log} >&2)\n")
 
 
 async def _run_build(conn: Connection, target: Target, script: str, report: Report, release_id: str) -> None:
@@ -377,8 +358,8 @@ async def _run_build(conn: Connection, target: Target, script: str, report: Repo
         if line.strip():
             report("output", line)
 
-    run = await run_plan(conn, script, on_event, on_stderr=on_stderr, timeout=3600, display="build")
-    await _save_build_log(conn, target.name, release_id, run.stdout + run.stderr)
+    run = await run_plan(conn, build_log_header(target.name, release_id) + script, on_event, on_stderr=on_stderr,
+                         timeout=3600, display="build")
     if run.ok:
         return
     failed = run.failed

@@ -3,11 +3,12 @@
 
     counter.totals()          {"execs": N, "python3": M} so far in this process
     LIGHTFOLD_COUNT_EXECS     a file path: each exec also appends one JSON line there
-                              {"exec": <what ran, as displayed>, "python3": bool}, so a benchmark
-                              can count what a CLI process did (benchmarks/roundtrips.py)
+                              {"exec": <what ran, as displayed>, "python3": <starts>}, so a
+                              benchmark can count what a CLI process did (benchmarks/roundtrips.py)
 
-An exec "starts python3" when its command line runs python3, or when it feeds a shell a script
-on stdin (`bash -s`) that runs python3. Only the command's display name (or its first 80
+An exec starts python3 once per python3 its command line runs (one exec may run several agent
+requests: lightfold.release.agent_client.call_many), or once when it feeds a shell a script on
+stdin (`bash -s`) that runs python3. Only the command's display name (or its first 80
 characters: command lines hold no secrets, see Connection.run) is written, never its input.
 """
 
@@ -25,16 +26,22 @@ _PYTHON = re.compile(rb"(^|[;&|(\"']|\$\()\s*((exec|sudo(\s+-n)?)\s+)?python3(\s
 _totals = {"execs": 0, "python3": 0}
 
 
+def python_starts(command: str, script: bytes | None = None) -> int:
+    """How many python3 processes the exec starts on the server (as counted here)."""
+    n = len(_PYTHON.findall(command.encode()))
+    if n:
+        return n
+    return int(command.rstrip().endswith(("bash -s", "sh -s")) and bool(script) and bool(_PYTHON.search(script)))
+
+
 def starts_python(command: str, script: bytes | None = None) -> bool:
-    if _PYTHON.search(command.encode()):
-        return True
-    return command.rstrip().endswith(("bash -s", "sh -s")) and bool(script) and bool(_PYTHON.search(script))
+    return python_starts(command, script) > 0
 
 
 def record(command: str, script: bytes | None = None, display: str | None = None) -> None:
-    py = starts_python(command, script)
+    py = python_starts(command, script)
     _totals["execs"] += 1
-    _totals["python3"] += int(py)
+    _totals["python3"] += py
     path = os.environ.get(ENV)
     if path:
         with open(path, "a", encoding="utf-8") as f:

@@ -89,15 +89,16 @@ def lockfiles(detection: Any) -> tuple[str, ...]:
     return LOCKFILES.get(runtime.runtime_of(detection), ())
 
 
-def extract_command(app: str, release_id: str, archive_path: str) -> str:
-    """Create the release dir owned by the app user and unpack the uploaded tar.gz into it as that
-    user (so nothing in it is root's), then delete the upload."""
-    rel, user, archive = release_dir(app, release_id), app_user(app), shlex.quote(archive_path)
-    return (
-        f"install -d -o {user} -g {user} -m 755 {rel}"
-        f" && runuser -u {user} -- tar -xzf - -C {rel} --no-same-owner --no-same-permissions < {archive}"
-        f" && rm -f {archive}"
-    )
+def extract_command(app: str, release_id: str, archive_path: str | None = None) -> str:
+    """Create the release dir owned by the app user and unpack the tar.gz into it as that user (so
+    nothing in it is root's): the uploaded `archive_path` (then deleted), or stdin when None."""
+    rel, user = release_dir(app, release_id), app_user(app)
+    unpack = (f"install -d -o {user} -g {user} -m 755 {rel}"
+              f" && runuser -u {user} -- tar -xzf - -C {rel} --no-same-owner --no-same-permissions")
+    if archive_path is None:
+        return unpack
+    archive = shlex.quote(archive_path)
+    return f"{unpack} < {archive} && rm -f {archive}"
 
 
 def build_script(
