@@ -56,9 +56,10 @@ def deploy(
             tq = time.monotonic()
             report("step", "configure")
             # One exec reads what configure decides from, what chooses the builder (chosen once, here)
-            # and the agent's status for push (none before the first configure).
+            # and, when configure will likely change nothing, the agent's status for push.
+            status_fact = (facts.status(t.name, conn.host, missing_ok=True),) if _status_first(t, force) else ()
             server_facts = await facts.read(conn, *configure_step.facts_to_read(t), *_builder_facts(t, detection),
-                                            facts.status(t.name, conn.host, missing_ok=True))
+                                            *status_fact)
             choice = push_step.choose_builder(t, detection, server_facts.get("nixpacks"), report)
             conf = await configure_step.configure(conn, t, detection, force=force, report=report,
                                                   server_facts=server_facts, builder=choice.builder())
@@ -66,7 +67,7 @@ def deploy(
             tp = time.monotonic()
             report("step", "push")
             # A configure that changed something may have changed the agent: push reads its status anew.
-            status = server_facts["status"] if conf.skipped else None
+            status = server_facts.get("status") if conf.skipped else None
             pushed = await push_step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=report,
                                           choice=choice, server_facts={"status": status})
             timings["push"] = time.monotonic() - tp
@@ -76,6 +77,13 @@ def deploy(
     conf, pushed = run_sync(configure_and_push())
     timings["total"] = time.monotonic() - t0
     return DeployResult(detection.framework, created, "skipped" if conf.skipped else "configured", pushed, timings)
+
+
+def _status_first(t: targets.Target, force: bool) -> bool:
+    """Whether to read the agent's status before configure: only when configure is likely skipped
+    (a configured target, no --force), since a configure that runs may change the agent and push
+    then reads the status anew (an agent start for nothing)."""
+    return not force and state.load(t.name).configured
 
 
 def _builder_facts(t: targets.Target, detection) -> tuple:
