@@ -201,6 +201,9 @@ async def push(
         activation = await agent_client.activate(conn, app, release_id, holder=actor(),
                                                  on_event=agent_client.progress_notes(report))
         timings["activate"] = time.monotonic() - t
+        healthy = activation.timings.healthy_s if activation.timings else None
+        if healthy is not None:  # the app's boot: slot start until its first healthy answer
+            timings["boot"] = healthy
         switched = activation.timings.switched_s if activation.timings else None
         if switched is not None:  # traffic moved before the smoke window and the drain
             timings["live_after"] = t - t0 + switched
