@@ -58,6 +58,8 @@ def show_detection(d, explain: bool) -> None:
     con.print(table)
     for w in d.warnings:
         con.print(f"[yellow]![/] {escape(w)}")
+    for f in d.fixes:
+        con.print(f"[cyan]→[/] {escape(f)}")
     if not explain:
         return
     con.print("\n[bold]evidence[/]")

@@ -257,6 +257,7 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
         start_exec=node.direct_start(p, tc, plan.start, bool(tc.workspace_root)) if (
             fw.runtime == "node" and not plan.static) else {},
         explain=explain,
+        fixes=list(plan.fixes),
     )
 
 

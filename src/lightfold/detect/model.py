@@ -47,6 +47,7 @@ class Plan:
     env_required: list[str] = field(default_factory=list)
     env_optional: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)  # framework traps the plan handles (e.g. SvelteKit adapter-auto)
     extra_runtimes: list[str] = field(default_factory=list)  # e.g. node for a Rails app's assets
     # Set when the plan knows better than the generic lookups (e.g. maven vs gradle, net8.0).
     package_manager: str | None = None
@@ -119,6 +120,7 @@ class Detection:
     # mistaken for this one.
     start_exec: dict[str, str] = field(default_factory=dict)
     explain: list[Candidate] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)  # framework traps handled at build time, one line each
 
     def to_json(self, *, explain: bool = False) -> dict:
         data = asdict(self)

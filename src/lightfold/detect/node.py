@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from lightfold.detect import traps
 from lightfold.detect.model import Framework, Match, Plan, reject
 from lightfold.detect.pm import Toolchain
 from lightfold.detect.project import Project, strip_js_comments
@@ -317,18 +318,19 @@ def plan_nuxt(p: Project, m: Match, tc: Toolchain) -> Plan:
     return plan
 
 
-def _sveltekit_adapter(p: Project) -> str | None:
-    _, src = config_file(p, "svelte.config")
-    m = re.search(r"['\"]@sveltejs/adapter-([\w-]+)['\"]", src)
-    if m:
-        return m.group(1)
-    return next((d.split("adapter-", 1)[1] for d in p.node_deps if d.startswith("@sveltejs/adapter-")), None)
+def _sveltekit_config(p: Project) -> tuple[str | None, str]:
+    """The config that names the adapter: svelte.config, or vite.config (newer `sv create`)."""
+    rel, src = config_file(p, "svelte.config")
+    if "@sveltejs/adapter-" in src:
+        return rel, src
+    vite_rel, vite_src = config_file(p, "vite.config")
+    return (vite_rel, vite_src) if "@sveltejs/adapter-" in vite_src else (rel, src)
 
 
 def plan_sveltekit(p: Project, m: Match, tc: Toolchain) -> Plan:
-    adapter = _sveltekit_adapter(p) or "auto"
-    m.evidence.append(f"adapter: @sveltejs/adapter-{adapter}")
-    _, src = config_file(p, "svelte.config")
+    rel, src = _sveltekit_config(p)
+    adapter = traps.sveltekit_adapter(src, p.node_deps) or "auto"
+    m.evidence.append(f"adapter: @sveltejs/adapter-{adapter}" + (f" ({rel})" if rel else ""))
     if adapter == "static":
         plan = static_plan(p, tc, string_option(src, "pages") or "build", "vite build")
         plan.variant = "static"
@@ -336,13 +338,14 @@ def plan_sveltekit(p: Project, m: Match, tc: Toolchain) -> Plan:
     plan = base_plan(p, tc, 3000)
     plan.variant = "node"
     plan.build = build_script(p, tc, "vite build")
-    out = string_option(src, "out") or "build"
-    plan.start = f"HOST=127.0.0.1 node {out}"
-    if adapter != "node":
-        plan.warnings.append(
-            f"SvelteKit uses @sveltejs/adapter-{adapter}, which does not produce a Node server: install "
-            "@sveltejs/adapter-node and use it in svelte.config.js"
-        )
+    plan.start = f"HOST=127.0.0.1 node {string_option(src, 'out') or 'build'}"
+    if traps.needs_node_adapter(adapter):
+        plan.build = traps.sveltekit_node_build(tc, rel, adapter, plan.build)
+        plan.fixes.append(traps.sveltekit_fix_note(rel, adapter))
+        m.evidence.append(plan.fixes[-1])
+    elif adapter != "node":
+        plan.warnings.append(f"SvelteKit uses @sveltejs/adapter-{adapter}, which does not produce a Node server: "
+                             "install @sveltejs/adapter-node and use it in svelte.config.js")
     return plan
 
 

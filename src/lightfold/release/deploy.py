@@ -43,6 +43,8 @@ def deploy(
     t = targets.load(name)
     detection = t.detect()
     report("ok", f"detected {detection.framework} ({detection.package_manager or 'no package manager'})")
+    for fix in detection.fixes:
+        report("note", fix)
     timings["detect"] = time.monotonic() - t0
 
     tc = time.monotonic()

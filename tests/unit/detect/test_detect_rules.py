@@ -338,17 +338,69 @@ def test_no_application_object_means_no_placeholder_start(tmp_path: Path) -> Non
     assert any("deploy.start_command" in w for w in d.warnings)
 
 
-def test_sveltekit_adapter_auto_warns_to_use_adapter_node(tmp_path: Path) -> None:
+def test_sveltekit_adapter_auto_is_built_with_adapter_node(tmp_path: Path) -> None:
     make(
         tmp_path,
         {
-            "package.json": {"name": "s", "devDependencies": {"@sveltejs/kit": "^2", "@sveltejs/adapter-auto": "^3"}},
+            "package.json": {"name": "s", "scripts": {"build": "vite build"},
+                             "devDependencies": {"@sveltejs/kit": "^2", "@sveltejs/adapter-auto": "^3"}},
+            "package-lock.json": "{}",
             "svelte.config.js": "import adapter from '@sveltejs/adapter-auto';\n"
             "export default { kit: { adapter: adapter() } };\n",
         },
     )
     d = detect(tmp_path)
-    assert d.framework == "sveltekit" and any("adapter-node" in w for w in d.warnings)
+    assert d.framework == "sveltekit" and d.warnings == []
+    assert d.build == ("npm install --no-save --no-audit --no-fund @sveltejs/adapter-node && "
+                       r"""sed -i -E 's#@sveltejs/adapter-auto(["'"'"'])#@sveltejs/adapter-node\1#g' svelte.config.js"""
+                       " && npm run build")
+    assert d.start == "HOST=127.0.0.1 node build"
+    assert d.fixes == ["SvelteKit: svelte.config.js uses @sveltejs/adapter-auto, which builds no Node server; "
+                       "lightfold builds with @sveltejs/adapter-node instead (added in the release copy on the "
+                       "server, your project is unchanged)"]
+    assert d.fixes[0] in d.signals  # detect --explain shows it as evidence too
+
+
+def test_sveltekit_adapter_in_vite_config_as_sv_create_writes_it(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "package.json": {"name": "s", "packageManager": "pnpm@9.15.9", "scripts": {"build": "vite build"},
+                             "devDependencies": {"@sveltejs/kit": "^2", "@sveltejs/adapter-vercel": "^5"}},
+            "vite.config.ts": "import adapter from '@sveltejs/adapter-vercel';\n"
+            "export default defineConfig({ plugins: [sveltekit({ adapter: adapter() })] });\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert d.build.startswith("pnpm add -D @sveltejs/adapter-node && sed -i -E ")
+    assert d.build.endswith("vite.config.ts && pnpm run build")
+    assert "vite.config.ts uses @sveltejs/adapter-vercel" in d.fixes[0]
+
+
+def test_sveltekit_node_and_static_adapters_need_no_fix(tmp_path: Path) -> None:
+    make(tmp_path, {"package.json": {"name": "s", "devDependencies": {"@sveltejs/kit": "^2",
+                                                                     "@sveltejs/adapter-node": "^5"}},
+                    "svelte.config.js": "import adapter from '@sveltejs/adapter-node';\n"})
+    d = detect(tmp_path)
+    assert d.fixes == [] and "adapter-node" not in (d.build or "")
+
+
+def test_sveltekit_fixed_build_rewrites_only_the_adapter_import(tmp_path: Path) -> None:
+    """The build's sed, run for real on the config sv create writes."""
+    import subprocess
+
+    from lightfold.detect.pm import Toolchain
+    from lightfold.detect.traps import sveltekit_node_build
+
+    cfg = tmp_path / "vite.config.ts"
+    cfg.write_text("import adapter from '@sveltejs/adapter-auto';\n// see @sveltejs/adapter-auto docs\n"
+                   "export default { adapter: adapter() };\n")
+    cmd = sveltekit_node_build(Toolchain("npm", "package-lock.json"), "vite.config.ts", "auto", None)
+    sed = cmd.split(" && ", 1)[1]
+    subprocess.run(["bash", "-c", sed], cwd=tmp_path, check=True)
+    assert cfg.read_text().splitlines() == [
+        "import adapter from '@sveltejs/adapter-node';", "// see @sveltejs/adapter-auto docs",
+        "export default { adapter: adapter() };"]
 
 
 def test_vite_without_index_html_is_not_a_spa(tmp_path: Path) -> None:

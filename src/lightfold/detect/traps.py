@@ -1,0 +1,56 @@
+"""Framework traps that lightfold handles at build time, as plan text (pure: no I/O here).
+
+    sveltekit_adapter(config_rel, config_src, deps) -> str | None     the adapter a SvelteKit app uses
+    sveltekit_node_build(tc, config_rel, adapter, build) -> str       build with @sveltejs/adapter-node
+    sveltekit_fix_note(config_rel, adapter) -> str                    the line `detect` and `deploy` show
+
+A SvelteKit app on adapter-auto (what `npx sv create` writes) or a platform adapter (vercel,
+netlify, cloudflare) builds no Node server: its slot would start `node build` and crash. lightfold
+builds it with adapter-node instead: the build first adds @sveltejs/adapter-node with the project's
+own package manager and points the config's adapter import at it. Both happen in the release copy
+on the server; the project on the laptop is never changed.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from lightfold.detect.pm import Toolchain
+
+# Adapters whose output is for a platform, not a server lightfold can start.
+SVELTEKIT_PLATFORM_ADAPTERS = ("auto", "vercel", "netlify", "cloudflare", "cloudflare-workers")
+_ADAPTER_IMPORT = re.compile(r"['\"]@sveltejs/adapter-([\w-]+)['\"]")
+_ADD_DEV = {"pnpm": "pnpm add -D", "yarn": "yarn add -D", "yarn-berry": "yarn add -D", "bun": "bun add -d"}
+NPM_ADD_DEV = "npm install --no-save --no-audit --no-fund"
+
+
+def sveltekit_adapter(config_src: str, deps: dict[str, str]) -> str | None:
+    """The adapter imported by the config (svelte.config or vite.config), else the one depended on."""
+    m = _ADAPTER_IMPORT.search(config_src)
+    if m:
+        return m.group(1)
+    return next((d.split("adapter-", 1)[1] for d in deps if d.startswith("@sveltejs/adapter-")), None)
+
+
+def needs_node_adapter(adapter: str | None) -> bool:
+    return (adapter or "auto") in SVELTEKIT_PLATFORM_ADAPTERS
+
+
+def sveltekit_node_build(tc: Toolchain, config_rel: str | None, adapter: str, build: str | None) -> str:
+    """The build command of a SvelteKit app on `adapter`, made to build with adapter-node."""
+    add = f"{_ADD_DEV.get(tc.manager or '', NPM_ADD_DEV)} @sveltejs/adapter-node"
+    steps = [tc.at_root(add) if tc.workspace_root else add]
+    if config_rel and adapter != "node":
+        expr = f"s#@sveltejs/adapter-{adapter}([\"'])#@sveltejs/adapter-node\\1#g"
+        steps.append(f"sed -i -E {shlex.quote(expr)} {shlex.quote(config_rel)}")
+    if build:
+        steps.append(build)
+    return " && ".join(steps)
+
+
+def sveltekit_fix_note(config_rel: str | None, adapter: str) -> str:
+    where = config_rel or "package.json"
+    return (f"SvelteKit: {where} uses @sveltejs/adapter-{adapter}, which builds no Node server; lightfold "
+            "builds with @sveltejs/adapter-node instead (added in the release copy on the server, "
+            "your project is unchanged)")
