@@ -120,6 +120,43 @@ def test_security_updates_from_the_security_origin_only(server):
     assert server.exec("systemctl is-enabled apt-daily-upgrade.timer").stdout.strip() == "enabled"
 
 
+def audit(sb, *extra: str) -> tuple[int, dict]:
+    proc = sb.lightfold("audit", "--target", sb.target, "--json", *extra, check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_audit_is_clean_on_the_configured_server(server):
+    rc, doc = audit(server)
+    assert [f for f in doc["findings"] if f["severity"] in ("high", "medium")] == [], doc
+    assert rc == 0 and doc["ok"] and doc["schema"] == 1 and doc["counts"]["high"] == 0
+    # the planted database is listed, as blocked by the firewall
+    (db,) = [f for f in doc["findings"] if f["check"] == "listener" and ":5432" in f["subject"]]
+    assert db["severity"] == "low" and "firewall blocks it" in db["message"] and "127.0.0.1" in db["fix"]
+    assert {"firewall", "ssh", "unit", "agent", "updates"} <= {f["check"] for f in doc["findings"]}
+    agent = next(f for f in doc["findings"] if f["check"] == "agent")
+    assert agent["severity"] == "info"  # configure just installed this lightfold's agent
+    status = json.loads(server.lightfold("status", "--target", server.target, "--json").stdout)
+    assert isinstance(status["security_updates"], int) and status["reboot_required"] is False
+
+
+def test_audit_flags_a_planted_exposure_and_a_world_readable_env_file(server):
+    env = f"/srv/{server.target}/env/20260101000000.env"
+    server.exec(f"printf 'SECRET=x\\n' > {env} && chmod 644 {env}")
+    server.exec("nft delete table inet lightfold")  # the firewall is gone: 5432 is exposed
+    try:
+        rc, doc = audit(server)
+        human = server.lightfold("audit", "--target", server.target, check=False)
+    finally:
+        server.exec(f"rm -f {env}; systemctl restart lightfold-firewall.service")
+    assert rc == 1 and not doc["ok"]
+    high = [(f["check"], f["subject"]) for f in doc["findings"] if f["severity"] == "high"]
+    assert ("file", env) in high and ("firewall", "table inet lightfold") in high
+    assert [s for c, s in high if c == "listener"] == ["tcp 0.0.0.0:5432 (python3)"]
+    assert human.returncode == 1 and f"chmod 600 {env}" in human.stdout
+    assert audit(server)[0] == 0  # put back
+
+
 def test_second_configure_changes_nothing(server):
     t0 = time.monotonic()
     again = json.loads(server.lightfold("configure", "--target", server.target, "--force", "--json").stdout)

@@ -76,7 +76,7 @@ def test_status_keys_are_documented_in_the_readme():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("### status --json keys", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
-    for key in operate.EMPTY_DEPLOY_STATUS:
+    for key in {**operate.EMPTY_DEPLOY_STATUS, **operate.EMPTY_UPDATES}:
         assert f"`{key}`" in section, key
 
 

@@ -195,6 +195,11 @@ def show_status(info: dict[str, Any]) -> None:
     con.print(f"  ssh      [{'green' if ok else 'red'}]{info['ssh']}[/]")
     if info.get("deploy_error"):
         con.print(f"  deploy   [yellow]{info['deploy_error']}[/]")
+    if info.get("security_updates") is not None:
+        pending = info["security_updates"]
+        reboot = ", [yellow]reboot required[/]" if info.get("reboot_required") else ", no reboot required"
+        con.print(f"  updates  {'[yellow]' if pending else ''}{pending} security updates pending"
+                  f"{'[/]' if pending else ''}{reboot}")
     if not info.get("live_release"):
         if ok and not info.get("deploy_error"):
             con.print("  release  none live yet")
@@ -230,6 +235,27 @@ def show_status(info: dict[str, Any]) -> None:
     if last and not last.get("ok"):
         con.print(f"  last switch [red]failed[/] ({last['op']}, {last['finished_at']}): {last['error']}")
     con.print("  releases " + ", ".join(f"{r['id']} {r['status']}" for r in info.get("releases", [])[:6]))
+
+
+# ---- audit
+
+_SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
+
+
+def show_audit(doc: dict[str, Any]) -> None:
+    """`lightfold audit` for people (the dict is lightfold.release.audit.AuditReport.as_json's)."""
+    from rich.markup import escape
+
+    con = output.out()
+    con.print(f"[bold]{doc['target']}[/]  ({doc['host']})")
+    for f in doc["findings"]:
+        style = _SEVERITY_STYLE.get(f["severity"], "")
+        con.print(f"  [{style}]{f['severity']:<6}[/] {f['check']:<11} {escape(f['subject'])}: {escape(f['message'])}")
+        if f["fix"] != "none needed":
+            con.print(f"  {'':<6} {'':<11} [dim]fix:[/] {escape(f['fix'])}")
+    c = doc["counts"]
+    verdict = "[green]no high finding[/]" if doc["ok"] else "[bold red]high findings: fix them first[/]"
+    con.print(f"  {c['high']} high, {c['medium']} medium, {c['low']} low, {c['info']} info: {verdict}")
 
 
 # ---- sync, unlock, targets

@@ -221,3 +221,23 @@ def status(
 
     info = server_status(resolve_target(target))
     output.emit(info, as_json, lambda: render.show_status(info))
+
+
+@app.command()
+def audit(
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the target's server: firewall, exposed ports, SSH, updates, units, secret files, certificates.
+
+    Every finding has a severity (high, medium, low, info) and a one-line fix. Exits 1 when a
+    finding is high, else 0, so it can gate CI. `--json` has a stable schema (README: "audit").
+
+    Example: lightfold audit --target myapp --json
+    """
+    from lightfold.release.audit import audit_target
+
+    report = audit_target(resolve_target(target))
+    output.emit(report.as_json(), as_json, lambda: render.show_audit(report.as_json()))
+    if report.exit_status:
+        raise typer.Exit(report.exit_status)

@@ -15,6 +15,10 @@ Facts (name: what the parse returns):
     certificate    what /etc/letsencrypt holds for a domain (lightfold.server.tls.cert_info)
     noop_stamp     the raw output of the no-op stamp command (lightfold.release.noop)
 
+lightfold.release.audit adds the server's security facts (firewall, listeners, sshd -T, pending
+security updates, ...), parsed by lightfold.server.audit. `tolerant(fact)` turns a parse's
+LightfoldError into the fact's value, so one failing fact does not hide the others.
+
 The script run as root prints each fact between markers, `\\x1e<name>\\n<output>\\n\\x1f<exit>\\n`;
 `split` reads them back. A fact's stderr is dropped unless it asks for it (`stderr=True`).
 """
@@ -76,6 +80,20 @@ def parse(facts: tuple[Fact, ...] | list[Fact], text: str) -> dict[str, Any]:
                                  details=text.strip().splitlines()[-10:])
         values[f.name] = f.parse(*outputs[f.name])
     return values
+
+
+def tolerant(fact: Fact) -> Fact:
+    """`fact` whose failing parse gives the LightfoldError as its value instead of raising, so the
+    other facts read in the same exec still count."""
+    from lightfold.errors import LightfoldError
+
+    def parse_or_error(out: str, rc: int) -> Any:
+        try:
+            return fact.parse(out, rc)
+        except LightfoldError as e:
+            return e
+
+    return Fact(fact.name, fact.command, parse_or_error, fact.stderr, fact.display)
 
 
 async def read(conn: Connection, *facts: Fact, timeout: float = 120) -> dict[str, Any]:

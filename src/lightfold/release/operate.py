@@ -174,11 +174,14 @@ def deploy_status(agent: StatusReply) -> dict[str, Any]:
 
 
 EMPTY_DEPLOY_STATUS: dict[str, Any] = {k: None for k in deploy_status(StatusReply())} | {"releases": []}
+# What remote_status reads beside the agent's answer (lightfold.release.audit.updates_facts).
+EMPTY_UPDATES: dict[str, Any] = {"security_updates": None, "reboot_required": None}
 
 
 def remote_status(name: str, timeout: float = 10) -> tuple[str, dict[str, Any] | None, str | None]:
     """(ssh, deploy status or None, why there is none) in one SSH connection."""
     from lightfold.release import target as targets
+    from lightfold.release.audit import updates_facts
     from lightfold.remote import run_sync
 
     t = targets.load(name)
@@ -186,12 +189,16 @@ def remote_status(name: str, timeout: float = 10) -> tuple[str, dict[str, Any] |
     async def go():
         async with await targets.connect(t) as conn:
             domain = t.config.domain.domain if t.config.domain else None
-            wanted = (facts.status(name, conn.host), *([facts.certificate(domain)] if domain else []))
+            wanted = (facts.tolerant(facts.status(name, conn.host)), *([facts.certificate(domain)] if domain else []),
+                      *updates_facts())
             try:
                 values = await facts.read(conn, *wanted, timeout=timeout)
             except LightfoldError as e:
                 return "reachable", None, e.problem
-            info = deploy_status(values["status"])
+            updates = {"security_updates": len(values["pending"]), "reboot_required": values["reboot"]["required"]}
+            if isinstance(values["status"], LightfoldError):
+                return "reachable", {**EMPTY_DEPLOY_STATUS, **updates}, values["status"].problem
+            info = deploy_status(values["status"]) | updates
             if domain:
                 info["certificate"] = _certificate(values["certificate"])
             return "reachable", info, None

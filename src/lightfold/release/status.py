@@ -66,6 +66,7 @@ def status(target: str) -> dict[str, Any]:
         "last_deploy": st.last_deploy,
         "domain": tc.domain.domain if tc.domain else None,
         # from the server's agent (None values when unreachable or not deployed; see deploy_error)
+        **operate.EMPTY_UPDATES,
         **(deploy or operate.EMPTY_DEPLOY_STATUS),
         "deploy_error": deploy_error,
     }

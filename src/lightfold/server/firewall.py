@@ -86,7 +86,7 @@ Description=lightfold firewall (nftables table {TABLE})
 DefaultDependencies=no
 Before=network-pre.target
 Wants=network-pre.target
-After=local-fs.target
+After=local-fs.target nftables.service
 ConditionPathExists={confirmed}
 
 [Service]
