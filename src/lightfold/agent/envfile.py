@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from .core import AgentError
-from .layout import is_env_name
+from .layout import DB_KINDS, Layout, is_env_name
 
 ENV_ESCAPED = '"\\`$'
 
@@ -153,3 +153,22 @@ def slot_env(snapshot_text: str | None, port: int) -> dict[str, str]:
     env.pop("PORT", None)
     env["PORT"] = str(port)
     return env
+
+
+def server_env(lay: Layout) -> dict[str, str]:
+    """The variables lightfold keeps on the server for this app (the databases `db add` made),
+    from their root-only env files; {} when there are none."""
+    env: dict[str, str] = {}
+    for kind in DB_KINDS:
+        try:
+            with open(lay.db_env(kind), encoding="utf-8") as f:
+                env.update(parse_env_file(f.read()))
+        except FileNotFoundError:
+            continue
+    return env
+
+
+def merge_env(own: dict[str, str], server: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """A release's env: the server's variables, then the user's own (the user's win on a clash).
+    Returns the env and the clashing names."""
+    return {**server, **own}, sorted(set(own) & set(server))

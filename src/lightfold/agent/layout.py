@@ -9,6 +9,8 @@ For app `shop` (user `lf-shop`), under a root prefix ("/" on a server, a temp di
     /etc/lightfold/apps/shop/app.json         configure -> agent: user, ports, health, static
     /etc/lightfold/apps/shop/configured       configure's per-app fingerprint marker
     /etc/lightfold/apps/shop/upstream.conf    the agent's: which slot nginx routes to
+    /etc/lightfold/apps/shop/db-<kind>.env    `db add`'s connection variables (0600 root, made on the
+                                              server); write_env merges them into every snapshot
     /usr/local/lib/lightfold/                 the agent (a package, run as a module)
     /srv/shop/                                the app's home
         releases/<id>/                        one release (id = YYYYMMDDHHMMSS, UTC)
@@ -41,6 +43,12 @@ Server-wide hardening (lightfold.server.firewall, lightfold.server.hardening):
     /etc/lightfold/firewall-revert.sh         run by the transient lightfold-firewall-revert timer
     /etc/ssh/sshd_config.d/00-lightfold.conf  SSH hardening (first file wins in sshd_config.d)
     /etc/apt/apt.conf.d/52lightfold-security-updates   unattended-upgrades: security origin only
+
+Server-wide databases (lightfold.server.database; each app's credentials are its db-<kind>.env):
+
+    /etc/postgresql/<version>/main/conf.d/lightfold.conf   loopback only, memory settings
+    /etc/redis/lightfold.conf                 loopback only, memory settings (included by redis.conf)
+    /etc/redis/lightfold-users.acl            the default user off, one user per app (password sha256)
 """
 
 from __future__ import annotations
@@ -75,7 +83,20 @@ SSHD_DROPIN = "/etc/ssh/sshd_config.d/00-lightfold.conf"
 UNATTENDED_CONF = "/etc/apt/apt.conf.d/52lightfold-security-updates"
 REBOOT_REQUIRED = "/var/run/reboot-required"
 
+PG_ETC = "/etc/postgresql"
+REDIS_CONF = "/etc/redis/redis.conf"
+REDIS_DROPIN = "/etc/redis/lightfold.conf"
+REDIS_ACL = "/etc/redis/lightfold-users.acl"
+
+
+def pg_dropin(version: str) -> str:
+    """lightfold's settings file of the PostgreSQL cluster `version`/main (Debian includes conf.d)."""
+    return f"{PG_ETC}/{version}/main/conf.d/lightfold.conf"
+
+
 SLOTS = ("blue", "green")
+# The databases `lightfold db add` puts beside an app (lightfold.server.database).
+DB_KINDS = ("postgres", "redis")
 # The meta directory inside a release and inside an app's home.
 META = ".lightfold"
 
@@ -215,6 +236,10 @@ class Layout:
 
     def env_file(self, rid: str) -> str:
         return os.path.join(self.env_dir, f"{rid}.env")
+
+    def db_env(self, kind: str) -> str:
+        """The root-only env file of database `kind` (one of DB_KINDS) for this app."""
+        return os.path.join(self.etc, f"db-{kind}.env")
 
     def slot_link(self, slot: str) -> str:
         return os.path.join(self.slots_dir, slot)

@@ -17,7 +17,7 @@ from .core import (
     warn,
     write_result,
 )
-from .envfile import check_env, env_hash, render_env_file
+from .envfile import check_env, env_hash, merge_env, render_env_file, server_env
 from .files import link_release, read_json, write_atomic
 from .health import http_check
 from .journal import (
@@ -140,8 +140,15 @@ def op_status(req: dict, lay: Layout) -> dict:
         "slots": slots, "health": health, "releases": releases_view(lay),
         "disk": {"path": SRV, "free_bytes": usage.free, "total_bytes": usage.total},
         "lock": lock, "switch_in_progress": busy, "last_op": read_json(lay.last_op),
-        "reconciled": notes,
+        "reconciled": notes, "server_env": server_env_view(lay),
     }
+
+
+def server_env_view(lay: Layout) -> dict:
+    """The names and hash of the variables lightfold keeps on the server (never the values): a
+    deploy folds the hash into the release's env hash, so adding a database makes a new release."""
+    extra = server_env(lay)
+    return {"names": sorted(extra), "hash": env_hash(extra) if extra else None}
 
 
 def reconcile_if_free(lay: Layout, cfg: dict, by: str | None) -> list[str]:
@@ -194,13 +201,19 @@ def op_health(req: dict, lay: Layout) -> dict:
 
 def op_write_env(req: dict, lay: Layout) -> dict:
     rid = require_release_id(req)
-    env = check_env(req.get("env", {}))
+    own = check_env(req.get("env", {}))
+    extra = server_env(lay)
+    env, overridden = merge_env(own, extra)
+    if overridden:
+        warn(f"your own env sets {', '.join(overridden)}: it wins over the value lightfold keeps for the "
+             "database (unset it to use the database's)")
     os.makedirs(lay.env_dir, mode=0o700, exist_ok=True)
     os.chmod(lay.env_dir, 0o700)
     path = lay.env_file(rid)
     write_atomic(path, render_env_file(env, f"env snapshot of release {rid} (written by lightfold)").encode(),
                  0o600)
-    return {"path": path, "count": len(env), "env_hash": env_hash(env), "names": sorted(env)}
+    return {"path": path, "count": len(env), "env_hash": env_hash(env), "names": sorted(env),
+            "server_names": sorted(extra), "overridden": overridden}
 
 
 def op_journal_mark(req: dict, lay: Layout) -> dict:

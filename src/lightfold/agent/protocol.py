@@ -33,6 +33,7 @@ Ops (request fields beyond op/app/by; "by" names the actor in the audit log ever
     cleanup {keep=5}                                                              -> CleanupReply
     health {slot? | port?, health?}                                               -> HealthResult
     write_env {release, env: {NAME: value}}                                       -> WriteEnvReply
+              (merged with the app's db-<kind>.env files on the server; the user's env wins)
     journal_mark {release, status: building|failed, reason?, commit?, dirty?, fingerprint?,
                   env_hash?, builder?, deployed_by?, created_at?}                 -> JournalMarkReply
     lock {holder, lock_op?, release?, ttl?, pid?, wait_seconds=0}                  -> LockReply
@@ -251,6 +252,7 @@ class StatusReply(Shape):
     switch_in_progress: bool = False
     last_op: LastOp | None = None
     reconciled: list[str] = field(default_factory=list)
+    server_env: dict[str, Any] = field(default_factory=dict)  # {names, hash}: the db-<kind>.env files
 
     def live_entry(self) -> ReleaseEntry | None:
         """The journal entry of the live release, if the journal has it."""
@@ -345,6 +347,8 @@ class WriteEnvReply(Shape):
     count: int = 0
     env_hash: str = ""
     names: list[str] = field(default_factory=list)
+    server_names: list[str] = field(default_factory=list)  # from the server's db-<kind>.env files
+    overridden: list[str] = field(default_factory=list)  # set by both: the user's value won
 
 
 @dataclass

@@ -11,7 +11,8 @@ proves the same answer from two hashes, with the standard library and one `ssh` 
                    `.env` and `.lightfoldignore`
     server stamp   hash of what the server decides from: every app's app.json, this app's configure
                    marker and nginx upstream, its release journal and switch intent, where `current`
-                   and the slots point, whether the domain's certificate exists
+                   and the slots point, whether the domain's certificate exists, the app's
+                   database env files (`db add`)
 
 After every successful deploy/push, `remember` stores both (with the exact SSH command that reads
 the stamp) in the target's state. `check` recomputes the local key and re-reads the stamp; only if
@@ -53,10 +54,11 @@ class Hit:
 def stamp_command(app: str, domain: str | None) -> str:
     """Shell that prints what the server-side skip decisions depend on (hashes and link targets).
     Missing files simply print nothing; the output is compared, never parsed."""
-    from lightfold.agent.layout import SLOTS, Layout
+    from lightfold.agent.layout import DB_KINDS, SLOTS, Layout
 
     lay, every_app = Layout(app), Layout("*")
-    files = [lay.relative(p) for p in (every_app.app_json, lay.marker, lay.upstream, lay.journal, lay.switch_intent)]
+    files = [lay.relative(p) for p in (every_app.app_json, lay.marker, lay.upstream, lay.journal, lay.switch_intent,
+                                       *map(lay.db_env, DB_KINDS))]
     links = [lay.relative(p) for p in (lay.current, *map(lay.slot_link, SLOTS))]
     script = (
         f"cd / && {{ sha256sum -- {' '.join(files)} 2>/dev/null; "

@@ -26,7 +26,7 @@ import datetime as dt
 import json
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +80,15 @@ def _local(target: Target, detection: Any) -> _Local:
         root, subdir, files, env, deploy_fingerprint(root, target.config, {}, files), env_hash(env),
         git.commit, git.dirty,
     )
+
+
+def release_env_hash(own_hash: str, server_hash: str | None) -> str:
+    """The env hash of a release: the user's env, folded with the hash of the variables the server
+    keeps for the app (`db add`; the agent's status `server_env`), so a database added since the
+    live release makes the next deploy a new (env-only) release instead of "nothing to push"."""
+    import hashlib
+
+    return own_hash if not server_hash else hashlib.sha256(f"{own_hash}+server:{server_hash}".encode()).hexdigest()
 
 
 def env_hash(env: dict[str, str]) -> str:
@@ -169,6 +178,8 @@ async def push(
         wanted = facts_to_read(target, detection) if choice is None else (facts.status(app, conn.host),)
         server_facts.update(await facts.read(conn, *wanted))
     status: StatusReply = server_facts["status"]
+    own_env_hash = local.env_hash
+    local = replace(local, env_hash=release_env_hash(own_env_hash, status.server_env.get("hash")))
     choice = choice or choose_builder(target, detection, server_facts.get("nixpacks"), report)
     builder = choice.builder()
     detection = builder.adapt(detection)
@@ -190,6 +201,7 @@ async def push(
             # Another deploy may have gone live while we waited: decide again on fresh facts, and
             # never reuse a release id it took.
             status = await agent_client.status(conn, app)
+            local = replace(local, env_hash=release_env_hash(own_env_hash, status.server_env.get("hash")))
             decision = decision_on(status)
             if decision.skipped:
                 return _skipped(target, status, local, "went live while we waited, with this code, env and settings",
@@ -245,7 +257,10 @@ async def _make_release(
     try:
         # One exec: the journal says building (a failed push is marked failed below) and the
         # release's env snapshot is written (the build loads it; it lives outside the release dir).
-        await agent_client.mark_building(conn, app, release_id, info, local.env)
+        _, written = await agent_client.mark_building(conn, app, release_id, info, local.env)
+        if written.overridden:
+            report("warn", f"your own env sets {', '.join(written.overridden)}: it wins over the value lightfold "
+                           "keeps for the database (unset it to use the database's)")
         if decision.kind == "env-only":
             t = time.monotonic()
             report("step", f"only the environment changed: {release_id} reuses the build of {live_id}")
