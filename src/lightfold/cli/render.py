@@ -220,6 +220,8 @@ def show_status(info: dict[str, Any]) -> None:
         cert = info.get("certificate")
         tls = f", certificate expires {cert['expires']} ({cert['days_left']} days)" if cert else ""
         con.print(f"  domain   {info['domain']}{tls}")
+    if info.get("database_env"):
+        con.print(f"  db env   {', '.join(info['database_env'])} (values on the server only; `lightfold db status`)")
     free = info.get("disk_free_bytes")
     if free is not None:
         from lightfold.agent.layout import SRV
@@ -361,3 +363,51 @@ def show_host_keys(data: dict[str, Any]) -> None:
 
     sys.stdout.write("".join(f"{k}\n" for k in data["keys"]))
     output.note(f"{data['ip']}: {', '.join(data['fingerprints'])}")
+
+
+# ---- db
+
+
+def show_db_added(result: dict[str, Any]) -> None:
+    kind, name = result["kind"], result["target"]
+    if not result["changed"]:
+        output.ok(f"{kind} for {name} is already set up; nothing changed")
+    else:
+        output.ok(f"{kind} for {name} is ready, listening on {', '.join(result['listening']) or 'a unix socket'}")
+    output.note(f"{result['url']}  (db url --reveal shows the password)")
+    output.note(f"the app gets {', '.join(result['names'])} from its next deploy "
+                f"(kept in {result['env_file']}, root only; your own env wins on a clash)")
+
+
+def show_db_status(data: dict[str, Any]) -> None:
+    con = output.out()
+    for kind, info in data["databases"].items():
+        if not info["installed"] and not info["configured"]:
+            con.print(f"{kind}: not installed")
+            continue
+        state = "running" if info["active"] else "[red]not running[/]"
+        where = ", ".join(info["listening"]) or "no TCP port"
+        con.print(f"[bold]{kind}[/]: {state}, listening on {where}")
+        if info["configured"]:
+            con.print(f"  {data['target']}: {info['url']}")
+            con.print(f"  variables: {', '.join(info['names'])}")
+        else:
+            con.print(f"  {data['target']}: no credentials (`lightfold db add {kind}`)")
+
+
+def show_db_url(data: dict[str, Any]) -> None:
+    output.out().print(data["url"], markup=False, highlight=False, soft_wrap=True)
+
+
+def show_db_removed(result: dict[str, Any]) -> None:
+    kind, name = result["kind"], result["target"]
+    if not result["changed"]:
+        output.ok(f"{name} has no {kind} credentials; nothing changed")
+        return
+    output.ok(f"{name}'s {kind} credentials removed; its next deploy has no {kind} variables")
+    if result["purged"] and kind == "postgres":
+        output.note("the database and role were dropped")
+    elif kind == "redis":
+        output.note("the keys stay (Redis has one keyspace for every app)")
+    else:
+        output.note("the database and its data stay (--purge drops them)")

@@ -170,10 +170,13 @@ def deploy_status(agent: StatusReply) -> dict[str, Any]:
             "finished_at": last.finished_at,
         },
         "certificate": None,  # filled by remote_status when the target has a domain
+        # names (never values) of the variables `db add` keeps on the server for every release
+        "database_env": list((agent.server_env or {}).get("names") or []),
     }
 
 
-EMPTY_DEPLOY_STATUS: dict[str, Any] = {k: None for k in deploy_status(StatusReply())} | {"releases": []}
+EMPTY_DEPLOY_STATUS: dict[str, Any] = {k: None for k in deploy_status(StatusReply())} | {"releases": [],
+                                                                                   "database_env": []}
 # What remote_status reads beside the agent's answer (lightfold.release.audit.updates_facts).
 EMPTY_UPDATES: dict[str, Any] = {"security_updates": None, "reboot_required": None}
 

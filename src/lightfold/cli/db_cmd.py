@@ -1,0 +1,107 @@
+"""`lightfold db add|status|url|remove`: PostgreSQL or Redis beside the target's app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lightfold.cli import output, render
+from lightfold.cli.app import app
+from lightfold.cli.options import JsonOpt, PathArg, TargetOpt, YesOpt, interactive, resolve_target
+
+db_app = typer.Typer(
+    name="db", no_args_is_help=True,
+    help="A database beside the app (PostgreSQL or Redis from the server's OS packages, loopback only).",
+)
+app.add_typer(db_app, name="db")
+
+KindArg = Annotated[str, typer.Argument(help="postgres or redis.", show_default=False)]
+
+
+@db_app.command("add")
+def add_cmd(kind: KindArg, path: PathArg = Path("."), target: TargetOpt = None, as_json: JsonOpt = False) -> None:
+    """Install KIND on the target's server and give the app its connection variables.
+
+    The password is made on the server; the app gets DATABASE_URL and PGHOST/PGPORT/PGUSER/
+    PGPASSWORD/PGDATABASE (postgres) or REDIS_URL (redis) from its next deploy on.
+
+    Example: lightfold db add postgres --target myapp && lightfold deploy --target myapp
+    """
+    from lightfold.release import database as step
+    from lightfold.release import target as targets
+    from lightfold.server.database import check_kind
+
+    check_kind(kind)
+    t = targets.load(resolve_target(target, path))
+    result = targets.on_server(t, lambda conn: step.add(conn, t, kind, report=output.reporter()))
+    output.emit(result, as_json, lambda: render.show_db_added(result))
+
+
+@db_app.command("status")
+def status_cmd(path: PathArg = Path("."), target: TargetOpt = None, as_json: JsonOpt = False) -> None:
+    """The target's databases: running, where they listen, the app's variables (names only).
+
+    Example: lightfold db status --target myapp
+    """
+    from lightfold.release import database as step
+    from lightfold.release import target as targets
+
+    t = targets.load(resolve_target(target, path))
+    data = targets.on_server(t, lambda conn: step.status(conn, t))
+    output.emit(data, as_json, lambda: render.show_db_status(data))
+
+
+@db_app.command("url")
+def url_cmd(
+    kind: Annotated[str | None, typer.Argument(help="postgres or redis (default: the only one).",
+                                               show_default=False)] = None,
+    path: Annotated[Path, typer.Option("--path", help="Project directory.", show_default=".")] = Path("."),
+    target: TargetOpt = None,
+    reveal: Annotated[bool, typer.Option("--reveal", help="Print the password too.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The connection URL the app gets, its password as **** unless --reveal.
+
+    Example: lightfold db url postgres --reveal --target myapp
+    """
+    from lightfold.release import database as step
+    from lightfold.release import target as targets
+    from lightfold.server.database import check_kind
+
+    if kind is not None:
+        check_kind(kind)
+    t = targets.load(resolve_target(target, path))
+    data = targets.on_server(t, lambda conn: step.url(conn, t, kind, reveal))
+    output.emit(data, as_json, lambda: render.show_db_url(data))
+
+
+@db_app.command("remove")
+def remove_cmd(
+    kind: KindArg,
+    path: PathArg = Path("."),
+    target: TargetOpt = None,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the data (postgres: the database and "
+                                        "role).")] = False,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop giving the app KIND's variables (from its next deploy); the data stays unless --purge.
+
+    Example: lightfold db remove postgres --target myapp --yes
+    """
+    from lightfold.errors import UsageError
+    from lightfold.release import database as step
+    from lightfold.release import target as targets
+    from lightfold.server.database import check_kind
+
+    check_kind(kind)
+    t = targets.load(resolve_target(target, path))
+    what = f"the {kind} database of {t.name} and all its data" if purge else f"{t.name}'s {kind} credentials"
+    if interactive(yes):
+        typer.confirm(f"Remove {what}?", default=False, abort=True)
+    elif not yes:
+        raise UsageError(f"db remove would remove {what}", "pass --yes to confirm")
+    result = targets.on_server(t, lambda conn: step.remove(conn, t, kind, purge, report=output.reporter()))
+    output.emit(result, as_json, lambda: render.show_db_removed(result))

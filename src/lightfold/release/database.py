@@ -1,0 +1,126 @@
+"""`lightfold db add|status|url|remove`: a PostgreSQL or Redis from the server's OS packages beside
+the target's app (the plans are lightfold.server.database's).
+
+add: packages (+ the service running) -> facts (MemTotal, the cluster's version and port) ->
+settings (loopback only, sized for the memory) -> the app's role/database or ACL user, its password
+made on the server and kept in the app's root-only db-<kind>.env. The agent merges that file into
+every release's env snapshot from the next deploy on (the user's own env wins on a clash). Every
+step is idempotent: a second add changes nothing and says so.
+
+No function here returns a password, except `url(..., reveal=True)`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from lightfold.errors import LightfoldError
+from lightfold.release.report import Report, silent
+from lightfold.release.target import Target, as_root
+
+if TYPE_CHECKING:
+    from lightfold.remote import Connection
+    from lightfold.server.plan import Plan
+
+
+async def _run(conn: Connection, plan: Plan, what: str, report: Report) -> list[str]:
+    """Run `plan`; the labels of the actions that changed something."""
+    from lightfold.release.scripts import run_plan
+    from lightfold.server.plan import render
+
+    changed: list[str] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("changed") and event.get("action"):
+            changed.append(str(event["action"]))
+            report("note", f"  {event['action']}")
+
+    run = await run_plan(conn, render(plan), on_event, timeout=900, display=what)
+    if not run.ok:
+        failure = run.failed
+        raise LightfoldError(
+            f"{what} failed in step '{failure.get('step', '?')}': {failure.get('action', '?')} exited "
+            f"{failure.get('exit', run.exit_status)}",
+            "fix the cause shown below and run the command again (it resumes where it stopped)",
+            details=[str(x) for x in failure.get("output") or run.stderr.splitlines()][-15:],
+        )
+    return changed
+
+
+async def facts(conn: Connection):
+    from lightfold.server.database import FACTS_SCRIPT, Facts
+
+    res = await conn.run(as_root(conn, f"sh -c {shlex.quote(FACTS_SCRIPT)}"), display="read database facts")
+    return Facts.parse(res.stdout)
+
+
+async def add(conn: Connection, target: Target, kind: str, report: Report = silent) -> dict:
+    from lightfold.agent.layout import Layout
+    from lightfold.server import database as db
+
+    db.check_kind(kind)
+    app = target.name
+    report("step", f"{kind}: packages from the OS archive")
+    changed = await _run(conn, db.install_plan(kind), f"install {kind}", report)
+    f = await facts(conn)
+    report("step", f"{kind}: loopback only, sized for {f.mem_kb // 1024} MB of memory")
+    changed += await _run(conn, db.settings_plan(kind, f), f"configure {kind}", report)
+    report("step", f"{kind}: credentials for {app} (made on the server)")
+    changed += await _run(conn, db.credentials_plan(kind, app, f), f"{kind} credentials", report)
+    state = (await status(conn, target))["databases"][kind]
+    bad = [a for a in state["listening"] if not db.is_loopback(a)]
+    if bad:
+        raise LightfoldError(f"{kind} listens on {', '.join(bad)}, not only on loopback",
+                             f"check the {kind} configuration on the server; lightfold set it to loopback")
+    if not state["active"]:
+        raise LightfoldError(f"{kind} is not running after db add",
+                             f"see `journalctl -u {db.UNITS[kind]}` on the server")
+    return {"target": app, "kind": kind, "changed": bool(changed), "actions": changed,
+            "env_file": Layout(app).db_env(kind), "names": state["names"], "url": state["url"],
+            "listening": state["listening"], "settings": _settings(kind, f.mem_kb)}
+
+
+def _settings(kind: str, mem_kb: int) -> dict[str, str]:
+    from lightfold.server import database as db
+
+    wanted = db.postgres_settings(mem_kb) if kind == "postgres" else db.redis_settings(mem_kb)
+    return {k: v for k, v in wanted.items() if k != "aclfile"}
+
+
+async def status(conn: Connection, target: Target, reveal: bool = False) -> dict:
+    from lightfold.server.database import status_command
+
+    res = await conn.run(as_root(conn, status_command(target.name, reveal)), display="read database status")
+    return {"target": target.name, "databases": json.loads(res.stdout)}
+
+
+async def url(conn: Connection, target: Target, kind: str | None, reveal: bool) -> dict:
+    """The connection URL of the target's database (`kind`, or the only one); its password as
+    "****" unless `reveal`."""
+    data = await status(conn, target, reveal)
+    configured = [k for k, v in data["databases"].items() if v["configured"]]
+    if kind is None:
+        if len(configured) != 1:
+            has = "no database" if not configured else "several: " + ", ".join(configured)
+            raise LightfoldError(
+                f"target '{target.name}' has {has}",
+                f"run `lightfold db add postgres --target {target.name}`" if not configured
+                else "name one: `lightfold db url postgres`")
+        kind = configured[0]
+    if kind not in configured:
+        raise LightfoldError(f"target '{target.name}' has no {kind}",
+                             f"run `lightfold db add {kind} --target {target.name}`")
+    return {"target": target.name, "kind": kind, "url": data["databases"][kind]["url"], "revealed": reveal}
+
+
+async def remove(conn: Connection, target: Target, kind: str, purge: bool, report: Report = silent) -> dict:
+    from lightfold.agent.layout import Layout
+    from lightfold.server import database as db
+
+    db.check_kind(kind)
+    report("step", f"{kind}: removing {target.name}'s credentials" + (" and its data" if purge else ""))
+    changed = await _run(conn, db.remove_plan(kind, target.name, purge), f"remove {kind}", report)
+    return {"target": target.name, "kind": kind, "changed": bool(changed), "actions": changed, "purged": purge,
+            "data_kept": not purge or kind == "redis", "env_file": Layout(target.name).db_env(kind)}

@@ -1,0 +1,311 @@
+"""Databases beside an app, from the server's own OS packages: the plans of `lightfold db add|remove`
+(pure data, lightfold.server.plan) and the scripts that read their facts and status.
+
+    install_plan(kind)                  the Debian packages, the service enabled and running
+    settings_plan(kind, facts)          loopback-only, memory sized from MemTotal; restart only
+                                        when the running server's settings differ
+    credentials_plan(kind, app, facts)  a role + database (postgres) or an ACL user (redis) for the
+                                        app, with a password generated ON the server, written with
+                                        the connection variables to the app's root-only
+                                        db-<kind>.env (lightfold.agent.layout), which the agent
+                                        merges into every release's env snapshot
+    remove_plan(kind, app, purge)       the env file goes; the data stays unless `purge`
+
+No plan holds a secret: the password is made by the script on the server (python3's `secrets`),
+kept in the env file (0600 root), reused when the file already exists, and reaches PostgreSQL on
+psql's stdin (never a command line) with statement logging off for that session.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from lightfold.agent.layout import DB_KINDS, PG_ETC, REDIS_ACL, REDIS_CONF, REDIS_DROPIN, Layout, pg_dropin
+from lightfold.server.plan import EnsurePackages, Plan, Run, Step, SystemdEnable, WriteFile
+
+PACKAGES = {"postgres": ("postgresql",), "redis": ("redis-server",)}
+UNITS = {"postgres": "postgresql", "redis": "redis-server"}
+# The variables each kind gives the app (values only on the server).
+VARIABLES = {
+    "postgres": ("DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"),
+    "redis": ("REDIS_URL",),
+}
+URL_VARIABLE = {"postgres": "DATABASE_URL", "redis": "REDIS_URL"}
+LOOPBACK = "127.0.0.1"
+
+# Printed by FACTS_SCRIPT as NAME=value lines.
+FACTS_SCRIPT = r"""
+echo "mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+v=$(ls PG_ETC 2>/dev/null | sort -n | tail -n 1)
+echo "pg_version=$v"
+if [ -n "$v" ]; then
+  p=$(sed -n 's/^[[:space:]]*port[[:space:]]*=[[:space:]]*\([0-9]*\).*/\1/p' PG_ETC/$v/main/postgresql.conf)
+  echo "pg_port=$(echo "$p" | tail -n 1)"
+fi
+""".replace("PG_ETC", PG_ETC)
+
+
+def check_kind(kind: str) -> str:
+    from lightfold.errors import UsageError
+
+    if kind not in DB_KINDS:
+        raise UsageError(f"unknown database '{kind}'", f"use one of: {', '.join(DB_KINDS)}")
+    return kind
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the settings depend on, read from the server after the packages are installed."""
+
+    mem_kb: int
+    pg_version: str | None = None
+    pg_port: int = 5432
+
+    @classmethod
+    def parse(cls, text: str) -> Facts:
+        values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        mem = values.get("mem_kb", "").strip()
+        port = values.get("pg_port", "").strip()
+        return cls(mem_kb=int(mem) if mem.isdigit() else 1024 * 1024,
+                   pg_version=values.get("pg_version", "").strip() or None,
+                   pg_port=int(port) if port.isdigit() else 5432)
+
+
+def db_name(app: str) -> str:
+    """The app's PostgreSQL role and database, and its Redis user: the app name, '-' as '_'."""
+    return app.replace("-", "_")
+
+
+# ---- sizes -----------------------------------------------------------------------------------------
+
+
+def _pg_mem(mb: int) -> str:
+    """A size in MB as PostgreSQL's SHOW prints it (the largest unit that divides it)."""
+    return f"{mb // 1024}GB" if mb % 1024 == 0 else f"{mb}MB"
+
+
+def postgres_settings(mem_kb: int) -> dict[str, str]:
+    """Settings for a small VM, from its memory: shared_buffers 1/8 (32 MB..2 GB), the planner's
+    cache estimate 1/2, a few connections. Values are what SHOW prints, so they double as the check."""
+    mb = max(mem_kb // 1024, 256)
+    shared = max(32, min(mb // 8, 2048)) // 16 * 16
+    return {
+        "listen_addresses": "localhost",
+        "max_connections": "50",
+        "shared_buffers": _pg_mem(shared),
+        "effective_cache_size": _pg_mem(max(64, mb // 2) // 16 * 16),
+        "maintenance_work_mem": _pg_mem(max(16, min(mb // 16, 256)) // 16 * 16),
+        "work_mem": "4MB",
+    }
+
+
+def redis_settings(mem_kb: int) -> dict[str, str]:
+    """Loopback only, protected mode, at most 1/8 of memory (16 MB..1 GB), no eviction (a queue
+    must not lose jobs; a cache app can change the policy)."""
+    mb = max(16, min(mem_kb // 1024 // 8, 1024))
+    return {"bind": "127.0.0.1 -::1", "protected-mode": "yes", "maxmemory": f"{mb}mb",
+            "maxmemory-policy": "noeviction", "aclfile": REDIS_ACL}
+
+
+# ---- plans -------------------------------------------------------------------------------------------
+
+
+def install_plan(kind: str) -> Plan:
+    return Plan((Step(f"{kind} packages", (EnsurePackages(PACKAGES[check_kind(kind)]),
+                                           SystemdEnable(UNITS[kind], now=True))),))
+
+
+def _psql(sql: str) -> str:
+    return f"runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -c {shlex.quote(sql)}"
+
+
+def settings_plan(kind: str, facts: Facts) -> Plan:
+    if check_kind(kind) == "postgres":
+        if not facts.pg_version:
+            from lightfold.errors import LightfoldError
+
+            raise LightfoldError(f"postgresql is installed but the server has no cluster in {PG_ETC}",
+                                 "run `pg_createcluster <version> main --start` on the server, then retry")
+        wanted = postgres_settings(facts.mem_kb)
+        body = "# Written by lightfold (db add postgres): loopback only, sized for this server's memory.\n"
+        body += "".join(f"{k} = '{v}'\n" for k, v in wanted.items())
+        names = ", ".join(f"'{k}'" for k in wanted)
+        current = _psql(f"SELECT string_agg(name || '=' || current_setting(name), ',' ORDER BY name) "
+                        f"FROM pg_settings WHERE name IN ({names})")
+        expected = ",".join(f"{k}={v}" for k, v in sorted(wanted.items()))
+        return Plan((Step("postgres settings", (
+            WriteFile(pg_dropin(facts.pg_version), body),
+            Run("systemctl restart postgresql", unless=f'cd /tmp && [ "$({current})" = {shlex.quote(expected)} ]',
+                label="restart postgresql with these settings"),
+        )),))
+    wanted = redis_settings(facts.mem_kb)
+    body = "# Written by lightfold (db add redis): loopback only, sized for this server's memory.\n"
+    body += "".join(f"{k} {v}\n" for k, v in wanted.items())
+    include = f"include {REDIS_DROPIN}"
+    return Plan((Step("redis settings", (
+        WriteFile(REDIS_ACL, "user default off\n", mode=0o640, group="redis", only_if_absent=True),
+        WriteFile(REDIS_DROPIN, body, mode=0o640, group="redis"),
+        Run(f"echo {shlex.quote(include)} >> {REDIS_CONF}", unless=f"grep -qxF {shlex.quote(include)} {REDIS_CONF}",
+            label=f"{REDIS_CONF} includes {REDIS_DROPIN}"),
+        Run("systemctl restart redis-server", unless=_redis_running_as_written(),
+            label="restart redis-server with these settings"),
+    )),))
+
+
+def _redis_running_as_written() -> str:
+    """A shell test: the running redis-server started after its config files last changed."""
+    files = " ".join([REDIS_CONF, REDIS_DROPIN, REDIS_ACL])
+    return ("systemctl is-active --quiet redis-server && "
+            "started=$(date -d \"$(systemctl show -p ActiveEnterTimestamp --value redis-server)\" +%s) && "
+            f"newest=$(stat -c %Y {files} | sort -n | tail -n 1) && [ \"$started\" -ge \"$newest\" ]")
+
+
+# Shared by the credential scripts: the password kept in the env file, or a new one.
+_PASSWORD = (
+    'pw=""\n'
+    'if [ -f "$f" ]; then pw=$(sed -n "s/^$var=\\"\\([0-9a-f]*\\)\\"$/\\1/p" "$f" | head -n 1); fi\n'
+    'if [ -z "$pw" ]; then pw=$(python3 -c "import secrets; print(secrets.token_hex(24))"); fi\n'
+)
+
+
+def _env_writer(lines: list[str]) -> str:
+    """Shell that writes the env file $f (0600 root) atomically; $pw is the password."""
+    body = "\\n".join(lines)
+    return (f'mkdir -p "$(dirname "$f")" && umask 077 && printf "{body}\\n" > "$f.new" '
+            '&& chmod 600 "$f.new" && chown root:root "$f.new" && mv -f "$f.new" "$f"\n')
+
+
+def credentials_plan(kind: str, app: str, facts: Facts) -> Plan:
+    env_file = Layout(app).db_env(check_kind(kind))
+    name = db_name(app)
+    if kind == "postgres":
+        port = facts.pg_port
+        role_exists = _psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{name}'")
+        db_exists = _psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        url = f"postgresql://{name}:$pw@{LOOPBACK}:{port}/{name}"
+        script = (
+            f"set -eu\ncd /tmp\nf={shlex.quote(env_file)}\nvar=PGPASSWORD\n{_PASSWORD}"
+            f'if [ "$({role_exists})" = 1 ]; then verb=ALTER; else verb=CREATE; fi\n'
+            # Statement text stays out of the server's log even if the statement fails.
+            "printf \"SET log_statement = 'none'; SET log_min_error_statement = panic; "
+            f"%s ROLE \\\"{name}\\\" LOGIN PASSWORD '%s';\\n\" \"$verb\" \"$pw\" "
+            "| runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -v VERBOSITY=terse >/dev/null\n"
+            f'if [ "$({db_exists})" != 1 ]; then runuser -u postgres -- createdb -O {name} {name}; fi\n'
+            + _env_writer([
+                f"# {kind} for {app} (written by lightfold db add; root only)",
+                f'DATABASE_URL=\\"{url}\\"', f'PGHOST=\\"{LOOPBACK}\\"', f'PGPORT=\\"{port}\\"',
+                f'PGUSER=\\"{name}\\"', 'PGPASSWORD=\\"$pw\\"', f'PGDATABASE=\\"{name}\\"',
+            ])
+        )
+        done = f'[ -f {shlex.quote(env_file)} ] && cd /tmp && [ "$({role_exists})" = 1 ] && [ "$({db_exists})" = 1 ]'
+        return Plan((Step("postgres role", (
+            Run(script, unless=done, label=f"role and database {name}, password in {env_file}"),
+        )),))
+    # redis: one ACL user per app; the ACL file holds each password's sha256 only, rebuilt from
+    # every app's env file, and redis-server restarts when it changed.
+    script = (
+        f"set -eu\nf={shlex.quote(env_file)}\nvar=REDIS_PASSWORD\n{_PASSWORD}"
+        + _env_writer([f"# {kind} for {app} (written by lightfold db add; root only)",
+                       f'REDIS_URL=\\"redis://{name}:$pw@{LOOPBACK}:6379/0\\"', 'REDIS_PASSWORD=\\"$pw\\"'])
+    )
+    return Plan((Step("redis user", (
+        Run(script, unless=f"[ -f {shlex.quote(env_file)} ]", label=f"redis user {name}, password in {env_file}"),
+        *_redis_acl_actions(),
+    )),))
+
+
+def _redis_acl() -> str:
+    """Shell printing the wanted ACL file: the default user off, one user per app with a redis
+    env file, by its password's sha256 (the file never holds a password)."""
+    return (
+        "echo 'user default off'\n"
+        f"for f in {Layout('*').db_env('redis')}; do\n"
+        '  [ -f "$f" ] || continue\n'
+        '  pw=$(sed -n "s/^REDIS_PASSWORD=\\"\\([0-9a-f]*\\)\\"$/\\1/p" "$f" | head -n 1)\n'
+        '  [ -n "$pw" ] || continue\n'
+        '  echo "user $(basename "$(dirname "$f")" | tr - _) on #$(printf %s "$pw" | sha256sum | cut -d" " -f1) '
+        '~* &* +@all"\n'
+        "done\n"
+    )
+
+
+def _redis_acl_actions() -> tuple[Run, ...]:
+    acl = _redis_acl()
+    write = (f"set -eu\n{{\n{acl}}} > {REDIS_ACL}.new\n"
+             f"chmod 640 {REDIS_ACL}.new && chown root:redis {REDIS_ACL}.new && mv -f {REDIS_ACL}.new {REDIS_ACL}\n")
+    return (
+        Run(write, unless=f"{{\n{acl}}} | cmp -s - {REDIS_ACL}", label=f"{REDIS_ACL}: one user per app"),
+        Run("systemctl restart redis-server", unless=_redis_running_as_written(),
+            label="restart redis-server with these users"),
+    )
+
+
+def remove_plan(kind: str, app: str, purge: bool) -> Plan:
+    from lightfold.server.plan import Remove
+
+    env_file = Layout(app).db_env(check_kind(kind))
+    name = db_name(app)
+    actions: list = [Remove(env_file)]
+    if kind == "postgres" and purge:
+        db_exists = _psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        role_exists = _psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{name}'")
+        actions += [
+            Run(f"cd /tmp && runuser -u postgres -- dropdb --if-exists {name}",
+                unless=f'cd /tmp && [ "$({db_exists})" != 1 ]',
+                label=f"drop database {name}"),
+            Run(f"cd /tmp && runuser -u postgres -- dropuser --if-exists {name}",
+                unless=f'cd /tmp && [ "$({role_exists})" != 1 ]',
+                label=f"drop role {name}"),
+        ]
+    if kind == "redis":
+        actions += list(_redis_acl_actions())  # the app's user goes; keys stay (one shared keyspace)
+    return Plan((Step(f"{kind} remove", tuple(actions)),))
+
+
+# ---- status ----------------------------------------------------------------------------------------
+
+# Run as root with python3 on the server: `python3 -c STATUS_SCRIPT <{kind: env file} JSON> <reveal 0|1>`.
+# Prints one JSON object {kind: {installed, active, configured, names, url, listening}}; `url` has
+# its password replaced by "****" unless reveal is 1. Values other than the URL never leave.
+STATUS_SCRIPT = r"""
+import json, re, subprocess, sys
+files, reveal = json.loads(sys.argv[1]), sys.argv[2] == "1"
+kinds = {"postgres": ("postgresql", "postgres", "DATABASE_URL"), "redis": ("redis-server", "redis-server", "REDIS_URL")}
+def sh(*argv):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True).stdout
+    except OSError:
+        return ""
+listen = [line.split() for line in sh("ss", "-Hltnp").splitlines()]
+out = {}
+for kind, (pkg, proc, var) in kinds.items():
+    info = {"installed": "ok installed" in sh("dpkg-query", "-W", "-f=${Status}", pkg),
+            "active": sh("systemctl", "is-active", pkg).strip() == "active", "configured": False,
+            "names": [], "url": None,
+            "listening": sorted({f[3] for f in listen if len(f) > 5 and f'"{proc}"' in f[5]})}
+    try:
+        text = open(files[kind], encoding="utf-8").read()
+    except FileNotFoundError:
+        text = None
+    if text is not None:
+        env = dict(re.findall(r'^([A-Za-z_][A-Za-z0-9_]*)="(.*)"$', text, re.M))
+        info.update(configured=True, names=sorted(env))
+        url = env.get(var)
+        info["url"] = url if reveal or not url else re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", url)
+    out[kind] = info
+print(json.dumps(out))
+"""
+
+
+def status_command(app: str, reveal: bool = False) -> str:
+    import json
+
+    files = json.dumps({kind: Layout(app).db_env(kind) for kind in DB_KINDS})
+    return f"python3 -c {shlex.quote(STATUS_SCRIPT)} {shlex.quote(files)} {'1' if reveal else '0'}"
+
+
+def is_loopback(address: str) -> bool:
+    """`127.0.0.1:5432`, `[::1]:6379`: a listening address `ss` prints is on loopback."""
+    host = address.rsplit(":", 1)[0].strip("[]").split("%")[0]
+    return host.startswith("127.") or host == "::1"

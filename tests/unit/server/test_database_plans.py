@@ -1,0 +1,134 @@
+"""`db add|remove` plans as data and as the text they render to: loopback only, memory from
+MemTotal, no secret in any plan, the status script's redaction."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lightfold.agent.layout import Layout, pg_dropin
+from lightfold.errors import UsageError
+from lightfold.release.push import release_env_hash
+from lightfold.server import database as db
+from lightfold.server.plan import EnsurePackages, Remove, Run, SystemdEnable, WriteFile, render
+
+GB = 1024 * 1024  # in kB, as MemTotal counts
+FACTS = db.Facts(mem_kb=2 * GB, pg_version="15", pg_port=5432)
+
+
+def test_install_plan_is_the_os_packages_and_the_running_service():
+    assert db.install_plan("postgres").steps[0].actions == (EnsurePackages(("postgresql",)),
+                                                            SystemdEnable("postgresql", now=True))
+    assert db.install_plan("redis").steps[0].actions == (EnsurePackages(("redis-server",)),
+                                                         SystemdEnable("redis-server", now=True))
+    with pytest.raises(UsageError, match="unknown database 'mysql'"):
+        db.install_plan("mysql")
+
+
+def test_facts_parse_with_defaults():
+    assert db.Facts.parse("mem_kb=1000000\npg_version=17\npg_port=5433\n") == db.Facts(1000000, "17", 5433)
+    assert db.Facts.parse("mem_kb=\npg_version=\n") == db.Facts(GB, None, 5432)
+
+
+@pytest.mark.parametrize(("mem_kb", "shared", "cache", "maint"), [
+    (512 * 1024, "64MB", "256MB", "32MB"),
+    (1 * GB, "128MB", "512MB", "64MB"),
+    (2 * GB, "256MB", "1GB", "128MB"),
+    (4 * GB - 200 * 1024, "480MB", "1936MB", "240MB"),  # what a "4 GB" VM reports
+    (64 * GB, "2GB", "32GB", "256MB"),
+    (128 * 1024, "32MB", "128MB", "16MB"),
+])
+def test_postgres_memory_follows_memtotal_in_shows_spelling(mem_kb, shared, cache, maint):
+    s = db.postgres_settings(mem_kb)
+    assert (s["shared_buffers"], s["effective_cache_size"], s["maintenance_work_mem"]) == (shared, cache, maint)
+    assert s["listen_addresses"] == "localhost" and s["max_connections"] == "50"
+
+
+def test_postgres_settings_plan_writes_the_dropin_and_restarts_only_when_the_running_server_differs():
+    step = db.settings_plan("postgres", FACTS).steps[0]
+    conf, restart = step.actions
+    assert isinstance(conf, WriteFile)
+    assert conf.path == pg_dropin("15") == "/etc/postgresql/15/main/conf.d/lightfold.conf"
+    assert "listen_addresses = 'localhost'\n" in conf.data().decode()
+    assert "shared_buffers = '256MB'\n" in conf.data().decode()
+    assert isinstance(restart, Run) and restart.command == "systemctl restart postgresql"
+    assert "effective_cache_size=1GB,listen_addresses=localhost,maintenance_work_mem=128MB" in restart.unless
+
+
+def test_postgres_settings_need_a_cluster():
+    with pytest.raises(Exception, match="no cluster"):
+        db.settings_plan("postgres", db.Facts(GB))
+
+
+def test_redis_settings_loopback_protected_bounded_and_acl():
+    text = render(db.settings_plan("redis", FACTS))
+    step = db.settings_plan("redis", FACTS).steps[0]
+    dropin = next(a for a in step.actions if isinstance(a, WriteFile) and a.path == "/etc/redis/lightfold.conf")
+    body = dropin.data().decode()
+    assert "bind 127.0.0.1 -::1\n" in body and "protected-mode yes\n" in body and "maxmemory 256mb\n" in body
+    assert "aclfile /etc/redis/lightfold-users.acl\n" in body
+    acl = next(a for a in step.actions if isinstance(a, WriteFile) and a.path.endswith(".acl"))
+    assert acl.data() == b"user default off\n" and acl.only_if_absent and acl.mode == 0o640
+    assert "include /etc/redis/lightfold.conf" in text
+
+
+def test_credentials_plan_holds_no_secret_and_is_the_same_every_time():
+    for kind in ("postgres", "redis"):
+        a, b = render(db.credentials_plan(kind, "my-shop", FACTS)), render(db.credentials_plan(kind, "my-shop", FACTS))
+        assert a == b  # nothing random in the plan: the password is made by the script, on the server
+        assert "secrets.token_hex(24)" in a
+    (run,) = db.credentials_plan("postgres", "my-shop", FACTS).steps[0].actions
+    assert run.label == f"role and database my_shop, password in {Layout('my-shop').db_env('postgres')}"
+    assert "| runuser -u postgres -- psql" in run.command  # the password goes on stdin
+    assert "log_min_error_statement = panic" in run.command
+    assert 'DATABASE_URL=\\"postgresql://my_shop:$pw@127.0.0.1:5432/my_shop\\"' in run.command
+    assert "chmod 600" in run.command and "umask 077" in run.command
+    assert run.unless.startswith(f"[ -f {Layout('my-shop').db_env('postgres')} ]")
+
+
+def test_redis_credentials_rebuild_the_acl_only_when_it_differs():
+    actions = db.credentials_plan("redis", "my-shop", FACTS).steps[0].actions
+    acl = next(a for a in actions if a.label and a.label.startswith("/etc/redis/lightfold-users.acl"))
+    assert "| cmp -s - /etc/redis/lightfold-users.acl" in acl.unless
+    assert "sha256sum" in acl.command and "/etc/lightfold/apps/*/db-redis.env" in acl.command
+
+
+def test_remove_plan_keeps_the_data_unless_purge():
+    keep = db.remove_plan("postgres", "shop", purge=False).steps[0].actions
+    assert keep == (Remove("/etc/lightfold/apps/shop/db-postgres.env"),)
+    purge = render(db.remove_plan("postgres", "shop", purge=True))
+    assert "dropdb --if-exists shop" in purge and "dropuser --if-exists shop" in purge
+
+
+def test_status_script_redacts_the_password_unless_revealed(tmp_path):
+    env = tmp_path / "db-postgres.env"
+    env.write_text('DATABASE_URL="postgresql://shop:0123abcd@127.0.0.1:5432/shop"\nPGPASSWORD="0123abcd"\n')
+    files = json.dumps({"postgres": str(env), "redis": str(tmp_path / "absent.env")})
+
+    def run(reveal: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", db.STATUS_SCRIPT, files, reveal], capture_output=True,
+                             text=True, check=True).stdout
+        return json.loads(out)
+
+    hidden = run("0")
+    assert hidden["postgres"]["url"] == "postgresql://shop:****@127.0.0.1:5432/shop"
+    assert hidden["postgres"]["names"] == ["DATABASE_URL", "PGPASSWORD"] and hidden["postgres"]["configured"]
+    assert "0123abcd" not in json.dumps(hidden)
+    assert hidden["redis"]["configured"] is False and hidden["redis"]["url"] is None
+    assert run("1")["postgres"]["url"] == "postgresql://shop:0123abcd@127.0.0.1:5432/shop"
+
+
+@pytest.mark.parametrize(("address", "loopback"), [
+    ("127.0.0.1:5432", True), ("[::1]:6379", True), ("0.0.0.0:5432", False), ("[::]:5432", False),
+    ("10.0.0.2:5432", False), ("*:6379", False),
+])
+def test_is_loopback(address, loopback):
+    assert db.is_loopback(address) is loopback
+
+
+def test_a_database_added_changes_the_release_env_hash():
+    assert release_env_hash("abc", None) == "abc"
+    assert release_env_hash("abc", "f00") not in ("abc", release_env_hash("abc", "f01"))
