@@ -37,6 +37,8 @@ LOOPBACK = "127.0.0.1"
 # Printed by FACTS_SCRIPT as NAME=value lines.
 FACTS_SCRIPT = r"""
 echo "mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+m=$(cat /sys/fs/cgroup/memory.max 2>/dev/null)
+case "$m" in ''|max|*[!0-9]*) ;; *) echo "limit_kb=$((m / 1024))" ;; esac
 v=$(ls PG_ETC 2>/dev/null | sort -n | tail -n 1)
 echo "pg_version=$v"
 if [ -n "$v" ]; then
@@ -56,7 +58,9 @@ def check_kind(kind: str) -> str:
 
 @dataclass(frozen=True)
 class Facts:
-    """What the settings depend on, read from the server after the packages are installed."""
+    """What the settings depend on, read from the server after the packages are installed.
+    `mem_kb`: MemTotal, or the machine's cgroup memory limit when that is lower (a container
+    sees the host's MemTotal)."""
 
     mem_kb: int
     pg_version: str | None = None
@@ -66,8 +70,12 @@ class Facts:
     def parse(cls, text: str) -> Facts:
         values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
         mem = values.get("mem_kb", "").strip()
+        limit = values.get("limit_kb", "").strip()
         port = values.get("pg_port", "").strip()
-        return cls(mem_kb=int(mem) if mem.isdigit() else 1024 * 1024,
+        mem_kb = int(mem) if mem.isdigit() else 1024 * 1024
+        if limit.isdigit() and 0 < int(limit) < mem_kb:
+            mem_kb = int(limit)
+        return cls(mem_kb=mem_kb,
                    pg_version=values.get("pg_version", "").strip() or None,
                    pg_port=int(port) if port.isdigit() else 5432)
 

@@ -31,6 +31,15 @@ def test_install_plan_is_the_os_packages_and_the_running_service():
 def test_facts_parse_with_defaults():
     assert db.Facts.parse("mem_kb=1000000\npg_version=17\npg_port=5433\n") == db.Facts(1000000, "17", 5433)
     assert db.Facts.parse("mem_kb=\npg_version=\n") == db.Facts(GB, None, 5432)
+    assert db.Facts.parse("mem_kb=65000000\nlimit_kb=2097152\n").mem_kb == 2097152  # a container's limit
+    assert db.Facts.parse("mem_kb=1000000\nlimit_kb=9000000\n").mem_kb == 1000000
+
+
+def test_facts_script_reads_memtotal_here():
+    import subprocess
+
+    facts = db.Facts.parse(subprocess.run(["sh", "-c", db.FACTS_SCRIPT], capture_output=True, text=True).stdout)
+    assert facts.mem_kb > 64 * 1024
 
 
 @pytest.mark.parametrize(("mem_kb", "shared", "cache", "maint"), [
