@@ -60,6 +60,8 @@ def show_detection(d, explain: bool) -> None:
         con.print(f"[yellow]![/] {escape(w)}")
     for f in d.fixes:
         con.print(f"[cyan]→[/] {escape(f)}")
+    if d.blocked:
+        con.print(f"[red]✗[/] {escape(d.blocked)}")
     if not explain:
         return
     con.print("\n[bold]evidence[/]")

@@ -258,6 +258,7 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
             fw.runtime == "node" and not plan.static) else {},
         explain=explain,
         fixes=list(plan.fixes),
+        blocked=plan.blocked,
     )
 
 

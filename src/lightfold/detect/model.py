@@ -48,6 +48,7 @@ class Plan:
     env_optional: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)  # framework traps the plan handles (e.g. SvelteKit adapter-auto)
+    blocked: str | None = None  # a trap that cannot be fixed safely: one line, what to change in the project
     extra_runtimes: list[str] = field(default_factory=list)  # e.g. node for a Rails app's assets
     # Set when the plan knows better than the generic lookups (e.g. maven vs gradle, net8.0).
     package_manager: str | None = None
@@ -121,6 +122,7 @@ class Detection:
     start_exec: dict[str, str] = field(default_factory=dict)
     explain: list[Candidate] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)  # framework traps handled at build time, one line each
+    blocked: str | None = None  # why this plan cannot build a working app, and what to change (one line)
 
     def to_json(self, *, explain: bool = False) -> dict:
         data = asdict(self)

@@ -393,10 +393,10 @@ def plan_astro(p: Project, m: Match, tc: Toolchain) -> Plan:
     plan.variant = "server"
     plan.build = build_script(p, tc, "astro build")
     plan.start = f"HOST=127.0.0.1 node ./{out_dir}/server/entry.mjs"
-    if not adapter or adapter.group(1) != "node":
-        name = adapter.group(1) if adapter else "none"
-        plan.warnings.append(f"Astro server output needs the @astrojs/node adapter (found: {name}): npx astro add node")
-    elif re.search(r"\bmode\s*:\s*['\"]middleware['\"]", src):
+    plan.build, fix, plan.blocked = traps.astro_server(tc, rel, adapter and adapter.group(1), plan.build)
+    plan.fixes += [fix] if fix else []
+    m.evidence += [x for x in (fix, plan.blocked) if x]
+    if adapter and adapter.group(1) == "node" and re.search(r"\bmode\s*:\s*['\"]middleware['\"]", src):
         plan.warnings.append("@astrojs/node is in middleware mode: use mode: 'standalone' to get a server")
     return plan
 

@@ -3,6 +3,7 @@
     sveltekit_adapter(config_rel, config_src, deps) -> str | None     the adapter a SvelteKit app uses
     sveltekit_node_build(tc, config_rel, adapter, build) -> str       build with @sveltejs/adapter-node
     sveltekit_fix_note(config_rel, adapter) -> str                    the line `detect` and `deploy` show
+    astro_server(tc, config_rel, adapter, build) -> (build, fix, blocked)  Astro server output's adapter
 
 A SvelteKit app on adapter-auto (what `npx sv create` writes) or a platform adapter (vercel,
 netlify, cloudflare) builds no Node server: its slot would start `node build` and crash. lightfold
@@ -17,6 +18,7 @@ import re
 import shlex
 
 from lightfold.detect.pm import Toolchain
+from lightfold.errors import LightfoldError
 
 # Adapters whose output is for a platform, not a server lightfold can start.
 SVELTEKIT_PLATFORM_ADAPTERS = ("auto", "vercel", "netlify", "cloudflare", "cloudflare-workers")
@@ -54,3 +56,30 @@ def sveltekit_fix_note(config_rel: str | None, adapter: str) -> str:
     return (f"SvelteKit: {where} uses @sveltejs/adapter-{adapter}, which builds no Node server; lightfold "
             "builds with @sveltejs/adapter-node instead (added in the release copy on the server, "
             "your project is unchanged)")
+
+
+ASTRO_ADD_NODE = "astro add node --yes"
+
+
+def astro_server(tc: Toolchain, config_rel: str | None, adapter: str | None,
+                 build: str | None) -> tuple[str | None, str | None, str | None]:
+    """Astro server output: (build, fix note, blocked). No adapter: the build first runs Astro's own
+    `astro add node --yes` (standalone mode) in the release copy. Another platform's adapter
+    (vercel, netlify, ...) cannot be swapped safely (its options differ): one line saying what to change."""
+    where = config_rel or "astro.config"
+    if adapter == "node":
+        return build, None, None
+    if adapter is None:
+        add = tc.exec(ASTRO_ADD_NODE)
+        note = (f"Astro: {where} asks for server output with no adapter; lightfold builds with @astrojs/node "
+                f"(`{add}` in the release copy on the server, your project is unchanged)")
+        return (f"{add} && {build}" if build else add), note, None
+    return build, None, (f"Astro server output needs @astrojs/node, but {where} uses @astrojs/{adapter}: "
+                         f"replace it with `npx astro add node` (or set output: 'static')")
+
+
+def refuse_blocked(detection) -> None:
+    """A detection whose plan is `blocked` stops here, before anything is built or started."""
+    blocked = getattr(detection, "blocked", None)
+    if blocked:
+        raise LightfoldError(blocked, "change the project as this says, then deploy again (nothing was changed)")

@@ -45,6 +45,9 @@ def deploy(
     report("ok", f"detected {detection.framework} ({detection.package_manager or 'no package manager'})")
     for fix in detection.fixes:
         report("note", fix)
+    from lightfold.detect.traps import refuse_blocked
+
+    refuse_blocked(detection)  # before a server is created for a build that cannot work
     timings["detect"] = time.monotonic() - t0
 
     tc = time.monotonic()

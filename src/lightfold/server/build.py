@@ -133,6 +133,9 @@ def user_build_script(
     build = (getattr(deploy, "build_command", None) or getattr(detection, "build", None) or "").strip()
     install = (getattr(detection, "install", None) or "").strip()
     release_cmd = (getattr(detection, "release", None) or "").strip() if run_release else ""
+    from lightfold.detect.traps import refuse_blocked
+
+    refuse_blocked(detection)
     if not static and not start:
         raise LightfoldError(
             f"no start command for {app} (framework {getattr(detection, 'framework', '?')})",

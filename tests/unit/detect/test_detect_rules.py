@@ -550,3 +550,45 @@ def test_typical_project_detects_in_under_50_ms() -> None:
         detect(FIXTURES / name)
         timings.append(time.perf_counter() - start)
     assert sorted(timings)[len(timings) // 2] < 0.05, timings
+
+
+def _astro(root: Path, config: str, deps: dict[str, str]) -> None:
+    package = {"name": "a", "scripts": {"build": "astro build"}, "dependencies": {"astro": "^5", **deps}}
+    make(root, {"package.json": package, "package-lock.json": "{}", "astro.config.mjs": config})
+
+
+def test_astro_server_output_without_adapter_is_built_with_astro_add_node(tmp_path: Path) -> None:
+    _astro(tmp_path, "import { defineConfig } from 'astro/config';\n"
+           "export default defineConfig({ output: 'server' });\n", {})
+    d = detect(tmp_path)
+    assert d.build == "npx astro add node --yes && npm run build" and d.blocked is None
+    assert d.start == "HOST=127.0.0.1 node ./dist/server/entry.mjs"
+    assert d.fixes == ["Astro: astro.config.mjs asks for server output with no adapter; lightfold builds with "
+                       "@astrojs/node (`npx astro add node --yes` in the release copy on the server, your project "
+                       "is unchanged)"]
+    assert d.fixes[0] in d.signals and d.warnings == []
+
+
+def test_astro_server_output_with_a_platform_adapter_is_refused_in_one_line(tmp_path: Path) -> None:
+    from lightfold.detect.traps import refuse_blocked
+    from lightfold.errors import LightfoldError
+    from lightfold.server.build import build_script
+
+    _astro(tmp_path, "import vercel from '@astrojs/vercel';\nexport default { output: 'server', adapter: vercel() };\n",
+           {"@astrojs/vercel": "^8"})
+    d = detect(tmp_path)
+    assert d.blocked == ("Astro server output needs @astrojs/node, but astro.config.mjs uses @astrojs/vercel: "
+                         "replace it with `npx astro add node` (or set output: 'static')")
+    assert "\n" not in d.blocked and d.blocked in d.signals
+    with pytest.raises(LightfoldError) as info:
+        refuse_blocked(d)
+    assert info.value.problem == d.blocked
+    with pytest.raises(LightfoldError):  # push's build refuses it too, before anything runs
+        build_script("web", d, None, "20260101000000")
+
+
+def test_astro_with_the_node_adapter_needs_no_fix(tmp_path: Path) -> None:
+    _astro(tmp_path, "import node from '@astrojs/node';\n"
+           "export default { output: 'server', adapter: node({mode: 'standalone'}) };\n", {"@astrojs/node": "^9"})
+    d = detect(tmp_path)
+    assert d.fixes == [] and d.blocked is None and d.build == "npm run build"
