@@ -340,7 +340,8 @@ def plan_sveltekit(p: Project, m: Match, tc: Toolchain) -> Plan:
     plan.build = build_script(p, tc, "vite build")
     plan.start = f"HOST=127.0.0.1 node {string_option(src, 'out') or 'build'}"
     if traps.needs_node_adapter(adapter):
-        plan.build = traps.sveltekit_node_build(tc, rel, adapter, plan.build)
+        kit = major(p.node_deps.get("@sveltejs/kit"))
+        plan.build = traps.sveltekit_node_build(tc, rel, adapter, plan.build, kit)
         plan.fixes.append(traps.sveltekit_fix_note(rel, adapter))
         m.evidence.append(plan.fixes[-1])
     elif adapter != "node":

@@ -1,7 +1,7 @@
 """Framework traps that lightfold handles at build time, as plan text (pure: no I/O here).
 
     sveltekit_adapter(config_rel, config_src, deps) -> str | None     the adapter a SvelteKit app uses
-    sveltekit_node_build(tc, config_rel, adapter, build) -> str       build with @sveltejs/adapter-node
+    sveltekit_node_build(tc, config_rel, adapter, build, kit_major) -> str  build with adapter-node
     sveltekit_fix_note(config_rel, adapter) -> str                    the line `detect` and `deploy` show
     astro_server(tc, config_rel, adapter, build) -> (build, fix, blocked)  Astro server output's adapter
 
@@ -39,9 +39,21 @@ def needs_node_adapter(adapter: str | None) -> bool:
     return (adapter or "auto") in SVELTEKIT_PLATFORM_ADAPTERS
 
 
-def sveltekit_node_build(tc: Toolchain, config_rel: str | None, adapter: str, build: str | None) -> str:
-    """The build command of a SvelteKit app on `adapter`, made to build with adapter-node."""
-    add = f"{_ADD_DEV.get(tc.manager or '', NPM_ADD_DEV)} @sveltejs/adapter-node"
+# @sveltejs/adapter-node's major for each @sveltejs/kit major (its peerDependencies): `latest` may be
+# a major made for the next kit, which npm then refuses (ERESOLVE).
+ADAPTER_NODE_FOR_KIT = {1: "1", 2: "5", 3: "6"}
+
+
+def adapter_node_package(kit_major: int | None) -> str:
+    version = ADAPTER_NODE_FOR_KIT.get(kit_major) if kit_major is not None else None
+    return f"@sveltejs/adapter-node@{version}" if version else "@sveltejs/adapter-node"
+
+
+def sveltekit_node_build(tc: Toolchain, config_rel: str | None, adapter: str, build: str | None,
+                         kit_major: int | None = None) -> str:
+    """The build command of a SvelteKit app on `adapter`, made to build with adapter-node (the
+    major that `kit_major`, the project's @sveltejs/kit, takes)."""
+    add = f"{_ADD_DEV.get(tc.manager or '', NPM_ADD_DEV)} {adapter_node_package(kit_major)}"
     steps = [tc.at_root(add) if tc.workspace_root else add]
     if config_rel and adapter != "node":
         expr = f"s#@sveltejs/adapter-{adapter}([\"'])#@sveltejs/adapter-node\\1#g"

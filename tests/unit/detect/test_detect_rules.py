@@ -351,7 +351,7 @@ def test_sveltekit_adapter_auto_is_built_with_adapter_node(tmp_path: Path) -> No
     )
     d = detect(tmp_path)
     assert d.framework == "sveltekit" and d.warnings == []
-    assert d.build == ("npm install --no-save --no-audit --no-fund @sveltejs/adapter-node && "
+    assert d.build == ("npm install --no-save --no-audit --no-fund @sveltejs/adapter-node@5 && "
                        r"""sed -i -E 's#@sveltejs/adapter-auto(["'"'"'])#@sveltejs/adapter-node\1#g' svelte.config.js"""
                        " && npm run build")
     assert d.start == "HOST=127.0.0.1 node build"
@@ -372,9 +372,17 @@ def test_sveltekit_adapter_in_vite_config_as_sv_create_writes_it(tmp_path: Path)
         },
     )
     d = detect(tmp_path)
-    assert d.build.startswith("pnpm add -D @sveltejs/adapter-node && sed -i -E ")
+    assert d.build.startswith("pnpm add -D @sveltejs/adapter-node@5 && sed -i -E ")
     assert d.build.endswith("vite.config.ts && pnpm run build")
     assert "vite.config.ts uses @sveltejs/adapter-vercel" in d.fixes[0]
+
+
+def test_sveltekit_adapter_node_major_follows_the_kit_major() -> None:
+    from lightfold.detect.traps import adapter_node_package
+
+    # adapter-node 5 peers kit ^2.4, 6 peers kit ^3 (npm refuses `latest` 6 next to kit 2)
+    assert [adapter_node_package(m) for m in (2, 3, None, 9)] == [
+        "@sveltejs/adapter-node@5", "@sveltejs/adapter-node@6", "@sveltejs/adapter-node", "@sveltejs/adapter-node"]
 
 
 def test_sveltekit_node_and_static_adapters_need_no_fix(tmp_path: Path) -> None:
