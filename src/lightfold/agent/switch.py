@@ -372,6 +372,34 @@ def remove_image(app: str, rid: str) -> None:
             run(["docker", "rmi", f"{image_name(app)}:{rid}"], timeout=60)
 
 
+LEFTOVER_AGE = 3600  # an upload younger than this may belong to a push that is still running
+
+
+def sweep_leftovers(lay: Layout, known: set[str], now: float | None = None) -> list[str]:
+    """Files that failed or interrupted pushes leave in the meta dir, which would fill the disk:
+    upload temp files and archives older than an hour, and the build logs of releases the journal
+    no longer knows. Returns the names removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for name in sorted(os.listdir(lay.meta)) if os.path.isdir(lay.meta) else []:
+        path = os.path.join(lay.meta, name)
+        stale_upload = (name.startswith(".lightfold-upload.") or
+                        (name.startswith("upload-") and name.endswith(".tar.gz")))
+        if stale_upload:
+            with contextlib.suppress(FileNotFoundError):
+                if now - os.lstat(path).st_mtime > LEFTOVER_AGE:
+                    os.unlink(path)
+                    removed.append(name)
+    if os.path.isdir(lay.builds_dir):
+        for name in sorted(os.listdir(lay.builds_dir)):
+            rid = name[:-len(".log")] if name.endswith(".log") else None
+            if rid and is_release_id(rid) and rid not in known:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(lay.builds_dir, name))
+                    removed.append(f"builds/{name}")
+    return removed
+
+
 def run_cleanup(lay: Layout, keep: int, by: str | None, warnings: list[str] | None = None) -> list[str]:
     entries = load_journal(lay)
     doomed = cleanup_selection(entries, release_ids_on_disk(lay), keep)
@@ -383,9 +411,13 @@ def run_cleanup(lay: Layout, keep: int, by: str | None, warnings: list[str] | No
         except OSError as e:
             warn(f"could not delete release {rid}: {e}", warnings)
             continue
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lay.env_file(rid))
+        for path in (lay.env_file(rid), lay.build_log(rid), lay.upload_archive(rid)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
         remove_image(lay.app, rid)
+    swept = sweep_leftovers(lay, {e["id"] for e in load_journal(lay)} - set(doomed))
+    if swept:
+        step(f"removed {len(swept)} leftover upload/log file(s)")
     if doomed:
         save_journal(lay, [e for e in load_journal(lay) if e["id"] not in doomed])
         audit(lay, "cleanup", by, removed=doomed)

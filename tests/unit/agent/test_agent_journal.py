@@ -132,6 +132,41 @@ def test_run_cleanup_removes_release_dirs_env_snapshots_and_journal_entries(lay,
     assert audit[-1]["op"] == "cleanup" and audit[-1]["removed"] == removed and audit[-1]["by"] == "tester"
 
 
+def test_cleanup_sweeps_what_failed_pushes_leave_behind(lay, root, release):
+    """issue 18: upload temp files and build logs of forgotten releases would fill the disk."""
+    import os
+    import time
+
+    for rid in IDS[:2]:
+        release(rid)
+    save_journal(lay, journal("retired", "live"))
+    meta = root / "srv/web/.lightfold"
+    (meta / "builds").mkdir(parents=True)
+    old, fresh = time.time() - 7200, time.time() - 60
+    files = {".lightfold-upload.AbC123": old, f"upload-{IDS[5]}.tar.gz": old, f"upload-{IDS[6]}.tar.gz": fresh,
+             f"builds/{IDS[1]}.log": old, f"builds/{IDS[7]}.log": old, "builds/notes.txt": old}
+    for name, mtime in files.items():
+        (meta / name).write_text("x")
+        os.utime(meta / name, (mtime, mtime))
+    run_cleanup(lay, 5, "tester")
+    left = {str(p.relative_to(meta)) for p in meta.rglob("*") if p.is_file()}
+    assert f"upload-{IDS[6]}.tar.gz" in left  # young: a push may still be using it
+    assert f"builds/{IDS[1]}.log" in left and "builds/notes.txt" in left  # a journaled release's log; not ours
+    assert not {".lightfold-upload.AbC123", f"upload-{IDS[5]}.tar.gz", f"builds/{IDS[7]}.log"} & left
+
+
+def test_cleanup_removes_the_build_log_and_upload_of_a_removed_release(lay, root, release):
+    for rid in IDS[:7]:
+        release(rid)
+    save_journal(lay, journal("retired", "retired", "retired", "retired", "retired", "previous", "live"))
+    meta = root / "srv/web/.lightfold"
+    (meta / "builds").mkdir(parents=True)
+    (meta / f"builds/{IDS[0]}.log").write_text("log")
+    (meta / f"upload-{IDS[0]}.tar.gz").write_text("tgz")
+    assert IDS[0] in run_cleanup(lay, 5, "tester")
+    assert not (meta / f"builds/{IDS[0]}.log").exists() and not (meta / f"upload-{IDS[0]}.tar.gz").exists()
+
+
 def test_journal_write_is_atomic_and_sorted(lay, root):
     entries = journal("retired", "live")
     save_journal(lay, list(reversed(entries)))
