@@ -50,18 +50,17 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any], build
     without asking the server (nixpacks needs nothing configure would not install for native)."""
     from lightfold import builders
     from lightfold.agent.bundle import agent_files
-    from lightfold.server.app import AppSpec, ports_for
+    from lightfold.server.app import AppSpec, is_default_site, ports_for
     from lightfold.server.configure import configure_plan
     from lightfold.server.hardening import Hardening
 
     builder = builder or builders.select(detection, target.config.builder).builder()
     detection = builder.adapt(detection)
     apps = server_facts.get("apps") or {}
-    others = [a for a in apps if a != target.name]
     ports = ports_for(target.name, apps)
     spec = AppSpec.from_target(
         target.name, target.config, detection, ports,
-        default_server=not others and target.config.domain is None,
+        default_server=is_default_site(target.name, ports, target.config.domain, apps),
         # HTTPS once the certificate is on the server (`lightfold domain add` obtains it first).
         tls=bool(tls_domain(target) and server_facts.get("tls_cert")),
         app_subdir=source_layout(target, detection)[1],

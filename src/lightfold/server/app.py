@@ -172,6 +172,20 @@ def ports_for(app: str, app_jsons: Mapping[str, Mapping[str, Any]]) -> tuple[int
     return pick_ports(ports_in_use(app_jsons, except_app=app))
 
 
+def is_default_site(app: str, ports: tuple[int, int], domain: str | None,
+                    app_jsons: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether the app's site answers requests for the server's bare address (nginx's
+    default_server): the domain-less app configured first, i.e. with the lowest ports. Stable when
+    any app is configured again (it used to go to whichever app was alone at its configure)."""
+    if domain is not None:
+        return False
+    for other, cfg in app_jsons.items():
+        blue = ((cfg or {}).get("ports") or {}).get("blue")
+        if other != app and not (cfg or {}).get("domain") and isinstance(blue, int) and blue < ports[0]:
+            return False
+    return True
+
+
 def user_and_dirs_step(spec: AppSpec) -> Step:
     u, lay = spec.user, spec.layout
     return Step("app-user", (

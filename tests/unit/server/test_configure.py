@@ -403,3 +403,16 @@ def test_what_holds_secrets_or_app_output_is_root_only():
             if isinstance(a, EnsureDir)}
     for path in ("/srv/shop/.lightfold", "/srv/shop/env", "/srv/shop/run"):
         assert (dirs[path].mode, dirs[path].owner) == (0o700, "root"), path
+
+
+def test_the_default_site_stays_with_the_first_domainless_app_whoever_is_configured_again():
+    from lightfold.server.app import is_default_site
+
+    apps = {"first": {"ports": {"blue": 8000, "green": 8001}, "domain": None},
+            "second": {"ports": {"blue": 8002, "green": 8003}, "domain": None}}
+    assert is_default_site("first", (8000, 8001), None, apps)      # configured again with a second app beside it
+    assert not is_default_site("second", (8002, 8003), None, apps)
+    assert is_default_site("new", (8000, 8001), None, {})           # alone
+    assert not is_default_site("first", (8000, 8001), "a.example.com", apps)  # a domain has its own name
+    with_domain = {**apps, "first": {**apps["first"], "domain": "a.example.com"}}
+    assert is_default_site("second", (8002, 8003), None, with_domain)
