@@ -256,13 +256,22 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str, on_switched=
             raise
         raise err from e
     flipped = time.monotonic()
-    entries_before = load_journal(lay)
-    swap_symlink(lay.current, f"releases/{rid}")
-    entries = [dict(e) for e in entries_before]
-    info = {k: v for k, v in release_info(lay, rid).items() if k in RELEASE_INFO_FIELDS}
-    upsert_entry(entries, rid, **info)
-    record_activation(entries, rid, slot, now_iso(), "rolled-back" if op == "rollback" else "previous")
-    save_journal(lay, entries)
+    entries_before = None
+    try:
+        entries_before = load_journal(lay)
+        swap_symlink(lay.current, f"releases/{rid}")
+        entries = [dict(e) for e in entries_before]
+        info = {k: v for k, v in release_info(lay, rid).items() if k in RELEASE_INFO_FIELDS}
+        upsert_entry(entries, rid, **info)
+        record_activation(entries, rid, slot, now_iso(), "rolled-back" if op == "rollback" else "previous")
+        save_journal(lay, entries)
+    except Exception as e:  # noqa: BLE001 - e.g. an unreadable release.json, ENOSPC: traffic must not stay
+        failure = f"recording the switch failed after traffic moved ({type(e).__name__}: {e})"
+        flip_back(lay, rid, slot, old_rid, old_upstream, entries_before, failure, op)
+        clear_intent(lay)
+        raise AgentError(f"{failure}; traffic is back on {old_rid or 'nothing'}",
+                         "free disk space on the server (`df -h`) or fix the file named above, then deploy again",
+                         flipped_back=True) from e
     clear_intent(lay)
     smoke_seconds = float(req.get("smoke_seconds", 5))
     drain = float(req.get("drain_seconds", 2))
@@ -305,15 +314,19 @@ def fail_before_flip(lay: Layout, rid: str, op: str, by: str | None, e: AgentErr
 
 
 def flip_back(lay: Layout, rid: str, slot: str, old_rid: str | None, old_upstream: str | None,
-              entries_before: list[dict], failure: str, op: str) -> None:
+              entries_before: list[dict] | None, failure: str, op: str) -> None:
     warn(f"{failure}; switching traffic back")
     restore_upstream(lay, old_upstream)
     reload_nginx()
     restore_link(lay.current, old_rid, "releases/")
-    entries = [dict(e) for e in entries_before]
-    if op == "activate":
-        upsert_entry(entries, rid, status="failed", slot=None, reason=failure)
-    save_journal(lay, entries)
+    if entries_before is not None:
+        entries = [dict(e) for e in entries_before]
+        if op == "activate":
+            upsert_entry(entries, rid, status="failed", slot=None, reason=failure)
+        try:
+            save_journal(lay, entries)
+        except OSError as e:  # the next op's reconcile brings the journal in line with nginx
+            warn(f"could not save the journal ({e}); the next operation reconciles it")
     stop_slot(lay.app, slot)
     if old_rid is None:
         restore_link(lay.slot_link(slot), None, "")
