@@ -116,3 +116,13 @@ def test_any_command_module_imported_first_gives_the_whole_cli():
     assert len({frozenset(r.stdout.split()) for r in seen.values()}) == 1, seen
     commands = seen["lightfold.cli.main"].stdout.split()
     assert commands[0] == "detect" and {"deploy", "push", "rollback", "status", "create"} <= set(commands)
+
+
+def test_db_commands_check_their_words_before_touching_anything(cli, lf_home):
+    r = cli("db", "add", "mysql", "--target", "web")
+    assert r.returncode == 2 and "unknown database 'mysql'" in r.stderr and "postgres, redis" in r.stderr
+    assert cli("db", "url", "memcached", "--target", "web").returncode == 2
+    r = cli("db", "remove", "postgres", "--target", "web")  # no terminal, no --yes: refuse, say how
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    for sub in ("add", "status", "url", "remove"):
+        assert cli("db", sub, "--help").returncode == 0
