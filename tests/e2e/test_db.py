@@ -66,7 +66,7 @@ def test_postgres(app):
     # The app's own user connects with the release's env (libpq's PG* variables, then the URL).
     user = f"lf-{sb.target}"
     sql = "CREATE TABLE IF NOT EXISTS t (x int); INSERT INTO t VALUES (7); SELECT current_user, sum(x) FROM t"
-    res = sb.exec(f"{release_env_shell(sb)} && runuser -u {user} -- psql -XAt -c '{sql}'")
+    res = sb.exec(f"{release_env_shell(sb)} && runuser -u {user} -- psql -qXAt -c '{sql}'")
     assert res.stdout.strip().split("|")[0] == sb.target.replace("-", "_"), res.stdout
     res = sb.exec(f"{release_env_shell(sb)} && runuser -u {user} -- env -u PGPASSWORD psql -XAt \"$DATABASE_URL\" "
                   "-c 'SELECT count(*) FROM t'")
