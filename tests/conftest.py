@@ -77,3 +77,28 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         lines = ["sandbox leftovers after the test run (now removed):", *(f"  {x}" for x in left)]
         reporter.write_line("\n".join(lines), red=True)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# ---- the real-world suite's table (tests/realworld): rows come in the reports' user_properties,
+# which xdist sends to the controller, so the table is printed once, for every worker.
+
+_RW_COLUMNS = ("app", "framework", "pm", "result", "configure", "install", "build", "boot", "overhead", "push")
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    rows = [dict(v) for reports in terminalreporter.stats.values() for r in reports
+            if getattr(r, "when", None) == "call" for k, v in getattr(r, "user_properties", ()) if k == "realworld"]
+    if not rows:
+        return
+    table = [_RW_COLUMNS] + [tuple(_cell(r.get(c)) for c in _RW_COLUMNS) for r in sorted(rows, key=lambda r: r["app"])]
+    widths = [max(len(line[i]) for line in table) for i in range(len(_RW_COLUMNS))]
+    terminalreporter.section("real-world apps (seconds of the first deploy; overhead = push - install - build - boot)")
+    for line in table:
+        terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    for r in rows:
+        if r.get("note"):
+            terminalreporter.write_line(f"{r['app']}: {r['note']}")

@@ -1,0 +1,140 @@
+"""The real-world suite: generated apps (tests/realworld/generators.py) deployed to sandbox machines,
+several apps per machine (one machine per test module, each app its own byos target on it, with
+its own `<app>.rw.test` server name so nginx tells the apps apart).
+
+    pytest -n 2 --dist loadfile tests/realworld                       # the default apps only
+    LIGHTFOLD_REALWORLD=all pytest -n 2 --dist loadfile tests/realworld   # every app, and the table
+
+Tests marked `realworld_full` are deselected (not skipped) unless LIGHTFOLD_REALWORLD=all, so the
+default suite runs the three DEFAULT apps only. Every deploy records a row (app, framework, pm,
+result, seconds) that tests/conftest.py prints as a table at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import pytest
+from tests.e2e.apps import get
+from tests.e2e.conftest import Sandbox, new_sandbox, sandbox_unavailable
+from tests.realworld.generators import App
+
+ALL = os.environ.get("LIGHTFOLD_REALWORLD", "") == "all"
+DEPLOY_TIMEOUT = 1100
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if ALL:
+        return
+    keep = [i for i in items if not i.get_closest_marker("realworld_full")]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("realworld_full")])
+        items[:] = keep
+
+
+@pytest.fixture(scope="module")
+def machine(tmp_path_factory) -> Iterator[Sandbox]:
+    """One sandbox machine for every app of a test module."""
+    reason = sandbox_unavailable()
+    if reason:
+        pytest.skip(reason)
+    sb = new_sandbox(tmp_path_factory.mktemp("realworld"), prefix="rw")
+    try:
+        sb.create()
+        yield sb
+    finally:
+        sb.destroy()
+
+
+@dataclass
+class Row:
+    app: str
+    framework: str = "?"
+    pm: str = "?"
+    result: str = "not run"
+    generate: float | None = None  # making the app on this host (not part of the deploy)
+    configure: float | None = None  # the app's configure on the (already created) machine
+    install: float | None = None
+    build: float | None = None
+    boot: float | None = None
+    overhead: float | None = None  # push total - install - build - boot
+    push: float | None = None
+    note: str = ""
+
+
+def phase_seconds(build_log: str) -> dict[str, float]:
+    """Seconds of each build phase from the build's JSON events ("at" on start and done)."""
+    starts: dict[str, float] = {}
+    out: dict[str, float] = {}
+    for line in build_log.splitlines():
+        line = line.strip()
+        if not (line.startswith('{"build"') and line.endswith("}")):
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        phase, status, at = ev.get("build"), ev.get("status"), ev.get("at")
+        if at is None:
+            continue
+        if status == "start":
+            starts.setdefault(phase, at)
+        elif status == "done" and phase in starts:
+            out[phase] = round(at - starts[phase], 2)
+        elif status in ("reused", "skipped"):
+            out.setdefault(phase, 0.0)
+    return out
+
+
+def deploy_app(sb: Sandbox, app: App, request) -> tuple[Row, dict]:
+    """Generate `app`, deploy it as its own target on `sb`'s machine; the row goes to the table."""
+    row = Row(app.name, pm=app.pm, note=app.note)
+    try:
+        return _deploy(sb, app, row)
+    finally:  # a plain dict: xdist sends user_properties to the controller, which prints the table
+        request.node.user_properties.append(("realworld", asdict(row)))
+
+
+def _deploy(sb: Sandbox, app: App, row: Row) -> tuple[Row, dict]:
+    project = sb.root / f"app-{app.name}"
+    project.mkdir()
+    t = time.monotonic()
+    app.make(project)
+    row.generate = round(time.monotonic() - t, 1)
+    detected = json.loads(sb.lightfold("detect", "--json", str(project)).stdout)
+    row.framework = detected["framework"]
+    row.pm = detected.get("package_manager") or app.pm
+    target = f"{sb.target}-{app.name}"[:31]
+    local = sb.config()["targets"][sb.target]["provider_config"]["local"]
+    sb.lightfold("create", "--target", target, "--provider", "byos", "--ip", local["ip"],
+                 "--ssh-key", local["ssh_key"], str(project))
+    sb.lightfold("config", "set", "domain.domain", f"{app.name}.rw.test", "-t", target)
+    sb.lightfold("config", "set", "domain.ssl", "false", "-t", target)
+    proc = sb.lightfold("deploy", "--target", target, "--json", str(project), check=False, timeout=DEPLOY_TIMEOUT)
+    logs = sb.lightfold("logs", "--target", target, "--build", check=False).stdout
+    phases = phase_seconds(logs)
+    row.install, row.build = phases.get("install"), phases.get("build")
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        out = {}
+    if proc.returncode != 0:
+        err = out.get("error") or (proc.stderr.strip().splitlines() or ["?"])[-1]
+        row.result = f"failed: {str(err)[:150]}"
+        raise AssertionError(
+            f"deploy of {app.name} failed\nstdout: {proc.stdout}\nstderr: {proc.stderr}\n{logs[-4000:]}")
+    push = out["push"]["timings"]
+    row.configure = (out.get("timings") or {}).get("configure")
+    row.push, row.boot = push.get("total"), push.get("boot")
+    if row.push is not None:
+        row.overhead = round(row.push - sum(x or 0 for x in (row.install, row.build, row.boot)), 2)
+    status, body = get(sb.ip, app.check_path, host=f"{app.name}.rw.test", timeout=10)
+    text = body.decode(errors="replace")
+    row.result = "live" if status == 200 and app.expect in text else f"deployed; GET {app.check_path} -> {status}"
+    assert status == 200 and app.expect in text, (status, text[:500])
+    assert row.framework == app.framework, detected
+    return row, out
