@@ -96,9 +96,12 @@ def pytest_terminal_summary(terminalreporter) -> None:
         return
     table = [_RW_COLUMNS] + [tuple(_cell(r.get(c)) for c in _RW_COLUMNS) for r in sorted(rows, key=lambda r: r["app"])]
     widths = [max(len(line[i]) for line in table) for i in range(len(_RW_COLUMNS))]
-    terminalreporter.section("real-world apps (seconds of the first deploy; overhead = push - install - build - boot)")
+    terminalreporter.section("real-world apps: seconds of the first deploy (install: venv + install; build: build +"
+                             " release command; overhead: until traffic moved, less install, build and boot)")
     for line in table:
         terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
     for r in rows:
+        if r["result"] != "live":
+            terminalreporter.write_line(f"{r['app']}: {r['result']}")
         if r.get("note"):
             terminalreporter.write_line(f"{r['app']}: {r['note']}")

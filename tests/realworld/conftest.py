@@ -61,8 +61,8 @@ class Row:
     install: float | None = None
     build: float | None = None
     boot: float | None = None
-    overhead: float | None = None  # push total - install - build - boot
-    push: float | None = None
+    overhead: float | None = None  # until traffic moved, less install, build and boot
+    push: float | None = None  # the whole push, the smoke window and the old slot's drain included
     note: str = ""
 
 
@@ -88,6 +88,11 @@ def phase_seconds(build_log: str) -> dict[str, float]:
         elif status in ("reused", "skipped"):
             out.setdefault(phase, 0.0)
     return out
+
+
+def _sum(*values: float | None) -> float | None:
+    got = [v for v in values if v is not None]
+    return round(sum(got), 2) if got else None
 
 
 def deploy_app(sb: Sandbox, app: App, request) -> tuple[Row, dict]:
@@ -117,7 +122,8 @@ def _deploy(sb: Sandbox, app: App, row: Row) -> tuple[Row, dict]:
     proc = sb.lightfold("deploy", "--target", target, "--json", str(project), check=False, timeout=DEPLOY_TIMEOUT)
     logs = sb.lightfold("logs", "--target", target, "--build", check=False).stdout
     phases = phase_seconds(logs)
-    row.install, row.build = phases.get("install"), phases.get("build")
+    row.install = _sum(phases.get("venv"), phases.get("install"))  # a Python venv is part of the install
+    row.build = _sum(phases.get("build"), phases.get("release"))  # the release command (migrations) too
     try:
         out = json.loads(proc.stdout)
     except ValueError:
@@ -130,8 +136,9 @@ def _deploy(sb: Sandbox, app: App, row: Row) -> tuple[Row, dict]:
     push = out["push"]["timings"]
     row.configure = (out.get("timings") or {}).get("configure")
     row.push, row.boot = push.get("total"), push.get("boot")
-    if row.push is not None:
-        row.overhead = round(row.push - sum(x or 0 for x in (row.install, row.build, row.boot)), 2)
+    live = push.get("live_after", row.push)  # traffic moved (the smoke window and drain come after)
+    if live is not None:
+        row.overhead = round(live - sum(x or 0 for x in (row.install, row.build, row.boot)), 2)
     status, body = get(sb.ip, app.check_path, host=f"{app.name}.rw.test", timeout=10)
     text = body.decode(errors="replace")
     row.result = "live" if status == 200 and app.expect in text else f"deployed; GET {app.check_path} -> {status}"

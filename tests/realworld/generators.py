@@ -236,7 +236,7 @@ def static_html(project: Path) -> None:
 
 # The default suite runs DEFAULT; `LIGHTFOLD_REALWORLD=all` runs every app.
 DEFAULT = [
-    App("html", "static", "none", static_html, expect="Plain HTML", check_path="/about"),
+    App("html", "static", "none", static_html, expect="About page", check_path="/about"),
     App("flask", "flask", "pip", flask_pip, note="Flask quickstart app, written out", expect="Hello, World!"),
     App("react", "vite", "npm", vite_react_npm, check_path="/some/client/route", expect='<div id="root">'),
 ]
@@ -251,7 +251,7 @@ NODE = [
         expect="<h1>Astro</h1>"),
 ]
 PYTHON = [
-    App("django", "django", "pip", django_pip),
+    App("django", "django", "pip", django_pip, expect="django"),
     App("fastapi", "fastapi", "uv", fastapi_uv, note="uv init --app + FastAPI first-steps main.py",
         expect="World"),
 ]

