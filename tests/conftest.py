@@ -94,7 +94,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
             if getattr(r, "when", None) == "call" for k, v in getattr(r, "user_properties", ()) if k == "realworld"]
     if not rows:
         return
-    table = [_RW_COLUMNS] + [tuple(_cell(r.get(c)) for c in _RW_COLUMNS) for r in sorted(rows, key=lambda r: r["app"])]
+    rows.sort(key=lambda r: r["app"])
+    table = [_RW_COLUMNS] + [tuple(_cell(r.get(c))[:48] for c in _RW_COLUMNS) for r in rows]  # reasons below
     widths = [max(len(line[i]) for line in table) for i in range(len(_RW_COLUMNS))]
     terminalreporter.section("real-world apps: seconds of the first deploy (install: venv + install; build: build +"
                              " release command; overhead: until traffic moved, less install, build and boot)")
