@@ -110,10 +110,31 @@ def test_the_env_only_copy_hard_links_the_live_release_and_replaces_its_release_
     argv = shlex.split(cmd)
     assert argv[:2] == ["bash", "-c"]
     assert argv[2] == f"cp -a --link /srv/web/releases/{LIVE} /srv/web/releases/20260101130000"
-    assert argv[4:6] == ["python3", "-c"]
-    assert argv[7] == "/srv/web/releases/20260101130000/.lightfold/release.json"
-    assert json.loads(argv[8]) == {"id": "20260101130000", "env_hash": "e2", "commit": "abc"}
-    assert "os.replace" in argv[6]  # a new file: the old one is a hard link to the live release's
+    assert argv[4:10] == ["runuser", "-u", "lf-web", "--", "python3", "-c"]  # not root: the release is the app's
+    assert argv[11] == "/srv/web/releases/20260101130000/.lightfold/release.json"
+    assert json.loads(argv[12]) == {"id": "20260101130000", "env_hash": "e2", "commit": "abc"}
+    assert "os.replace" in argv[10]  # a new file: the old one is a hard link to the live release's
+
+
+def test_the_release_json_rewrite_never_writes_through_a_planted_symlink(tmp_path):
+    """issue 13 item 1: a symlinked release.json.new in the copied release must not be followed."""
+    import subprocess
+    import sys
+
+    argv = shlex.split(push._copy_release_command("web", LIVE, "20260101130000", {"env_hash": "e2"}))
+    meta = tmp_path / ".lightfold"
+    meta.mkdir()
+    (meta / "release.json").write_text(json.dumps({"id": LIVE, "commit": "abc"}))
+    victim = tmp_path / "agent.py"
+    victim.write_text("the agent\n")
+    (meta / "release.json.new").symlink_to(victim)
+    r = subprocess.run([sys.executable, "-c", argv[10], str(meta / "release.json"), argv[12]],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "the agent\n"
+    assert json.loads((meta / "release.json").read_text()) == {"id": "20260101130000", "commit": "abc",
+                                                               "env_hash": "e2"}
+    assert not (meta / "release.json").is_symlink()
 
 
 def test_the_build_log_lives_in_the_apps_builds_dir():

@@ -329,18 +329,25 @@ async def _prepared(conn: Connection, builder: Any, detection: Any, command: str
 
 def _copy_release_command(app: str, live_id: str, release_id: str, info: dict[str, Any]) -> str:
     """Hard-link copy of the live release; release.json is replaced (not edited: it is a hard
-    link to the live one) with the new id and env hash."""
+    link to the live one) with the new id and env hash. The release belongs to the app user, who
+    could have planted symlinks in it, so the rewrite runs as that user (root would follow a
+    symlinked release.json.new and overwrite whatever it names), and the temp file is created
+    exclusively, never followed."""
+    from lightfold.server.app import app_user
+
     lay = Layout(app)
     src, dst = lay.release(live_id), lay.release(release_id)
     patch = json.dumps({"id": release_id, **info})
     py = (
         "import json,os,sys;p=sys.argv[1];"
         "d=json.load(open(p));d.update(json.loads(sys.argv[2]));t=p+'.new';"
-        "json.dump(d,open(t,'w'),indent=2,sort_keys=True);"
-        "st=os.stat(p);os.chown(t,st.st_uid,st.st_gid);os.replace(t,p)"
+        "os.path.lexists(t) and os.unlink(t);"
+        "f=os.fdopen(os.open(t,os.O_WRONLY|os.O_CREAT|os.O_EXCL|os.O_NOFOLLOW,0o644),'w');"
+        "json.dump(d,f,indent=2,sort_keys=True);f.close();os.replace(t,p)"
     )
     return (f"bash -c {shlex.quote(f'cp -a --link {src} {dst}')}"
-            f" && python3 -c {shlex.quote(py)} {shlex.quote(lay.release_info(release_id))} {shlex.quote(patch)}")
+            f" && runuser -u {app_user(app)} -- python3 -c {shlex.quote(py)}"
+            f" {shlex.quote(lay.release_info(release_id))} {shlex.quote(patch)}")
 
 
 def build_log_path(app: str, release_id: str) -> str:
