@@ -97,11 +97,12 @@ def remove_cmd(
     from lightfold.server.database import check_kind
 
     check_kind(kind)
-    t = targets.load(resolve_target(target, path))
-    what = f"the {kind} database of {t.name} and all its data" if purge else f"{t.name}'s {kind} credentials"
+    name = resolve_target(target, path)
+    what = f"the {kind} database of {name} and all its data" if purge else f"{name}'s {kind} credentials"
     if interactive(yes):
         typer.confirm(f"Remove {what}?", default=False, abort=True)
     elif not yes:
         raise UsageError(f"db remove would remove {what}", "pass --yes to confirm")
+    t = targets.load(name)
     result = targets.on_server(t, lambda conn: step.remove(conn, t, kind, purge, report=output.reporter()))
     output.emit(result, as_json, lambda: render.show_db_removed(result))
