@@ -49,6 +49,7 @@ Server-wide databases (lightfold.server.database; each app's credentials are its
     /etc/postgresql/<version>/main/conf.d/lightfold.conf   loopback only, memory settings
     /etc/redis/lightfold.conf                 loopback only, memory settings (included by redis.conf)
     /etc/redis/lightfold-users.acl            the default user off, one user per app (password sha256)
+    /etc/redis/lightfold.applied              sha256sum of those files when redis-server last restarted
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ PG_ETC = "/etc/postgresql"
 REDIS_CONF = "/etc/redis/redis.conf"
 REDIS_DROPIN = "/etc/redis/lightfold.conf"
 REDIS_ACL = "/etc/redis/lightfold-users.acl"
+REDIS_APPLIED = "/etc/redis/lightfold.applied"  # sha256sum of the files redis-server last restarted with
 
 
 def pg_dropin(version: str) -> str:

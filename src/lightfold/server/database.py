@@ -21,7 +21,16 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from lightfold.agent.layout import DB_KINDS, PG_ETC, REDIS_ACL, REDIS_CONF, REDIS_DROPIN, Layout, pg_dropin
+from lightfold.agent.layout import (
+    DB_KINDS,
+    PG_ETC,
+    REDIS_ACL,
+    REDIS_APPLIED,
+    REDIS_CONF,
+    REDIS_DROPIN,
+    Layout,
+    pg_dropin,
+)
 from lightfold.server.plan import EnsurePackages, Plan, Run, Step, SystemdEnable, WriteFile
 
 PACKAGES = {"postgres": ("postgresql",), "redis": ("redis-server",)}
@@ -156,17 +165,17 @@ def settings_plan(kind: str, facts: Facts) -> Plan:
         WriteFile(REDIS_DROPIN, body, mode=0o640, group="redis"),
         Run(f"echo {shlex.quote(include)} >> {REDIS_CONF}", unless=f"grep -qxF {shlex.quote(include)} {REDIS_CONF}",
             label=f"{REDIS_CONF} includes {REDIS_DROPIN}"),
-        Run("systemctl restart redis-server", unless=_redis_running_as_written(),
-            label="restart redis-server with these settings"),
+        _redis_restart("restart redis-server with these settings"),
     )),))
 
 
-def _redis_running_as_written() -> str:
-    """A shell test: the running redis-server started after its config files last changed."""
+def _redis_restart(label: str) -> Run:
+    """Restart redis-server unless it runs and last restarted with exactly these files (their
+    sha256sum, kept in REDIS_APPLIED: a file's mtime is too coarse to tell)."""
     files = " ".join([REDIS_CONF, REDIS_DROPIN, REDIS_ACL])
-    return ("systemctl is-active --quiet redis-server && "
-            "started=$(date -d \"$(systemctl show -p ActiveEnterTimestamp --value redis-server)\" +%s) && "
-            f"newest=$(stat -c %Y {files} | sort -n | tail -n 1) && [ \"$started\" -ge \"$newest\" ]")
+    return Run(f"systemctl restart redis-server && sha256sum {files} > {REDIS_APPLIED}",
+               unless=f"systemctl is-active --quiet redis-server && sha256sum -c --quiet --status {REDIS_APPLIED}",
+               label=label)
 
 
 # Shared by the credential scripts: the password kept in the env file, or a new one.
@@ -244,8 +253,7 @@ def _redis_acl_actions() -> tuple[Run, ...]:
              f"chmod 640 {REDIS_ACL}.new && chown root:redis {REDIS_ACL}.new && mv -f {REDIS_ACL}.new {REDIS_ACL}\n")
     return (
         Run(write, unless=f"{{\n{acl}}} | cmp -s - {REDIS_ACL}", label=f"{REDIS_ACL}: one user per app"),
-        Run("systemctl restart redis-server", unless=_redis_running_as_written(),
-            label="restart redis-server with these users"),
+        _redis_restart("restart redis-server with these users"),
     )
 
 

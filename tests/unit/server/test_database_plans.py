@@ -141,3 +141,10 @@ def test_is_loopback(address, loopback):
 def test_a_database_added_changes_the_release_env_hash():
     assert release_env_hash("abc", None) == "abc"
     assert release_env_hash("abc", "f00") not in ("abc", release_env_hash("abc", "f01"))
+
+
+def test_redis_restarts_only_when_its_files_differ_from_the_last_restart():
+    for plan in (db.settings_plan("redis", FACTS), db.credentials_plan("redis", "shop", FACTS)):
+        (restart,) = [a for a in plan.steps[0].actions if isinstance(a, Run) and "restart" in a.command]
+        assert restart.command.endswith("> /etc/redis/lightfold.applied")
+        assert "sha256sum -c --quiet --status /etc/redis/lightfold.applied" in restart.unless
