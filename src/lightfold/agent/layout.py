@@ -83,6 +83,10 @@ FIREWALL_REVERT_UNIT = "lightfold-firewall-revert"  # transient (systemd-run): .
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/00-lightfold.conf"
 UNATTENDED_CONF = "/etc/apt/apt.conf.d/52lightfold-security-updates"
 REBOOT_REQUIRED = "/var/run/reboot-required"
+# `apt-get -s dist-upgrade` as of apt's last update, written by an apt hook: `status` reads it
+# (running apt-get there costs seconds on a small server); `audit` asks apt itself.
+PENDING_UPDATES_HOOK = "/etc/apt/apt.conf.d/99lightfold-pending-updates"
+PENDING_UPDATES = "/var/lib/lightfold/pending-updates"
 
 PG_ETC = "/etc/postgresql"
 REDIS_CONF = "/etc/redis/redis.conf"

@@ -193,12 +193,14 @@ def remote_status(name: str, timeout: float = 10) -> tuple[str, dict[str, Any] |
         async with await targets.connect(t) as conn:
             domain = t.config.domain.domain if t.config.domain else None
             wanted = (facts.tolerant(facts.status(name, conn.host)), *([facts.certificate(domain)] if domain else []),
-                      *updates_facts())
+                      *updates_facts(cached=True))
             try:
                 values = await facts.read(conn, *wanted, timeout=timeout)
             except LightfoldError as e:
                 return "reachable", None, e.problem
-            updates = {"security_updates": len(values["pending"]), "reboot_required": values["reboot"]["required"]}
+            pending = values["pending"]
+            updates = {"security_updates": None if pending is None else len(pending),
+                       "reboot_required": values["reboot"]["required"]}
             if isinstance(values["status"], LightfoldError):
                 return "reachable", {**EMPTY_DEPLOY_STATUS, **updates}, values["status"].problem
             info = deploy_status(values["status"]) | updates

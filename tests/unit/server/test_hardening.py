@@ -125,8 +125,39 @@ def test_security_updates_from_the_security_origin_only():
     assert 'Unattended-Upgrade::Automatic-Reboot-Time "03:30";' in timed
     step = updates_step(True)
     assert step.actions[0].path == "/etc/apt/apt.conf.d/52lightfold-security-updates"
-    assert "systemctl enable --now apt-daily.timer apt-daily-upgrade.timer" in step.actions[1].command
-    assert updates_step(False).actions == (Remove("/etc/apt/apt.conf.d/52lightfold-security-updates"),)
+    assert "systemctl enable --now apt-daily.timer apt-daily-upgrade.timer" in step.actions[3].command
+    assert updates_step(False).actions == (Remove("/etc/apt/apt.conf.d/52lightfold-security-updates"),
+                                           Remove("/etc/apt/apt.conf.d/99lightfold-pending-updates"))
+
+
+def test_apt_notes_the_pending_updates_after_each_update_for_status_to_read(tmp_path):
+    """status reads a file (apt-get -s costs seconds on a small server); apt's hook keeps it fresh."""
+    import subprocess
+
+    step = updates_step(True)
+    hook = step.actions[1]
+    assert hook.path == "/etc/apt/apt.conf.d/99lightfold-pending-updates"
+    text = hook.data().decode()
+    assert text.count('APT::Update::Post-Invoke-Success { "') == 1 and text.rstrip().endswith('"; };')
+    assert "apt-get -s -o Debug::NoLocking=1 dist-upgrade > /var/lib/lightfold/pending-updates.new" in text
+    # apt-config parses the hook as apt will (a syntax error would break every apt-get update)
+    conf = tmp_path / "hook.conf"
+    conf.write_bytes(hook.data())
+    r = subprocess.run(["apt-config", "-c", str(conf), "dump", "APT::Update::Post-Invoke-Success"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "pending-updates" in r.stdout, r.stderr
+    assert step.actions[2].unless == "test -s /var/lib/lightfold/pending-updates"  # primed once by configure
+
+
+def test_status_reads_the_noted_pending_updates_and_says_unknown_without_them():
+    from lightfold.release.audit import updates_facts
+
+    pending = updates_facts(cached=True)[0]
+    assert pending.command == "cat /var/lib/lightfold/pending-updates"
+    inst = "Inst libssl3 [3.0.15-1~deb12u1] (3.0.16-1~deb12u1 Debian-Security:12/stable-security [amd64])\n"
+    assert pending.parse(inst, 0) == ["libssl3"]
+    assert pending.parse("", 1) is None
+    assert updates_facts()[0].command.startswith("apt-get -s")  # audit asks apt itself
 
 
 def test_hardening_from_the_target_config():
