@@ -66,6 +66,10 @@ def sshd_dropin(login_user: str = "root") -> str:
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin {root}
+# A client that vanished without closing its connection (a laptop asleep, Wi-Fi gone) is dropped
+# within a minute, and with it the deploy lock its session held.
+ClientAliveInterval 15
+ClientAliveCountMax 4
 """
 
 

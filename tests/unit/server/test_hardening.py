@@ -103,6 +103,8 @@ def test_ssh_hardening_drop_in_validated_before_reload():
     assert "PasswordAuthentication no\n" in text and "KbdInteractiveAuthentication no\n" in text
     assert "PermitRootLogin prohibit-password\n" in text
     assert "PermitRootLogin no\n" in sshd_dropin("deployer")  # a sudo user deploys: no root logins at all
+    # a vanished client (no FIN) is dropped within a minute, so the deploy lock it held frees (issue 18)
+    assert "ClientAliveInterval 15\n" in text and "ClientAliveCountMax 4\n" in text
     step = ssh_step(True, "root")
     write, reload = step.actions
     assert isinstance(write, WriteFile) and write.path == "/etc/ssh/sshd_config.d/00-lightfold.conf"
