@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightfold.agent.layout import (
-    APP_NAME_RE, APPS_ETC, PENDING_UPDATES, REBOOT_REQUIRED, SLOTS, UNATTENDED_CONF, Layout, unit_name,
+    APP_NAME_RE,
+    APPS_ETC,
+    PENDING_UPDATES,
+    REBOOT_REQUIRED,
+    SLOTS,
+    UNATTENDED_CONF,
+    Layout,
+    unit_name,
 )
 from lightfold.release import facts
 from lightfold.release.facts import Fact
@@ -74,7 +81,8 @@ def security_facts() -> tuple[Fact, ...]:
         Fact("files", f"stat -c '%a %U %G %n' {secret_files}", audit.parse_modes, display="secret file modes"),
         Fact("certificates", f"for d in {LIVE}/*/; do [ -f \"$d/cert.pem\" ] && python3 -c "
              f"{shlex.quote(CERT_INFO_SCRIPT)} \"$(basename \"$d\")\"; done; true", certs, display="certificates"),
-        Fact("markers", _apps_loop(f"f=\"${{d}}{marker_name}\"; [ -f \"$f\" ] && printf '\\034%s\\n' \"$f\" && cat \"$f\""),
+        Fact("markers",
+             _apps_loop(f"f=\"${{d}}{marker_name}\"; [ -f \"$f\" ] && printf '\\034%s\\n' \"$f\" && cat \"$f\""),
              audit.parse_markers, display="configure markers"),
     )
 

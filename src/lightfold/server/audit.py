@@ -241,7 +241,8 @@ def _firewall(fw: dict[str, Any], ctx: Context) -> list[Finding]:
         return [Finding("firewall", "high", "table inet lightfold",
                         f"the input policy is {fw.get('policy') or 'missing'}, not drop", _configure(ctx))]
     ports = ", ".join(str(p) for p in fw.get("tcp_accept") or [])
-    return [Finding("firewall", "info", "table inet lightfold", f"inbound default-deny; TCP open: {ports}", "none needed")]
+    return [Finding("firewall", "info", "table inet lightfold", f"inbound default-deny; TCP open: {ports}",
+                    "none needed")]
 
 
 def _listeners(listeners: list[dict[str, Any]], fw: dict[str, Any], ctx: Context) -> list[Finding]:
@@ -254,7 +255,8 @@ def _listeners(listeners: list[dict[str, Any]], fw: dict[str, Any], ctx: Context
         what = f"{s['proto']} {s['address']}:{s['port']}" + (f" ({s['process']})" if s.get("process") else "")
         bind = "bind it to 127.0.0.1 (or stop it)"
         if s["proto"] == "tcp" and s["port"] in ctx.allow_ports and s["port"] in open_tcp:
-            found.append(Finding("listener", "low", what, "listens beyond loopback, open on purpose (security.allow_ports)",
+            found.append(Finding("listener", "low", what,
+                                 "listens beyond loopback, open on purpose (security.allow_ports)",
                                  f"{bind} if it need not be public"))
         elif _firewall_blocks(fw) and not (s["proto"] == "tcp" and s["port"] in open_tcp):
             found.append(Finding("listener", "low", what, "listens beyond loopback; the firewall blocks it",

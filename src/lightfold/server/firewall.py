@@ -27,8 +27,15 @@ import shlex
 from collections.abc import Iterable
 
 from lightfold.agent.layout import (
-    FIREWALL_CONFIRMED, FIREWALL_NFT, FIREWALL_PREVIOUS, FIREWALL_REVERT_SCRIPT, FIREWALL_REVERT_UNIT,
-    FIREWALL_UNIT, NFT_FAMILY, NFT_TABLE, SYSTEMD_DIR,
+    FIREWALL_CONFIRMED,
+    FIREWALL_NFT,
+    FIREWALL_PREVIOUS,
+    FIREWALL_REVERT_SCRIPT,
+    FIREWALL_REVERT_UNIT,
+    FIREWALL_UNIT,
+    NFT_FAMILY,
+    NFT_TABLE,
+    SYSTEMD_DIR,
 )
 from lightfold.server.plan import Run, Step, SystemdEnable, SystemdReload, WriteFile
 

@@ -112,7 +112,8 @@ def test_ssh_hardening_drop_in_validated_before_reload():
     script = render(Plan((step,)))
     assert "_lf_service_reload 'reload ssh' ssh 'sshd -t'" in script
     # opting out takes lightfold's drop-in away again
-    assert ssh_step(False).actions == (Remove("/etc/ssh/sshd_config.d/00-lightfold.conf"), ServiceReload("ssh", "sshd -t"))
+    assert ssh_step(False).actions == (Remove("/etc/ssh/sshd_config.d/00-lightfold.conf"),
+                                       ServiceReload("ssh", "sshd -t"))
 
 
 def test_security_updates_from_the_security_origin_only():
