@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from lightfold import store
 from lightfold.errors import LightfoldError, UsageError
-from lightfold.names import PROVIDERS, TARGET_NAME, is_host, is_url_path, sanitize_target_name  # noqa: F401
+from lightfold.names import PROVIDERS, is_host, is_target_name, is_url_path, sanitize_target_name  # noqa: F401
 
 CONFIG_VERSION = 1
 BUILDERS = ("native", "nixpacks", "dockerfile")
@@ -201,7 +201,7 @@ def parse(raw: Any, path: Path) -> Config:
             details=lines[1:],
         ) from e
     for name in cfg.targets:
-        if not TARGET_NAME.fullmatch(name):
+        if not is_target_name(name):
             raise LightfoldError(
                 f"{path}: target name '{name}' is invalid",
                 "use lowercase letters, digits and '-', at most 31 characters",
@@ -279,7 +279,7 @@ def set_value(cfg: Config, target: str, key: str, raw: str, project_path: Path |
     data = cfg.model_dump(mode="json", exclude_none=True)
     targets = data.setdefault("targets", {})
     if target not in targets:
-        if not TARGET_NAME.fullmatch(target):
+        if not is_target_name(target):
             raise LightfoldError(f"invalid target name '{target}'", "use lowercase letters, digits and '-'")
         targets[target] = {"project_path": str((project_path or Path.cwd()).resolve())}
     node = targets[target]

@@ -9,7 +9,7 @@ import re
 
 CLOUD_PROVIDERS = ("digitalocean", "vultr", "hetzner")  # in the order help texts list them
 PROVIDERS = ("local", "byos", *CLOUD_PROVIDERS)
-TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}", re.ASCII)  # a full match: see is_target_name
+TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}", re.ASCII)  # only through is_target_name (a full match)
 
 
 def sanitize_target_name(text: str) -> str:

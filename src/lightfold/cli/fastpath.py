@@ -73,13 +73,13 @@ def parse(argv: list[str]) -> dict | None:
 
 def try_run(argv: list[str]) -> bool:
     """Run `argv` here if it is one of the plain forms (see module doc); False = use Typer."""
-    from lightfold.names import TARGET_NAME, sanitize_target_name
+    from lightfold.names import is_target_name, sanitize_target_name
 
     req = parse(argv)
     if req is None:
         return False
     path = Path(req["path"] or ".")
-    if not path.is_dir() or (req["target"] is not None and not TARGET_NAME.fullmatch(req["target"])):
+    if not path.is_dir() or (req["target"] is not None and not is_target_name(req["target"])):
         return False
     name = req["target"] or sanitize_target_name(path.resolve().name)
     if req["command"] == "rollback":

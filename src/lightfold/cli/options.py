@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lightfold.names import TARGET_NAME, sanitize_target_name
+from lightfold.names import is_target_name, sanitize_target_name
 
 TargetOpt = Annotated[
     str | None,
@@ -44,7 +44,7 @@ def resolve_target(target: str | None, path: Path = Path(".")) -> str:
 
     if target is None:
         return sanitize_target_name(path.resolve().name)
-    if not TARGET_NAME.fullmatch(target):
+    if not is_target_name(target):
         raise UsageError(
             f"invalid target name '{target}'", "use lowercase letters, digits and '-', at most 31 characters"
         )
