@@ -293,20 +293,22 @@ def _as_app_user(app: str, release_id: str, inner: str) -> str:
     ])
 
 
-# How `docker build` (BuildKit and the classic builder) says it could not get a base image, and
-# the lines that name the image (the error itself, BuildKit's metadata step, the classic FROM step).
+# How `docker build` (BuildKit and the classic builder) says it could not get a base image: errors
+# that name the image (group 1), and errors that only name the registry; then the lines that name
+# the image when the error does not (BuildKit's metadata step, the classic builder's FROM step).
+_NAMING_FAILURES = (
+    re.compile(r"failed to resolve source metadata for (\S+?):\s"),
+    re.compile(r"pull access denied for ([^\s,]+)"),
+    re.compile(r"manifest for (\S+) not found"),
+)
 _PULL_FAILURES = (
-    re.compile(r"failed to resolve source metadata for "),
-    re.compile(r"pull access denied for "),
-    re.compile(r"manifest for \S+ not found"),
+    *_NAMING_FAILURES,
     re.compile(r"error pulling image configuration"),
     re.compile(r"""Get "?https://[^/"\s]+/v2/"?: (?:dial tcp|net/http|context deadline)"""),
     re.compile(r"""failed to (?:do request|fetch|authorize).*https://[^/\s"]+/v2/"""),
 )
 _IMAGE_NAMED = (
-    re.compile(r"failed to resolve source metadata for (\S+?):\s"),
-    re.compile(r"pull access denied for ([^\s,]+)"),
-    re.compile(r"manifest for (\S+) not found"),
+    *_NAMING_FAILURES,
     re.compile(r"load metadata for (\S+?):?$"),
     re.compile(r"^Step \d+/\d+ : FROM (\S+)", re.I),
 )
