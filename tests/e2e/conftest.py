@@ -15,6 +15,7 @@ session-end check in tests/conftest.py fails the run if anything is left over.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -182,15 +183,21 @@ def sandbox(machine_factory) -> Sandbox:
     return machine_factory()
 
 
-@pytest.fixture(scope="module")
-def shared_sandbox(sandbox_host, tmp_path_factory) -> Iterator[Sandbox]:
-    """One machine shared by every test of a module: tests must not depend on each other's changes."""
-    sb = new_sandbox(tmp_path_factory.mktemp("shared"), prefix="s")
+@contextlib.contextmanager
+def created(sb: Sandbox) -> Iterator[Sandbox]:
+    """`sb`'s machine, created, and destroyed however the block ends."""
     try:
         sb.create()
         yield sb
     finally:
         sb.destroy()
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox(sandbox_host, tmp_path_factory) -> Iterator[Sandbox]:
+    """One machine shared by every test of a module: tests must not depend on each other's changes."""
+    with created(new_sandbox(tmp_path_factory.mktemp("shared"), prefix="s")) as sb:
+        yield sb
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import pytest
 from tests.e2e.apps import get
-from tests.e2e.conftest import Sandbox, new_sandbox, sandbox_unavailable
+from tests.e2e.conftest import Sandbox, created, new_sandbox, sandbox_unavailable
 from tests.realworld.generators import App
 
 ALL = os.environ.get("LIGHTFOLD_REALWORLD", "") == "all"
@@ -42,12 +42,8 @@ def machine(tmp_path_factory) -> Iterator[Sandbox]:
     reason = sandbox_unavailable()
     if reason:
         pytest.skip(reason)
-    sb = new_sandbox(tmp_path_factory.mktemp("realworld"), prefix="rw")
-    try:
-        sb.create()
+    with created(new_sandbox(tmp_path_factory.mktemp("realworld"), prefix="rw")) as sb:
         yield sb
-    finally:
-        sb.destroy()
 
 
 @dataclass
