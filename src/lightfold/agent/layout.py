@@ -16,16 +16,29 @@ For app `shop` (user `lf-shop`), under a root prefix ("/" on a server, a temp di
         releases/<id>/                        one release (id = YYYYMMDDHHMMSS, UTC)
             .lightfold/start                  the start script (non-static apps)
             .lightfold/release.json           what the release was made from
+            .lightfold/exec                   runs its arguments in the release (PATH, venv, cd):
+                                              `lightfold run`
+            .lightfold/proc/<name>            the launcher of process <name>
+            .lightfold/cron/<name>            the launcher of cron job <name>
         env/<id>.env                          the release's env snapshot (0600 root)
         slots/<blue|green>                    -> ../releases/<id>
         slots/<slot>.names                    names of the slot's env variables
         run/<slot>.env                        the slot's EnvironmentFile (snapshot + PORT)
         current                               -> releases/<id>, the live release
+        slots/procs                           -> ../releases/<id>: the release the app's other
+                                              processes and cron jobs run (moved after the web
+                                              slot passed its health check)
+        run/procs.env                         their EnvironmentFile (the snapshot, no PORT)
+        storage/<dir>/                        persistent directories (lightfold.toml `storage`),
+                                              owned by the app user, linked into every release
         deps/<hash>/                          python venvs per lockfile hash
         cache/                                HOME of builds (package-manager caches)
         .lightfold/                           the agent's: journal, audit log, lock, switch intent,
                                               last-op result, build logs, upload temp files
     /etc/systemd/system/lightfold-shop@.service   the slots' template (@blue, @green)
+    /etc/systemd/system/lightfold-shop.proc@.service   the other processes' template (@worker-1, ...)
+    /etc/systemd/system/lightfold-shop.cron@.service   the cron jobs' template (@cleanup, ...)
+    /etc/systemd/system/lightfold-shop.cron-<job>.timer   one timer per job (the agent writes them)
     /etc/nginx/sites-enabled/lightfold-shop.conf  the app's nginx site
 
 Server-wide toolchains (shared by every app; not under a root prefix):
@@ -114,6 +127,16 @@ APP_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}", re.ASCII)
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 
 
+# A process or cron job name (lightfold.toml `[processes.<name>]`, `[cron.<name>]`, a Procfile
+# line): it becomes part of unit names and file names. No '-' (a process instance is
+# `<name>-<n>`), at most 30 characters.
+PROCESS_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,29}", re.ASCII)
+
+
+def is_process_name(value: object) -> bool:
+    return isinstance(value, str) and PROCESS_NAME_RE.fullmatch(value) is not None
+
+
 def is_release_id(value: object) -> bool:
     return isinstance(value, str) and RELEASE_ID_RE.fullmatch(value) is not None
 
@@ -137,6 +160,26 @@ def unit_prefix(app: str) -> str:
 def unit_name(app: str, slot: str | None = None) -> str:
     """`lightfold-<app>@<slot>.service`, or the template `lightfold-<app>@.service`."""
     return f"{unit_prefix(app)}@{slot or ''}.service"
+
+
+def proc_unit(app: str, instance: str | None = None) -> str:
+    """`lightfold-<app>.proc@<name>-<n>.service` (one instance of a process), or the template.
+    The '.' cannot occur in an app name, so no app's slot unit can collide with another's."""
+    return f"{unit_prefix(app)}.proc@{instance or ''}.service"
+
+
+def proc_instance(name: str, n: int) -> str:
+    return f"{name}-{n}"
+
+
+def cron_unit(app: str, job: str | None = None) -> str:
+    """`lightfold-<app>.cron@<job>.service` (a run of a cron job), or the template."""
+    return f"{unit_prefix(app)}.cron@{job or ''}.service"
+
+
+def cron_timer(app: str, job: str) -> str:
+    """`lightfold-<app>.cron-<job>.timer`, which starts `cron_unit(app, job)`."""
+    return f"{unit_prefix(app)}.cron-{job}.timer"
 
 
 def unit_instance(app: str, slot: str) -> str:
@@ -217,6 +260,9 @@ class Layout:
     deps_dir = property(lambda self: os.path.join(self.srv, "deps"))
     cache_dir = property(lambda self: os.path.join(self.srv, "cache"))
     current = property(lambda self: os.path.join(self.srv, "current"))
+    procs_link = property(lambda self: os.path.join(self.slots_dir, "procs"))
+    procs_env = property(lambda self: os.path.join(self.run_dir, "procs.env"))
+    storage_dir = property(lambda self: os.path.join(self.srv, "storage"))
     journal = property(lambda self: os.path.join(self.meta, "releases.json"))
     audit_log = property(lambda self: os.path.join(self.meta, "audit.log"))
     lock = property(lambda self: os.path.join(self.meta, "lock"))
@@ -226,6 +272,8 @@ class Layout:
     last_op = property(lambda self: os.path.join(self.meta, "last-op.json"))
     builds_dir = property(lambda self: os.path.join(self.meta, "builds"))
     unit_file = property(lambda self: _under(self.root, SYSTEMD_DIR, unit_name(self.app)))
+    proc_unit_file = property(lambda self: _under(self.root, SYSTEMD_DIR, proc_unit(self.app)))
+    cron_unit_file = property(lambda self: _under(self.root, SYSTEMD_DIR, cron_unit(self.app)))
     nginx_site = property(lambda self: _under(self.root, nginx_site(self.app)))
 
     def release(self, rid: str) -> str:
@@ -239,6 +287,22 @@ class Layout:
 
     def start_script(self, rid: str) -> str:
         return os.path.join(self.release_meta(rid), "start")
+
+    def exec_script(self, rid: str) -> str:
+        return os.path.join(self.release_meta(rid), "exec")
+
+    def proc_script(self, rid: str, name: str) -> str:
+        return os.path.join(self.release_meta(rid), "proc", name)
+
+    def cron_script(self, rid: str, name: str) -> str:
+        return os.path.join(self.release_meta(rid), "cron", name)
+
+    def cron_timer_file(self, job: str) -> str:
+        return _under(self.root, SYSTEMD_DIR, cron_timer(self.app, job))
+
+    def storage(self, subdir: str) -> str:
+        """A persistent directory (`subdir` is relative to the app root, already checked)."""
+        return os.path.join(self.storage_dir, subdir)
 
     def env_file(self, rid: str) -> str:
         return os.path.join(self.env_dir, f"{rid}.env")

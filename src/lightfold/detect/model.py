@@ -83,6 +83,28 @@ class Candidate:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ProcessSpec:
+    """A non-web process of the app (`[processes.<name>]` in lightfold.toml, or a Procfile line
+    other than web/release): `count` instances, each a systemd unit running the live release."""
+
+    name: str  # layout.is_process_name
+    command: str  # POSIX sh, run in the app directory with the release's env (no PORT)
+    count: int = 1
+    stop_timeout: int = 30  # seconds between SIGTERM and SIGKILL when it is stopped (drain)
+
+
+@dataclass(frozen=True)
+class CronSpec:
+    """A scheduled job (`[cron.<name>]` in lightfold.toml): a systemd timer running `command` in
+    the live release with its env, never overlapping itself."""
+
+    name: str  # layout.is_process_name
+    schedule: str  # a systemd OnCalendar expression (cron syntax is converted when read)
+    command: str
+    timeout: int = 3600  # seconds a run may take before systemd stops it
+
+
 @dataclass
 class Detection:
     framework: str
@@ -123,6 +145,14 @@ class Detection:
     explain: list[Candidate] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)  # framework traps handled at build time, one line each
     blocked: str | None = None  # why this plan cannot build a working app, and what to change (one line)
+    # From the project file (lightfold.toml) or a Procfile: the app's other processes, its scheduled
+    # jobs, its persistent directories (relative to the app root, kept under the app's storage
+    # dir across releases), how long the release command may run, and which files said so.
+    processes: list[ProcessSpec] = field(default_factory=list)
+    cron: list[CronSpec] = field(default_factory=list)
+    storage: list[str] = field(default_factory=list)
+    release_timeout: int = 600
+    manifest_sources: list[str] = field(default_factory=list)
 
     def to_json(self, *, explain: bool = False) -> dict:
         data = asdict(self)
