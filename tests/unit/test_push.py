@@ -163,3 +163,21 @@ def test_the_archive_is_unpacked_from_stdin_as_the_app_user():
     cmd = extract_command("web", "20260101130000")
     assert cmd == ("install -d -o lf-web -g lf-web -m 755 /srv/web/releases/20260101130000 && runuser -u lf-web -- "
                    "tar -xzf - -C /srv/web/releases/20260101130000 --no-same-owner --no-same-permissions")
+
+
+def test_the_laptop_keys_its_env_hash_with_the_servers_key_before_deciding():
+    """The server stores HMACs (its key in the status reply): the laptop's hash of the same env
+    must equal it, so an unchanged env still skips, and a changed one does not."""
+    from pathlib import Path
+
+    key = "ab" * 32
+    env = {"PASSWORD": "1234"}
+    reply = status(env_hash=push.env_hash(env, key))
+    reply.env_key = key
+    local = push._Local(Path("."), None, [], env, "fp", push.env_hash(env), None, False)
+    keyed = push._keyed(local, reply)
+    assert keyed.env_hash == push.env_hash(env, key) != local.env_hash
+    assert push.decide(reply, "fp", keyed.env_hash, deps_hash="d1").skipped
+    changed = push._keyed(push._Local(Path("."), None, [], {"PASSWORD": "12345"}, "fp", "", None, False), reply)
+    assert push.decide(reply, "fp", changed.env_hash, deps_hash="d1").kind == "env-only"
+    assert "env_key" not in repr(reply) and key not in repr(reply)

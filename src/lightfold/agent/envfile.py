@@ -5,7 +5,10 @@ makes every value arrive byte-exact. NUL cannot be carried by an environment at 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
 
 from .core import AgentError
 from .layout import DB_KINDS, Layout, is_env_name
@@ -139,12 +142,42 @@ def parse_env_file(text: str) -> dict[str, str]:
     return env
 
 
-def env_hash(env: dict[str, str]) -> str:
-    """sha256 of the env as canonical JSON (sorted keys, UTF-8): equal envs, equal hashes."""
-    import hashlib
+KEYED_PREFIX = "hmac-sha256:"
 
-    canonical = json.dumps(env, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+
+def env_hash(env: dict[str, str], key: str | None = None) -> str:
+    """A hash of the env as canonical JSON (sorted keys, UTF-8): equal envs, equal hashes. With the
+    server's `key` (`env_hash_key`) an HMAC-SHA256, marked `hmac-sha256:`: without the key, a
+    low-entropy value (a short password, a port) can't be found by hashing guesses."""
+    canonical = json.dumps(env, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    if key:
+        return KEYED_PREFIX + hmac.new(bytes.fromhex(key), canonical, hashlib.sha256).hexdigest()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def env_hash_key(lay: Layout) -> str:
+    """The server's env-hash key (hex), made once (32 random bytes, 0600 root). A racing second
+    agent reads the winner's key; an unreadable or malformed key file is an error, never replaced
+    (every stored hash would stop matching)."""
+    path = lay.env_hash_key
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd) as f:
+        key = f.read().strip()
+    try:
+        if len(bytes.fromhex(key)) < 16:
+            raise ValueError("too short")
+    except ValueError as e:
+        raise AgentError(f"{path} does not hold an env-hash key ({e})",
+                         f"remove {path} (the next deploy makes a new key and one env-only release)") from e
+    return key
 
 
 def slot_env(snapshot_text: str | None, port: int) -> dict[str, str]:

@@ -6,6 +6,10 @@ For app `shop` (user `lf-shop`), under a root prefix ("/" on a server, a temp di
 
     /etc/lightfold/configured                 the seed's server-wide marker (first configure)
     /etc/lightfold/created                    written when lightfold created/adopted the server
+    /etc/lightfold/env-hash.key               the server's key of env hashes (0600 root, made by
+                                              the agent on first use): a journal's or release.json's
+                                              env_hash is an HMAC, so env values can't be guessed
+                                              offline from it
     /etc/lightfold/apps/shop/app.json         configure -> agent: user, ports, health, static
     /etc/lightfold/apps/shop/configured       configure's per-app fingerprint marker
     /etc/lightfold/apps/shop/upstream.conf    the agent's: which slot nginx routes to
@@ -75,6 +79,7 @@ ETC = "/etc/lightfold"
 APPS_ETC = f"{ETC}/apps"
 SERVER_MARKER = f"{ETC}/configured"
 CREATED_MARKER = f"{ETC}/created"
+ENV_HASH_KEY = f"{ETC}/env-hash.key"
 AGENT_DIR = "/usr/local/lib/lightfold"
 # The agent is the package AGENT_DIR/agent/, imported by this name.
 AGENT_PACKAGE = "agent"
@@ -252,6 +257,7 @@ class Layout:
     home = property(lambda self: self.srv)
     app_json = property(lambda self: os.path.join(self.etc, "app.json"))
     marker = property(lambda self: os.path.join(self.etc, "configured"))
+    env_hash_key = property(lambda self: _under(self.root, ENV_HASH_KEY))
     upstream = property(lambda self: os.path.join(self.etc, "upstream.conf"))
     releases_dir = property(lambda self: os.path.join(self.srv, "releases"))
     env_dir = property(lambda self: os.path.join(self.srv, "env"))

@@ -17,7 +17,7 @@ from .core import (
     warn,
     write_result,
 )
-from .envfile import check_env, env_hash, merge_env, render_env_file, server_env
+from .envfile import check_env, env_hash, env_hash_key, merge_env, render_env_file, server_env
 from .files import link_release, read_json, write_atomic
 from .health import http_check
 from .journal import (
@@ -140,7 +140,7 @@ def op_status(req: dict, lay: Layout) -> dict:
         "slots": slots, "health": health, "releases": releases_view(lay),
         "disk": {"path": SRV, "free_bytes": usage.free, "total_bytes": usage.total},
         "lock": lock, "switch_in_progress": busy, "last_op": read_json(lay.last_op),
-        "reconciled": notes, "server_env": server_env_view(lay),
+        "reconciled": notes, "server_env": server_env_view(lay), "env_key": env_hash_key(lay),
     }
 
 
@@ -148,7 +148,7 @@ def server_env_view(lay: Layout) -> dict:
     """The names and hash of the variables lightfold keeps on the server (never the values): a
     deploy folds the hash into the release's env hash, so adding a database makes a new release."""
     extra = server_env(lay)
-    return {"names": sorted(extra), "hash": env_hash(extra) if extra else None}
+    return {"names": sorted(extra), "hash": env_hash(extra, env_hash_key(lay)) if extra else None}
 
 
 def reconcile_if_free(lay: Layout, cfg: dict, by: str | None) -> list[str]:
@@ -212,7 +212,7 @@ def op_write_env(req: dict, lay: Layout) -> dict:
     path = lay.env_file(rid)
     write_atomic(path, render_env_file(env, f"env snapshot of release {rid} (written by lightfold)").encode(),
                  0o600)
-    return {"path": path, "count": len(env), "env_hash": env_hash(env), "names": sorted(env),
+    return {"path": path, "count": len(env), "env_hash": env_hash(env, env_hash_key(lay)), "names": sorted(env),
             "server_names": sorted(extra), "overridden": overridden}
 
 

@@ -253,6 +253,9 @@ class StatusReply(Shape):
     last_op: LastOp | None = None
     reconciled: list[str] = field(default_factory=list)
     server_env: dict[str, Any] = field(default_factory=dict)  # {names, hash}: the db-<kind>.env files
+    # The server's env-hash key (hex; an older agent: None): the laptop hashes its env with it
+    # (envfile.env_hash), so the hashes on the server are HMACs. Never rendered.
+    env_key: str | None = field(default=None, repr=False)
 
     def live_entry(self) -> ReleaseEntry | None:
         """The journal entry of the live release, if the journal has it."""

@@ -64,7 +64,7 @@ class _Local:
     files: list[str]
     env: dict[str, str]
     fingerprint: str  # code + deploy settings, without env values
-    env_hash: str
+    env_hash: str  # unkeyed until the server's status is read (`_keyed`)
     commit: str | None
     dirty: bool
 
@@ -82,6 +82,13 @@ def _local(target: Target, detection: Any) -> _Local:
     )
 
 
+def _keyed(local: _Local, status: StatusReply) -> _Local:
+    """`local` with the env hash the server would store: keyed with its key, folded with its own
+    variables' hash."""
+    return replace(local, env_hash=release_env_hash(env_hash(local.env, status.env_key),
+                                                    status.server_env.get("hash")))
+
+
 def release_env_hash(own_hash: str, server_hash: str | None) -> str:
     """The env hash of a release: the user's env, folded with the hash of the variables the server
     keeps for the app (`db add`; the agent's status `server_env`), so a database added since the
@@ -91,12 +98,12 @@ def release_env_hash(own_hash: str, server_hash: str | None) -> str:
     return own_hash if not server_hash else hashlib.sha256(f"{own_hash}+server:{server_hash}".encode()).hexdigest()
 
 
-def env_hash(env: dict[str, str]) -> str:
-    """Same canonical form as the agent's, so local and server hashes compare."""
-    import hashlib
+def env_hash(env: dict[str, str], key: str | None = None) -> str:
+    """The agent's own function: keyed with the server's key (StatusReply.env_key), the hashes
+    compare with those the server stores."""
+    from lightfold.agent.envfile import env_hash as agent_env_hash
 
-    canonical = json.dumps(env, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return agent_env_hash(env, key)
 
 
 @dataclass(frozen=True)
@@ -178,8 +185,7 @@ async def push(
         wanted = facts_to_read(target, detection) if choice is None else (facts.status(app, conn.host),)
         server_facts.update(await facts.read(conn, *wanted))
     status: StatusReply = server_facts["status"]
-    own_env_hash = local.env_hash
-    local = replace(local, env_hash=release_env_hash(own_env_hash, status.server_env.get("hash")))
+    local = _keyed(local, status)
     choice = choice or choose_builder(target, detection, server_facts.get("nixpacks"), report)
     builder = choice.builder()
     detection = builder.adapt(detection)
@@ -201,7 +207,7 @@ async def push(
             # Another deploy may have gone live while we waited: decide again on fresh facts, and
             # never reuse a release id it took.
             status = await agent_client.status(conn, app)
-            local = replace(local, env_hash=release_env_hash(own_env_hash, status.server_env.get("hash")))
+            local = _keyed(local, status)
             decision = decision_on(status)
             if decision.skipped:
                 return _skipped(target, status, local, "went live while we waited, with this code, env and settings",

@@ -9,6 +9,11 @@ from lightfold.agent.envfile import env_hash, merge_env, parse_env_file, render_
 RID = "20260101120000"
 
 
+def key(root) -> str:
+    """The server's env-hash key, which the agent made under the test's root."""
+    return (root / "etc/lightfold/env-hash.key").read_text().strip()
+
+
 def write_db_env(root, kind: str, env: dict[str, str], app: str = "web") -> None:
     path = root / "etc/lightfold/apps" / app / f"db-{kind}.env"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +39,7 @@ def test_write_env_merges_every_database_of_the_app(root, agent_cli):
     assert snapshot == {"DATABASE_URL": "postgresql://web:s3cret@127.0.0.1:5432/web", "PGPASSWORD": "s3cret",
                         "REDIS_URL": "redis://web:r3dis@127.0.0.1:6379/0", "GREETING": "hi"}
     assert result["server_names"] == ["DATABASE_URL", "PGPASSWORD", "REDIS_URL"]
-    assert result["overridden"] == [] and result["env_hash"] == env_hash(snapshot)
+    assert result["overridden"] == [] and result["env_hash"] == env_hash(snapshot, key(root))
     assert "s3cret" not in str(result) + str(events) and "r3dis" not in str(result) + str(events)
 
 
@@ -52,7 +57,7 @@ def test_write_env_the_users_value_wins_on_a_clash_and_says_so(root, agent_cli):
 
 def test_write_env_without_databases_is_the_users_env_alone(root, agent_cli):
     result, _, code = agent_cli({"op": "write_env", "app": "web", "release": RID, "env": {"A": "1"}})
-    assert code == 0 and result["server_names"] == [] and result["env_hash"] == env_hash({"A": "1"})
+    assert code == 0 and result["server_names"] == [] and result["env_hash"] == env_hash({"A": "1"}, key(root))
 
 
 def test_status_names_the_servers_variables_and_hashes_them_without_values(root, agent_cli, app_json):
@@ -62,5 +67,5 @@ def test_status_names_the_servers_variables_and_hashes_them_without_values(root,
     write_db_env(root, "postgres", {"PGPASSWORD": "s3cret", "PGUSER": "web"})
     result, _, _ = agent_cli({"op": "status", "app": "web"})
     assert result["server_env"] == {"names": ["PGPASSWORD", "PGUSER"],
-                                    "hash": env_hash({"PGPASSWORD": "s3cret", "PGUSER": "web"})}
+                                    "hash": env_hash({"PGPASSWORD": "s3cret", "PGUSER": "web"}, key(root))}
     assert "s3cret" not in str(result)

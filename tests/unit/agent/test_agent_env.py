@@ -121,6 +121,35 @@ def test_slot_env_port_always_wins():
     assert slot_env(None, 18001) == {"PORT": "18001"}
 
 
+def test_env_hashes_are_keyed_with_a_private_server_key(root, agent_cli, app_json):
+    """A journal's env_hash must not let a short secret be found by hashing guesses: the agent
+    keys it with 32 random bytes of its own (0600 root), made once and kept."""
+    app_json()
+    result, _, _ = agent_cli({"op": "status", "app": "web"})
+    path = root / "etc/lightfold/env-hash.key"
+    key = path.read_text().strip()
+    assert result["env_key"] == key and len(bytes.fromhex(key)) == 32
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    keyed = env_hash({"PASSWORD": "1234"}, key)
+    assert keyed.startswith("hmac-sha256:") and keyed != env_hash({"PASSWORD": "1234"})
+    assert keyed != env_hash({"PASSWORD": "1234"}, "00" * 32)
+    again, _, _ = agent_cli({"op": "status", "app": "web"})
+    assert again["env_key"] == key  # stable: every stored hash keeps matching
+    written, _, _ = agent_cli({"op": "write_env", "app": "web", "release": "20260101120000",
+                               "env": {"PASSWORD": "1234"}})
+    assert written["env_hash"] == keyed
+
+
+def test_a_malformed_env_hash_key_is_an_error_never_replaced(root, agent_cli, app_json):
+    app_json()
+    path = root / "etc/lightfold/env-hash.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("not hex\n")
+    result, _, code = agent_cli({"op": "status", "app": "web"})
+    assert code != 0 and "env-hash key" in result["error"] and "remove" in result["fix"]
+    assert path.read_text() == "not hex\n"
+
+
 def test_env_hash_ignores_order_and_sees_changes():
     assert env_hash({"A": "1", "B": "2"}) == env_hash({"B": "2", "A": "1"})
     assert env_hash({"A": "1"}) != env_hash({"A": "1 "})
@@ -137,7 +166,7 @@ def test_write_env_op_keeps_values_off_the_command_line_and_private(root, agent_
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
     assert parse_env_file(path.read_bytes().decode()) == env
-    assert result["env_hash"] == env_hash(env)
+    assert result["env_hash"] == env_hash(env, (root / "etc/lightfold/env-hash.key").read_text().strip())
     # The result echoes names, never values.
     assert "p@ss" not in str(result) and "p@ss" not in str(events)
 
