@@ -48,6 +48,7 @@ For app `shop` (user `lf-shop`), under a root prefix ("/" on a server, a temp di
 Server-wide toolchains (shared by every app; not under a root prefix):
 
     /opt/lightfold/node-<major>/              a Node major from the npm registry, with its own npm
+    /opt/lightfold/python-<minor>/            a Python newer than the server's, built from Debian's source
     /opt/lightfold/pm/<pm>-<version>/         pnpm / yarn / bun at the version a project declares
                                               (`<version>` is exact, a major, or "latest")
 
@@ -213,6 +214,13 @@ def image_name(app: str) -> str:
 def node_prefix(major: str) -> str:
     """Where a Node major from the npm registry is installed (its bin/ holds node and npm)."""
     return f"{TOOLS}/node-{major}"
+
+
+def python_prefix(minor: str) -> str:
+    """Where a Python newer than the server's (minor: '3.13') is installed: bin/python<minor>."""
+    if not re.fullmatch(r"3\.\d{1,2}", minor, re.ASCII):
+        raise ValueError(f"not a Python minor version: {minor!r}")
+    return f"{TOOLS}/python-{minor}"
 
 
 # What may name a package manager's version in a path and a shell word: 9.15.0, 10, latest, 4.0.0-rc.1.

@@ -40,9 +40,9 @@ def tls_domain(target: Target) -> str | None:
 
 
 def facts_to_read(target: Target) -> tuple[Fact, ...]:
-    """What configure decides from: this app's marker, every app's app.json (ports), and whether
-    the domain's certificate is on the server."""
-    return (facts.marker(target.name), facts.app_configs(), facts.tls_cert(tls_domain(target)))
+    """What configure decides from: this app's marker, every app's app.json (ports), whether
+    the domain's certificate is on the server, and the server's python3 (a newer one to build?)."""
+    return (facts.marker(target.name), facts.app_configs(), facts.tls_cert(tls_domain(target)), facts.python3())
 
 
 def plan_for(target: Target, detection: Any, server_facts: dict[str, Any], builder: Any = None):
@@ -68,7 +68,8 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any], build
     hardening = Hardening.of(target.server.port, target.server.username, target.config.security)
     return configure_plan(spec, agent_files=agent_files(), ssh_port=target.server.port,
                           builder_steps=builder.configure_steps(spec),
-                          builder_replaces_runtime=builder.replaces_runtime, hardening=hardening)
+                          builder_replaces_runtime=builder.replaces_runtime, hardening=hardening,
+                          server_python=server_facts.get("python3"))
 
 
 async def configure(

@@ -10,6 +10,7 @@ Facts (name: what the parse returns):
     apps           {app name: app.json} of every app configured on the server
     tls_cert       the domain's certificate and key exist (configure serves HTTPS only then)
     nixpacks       the nixpacks binary is on the server's PATH
+    python3        the server's python3 version and OS (lightfold.server.pyversion.parse_python3)
     status         the agent's `status` reply (a protocol.StatusReply); parse raises like
                    agent_client.call when the agent is missing or fails
     certificate    what /etc/letsencrypt holds for a domain (lightfold.server.tls.cert_info)
@@ -150,6 +151,12 @@ def nixpacks() -> Fact:
     from lightfold.builders import NIXPACKS_CHECK
 
     return Fact("nixpacks", NIXPACKS_CHECK, lambda out, _rc: out.strip() == "yes", display="is nixpacks installed")
+
+
+def python3() -> Fact:
+    from lightfold.server.pyversion import PYTHON3_FACT_COMMAND, parse_python3
+
+    return Fact("python3", PYTHON3_FACT_COMMAND, parse_python3, display="the server's python3")
 
 
 def status(app: str, host: str = "the server", *, missing_ok: bool = False) -> Fact:

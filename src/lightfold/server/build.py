@@ -45,7 +45,7 @@ from typing import Any
 from lightfold.agent import layout
 from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
-from lightfold.server import runtime
+from lightfold.server import pyversion, runtime
 from lightfold.server.app import app_root_of, app_user, check_app_name, render_template
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -62,7 +62,7 @@ LOCKFILES = {
     "node": ("package.json", "package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "yarn.lock",
              "bun.lock", "bun.lockb", ".yarnrc.yml", ".npmrc", "pnpm-workspace.yaml"),
     "python": ("pyproject.toml", "uv.lock", "poetry.lock", "pdm.lock", "Pipfile", "Pipfile.lock",
-               "requirements.txt", "setup.py", "setup.cfg"),
+               "requirements.txt", "setup.py", "setup.cfg", ".python-version", "runtime.txt"),
     "ruby": ("Gemfile", "Gemfile.lock"),
     "php": ("composer.json", "composer.lock"),
     "go": ("go.mod", "go.sum"),
@@ -165,6 +165,7 @@ def user_build_script(
         release_json=lay.release_info(release_id),
         cache=lay.cache_dir, path=build_path(detection, app_dir_abs),
         tool_env=sorted(runtime.tool_env(detection, lay.cache_dir, app_dir_abs, build=True).items()),
+        python=pyversion.build_interpreter(detection) or "",
         venv_args="" if getattr(detection, "package_manager", None) in _PIP_USERS else " --without-pip",
         other_node_pm=bool(runtime.node_package_managers(detection)),
         deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir,

@@ -49,16 +49,17 @@ def agent_hash(agent_files: Mapping[str, bytes]) -> str:
 def configure_plan(
     spec: AppSpec, *, agent_files: Mapping[str, bytes], ssh_port: int = 22, lightfold_version: str = __version__,
     builder_steps: tuple[Step, ...] = (), builder_replaces_runtime: bool = False,
-    hardening: Hardening | None = None,
+    hardening: Hardening | None = None, server_python: dict | None = None,
 ) -> ConfigurePlan:
     """`builder_steps` (from lightfold.builders) run once the app user exists; a builder that
     brings its own runtime (dockerfile) skips the language runtime step. `hardening`: the
-    target's security settings (default: all on, logging in as root on `ssh_port`)."""
+    target's security settings (default: all on, logging in as root on `ssh_port`). `server_python`:
+    the `python3` fact (lightfold.server.pyversion: a newer Python is built when the project asks)."""
     hardening = hardening or Hardening(ssh_port)
     plan = Plan((
         wait_step(),
         base_step(hardening.packages()),
-        *(() if builder_replaces_runtime else (runtime.runtime_step(spec.detection),)),
+        *(() if builder_replaces_runtime else (runtime.runtime_step(spec.detection, server_python),)),
         agent_step(agent_files),
         user_and_dirs_step(spec),
         *builder_steps,

@@ -32,6 +32,7 @@ from typing import Any
 
 from lightfold.agent import layout
 from lightfold.errors import LightfoldError
+from lightfold.server import pyversion
 from lightfold.server.plan import EnsurePackages, Run, Step, Symlink
 
 DEBIAN_NODE_MAJOR = "18"
@@ -146,8 +147,9 @@ def runtime_warnings(detection: Any) -> list[str]:
     ]
 
 
-def runtime_step(detection: Any) -> Step:
-    """Packages and tools for the detected runtime and package manager."""
+def runtime_step(detection: Any, server_python: dict[str, Any] | None = None) -> Step:
+    """Packages and tools for the detected runtime and package manager; `server_python`: the
+    `python3` fact, from which a Python newer than the server's is decided (server.pyversion)."""
     runtime = runtime_of(detection)
     if runtime == "docker":
         raise LightfoldError(
@@ -174,6 +176,9 @@ def runtime_step(detection: Any) -> Step:
         actions.append(EnsurePackages(tuple(dict.fromkeys(packages))))
     if uses_node(detection):
         actions += _node_actions(detection)
+    need = pyversion.python_need(detection, server_python)
+    if need is not None:
+        actions += pyversion.python_steps(need)
     if runtime == "python" and pm in PYTHON_TOOLS:
         actions += _python_tool_actions(pm)
     return Step(f"runtime-{runtime}", tuple(actions))

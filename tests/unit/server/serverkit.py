@@ -17,6 +17,7 @@ class Det:
     language: str = "javascript"
     runtime: str = "node"
     runtime_version: str | None = "20"
+    runtime_version_source: str | None = None
     package_manager: str | None = "npm"
     install: str | None = "npm ci"
     build: str | None = "npm run build"

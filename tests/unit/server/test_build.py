@@ -208,7 +208,8 @@ def test_node_package_managers_get_the_proxy_of_npms_config(tmp_path: Path):
 def test_pip_projects_get_pip_in_their_venv_and_others_do_not():
     pip = user_build_script("shop", Det(runtime="python", package_manager="pip"), DeployConfig(), "20260101120001")
     uv = user_build_script("shop", Det(runtime="python", package_manager="uv"), DeployConfig(), "20260101120001")
-    assert "python3 -m venv '$DEPS/.venv'" in pip and "python3 -m venv --without-pip '$DEPS/.venv'" in uv
+    assert "$LF_PYTHON -m venv '$DEPS/.venv'" in pip and "$LF_PYTHON -m venv --without-pip '$DEPS/.venv'" in uv
+    assert "LF_PYTHON=python3\n" in pip and "/opt/lightfold/python-" not in pip
 
 
 def test_start_script_runs_in_the_app_dir_and_execs_the_command(tmp_path: Path):

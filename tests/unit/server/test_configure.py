@@ -290,7 +290,7 @@ def test_python_tools_get_their_own_venv_linked_into_usr_local_bin():
     assert actions[0] == EnsurePackages(("python3", "python3-venv", "python3-dev", "build-essential"))
     assert isinstance(actions[1], Run) and "/opt/lightfold/tools/poetry/bin/pip install" in actions[1].command
     assert actions[2] == Symlink("/usr/local/bin/poetry", "/opt/lightfold/tools/poetry/bin/poetry")
-    assert len(_runtime_actions(Det(runtime="python", package_manager="pip"))) == 1
+    assert len(_runtime_actions(Det(runtime="python", runtime_version=None, package_manager="pip"))) == 1
 
 
 def test_rails_with_node_assets_gets_both_runtimes():
