@@ -383,7 +383,8 @@ async def _run_build(conn: Connection, target: Target, script: str, report: Repo
             where = net.get("url") or net.get("registry") or "?"
             report("note", f"{phase}: network error at {where}; running it once more")
         elif status == "start" and event.get("command"):
-            report("note", f"{phase}: {event['command']}")
+            limit = f" (time limit {event['timeout']} s)" if event.get("timeout") else ""
+            report("note", f"{phase}: {event['command']}{limit}")
 
     def on_stderr(line: str) -> None:
         if line.strip():

@@ -158,6 +158,7 @@ def user_build_script(
         "app_root": root, "deps_hash": deps_hash, **(release_info or {}),
     }
     start_text = "" if static else start_script(app, detection, root, start, cache=lay.cache_dir)
+    limit = release_timeout(detection)
     return render_template(
         "build.sh.j2",
         app=app, user=app_user(app), release_id=release_id, release_dir=rel, app_root=root,
@@ -169,7 +170,8 @@ def user_build_script(
         venv_args="" if getattr(detection, "package_manager", None) in _PIP_USERS else " --without-pip",
         other_node_pm=bool(runtime.node_package_managers(detection)),
         deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir,
-        install=install, build=build, release_cmd=release_cmd,
+        install=install, build=build, release_cmd=release_cmd, release_timeout=limit,
+        release_run=f"timeout --kill-after=10 {limit} bash -o pipefail -c {shlex.quote(release_cmd)}",
         start_script=bool(start_text), start_script_b64=_b64(start_text),
         release_json_b64=_b64(json.dumps(info, indent=2, sort_keys=True) + "\n"),
     )
@@ -332,6 +334,11 @@ def failure_message(failed: dict[str, Any]) -> tuple[str, str]:
     image and the two ways out."""
     net = failed.get("network") if isinstance(failed.get("network"), dict) else None
     head = f"the build failed at {failed.get('build')}: `{failed.get('command')}` exited {failed.get('exit')}"
+    if failed.get("build") == "release" and failed.get("timed_out"):
+        return (f"the release command `{failed.get('command')}` did not finish within its limit of "
+                f"{failed.get('timeout')} s and was stopped",
+                "make it faster, or raise `release_timeout` (seconds) in lightfold.toml — the live release "
+                "keeps serving")
     pull = image_pull_failure([str(x) for x in failed.get("output") or []]) if failed.get("build") == "image" else None
     if pull is not None:
         what = f" ({pull[0]})" if pull[0] else ""
@@ -346,6 +353,12 @@ def failure_message(failed: dict[str, Any]) -> tuple[str, str]:
     return (f"{head}: a network error{where}{what}, also after the package manager's retries and one rerun",
             f"check that the server reaches {registry or 'its package registry'}, then push again"
             " — the live release keeps serving")
+
+
+def release_timeout(detection: Any) -> int:
+    """Seconds the release command may run (lightfold.toml `release_timeout`, default 600)."""
+    value = getattr(detection, "release_timeout", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 600
 
 
 def _b64(text: str) -> str:

@@ -23,6 +23,7 @@ class Det:
     build: str | None = "npm run build"
     start: str | None = "npm start"
     release: str | None = None
+    release_timeout: int = 600
     port: int | None = 3000
     health_path: str = "/"
     static: bool = False

@@ -18,7 +18,14 @@ from tests.unit.server.serverkit import Det, bash_syntax_ok, run_script
 from lightfold.agent.envfile import render_env_file
 from lightfold.config import DeployConfig
 from lightfold.errors import LightfoldError
-from lightfold.server.build import ENV_LOADER, build_script, extract_command, lockfiles, user_build_script
+from lightfold.server.build import (
+    ENV_LOADER,
+    build_script,
+    extract_command,
+    failure_message,
+    lockfiles,
+    user_build_script,
+)
 
 NODE = Det(
     install="echo run >> install-ran && mkdir -p node_modules/dep node_modules/.cache"
@@ -125,6 +132,31 @@ def test_release_command_runs_after_the_build_with_the_release_env(tmp_path: Pat
     rel2 = release(tmp_path, "20260101120002")
     assert build(tmp_path, "20260101120002", det, run_release=False)[0] == 0
     assert (rel2 / "order").read_text() == "built\n"
+
+
+def test_release_command_is_stopped_at_its_time_limit_and_the_error_names_the_key(tmp_path: Path):
+    rel = release(tmp_path, "20260101120001")
+    det = Det(install=None, build=None, release="echo migrating; sleep 30; echo never > late", start="node s.js",
+              release_timeout=1)
+    rc, events, _ = build(tmp_path, "20260101120001", det)
+    assert rc != 0 and ("release", "failed") in phases(events)
+    start = next(e for e in events if e["build"] == "release" and e["status"] == "start")
+    assert start["timeout"] == 1
+    failed = events[-1]
+    assert failed["timed_out"] is True and failed["timeout"] == 1 and "migrating" in failed["output"]
+    assert not (rel / "late").exists()
+    problem, fix = failure_message(failed)
+    assert "did not finish within its limit of 1 s" in problem and "sleep 30" in problem
+    assert "release_timeout" in fix and "lightfold.toml" in fix and "live release keeps serving" in fix
+
+
+def test_a_failing_release_command_is_not_reported_as_a_timeout(tmp_path: Path):
+    release(tmp_path, "20260101120001")
+    det = Det(install=None, build=None, release="echo broken >&2; exit 3", start="node s.js")
+    rc, events, _ = build(tmp_path, "20260101120001", det)
+    failed = events[-1]
+    assert rc != 0 and failed["build"] == "release" and failed["exit"] == 3 and "timed_out" not in failed
+    assert "exited 3" in failure_message(failed)[0]
 
 
 def test_static_site_builds_without_a_start_script(tmp_path: Path):
