@@ -126,3 +126,9 @@ def test_db_commands_check_their_words_before_touching_anything(cli, lf_home):
     assert r.returncode == 2 and "pass --yes to confirm" in r.stderr
     for sub in ("add", "status", "url", "remove"):
         assert cli("db", sub, "--help").returncode == 0
+
+
+def test_logs_process_and_all_refuse_each_other_and_build(cli, lf_home):
+    for args in (("--process", "worker", "--all"), ("--build", "--all"), ("--build", "--process", "worker")):
+        r = cli("logs", "--target", "web", *args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)

@@ -39,10 +39,17 @@ def logs(
     build: Annotated[bool, typer.Option("--build", help="Show the last deploy's build log instead.")] = False,
     release: Annotated[str | None, typer.Option("--release", help="With --build: that release's build log.",
                                                 show_default=False)] = None,
+    process: Annotated[str | None, typer.Option("--process", "-p", help="The log of process NAME (all its "
+                                                "instances, each line labelled), e.g. worker.",
+                                                show_default=False)] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Web slots, every process and every cron run, "
+                                             "merged, each line labelled with its unit.")] = False,
 ) -> None:
-    """The app's log (the live slot's journal; both slots during a switch), or a build log.
+    """The app's log (the live slot's journal; both slots during a switch), a process's, all of
+    them, or a build log.
 
-    Examples: lightfold logs --target myapp -n 50 · lightfold logs --tail · lightfold logs --build
+    Examples: lightfold logs --target myapp -n 50 · lightfold logs --tail · lightfold logs --build ·
+    lightfold logs --process worker --tail · lightfold logs --all -n 200
     """
     import sys
 
@@ -56,6 +63,10 @@ def logs(
     if build and (tail or since):
         raise UsageError("--build shows a finished build's log; --tail and --since do not apply",
                          "drop --tail/--since")
+    if process is not None and everything:
+        raise UsageError("--process and --all both choose what to show", "pass one of them")
+    if build and (process is not None or everything):
+        raise UsageError("--build shows a build's log; --process and --all do not apply", "drop --process/--all")
     t = targets.load(resolve_target(target))
 
     def on_line(line: str) -> None:
@@ -64,7 +75,8 @@ def logs(
 
     try:
         targets.on_server(t, lambda conn: operate.logs(conn, t, lines=lines, since=since, follow=tail, build=build,
-                                                       release=release, on_line=on_line))
+                                                       release=release, on_line=on_line, process=process,
+                                                       everything=everything))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None  # Ctrl-C is how --tail ends
 

@@ -215,6 +215,8 @@ def show_status(info: dict[str, Any]) -> None:
         unit = info.get("unit") or {}
         con.print(f"  slot     {info['slot']} (port {info['port']}), {unit.get('name')} "
                   f"{unit.get('active_state')}/{unit.get('sub_state')}, {unit.get('restarts')} restarts")
+    for line in process_lines(info):
+        con.print(line, highlight=False)
     h = info.get("health_now") or {}
     hs = "[green]healthy[/]" if h.get("ok") else f"[red]unhealthy[/] ({h.get('error') or h.get('status')})"
     con.print(f"  health   {hs}")
@@ -239,6 +241,25 @@ def show_status(info: dict[str, Any]) -> None:
     if last and not last.get("ok"):
         con.print(f"  last switch [red]failed[/] ({last['op']}, {last['finished_at']}): {last['error']}")
     con.print("  releases " + ", ".join(f"{r['id']} {r['status']}" for r in info.get("releases", [])[:6]))
+
+
+def process_lines(info: dict[str, Any]) -> list[str]:
+    """`status` lines of the app's other processes and cron jobs (rich markup, values escaped)."""
+    from rich.markup import escape
+
+    lines = []
+    for p in info.get("processes") or []:
+        style = "green" if p["state"] == "active" else "red" if p["state"] in ("failed", "mixed") else "yellow"
+        units = ", ".join(f"{u['instance']} {u['state']}/{u['sub_state']}" for u in p["units"])
+        lines.append(f"  process  {escape(p['name'])} x{p['count']} [{style}]{escape(str(p['state']))}[/], "
+                     f"{p['restarts']} restarts, release {p['release'] or '-'}: {escape(units)}")
+    for c in info.get("cron") or []:
+        result = c["last_result"]
+        style = "green" if result in ("success", "running") else "dim" if result is None else "red"
+        last = f"last {c['last_run']} [{style}]{escape(str(result or '?'))}[/]" if c["last_run"] else "never run yet"
+        lines.append(f"  cron     {escape(c['name'])} ({escape(str(c['schedule']))}): {last}, "
+                     f"next {c['next_run'] or '-'}")
+    return lines
 
 
 # ---- audit

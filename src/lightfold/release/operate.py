@@ -28,6 +28,7 @@ from lightfold.agent.layout import Layout
 from lightfold.agent.protocol import JournalEntry, ReleaseEntry, StatusReply, SwitchResult
 from lightfold.errors import LightfoldError, UsageError
 from lightfold.release import agent_client, facts
+from lightfold.release.processes import cron_status, label_line, labelled_logs_command, log_units, processes_status
 from lightfold.release.report import Report, silent
 from lightfold.release.target import Target, actor, as_root
 
@@ -172,11 +173,13 @@ def deploy_status(agent: StatusReply) -> dict[str, Any]:
         "certificate": None,  # filled by remote_status when the target has a domain
         # names (never values) of the variables `db add` keeps on the server for every release
         "database_env": list((agent.server_env or {}).get("names") or []),
+        "processes": processes_status(agent),
+        "cron": cron_status(agent),
     }
 
 
-EMPTY_DEPLOY_STATUS: dict[str, Any] = {k: None for k in deploy_status(StatusReply())} | {"releases": [],
-                                                                                   "database_env": []}
+EMPTY_DEPLOY_STATUS: dict[str, Any] = {k: None for k in deploy_status(StatusReply())} | {
+    "releases": [], "database_env": [], "processes": [], "cron": []}
 # What remote_status reads beside the agent's answer (lightfold.release.audit.updates_facts).
 EMPTY_UPDATES: dict[str, Any] = {"security_updates": None, "reboot_required": None}
 
@@ -264,7 +267,10 @@ def slots_to_show(agent: StatusReply) -> list[str]:
 async def logs(
     conn: Connection, target: Target, *, lines: int = 100, since: str | None = None, follow: bool = False,
     build: bool = False, release: str | None = None, on_line: Callable[[str], None] = print,
+    process: str | None = None, everything: bool = False,
 ) -> None:
+    """The app's journal: the live slot's (both during a switch), one process's instances
+    (`process`) or everything, each line labelled with its unit (`everything`); or a build log."""
     app = target.name
     if build:
         res = await conn.run(as_root(conn, f"sh -c {shlex.quote(build_log_command(app, release))}"),
@@ -280,9 +286,21 @@ async def logs(
     if agent.static:
         raise LightfoldError(f"{app} is a static site: nginx serves it and there is no app process to log",
                              f"see the build with `lightfold logs --build --target {app}`")
-    cmd = as_root(conn, logs_command(app, slots_to_show(agent), lines=lines, since=since, follow=follow))
-    res = await conn.run(cmd, check=False, timeout=None if follow else 120,
-                         on_output=lambda stream, line: on_line(line) if stream == "stdout" else None,
+    if process is None and not everything:
+        cmd = logs_command(app, slots_to_show(agent), lines=lines, since=since, follow=follow)
+        emit = on_line
+    else:
+        reported = getattr(agent, "processes", None)  # an older agent does not report processes
+        known = sorted({p.name for p in reported}) if reported else None
+        units = log_units(app, slots_to_show(agent), process=process, everything=everything, known=known)
+        cmd = labelled_logs_command(units, lines=lines, since=since, follow=follow)
+
+        def emit(raw: str) -> None:
+            line = label_line(app, raw)
+            if line is not None:
+                on_line(line)
+    res = await conn.run(as_root(conn, cmd), check=False, timeout=None if follow else 120,
+                         on_output=lambda stream, line: emit(line) if stream == "stdout" else None,
                          display="journalctl")
     if res.exit_status not in (0, None) and not follow:
         raise LightfoldError(f"journalctl failed on the server (exit {res.exit_status})",
