@@ -1,5 +1,6 @@
 """Day-two operations on one shared sandbox machine running the Flask example: rollback under load
-(0 failed requests, the old env back, no bounce), status, logs, sync after losing local state, the
+(0 failed requests, the old env back, no bounce), status, logs (and --all), run (env, user,
+sandbox, stdin, exit status, Ctrl-C), sync after losing local state, the
 deploy lock (concurrent pushes, pushes killed with SIGKILL mid-upload and mid-switch) and a second
 app on the same machine. The tests run in order and build on each other's releases."""
 
@@ -156,6 +157,60 @@ def test_logs_show_the_live_slot_follow_and_the_build(flask):
     finally:
         if follow.poll() is None:
             follow.kill()
+
+
+def test_logs_all_labels_each_line_and_status_lists_no_processes(flask):
+    sb = flask
+    out = sb.lightfold("logs", "--target", sb.target, "--all", "-n", "20").stdout
+    labels = {line.split()[1] for line in out.splitlines() if line.strip()}
+    assert labels and labels <= {"web:blue", "web:green"}, out
+    r = sb.lightfold("logs", "--target", sb.target, "--process", "worker", check=False)
+    assert r.returncode in (0, 2), r.stderr  # no such process: nothing to show, or a usage error naming it
+    s = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+    assert s["processes"] == [] and s["cron"] == []
+
+
+def test_run_executes_in_the_live_release_as_the_app_user_with_its_env(flask):
+    sb = flask
+    s = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+    live = s["live_release"]
+    r = sb.lightfold("run", "--target", sb.target, "--",
+                     'echo "$GREETING"; id -un; pwd; python -c "import flask; print(flask.__name__)"; '
+                     "echo to-stderr >&2; exit 7", check=False)
+    assert r.returncode == 7, r.stderr
+    assert r.stdout.splitlines() == [env_of(sb, "GREETING").decode(), f"lf-{sb.target}",
+                                     f"/srv/{sb.target}/releases/{live}", "flask"], r.stdout
+    assert r.stderr.strip() == "to-stderr"
+    # several arguments are an argv; stdin is forwarded and the output comes back byte for byte
+    data = "".join(f"line {i}\n" for i in range(20000))
+    r = sb.lightfold("run", "--target", sb.target, "--", "sha256sum", input=data)
+    import hashlib
+
+    assert r.stdout.split()[0] == hashlib.sha256(data.encode()).hexdigest()
+    # confined like the app: nothing outside its writable paths
+    r = sb.lightfold("run", "--target", sb.target, "--", "touch /etc/lightfold-run-probe", check=False)
+    assert r.returncode != 0 and "Read-only file system" in r.stderr, (r.returncode, r.stderr)
+    assert sb.exec("test -e /etc/lightfold-run-probe", check=False).returncode != 0
+
+
+def test_ctrl_c_stops_the_remote_command(flask):
+    sb = flask
+    proc = sb.popen("run", "--target", sb.target, "--", "echo started; exec sleep 300",
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "started\n", proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for _ in range(40):
+        left = sb.exec(f"systemctl list-units --all --no-legend 'lightfold-{sb.target}.run-*'").stdout.strip()
+        if not left:
+            break
+        time.sleep(0.25)
+    assert not left
+    assert sb.exec("pgrep -f 'sleep 300'", check=False).returncode == 1
 
 
 def test_sync_rebuilds_lost_state_then_status_push_and_rollback_work(flask):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +61,9 @@ def user_env(tmp_path: Path) -> dict[str, str]:
     empty = tmp_path / "empty-path"
     empty.mkdir(exist_ok=True)
     return {"PATH": str(empty), "HOME": str(tmp_path), "LIGHTFOLD_HOME": str(tmp_path / "lf"),
-            "LIGHTFOLD_NO_KEYRING": "1", "LIGHTFOLD_NO_HELP_CACHE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+            "LIGHTFOLD_NO_KEYRING": "1", "LIGHTFOLD_NO_HELP_CACHE": "1", "PYTHONDONTWRITEBYTECODE": "1",
+            # the source tree under test (a worktree's), not only the one the venv has installed
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {})}
 
 
 def test_every_module_but_the_sandbox_imports_without_root_tools_or_linux(tmp_path):

@@ -43,6 +43,7 @@ For app `shop` (user `lf-shop`), under a root prefix ("/" on a server, a temp di
     /etc/systemd/system/lightfold-shop.proc@.service   the other processes' template (@worker-1, ...)
     /etc/systemd/system/lightfold-shop.cron@.service   the cron jobs' template (@cleanup, ...)
     /etc/systemd/system/lightfold-shop.cron-<job>.timer   one timer per job (the agent writes them)
+    lightfold-shop.run-<token>.service        transient: one `lightfold run` (systemd-run)
     /etc/nginx/sites-enabled/lightfold-shop.conf  the app's nginx site
 
 Server-wide toolchains (shared by every app; not under a root prefix):
@@ -186,6 +187,17 @@ def cron_unit(app: str, job: str | None = None) -> str:
 def cron_timer(app: str, job: str) -> str:
     """`lightfold-<app>.cron-<job>.timer`, which starts `cron_unit(app, job)`."""
     return f"{unit_prefix(app)}.cron-{job}.timer"
+
+
+# The token of a `lightfold run` unit: random hex the laptop makes (to stop the unit on Ctrl-C).
+RUN_TOKEN_RE = re.compile(r"[0-9a-f]{8,32}", re.ASCII)
+
+
+def run_unit(app: str, token: str) -> str:
+    """`lightfold-<app>.run-<token>.service`: the transient unit of one `lightfold run`."""
+    if not RUN_TOKEN_RE.fullmatch(token):
+        raise ValueError(f"not a run token: {token!r}")
+    return f"{unit_prefix(app)}.run-{token}.service"
 
 
 def unit_instance(app: str, slot: str) -> str:

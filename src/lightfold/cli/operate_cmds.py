@@ -1,4 +1,4 @@
-"""Day-two commands: rollback, logs, sync, unlock, targets. The work is in lightfold.release.operate."""
+"""Day-two commands: rollback, logs, run, sync, unlock, targets. The work is in lightfold.release.operate."""
 
 from __future__ import annotations
 
@@ -79,6 +79,43 @@ def logs(
                                                        everything=everything))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None  # Ctrl-C is how --tail ends
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def run(
+    target: TargetOpt = None,
+    command: Annotated[list[str] | None, typer.Argument(help="The command, after `--`: one argument is a shell "
+                                                        "command line, several are its argv.",
+                                                        show_default=False)] = None,
+) -> None:
+    """Run a one-off command in the live release as the app user, with the release's env.
+
+    Confined like the app (same user, env snapshot, sandbox), output streamed, its exit status
+    passed through; stdin is forwarded when it is not a terminal; Ctrl-C stops the command.
+    Examples: lightfold run --target myapp -- python manage.py migrate ·
+    lightfold run -t myapp -- 'echo $DATABASE_URL | cut -d@ -f2' · lightfold run -- psql < dump.sql
+    """
+    import sys
+
+    from lightfold.release import run as one_off
+    from lightfold.release import target as targets
+
+    argv = one_off.command_argv(command or [])
+    t = targets.load(resolve_target(target))
+
+    def sink(stream):
+        def write(chunk: bytes) -> None:
+            stream.buffer.write(chunk)
+            stream.flush()
+        return write
+
+    stdin_fd = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.fileno()
+    try:
+        code = targets.on_server(t, lambda conn: one_off.run(conn, t, argv, on_stdout=sink(sys.stdout),
+                                                             on_stderr=sink(sys.stderr), stdin_fd=stdin_fd))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -156,6 +156,45 @@ class Connection:
         status = completed.exit_status if completed.exit_status is not None else -1
         return RunResult(status, out, err)
 
+    async def stream(
+        self, cmd: str, *, on_stdout: Callable[[bytes], Any], on_stderr: Callable[[bytes], Any],
+        stdin_fd: int | None = None, display: str | None = None,
+    ) -> int:
+        """Run `cmd` with its output handed over as raw bytes as they arrive (a command's binary
+        output stays byte-exact), the bytes read from `stdin_fd` (if given, until its EOF) as its
+        stdin; returns its exit status (128 + N when signal N ended it). No time limit: the
+        caller cancels (Ctrl-C), which closes the channel."""
+        shown = display or (cmd if len(cmd) <= 120 else cmd[:117] + "...")
+        counter.record(cmd, None, display)
+        async with self._channels:
+            try:
+                proc = await self._open(cmd, stdin_fd is not None)
+                feeding = None
+                try:
+                    if stdin_fd is not None:
+                        feeding = asyncio.create_task(_feed(proc, stdin_fd))
+
+                    async def pump(reader: asyncssh.SSHReader, sink: Callable[[bytes], Any]) -> None:
+                        while chunk := await reader.read(65536):
+                            sink(chunk)
+
+                    await asyncio.gather(pump(proc.stdout, on_stdout), pump(proc.stderr, on_stderr))
+                    completed = await proc.wait(check=False)
+                finally:
+                    if feeding is not None:
+                        feeding.cancel()
+                    proc.close()
+                    await proc.wait_closed()
+            except (asyncssh.Error, OSError) as e:
+                raise LightfoldError(
+                    f"lost the SSH connection to {self.host} while running `{shown}` ({error_reason(e)})",
+                    "check that the server is up; the command may still be running there",
+                ) from None
+        if completed.exit_status is not None:
+            return completed.exit_status
+        signals = {"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "PIPE": 13, "TERM": 15}
+        return 128 + signals.get(completed.exit_signal[0], 0) if completed.exit_signal else 255
+
     async def start(self, cmd: str, timeout: float = 15) -> Started:
         """Start a long-running `cmd` with its stdin held open; returns once it printed its first
         line. It runs until `close()` or until this connection drops (then sshd closes its stdin),
@@ -194,6 +233,35 @@ class Connection:
             f'cat > "$tmp"; chmod {mode:o} "$tmp"; mv -f "$tmp" {path}'
         )
         await self.run(script, input=data, display=f"upload {remote_path}")
+
+
+async def _feed(proc: asyncssh.SSHClientProcess, fd: int) -> None:
+    """Copy what `fd` yields into the process's stdin, then EOF. The reads happen in a daemon
+    thread (a blocking read of a terminal or pipe must not keep the program alive at its end)."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                data = b""
+            try:
+                loop.call_soon_threadsafe(chunks.put_nowait, data)
+            except RuntimeError:  # the loop is gone: the command ended first
+                return
+            if not data:
+                return
+
+    threading.Thread(target=read, name="lightfold-stdin", daemon=True).start()
+    with contextlib.suppress(asyncssh.Error, OSError, BrokenPipeError):
+        while data := await chunks.get():
+            proc.stdin.write(data)
+            await proc.stdin.drain()
+        proc.stdin.write_eof()
 
 
 class Started:

@@ -215,6 +215,22 @@ def unit_text(spec: AppSpec) -> str:
     )
 
 
+def sandbox_properties(app: str) -> list[str]:
+    """The sandbox of the app's unit (app.service.j2's [Service] settings from NoNewPrivileges to
+    before SyslogIdentifier, rendered for `app`), with its HOME: what `lightfold run` passes to
+    systemd-run as `-p` properties, so a one-off command is confined exactly like the app."""
+    lay = Layout(app)
+    text = render_template(
+        "app.service.j2", app=app, user=app_user(app), slot_dir="-", cache=lay.cache_dir, env_file="-", start="-",
+        writable=" ".join(f"-{p}" for p in (lay.releases_dir, lay.deps_dir, lay.cache_dir, lay.storage_dir)),
+    )
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    first = next(i for i, line in enumerate(lines) if line.startswith("NoNewPrivileges="))
+    last = next(i for i, line in enumerate(lines) if line.startswith("SyslogIdentifier="))
+    home = next(line for line in lines if line.startswith("Environment=HOME="))
+    return [home, *lines[first:last]]
+
+
 def app_json(spec: AppSpec) -> dict[str, Any]:
     """What the agent reads: who runs the app, its ports, how to check it, where static files are."""
     det, dep = spec.detection, spec.deploy
