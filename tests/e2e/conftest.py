@@ -127,7 +127,8 @@ class Sandbox:
     def destroy(self) -> None:
         """Remove the machine; the library is the fallback if the CLI can't (the test then fails
         at the session-end leftover check only if even that didn't work)."""
-        proc = self.lightfold("destroy", "--target", self.target, "--yes", check=False, timeout=120)
+        proc = self.lightfold("destroy", "--target", self.target, "--yes", "--delete-storage", check=False,
+                              timeout=120)
         if proc.returncode != 0:
             from lightfold.sandbox import machine
 

@@ -354,3 +354,17 @@ def test_two_apps_on_one_machine_each_command_acts_on_its_target(flask):
     rows = {r["target"]: r for r in json.loads(sb.lightfold("targets", "--json").stdout)}
     assert rows[other]["live_release"] == b1["push"]["release"] and rows[other]["provider"] == "byos"
     assert rows[sb.target]["live_release"] == before["live_release"]
+
+
+def test_destroy_yes_alone_refuses_while_storage_holds_files(flask):
+    sb = flask
+    sb.exec(f"mkdir -p /srv/{sb.target}/storage/uploads && head -c 3000000 /dev/zero "
+            f"> /srv/{sb.target}/storage/uploads/big.bin")
+    try:
+        r = sb.lightfold("destroy", "--target", sb.target, "--yes", check=False)
+        assert r.returncode == 1, r.stderr
+        assert "holds 3.0 MB in 1 files of persistent storage" in r.stderr and "--delete-storage" in r.stderr
+        assert sb.exec("hostname").stdout.strip() == sb.target  # the machine is still there
+    finally:
+        sb.exec(f"rm -rf /srv/{sb.target}/storage")
+    # (the module's teardown destroys it with --yes --delete-storage)

@@ -137,32 +137,45 @@ def create(
     output.emit(result, as_json, lambda: render.show_create(name, result))
 
 
-@app.command(epilog="Example:  sudo lightfold destroy --target demo --yes")
+@app.command(epilog="Examples:  sudo lightfold destroy --target demo --yes   ·   "
+             "lightfold destroy --target shop --yes --delete-storage")
 def destroy(
     target: TargetOpt = None,
     yes: YesOpt = False,
+    delete_storage: Annotated[bool, typer.Option("--delete-storage", help="With --yes: destroy the server even "
+                                                 "though its persistent storage (/srv/<app>/storage) holds files "
+                                                 "or could not be read; they are deleted with it.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Destroy the target's server and everything on it (the target's config is kept)."""
+    """Destroy the target's server and everything on it (the target's config is kept).
+
+    Asks first, naming how much persistent storage goes with it; `--yes` alone refuses when the
+    storage holds files (add `--delete-storage`). A byos server is only forgotten: nothing on it
+    changes.
+    """
     import sys
 
     from lightfold import providers
     from lightfold.errors import UsageError
     from lightfold.providers.flags import provider_of
+    from lightfold.release import storage as stored
 
     name = resolve_target(target)
     chosen = provider_of(name, None) or "local"
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(
-                f"refusing to destroy '{name}' without confirmation (stdin is not a terminal)",
-                "pass --yes to confirm",
-            )
-        question = (f"Forget the server of '{name}' (byos; nothing on it is changed)?" if chosen == "byos"
-                    else f"Destroy the server of '{name}' ({chosen}) and everything on it?")
-        if not typer.confirm(question, default=False):
-            raise typer.Exit(1)
-    result = providers.get(chosen).destroy(name, progress=output.step)
+    if not yes and not sys.stdin.isatty():
+        raise UsageError(
+            f"refusing to destroy '{name}' without confirmation (stdin is not a terminal)",
+            "pass --yes to confirm",
+        )
+    provider = providers.get(chosen)
+    storage = stored.read_storage(name) if chosen != "byos" and stored.may_hold_storage(name, provider) else None
+    if yes and not delete_storage and (refused := stored.refusal(name, chosen, storage)):
+        raise refused
+    if not yes and not typer.confirm(stored.destroy_question(name, chosen, storage), default=False):
+        raise typer.Exit(1)
+    result = provider.destroy(name, progress=output.step)
+    if storage is not None:
+        result = {**result, "storage": storage.to_dict()}
     output.emit(result, as_json, lambda: render.show_destroy(name, result))
 
 
