@@ -363,7 +363,7 @@ def test_destroy_yes_alone_refuses_while_storage_holds_files(flask):
     try:
         r = sb.lightfold("destroy", "--target", sb.target, "--yes", check=False)
         assert r.returncode == 1, r.stderr
-        assert "holds 3.0 MB in 1 files of persistent storage" in r.stderr and "--delete-storage" in r.stderr
+        assert "holds 3.0 MB in 1 file of persistent storage" in r.stderr and "--delete-storage" in r.stderr
         assert sb.exec("hostname").stdout.strip() == sb.target  # the machine is still there
     finally:
         sb.exec(f"rm -rf /srv/{sb.target}/storage")

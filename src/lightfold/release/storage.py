@@ -91,7 +91,8 @@ def human_size(n: int) -> str:
 
 def _describe(storage: StorageOnServer) -> str:
     where = ", ".join(sorted(storage.dirs))
-    return f"{human_size(storage.total_bytes)} in {storage.files} files of persistent storage ({where})"
+    files = f"{storage.files} file" + ("" if storage.files == 1 else "s")
+    return f"{human_size(storage.total_bytes)} in {files} of persistent storage ({where})"
 
 
 def destroy_question(name: str, provider: str, storage: StorageOnServer | None) -> str:
