@@ -143,7 +143,7 @@ def destroy(
     target: TargetOpt = None,
     yes: YesOpt = False,
     delete_storage: Annotated[bool, typer.Option("--delete-storage", help="With --yes: destroy the server even "
-                                                 "though its persistent storage (/srv/<app>/storage) holds files "
+                                                 "though its persistent storage (lightfold.toml storage) holds files "
                                                  "or could not be read; they are deleted with it.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
