@@ -111,6 +111,23 @@ def ssh_cat(c: Cloud, path: str) -> str:
     return c.sb.lightfold("ssh", "--target", c.target, "--", "cat", path, timeout=60).stdout
 
 
+def assert_host_key_rotated(c: Cloud, server: dict, ip: str) -> None:
+    """The key that went through user data (which the metadata service keeps serving) is
+    worthless: sshd offers another one, made on the server, and only that one is pinned."""
+    from lightfold.providers.cloud import read_user_data
+
+    user_data_key = read_user_data(c.fake.servers[str(server["id"])]["_user_data"])["ssh_keys"]["ed25519_public"]
+    offered = " ".join(ssh_cat(c, "/etc/ssh/ssh_host_ed25519_key.pub").split()[:2])
+    assert offered.startswith("ssh-ed25519 ") and offered != " ".join(user_data_key.split()[:2])
+    pinned = [" ".join(line.split()[1:3]) for line in (c.sb.home / "known_hosts").read_text().splitlines()
+              if ip in line.split()[0]]
+    assert pinned == [offered]
+    stored = json.loads((c.sb.home / "host-keys" / f"{c.target}.json").read_text())
+    assert stored["rotated"].split()[:2] == offered.split() and "rotating" not in stored
+    listing = c.sb.lightfold("ssh", "--target", c.target, "--", "ls", "/etc/ssh", timeout=60).stdout.split()
+    assert not [n for n in listing if "lightfold-" in n]  # neither the old key nor a new one left beside it
+
+
 # ---- a full deploy per provider
 
 
@@ -141,6 +158,7 @@ def test_deploy_from_an_empty_home_then_destroy(provider, sandbox_host, tmp_path
         assert st["provisioned_id"] == str(server["id"]) and st["create_tag"]
         # the server is the one lightfold asked for: its marker carries this create's tag
         assert json.loads(ssh_cat(c, "/etc/lightfold/created"))["tag"] == st["create_tag"]
+        assert_host_key_rotated(c, server, ip)
         print(f"{provider}: deploy from an empty home took {took:.1f}s")
 
         again = c.sb.lightfold("deploy", "--target", c.target, "--json", timeout=300)
@@ -191,6 +209,7 @@ def test_interrupted_create_is_resumed_without_a_duplicate_and_a_moved_server_is
         assert len(c.machines()) == 1
         old_ip = c.ip()
         assert json.loads(ssh_cat(c, "/etc/lightfold/created"))["target"] == c.target
+        assert_host_key_rotated(c, first, old_ip)
 
         # The server moves to another address: a `create` rerun notices and follows it.
         moved = c.control("/__move", {"id": first["id"]})

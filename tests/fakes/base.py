@@ -13,8 +13,10 @@ Control endpoints (no auth, never rate limited or faulted):
        holds the answer for S seconds (default 60), past the client's timeout
   POST /__move {"id": SERVER_ID}  the server changes its public IPv4 (as after a provider-side
        migration or a released primary IP): the VM backend boots a new machine from the server's
-       user data (same host key, same authorized keys, new address; disk contents are NOT
-       carried over), the old machine is removed, and the API reports the new address.
+       user data (same authorized keys, new address; the host key on the old machine's disk is
+       carried over, as a real disk is — lightfold replaces the user-data key after its first
+       login — but other disk contents are NOT), the old machine is removed, and the API reports
+       the new address.
        Answers {"id", "old_ip", "ip"} once the new machine is up.
   GET  /__state  {"servers": [...], "ssh_keys": [...], "requests": N}
 """
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import importlib
 import itertools
+import json
 import signal
 import sys
 import threading
@@ -43,6 +46,18 @@ class VmBackend(Protocol):
 
     def destroy(self, name: str) -> None:
         """Remove the machine; a name that was never booted is fine."""
+
+    # Optional: `host_key(name) -> (private, public) | None`, the host key on the machine's disk
+    # now, which a move carries over (as a real provider's disk does).
+
+
+def with_host_key(user_data: str, private: str, public: str) -> str:
+    """lightfold's #cloud-config with another host key (the one a moved server's disk holds)."""
+    from lightfold.providers.cloud import read_user_data
+
+    config = read_user_data(user_data)
+    config["ssh_keys"] = {"ed25519_private": private, "ed25519_public": public}
+    return "#cloud-config\n" + json.dumps(config, indent=1) + "\n"
 
 
 class LoopbackBackend:
@@ -243,7 +258,12 @@ class FakeCloud:
         new_name = f"{old_name[:20]}-mv{self._moves}"
         loop = asyncio.get_running_loop()
         # The new machine boots while the old still holds its address, so the address differs.
-        ip = await loop.run_in_executor(None, self.vm.boot, new_name, server.get("_user_data"))
+        user_data = server.get("_user_data")
+        disk_key = getattr(self.vm, "host_key", None)
+        carried = await loop.run_in_executor(None, disk_key, old_name) if disk_key else None
+        if carried and user_data:
+            user_data = with_host_key(user_data, *carried)
+        ip = await loop.run_in_executor(None, self.vm.boot, new_name, user_data)
         server["_machine"] = new_name
         self.mark_running(server, ip)
         await loop.run_in_executor(None, self.vm.destroy, old_name)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 
+from lightfold.agent.layout import SSH_HOST_KEY as HOST_KEY
 from lightfold.providers.cloud import read_user_data
 from lightfold.sandbox import machine
 from lightfold.sandbox.image import FileSpec
@@ -52,6 +54,17 @@ class SandboxBackend:
             machine.destroy(mname)
             raise
         return m.ip
+
+    def host_key(self, name: str) -> tuple[str, str] | None:
+        """The host key sshd offers on the machine now (lightfold rotates the user-data one)."""
+        mname = self.machine_name(name)
+        halves = []
+        for path in (HOST_KEY, HOST_KEY + ".pub"):
+            r = subprocess.run(machine.exec_argv(mname, ["cat", path]), capture_output=True, text=True, timeout=30)
+            if r.returncode != 0:
+                return None
+            halves.append(r.stdout)
+        return halves[0], halves[1]
 
     def destroy(self, name: str) -> None:
         machine.destroy(self.machine_name(name))

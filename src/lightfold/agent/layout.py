@@ -61,6 +61,9 @@ Server-wide hardening (lightfold.server.firewall, lightfold.server.hardening):
     /etc/lightfold/firewall.previous.nft      the table before the last apply (what a revert restores)
     /etc/lightfold/firewall-revert.sh         run by the transient lightfold-firewall-revert timer
     /etc/ssh/sshd_config.d/00-lightfold.conf  SSH hardening (first file wins in sshd_config.d)
+    /etc/ssh/ssh_host_ed25519_key             a cloud server's host key: the one from user data,
+                                              replaced by one made on the server once lightfold
+                                              logged in (lightfold.server.hardening.rotate_*)
     /etc/apt/apt.conf.d/52lightfold-security-updates   unattended-upgrades: security origin only
 
 Server-wide databases (lightfold.server.database; each app's credentials are its db-<kind>.env):
@@ -101,6 +104,8 @@ FIREWALL_REVERT_SCRIPT = f"{ETC}/firewall-revert.sh"
 FIREWALL_UNIT = "lightfold-firewall.service"
 FIREWALL_REVERT_UNIT = "lightfold-firewall-revert"  # transient (systemd-run): .timer + .service
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/00-lightfold.conf"
+# The host key a cloud server offers (the only one: lightfold's #cloud-config deletes the others).
+SSH_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 UNATTENDED_CONF = "/etc/apt/apt.conf.d/52lightfold-security-updates"
 REBOOT_REQUIRED = "/var/run/reboot-required"
 # `apt-get -s dist-upgrade` as of apt's last update, written by an apt hook: `status` reads it

@@ -126,6 +126,38 @@ def load_or_create_host_key(target: str) -> HostKey:
         return key
 
 
+def trusted_host_keys(target: str) -> list[str]:
+    """The host keys to trust for the target's server: the one lightfold made on the server once
+    it is there (the user-data key is then worthless), else the user-data key; plus a key being
+    rotated in when an earlier rotation was interrupted."""
+    raw = store.read_json(host_key_path(target))
+    if not isinstance(raw, dict):
+        return []
+    keys = [raw["rotated"]] if raw.get("rotated") else [raw["public"]] if raw.get("public") else []
+    return keys + ([raw["rotating"]] if raw.get("rotating") and raw["rotating"] not in keys else [])
+
+
+def host_key_rotated(target: str) -> bool:
+    raw = store.read_json(host_key_path(target))
+    return isinstance(raw, dict) and bool(raw.get("rotated")) and not raw.get("rotating")
+
+
+def record_rotation(target: str, *, rotating: str | None = None, rotated: str | None = None) -> None:
+    """Remember a rotation in flight (`rotating`: the new key, before it goes live), or done
+    (`rotated`). The user-data key stays recorded: a create retried by tag rebuilds the same
+    user data."""
+    path = host_key_path(target)
+    with store.lock(path):
+        raw = store.read_json(path)
+        raw = dict(raw) if isinstance(raw, dict) else {"version": 1}
+        raw.pop("rotating", None)
+        if rotating:
+            raw["rotating"] = rotating
+        if rotated:
+            raw["rotated"] = rotated
+        store.write_json(path, raw, mode=store.PRIVATE)
+
+
 def forget_host_key(target: str) -> None:
     host_key_path(target).unlink(missing_ok=True)
 

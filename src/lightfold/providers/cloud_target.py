@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lightfold import providers, store
+from lightfold import providers
 from lightfold.errors import LightfoldError
 from lightfold.providers import Progress, cloud, quiet
 from lightfold.providers.cloud_client import Choice, Server, ServerSpec, open_client
@@ -117,14 +117,18 @@ def create_target(
             _follow_address(provider, target, server, pc.ip)
             progress(f"its address changed from {pc.ip or '(none)'} to {server.ipv4}; re-pinned its host key")
             summary.update(address_changed=True, previous_ip=pc.ip)
+        if ready_check and server.ipv4 and not cloud.host_key_rotated(target):
+            # Made by a lightfold before rotation, or a rotation was interrupted.
+            _wait_ready(target, server, key_path, progress)
         return summary
-    openssh.pin(server.ipv4, 22, cloud.load_or_create_host_key(target).public_openssh)
+    cloud.load_or_create_host_key(target)
+    openssh.pin(server.ipv4, 22, *cloud.trusted_host_keys(target))
     # What the server really is (the spec it was made from, spelled as the API reports it).
     spec = {k: v for k, v in (("region", server.region), ("size", server.size), ("image", server.image)) if v}
     config.record_server(target, provider, project_path, ip=server.ipv4, ssh_key=str(key_path), username="root",
                          port=22, server_id=server.id, **spec)
     if ready_check:
-        _wait_ready(server, key_path, progress)
+        _wait_ready(target, server, key_path, progress)
     state.update(target, lambda s: (setattr(s, "created", True), setattr(s, "provisioned_id", server.id)))
     progress(f"server {server.name} is up at {server.ipv4} in {time.monotonic() - t0:.1f}s")
     return _target_summary(provider, target, server, changed=True)
@@ -179,16 +183,15 @@ def _follow_address(provider: str, target: str, server: Server, old_ip: str | No
     from lightfold import config, state
     from lightfold.remote import openssh
 
-    raw = store.read_json(cloud.host_key_path(target))
-    public = raw.get("public") if isinstance(raw, dict) else None
-    if not public:
+    keys = cloud.trusted_host_keys(target)
+    if not keys:
         raise LightfoldError(
             f"no stored host key for '{target}', so its server at {server.ipv4} cannot be verified",
             f"recreate it: lightfold create --target {target} --provider {provider} --force",
         )
     if old_ip and old_ip != server.ipv4:
         openssh.unpin(old_ip, 22)
-    openssh.pin(server.ipv4, 22, public)
+    openssh.pin(server.ipv4, 22, *keys)
 
     def change(cfg: config.Config) -> None:
         tc = cfg.targets[target]
@@ -285,8 +288,9 @@ def _reset(target: str, ip: str | None) -> None:
     config.update(drop)
 
 
-def _wait_ready(server: Server, key: Path, progress: Progress) -> None:
-    """Until root logs in with the pinned host key and cloud-init (when present) has finished."""
+def _wait_ready(target: str, server: Server, key: Path, progress: Progress) -> None:
+    """Until root logs in with the pinned host key and cloud-init (when present) has finished;
+    then the host key from user data is replaced (`_rotate_host_key`)."""
     from lightfold import remote
     from lightfold.remote import openssh
 
@@ -302,5 +306,38 @@ def _wait_ready(server: Server, key: Path, progress: Progress) -> None:
             left = max(5, int(deadline - time.monotonic()))
             await conn.run(f"if command -v cloud-init >/dev/null; then timeout {left} cloud-init status --wait; fi",
                            check=False, timeout=left + 5)
+            await _rotate_host_key(conn, target, server, key, progress)
 
     remote.run_sync(ready())
+
+
+async def _rotate_host_key(conn: Any, target: str, server: Server, key: Path, progress: Progress) -> None:
+    """The server's host key came through user data, which its metadata service keeps handing to
+    any process on it: replace it with one made on the server, read back over this authenticated
+    connection, and pin only that. The new key is confirmed over a second connection before the
+    old one is dropped; if that fails, the old key goes back and the error says so."""
+    from lightfold.remote import openssh
+    from lightfold.remote.connection import connect
+    from lightfold.server import hardening
+
+    before = cloud.trusted_host_keys(target)
+    new = hardening.rotated_public_key((await conn.run(hardening.rotate_generate(), timeout=60)).stdout)
+    cloud.record_rotation(target, rotating=new)  # an interruption from here on trusts both
+    openssh.pin(server.ipv4, 22, *before, new)
+    await conn.run(hardening.rotate_install(), timeout=60)
+    openssh.pin(server.ipv4, 22, new)
+    try:
+        check = await connect(server.ipv4, 22, "root", key, openssh.known_hosts_path(), timeout=15)
+        async with check:
+            await check.run("true", timeout=30)
+    except LightfoldError as e:
+        await conn.run(hardening.rotate_restore(), timeout=60, check=False)
+        openssh.pin(server.ipv4, 22, *before)
+        cloud.record_rotation(target)
+        raise LightfoldError(
+            f"the new host key of {server.ipv4} could not be confirmed over a new connection ({e.problem}); "
+            "the server has its old key again",
+            f"run `lightfold create --target {target}` again to retry the rotation") from e
+    await conn.run(hardening.rotate_finish(), timeout=30, check=False)
+    cloud.record_rotation(target, rotated=new)
+    progress("replaced the host key from user data with one made on the server, and pinned it")

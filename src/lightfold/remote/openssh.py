@@ -100,14 +100,14 @@ def without_host(text: str, host: str, port: int) -> str:
     return "".join(line + "\n" for line in kept)
 
 
-def pin(host: str, port: int, public_key: str) -> None:
-    """Trust exactly `public_key` for host:port (replacing any older key for that address, which
-    belonged to an earlier machine that had the same IP)."""
+def pin(host: str, port: int, public_key: str, *more: str) -> None:
+    """Trust exactly `public_key` (and `more`) for host:port (replacing any older key for that
+    address, which belonged to an earlier machine that had the same IP)."""
     path = known_hosts_path()
     with store.lock(path):
         old = path.read_text() if path.exists() else ""
-        line = f"{host_pattern(host, port)} {' '.join(public_key.split()[:2])}\n"
-        store.write_atomic(path, (without_host(old, host, port) + line).encode(), 0o600)
+        lines = "".join(f"{host_pattern(host, port)} {' '.join(k.split()[:2])}\n" for k in (public_key, *more))
+        store.write_atomic(path, (without_host(old, host, port) + lines).encode(), 0o600)
 
 
 def unpin(host: str, port: int) -> None:

@@ -11,14 +11,23 @@ updates   unattended-upgrades for the security origin only (Debian-Security, Ubu
           (`security.reboot_window`, "HH:MM") lets it reboot when an update needs it.
 
 Opting out removes lightfold's drop-in (sshd then has the image's settings again).
+
+host key  a cloud server boots with the host key lightfold generated and put into its user data
+          (so the first connection is pinned, never trust-on-first-use); user data stays readable
+          from the server's metadata service, so right after that first login the key is replaced
+          by one made on the server and read back over the authenticated channel
+          (`rotate_generate`, `rotate_install`, `rotate_restore`, `rotate_finish`).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from dataclasses import dataclass
 
-from lightfold.agent.layout import PENDING_UPDATES, PENDING_UPDATES_HOOK, SSHD_DROPIN, UNATTENDED_CONF
+from lightfold.agent.layout import PENDING_UPDATES, PENDING_UPDATES_HOOK, SSH_HOST_KEY, SSHD_DROPIN, UNATTENDED_CONF
+from lightfold.errors import LightfoldError
 from lightfold.server.firewall import firewall_step
 from lightfold.server.plan import Remove, Run, ServiceReload, Step, WriteFile
 
@@ -51,6 +60,50 @@ class Hardening:
             ssh_step(self.harden_ssh, self.login_user),
             updates_step(self.updates, self.reboot_window),
         )
+
+
+_NEW, _OLD = f"{SSH_HOST_KEY}.lightfold-new", f"{SSH_HOST_KEY}.lightfold-old"
+_RELOAD_SSHD = f"systemctl reload {SSH_UNIT} || systemctl reload sshd"
+
+
+def rotate_generate() -> str:
+    """A new ed25519 host key beside the live one; prints its public half."""
+    new = shlex.quote(_NEW)
+    return (f"set -eu; umask 077; rm -f {new} {new}.pub; "
+            f"ssh-keygen -q -t ed25519 -N '' -C '' -f {new} </dev/null; cat {new}.pub")
+
+
+def rotate_install() -> str:
+    """The new key goes live (the old one kept aside until the new one is confirmed); sshd reloads,
+    which keeps open connections."""
+    key, new, old = (shlex.quote(p) for p in (SSH_HOST_KEY, _NEW, _OLD))
+    return (f"set -eu; cp -p {key} {old}; cp -p {key}.pub {old}.pub; "
+            f"mv -f {new}.pub {key}.pub; mv -f {new} {key}; {_RELOAD_SSHD}")
+
+
+def rotate_restore() -> str:
+    """Put the old key back (the new one could not be confirmed)."""
+    key, old = shlex.quote(SSH_HOST_KEY), shlex.quote(_OLD)
+    return f"set -eu; mv -f {old}.pub {key}.pub; mv -f {old} {key}; {_RELOAD_SSHD}"
+
+
+def rotate_finish() -> str:
+    old = shlex.quote(_OLD)
+    return f"rm -f {old} {old}.pub"
+
+
+_PUBLIC_KEY = re.compile(r"ssh-ed25519 [A-Za-z0-9+/]{68}", re.ASCII)
+
+
+def rotated_public_key(output: str) -> str:
+    """The `ssh-ed25519 AAAA…` line `rotate_generate` printed."""
+    line = output.strip().split("\n")[-1].strip() if output.strip() else ""
+    m = _PUBLIC_KEY.match(line)
+    if m is None:
+        raise LightfoldError(f"the server did not print a new ed25519 host key (got {line[:80]!r})",
+                             "check that ssh-keygen works on the server (`ssh-keygen -t ed25519`), then run "
+                             "`lightfold create` again")
+    return m.group(0)
 
 
 UPDATE_PACKAGES = ("unattended-upgrades",)
