@@ -42,6 +42,7 @@ from .lock import (
     read_lock,
     release_lock,
 )
+from .procs import status_view as procs_view
 from .switch import release_ids_on_disk, run_cleanup, switch_in_progress, switch_mutex, switch_to
 from .systemd import unit_state
 
@@ -141,6 +142,7 @@ def op_status(req: dict, lay: Layout) -> dict:
         "disk": {"path": SRV, "free_bytes": usage.free, "total_bytes": usage.total},
         "lock": lock, "switch_in_progress": busy, "last_op": read_json(lay.last_op),
         "reconciled": notes, "server_env": server_env_view(lay), "env_key": env_hash_key(lay),
+        **(procs_view(lay) if not cfg["static"] else {"processes": [], "cron": []}),
     }
 
 

@@ -29,6 +29,7 @@ Ops (request fields beyond op/app/by; "by" names the actor in the audit log ever
     rollback {to?, health?, smoke_seconds, drain_seconds, keep, holder?, lock?, ttl?, wait_seconds?,
               early_result?}                                                      -> SwitchResult
     status {ttl?}                                                                 -> StatusReply
+              (with `processes` and `cron`: the app's other processes and cron jobs)
     releases {}                                                                   -> ReleasesReply
     cleanup {keep=5}                                                              -> CleanupReply
     health {slot? | port?, health?}                                               -> HealthResult
@@ -229,6 +230,40 @@ class LastOp(Shape):
     finished_at: str | None = None
 
 
+@dataclass
+class ProcessState(Shape):
+    """One instance of a non-web process (`lightfold-<app>.proc@<instance>.service`, instance =
+    `<name>-<n>`): its systemd state (`state`: ActiveState, e.g. active, failed, inactive;
+    `sub_state`: SubState, e.g. running, auto-restart), its restarts (NRestarts) and the release
+    it runs (the procs link's, None when it is not running)."""
+
+    name: str = ""
+    instance: str = ""
+    unit: str = ""
+    state: str = "unknown"
+    sub_state: str = "unknown"
+    restarts: int | None = None
+    release: str | None = None
+
+
+@dataclass
+class CronState(Shape):
+    """One cron job (`lightfold-<app>.cron-<name>.timer` starting `lightfold-<app>.cron@<name>`):
+    its schedule (systemd OnCalendar), when its last run started (`last_run`, ISO 8601 UTC, None if
+    never) and how it ended (`last_result`: systemd's Result, "success", "exit-code", "timeout",
+    ...; "running" while a run is active; None if never), when the timer fires next (`next_run`,
+    ISO 8601 UTC) and the release its runs use."""
+
+    name: str = ""
+    schedule: str = ""
+    unit: str = ""
+    timer: str = ""
+    last_run: str | None = None
+    last_result: str | None = None
+    next_run: str | None = None
+    release: str | None = None
+
+
 # ---------------------------------------------------------------------------------------------
 # Replies (each also carries the envelope ok, op, app)
 
@@ -237,7 +272,8 @@ class LastOp(Shape):
 class StatusReply(Shape):
     _nested: ClassVar[dict[str, Any]] = {
         "live": LiveRelease, "slots": {str: SlotState}, "health": HealthResult, "releases": [ReleaseEntry],
-        "disk": Disk, "lock": LockInfo, "last_op": LastOp,
+        "disk": Disk, "lock": LockInfo, "last_op": LastOp, "processes": [ProcessState],
+        "cron": [CronState],
     }
 
     app: str = ""
@@ -256,6 +292,9 @@ class StatusReply(Shape):
     # The server's env-hash key (hex; an older agent: None): the laptop hashes its env with it
     # (envfile.env_hash), so the hashes on the server are HMACs. Never rendered.
     env_key: str | None = field(default=None, repr=False)
+    # The app's other processes (one entry per instance) and cron jobs, of the procs release.
+    processes: list[ProcessState] = field(default_factory=list)
+    cron: list[CronState] = field(default_factory=list)
 
     def live_entry(self) -> ReleaseEntry | None:
         """The journal entry of the live release, if the journal has it."""

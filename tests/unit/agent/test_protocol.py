@@ -85,3 +85,30 @@ def test_switch_reply_has_exactly_the_protocol_keys(agent_call, app_json, releas
     again = agent_call({"op": "activate", "app": "web", "release": A})
     assert again["already_live"]
     assert round_trip(protocol.SwitchResult, again) == sent(protocol.SwitchResult, again)
+
+
+def test_status_reports_the_procs_release_processes_and_cron(agent_call, lay, app_json, release):
+    import json
+    app_json()
+    rel = release(A)
+    info = json.loads((rel / ".lightfold/release.json").read_text())
+    info["processes"] = [{"name": "worker", "command": "python w.py", "count": 2, "stop_timeout": 30}]
+    info["cron"] = [{"name": "tick", "schedule": "*:*:0", "command": "python t.py", "timeout": 60}]
+    (rel / ".lightfold/release.json").write_text(json.dumps(info))
+    swap_symlink(lay.procs_link, f"../releases/{A}")
+    reply = agent_call({"op": "status", "app": "web"})
+    assert reply["ok"], reply
+    assert round_trip(protocol.StatusReply, reply) == sent(protocol.StatusReply, reply)
+    status = protocol.StatusReply.from_dict(reply)
+    assert [(p.name, p.instance, p.unit) for p in status.processes] == [
+        ("worker", "worker-1", "lightfold-web.proc@worker-1.service"),
+        ("worker", "worker-2", "lightfold-web.proc@worker-2.service")]
+    assert [(c.name, c.schedule, c.timer) for c in status.cron] == [("tick", "*:*:0", "lightfold-web.cron-tick.timer")]
+    assert status.cron[0].release == A and status.cron[0].last_run is None
+
+
+def test_process_and_cron_states_round_trip():
+    p = protocol.ProcessState(name="worker", instance="worker-1", state="active", restarts=0, release=A)
+    c = protocol.CronState(name="tick", schedule="*:*:0", last_run="2026-01-01T00:00:00Z", last_result="success")
+    assert protocol.ProcessState.from_dict(p.to_dict()) == p and protocol.CronState.from_dict(c.to_dict()) == c
+    assert protocol.StatusReply.from_dict({"processes": "garbage"}).processes == []
