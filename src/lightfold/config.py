@@ -60,8 +60,16 @@ class DeployConfig(_Model):
     health_path: UrlPath | None = Field(None, description="Path checked before traffic moves (default: detected)")
     health_status: int | None = Field(None, ge=100, le=599, description="Expected status of the health check "
                                       "(default: any 2xx or 3xx; redirects are not followed)")
-    health_timeout: int = Field(60, ge=1, le=3600, description="Seconds the new release has to become healthy")
+    health_timeout: int | None = Field(None, ge=1, le=3600, description="Seconds the new release has to become "
+                                       "healthy (default: lightfold.toml's [health] timeout, else 60)")
     health_host: Host | None = Field(None, description="Host header of the health check (default: domain)")
+
+    @field_validator("health_timeout", mode="before")
+    @classmethod
+    def _legacy_default(cls, value: Any) -> Any:
+        """Earlier versions wrote the default (60) into every target: that is no choice of the
+        user's, and must not hide lightfold.toml's timeout. 60 is the default anyway."""
+        return None if value in (60, "60") else value
 
 
 class DomainConfig(_Model):
@@ -147,18 +155,20 @@ def config_path() -> Path:
     return store.home() / "config.json"
 
 
-def _describe(err: dict[str, Any]) -> str:
-    """One readable line for one pydantic error, with a spelling hint for unknown keys."""
+def describe_error(err: Any, root: type[BaseModel] | None = None) -> str:
+    """One readable line for one pydantic error, with a spelling hint for unknown keys (in the
+    schema whose top model is `root`: config.json's by default, lightfold.toml's too)."""
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         parent, key = err["loc"][:-1], str(err["loc"][-1])
-        hint = _spelling_hint(parent, key)
+        hint = _spelling_hint(parent, key, root or Config)
         return f"unknown key '{loc}'{hint}"
-    return f"'{loc}': {err['msg']}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"'{loc}': {msg}" if loc else msg
 
 
-def _spelling_hint(parent: tuple, key: str) -> str:
-    model: type[BaseModel] | None = Config
+def _spelling_hint(parent: tuple, key: str, root: type[BaseModel] | None = None) -> str:
+    model: type[BaseModel] | None = root or Config
     for part in parent:
         if model is None:
             break
@@ -194,7 +204,7 @@ def parse(raw: Any, path: Path) -> Config:
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as e:
-        lines = [_describe(err) for err in e.errors()]
+        lines = [describe_error(err) for err in e.errors()]
         raise LightfoldError(
             f"{path}: {lines[0]}",
             "fix the file or use `lightfold config set/unset` (nothing was changed)",

@@ -1,8 +1,8 @@
 """The local project: its git state, the files a release ships, the release archive, its env.
 
     git_state(project) -> GitState(is_repo, commit, dirty)
-    project_files(project) -> list[str]            what ships (sorted, relative, '/'-separated)
-    build_archive(project, dest, files=None) -> Archive(path, sha256, size, files)
+    project_files(project, storage=()) -> list[str]   what ships (sorted, relative, '/'-separated)
+    build_archive(project, dest, files=None, storage=()) -> Archive(path, sha256, size, files)
     load_dotenv(path) -> dict[str, str]            python-dotenv, interpolate=False
     env_for_release(target, project) -> dict        .env + deploy.env_vars (config wins), checked
     dependency_hash(project, names) -> str | None   sha256 over the lockfiles that exist
@@ -12,7 +12,8 @@ Which files ship: in a git repo, tracked + untracked-not-ignored files (`git ls-
 --others --exclude-standard`); elsewhere a walk that honours every .gitignore. Then, in both
 cases, `.lightfoldignore` (gitignore syntax, at the project root) removes more, and `.git`,
 `node_modules`, `.venv`, `__pycache__` and every `.env` never ship (the server installs
-dependencies; env values travel in the env snapshot, not in the archive).
+dependencies; env values travel in the env snapshot, not in the archive), and neither do the
+app's storage dirs (lightfold.toml `storage`: the server keeps their content across releases).
 """
 
 from __future__ import annotations
@@ -217,17 +218,25 @@ def _glob_to_regex(pattern: str) -> str:
 # --- the file list ---------------------------------------------------------------------------------
 
 
-def project_files(project: Path) -> list[str]:
-    """The files a release ships, sorted, relative to `project`, '/'-separated."""
+def project_files(project: Path, storage: Iterable[str] = ()) -> list[str]:
+    """The files a release ships, sorted, relative to `project`, '/'-separated. `storage`: the
+    app's persistent dirs relative to `project` (lightfold.manifest's storage_paths): nothing in
+    them ships — the server keeps their content across releases."""
     project = Path(project)
     if not project.is_dir():
         raise LightfoldError(f"{project} is not a directory", "run lightfold in your project's directory")
     extra = IgnoreRules().add_file(project / IGNORE_FILE)
+    kept = tuple(storage)
     if _is_git_repo(project):
         candidates = _git_files(project)
     else:
-        candidates = _walk(project, IgnoreRules().add_file(project / ".gitignore"))
-    return sorted(p for p in set(candidates) if _ships(p) and not extra.ignored(p))
+        candidates = _walk(project, IgnoreRules().add_file(project / ".gitignore"), kept)
+    return sorted(p for p in set(candidates) if _ships(p) and not extra.ignored(p) and not in_dirs(p, kept))
+
+
+def in_dirs(path: str, dirs: Iterable[str]) -> bool:
+    """Is `path` one of `dirs` or inside one (all relative, '/'-separated)?"""
+    return any(path == d or path.startswith(d + "/") for d in dirs)
 
 
 def is_secrets_file(name: str) -> bool:
@@ -254,7 +263,7 @@ def _git_files(project: Path) -> list[str]:
     return files
 
 
-def _walk(root: Path, rules: IgnoreRules) -> list[str]:
+def _walk(root: Path, rules: IgnoreRules, skip: tuple[str, ...] = ()) -> list[str]:
     files: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
@@ -268,7 +277,7 @@ def _walk(root: Path, rules: IgnoreRules) -> list[str]:
             if full.is_symlink():  # os.walk does not follow links: ship the link itself
                 if not rules.ignored(rel):
                     files.append(rel)
-            elif d not in ALWAYS_EXCLUDED_DIRS and not rules.ignored(rel, True):
+            elif d not in ALWAYS_EXCLUDED_DIRS and not rules.ignored(rel, True) and rel not in skip:
                 keep.append(d)
         dirnames[:] = keep
         for f in filenames:
@@ -289,11 +298,13 @@ class Archive:
     files: int
 
 
-def build_archive(project: Path, dest: Path, files: list[str] | None = None) -> Archive:
+def build_archive(project: Path, dest: Path, files: list[str] | None = None, storage: Iterable[str] = ()) -> Archive:
     """A deterministic tar.gz of the shipped files at `dest`: sorted entries, fixed mtime, owner
-    0:0, modes 0644/0755 — the same tree always gives the same bytes (and sha256)."""
+    0:0, modes 0644/0755 — the same tree always gives the same bytes (and sha256). Nothing in the
+    `storage` dirs (relative to `project`) is in it, even when `files` names it."""
     project = Path(project)
-    names = sorted(project_files(project) if files is None else files)
+    kept = tuple(storage)
+    names = sorted(f for f in (project_files(project, kept) if files is None else files) if not in_dirs(f, kept))
     dest = Path(dest)
     # mtime=0 and no file name in the gzip header: byte-identical output.
     with open(dest, "wb") as raw, \

@@ -75,7 +75,19 @@ def test_newer_version_is_refused(lf_home):
 def test_unset_returns_to_default(lf_home):
     config.update(lambda cfg: config.set_value(cfg, "web", "deploy.health_timeout", "5"))
     config.update(lambda cfg: config.unset_value(cfg, "web", "deploy.health_timeout"))
-    assert config.load().targets["web"].deploy.health_timeout == 60
+    assert config.load().targets["web"].deploy.health_timeout is None  # the default: lightfold.toml's, else 60
+
+
+def test_the_written_default_health_timeout_counts_as_unset(lf_home):
+    """Earlier versions wrote health_timeout 60 into every target; it must not hide lightfold.toml's."""
+    lf_home.mkdir(parents=True)
+    (lf_home / "config.json").write_text(json.dumps(
+        {"version": 1, "targets": {"web": {"project_path": "/p", "deploy": {"health_timeout": 60}}}}))
+    assert config.load().targets["web"].deploy.health_timeout is None
+    config.update(lambda cfg: config.set_value(cfg, "web", "deploy.health_timeout", "90"))
+    assert config.load().targets["web"].deploy.health_timeout == 90
+    config.update(lambda cfg: config.unset_value(cfg, "web", "deploy.health_timeout"))
+    assert "health_timeout" not in json.loads((lf_home / "config.json").read_text())["targets"]["web"]["deploy"]
 
 
 def test_state_round_trip_and_permissions(lf_home):

@@ -43,8 +43,13 @@ def show_detection(d, explain: bool) -> None:
         ("build", d.build),
         ("start", d.start if not d.static else f"static: nginx serves {d.output_dir}/"),
         ("release", d.release),
+        ("processes", ", ".join(f"{p.name} ×{p.count}: {p.command}" if p.count > 1 else f"{p.name}: {p.command}"
+                                for p in d.processes)),
+        ("cron", ", ".join(f"{c.name} [{c.schedule}]: {c.command}" for c in d.cron)),
+        ("storage", ", ".join(f"{s}/" for s in d.storage)),
         ("port", str(d.port) if d.port else None),
         ("health path", d.health_path if not d.static else None),
+        ("project file", ", ".join(d.manifest_sources)),
         ("env required", ", ".join(d.env_required) if d.env_required else None),
         ("env optional", ", ".join(d.env_optional) if d.env_optional else None),
         (
@@ -67,6 +72,10 @@ def show_detection(d, explain: bool) -> None:
     con.print("\n[bold]evidence[/]")
     for s in d.signals:
         con.print(f"  • {escape(s)}")
+    if d.manifest_keys:
+        con.print("\n[bold]project file[/] [dim](config.json's deploy.* > lightfold.toml > Procfile > detection)[/]")
+        for key, source in d.manifest_keys.items():
+            con.print(f"  • {escape(key)} [dim]← {escape(source)}[/]")
     con.print("\n[bold]candidates[/] [dim](earlier precedence wins)[/]")
     for c in d.explain:
         mark = "[green]✓ won [/]" if c.won else ("[yellow]· lost[/]" if c.matched else "[dim]✗ no  [/]")

@@ -38,6 +38,12 @@ monorepos: PATH may point at an app inside a workspace; the lockfile and package
 found by walking up to the workspace root (never above the git root), and the install command
 then starts with `cd <workspace root> &&`.
 
+The app's own project file (`lightfold.toml`) and a `Procfile` at the app root are read first
+(lightfold.detect.manifest): their start, build and release replace the framework's, and they add
+the health check, storage dirs, processes, cron jobs and the release time limit (`manifest_keys`
+says which file gave which key). A project using SQLite gets a hint to keep its database in a
+storage dir (lightfold.detect.sqlite).
+
 Commands (install, build, start, release) are POSIX shell lines run in `app_root` with PORT in
 the environment. Servers bind 127.0.0.1:$PORT (nginx on the same machine proxies to it). Static
 sites have no start command: nginx serves `output_dir`.
@@ -48,7 +54,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lightfold.detect import envvars, node, others, python
+from lightfold.detect import envvars, node, others, python, sqlite
+from lightfold.detect.manifest import PROCFILE, Manifest
+from lightfold.detect.manifest import read as read_manifest
 from lightfold.detect.model import Candidate, Detection, Framework, Match, Plan
 from lightfold.detect.pm import Toolchain, node_toolchain, python_toolchain, simple_toolchain, workspace_members
 from lightfold.detect.project import SKIP_DIRS, Project
@@ -139,6 +147,7 @@ def detect(path: Path) -> Detection:
     if not root.is_dir():
         raise UsageError(f"{path} is not a directory", "pass the project directory: lightfold detect PATH")
     project = Project(root)
+    manifest = read_manifest(root)  # first: a broken lightfold.toml or Procfile is what to fix
     candidates: list[tuple[int, Framework, Match]] = []
     for rank, fid in enumerate(PRECEDENCE, 1):
         fw = FRAMEWORKS[fid]
@@ -151,7 +160,53 @@ def detect(path: Path) -> Detection:
     rank, fw, match = matched[0]
     tc = _toolchain(project, fw)
     plan = fw.plan(project, match, tc)
-    return _assemble(project, fw, match, tc, plan, candidates)
+    replaced = _project_commands(plan, manifest, fw, tc)
+    detection = _assemble(project, fw, match, tc, plan, candidates)
+    _project_settings(project, detection, manifest, replaced)
+    return detection
+
+
+def _project_commands(plan: Plan, m: Manifest, fw: Framework, tc: Toolchain) -> list[str]:
+    """lightfold.toml's and the Procfile's start, build and release replace the plan's (before the
+    Detection is assembled, so its checks and start_exec see them). Says what was replaced."""
+    replaced = []
+    if m.start and plan.static:
+        plan.warnings.append(f"{m.source_of('start')} sets a start command, but this is a static site "
+                             "(nginx serves its files): the start command is not used")
+    elif m.start and not (m.source_of("start") == PROCFILE and plan.variant == "procfile"):
+        start = m.start
+        if m.source_of("start") == PROCFILE:  # Heroku's Procfiles bind every address
+            start = python.rebind(start, tc) if fw.runtime == "python" else python.bind_loopback(start)
+        if plan.start and plan.start != start:
+            replaced.append(f"start from {m.source_of('start')} replaces the detected {plan.start!r}")
+        plan.start = start
+    for key in ("build", "release"):
+        value = getattr(m, key)
+        if value:
+            if getattr(plan, key) and getattr(plan, key) != value:
+                replaced.append(f"{key} from {m.source_of(key)} replaces the detected {getattr(plan, key)!r}")
+            setattr(plan, key, value)
+    return replaced
+
+
+def _project_settings(p: Project, d: Detection, m: Manifest, replaced: list[str]) -> None:
+    """The rest of the project file: health, storage, processes, cron, the release time limit, and
+    what `--explain` shows about them; the SQLite hint."""
+    d.manifest_sources = list(m.sources)
+    d.manifest_keys = dict(m.keys)
+    if m.health_path:
+        d.health_path = m.health_path
+    d.health_status, d.health_timeout, d.health_host = m.health_status, m.health_timeout, m.health_host
+    if m.release_timeout:
+        d.release_timeout = m.release_timeout
+    d.storage, d.processes, d.cron = list(m.storage), list(m.processes), list(m.cron)
+    d.signals += replaced  # `--explain` lists manifest_keys apart
+    if d.static and (d.processes or d.cron):
+        d.warnings.append("this is a static site (no runtime on the server): its processes and cron jobs "
+                          "have nothing to run with — deploy it as an app with a start command instead")
+    warnings, signals = sqlite.hints(p, d.framework, d.storage)
+    d.warnings += warnings
+    d.signals += signals
 
 
 def _toolchain(p: Project, fw: Framework) -> Toolchain:
@@ -192,7 +247,7 @@ def _assemble(p: Project, fw: Framework, match: Match, tc: Toolchain, plan: Plan
     if plan.static:
         plan.start = None
     elif plan.start is None and fw.id != "dockerfile":
-        warnings.append("no start command could be derived: set deploy.start_command")
+        warnings.append("no start command could be derived: set start in lightfold.toml (or deploy.start_command)")
 
     env_required = set(plan.env_required)
     env_optional = set(plan.env_optional)

@@ -153,6 +153,14 @@ class Detection:
     storage: list[str] = field(default_factory=list)
     release_timeout: int = 600
     manifest_sources: list[str] = field(default_factory=list)
+    # setting -> the file it came from ("start": "Procfile", "processes.worker": "lightfold.toml"):
+    # what `detect --explain` shows the project file contributed.
+    manifest_keys: dict[str, str] = field(default_factory=dict)
+    # lightfold.toml's [health] beyond the path (the target's deploy.health_* win over them; None:
+    # the default — any 2xx/3xx, 60 seconds, the target's domain).
+    health_status: int | None = None
+    health_timeout: int | None = None
+    health_host: str | None = None
 
     def to_json(self, *, explain: bool = False) -> dict:
         data = asdict(self)

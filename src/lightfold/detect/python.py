@@ -137,10 +137,14 @@ def _entry_rank(e: Entry) -> tuple:
 
 
 def procfile_web(p: Project) -> str | None:
-    for line in (p.text("Procfile") or "").splitlines():
-        if line.strip().startswith("web:"):
-            return line.split(":", 1)[1].strip()
-    return None
+    """The Procfile's web command (detection reads the project file's errors elsewhere: None here)."""
+    from lightfold.detect.manifest import parse_procfile
+    from lightfold.errors import LightfoldError
+
+    try:
+        return parse_procfile(p.text("Procfile") or "").get("web")
+    except LightfoldError:
+        return None
 
 
 def pick_entry(p: Project, entries: list[Entry], kinds: tuple[str, ...], plan: Plan, m: Match) -> Entry | None:
@@ -454,7 +458,7 @@ def plan_plain_python(p: Project, m: Match, tc: Toolchain) -> Plan:
         plan.port = 8501
     elif "procfile" in m.data:
         web = m.data["procfile"]
-        plan.start = _rebind(web, tc)
+        plan.start = rebind(web, tc)
         plan.variant = "procfile"
     else:
         script = m.data["script"]
@@ -470,11 +474,16 @@ def plan_plain_python(p: Project, m: Match, tc: Toolchain) -> Plan:
     return plan
 
 
-def _rebind(web: str, tc: Toolchain) -> str:
+def bind_loopback(web: str) -> str:
+    """A Procfile web command bound to 127.0.0.1:$PORT instead of every address (`--bind
+    0.0.0.0:$PORT`, `-b :$PORT`, `--host 0.0.0.0`): nginx on the same machine proxies to it."""
+    cmd = re.sub(r"(--bind|-b)[ =](?:0\.0\.0\.0|\[::\]|[\w.]+)?:\$\{?PORT\}?", r"\1 127.0.0.1:$PORT", web)
+    return re.sub(r"--host[ =]0\.0\.0\.0", "--host 127.0.0.1", cmd)
+
+
+def rebind(web: str, tc: Toolchain) -> str:
     """A Procfile web command, run inside the environment and bound to 127.0.0.1:$PORT."""
-    cmd = web
-    cmd = re.sub(r"(--bind|-b)[ =](?:0\.0\.0\.0|\[::\]|[\w.]+)?:\$\{?PORT\}?", r"\1 127.0.0.1:$PORT", cmd)
-    cmd = re.sub(r"--host[ =]0\.0\.0\.0", "--host 127.0.0.1", cmd)
+    cmd = bind_loopback(web)
     first, _, rest = cmd.partition(" ")
     if first in ("gunicorn", "uvicorn", "hypercorn", "daphne", "waitress-serve", "python", "streamlit"):
         return f"{tc.py(first)} {rest}".strip()

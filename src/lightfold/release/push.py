@@ -70,10 +70,11 @@ class _Local:
 
 
 def _local(target: Target, detection: Any) -> _Local:
+    from lightfold.detect.manifest import storage_paths
     from lightfold.project import deploy_fingerprint, env_for_release, git_state, project_files
 
     root, subdir = source_layout(target, detection)
-    files = project_files(root)
+    files = project_files(root, storage_paths(getattr(detection, "storage", None) or [], subdir))
     env = env_for_release(target.config, target.project)
     git = git_state(root)
     return _Local(

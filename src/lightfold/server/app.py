@@ -36,6 +36,7 @@ from lightfold.names import unsafe_subpath
 from lightfold.server.plan import EnsureDir, EnsureUser, Step, SystemdReload, WriteFile
 
 PORT_BASE = 8000
+HEALTH_TIMEOUT = 60  # seconds a new release has to become healthy, unless the target or project says
 
 
 @dataclass(frozen=True)
@@ -241,11 +242,12 @@ def app_json(spec: AppSpec) -> dict[str, Any]:
         "static": spec.static,
         "app_root": spec.app_root,
         "output_dir": spec.output_path,
+        # The target's deploy.health_* win over the project's (lightfold.toml [health], detection).
         "health": {
             "path": dep.health_path or getattr(det, "health_path", None) or "/",
-            "status": dep.health_status or ANY_OK,
-            "timeout": dep.health_timeout,
-            "host": dep.health_host or spec.domain,
+            "status": dep.health_status or getattr(det, "health_status", None) or ANY_OK,
+            "timeout": dep.health_timeout or getattr(det, "health_timeout", None) or HEALTH_TIMEOUT,
+            "host": dep.health_host or getattr(det, "health_host", None) or spec.domain,
         },
         "domain": spec.domain,
     }
