@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,18 +163,27 @@ def astro_npm(project: Path) -> None:
 # -- python ------------------------------------------------------------------------------------
 
 
-def _host_venv(where: Path, *packages: str) -> Path:
-    venv = where / ".gen-venv"
-    run(where, sys.executable, "-m", "venv", str(venv))
-    run(where, str(venv / "bin/pip"), "install", "-q", *packages)
-    return venv
+# What a user with a current Python on their laptop gets: Python 3.13 (this host has one that uv
+# finds; the server, Debian 12, has 3.11, so lightfold builds 3.13 there: issue 12, class 1).
+LAPTOP_PYTHON = "3.13"
+
+
+def _uv_venv(where: Path, *packages: str) -> Path:
+    """A venv of LAPTOP_PYTHON with `packages`, made by uv (a scratch uv project beside the app)."""
+    scratch = where / "gen-uv"
+    scratch.mkdir()
+    run(scratch, "uv", "init", "-q", "--app", "--vcs", "none", "--name", "gen", "--python", LAPTOP_PYTHON,
+        "--no-workspace", ".")
+    run(scratch, "uv", "add", "-q", *packages)
+    return scratch / ".venv"
 
 
 def django_pip(project: Path) -> None:
-    """`django-admin startproject` as is, plus the requirements.txt a user writes (Django, gunicorn)."""
-    venv = _host_venv(project.parent, "django", "gunicorn")
+    """`django-admin startproject` as is (Django 6, on Python 3.13), plus the requirements.txt a user
+    writes (Django, gunicorn)."""
+    venv = _uv_venv(project.parent, "django", "gunicorn")
     run(project, str(venv / "bin/django-admin"), "startproject", "mysite", ".")
-    freeze = run(project, str(venv / "bin/pip"), "freeze").splitlines()
+    freeze = run(project, "uv", "pip", "freeze", "--python", str(venv / "bin/python")).splitlines()
     keep = [line for line in freeze if line.lower().startswith(("django==", "gunicorn==", "asgiref==", "sqlparse=="))]
     (project / "requirements.txt").write_text("\n".join(keep) + "\n")
     (project / ".gitignore").write_text("__pycache__/\ndb.sqlite3\n")
@@ -196,8 +204,9 @@ def read_root():
 
 
 def fastapi_uv(project: Path) -> None:
-    """`uv init --app` then `uv add fastapi uvicorn`, with FastAPI's first-steps main.py."""
-    run(project, "uv", "init", "--app", "--name", "fastapi-app", "--python", "3.11", "--no-workspace", ".")
+    """`uv init --app` then `uv add fastapi uvicorn`, with FastAPI's first-steps main.py; uv pins the
+    laptop's Python (.python-version 3.13, requires-python >=3.13)."""
+    run(project, "uv", "init", "--app", "--name", "fastapi-app", "--python", LAPTOP_PYTHON, "--no-workspace", ".")
     run(project, "uv", "add", "fastapi", "uvicorn")
     (project / "main.py").write_text(FASTAPI_MAIN)
     git(project, "init", "-q", "-b", "main")
@@ -252,6 +261,6 @@ NODE = [
 ]
 PYTHON = [
     App("django", "django", "pip", django_pip, expect="django"),
-    App("fastapi", "fastapi", "uv", fastapi_uv, note="uv init --app + FastAPI first-steps main.py",
+    App("fastapi", "fastapi", "uv", fastapi_uv, note="uv init --app (Python 3.13) + FastAPI first-steps main.py",
         expect="World"),
 ]

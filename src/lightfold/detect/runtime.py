@@ -3,7 +3,8 @@
 Sources, first found wins (the app directory, then the workspace root for version files):
   node:   .nvmrc, .node-version, .tool-versions (nodejs), package.json volta.node, engines.node
   python: .python-version, runtime.txt (python-3.x.y), .tool-versions, Pipfile python_version,
-          pyproject requires-python / [tool.poetry.dependencies] python
+          pyproject requires-python / [tool.poetry.dependencies] python, else the floor of a
+          dependency that needs a newer Python than it says nowhere else (Django 6: >=3.12)
   ruby:   .ruby-version, .tool-versions, Gemfile `ruby "x"`, Gemfile.lock RUBY VERSION
   go:     go.mod toolchain, then the go directive
   rust:   rust-toolchain(.toml) channel, Cargo.toml rust-version
@@ -103,6 +104,21 @@ def _python(project: Project) -> tuple[str, str] | None:
     poetry = ((py.get("tool") or {}).get("poetry") or {}).get("dependencies") or {}
     if isinstance(poetry.get("python"), str):
         return poetry["python"], "pyproject.toml [tool.poetry.dependencies] python"
+    return _dependency_floor(project)
+
+
+# Dependencies whose release from that major on needs a newer Python: (major, the Python they need).
+_PYTHON_FLOORS = {"django": (6, ">=3.12")}
+
+
+def _dependency_floor(project: Project) -> tuple[str, str] | None:
+    """A pinned or lower-bounded dependency (==, ===, >=, ~=) at a major that needs a newer Python."""
+    for name, (major, python) in _PYTHON_FLOORS.items():
+        spec = project.python_deps.get(name) or ""
+        m = re.match(r"\s*(?:\[[^\]]*\])?\s*(?:===?|>=|~=)\s*(\d+)", spec)
+        if m and int(m.group(1)) >= major:
+            where = project.requirements_file or "the dependencies"
+            return python, f"{where} {name}{spec.split(';')[0].strip()} (needs Python {python.lstrip('>=')})"
     return None
 
 

@@ -600,3 +600,23 @@ def test_astro_with_the_node_adapter_needs_no_fix(tmp_path: Path) -> None:
            "export default { output: 'server', adapter: node({mode: 'standalone'}) };\n", {"@astrojs/node": "^9"})
     d = detect(tmp_path)
     assert d.fixes == [] and d.blocked is None and d.build == "npm run build"
+
+
+@pytest.mark.parametrize("req, version", [
+    ("Django==6.0.1\ngunicorn==23.0.0\n", ">=3.12"), ("django>=6.0\n", ">=3.12"), ("Django==5.2.8\n", None),
+    ("django\n", None), ("Django<6\n", None),
+])
+def test_a_dependency_that_needs_a_newer_python_is_the_runtime_version(tmp_path, req, version):
+    root = make(tmp_path, {"requirements.txt": req, "manage.py": "import django\n",
+                           "mysite/settings.py": "ALLOWED_HOSTS = ['*']\n", "mysite/wsgi.py": "application = None\n"})
+    d = detect(root)
+    assert d.runtime_version == version
+    if version:
+        source = d.runtime_version_source
+        assert source.startswith("requirements.txt django") and "needs Python 3.12" in source
+
+
+def test_a_version_file_wins_over_a_dependency_floor(tmp_path):
+    root = make(tmp_path, {"requirements.txt": "Django==6.0.1\n", ".python-version": "3.13\n", "manage.py": "",
+                           "mysite/settings.py": "", "mysite/wsgi.py": ""})
+    assert (detect(root).runtime_version, detect(root).runtime_version_source) == ("3.13", ".python-version")
