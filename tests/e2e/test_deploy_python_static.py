@@ -96,6 +96,25 @@ def test_redeploy_without_changes_is_skipped(flask_app):
     assert data["push"]["skipped"] and data["configured"] == "skipped"
 
 
+def test_a_python_that_cannot_be_had_is_one_clear_error_and_the_app_keeps_serving(flask_app):
+    """issue 12, class 1: Debian 12's python3 is 3.11 and lightfold builds only 3.13 from Debian's
+    sources; a project pinned to 3.12 is refused before configure changes anything (the 3.13 build
+    itself is shown by tests/realworld's Python apps)."""
+    sb = flask_app
+    (sb.project / ".python-version").write_text("3.12\n")
+    commit(sb.project, "pin Python 3.12")
+    try:
+        proc = sb.lightfold("deploy", "--target", sb.target, check=False, timeout=300)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, out
+        assert "Python 3.12 (.python-version)" in out and "python3 is 3.11" in out and "3.13" in out, out
+        assert get(sb.ip) == (200, b"hello from lightfold (python)\n")
+        assert sb.exec("test ! -e /opt/lightfold/python-3.13").returncode == 0  # nothing was built
+    finally:
+        (sb.project / ".python-version").unlink()
+        commit(sb.project, "unpin Python")
+
+
 def test_static_site_built_with_vite_is_served_by_nginx(machine_factory):
     sb = machine_factory()
     install_example(sb.project, "static-vite")

@@ -124,13 +124,13 @@ def _deploy(sb: Sandbox, app: App, row: Row) -> tuple[Row, dict]:
         out = json.loads(proc.stdout)
     except ValueError:
         out = {}
+    row.configure = (out.get("timings") or {}).get("configure")
     if proc.returncode != 0:
         err = out.get("error") or (proc.stderr.strip().splitlines() or ["?"])[-1]
         row.result = f"failed: {str(err)[:150]}"
         raise AssertionError(
             f"deploy of {app.name} failed\nstdout: {proc.stdout}\nstderr: {proc.stderr}\n{logs[-4000:]}")
     push = out["push"]["timings"]
-    row.configure = (out.get("timings") or {}).get("configure")
     row.push, row.boot = push.get("total"), push.get("boot")
     live = push.get("live_after", row.push)  # traffic moved (the smoke window and drain come after)
     if live is not None:

@@ -259,8 +259,9 @@ NODE = [
     App("astro", "astro", "npm", astro_npm, note="Astro manual install (create-astro needs GitHub)",
         expect="<h1>Astro</h1>"),
 ]
+# fastapi first: its configure on the new machine is the one that builds Python 3.13 (in the table).
 PYTHON = [
-    App("django", "django", "pip", django_pip, expect="django"),
     App("fastapi", "fastapi", "uv", fastapi_uv, note="uv init --app (Python 3.13) + FastAPI first-steps main.py",
         expect="World"),
+    App("django", "django", "pip", django_pip, expect="django"),
 ]
