@@ -18,6 +18,8 @@ Nothing is downloaded from anywhere but the apt/pip/npm registries the server is
   pnpm's fetch-retries with backoff, yarn's network timeout; `NETWORK_RETRY_ENV`).
 - python: python3, venv, dev headers, build-essential; uv / poetry / pdm / pipenv each in its own
   venv under /opt/lightfold/tools/<tool> (their dependencies conflict), linked into /usr/local/bin.
+  A project asking for a newer Python than the server's python3 gets one built from Debian's
+  source into /opt/lightfold/python-<minor>, or one clear error (lightfold.server.pyversion).
 - ruby (ruby-full, bundler), php (php-fpm, composer, common extensions), go (golang-go), rust
   (cargo), java (default-jdk-headless + maven/gradle), elixir (elixir, erlang-dev).
 
@@ -129,8 +131,11 @@ def tool_env(detection: Any, cache: str, app_dir: str, *, build: bool = False) -
 
 
 def runtime_warnings(detection: Any) -> list[str]:
-    """Why the installed runtime may be older than the project asks for (empty when fine)."""
+    """Why the installed runtime may be older than the project asks for (empty when fine). Python
+    is configure's to decide (lightfold.server.pyversion: built, or refused with the fix)."""
     runtime = runtime_of(detection)
+    if runtime == "python":
+        return []
     have = DEBIAN_VERSIONS.get(runtime)
     wanted = getattr(detection, "runtime_version", None)
     nums = re.findall(r"\d+", wanted or "")
