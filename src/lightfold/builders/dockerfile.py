@@ -31,6 +31,7 @@ from typing import Any
 
 from lightfold.agent import layout
 from lightfold.agent.layout import Layout
+from lightfold.errors import LightfoldError
 from lightfold.server.app import app_root_of, app_user, check_app_name
 from lightfold.server.build import check_release_id, release_dir
 from lightfold.server.plan import EnsurePackages, Run, Step, SystemdEnable
@@ -153,12 +154,23 @@ exit "$LF_RC"
 """
 
 
+def refuse_procs(detection: Any) -> None:
+    """Processes, cron jobs and storage run and live in a native release; the image builder has
+    none of them yet: refuse at deploy time rather than deploy an app without its worker."""
+    used = [k for k in ("processes", "cron", "storage") if getattr(detection, k, None)]
+    if used:
+        raise LightfoldError(
+            f"{', '.join(used)} (lightfold.toml / Procfile) are not supported with --builder dockerfile",
+            "deploy with `--builder native` (or nixpacks), or run the worker inside your image's start command")
+
+
 def build_script(
     app: str, detection: Any, deploy: Any, release_id: str, *,
     release_info: dict[str, Any] | None = None, app_subdir: str | None = None,
 ) -> str:
     """Root's bash script: docker build, then the start script and release.json (as the app user).
     stdout: JSON events only ({"build": "image", "status": "start"|"done"|"failed", ...})."""
+    refuse_procs(detection)
     rel, user, tag = release_dir(app, release_id), app_user(app), image_tag(app, release_id)
     lay = Layout(app)
     meta, start, info_path = (shlex.quote(p) for p in (

@@ -9,8 +9,10 @@ Every path comes from lightfold.agent.layout (`Layout(app)`); what configure mak
     .lightfold              root          the agent's journal
     deps                    lf-shop       python venvs per lockfile hash (venvs are not relocatable)
     cache                   lf-shop 0700  HOME during builds (npm/pip/bundler caches)
+    storage                 lf-shop 0750  persistent dirs (the build links <app_root>/<dir> to them)
     app.json                              what the agent needs to know about the app
     the template unit                     instances @blue and @green
+    the proc and cron templates           instances @<name>-<n> and @<job> (non-static apps)
 
 `AppSpec` is the input every configure plan builds from; `AppSpec.from_target()` makes it from a
 target's config and a detection result.
@@ -199,10 +201,15 @@ def user_and_dirs_step(spec: AppSpec) -> Step:
         EnsureDir(lay.meta, 0o700),  # journal, audit log, last op (app log lines): root only
         EnsureDir(lay.deps_dir, 0o755, u, u),
         EnsureDir(lay.cache_dir, 0o700, u, u),
+        EnsureDir(lay.storage_dir, 0o750, u, u),  # persistent dirs: the build links them into releases
         EnsureDir(layout.ETC, 0o755),
         EnsureDir(layout.APPS_ETC, 0o755),
         EnsureDir(lay.etc, 0o755),
     ))
+
+
+def _writable(lay: Layout) -> str:
+    return " ".join(f"-{p}" for p in (lay.releases_dir, lay.deps_dir, lay.cache_dir, lay.storage_dir))
 
 
 def unit_text(spec: AppSpec) -> str:
@@ -211,8 +218,30 @@ def unit_text(spec: AppSpec) -> str:
     slot = lay.slot_link("%i")
     return render_template(
         "app.service.j2", app=spec.name, user=spec.user, slot_dir=slot, cache=lay.cache_dir,
-        env_file=lay.run_env("%i"), start=posixpath.join(slot, layout.META, "start"),
-        writable=" ".join(f"-{p}" for p in (lay.releases_dir, lay.deps_dir, lay.cache_dir)),
+        env_file=lay.run_env("%i"), start=posixpath.join(slot, layout.META, "start"), writable=_writable(lay),
+    )
+
+
+def proc_unit_text(spec: AppSpec) -> str:
+    """The other processes' template unit (same sandbox as the slots'); `%i` is `<name>-<n>`, and
+    the launcher is `.lightfold/proc/<name>` of the procs release (sh cuts the `-<n>`: `$$` and
+    `%%` are systemd's escapes of `$` and `%`)."""
+    lay = spec.layout
+    launcher = posixpath.join(lay.procs_link, layout.META, "proc")
+    return render_template(
+        "app.service.j2", kind="proc", app=spec.name, user=spec.user, slot_dir=lay.procs_link, cache=lay.cache_dir,
+        env_file=lay.procs_env, start=f"/bin/sh -c 'exec {launcher}/\"$${{1%%%%-*}}\"' lightfold %i",
+        writable=_writable(lay),
+    )
+
+
+def cron_unit_text(spec: AppSpec) -> str:
+    """The cron jobs' template unit; `%i` is the job, run by `.lightfold/cron/<job>` of the procs release."""
+    lay = spec.layout
+    return render_template(
+        "app.service.j2", kind="cron", app=spec.name, user=spec.user, slot_dir=lay.procs_link, cache=lay.cache_dir,
+        env_file=lay.procs_env, start=posixpath.join(lay.procs_link, layout.META, "cron", "%i"),
+        writable=_writable(lay),
     )
 
 
@@ -223,7 +252,7 @@ def sandbox_properties(app: str) -> list[str]:
     lay = Layout(app)
     text = render_template(
         "app.service.j2", app=app, user=app_user(app), slot_dir="-", cache=lay.cache_dir, env_file="-", start="-",
-        writable=" ".join(f"-{p}" for p in (lay.releases_dir, lay.deps_dir, lay.cache_dir, lay.storage_dir)),
+        writable=_writable(lay),
     )
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
     first = next(i for i, line in enumerate(lines) if line.startswith("NoNewPrivileges="))
@@ -258,6 +287,8 @@ def app_step(spec: AppSpec) -> Step:
     doc = json.dumps(app_json(spec), indent=2, sort_keys=True) + "\n"
     return Step("app-unit", (
         WriteFile(spec.layout.unit_file, unit_text(spec)),
+        *(() if spec.static else (WriteFile(spec.layout.proc_unit_file, proc_unit_text(spec)),
+                                  WriteFile(spec.layout.cron_unit_file, cron_unit_text(spec)))),
         SystemdReload(),
         WriteFile(spec.layout.app_json, doc),
     ))

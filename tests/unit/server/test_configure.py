@@ -40,7 +40,7 @@ def test_unit_file_matches_the_agent_contract():
         "ExecStart=/srv/shop/slots/%i/.lightfold/start",
         "Restart=on-failure", "RestartSec=1", "KillMode=mixed", "TimeoutStopSec=30",
         "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-        "ReadWritePaths=-/srv/shop/releases -/srv/shop/deps -/srv/shop/cache",
+        "ReadWritePaths=-/srv/shop/releases -/srv/shop/deps -/srv/shop/cache -/srv/shop/storage",
         "[Install]", "WantedBy=multi-user.target",
     ]:
         assert line in text.splitlines(), line
@@ -416,3 +416,45 @@ def test_the_default_site_stays_with_the_first_domainless_app_whoever_is_configu
     assert not is_default_site("first", (8000, 8001), "a.example.com", apps)  # a domain has its own name
     with_domain = {**apps, "first": {**apps["first"], "domain": "a.example.com"}}
     assert is_default_site("second", (8002, 8003), None, with_domain)
+
+
+def test_proc_and_cron_templates_share_the_slots_sandbox_and_run_the_procs_release():
+    from lightfold.server.app import cron_unit_text, proc_unit_text
+    web, proc, cron = unit_text(spec()), proc_unit_text(spec()), cron_unit_text(spec())
+    sandbox = lambda text: [line for line in text.splitlines() if line.split("=")[0] in (  # noqa: E731
+        "NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp", "CapabilityBoundingSet", "SystemCallFilter",
+        "ReadWritePaths", "RestrictAddressFamilies", "IPAddressDeny", "UMask", "User", "Group")]
+    assert sandbox(web) == sandbox(proc) == sandbox(cron) and len(sandbox(web)) >= 12
+    for text in (proc, cron):
+        lines = text.splitlines()
+        assert "WorkingDirectory=/srv/shop/slots/procs" in lines and "EnvironmentFile=/srv/shop/run/procs.env" in lines
+    assert "ExecStart=/bin/sh -c 'exec /srv/shop/slots/procs/.lightfold/proc/\"$${1%%%%-*}\"' lightfold %i" in proc
+    assert "Restart=always" in proc.splitlines() and "WantedBy=multi-user.target" in proc
+    assert "ExecStart=/srv/shop/slots/procs/.lightfold/cron/%i" in cron.splitlines()
+    assert "Restart=no" in cron.splitlines() and "[Install]" not in cron
+    from lightfold.server.app import app_step, user_and_dirs_step
+    written = [a.path for a in app_step(spec()).actions if isinstance(a, WriteFile)]
+    assert {"/etc/systemd/system/lightfold-shop.proc@.service", "/etc/systemd/system/lightfold-shop.cron@.service"} \
+        <= set(written)
+    storage = [a for a in user_and_dirs_step(spec()).actions if isinstance(a, EnsureDir) and a.path == "/srv/shop/storage"]
+    assert len(storage) == 1 and storage[0].mode == 0o750 and storage[0].owner == "lf-shop"
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_proc_and_cron_units_pass_verify_and_score_like_the_slots(tmp_path: Path):
+    from lightfold.server.app import cron_unit_text, proc_unit_text
+    home = tmp_path / "srv/shop"
+    (home / "slots/procs/.lightfold/cron").mkdir(parents=True)
+    job = home / "slots/procs/.lightfold/cron/tick"
+    job.write_text("#!/bin/sh\nexec true\n")
+    job.chmod(0o755)
+    for name, text in (("lightfold-shop.proc@worker-1.service", proc_unit_text(spec())),
+                       ("lightfold-shop.cron@tick.service", cron_unit_text(spec()))):
+        unit = tmp_path / name
+        unit.write_text(text.replace("/srv/shop", str(home)))
+        r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+        assert r.returncode == 0 and r.stderr == "", (name, r.stderr)
+        out = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(unit)],
+                             capture_output=True, text=True).stdout
+        m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+        assert m and float(m.group(1)) <= 2.5, out
