@@ -436,7 +436,8 @@ def test_proc_and_cron_templates_share_the_slots_sandbox_and_run_the_procs_relea
     written = [a.path for a in app_step(spec()).actions if isinstance(a, WriteFile)]
     assert {"/etc/systemd/system/lightfold-shop.proc@.service", "/etc/systemd/system/lightfold-shop.cron@.service"} \
         <= set(written)
-    storage = [a for a in user_and_dirs_step(spec()).actions if isinstance(a, EnsureDir) and a.path == "/srv/shop/storage"]
+    storage = [a for a in user_and_dirs_step(spec()).actions
+               if isinstance(a, EnsureDir) and a.path == "/srv/shop/storage"]
     assert len(storage) == 1 and storage[0].mode == 0o750 and storage[0].owner == "lf-shop"
 
 
