@@ -132,10 +132,13 @@ def translate(plan: dict[str, Any] | str) -> Translated:
 
 def apply(detection: Any, t: Translated) -> Any:
     """A copy of the detection whose install/build/start come from the nixpacks plan (the
-    user's deploy.build_command/start_command still win, in the build script)."""
+    user's deploy.build_command/start_command still win, in the build script). A build or start
+    the project file set (lightfold.toml, Procfile: `manifest_keys`) wins over the plan's too."""
     d = copy.copy(detection)
+    own = getattr(detection, "manifest_keys", None) or {}
     d.install = t.install
-    d.build = t.build
-    if t.start:
+    if "build" not in own:
+        d.build = t.build
+    if t.start and "start" not in own:
         d.start = t.start
     return d

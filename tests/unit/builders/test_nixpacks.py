@@ -57,6 +57,13 @@ def test_apply_replaces_the_detection_commands_on_a_copy():
     assert d.install == "npm install"
 
 
+def test_the_project_files_build_and_start_win_over_the_plan():
+    d = SimpleNamespace(install="npm install", build="make", start="node s.js", runtime="node",
+                        manifest_keys={"start": "Procfile", "build": "lightfold.toml"})
+    out = nixpacks.apply(d, nixpacks.translate(plan("node-npm")))
+    assert (out.install, out.build, out.start) == ("npm ci", "make", "node s.js")
+
+
 def test_plan_command_runs_as_the_app_user():
     cmd = nixpacks.plan_command("/srv/shop/releases/1", "lf-shop")
     assert cmd == "runuser -u lf-shop -- nixpacks plan /srv/shop/releases/1"
