@@ -356,6 +356,31 @@ def test_two_apps_on_one_machine_each_command_acts_on_its_target(flask):
     assert rows[sb.target]["live_release"] == before["live_release"]
 
 
+def test_a_failing_or_slow_release_command_leaves_the_live_release_serving(flask):
+    sb = flask
+    before = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)["live_release"]
+    answer = get(sb.ip)
+    manifest = sb.project / "lightfold.toml"
+    try:
+        for toml, expected in (('release = "echo migrating-now; exit 3"\n', "exited 3"),
+                               ('release = "echo migrating-now; sleep 60"\nrelease_timeout = 2\n',
+                                "did not finish within its limit of 2 s")):
+            manifest.write_text(toml)
+            commit(sb.project, "release command")
+            proc = sb.lightfold("push", "--target", sb.target, check=False, timeout=300)
+            assert proc.returncode == 1 and expected in proc.stderr, proc.stderr
+            assert "migrating-now" in proc.stderr  # its output is in the deploy output
+            if "limit" in expected:
+                assert "release_timeout" in proc.stderr and "lightfold.toml" in proc.stderr
+            assert get(sb.ip) == answer
+            s = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+            assert s["live_release"] == before and s["releases"][0]["status"] == "failed"
+            assert "migrating-now" in sb.lightfold("logs", "--target", sb.target, "--build").stdout
+    finally:
+        manifest.unlink(missing_ok=True)
+        commit(sb.project, "no release command")
+
+
 def test_destroy_yes_alone_refuses_while_storage_holds_files(flask):
     sb = flask
     sb.exec(f"mkdir -p /srv/{sb.target}/storage/uploads && head -c 3000000 /dev/zero "
