@@ -302,6 +302,11 @@ async def logs(
     res = await conn.run(as_root(conn, cmd), check=False, timeout=None if follow else 120,
                          on_output=lambda stream, line: emit(line) if stream == "stdout" else None,
                          display="journalctl")
+    if res.exit_status not in (0, None) and process is not None and "No data available" in res.stderr:
+        # journalctl's answer when a unit pattern matches no unit in the journal
+        raise LightfoldError(f"the journal has no lines of process '{process}' of {app}",
+                             "check its name in `lightfold status` (processes come from lightfold.toml or the "
+                             "Procfile)")
     if res.exit_status not in (0, None) and not follow:
         raise LightfoldError(f"journalctl failed on the server (exit {res.exit_status})",
                              details=res.stderr.strip().splitlines()[-5:])
