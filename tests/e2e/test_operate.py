@@ -200,7 +200,13 @@ def test_ctrl_c_stops_the_remote_command(flask):
     try:
         assert proc.stdout.readline() == "started\n", proc.stderr.read()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 130
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # with PYTHONFAULTHANDLER=1, SIGABRT shows where it hangs
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=10)
+            raise AssertionError(f"lightfold run did not end on Ctrl-C: {proc.stderr.read()}") from None
+        assert code == 130, proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
