@@ -169,7 +169,7 @@ class Connection:
         async with self._channels:
             try:
                 proc = await self._open(cmd, stdin_fd is not None)
-                feeding = None
+                feeding, completed = None, None
                 try:
                     if stdin_fd is not None:
                         feeding = asyncio.create_task(_feed(proc, stdin_fd))
@@ -184,7 +184,10 @@ class Connection:
                     if feeding is not None:
                         feeding.cancel()
                     proc.close()
-                    await proc.wait_closed()
+                    # Cancelled while the command runs: sshd confirms the close only once the
+                    # command has ended (no pty, no SIGHUP), which is the caller's business.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(proc.wait_closed(), None if completed is not None else 2)
             except (asyncssh.Error, OSError) as e:
                 raise LightfoldError(
                     f"lost the SSH connection to {self.host} while running `{shown}` ({error_reason(e)})",
