@@ -115,3 +115,10 @@ def test_each_line_is_labelled_with_the_unit_it_came_from():
     assert label_line("web", line(_SYSTEMD_UNIT="x.service", MESSAGE=[104, 105])).endswith("x hi")
     assert label_line("web", "not json") is None and label_line("web", "[1]") is None
     assert unit_label("web", "lightfold-webx@blue.service") == "lightfold-webx@blue"
+
+
+def test_the_agents_reply_read_through_the_protocol_classes_gives_the_same_keys():
+    from lightfold.agent.protocol import StatusReply
+
+    s = operate.deploy_status(StatusReply.from_dict({"live": {"release": "20260101120000"}, **REPLY}))
+    assert s["processes"] == processes_status(REPLY) and s["cron"] == cron_status(REPLY)
