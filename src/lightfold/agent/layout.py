@@ -43,6 +43,7 @@ For app `shop` (user `lf-shop`), under a root prefix ("/" on a server, a temp di
     /etc/systemd/system/lightfold-shop.proc@.service   the other processes' template (@worker-1, ...)
     /etc/systemd/system/lightfold-shop.cron@.service   the cron jobs' template (@cleanup, ...)
     /etc/systemd/system/lightfold-shop.cron-<job>.timer   one timer per job (the agent writes them)
+    /etc/systemd/system/<instance unit>.d/50-lightfold.conf   the agent's per-instance settings
     lightfold-shop.run-<token>.service        transient: one `lightfold run` (systemd-run)
     /etc/nginx/sites-enabled/lightfold-shop.conf  the app's nginx site
 
@@ -330,6 +331,10 @@ class Layout:
 
     def cron_timer_file(self, job: str) -> str:
         return _under(self.root, SYSTEMD_DIR, cron_timer(self.app, job))
+
+    def unit_dropin(self, unit: str) -> str:
+        """lightfold's drop-in of one unit instance (a process's stop timeout, a cron job's limit)."""
+        return _under(self.root, SYSTEMD_DIR, f"{unit}.d", "50-lightfold.conf")
 
     def storage(self, subdir: str) -> str:
         """A persistent directory (`subdir` is relative to the app root, already checked)."""

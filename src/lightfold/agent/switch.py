@@ -26,6 +26,7 @@ from .journal import audit, cleanup_selection, load_journal, record_activation, 
 from .layout import Layout, image_name, is_release_id, other_slot, unit_name
 from .live import actual_live, check_release_ready, release_info
 from .lock import flocked
+from .procs import move_procs, procs_release
 from .systemd import journal_tail, reload_nginx, systemctl, unit_crashed, unit_pids, unit_state
 from .upstream import render_upstream
 
@@ -286,6 +287,16 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str, on_switched=
         raise AgentError(f"{failure}; traffic is back on {old_rid or 'nothing'}",
                          "read the log lines below, fix the crash, and deploy again", log_tail=journal_tail(unit),
                          flipped_back=True)
+    old_procs = procs_release(lay)
+    try:  # the other processes follow only now: stop-old-then-start-new, and a failure flips back
+        move_procs(lay, rid, warnings)
+    except Exception as e:  # noqa: BLE001 - whatever broke, the old release must run everything again
+        err = e if isinstance(e, AgentError) else AgentError(f"moving the processes failed: {type(e).__name__}: {e}",
+                                                             "this is a lightfold bug; please report it")
+        move_procs(lay, old_procs, warnings, strict=False)
+        flip_back(lay, rid, slot, old_rid, old_upstream, entries_before, err.error, op)
+        raise AgentError(f"{err.error}; the processes and traffic are back on {old_rid or 'nothing'}", err.fix,
+                         log_tail=err.log_tail, flipped_back=True) from e
     if old_slot is not None:
         step(f"draining slot {old_slot} for {drain:g}s, then stopping it")
         time.sleep(drain)

@@ -1,0 +1,170 @@
+"""Moving the other processes and cron timers to a release (agent/procs.py) under a temp root, with
+systemd stood in for (it records the calls); the e2e test test_processes.py runs it for real."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from lightfold.agent import procs, switch
+from lightfold.agent.core import AgentError, Ran
+from lightfold.agent.files import read_text, swap_symlink, write_atomic
+from lightfold.agent.journal import load_journal, save_journal, upsert_entry
+from lightfold.agent.live import load_app_config
+from lightfold.agent.upstream import render_upstream, upstream_port
+
+OLD, NEW = "20260101120000", "20260101120100"
+WORKER = {"name": "worker", "command": "python w.py", "count": 2, "stop_timeout": 7}
+
+
+def with_procs(rel, processes, cron):
+    path = rel / ".lightfold/release.json"
+    info = json.loads(path.read_text())
+    path.write_text(json.dumps({**info, "processes": processes, "cron": cron}))
+
+
+class FakeSystemd:
+    def __init__(self):
+        self.calls: list[tuple[str, ...]] = []
+        self.failing: set[str] = set()
+
+    def systemctl(self, *args):
+        self.calls.append(args)
+        return Ran(0, "", "")
+
+    def unit_state(self, unit):
+        bad = unit in self.failing and any(c[0] == "start" and unit in c for c in self.calls)
+        return {"active_state": "failed" if bad else "active", "sub_state": "failed" if bad else "running",
+                "n_restarts": 0, "result": "exit-code" if bad else "success", "exit_status": "1" if bad else "0"}
+
+    def verbs(self):
+        return [(c[0], *[a for a in c[1:] if not a.startswith("--")]) for c in self.calls]
+
+
+@pytest.fixture
+def sd(monkeypatch):
+    fake = FakeSystemd()
+    monkeypatch.setattr(procs, "systemctl", fake.systemctl)
+    monkeypatch.setattr(procs, "unit_state", fake.unit_state)
+    monkeypatch.setattr(procs, "journal_tail", lambda unit: [f"{unit}: boom"])
+    return fake
+
+
+@pytest.fixture
+def two_releases(lay, release, app_json):
+    app_json()
+    old = release(OLD, env="A=1\nPORT=9\n")
+    new = release(NEW, env="A=2\nPORT=9\n")
+    with_procs(old, [WORKER], [{"name": "tick", "schedule": "*:*:0", "command": "t", "timeout": 60},
+                               {"name": "gone", "schedule": "daily", "command": "g", "timeout": 60}])
+    with_procs(new, [{**WORKER, "count": 1}], [{"name": "tick", "schedule": "*:0/5", "command": "t", "timeout": 90}])
+    swap_symlink(lay.procs_link, f"../releases/{OLD}")
+    return old, new
+
+
+def test_move_stops_the_old_instances_before_starting_the_new(lay, two_releases, sd):
+    result = procs.move_procs(lay, NEW, settle=0)
+    assert os.readlink(lay.procs_link) == f"../releases/{NEW}"
+    verbs = sd.verbs()
+    stop = verbs.index(("stop", "lightfold-web.proc@worker-1.service", "lightfold-web.proc@worker-2.service"))
+    start = verbs.index(("start", "lightfold-web.proc@worker-1.service"))
+    assert stop < start
+    assert ("disable", "lightfold-web.proc@worker-2.service") in verbs
+    assert ("enable", "lightfold-web.proc@worker-1.service") in verbs
+    assert ("disable", "lightfold-web.cron-gone.timer") in verbs and ("daemon-reload",) in verbs
+    assert ("enable", "lightfold-web.cron-tick.timer") in verbs
+    assert result["timers"] == ["lightfold-web.cron-tick.timer"]
+    env = read_text(lay.procs_env)
+    assert "A=\"2\"" in env and "PORT" not in env and oct(os.stat(lay.procs_env).st_mode & 0o777) == "0o600"
+    timer = read_text(lay.cron_timer_file("tick"))
+    assert "OnCalendar=*:0/5\n" in timer and "Persistent=false" in timer
+    assert "Unit=lightfold-web.cron@tick.service" in timer
+    assert not os.path.exists(lay.cron_timer_file("gone"))
+    assert read_text(lay.unit_dropin("lightfold-web.proc@worker-1.service")) == "[Service]\nTimeoutStopSec=7\n"
+    assert read_text(lay.unit_dropin("lightfold-web.cron@tick.service")) == "[Service]\nRuntimeMaxSec=90\n"
+
+
+def test_an_unchanged_move_does_not_reload_systemd(lay, two_releases, sd):
+    procs.move_procs(lay, NEW, settle=0)
+    sd.calls.clear()
+    procs.move_procs(lay, NEW, settle=0)
+    assert ("daemon-reload",) not in sd.verbs()
+
+
+def test_an_app_without_processes_costs_no_systemctl(lay, release, app_json, sd):
+    app_json()
+    release(OLD, env="A=1\n")
+    procs.move_procs(lay, OLD)
+    assert sd.calls == [] and os.readlink(lay.procs_link) == f"../releases/{OLD}"
+
+
+def test_a_process_that_does_not_start_fails_the_move(lay, two_releases, sd):
+    sd.failing.add("lightfold-web.proc@worker-1.service")
+    with pytest.raises(AgentError, match="did not start") as e:
+        procs.move_procs(lay, NEW, settle=0)
+    assert e.value.log_tail == ["lightfold-web.proc@worker-1.service: boom"]
+
+
+def test_a_bad_schedule_is_refused_before_anything_stops(lay, two_releases, sd):
+    with_procs(two_releases[1], [], [{"name": "tick", "schedule": "daily\nExecStart=/bin/sh", "command": "t"}])
+    with pytest.raises(AgentError, match="no valid schedule"):
+        procs.move_procs(lay, NEW, settle=0)
+    assert sd.calls == []
+
+
+def test_status_view_lists_instances_and_jobs(lay, two_releases, sd, monkeypatch):
+    monkeypatch.setattr(procs, "show", lambda unit, props: {"ActiveState": "inactive", "Result": "success",
+                                                            "ExecMainStartTimestamp": "@1767225600",
+                                                            "NextElapseUSecRealtime": "@1767225660"})
+    view = procs.status_view(lay)
+    assert [(p["instance"], p["state"], p["release"]) for p in view["processes"]] == [
+        ("worker-1", "active", OLD), ("worker-2", "active", OLD)]
+    tick = view["cron"][0]
+    assert (tick["name"], tick["last_run"], tick["last_result"], tick["next_run"]) == (
+        "tick", "2026-01-01T00:00:00Z", "success", "2026-01-01T00:01:00Z")
+
+
+@pytest.fixture
+def live_blue(lay, two_releases, monkeypatch):
+    entries: list[dict] = []
+    upsert_entry(entries, OLD, status="live", slot="blue")
+    upsert_entry(entries, NEW, status="building")
+    save_journal(lay, entries)
+    swap_symlink(lay.slot_link("blue"), f"../releases/{OLD}")
+    swap_symlink(lay.current, f"releases/{OLD}")
+    cfg = load_app_config(lay, {})
+    write_atomic(lay.upstream, render_upstream(cfg["ports"]["blue"], "blue", OLD).encode())
+    ok = Ran(0, "", "")
+    monkeypatch.setattr(switch, "run", lambda argv, timeout=90: ok)
+    monkeypatch.setattr(switch, "systemctl", lambda *args: ok)
+    monkeypatch.setattr(switch, "reload_nginx", lambda: ok)
+    monkeypatch.setattr(switch, "wait_healthy", lambda *a: {"seconds": 0.1, "status_code": 200, "attempts": 1})
+    monkeypatch.setattr(switch, "unit_state", lambda unit: {"n_restarts": 0, "active_state": "active",
+                                                            "sub_state": "running"})
+    monkeypatch.setattr(switch, "journal_tail", lambda unit: [])
+    monkeypatch.setattr(procs, "START_SETTLE_SECONDS", 0)
+    return cfg
+
+
+def test_a_switch_moves_the_processes_after_the_smoke_window(lay, live_blue, sd):
+    result = switch.switch_to(lay, live_blue, NEW, {"smoke_seconds": 0, "drain_seconds": 0}, "activate")
+    assert result["release"] == NEW and os.readlink(lay.procs_link) == f"../releases/{NEW}"
+
+
+def test_a_worker_that_fails_to_start_flips_everything_back(lay, live_blue, sd):
+    sd.failing.add("lightfold-web.proc@worker-1.service")
+    with pytest.raises(AgentError) as e:
+        switch.switch_to(lay, live_blue, NEW, {"smoke_seconds": 0, "drain_seconds": 0}, "activate")
+    assert e.value.extra.get("flipped_back") is True and "did not start" in e.value.error
+    assert os.readlink(lay.procs_link) == f"../releases/{OLD}"
+    assert upstream_port(read_text(lay.upstream)) == live_blue["ports"]["blue"]
+    entries = {x["id"]: x for x in load_journal(lay)}
+    assert entries[OLD]["status"] == "live" and entries[NEW]["status"] == "failed"
+    verbs = sd.verbs()
+    # the new worker is stopped before the old ones start again: never two versions at once
+    last_stop_new = max(i for i, v in enumerate(verbs) if v[0] == "stop" and "lightfold-web.proc@worker-1.service" in v
+                        and i > verbs.index(("start", "lightfold-web.proc@worker-1.service")))
+    restart_old = verbs.index(("start", "lightfold-web.proc@worker-1.service", "lightfold-web.proc@worker-2.service"))
+    assert last_stop_new < restart_old
