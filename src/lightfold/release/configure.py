@@ -31,6 +31,8 @@ class ConfigureResult:
     unchanged: list[str] = field(default_factory=list)
     seconds: float = 0.0
     fingerprint: str = ""
+    # Wall time of each step that ran, in plan order (what a slow configure spent its time on).
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def tls_domain(target: Target) -> str | None:
@@ -92,16 +94,21 @@ async def configure(
     from lightfold.release.scripts import run_plan
 
     result = ConfigureResult(False, fingerprint=plan.fingerprint)
+    started: dict[str, float] = {}
 
     def on_event(event: dict[str, Any]) -> None:
         step = event.get("step", "?")
         if event.get("failed"):
             return
         if event.get("status") == "start":
+            started[step] = time.monotonic()
             report("step", f"configure: {step}")
         elif event.get("status") == "done":
+            took = round(time.monotonic() - started.get(step, time.monotonic()), 2)
+            result.step_seconds[step] = took
             (result.changed if event.get("changed") else result.unchanged).append(step)
-            report("ok" if event.get("changed") else "note", f"{step}: {'changed' if event.get('changed') else 'ok'}")
+            report("ok" if event.get("changed") else "note",
+                   f"{step}: {'changed' if event.get('changed') else 'ok'} ({took:.1f}s)")
         elif event.get("status") == "skipped":
             result.unchanged.append(step)
             report("note", f"{step}: skipped ({event.get('reason', '')})")
