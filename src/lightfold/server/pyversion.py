@@ -17,8 +17,9 @@ python) and the server's python3 (the `python3` fact, read at configure):
 Why from source: uv's managed Pythons (python-build-standalone) come from GitHub, and no registry a
 server reaches (Debian, PyPI, npm) hosts a CPython build for Debian 12; trixie's binary python3.13
 needs trixie's libc6 and libssl3t64, a partial upgrade of the server's base system. The source
-builds against the server's own libraries: 3.5 to 5 minutes of configure on two cores, once per
-server (measured on a sandbox machine: 205 s within a first configure, 302 s alone on a busy host).
+builds against the server's own libraries: 2 to 5 minutes of configure on two cores, once per
+server (sandbox machines: a first configure of 140 s and 229 s with it, 24 s without; 302 s for the
+build alone on a busy host).
 
 A version file's bare version ("3.13", "3.13.1") asks for that minor; any patch of it counts (the
 archive has one patch per suite). The build uses `interpreter` when it exists (server.build), so
