@@ -21,6 +21,7 @@ the caller moves the processes back (`move_procs` to the old release) and flips 
 
 from __future__ import annotations
 
+import calendar
 import os
 import time
 
@@ -71,13 +72,23 @@ def show(unit: str, props: tuple[str, ...]) -> dict[str, str]:
 
 
 def unix_to_iso(value: str | None) -> str | None:
-    """systemctl's `--timestamp=unix` value ("@1700000000") as ISO 8601 UTC, None when unset."""
-    if not value or not value.startswith("@"):
-        return None
+    """A timestamp of `systemctl show --timestamp=unix` as ISO 8601 UTC, None when unset. Some
+    properties (a timer's NextElapseUSecRealtime on older systemd) ignore the style: their
+    "Thu 2026-12-03 17:49:00 UTC" form and raw microseconds are read too."""
+    value = (value or "").strip()
+    seconds = None
     try:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(value[1:])))
-    except ValueError:
+        if value.startswith("@"):
+            seconds = float(value[1:])
+        elif value.isdigit():
+            seconds = int(value) / 1e6
+        elif value.endswith((" UTC", " GMT")):
+            seconds = calendar.timegm(time.strptime(value.split(" ", 1)[1][:-4], "%Y-%m-%d %H:%M:%S"))
+    except (ValueError, IndexError, OverflowError):
         return None
+    if not seconds or seconds <= 0 or seconds > 1e11:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def status_view(lay: Layout) -> dict:

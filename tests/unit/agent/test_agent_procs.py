@@ -168,3 +168,12 @@ def test_a_worker_that_fails_to_start_flips_everything_back(lay, live_blue, sd):
                         and i > verbs.index(("start", "lightfold-web.proc@worker-1.service")))
     restart_old = verbs.index(("start", "lightfold-web.proc@worker-1.service", "lightfold-web.proc@worker-2.service"))
     assert last_stop_new < restart_old
+
+
+@pytest.mark.parametrize("raw, iso", [
+    ("@1767225600", "2026-01-01T00:00:00Z"), ("1767225600000000", "2026-01-01T00:00:00Z"),
+    ("Thu 2026-01-01 00:00:00 UTC", "2026-01-01T00:00:00Z"), ("", None), ("n/a", None), ("0", None),
+    ("@0", None), (None, None),
+])
+def test_systemd_timestamps_in_every_form_systemctl_prints(raw, iso):
+    assert procs.unix_to_iso(raw) == iso
