@@ -1,0 +1,162 @@
+"""Issue 15 on one sandbox machine: a Flask app with a queue worker (SQLite in storage), a cron job
+every minute and uploads in storage, across a deploy, a rollback and a failed deploy: no cron run
+twice or overlapping (from the lines it wrote), exactly one worker version at a time, the files
+written before still there, every job done exactly once, and 0 failed requests on the web process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tests.e2e.apps import commit, get, git
+
+from lightfold.probe import Probe
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+APP_DIR = Path(__file__).parent / "procs_app"
+
+
+def request(ip: str, method: str, path: str, data: bytes = b"") -> int:
+    req = urllib.request.Request(f"http://{ip}{path}", data=data, method=method)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status
+
+
+def set_version(project: Path, version: str) -> None:
+    (project / "version.txt").write_text(version + "\n")
+    commit(project, version)
+
+
+def deploy(sb, check: bool = True):
+    return sb.lightfold("deploy", "--target", sb.target, "--json", timeout=600, check=check)
+
+
+def storage_file(sb, name: str) -> str:
+    return sb.exec(f"cat /srv/{sb.target}/storage/data/{name} 2>/dev/null || true").stdout
+
+
+def worker_versions(sb) -> list[str]:
+    """The versions of the worker processes running now (from the log: started, not stopped)."""
+    running: dict[str, str] = {}
+    for line in storage_file(sb, "worker.log").splitlines():
+        what, version, pid, _ = line.split()
+        if what == "start":
+            running[pid] = version
+        else:
+            running.pop(pid, None)
+    return sorted(running.values())
+
+
+def wait_for(check, timeout: float = 30, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, what
+        time.sleep(0.5)
+
+
+def switch_finished(sb) -> dict:
+    def done():
+        s = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+        return s if not s["switch_in_progress"] and s["lock"] is None else None
+    return wait_for(done, 60, "the switch did not finish")
+
+
+@pytest.fixture(scope="module")
+def app(shared_sandbox):
+    sb = shared_sandbox
+    shutil.copytree(APP_DIR, sb.project, dirs_exist_ok=True)
+    git(sb.project, "init", "-q", "-b", "main")
+    commit(sb.project, "v1")
+    out = json.loads(deploy(sb).stdout)
+    sb.releases = [out["push"]["release"]]
+    return sb
+
+
+def test_processes_cron_and_storage_across_deploy_rollback_and_failed_deploy(app):
+    sb = app
+    ip, name = sb.ip, sb.target
+    assert get(ip)[1] == b"v1\n"
+    wait_for(lambda: worker_versions(sb) == ["v1"], 30, "the v1 worker did not start")
+    assert request(ip, "PUT", "/upload/before.txt", b"written by v1") == 200
+    assert request(ip, "POST", "/enqueue/50") == 200
+    units = sb.exec(f"systemctl is-active lightfold-{name}.proc@worker-1.service lightfold-{name}.cron-tick.timer",
+                    check=False).stdout.split()
+    assert units == ["active", "active"], units
+    assert sb.exec(f"systemctl is-enabled lightfold-{name}.proc@worker-1.service").stdout.strip() == "enabled"
+
+    # a deploy under load: the worker moves to v2 after the web slot, never two versions at once
+    set_version(sb.project, "v2")
+    with Probe(f"http://{ip}/", rate=40, expect_status=200) as probe:
+        sb.releases.append(json.loads(deploy(sb).stdout)["push"]["release"])
+        request(ip, "POST", "/enqueue/50")
+        switch_finished(sb)
+    assert probe.result.failed == 0, probe.result.summary()
+    assert get(ip)[1] == b"v2\n" and worker_versions(sb) == ["v2"]
+    assert get(ip, "/upload/before.txt") == (200, b"written by v1")
+    status = json.loads(sb.lightfold("status", "--target", name, "--json").stdout)
+    procs = status.get("processes") or []
+    assert [(p["name"], p["state"], p["release"]) for p in procs] == [("worker", "active", sb.releases[1])], procs
+
+    # a rollback under load: the v1 worker again
+    with Probe(f"http://{ip}/", rate=40, expect_status=200) as probe:
+        sb.lightfold("rollback", "--target", name, "--json")
+        switch_finished(sb)
+    assert probe.result.failed == 0, probe.result.summary()
+    assert get(ip)[1] == b"v1\n"
+    wait_for(lambda: worker_versions(sb) == ["v1"], 20, f"worker after rollback: {worker_versions(sb)}")
+
+    # a failed deploy (its worker exits at once): traffic and the v1 worker stay
+    set_version(sb.project, "v3-broken")
+    with Probe(f"http://{ip}/", rate=40, expect_status=200) as probe:
+        failed = deploy(sb, check=False)
+        switch_finished(sb)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "did not start" in failed.stdout + failed.stderr
+    assert probe.result.failed == 0, probe.result.summary()
+    assert get(ip)[1] == b"v1\n"
+    wait_for(lambda: worker_versions(sb) == ["v1"], 20, f"worker after the failed deploy: {worker_versions(sb)}")
+    assert get(ip, "/upload/before.txt") == (200, b"written by v1")
+
+    # every job done exactly once
+    def all_done():
+        out = sb.exec(f"runuser -u lf-{name} -- python3 -c \"import sqlite3; c = sqlite3.connect("
+                      f"'/srv/{name}/storage/data/queue.db', timeout=30); print(*c.execute("
+                      "'SELECT count(*), sum(runs = 1), sum(status = \\'done\\') FROM jobs').fetchone())\"").stdout
+        total, once, done = (int(x or 0) for x in out.split())
+        return (total, once, done) if total == done == 100 else None
+    total, once, done = wait_for(all_done, 30, "the queue was not drained")
+    assert once == 100
+
+    # one worker at a time, over the whole log: a start only after the previous one stopped
+    events = []
+    for line in storage_file(sb, "worker.log").splitlines():
+        what, version, pid, at = line.split()
+        events.append((float(at), what, version, pid))
+    running = 0
+    for _, what, _, _ in sorted(events):
+        running += 1 if what == "start" else -1
+        assert running <= 1, events
+    # deploy v2, roll back to v1, and the failed deploy: v1 stopped for v3, which never started, so v1 again
+    assert [v for _, w, v, _ in sorted(events) if w == "start"] == ["v1", "v2", "v1", "v1"], events
+
+    # the cron job: at least two runs, never two for the same minute, never overlapping
+    wait_for(lambda: storage_file(sb, "cron.log").count("end ") >= 2, 90, "the cron job did not run twice")
+    time.sleep(5)  # a run that began is allowed to end
+    runs = [line.split() for line in storage_file(sb, "cron.log").splitlines()]
+    begins = [r[1] for r in runs if r[0] == "begin"]
+    assert len(begins) == len(set(begins)), runs
+    open_runs = 0
+    for what, *_ in sorted(runs, key=lambda r: float(r[4])):
+        open_runs += 1 if what == "begin" else -1
+        assert open_runs in (0, 1), runs
+    status = json.loads(sb.lightfold("status", "--target", name, "--json").stdout)
+    cron = status.get("cron") or []
+    assert [c["name"] for c in cron] == ["tick"] and cron[0]["last_run"] and cron[0]["next_run"], cron
