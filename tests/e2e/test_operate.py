@@ -363,7 +363,6 @@ def test_two_apps_on_one_machine_each_command_acts_on_its_target(flask):
 
 
 def test_a_failing_or_slow_release_command_leaves_the_live_release_serving(flask):
-    pytest.importorskip("lightfold.detect.manifest", reason="lightfold.toml is not read yet (issue 15's manifest)")
     sb = flask
     before = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)["live_release"]
     answer = get(sb.ip)
