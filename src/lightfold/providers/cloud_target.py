@@ -311,13 +311,16 @@ def _wait_ready(target: str, server: Server, key: Path, progress: Progress) -> N
     remote.run_sync(ready())
 
 
+ROTATION_CONFIRM_SECONDS = 20
+
+
 async def _rotate_host_key(conn: Any, target: str, server: Server, key: Path, progress: Progress) -> None:
     """The server's host key came through user data, which its metadata service keeps handing to
     any process on it: replace it with one made on the server, read back over this authenticated
     connection, and pin only that. The new key is confirmed over a second connection before the
     old one is dropped; if that fails, the old key goes back and the error says so."""
     from lightfold.remote import openssh
-    from lightfold.remote.connection import connect
+    from lightfold.remote.connection import connect_when_up
     from lightfold.server import hardening
 
     before = cloud.trusted_host_keys(target)
@@ -327,7 +330,9 @@ async def _rotate_host_key(conn: Any, target: str, server: Server, key: Path, pr
     await conn.run(hardening.rotate_install(), timeout=60)
     openssh.pin(server.ipv4, 22, new)
     try:
-        check = await connect(server.ipv4, 22, "root", key, openssh.known_hosts_path(), timeout=15)
+        # sshd's reload re-executes its listener: a connect in that moment is refused.
+        check = await connect_when_up(server.ipv4, 22, "root", key, openssh.known_hosts_path(),
+                                      deadline=time.monotonic() + ROTATION_CONFIRM_SECONDS, interval=0.5)
         async with check:
             await check.run("true", timeout=30)
     except LightfoldError as e:
