@@ -28,7 +28,14 @@ from lightfold.agent.layout import Layout
 from lightfold.agent.protocol import JournalEntry, ReleaseEntry, StatusReply, SwitchResult
 from lightfold.errors import LightfoldError, UsageError
 from lightfold.release import agent_client, facts
-from lightfold.release.processes import cron_status, label_line, labelled_logs_command, log_units, processes_status
+from lightfold.release.processes import (
+    cron_status,
+    journalctl_command,
+    label_line,
+    labelled_logs_command,
+    log_units,
+    processes_status,
+)
 from lightfold.release.report import Report, silent
 from lightfold.release.target import Target, actor, as_root
 
@@ -235,14 +242,7 @@ def units(app: str, slots: list[str]) -> list[str]:
 def logs_command(app: str, slots: list[str], *, lines: int = 100, since: str | None = None,
                  follow: bool = False) -> str:
     """journalctl for the app's slot units. Pure."""
-    argv = ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines)]
-    for u in units(app, slots):
-        argv += ["-u", u]
-    if since:
-        argv += ["--since", since]
-    if follow:
-        argv.append("-f")
-    return shlex.join(argv)
+    return journalctl_command(units(app, slots), "-o", "short-iso", lines=lines, since=since, follow=follow)
 
 
 def build_log_command(app: str, release: str | None) -> str:

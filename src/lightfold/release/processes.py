@@ -78,12 +78,10 @@ def log_units(app: str, slots: list[str], *, process: str | None = None, everyth
     return units
 
 
-def labelled_logs_command(units: list[str], *, lines: int = 100, since: str | None = None,
-                          follow: bool = False) -> str:
-    """journalctl of `units` (patterns allowed) as JSON lines with only the fields a label needs
-    (`--all`: a long message is kept, not turned into null). Pure."""
-    argv = ["journalctl", "--no-pager", "--all", "-o", "json",
-            "--output-fields=MESSAGE,_SYSTEMD_UNIT,UNIT", "-n", str(lines)]
+def journalctl_command(units: list[str], *output: str, lines: int = 100, since: str | None = None,
+                       follow: bool = False) -> str:
+    """journalctl of `units` (patterns allowed), its output shaped by `output` options. Pure."""
+    argv = ["journalctl", "--no-pager", *output, "-n", str(lines)]
     for u in units:
         argv += ["-u", u]
     if since:
@@ -91,6 +89,14 @@ def labelled_logs_command(units: list[str], *, lines: int = 100, since: str | No
     if follow:
         argv.append("-f")
     return shlex.join(argv)
+
+
+def labelled_logs_command(units: list[str], *, lines: int = 100, since: str | None = None,
+                          follow: bool = False) -> str:
+    """journalctl of `units` (patterns allowed) as JSON lines with only the fields a label needs
+    (`--all`: a long message is kept, not turned into null). Pure."""
+    return journalctl_command(units, "--all", "-o", "json", "--output-fields=MESSAGE,_SYSTEMD_UNIT,UNIT",
+                              lines=lines, since=since, follow=follow)
 
 
 def unit_label(app: str, unit: str | None) -> str:
