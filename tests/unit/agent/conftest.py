@@ -108,3 +108,35 @@ def release(root):
 def agent_call(root):
     """The same request handling in-process (faster than a subprocess): agent_call(request) -> result."""
     return lambda request: handle(parse_request(json.dumps(request).encode()), str(root))
+
+
+OLD_RID, NEW_RID = "20260101120000", "20260101120100"
+
+
+def blue_live_and_systemd_ok(lay, monkeypatch) -> dict:
+    """Release OLD_RID live in slot blue (journal, links, upstream), NEW_RID building; systemd and
+    nginx answer as if all went well. Returns the app config. The releases must exist."""
+    from lightfold.agent import switch
+    from lightfold.agent.core import Ran
+    from lightfold.agent.files import swap_symlink, write_atomic
+    from lightfold.agent.journal import save_journal, upsert_entry
+    from lightfold.agent.live import load_app_config
+    from lightfold.agent.upstream import render_upstream
+
+    entries: list[dict] = []
+    upsert_entry(entries, OLD_RID, status="live", slot="blue")
+    upsert_entry(entries, NEW_RID, status="building")
+    save_journal(lay, entries)
+    swap_symlink(lay.slot_link("blue"), f"../releases/{OLD_RID}")
+    swap_symlink(lay.current, f"releases/{OLD_RID}")
+    cfg = load_app_config(lay, {})
+    write_atomic(lay.upstream, render_upstream(cfg["ports"]["blue"], "blue", OLD_RID).encode())
+    ok = Ran(0, "", "")
+    monkeypatch.setattr(switch, "run", lambda argv, timeout=90: ok)
+    monkeypatch.setattr(switch, "systemctl", lambda *args: ok)
+    monkeypatch.setattr(switch, "reload_nginx", lambda: ok)
+    monkeypatch.setattr(switch, "wait_healthy", lambda *a: {"seconds": 0.1, "status_code": 200, "attempts": 1})
+    monkeypatch.setattr(switch, "unit_state", lambda unit: {"n_restarts": 0, "active_state": "active",
+                                                            "sub_state": "running"})
+    monkeypatch.setattr(switch, "journal_tail", lambda unit: [])
+    return cfg

@@ -9,15 +9,15 @@ import errno
 import os
 
 import pytest
+from tests.unit.agent.conftest import NEW_RID, OLD_RID, blue_live_and_systemd_ok
 
 from lightfold.agent import switch
-from lightfold.agent.core import AgentError, Ran
-from lightfold.agent.files import read_text, swap_symlink, write_atomic
-from lightfold.agent.journal import load_journal, save_journal, upsert_entry
-from lightfold.agent.live import load_app_config
-from lightfold.agent.upstream import render_upstream, upstream_port
+from lightfold.agent.core import AgentError
+from lightfold.agent.files import read_text
+from lightfold.agent.journal import load_journal
+from lightfold.agent.upstream import upstream_port
 
-OLD, NEW = "20260101120000", "20260101120100"
+OLD, NEW = OLD_RID, NEW_RID
 
 
 @pytest.fixture
@@ -26,22 +26,7 @@ def live_blue(lay, release, app_json, monkeypatch):
     app_json()
     release(OLD, env="A=1\n")
     release(NEW, env="A=2\n")
-    entries: list[dict] = []
-    upsert_entry(entries, OLD, status="live", slot="blue")
-    upsert_entry(entries, NEW, status="building")
-    save_journal(lay, entries)
-    swap_symlink(lay.slot_link("blue"), f"../releases/{OLD}")
-    swap_symlink(lay.current, f"releases/{OLD}")
-    cfg = load_app_config(lay, {})
-    write_atomic(lay.upstream, render_upstream(cfg["ports"]["blue"], "blue", OLD).encode())
-    ok = Ran(0, "", "")
-    monkeypatch.setattr(switch, "run", lambda argv, timeout=90: ok)
-    monkeypatch.setattr(switch, "systemctl", lambda *args: ok)
-    monkeypatch.setattr(switch, "reload_nginx", lambda: ok)
-    monkeypatch.setattr(switch, "wait_healthy", lambda *a: {"seconds": 0.1, "status_code": 200, "attempts": 1})
-    monkeypatch.setattr(switch, "unit_state", lambda unit: {"n_restarts": 0, "active_state": "active",
-                                                            "sub_state": "running"})
-    monkeypatch.setattr(switch, "journal_tail", lambda unit: [])
+    cfg = blue_live_and_systemd_ok(lay, monkeypatch)
     return cfg
 
 
