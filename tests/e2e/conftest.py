@@ -6,6 +6,9 @@
 
     def test_other(shared_sandbox): ...     # one machine for the whole module (faster)
     def test_many(machine_factory): a, b = machine_factory(), machine_factory(network="nat")
+    def test_old(machine_factory): machine_factory(image="debian-12")   # Debian 12 (default: 13)
+
+LIGHTFOLD_TEST_IMAGE=debian-12 runs every machine of the session on that image instead of the default.
 
 Each machine has its own LIGHTFOLD_HOME and HOME under the test's tmp dir, so the user's real files
 are never touched, and a unique target name, so parallel workers (pytest-xdist) never collide.
@@ -69,6 +72,7 @@ class Sandbox:
     project: Path
     ip: str | None = None
     network: str = "isolated"
+    image: str | None = None  # --image of `create` (None: lightfold's default)
     created: list[str] = field(default_factory=list)
 
     @property
@@ -119,7 +123,7 @@ class Sandbox:
     def create(self, *extra: str) -> subprocess.CompletedProcess[str]:
         proc = self.lightfold(
             "create", "--target", self.target, "--provider", "local", "--network", self.network,
-            *extra, str(self.project),
+            *(("--image", self.image) if self.image else ()), *extra, str(self.project),
         )
         self.ip = self.config()["targets"][self.target]["provider_config"]["local"]["ip"]
         return proc
@@ -136,11 +140,12 @@ class Sandbox:
             raise AssertionError(f"lightfold destroy failed: {proc.stderr}")
 
 
-def new_sandbox(root: Path, network: str = "isolated", prefix: str = "t") -> Sandbox:
+def new_sandbox(root: Path, network: str = "isolated", prefix: str = "t", image: str | None = None) -> Sandbox:
     target = f"{prefix}-{uuid.uuid4().hex[:10]}"
     project = root / "project"
     project.mkdir(parents=True, exist_ok=True)
-    return Sandbox(target=target, root=root, env=isolated_env(root), project=project, network=network)
+    return Sandbox(target=target, root=root, env=isolated_env(root), project=project, network=network,
+                   image=image or os.environ.get("LIGHTFOLD_TEST_IMAGE") or None)
 
 
 @pytest.fixture(scope="session")
@@ -155,8 +160,8 @@ def machine_factory(sandbox_host, tmp_path) -> Iterator:
     """Call it to get a freshly created machine (each in its own homes); all are destroyed after."""
     made: list[Sandbox] = []
 
-    def make(network: str = "isolated", create: bool = True) -> Sandbox:
-        sb = new_sandbox(tmp_path / f"m{len(made)}", network)
+    def make(network: str = "isolated", create: bool = True, image: str | None = None) -> Sandbox:
+        sb = new_sandbox(tmp_path / f"m{len(made)}", network, image=image)
         made.append(sb)
         if create:
             sb.create()

@@ -181,3 +181,25 @@ def test_pinning_replaces_the_key_of_a_reused_address(tmp_path, monkeypatch):
     assert oct(openssh.known_hosts_path().stat().st_mode & 0o777) == "0o600"
     openssh.unpin("10.231.0.12", 22)
     assert openssh.known_hosts_path().read_text() == "10.231.0.13 ssh-ed25519 KEEP\n"
+
+
+def test_images_are_named_like_cloud_images_and_cached_side_by_side():
+    from lightfold.errors import UsageError
+    from lightfold.providers import flags
+    from lightfold.sandbox import image
+
+    assert tuple(image.IMAGES) == flags.LOCAL_IMAGES  # the CLI's check, made without the sandbox module
+    assert image.DEFAULT_IMAGE == "debian-13" and image.suite_of(None) == "trixie"
+    assert image.suite_of("debian-12") == "bookworm"
+    with pytest.raises(UsageError, match="unknown local image 'ubuntu-24.04'"):
+        image.suite_of("ubuntu-24.04")
+    reg = registries.Registries("http://mirror.example/debian", "http://mirror.example/debian-security")
+    trixie, bookworm = (image.image_path(LAY, reg, s) for s in ("trixie", "bookworm"))
+    assert trixie.name.startswith("trixie-") and bookworm.name.startswith("bookworm-") and trixie != bookworm
+    assert image.sources_list(reg, "trixie") == (
+        "deb http://mirror.example/debian trixie main\n"
+        "deb http://mirror.example/debian trixie-updates main\n"
+        "deb http://mirror.example/debian-security trixie-security main\n"
+    )
+    argv = image.mmdebstrap_argv(reg, LAY.images / "x", "bookworm")
+    assert argv[-3:] == ["bookworm", str(LAY.images / "x"), "http://mirror.example/debian"]

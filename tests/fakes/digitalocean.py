@@ -37,6 +37,7 @@ SIZES = [
     ("s-2vcpu-4gb", 2, 4096, 80, 24, ALL),
 ]
 IMAGES = [
+    (150000004, "debian-13-x64", "Debian", "13 x64"),
     (150000001, "debian-12-x64", "Debian", "12 x64"),
     (150000002, "debian-11-x64", "Debian", "11 x64"),
     (150000003, "ubuntu-24-04-x64", "Ubuntu", "24.04 (LTS) x64"),

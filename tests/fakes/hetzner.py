@@ -38,6 +38,8 @@ SERVER_TYPES = [
     (90, "cpx11", 2, 2, 40, "x86", False, EU + ["ash", "hil"]),
 ]
 IMAGES = [
+    (310557660, "debian-13", "Debian 13", "x86"),
+    (310557661, "debian-13", "Debian 13", "arm"),
     (114690387, "debian-12", "Debian 12", "x86"),
     (114690389, "debian-12", "Debian 12", "arm"),
     (67794396, "debian-11", "Debian 11", "x86"),

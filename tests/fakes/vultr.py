@@ -35,6 +35,7 @@ PLANS = [
     ("vhf-1c-1gb", 1, 1024, 32, 6, ["ewr", "ams", "fra"]),
 ]
 OS = [
+    (2625, "Debian 13 x64 (trixie)", "x64", "debian"),
     (2136, "Debian 12 x64 (bookworm)", "x64", "debian"),
     (477, "Debian 11 x64 (bullseye)", "x64", "debian"),
     (2284, "Ubuntu 24.04 LTS x64", "x64", "ubuntu"),

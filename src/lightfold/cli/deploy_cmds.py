@@ -112,6 +112,7 @@ def deploy_cmd(
         return
     from lightfold import config, state
     from lightfold.cli.server_cmds import cloud_options
+    from lightfold.providers.flags import create_options as create_options_of
     from lightfold.providers.flags import provider_of
     from lightfold.release import deploy as chain
 
@@ -120,6 +121,8 @@ def deploy_cmd(
     chosen = provider_of(name, provider)
     create_options = cloud_options(chosen, name, region, size, image, creating=not state.load(name).created) if (
         chosen) else {}
+    if chosen == "local":  # --image is the sandbox machine's OS there
+        create_options |= {k: v for k, v in create_options_of(chosen, image=image).items() if v is not None}
     result = chain.deploy(path, name, provider=provider, force=force, lock_wait=lock_wait, report=output.reporter(),
                           create_options=create_options)
     output.emit(render.deploy_json(name, result), as_json, lambda: render.show_deploy(result))

@@ -29,7 +29,8 @@ SizeOpt = Annotated[
 ]
 ImageOpt = Annotated[
     str | None,
-    typer.Option("--image", help="Cloud providers: the OS image (default: Debian 12).", show_default=False),
+    typer.Option("--image", help="The server's OS image: debian-13 (default) or debian-12 for --provider local; "
+                 "the provider's image name for cloud providers (default: Debian 13).", show_default=False),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Assume yes; never prompt.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Run the step even if it looks done.")]

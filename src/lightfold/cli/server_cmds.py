@@ -130,7 +130,7 @@ def create(
     options = {"force": force, "progress": output.step,
                **flags.create_options(chosen, network=network, ip=ip, user=user, ssh_key=ssh_key, port=port,
                                       accept_new_host_key=accept_new_host_key, host_key=host_key,
-                                      confirm=confirm),
+                                      confirm=confirm, image=image),
                **cloud_options(chosen, name, region, size, image)}
     result = providers.get(chosen).create(name, path, **options)
 

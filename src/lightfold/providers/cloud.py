@@ -48,11 +48,12 @@ READY_TIMEOUT = 300.0  # until root can log in and cloud-init has finished
 CREATE_POLL = 3.0  # seconds between looks at a starting server
 OFF_GRACE = 60.0  # a starting server reported 'off' for this long has failed to boot
 
-# Cheapest sensible machine per provider: 1-2 vCPU, 1-4 GB, Debian 12.
+# Cheapest sensible machine per provider: 1-2 vCPU, 1-4 GB, Debian 13. Vultr's image is named as
+# its /v2/os list names it ("Debian 13 x64 (trixie)" is found as debian-13-x64, lightfold.providers.vultr).
 DEFAULTS: dict[str, dict[str, str]] = {
-    "hetzner": {"region": "nbg1", "size": "cx22", "image": "debian-12"},
-    "digitalocean": {"region": "nyc3", "size": "s-1vcpu-1gb", "image": "debian-12-x64"},
-    "vultr": {"region": "ewr", "size": "vc2-1c-1gb", "image": "2136"},  # os_id 2136: Debian 12 x64
+    "hetzner": {"region": "nbg1", "size": "cx22", "image": "debian-13"},
+    "digitalocean": {"region": "nyc3", "size": "s-1vcpu-1gb", "image": "debian-13-x64"},
+    "vultr": {"region": "ewr", "size": "vc2-1c-1gb", "image": "debian-13-x64"},
 }
 
 

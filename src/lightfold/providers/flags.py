@@ -1,7 +1,7 @@
 """Which `create`/`deploy` flags apply to which provider, checked before anything is created, and
 the keywords of the provider's `create()` they make.
 
-- `create_options`: --network (local), --ip/--user/--ssh-key/--port/--accept-new-host-key/--host-key
+- `create_options`: --network and --image (local), --ip/--user/--ssh-key/--port/--accept-new-host-key/--host-key
   (byos); a flag given to a provider it does not apply to is a usage error naming the flag.
 - `cloud_options`: --region/--size/--image (cloud providers only), the API token (found by
   `cloud_client.api_token`, asked for once when the caller can ask) and, when the caller can
@@ -22,6 +22,8 @@ from lightfold.names import CLOUD_PROVIDERS
 from lightfold.providers import Progress, quiet
 
 NETWORKS = ("isolated", "nat")
+# lightfold.sandbox.image.IMAGES' names (that module is Linux-only; tests check the two agree).
+LOCAL_IMAGES = ("debian-13", "debian-12")
 HOST_KEY_ENV = "LIGHTFOLD_HOST_KEY"
 
 Pick = Callable[[str, list, str], str]
@@ -37,7 +39,8 @@ def provider_of(target: str, given: str | None) -> str | None:
 
 def create_options(provider: str, *, network: str | None = None, ip: str | None = None, user: str | None = None,
                    ssh_key: str | None = None, port: int | None = None, accept_new_host_key: bool = False,
-                   host_key: str | None = None, confirm: Callable[[str], bool] | None = None) -> dict[str, Any]:
+                   host_key: str | None = None, confirm: Callable[[str], bool] | None = None,
+                   image: str | None = None) -> dict[str, Any]:
     """The local or byos keywords of `create()` (none for a cloud provider). byos trusts exactly
     `host_key` when it is given, else the one in $LIGHTFOLD_HOST_KEY (a CI job's secret)."""
     if network is not None and network not in NETWORKS:
@@ -50,7 +53,9 @@ def create_options(provider: str, *, network: str | None = None, ip: str | None 
     if given and provider != "byos":
         raise UsageError(f"{given[0]} applies only to --provider byos", f"drop {given[0]}")
     if provider == "local":
-        return {"network": network}
+        if image is not None and image not in LOCAL_IMAGES:
+            raise UsageError(f"unknown local image '{image}'", f"use --image with one of: {', '.join(LOCAL_IMAGES)}")
+        return {"network": network, "image": image}
     if provider == "byos":
         return {"ip": ip, "user": user, "ssh_key": ssh_key, "port": port, "accept_new_host_key": accept_new_host_key,
                 "host_key": host_key if host_key is not None else os.environ.get(HOST_KEY_ENV), "confirm": confirm}
@@ -64,6 +69,8 @@ def cloud_options(provider: str, name: str, region: str | None, size: str | None
     the target's config choose a region or size. With `creating` (the server does not exist yet),
     a missing API token is asked for (`ask_token`) or is a one-line error naming the env var."""
     given = {k: v for k, v in {"region": region, "size": size, "image": image}.items() if v is not None}
+    if provider == "local":
+        given.pop("image", None)  # create_options' (a sandbox machine's OS)
     if provider not in CLOUD_PROVIDERS:
         if given:
             flags = ", ".join(f"--{k}" for k in given)

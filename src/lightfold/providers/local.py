@@ -46,15 +46,23 @@ def create(
     *,
     force: bool = False,
     network: str | None = None,
+    image: str | None = None,
     progress: Progress = quiet,
 ) -> dict[str, Any]:
-    """Create the target's machine (a no-op when it already runs, unless `force`)."""
+    """Create the target's machine (a no-op when it already runs, unless `force`). `image`: the OS
+    it boots (lightfold.sandbox.image.IMAGES: debian-13, the default, or debian-12), kept in the
+    target's config like a cloud server's image."""
+    from lightfold.sandbox.image import DEFAULT_IMAGE, suite_of
+
     cfg = config.load()
     existing = cfg.targets.get(target)
     providers.refuse_other_provider(target, existing, NAME, f"`lightfold config set provider local --target {target}`")
     old = existing.provider_config.get(NAME) if existing else None
     requested = network
     network = network or (old.network if old else None) or "isolated"
+    requested_image = image
+    image = image or (old.image if old else None) or DEFAULT_IMAGE
+    suite = suite_of(image)
     lay = sandbox_layout.layout()
     st = state.load(target)
     current = machine.state(lay, target)
@@ -66,8 +74,14 @@ def create(
                 f"machine '{target}' already runs with the {pc.network} network",
                 f"add --force to recreate it with --network {requested} (everything on it is lost)",
             )
+        if requested_image and pc and requested_image != (pc.image or DEFAULT_IMAGE):
+            raise LightfoldError(
+                f"machine '{target}' already runs {pc.image or DEFAULT_IMAGE}",
+                f"add --force to recreate it with --image {requested_image} (everything on it is lost)",
+            )
         progress(f"machine '{target}' already exists and is running (use --force to recreate it)")
-        return _summary(target, pc.ip if pc else None, network, changed=False)
+        return _summary(target, pc.ip if pc else None, network, (pc.image if pc else None) or DEFAULT_IMAGE,
+                        changed=False)
     if current != "missing":
         _check_owner(target)
         if force or st.created:
@@ -85,12 +99,12 @@ def create(
     key = openssh.login_key()
     pub = Path(f"{key}.pub").read_text()
     t0 = time.monotonic()
-    progress(f"creating machine '{target}' ({network} network)")
-    m = machine.create(target, network, pub, owner(), progress)
+    progress(f"creating machine '{target}' ({image}, {network} network)")
+    m = machine.create(target, network, pub, owner(), progress, suite=suite)
     try:
         openssh.pin(m.ip, 22, m.host_key)
         config.record_server(target, NAME, project_path, ip=m.ip, ssh_key=str(key), username="root", port=22,
-                             server_id=target, network=network)
+                             server_id=target, network=network, image=image)
         _wait_ready(m, key, progress)
         state.update(target, lambda s: _mark_created(s, target))
     except BaseException:
@@ -98,7 +112,7 @@ def create(
         openssh.unpin(m.ip, 22)
         raise
     progress(f"machine '{target}' is up at {m.ip} in {time.monotonic() - t0:.1f}s")
-    return _summary(target, m.ip, network, changed=True)
+    return _summary(target, m.ip, network, image, changed=True)
 
 
 def _mark_created(s: state.TargetState, target: str) -> None:
@@ -106,9 +120,9 @@ def _mark_created(s: state.TargetState, target: str) -> None:
     s.provisioned_id = target
 
 
-def _summary(target: str, ip: str | None, network: str, *, changed: bool) -> dict[str, Any]:
+def _summary(target: str, ip: str | None, network: str, image: str, *, changed: bool) -> dict[str, Any]:
     return {"target": target, "provider": NAME, "ip": ip, "ssh_user": "root", "network": network,
-            "server_id": target, "changed": changed}
+            "image": image, "server_id": target, "changed": changed}
 
 
 def _wait_ready(m: machine.Machine, key: Path, progress: Progress) -> None:

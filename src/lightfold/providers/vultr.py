@@ -3,8 +3,9 @@
 Endpoints: account (token check), ssh-keys, instances (create/get/list by `tag`/delete), regions,
 plans, os. Auth: `Authorization: Bearer $VULTR_API_KEY`. Errors: `{"error": "...", "status": 401}`.
 Create answers 202 with `status: pending` and `main_ip: "0.0.0.0"`; the address and
-`server_status: ok` come later. `user_data` must be base64. The image is an `os_id` (Debian 12
-x64 is 2136); an OS name is accepted too and mapped to its id. Pagination: `per_page` (max 500)
+`server_status: ok` come later. `user_data` must be base64. The image is an `os_id`, looked up
+by name in /v2/os: the OS's name ("Debian 13 x64 (trixie)") or its slug (`os_slug`: debian-13-x64,
+as DigitalOcean spells its images) is accepted too and mapped to its id. Pagination: `per_page` (max 500)
 and a `cursor`, the next one in `meta.links.next` ("" on the last page). Rate limit: 429 (no
 documented wait header, so the client backs off on its own).
 
@@ -16,10 +17,12 @@ Systems; Pagination, Rate Limit); https://docs.vultr.com/reference/vultr-cli/ins
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from lightfold.errors import LightfoldError
 from lightfold.providers import cloud_target
 from lightfold.providers.cloud_client import BaseClient, Choice, Server, ServerSpec, SshKey
 from lightfold.providers.http import ApiClient, RetryPolicy, missing_ok
@@ -92,6 +95,11 @@ class VOs(_Model):
     family: str = ""
 
 
+def os_slug(name: str) -> str:
+    """'debian-13-x64' from 'Debian 13 x64 (trixie)': lower case, no parenthesis, '-' for spaces."""
+    return re.sub(r"[^a-z0-9.]+", "-", re.sub(r"\(.*?\)", "", name.lower())).strip("-")
+
+
 def read_error(status: int, body: Any) -> tuple[str, str]:
     codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "rate_limited"}
     code = codes.get(status, "server_error" if status >= 500 else "error")
@@ -134,7 +142,7 @@ class VultrClient(BaseClient):
         body: dict[str, Any] = {
             "region": spec.region,
             "plan": spec.size,
-            "os_id": int(spec.image),
+            "os_id": await self.os_id(spec.image or ""),
             "label": name,
             "hostname": name,
             "sshkey_id": spec.ssh_key_ids,
@@ -173,7 +181,16 @@ class VultrClient(BaseClient):
 
     async def list_images(self) -> list[Choice]:
         systems = [VOs.model_validate(o) for o in await self._all("/os", "os")]
-        return [Choice(id=str(o.id), label=o.name, aliases=[o.name]) for o in systems]
+        return [Choice(id=str(o.id), label=o.name, aliases=[o.name, os_slug(o.name)]) for o in systems]
+
+    async def os_id(self, image: str) -> int:
+        """The os_id of `image`: an id as is, else the OS that name or slug names in /v2/os."""
+        if image.isdigit():
+            return int(image)
+        for choice in await self.list_images():
+            if image.lower() in (a.lower() for a in choice.aliases):
+                return int(choice.id)
+        raise LightfoldError(f"unknown Vultr image '{image}'", "use --image with an id or name from Vultr's OS list")
 
 
 # ---- the provider as `lightfold create/destroy/status --provider vultr` sees it (see providers/__init__.py)

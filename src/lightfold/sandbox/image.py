@@ -1,10 +1,14 @@
-"""The base image every machine boots: Debian bookworm built once with mmdebstrap and cached.
+"""The base images machines boot: Debian 13 (trixie, the default) or 12 (bookworm), each built once
+with mmdebstrap and cached side by side.
 
 It looks like a fresh cloud VM: systemd, sshd (key-only, no host keys — each machine gets its own),
 python3 and a few basics, no nginx (configure installs what it needs), empty apt lists and masked
 apt-daily timers so nothing races a deploy for the dpkg lock. The recipe is data (`recipe_files`);
-its hash names the image directory, so a changed recipe builds a new image instead of reusing a
-stale one.
+its hash and the suite name the image directory (`trixie-<hash>`), so a changed recipe builds a new
+image instead of reusing a stale one, and both suites' images are kept.
+
+Images are named as the cloud providers name theirs (`--image debian-13`, `debian-12`): `IMAGES`
+maps a name to its Debian suite.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lightfold.errors import LightfoldError
+from lightfold.errors import LightfoldError, UsageError
 from lightfold.sandbox.layout import Layout
 from lightfold.sandbox.registries import Registries
 
-SUITE = "bookworm"
+# Image name (as `--image` takes it, like Hetzner's `debian-13`) -> Debian suite.
+IMAGES = {"debian-13": "trixie", "debian-12": "bookworm"}
+DEFAULT_IMAGE = "debian-13"
+SUITE = IMAGES[DEFAULT_IMAGE]
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "python3", "sudo", "curl",
     "ca-certificates", "iproute2", "procps", "less",
@@ -57,17 +64,25 @@ class FileSpec:
     mode: int = 0o644
 
 
-def sources_list(reg: Registries) -> str:
+def suite_of(name: str | None) -> str:
+    """The Debian suite of an image name (None: the default), or a usage error listing the names."""
+    name = name or DEFAULT_IMAGE
+    if name not in IMAGES:
+        raise UsageError(f"unknown local image '{name}'", f"use --image with one of: {', '.join(IMAGES)}")
+    return IMAGES[name]
+
+
+def sources_list(reg: Registries, suite: str = SUITE) -> str:
     return (
-        f"deb {reg.debian_mirror} {SUITE} main\n"
-        f"deb {reg.debian_mirror} {SUITE}-updates main\n"
-        f"deb {reg.debian_security} {SUITE}-security main\n"
+        f"deb {reg.debian_mirror} {suite} main\n"
+        f"deb {reg.debian_mirror} {suite}-updates main\n"
+        f"deb {reg.debian_security} {suite}-security main\n"
     )
 
 
-def recipe_files(reg: Registries) -> list[FileSpec]:
+def recipe_files(reg: Registries, suite: str = SUITE) -> list[FileSpec]:
     return [
-        FileSpec("etc/apt/sources.list", sources_list(reg)),
+        FileSpec("etc/apt/sources.list", sources_list(reg, suite)),
         FileSpec("etc/machine-id", ""),  # empty: each boot gets its own id
         FileSpec("etc/hosts", HOSTS),
         FileSpec("etc/resolv.conf", ""),  # written per machine
@@ -75,26 +90,25 @@ def recipe_files(reg: Registries) -> list[FileSpec]:
     ]
 
 
-def recipe_hash(reg: Registries) -> str:
-    blob = json.dumps(
-        [RECIPE_VERSION, SUITE, PACKAGES, MASKED_UNITS, [(f.path, f.content, f.mode) for f in recipe_files(reg)]]
-    )
+def recipe_hash(reg: Registries, suite: str = SUITE) -> str:
+    files = [(f.path, f.content, f.mode) for f in recipe_files(reg, suite)]
+    blob = json.dumps([RECIPE_VERSION, suite, PACKAGES, MASKED_UNITS, files])
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-def image_path(lay: Layout, reg: Registries) -> Path:
-    return lay.images / f"{SUITE}-{recipe_hash(reg)}"
+def image_path(lay: Layout, reg: Registries, suite: str = SUITE) -> Path:
+    return lay.images / f"{suite}-{recipe_hash(reg, suite)}"
 
 
-def mmdebstrap_argv(reg: Registries, dest: Path) -> list[str]:
+def mmdebstrap_argv(reg: Registries, dest: Path, suite: str = SUITE) -> list[str]:
     return [
         "mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-        SUITE, str(dest), reg.debian_mirror,
+        suite, str(dest), reg.debian_mirror,
     ]
 
 
-def _configure(root: Path, reg: Registries) -> None:
-    for spec in recipe_files(reg):
+def _configure(root: Path, reg: Registries, suite: str) -> None:
+    for spec in recipe_files(reg, suite):
         p = root / spec.path
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(spec.content)
@@ -112,14 +126,16 @@ def _configure(root: Path, reg: Registries) -> None:
                 entry.unlink()
             elif entry.is_dir() and entry.name != "partial":
                 shutil.rmtree(entry)
-    (root / MARKER).write_text(json.dumps({"suite": SUITE, "recipe": recipe_hash(reg), "built": time.time()}))
+    marker = {"suite": suite, "recipe": recipe_hash(reg, suite), "built": time.time()}
+    (root / MARKER).write_text(json.dumps(marker))
 
 
-def ensure(lay: Layout, reg: Registries, progress: Callable[[str], None] = lambda _m: None) -> Path:
-    """The image directory, built first if missing. Concurrent callers wait for one build."""
+def ensure(lay: Layout, reg: Registries, progress: Callable[[str], None] = lambda _m: None,
+           suite: str = SUITE) -> Path:
+    """The image directory of `suite`, built first if missing. Concurrent callers wait for one build."""
     from filelock import FileLock, Timeout
 
-    path = image_path(lay, reg)
+    path = image_path(lay, reg, suite)
     if (path / MARKER).is_file():
         return path
     lay.images.mkdir(parents=True, exist_ok=True)
@@ -129,7 +145,7 @@ def ensure(lay: Layout, reg: Registries, progress: Callable[[str], None] = lambd
                 return path
             for stale in lay.images.glob("*.tmp.*"):  # a build that was killed
                 shutil.rmtree(stale, ignore_errors=True)
-            _build(path, reg, progress)
+            _build(path, reg, progress, suite)
     except Timeout:
         raise LightfoldError(
             "another lightfold process has been building the machine image for 15 minutes",
@@ -138,13 +154,13 @@ def ensure(lay: Layout, reg: Registries, progress: Callable[[str], None] = lambd
     return path
 
 
-def _build(path: Path, reg: Registries, progress: Callable[[str], None]) -> None:
+def _build(path: Path, reg: Registries, progress: Callable[[str], None], suite: str) -> None:
     tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
-    progress(f"building the machine image (Debian {SUITE}, once; about a minute) from {reg.debian_mirror}")
+    progress(f"building the machine image (Debian {suite}, once; about a minute) from {reg.debian_mirror}")
     t0 = time.monotonic()
     try:
         proc = subprocess.run(
-            mmdebstrap_argv(reg, tmp), capture_output=True, text=True, timeout=BUILD_TIMEOUT,
+            mmdebstrap_argv(reg, tmp, suite), capture_output=True, text=True, timeout=BUILD_TIMEOUT,
             stdin=subprocess.DEVNULL,
         )
         if proc.returncode != 0:
@@ -154,7 +170,7 @@ def _build(path: Path, reg: Registries, progress: Callable[[str], None]) -> None
                 f"check that this host reaches {reg.debian_mirror} (or set LIGHTFOLD_DEBIAN_MIRROR), then retry",
                 details=tail,
             )
-        _configure(tmp, reg)
+        _configure(tmp, reg, suite)
         tmp.rename(path)
     except subprocess.TimeoutExpired:
         raise LightfoldError(

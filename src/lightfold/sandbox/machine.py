@@ -250,13 +250,15 @@ def create(
     *,
     host_key: tuple[str, str] | None = None,
     extra_files: list[FileSpec] | None = None,
+    suite: str = image.SUITE,
 ) -> Machine:
     """Boot a new machine (returns once nspawn runs; see `wait_for_ssh_port`). On any failure,
     including Ctrl-C, everything made so far is removed again.
 
     `owner` names who may destroy it (a LIGHTFOLD_HOME; tests use a path in their temp dir so the
     session-end check finds leaks). `host_key` (private, public) replaces the generated one and
-    `extra_files` are written before boot — e.g. what cloud-init would apply on a cloud VM."""
+    `extra_files` are written before boot — e.g. what cloud-init would apply on a cloud VM. `suite`:
+    the Debian suite of the image it boots (lightfold.sandbox.image.IMAGES)."""
     if not NAME.fullmatch(name):
         raise LightfoldError(f"invalid machine name '{name}'", "use lowercase letters, digits and '-'")
     if network_mode not in NETWORKS:
@@ -264,7 +266,7 @@ def create(
     host.require_host(network_mode)
     lay = layout()
     reg = registries.discover(https=False)
-    img = image.ensure(lay, reg, progress)
+    img = image.ensure(lay, reg, progress, suite)
 
     with _alloc_lock(lay):
         existing = traces(lay, name)
@@ -280,7 +282,7 @@ def create(
         machine = Machine(name, ip, network_mode, owner, "", time.time())
         try:
             lay.runtime(name).mkdir(parents=True)
-            info = asdict(machine) | {"image": str(img), "netns": lay.netns(name), "veth": lay.veth(ip)}
+            info = asdict(machine) | {"image": str(img), "suite": suite, "netns": lay.netns(name), "veth": lay.veth(ip)}
             info_path(lay, name).write_text(json.dumps(info, indent=2))
             lay.machine_dir(name).mkdir(parents=True)
             (lay.machine_dir(name) / "owner").write_text(owner + "\n")

@@ -93,7 +93,7 @@ def pick_debian(sources: list[AptSource], override: str | None = None) -> tuple[
             security = s.uri
     if mirror is None:
         raise LightfoldError(
-            "no Debian mirror found in this host's apt sources (the machine image is Debian bookworm)",
+            "no Debian mirror found in this host's apt sources (the machine images are Debian)",
             f"set {MIRROR_ENV} to a Debian mirror URL, e.g. the one your organisation uses",
         )
     if security is None:

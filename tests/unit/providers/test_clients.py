@@ -376,7 +376,18 @@ def test_unknown_value_lists_the_valid_choices(provider, fake, field, flag):
         run(go())
     msg = str(e.value)
     assert "'nowhere-9'" in msg and flag in msg
-    assert cloud.DEFAULTS[provider][field] in msg  # the valid choices are listed
+    # the valid choices are listed (Vultr's by os_id: 2625 is what debian-13-x64 names in its list)
+    assert ("2625" if (provider, field) == ("vultr", "image") else cloud.DEFAULTS[provider][field]) in msg
+
+
+def test_the_default_image_is_debian_13_by_the_providers_own_list(provider, fake):
+    async def go():
+        async with client(provider, fake) as c:
+            return await cloud.validate_spec(c, spec(provider)), await c.list_images()
+
+    checked, images = run(go())
+    label = next(i.label for i in images if i.id == checked.image)
+    assert "Debian" in label and "13" in label
 
 
 def test_size_not_offered_in_region_is_refused(provider, fake):

@@ -50,7 +50,12 @@ def test_a_flag_for_another_provider_is_a_usage_error_naming_it(provider, flag, 
 
 
 def test_create_options_are_the_providers_own_keywords():
-    assert flags.create_options("local", network="nat") == {"network": "nat"}
+    assert flags.create_options("local", network="nat") == {"network": "nat", "image": None}
+    assert flags.create_options("local", image="debian-12")["image"] == "debian-12"
+    with pytest.raises(UsageError, match="unknown local image 'debian-11'") as e:
+        flags.create_options("local", image="debian-11")
+    assert "debian-13, debian-12" in e.value.fix
+    assert flags.cloud_options("local", "web", None, None, "debian-12") == {}  # create_options' flag there
     assert flags.create_options("byos", ip="h", port=2222)["port"] == 2222
     assert flags.create_options("hetzner") == {}
     with pytest.raises(UsageError, match="invalid --network 'open'"):
