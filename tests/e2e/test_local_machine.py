@@ -68,6 +68,29 @@ def test_create_gives_a_running_machine_reachable_with_pinned_key(sandbox):
     assert status["server_state"] == "running" and status["ssh"] == "reachable"
 
 
+def _os_release(sb) -> dict[str, str]:
+    lines = sb.exec("cat /etc/os-release").stdout.splitlines()
+    return {k: v.strip('"') for k, _, v in (line.partition("=") for line in lines)}
+
+
+@pytest.mark.parametrize(("image", "codename", "python"), [(None, "trixie", "3.13"), ("debian-12", "bookworm", "3.11")])
+def test_the_image_is_debian_13_by_default_and_12_on_request(machine_factory, image, codename, python):
+    sb = machine_factory(image=image)
+    if image is None and sb.image:  # LIGHTFOLD_TEST_IMAGE chose for the whole session
+        pytest.skip(f"the session runs {sb.image}")
+    assert _os_release(sb)["VERSION_CODENAME"] == codename
+    assert sb.config()["targets"][sb.target]["provider_config"]["local"]["image"] == (image or "debian-13")
+    assert sb.exec("python3 --version").stdout.split()[1].startswith(python + ".")
+    # Key-only sshd logs in, and apt works through the sandbox's proxy (the host's mirror).
+    assert sb.lightfold("ssh", "--target", sb.target, "--", "true").returncode == 0
+    apt = sb.exec("apt-get update -q && apt-get install -y -q --no-install-recommends hello && hello", timeout=300)
+    assert "Hello, world!" in apt.stdout
+    # The other image cannot replace a running machine's without --force (everything would go).
+    other = "debian-12" if image is None else "debian-13"
+    refused = sb.lightfold("create", "--target", sb.target, "--provider", "local", "--image", other, check=False)
+    assert refused.returncode == 1 and f"--force to recreate it with --image {other}" in refused.stderr
+
+
 def test_two_machines_get_their_own_addresses_and_reach_each_other(machine_factory):
     a, b = machine_factory(), machine_factory()
     assert a.ip != b.ip
