@@ -10,7 +10,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from lightfold.detect import envvars
+from lightfold.detect import envvars, traps
 from lightfold.detect.model import Framework, Match, Plan, reject
 from lightfold.detect.pm import Toolchain, python_install
 from lightfold.detect.project import Project
@@ -381,8 +381,7 @@ def plan_django(p: Project, m: Match, tc: Toolchain) -> Plan:
     # SECRET_KEY = os.getenv("X") without a default: Django refuses to start when X is unset.
     bare = re.findall(r"^\s*SECRET_KEY\s*=\s*os\.(?:getenv|environ\.get)\(\s*['\"](\w+)['\"]\s*\)", settings_src, re.M)
     plan.env_required = sorted(set(plan.env_required) | set(bare))
-    if re.search(r"^\s*ALLOWED_HOSTS\s*=\s*\[\s*\]", settings_src, re.M):
-        plan.warnings.append("ALLOWED_HOSTS is empty: with DEBUG off Django rejects every request; add your domain")
+    _django_hosts(p, plan, m, settings, settings_mod, [manage, *([wsgi_file] if wsgi_file else [])])
     urlconf = re.search(r"^\s*ROOT_URLCONF\s*=\s*['\"]([\w.]+)['\"]", settings_src, re.M)
     if urlconf:
         urls = p.text(f"{base}{urlconf.group(1).replace('.', '/')}.py") or ""
@@ -390,6 +389,37 @@ def plan_django(p: Project, m: Match, tc: Toolchain) -> Plan:
         if health:
             plan.health_path = "/" + health.group(1)
     return plan
+
+
+FORCED_SETTINGS = re.compile(r"os\.environ\[\s*['\"]DJANGO_SETTINGS_MODULE['\"]\s*\]\s*=")
+
+
+def _django_hosts(p: Project, plan: Plan, m: Match, settings: list[str], settings_mod: str | None,
+                  entry_files: list[str]) -> None:
+    """DEBUG = True is a warning; a literal ALLOWED_HOSTS without '*' gets the settings wrapper
+    (lightfold.detect.traps), unless an entry point forces its own settings module."""
+    texts = {f: p.text(f) or "" for f in settings}
+    if any(re.search(r"^DEBUG\s*=\s*True\b", t, re.M) for t in texts.values()):
+        plan.warnings.append("DEBUG = True in the settings: Django shows tracebacks and settings to every visitor; "
+                             "read it from the env (DEBUG = os.environ.get('DJANGO_DEBUG') == '1')")
+    assigning = [f for f, t in texts.items() if re.search(r"^ALLOWED_HOSTS\b", t, re.M)]
+    if not assigning or not plan.start or not settings_mod:
+        return
+    lists = [traps.django_literal_hosts(texts[f]) for f in assigning]
+    if any(h is None for h in lists):
+        return  # computed from the env or changed later: the project's to decide
+    hosts = [h for hs in lists for h in hs if h is not None]
+    if "*" in hosts:
+        return
+    rel = assigning[-1]
+    forced = next((f for f in entry_files if FORCED_SETTINGS.search(p.text(f) or "")), None)
+    if forced:
+        plan.warnings.append(f"ALLOWED_HOSTS in {rel} does not name this server, and {forced} forces its settings "
+                             "module, so lightfold cannot add it: add your domain to ALLOWED_HOSTS")
+        return
+    plan.start = traps.django_hosts_start(plan.start, settings_mod)
+    plan.fixes.append(traps.django_hosts_note(rel, hosts))
+    m.evidence.append(plan.fixes[-1])
 
 
 # -- plain Python ------------------------------------------------------------------------------------

@@ -4,6 +4,14 @@
     sveltekit_node_build(tc, config_rel, adapter, build, kit_major) -> str  build with adapter-node
     sveltekit_fix_note(config_rel, adapter) -> str                    the line `detect` and `deploy` show
     astro_server(tc, config_rel, adapter, build) -> (build, fix, blocked)  Astro server output's adapter
+    django_literal_hosts(settings_src) -> list | None                 a literal ALLOWED_HOSTS list
+    django_hosts_start(start, settings_module) -> str                 start with the hosts wrapper
+
+Django refuses (400, DisallowedHost) a request whose Host is not in ALLOWED_HOSTS, and
+`django-admin startproject` leaves it empty: every request through the server's name fails. When the
+settings give a literal list without `*`, lightfold starts the app with DJANGO_SETTINGS_MODULE set to
+a generated module (lightfold.server.django_settings) that imports the project's settings and adds
+the server's own name (its domain, else its address) from LIGHTFOLD_HOSTS, which the unit sets.
 
 A SvelteKit app on adapter-auto (what `npx sv create` writes) or a platform adapter (vercel,
 netlify, cloudflare) builds no Node server: its slot would start `node build` and crash. lightfold
@@ -88,6 +96,48 @@ def astro_server(tc: Toolchain, config_rel: str | None, adapter: str | None,
         return (f"{add} && {build}" if build else add), note, None
     return build, None, (f"Astro server output needs @astrojs/node, but {where} uses @astrojs/{adapter}: "
                          f"replace it with `npx astro add node` (or set output: 'static')")
+
+
+DJANGO_SETTINGS_WRAPPER = "lightfold_django_settings"
+DJANGO_SETTINGS_DIR = "python"  # under the release's .lightfold/
+_HOSTS_ASSIGN = re.compile(r"^ALLOWED_HOSTS\s*(=|\+=)\s*(.*)$", re.M)
+_HOSTS_CHANGED = re.compile(r"^\s*ALLOWED_HOSTS\s*(?:\+=|\.(?:append|extend|insert)\()", re.M)
+
+
+def django_literal_hosts(settings_src: str) -> list[str] | None:
+    """ALLOWED_HOSTS when the settings set it to a literal list or tuple of strings (the last
+    module-level assignment wins) and never add to it; None when it is computed (from the env, a
+    split, ...) or changed later: then it is the project's to decide."""
+    import ast
+
+    if _HOSTS_CHANGED.search(settings_src):
+        return None
+    found = _HOSTS_ASSIGN.findall(settings_src)
+    if not found or found[-1][0] != "=":
+        return None
+    value = found[-1][1].split("#", 1)[0].strip()
+    try:
+        hosts = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(hosts, (list, tuple)) or not all(isinstance(h, str) for h in hosts):
+        return None
+    return list(hosts)
+
+
+def django_hosts_start(start: str, settings_module: str) -> str:
+    """The start command with the settings wrapper in front: the project's own settings module is
+    kept (a DJANGO_SETTINGS_MODULE in the app's env wins over the detected one)."""
+    return (f'LIGHTFOLD_DJANGO_SETTINGS="${{DJANGO_SETTINGS_MODULE:-{settings_module}}}" '
+            f"DJANGO_SETTINGS_MODULE={DJANGO_SETTINGS_WRAPPER} "
+            f'PYTHONPATH="$LF_RELEASE/.lightfold/{DJANGO_SETTINGS_DIR}${{PYTHONPATH:+:$PYTHONPATH}}" {start}')
+
+
+def django_hosts_note(settings_rel: str, hosts: list[str]) -> str:
+    listed = ", ".join(hosts) if hosts else "empty"
+    return (f"Django: ALLOWED_HOSTS in {settings_rel} is {listed}, so Django would answer 400 to the server's "
+            "own name; lightfold adds the server's domain (or address) and localhost at run time through a "
+            "settings module that imports yours (your project is unchanged)")
 
 
 def refuse_blocked(detection) -> None:

@@ -65,7 +65,7 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any], build
         default_server=is_default_site(target.name, ports, target.config.domain, apps),
         # HTTPS once the certificate is on the server (`lightfold domain add` obtains it first).
         tls=bool(tls_domain(target) and server_facts.get("tls_cert")),
-        app_subdir=source_layout(target, detection)[1],
+        app_subdir=source_layout(target, detection)[1], ip=target.server.ip,
     )
     hardening = Hardening.of(target.server.port, target.server.username, target.config.security)
     return configure_plan(spec, agent_files=agent_files(), ssh_port=target.server.port,

@@ -233,6 +233,7 @@ async def add(
     report("step", f"configuring nginx for {domain}" + (" with HTTPS" if ssl_on else ""))
     await configure(conn, new_target, detection, report=report)
     config.update(lambda c: setattr(config.get_target(c, target.name), "domain", dcfg))
+    _hosts_at_next_deploy(target, detection, domain, "accepts", report)
     result["url"] = f"{'https' if ssl_on else 'http'}://{domain}/"
 
     if ssl_on:
@@ -289,6 +290,7 @@ async def remove(
     report("step", f"serving {target.name} by IP again (removing {current.domain} from nginx)")
     await configure(conn, _with_domain(target, None), detection, report=report)
     config.update(lambda c: setattr(config.get_target(c, target.name), "domain", None))
+    _hosts_at_next_deploy(target, detection, current.domain, "stops accepting", report)
     result = {"target": target.name, "domain": current.domain, "removed": True, "revoked": False,
               "url": f"http://{target.server.ip}/"}
     if revoke:
@@ -303,6 +305,16 @@ async def remove(
     elif current.ssl:
         report("note", f"the certificate stays in {tls.LIVE}/{current.domain}/ (--revoke deletes it)")
     return result
+
+
+def _hosts_at_next_deploy(target: Target, detection: Any, domain: str, change: str, report: Report) -> None:
+    """A Django app started with lightfold's ALLOWED_HOSTS wrapper reads the host names when it
+    starts: the running release keeps the old ones until the next deploy."""
+    from lightfold.detect.traps import DJANGO_SETTINGS_WRAPPER
+
+    if f"={DJANGO_SETTINGS_WRAPPER} " in (getattr(detection, "start", None) or ""):
+        report("warn", f"Django {change} {domain} in ALLOWED_HOSTS from the next deploy: "
+                       f"run `lightfold deploy --target {target.name} --force` now")
 
 
 async def show(conn: Connection | None, target: Target) -> dict:

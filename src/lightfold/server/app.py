@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from lightfold.names import unsafe_subpath
 from lightfold.server.plan import EnsureDir, EnsureUser, Step, SystemdReload, WriteFile
 
 PORT_BASE = 8000
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[?[0-9A-Fa-f:]{2,39}\]?")
 HEALTH_TIMEOUT = 60  # seconds a new release has to become healthy, unless the target or project says
 
 
@@ -52,6 +54,7 @@ class AppSpec:
     the app (a monorepo's workspace root: the detection's `app_subdir`); default '.'.
     tls: serve HTTPS with the certificate at /etc/letsencrypt/live/<domain>/ (obtain it first,
     e.g. `certbot certonly --webroot -w /var/www/lightfold-acme -d <domain>`).
+    ip: the server's address (the app's name for itself when it has no domain: `hosts`).
     """
 
     name: str
@@ -62,6 +65,7 @@ class AppSpec:
     default_server: bool = False
     tls: bool = False
     app_subdir: str | None = None
+    ip: str | None = None
 
     def __post_init__(self) -> None:
         check_app_name(self.name)
@@ -71,11 +75,20 @@ class AppSpec:
     @classmethod
     def from_target(
         cls, name: str, target: Any, detection: Any, ports: tuple[int, int], *,
-        default_server: bool = False, tls: bool = False, app_subdir: str | None = None,
+        default_server: bool = False, tls: bool = False, app_subdir: str | None = None, ip: str | None = None,
     ) -> AppSpec:
         """From a `TargetConfig` (its deploy settings and domain) and a detection."""
         domain = target.domain.domain if target.domain else None
-        return cls(name, detection, target.deploy, tuple(ports), domain, default_server, tls, app_subdir)
+        return cls(name, detection, target.deploy, tuple(ports), domain, default_server, tls, app_subdir, ip)
+
+    @property
+    def hosts(self) -> str:
+        """The names the app is reached by (its domain, else the server's address), as the unit's
+        LIGHTFOLD_HOSTS gives them to the app (lightfold.server.django_settings); '' when unknown."""
+        host = self.domain or self.ip or ""
+        if not _HOST_NAME.fullmatch(host):
+            return ""
+        return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
     @property
     def user(self) -> str:
@@ -219,6 +232,7 @@ def unit_text(spec: AppSpec) -> str:
     return render_template(
         "app.service.j2", app=spec.name, user=spec.user, slot_dir=slot, cache=lay.cache_dir,
         env_file=lay.run_env("%i"), start=posixpath.join(slot, layout.META, "start"), writable=_writable(lay),
+        hosts=spec.hosts,
     )
 
 
@@ -231,7 +245,7 @@ def proc_unit_text(spec: AppSpec) -> str:
     return render_template(
         "app.service.j2", kind="proc", app=spec.name, user=spec.user, slot_dir=lay.procs_link, cache=lay.cache_dir,
         env_file=lay.procs_env, start=f"/bin/sh -c 'exec {launcher}/\"$${{1%%%%-*}}\"' lightfold %i",
-        writable=_writable(lay),
+        writable=_writable(lay), hosts=spec.hosts,
     )
 
 
@@ -241,7 +255,7 @@ def cron_unit_text(spec: AppSpec) -> str:
     return render_template(
         "app.service.j2", kind="cron", app=spec.name, user=spec.user, slot_dir=lay.procs_link, cache=lay.cache_dir,
         env_file=lay.procs_env, start=posixpath.join(lay.procs_link, layout.META, "cron", "%i"),
-        writable=_writable(lay),
+        writable=_writable(lay), hosts=spec.hosts,
     )
 
 

@@ -47,6 +47,7 @@ from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
 from lightfold.server import pyversion, runtime
 from lightfold.server.app import app_root_of, app_user, check_app_name, render_template
+from lightfold.server.django_settings import support_files
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -158,7 +159,8 @@ def user_build_script(
         "app_root": root, "deps_hash": deps_hash, **(release_info or {}),
         **release_procs(detection),
     }
-    scripts = {} if static else launchers(app, detection, root, start, cache=lay.cache_dir)
+    scripts = {} if static else {**launchers(app, detection, root, start, cache=lay.cache_dir),
+                                 **support_files(detection)}
     storage = [check_storage_dir(d) for d in getattr(detection, "storage", None) or []]
     limit = release_timeout(detection)
     return render_template(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lightfold.detect import NothingDetected, detect
+from lightfold.detect import NothingDetected, detect, traps
 from lightfold.detect.pm import VENV_PREFIX
 from lightfold.errors import UsageError
 
@@ -437,11 +437,49 @@ def test_django_project_module_comes_from_manage_py_not_a_placeholder(tmp_path: 
     )
     d = detect(tmp_path)
     assert d.framework == "django"
-    assert d.start == ".venv/bin/gunicorn --bind 127.0.0.1:$PORT --chdir src shop.wsgi:application"
+    # ALLOWED_HOSTS = []: the start goes through lightfold's settings wrapper (below).
+    assert d.start == traps.django_hosts_start(
+        ".venv/bin/gunicorn --bind 127.0.0.1:$PORT --chdir src shop.wsgi:application", "shop.settings")
     assert d.release == ".venv/bin/python src/manage.py migrate --noinput"
     assert "gunicorn" in d.install  # not a dependency: installed with the requirements
-    assert any("ALLOWED_HOSTS is empty" in w for w in d.warnings)
     assert d.health_path == "/healthz/"
+
+
+DJANGO_MANAGE = "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site1.settings')\nimport django\n"
+DJANGO_WSGI = ("import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site1.settings')\n"
+               "from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n")
+
+
+@pytest.mark.parametrize("hosts, wsgi, fixed, warning", [
+    ("ALLOWED_HOSTS = []", DJANGO_WSGI, True, None),                       # what startproject writes
+    ("ALLOWED_HOSTS = ['shop.example.com']  # prod", DJANGO_WSGI, True, None),
+    ("ALLOWED_HOSTS = ('a.example',)", DJANGO_WSGI, True, None),
+    ("ALLOWED_HOSTS = ['*']", DJANGO_WSGI, False, None),                    # accepts any name already
+    ("ALLOWED_HOSTS = os.environ['HOSTS'].split(',')", DJANGO_WSGI, False, None),  # the project decides
+    ("ALLOWED_HOSTS = []\nALLOWED_HOSTS += ['x.example']", DJANGO_WSGI, False, None),
+    ("ALLOWED_HOSTS = []", DJANGO_WSGI.replace("os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site1.settings')",
+                                               "os.environ['DJANGO_SETTINGS_MODULE'] = 'site1.settings'"),
+     False, "site1/wsgi.py forces its settings module"),
+])
+def test_django_allowed_hosts_trap(tmp_path: Path, hosts: str, wsgi: str, fixed: bool, warning: str | None):
+    make(tmp_path, {"requirements.txt": "django\ngunicorn\n", "manage.py": DJANGO_MANAGE, "site1/__init__.py": "",
+                    "site1/settings.py": f"import os\nDEBUG = False\n{hosts}\n"
+                                         "WSGI_APPLICATION = 'site1.wsgi.application'\n",
+                    "site1/wsgi.py": wsgi})
+    d = detect(tmp_path)
+    plain = ".venv/bin/gunicorn --bind 127.0.0.1:$PORT site1.wsgi:application"
+    assert d.start == (traps.django_hosts_start(plain, "site1.settings") if fixed else plain)
+    assert any("ALLOWED_HOSTS in site1/settings.py" in f for f in d.fixes) == fixed
+    if warning:
+        assert any(warning in w and "add your domain to ALLOWED_HOSTS" in w for w in d.warnings), d.warnings
+    assert not any("DEBUG = True" in w for w in d.warnings)
+
+
+def test_django_debug_true_is_a_warning(tmp_path: Path):
+    make(tmp_path, {"requirements.txt": "django\n", "manage.py": DJANGO_MANAGE, "site1/__init__.py": "",
+                    "site1/settings.py": "DEBUG = True\nALLOWED_HOSTS = []\n", "site1/wsgi.py": DJANGO_WSGI})
+    d = detect(tmp_path)
+    assert any(w.startswith("DEBUG = True in the settings") for w in d.warnings)
 
 
 def test_flask_app_in_a_package_init(tmp_path: Path) -> None:
