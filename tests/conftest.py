@@ -66,7 +66,9 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     ours = [n for n in machine.names(lay) if (machine.owner_of(lay, n) or "").startswith(_sandbox_tmp)]
     left = [f"{n}: {t}" for n in ours for t in machine.traces(lay, n)]
     if not machine.names(lay):  # no machine of anyone's: the shared bridge/proxy must be gone too
-        left += machine.leftovers(lay)
+        # ...but an image build in progress (another run's, under its own lock) is not a leftover.
+        building = f"mount {lay.images}/"
+        left += [x for x in machine.leftovers(lay) if not (x.startswith(building) and ".tmp." in x)]
     if not left:
         return
     for name in ours:
