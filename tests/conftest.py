@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -84,7 +85,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 # ---- the real-world suite's table (tests/realworld): rows come in the reports' user_properties,
 # which xdist sends to the controller, so the table is printed once, for every worker.
 
-_RW_COLUMNS = ("app", "framework", "pm", "result", "configure", "install", "build", "boot", "overhead", "push")
+_RW_COLUMNS = ("app", "framework", "pm", "result", "configure", "install", "build", "boot", "overhead", "push",
+               "redeploy", "redeploy_overhead", "redeploy_install")
 
 
 def _cell(value) -> str:
@@ -100,9 +102,17 @@ def pytest_terminal_summary(terminalreporter) -> None:
     table = [_RW_COLUMNS] + [tuple(_cell(r.get(c))[:48] for c in _RW_COLUMNS) for r in rows]  # reasons below
     widths = [max(len(line[i]) for line in table) for i in range(len(_RW_COLUMNS))]
     terminalreporter.section("real-world apps: seconds of the first deploy (install: venv + install; build: build +"
-                             " release command; overhead: until traffic moved, less install, build and boot)")
+                             " release command; overhead: until traffic moved, less install, build and boot) and"
+                             " of a one-file redeploy (until traffic moved; its overhead; what its install did)")
     for line in table:
         terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    medians = []
+    for key, what in (("overhead", "first deploy"), ("redeploy_overhead", "one-file redeploy")):
+        got = sorted(r[key] for r in rows if r.get(key) is not None)
+        if got:
+            medians.append(f"{what} {statistics.median(got):.1f} s (max {got[-1]:.1f} s, {len(got)} apps)")
+    if medians:
+        terminalreporter.write_line("median overhead: " + "; ".join(medians))
     for r in rows:
         if r["result"] != "live":
             terminalreporter.write_line(f"{r['app']}: {r['result']}")

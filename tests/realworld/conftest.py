@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import pytest
-from tests.e2e.apps import get
+from tests.e2e.apps import commit, get
 from tests.e2e.conftest import Sandbox, created, new_sandbox, sandbox_unavailable
 from tests.realworld.generators import App
 
@@ -59,6 +59,11 @@ class Row:
     boot: float | None = None
     overhead: float | None = None  # until traffic moved, less install, build and boot
     push: float | None = None  # the whole push, the smoke window and the old slot's drain included
+    # A one-file redeploy right after: until traffic moved, its overhead (less build and boot), and
+    # what its install did ("reused": no network install, the lockfile being unchanged).
+    redeploy: float | None = None
+    redeploy_overhead: float | None = None
+    redeploy_install: str = "-"
     note: str = ""
 
 
@@ -83,6 +88,20 @@ def phase_seconds(build_log: str) -> dict[str, float]:
             out[phase] = round(at - starts[phase], 2)
         elif status in ("reused", "skipped"):
             out.setdefault(phase, 0.0)
+    return out
+
+
+def phase_statuses(build_log: str) -> dict[str, str]:
+    """The last status of each build phase (start, done, reused, skipped, failed)."""
+    out: dict[str, str] = {}
+    for line in build_log.splitlines():
+        line = line.strip()
+        if line.startswith('{"build"') and line.endswith("}"):
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            out[ev.get("build")] = ev.get("status")
     return out
 
 
@@ -140,4 +159,28 @@ def _deploy(sb: Sandbox, app: App, row: Row) -> tuple[Row, dict]:
     row.result = "live" if status == 200 and app.expect in text else f"deployed; GET {app.check_path} -> {status}"
     assert status == 200 and app.expect in text, (status, text[:500])
     assert row.framework == app.framework, detected
+    _redeploy_one_file(sb, app, project, target, row)
     return row, out
+
+
+REDEPLOY_FILE = "lightfold-redeploy.txt"
+
+
+def _redeploy_one_file(sb: Sandbox, app: App, project, target: str, row: Row) -> None:
+    """Change one file (a new one at the root: every app ships it, none reads it), redeploy, and
+    time it: a redeploy with an unchanged lockfile must do no network install."""
+    (project / REDEPLOY_FILE).write_text("one changed file\n")
+    commit(project, "one file")
+    proc = sb.lightfold("deploy", "--target", target, "--json", str(project), check=False, timeout=DEPLOY_TIMEOUT)
+    assert proc.returncode == 0, f"redeploy of {app.name} failed\n{proc.stdout}\n{proc.stderr}"
+    logs = sb.lightfold("logs", "--target", target, "--build", check=False).stdout
+    phases, statuses = phase_seconds(logs), phase_statuses(logs)
+    push = json.loads(proc.stdout)["push"]["timings"]
+    row.redeploy = push.get("live_after", push.get("total"))
+    build = _sum(phases.get("venv"), phases.get("install"), phases.get("build"), phases.get("release"))
+    if row.redeploy is not None:
+        row.redeploy_overhead = round(row.redeploy - (build or 0) - (push.get("boot") or 0), 2)
+    row.redeploy_install = statuses.get("install") or "-"
+    assert row.redeploy_install in ("reused", "skipped", "-"), (app.name, statuses)
+    status, body = get(sb.ip, app.check_path, host=f"{app.name}.rw.test", timeout=10)
+    assert status == 200 and app.expect in body.decode(errors="replace"), (status, body[:300])
