@@ -142,24 +142,31 @@ def python_need(detection: Any, server: dict[str, Any] | None) -> PythonNeed | N
     source = getattr(detection, "runtime_version_source", None) or "the project"
     have_text = ".".join(map(str, have))
     os_id = (server or {}).get("os") or "debian"
-    can = [m for m in sorted(SOURCE_SUITES, reverse=True) if m > tuple(have)[:2] and _minor_ok(m, spec)]
+    newer = [m for m in sorted(SOURCE_SUITES, reverse=True) if m > tuple(have)[:2]]
+    can = [m for m in newer if _minor_ok(m, spec)]
     if can and os_id == "debian":
         minor = can[0]
         return PythonNeed(f"{minor[0]}.{minor[1]}", SOURCE_SUITES[minor])
-    offered = ", ".join(f"{a}.{b}" for a, b in sorted(SOURCE_SUITES))
-    where = "on Debian servers" if os_id != "debian" else "from Debian's sources"
+    offered = ", ".join(f"{a}.{b}" for a, b in sorted(newer if os_id == "debian" else SOURCE_SUITES))
+    if os_id != "debian":
+        builds = f"lightfold can build only Python {offered} on Debian servers"
+    elif newer:
+        builds = f"lightfold can build only Python {offered} from Debian's sources"
+    else:  # Debian 13's 3.13 is the newest Python lightfold has the source of
+        builds = "lightfold builds no newer Python on it"
+    admit = f"Python {have_text}" + (f" or {offered}" if newer or os_id != "debian" else "")
     raise LightfoldError(
-        f"the project asks for Python {spec} ({source}), but the server's python3 is {have_text} "
-        f"and lightfold can build only Python {offered} {where}",
-        f"change {source} to admit Python {have_text} or {offered}, or deploy to a server whose "
-        f"python3 is {spec} (`--image`), or deploy with a Dockerfile",
+        f"the project asks for Python {spec} ({source}), but the server's python3 is {have_text} and {builds}",
+        f"change {source} to admit {admit}, or deploy to a server whose python3 is {spec} (`--image`), "
+        "or deploy with a Dockerfile",
     )
 
 
 def build_interpreter(detection: Any) -> str | None:
     """The interpreter the build makes the venv with when it exists on the server: the one
     `python_need` decides for a Debian 12 server (configure builds it only where the server's own
-    python3 falls short; elsewhere the build finds none and takes python3)."""
+    python3 falls short, as on Debian 12; elsewhere, e.g. on Debian 13 whose python3 is 3.13, the
+    build finds none and takes python3)."""
     try:
         need = python_need(detection, None)
     except LightfoldError:

