@@ -37,12 +37,13 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 @pytest.fixture(scope="module")
-def machine(tmp_path_factory) -> Iterator[Sandbox]:
-    """One sandbox machine for every app of a test module."""
+def machine(tmp_path_factory, request) -> Iterator[Sandbox]:
+    """One sandbox machine for every app of a test module (on the module's IMAGE, if it names one)."""
     reason = sandbox_unavailable()
     if reason:
         pytest.skip(reason)
-    with created(new_sandbox(tmp_path_factory.mktemp("realworld"), prefix="rw")) as sb:
+    image = getattr(request.module, "IMAGE", None)
+    with created(new_sandbox(tmp_path_factory.mktemp("realworld"), prefix="rw", image=image)) as sb:
         yield sb
 
 

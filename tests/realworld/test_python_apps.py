@@ -21,3 +21,8 @@ def test_generated_app_goes_live(machine, app, request):
     if app.name == "django":
         status, body = get(machine.ip, "/admin/login/", host="django.rw.test", timeout=10)
         assert status == 200 and b"csrfmiddlewaretoken" in body, (status, body[:300])
+
+
+# Debian 12, whose python3 is 3.11: Django 6 (3.12+) and the uv project (3.13) run on the Python
+# 3.13 configure builds from Debian trixie's source (on Debian 13, the default, python3 is 3.13).
+IMAGE = "debian-12"

@@ -79,7 +79,7 @@ def check_facts(facts: dict[str, str], username: str, host: str) -> None:
     if not ids & {"debian", "ubuntu"}:
         name = facts.get("os_PRETTY_NAME") or facts.get("os_ID") or "an unknown OS (no /etc/os-release)"
         raise LightfoldError(f"{host} runs {name}; lightfold supports Debian and Ubuntu servers only",
-                             "use a server with Debian 12 or Ubuntu 22.04/24.04")
+                             "use a server with Debian 12/13 or Ubuntu 22.04/24.04")
     if facts.get("pid1") != "systemd":
         raise LightfoldError(
             f"{host} does not run systemd as PID 1 (PID 1 is {facts.get('pid1') or 'unknown'})",
