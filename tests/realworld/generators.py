@@ -164,7 +164,8 @@ def astro_npm(project: Path) -> None:
 
 
 # What a user with a current Python on their laptop gets: Python 3.13 (this host has one that uv
-# finds; the server, Debian 12, has 3.11, so lightfold builds 3.13 there: issue 12, class 1).
+# finds; Debian 13's python3 is 3.13; on Debian 12, whose python3 is 3.11, lightfold builds 3.13:
+# issue 12, class 1).
 LAPTOP_PYTHON = "3.13"
 
 
@@ -259,7 +260,7 @@ NODE = [
     App("astro", "astro", "npm", astro_npm, note="Astro manual install (create-astro needs GitHub)",
         expect="<h1>Astro</h1>"),
 ]
-# fastapi first: its configure on the new machine is the one that builds Python 3.13 (in the table).
+# fastapi first: its configure on the new (Debian 12) machine is the one that builds Python 3.13 (in the table).
 PYTHON = [
     App("fastapi", "fastapi", "uv", fastapi_uv, note="uv init --app (Python 3.13) + FastAPI first-steps main.py",
         expect="World"),
