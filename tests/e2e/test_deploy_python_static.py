@@ -102,6 +102,7 @@ def test_a_python_that_cannot_be_had_is_one_clear_error_and_the_app_keeps_servin
     anything (the 3.13 build itself is shown by tests/realworld's Python apps on Debian 12)."""
     sb = flask_app
     have = sb.exec("python3 -c 'import platform; print(platform.python_version())'").stdout.strip()
+    pinned = (sb.project / ".python-version").read_text()
     (sb.project / ".python-version").write_text("3.12\n")
     commit(sb.project, "pin Python 3.12")
     try:
@@ -112,8 +113,8 @@ def test_a_python_that_cannot_be_had_is_one_clear_error_and_the_app_keeps_servin
         assert get(sb.ip) == (200, b"hello from lightfold (python)\n")
         assert sb.exec("test ! -e /opt/lightfold/python-3.13").returncode == 0  # nothing was built
     finally:
-        (sb.project / ".python-version").unlink()
-        commit(sb.project, "unpin Python")
+        (sb.project / ".python-version").write_text(pinned)
+        commit(sb.project, "the example's Python again")
 
 
 def test_static_site_built_with_vite_is_served_by_nginx(machine_factory):

@@ -39,6 +39,9 @@ from lightfold.server.plan import EnsurePackages, Run
 
 # Debian suites whose archive holds the source of a Python minor newer than Debian 12's 3.11.
 SOURCE_SUITES = {(3, 13): "trixie"}
+# The python3 of each Debian image (`--image`, as sandbox machines and cloud providers name them),
+# for the fix of a version that cannot be had.
+DEBIAN_PYTHONS = {"debian-13": (3, 13), "debian-12": (3, 11)}
 # What CPython's ./configure needs to build the standard library's extension modules.
 BUILD_PACKAGES = (
     "build-essential", "pkg-config", "xz-utils", "libssl-dev", "libffi-dev", "zlib1g-dev", "libbz2-dev", "liblzma-dev",
@@ -155,10 +158,12 @@ def python_need(detection: Any, server: dict[str, Any] | None) -> PythonNeed | N
     else:  # Debian 13's 3.13 is the newest Python lightfold has the source of
         builds = "lightfold builds no newer Python on it"
     admit = f"Python {have_text}" + (f" or {offered}" if newer or os_id != "debian" else "")
+    images = [f"--image {image} has {'.'.join(map(str, python))}" for image, python in DEBIAN_PYTHONS.items()
+              if _minor_ok(python, spec)]
     raise LightfoldError(
         f"the project asks for Python {spec} ({source}), but the server's python3 is {have_text} and {builds}",
-        f"change {source} to admit {admit}, or deploy to a server whose python3 is {spec} (`--image`), "
-        "or deploy with a Dockerfile",
+        f"change {source} to admit {admit}, or deploy to a server whose python3 is {spec} "
+        f"({'; '.join(images) or '`--image`'}), or deploy with a Dockerfile",
     )
 
 

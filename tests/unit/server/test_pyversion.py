@@ -73,7 +73,8 @@ def test_a_server_whose_python3_is_new_enough_builds_nothing():
     ("3.13", NOBLE, ["python3 is 3.12.3", "on Debian servers"]),
     ("3.12", TRIXIE, ["Python 3.12 (.python-version)", "python3 is 3.13.5 and lightfold builds no newer Python",
                       "change .python-version to admit Python 3.13.5, or", "--image"]),
-    (">=3.14", TRIXIE, ["python3 is 3.13.5", "no newer Python"]),
+    (">=3.14", TRIXIE, ["python3 is 3.13.5", "no newer Python", "(`--image`)"]),
+    ("3.11", TRIXIE, ["Python 3.11 (.python-version)", "python3 is 3.11 (--image debian-12 has 3.11)"]),
 ])
 def test_a_version_that_cannot_be_had_is_one_clear_error(spec, server, words):
     with pytest.raises(LightfoldError) as e:
