@@ -52,6 +52,7 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any], build
     without asking the server (nixpacks needs nothing configure would not install for native)."""
     from lightfold import builders
     from lightfold.agent.bundle import agent_files
+    from lightfold.server import runtime
     from lightfold.server.app import AppSpec, is_default_site, ports_for
     from lightfold.server.configure import configure_plan
     from lightfold.server.hardening import Hardening
@@ -66,6 +67,7 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any], build
         # HTTPS once the certificate is on the server (`lightfold domain add` obtains it first).
         tls=bool(tls_domain(target) and server_facts.get("tls_cert")),
         app_subdir=source_layout(target, detection)[1], ip=target.server.ip,
+        http2_directive=runtime.nginx_http2_directive(server_facts.get("python3")),
     )
     hardening = Hardening.of(target.server.port, target.server.username, target.config.security)
     return configure_plan(spec, agent_files=agent_files(), ssh_port=target.server.port,

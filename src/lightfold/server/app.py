@@ -55,6 +55,9 @@ class AppSpec:
     tls: serve HTTPS with the certificate at /etc/letsencrypt/live/<domain>/ (obtain it first,
     e.g. `certbot certonly --webroot -w /var/www/lightfold-acme -d <domain>`).
     ip: the server's address (the app's name for itself when it has no domain: `hosts`).
+    http2_directive: the server's nginx takes `http2 on;` (1.25.1+, e.g. Debian 13's 1.26), which
+    replaces `listen ... http2` (deprecated there, warned about at every reload); older ones (Debian
+    12's 1.22) know only the `listen` form.
     """
 
     name: str
@@ -66,6 +69,7 @@ class AppSpec:
     tls: bool = False
     app_subdir: str | None = None
     ip: str | None = None
+    http2_directive: bool = False
 
     def __post_init__(self) -> None:
         check_app_name(self.name)
@@ -76,10 +80,12 @@ class AppSpec:
     def from_target(
         cls, name: str, target: Any, detection: Any, ports: tuple[int, int], *,
         default_server: bool = False, tls: bool = False, app_subdir: str | None = None, ip: str | None = None,
+        http2_directive: bool = False,
     ) -> AppSpec:
         """From a `TargetConfig` (its deploy settings and domain) and a detection."""
         domain = target.domain.domain if target.domain else None
-        return cls(name, detection, target.deploy, tuple(ports), domain, default_server, tls, app_subdir, ip)
+        return cls(name, detection, target.deploy, tuple(ports), domain, default_server, tls, app_subdir, ip,
+                   http2_directive)
 
     @property
     def hosts(self) -> str:

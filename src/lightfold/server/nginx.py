@@ -62,6 +62,7 @@ def site_text(spec: AppSpec) -> str:
         upstream_include=upstream_path(spec.name),
         acme_root=ACME_ROOT,
         tls=spec.tls,
+        http2_directive=spec.http2_directive,
         domain=spec.domain or "",
         server_name=spec.domain or "_",
         default_server=spec.default_server,

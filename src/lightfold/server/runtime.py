@@ -65,18 +65,23 @@ BASE_PACKAGES = ("nginx", "python3", "ca-certificates")
 # `python3` fact; checked with `apt-cache policy` against each archive): a project asking for more
 # gets a warning, not a download. python3 itself is probed on the server (lightfold.server.pyversion).
 ARCHIVES: dict[str, dict[str, tuple[int, ...]]] = {
-    "bookworm": {"python": (3, 11), "node": (18,), "npm": (9, 2), "ruby": (3, 1), "go": (1, 19), "php": (8, 2),
-                 "java": (17,), "elixir": (1, 14), "rust": (1, 63)},
-    "trixie": {"python": (3, 13), "node": (20,), "npm": (9, 2), "ruby": (3, 3), "go": (1, 24), "php": (8, 4),
-               "java": (21,), "elixir": (1, 18), "rust": (1, 85)},
-    "noble": {"python": (3, 12), "node": (18,), "npm": (9, 2), "ruby": (3, 2), "go": (1, 22), "php": (8, 3),
-              "java": (21,), "elixir": (1, 14), "rust": (1, 75)},
+    "bookworm": {"nginx": (1, 22), "python": (3, 11), "node": (18,), "npm": (9, 2), "ruby": (3, 1),
+                 "go": (1, 19), "php": (8, 2), "java": (17,), "elixir": (1, 14), "rust": (1, 63)},
+    "trixie": {"nginx": (1, 26), "python": (3, 13), "node": (20,), "npm": (9, 2), "ruby": (3, 3),
+               "go": (1, 24), "php": (8, 4), "java": (21,), "elixir": (1, 18), "rust": (1, 85)},
+    "noble": {"nginx": (1, 24), "python": (3, 12), "node": (18,), "npm": (9, 2), "ruby": (3, 2),
+              "go": (1, 22), "php": (8, 3), "java": (21,), "elixir": (1, 14), "rust": (1, 75)},
 }
 
 
 def archive(server: dict[str, Any] | None) -> dict[str, tuple[int, ...]]:
     """What the server's release has (empty for a release lightfold does not know)."""
     return ARCHIVES.get((server or {}).get("codename") or "", {})
+
+
+def nginx_http2_directive(server: dict[str, Any] | None) -> bool:
+    """Whether the release's nginx takes `http2 on;` (1.25.1+; lightfold.server.app.AppSpec)."""
+    return archive(server).get("nginx", ()) >= (1, 26)
 _PACKAGES = {
     "node": ("nodejs", "npm"),
     "python": ("python3", "python3-venv", "python3-dev", "build-essential"),

@@ -193,6 +193,15 @@ def test_tls_site_redirects_http_but_keeps_acme_on_port_80():
         spec(tls=True)
 
 
+def test_http2_is_spelled_as_the_releases_nginx_takes_it():
+    old = nginx.site_text(spec(domain="shop.example.com", tls=True, default_server=True))
+    assert "    listen 443 ssl http2 default_server;\n" in old and "http2 on;" not in old
+    new = nginx.site_text(spec(domain="shop.example.com", tls=True, default_server=True, http2_directive=True))
+    assert "    listen 443 ssl default_server;\n    http2 on;\n" in new and "ssl http2" not in new
+    assert runtime.nginx_http2_directive(TRIXIE) and not runtime.nginx_http2_directive(BOOKWORM)
+    assert not runtime.nginx_http2_directive({"codename": "noble"}) and not runtime.nginx_http2_directive(None)
+
+
 def _nginx_t(tmp_path: Path, specs: list[AppSpec]) -> subprocess.CompletedProcess:
     """Run the real `nginx -t` on the generated files, moved under tmp_path."""
     root = tmp_path / "root"
