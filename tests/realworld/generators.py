@@ -10,6 +10,7 @@ Nothing generated is edited unless its `note` says so.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -160,6 +161,258 @@ def astro_npm(project: Path) -> None:
     _git_commit(project, "astro manual install")
 
 
+def _next_without_google_fonts(project: Path) -> None:
+    """create-next-app's layout loads Geist through next/font/google, which downloads the fonts at
+    build time (the open internet): the layout keeps everything but those fonts."""
+    layout = project / "app/layout.tsx"
+    src = layout.read_text()
+    lines = [line for line in src.splitlines() if "next/font/google" not in line]
+    src = "\n".join(lines) + "\n"
+    src = re.sub(r"const geist\w* = Geist\w*\(\{.*?\}\);\n\n?", "", src, flags=re.S)
+    src = re.sub(r"\$\{geist\w*\.variable\} ?", "", src)
+    layout.write_text(src)
+
+
+def _create_next(project: Path, manager: str) -> None:
+    npx(project, "create-next-app@latest", "create-next-app", "my-app", "--yes", f"--use-{manager}",
+        "--skip-install", "--disable-git", "--no-agents-md")
+    _generated(project, "my-app")
+    _next_without_google_fonts(project)
+
+
+def next_npm(project: Path) -> None:
+    _create_next(project, "npm")
+    run(project, "npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund")
+    _git_commit(project, "npx create-next-app --yes (layout without next/font/google)")
+
+
+def next_export_pnpm(project: Path) -> None:
+    """create-next-app with pnpm, then the one config line of Next's static-export guide
+    (`output: 'export'`): the app builds to out/ and is served as static files."""
+    _create_next(project, "pnpm")
+    config = project / "next.config.ts"
+    config.write_text(config.read_text().replace("const nextConfig: NextConfig = {\n",
+                                                 "const nextConfig: NextConfig = {\n  output: 'export',\n", 1))
+    assert "output: 'export'" in config.read_text(), config.read_text()
+    npx(project, "pnpm@10", "pnpm", "install", "--lockfile-only")
+    _git_commit(project, "pnpm create next-app --yes; output: 'export'")
+
+
+NUXT_APP_VUE = """\
+<template>
+  <div>
+    <NuxtRouteAnnouncer />
+    <NuxtWelcome />
+  </div>
+</template>
+"""
+
+
+def nuxt_npm(project: Path) -> None:
+    """create-nuxt downloads its templates from GitHub: Nuxt's minimal starter (the `minimal`
+    template: package.json, nuxt.config.ts, app/app.vue), written out."""
+    (project / "package.json").write_text(json.dumps({
+        "name": "nuxt-app", "type": "module", "private": True,
+        "scripts": {"build": "nuxt build", "dev": "nuxt dev", "generate": "nuxt generate",
+                    "preview": "nuxt preview", "postinstall": "nuxt prepare"},
+        "dependencies": {"nuxt": "^4", "vue": "^3", "vue-router": "^4"},
+    }, indent=2) + "\n")
+    (project / "nuxt.config.ts").write_text(
+        "// https://nuxt.com/docs/api/configuration/nuxt-config\nexport default defineNuxtConfig({\n"
+        "  compatibilityDate: '2025-07-15',\n  devtools: { enabled: true }\n})\n")
+    (project / "app").mkdir()
+    (project / "app/app.vue").write_text(NUXT_APP_VUE)
+    (project / ".gitignore").write_text(".output\n.data\n.nuxt\n.nitro\n.cache\ndist\nnode_modules\n.env\n")
+    run(project, "npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund")
+    _git_commit(project, "nuxt minimal starter, written out")
+
+
+RR_FILES = {
+    "react-router.config.ts": """\
+import type { Config } from "@react-router/dev/config";
+
+export default {
+  ssr: true,
+} satisfies Config;
+""",
+    "vite.config.ts": """\
+import { reactRouter } from "@react-router/dev/vite";
+import { defineConfig } from "vite";
+
+export default defineConfig({
+  plugins: [reactRouter()],
+});
+""",
+    "app/routes.ts": """\
+import { type RouteConfig, index } from "@react-router/dev/routes";
+
+export default [index("routes/home.tsx")] satisfies RouteConfig;
+""",
+    "app/root.tsx": """\
+import { Links, Meta, Outlet, Scripts, ScrollRestoration } from "react-router";
+
+export function Layout({ children }: { children: React.ReactNode }) {
+  return (
+    <html lang="en">
+      <head>
+        <meta charSet="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <Meta />
+        <Links />
+      </head>
+      <body>
+        {children}
+        <ScrollRestoration />
+        <Scripts />
+      </body>
+    </html>
+  );
+}
+
+export default function App() {
+  return <Outlet />;
+}
+""",
+    "app/routes/home.tsx": """\
+export function meta() {
+  return [{ title: "New React Router App" }];
+}
+
+export default function Home() {
+  return <h1>Welcome to React Router!</h1>;
+}
+""",
+    "tsconfig.json": json.dumps({
+        "include": ["**/*", "**/.server/**/*", "**/.client/**/*", ".react-router/types/**/*"],
+        "compilerOptions": {
+            "lib": ["DOM", "DOM.Iterable", "ES2022"], "types": ["node", "vite/client"], "target": "ES2022",
+            "module": "ES2022", "moduleResolution": "bundler", "jsx": "react-jsx",
+            "rootDirs": [".", "./.react-router/types"],
+            "esModuleInterop": True, "verbatimModuleSyntax": True, "noEmit": True, "resolveJsonModule": True,
+            "skipLibCheck": True, "strict": True,
+        },
+    }, indent=2) + "\n",
+}
+
+
+def react_router_npm(project: Path) -> None:
+    """create-react-router downloads its default template from GitHub: that template's files
+    (framework mode, SSR, react-router-serve), written out without its Tailwind styling."""
+    (project / "package.json").write_text(json.dumps({
+        "name": "react-router-app", "private": True, "type": "module",
+        "scripts": {"build": "react-router build", "dev": "react-router dev",
+                    "start": "react-router-serve ./build/server/index.js", "typecheck": "react-router typegen && tsc"},
+        "dependencies": {"@react-router/node": "^7", "@react-router/serve": "^7", "isbot": "^5", "react": "^19",
+                         "react-dom": "^19", "react-router": "^7"},
+        "devDependencies": {"@react-router/dev": "^7", "@types/node": "^22", "@types/react": "^19",
+                            "@types/react-dom": "^19", "typescript": "^5", "vite": "^7"},
+    }, indent=2) + "\n")
+    for rel, text in RR_FILES.items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    (project / ".gitignore").write_text(".DS_Store\n.env\n/node_modules/\n/.react-router/\n/build/\n")
+    run(project, "npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund")
+    _git_commit(project, "create-react-router default template, written out")
+
+
+def nest_npm(project: Path) -> None:
+    npx(project, "@nestjs/cli@latest", "nest", "new", "app", "--skip-install", "--skip-git", "--package-manager", "npm")
+    _generated(project, "app")
+    run(project, "npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund")
+    _git_commit(project, "npx @nestjs/cli new")
+
+
+def vite_react_ts_yarn(project: Path) -> None:
+    npx(project, "create-vite@latest", "create-vite", "app", "--template", "react-ts", "--no-interactive")
+    _generated(project, "app")
+    npx(project, "yarn@1", "yarn", "install", "--ignore-scripts", "--non-interactive")
+    _git_commit(project, "yarn create vite (react-ts)")
+
+
+def express_generator_pnpm(project: Path) -> None:
+    npx(project, "express-generator@4", "express", "--view=ejs", "app")
+    _generated(project, "app")
+    npx(project, "pnpm@10", "pnpm", "install", "--lockfile-only")
+    _git_commit(project, "npx express-generator --view=ejs; pnpm install")
+
+
+def koa_generator_npm(project: Path) -> None:
+    npx(project, "koa-generator", "koa2", "app")
+    _generated(project, "app")
+    run(project, "npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund")
+    _git_commit(project, "npx koa-generator koa2")
+
+
+def bun(cwd: Path, *argv: str) -> str:
+    """bun from the npm registry (the `bun` package and its platform binary), through the host's npm."""
+    return npx(cwd, "bun@latest", "bun", *argv)
+
+
+BUN_SERVER = """\
+// Bun's HTTP server quickstart (bun.com/docs/api/http): Bun.serve listens on $PORT when it is set.
+const server = Bun.serve({
+  routes: {
+    "/": new Response("Bun!"),
+  },
+  fetch() {
+    return new Response("Not Found", { status: 404 });
+  },
+});
+
+console.log(`Listening on ${server.url}`);
+"""
+
+
+def bun_serve(project: Path) -> None:
+    """`bun init -y` (a blank TypeScript project, "module": "index.ts"), its index.ts made the
+    Bun.serve quickstart server."""
+    bun(project, "init", "-y")
+    (project / "index.ts").write_text(BUN_SERVER)
+    _git_commit(project, "bun init -y; Bun.serve quickstart")
+
+
+def vite_preact_bun(project: Path) -> None:
+    bun(project, "create", "vite", "app", "--template", "preact", "--no-interactive")
+    _generated(project, "app")
+    bun(project, "install", "--ignore-scripts")
+    _git_commit(project, "bun create vite (preact); bun install")
+
+
+GO_MAIN = """\
+// The net/http hello world of Go's docs, listening on $PORT (8080 when unset) as Cloud Run's and
+// Heroku's Go samples do.
+package main
+
+import (
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+)
+
+func handler(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprintf(w, "Hi there, I love %s!", r.URL.Path[1:])
+}
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	http.HandleFunc("/", handler)
+	log.Fatal(http.ListenAndServe(":"+port, nil))
+}
+"""
+
+
+def go_http(project: Path) -> None:
+    """go.mod (what `go mod init example.com/hello` writes; go is not on this host) and main.go."""
+    (project / "go.mod").write_text("module example.com/hello\n\ngo 1.19\n")
+    (project / "main.go").write_text(GO_MAIN)
+    git(project, "init", "-q", "-b", "main")
+    commit(project, "go mod init; net/http hello")
+
+
 # -- python ------------------------------------------------------------------------------------
 
 
@@ -265,4 +518,24 @@ PYTHON = [
     App("fastapi", "fastapi", "uv", fastapi_uv, note="uv init --app (Python 3.13) + FastAPI first-steps main.py",
         expect="World"),
     App("django", "django", "pip", django_pip, expect="django"),
+]
+# Frameworks with their own server build (only with LIGHTFOLD_REALWORLD=all).
+SERVERS = [
+    App("next", "nextjs", "npm", next_npm, note="create-next-app; layout without next/font/google (downloads fonts)",
+        expect="To get started"),
+    App("next-export", "nextjs", "pnpm", next_export_pnpm, note="create-next-app + output: 'export' (static)",
+        check_path="/", expect="To get started"),
+    App("nuxt", "nuxt", "npm", nuxt_npm, note="Nuxt minimal starter, written out (create-nuxt needs GitHub)"),
+    App("react-router", "react-router", "npm", react_router_npm,
+        note="create-react-router default template, written out (GitHub)", expect="Welcome to React Router!"),
+    App("nest", "nestjs", "npm", nest_npm, expect="Hello World!"),
+]
+# More package managers and small servers (only with LIGHTFOLD_REALWORLD=all).
+MORE = [
+    App("vite-yarn", "vite", "yarn", vite_react_ts_yarn, check_path="/client/route", expect='<div id="root">'),
+    App("express-pnpm", "express", "pnpm", express_generator_pnpm, expect="Welcome to Express"),
+    App("koa", "koa", "npm", koa_generator_npm, expect="Hello Koa 2!"),
+    App("bun", "node", "bun", bun_serve, note="bun init + Bun.serve quickstart", expect="Bun!"),
+    App("preact-bun", "vite", "bun", vite_preact_bun, check_path="/client/route", expect='<div id="app">'),
+    App("go", "go", "go", go_http, note="net/http hello world reading PORT, written out", expect="Hi there"),
 ]

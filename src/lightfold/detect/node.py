@@ -98,12 +98,23 @@ def check_port_usage(p: Project, entry: str | None, plan: Plan) -> None:
         return
 
 
+def is_bun_project(p: Project) -> bool:
+    pm = str((p.package_json or {}).get("packageManager") or "")
+    return p.exists("bun.lock") or p.exists("bun.lockb") or pm.startswith("bun@")
+
+
 def node_entry(p: Project) -> str | None:
     main = (p.package_json or {}).get("main")
     if isinstance(main, str) and main and not main.endswith(".json"):
         main = main.removeprefix("./")
         if p.exists(main) or p.exists(main + ".js") or re.match(r"^(dist|build|lib)/", main):
             return main
+    # `bun init` writes "module": "index.ts" and no start script: bun runs that file (TypeScript too).
+    module = (p.package_json or {}).get("module")
+    if isinstance(module, str) and p.exists(module.removeprefix("./")):
+        module = module.removeprefix("./")
+        if module.endswith((".js", ".mjs")) or (is_bun_project(p) and module.endswith((".ts", ".mts", ".tsx"))):
+            return module
     return p.first(
         "server.js",
         "server.mjs",
@@ -156,6 +167,9 @@ def server_start(p: Project, tc: Toolchain, plan: Plan) -> None:
         if entry:
             runner = "bun" if tc.manager == "bun" else "node"
             plan.start = f"{runner} {entry}"
+            if entry.endswith((".ts", ".mts", ".tsx")):
+                plan.warnings.append(f'no start script: running "{plan.start}" (package.json "module"; '
+                                     'add a "start" script to choose)')
         elif tc.manager == "bun":
             # Bun runs TypeScript directly; templates often only have `"dev": "bun run --hot src/index.ts"`.
             dev = re.search(

@@ -130,6 +130,27 @@ def test_bun_app_without_start_script_runs_its_dev_entry(tmp_path: Path) -> None
     assert (d.framework, d.package_manager, d.start) == ("hono", "bun", "bun run src/index.ts")
 
 
+def test_bun_init_project_runs_its_module_entry(tmp_path: Path) -> None:
+    """`bun init` writes "module": "index.ts" and no start script; a Bun.serve server there is an app."""
+    make(
+        tmp_path,
+        {
+            "package.json": {"name": "b", "module": "index.ts", "devDependencies": {"@types/bun": "latest"}},
+            "bun.lock": "{}",
+            "index.ts": 'Bun.serve({ routes: { "/": new Response("Bun!") } });\n',
+        },
+    )
+    d = detect(tmp_path)
+    assert (d.framework, d.package_manager, d.start) == ("node", "bun", "bun index.ts")
+    assert any('package.json "module"' in w for w in d.warnings)
+
+
+def test_module_entry_in_typescript_is_not_a_node_entry_without_bun(tmp_path: Path) -> None:
+    make(tmp_path, {"package.json": {"name": "lib", "module": "index.ts"}, "index.ts": "Bun.serve({})\n"})
+    with pytest.raises(NothingDetected):
+        detect(tmp_path)
+
+
 def test_blazor_webassembly_is_a_static_site(tmp_path: Path) -> None:
     make(
         tmp_path,
