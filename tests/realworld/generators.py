@@ -187,12 +187,15 @@ def next_npm(project: Path) -> None:
 
 
 def next_export_pnpm(project: Path) -> None:
-    """create-next-app with pnpm, then the one config line of Next's static-export guide
-    (`output: 'export'`): the app builds to out/ and is served as static files."""
+    """create-next-app with pnpm, then the config line of Next's static-export guide (`output:
+    'export'`): the app builds to out/ and is served as static files. The template's
+    cacheComponents and partialPrefetching go: Next refuses them in export mode ("PPR cannot be
+    enabled in export mode"; lightfold's detect says so)."""
     _create_next(project, "pnpm")
     config = project / "next.config.ts"
-    config.write_text(config.read_text().replace("const nextConfig: NextConfig = {\n",
-                                                 "const nextConfig: NextConfig = {\n  output: 'export',\n", 1))
+    src = config.read_text().replace("const nextConfig: NextConfig = {\n",
+                                     "const nextConfig: NextConfig = {\n  output: 'export',\n", 1)
+    config.write_text(re.sub(r"\n\s*(cacheComponents|partialPrefetching): true,", "", src))
     assert "output: 'export'" in config.read_text(), config.read_text()
     npx(project, "pnpm@10", "pnpm", "install", "--lockfile-only")
     _git_commit(project, "pnpm create next-app --yes; output: 'export'")
@@ -413,6 +416,28 @@ def go_http(project: Path) -> None:
     commit(project, "go mod init; net/http hello")
 
 
+def angular_npm(project: Path) -> None:
+    """`ng new --defaults` of Angular CLI 20 (21 needs Node 22; the server's Node is 20): a static SPA."""
+    npx(project, "@angular/cli@20", "ng", "new", "app", "--defaults", "--skip-install", "--skip-git")
+    _generated(project, "app")
+    run(project, "npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund")
+    _git_commit(project, "npx @angular/cli@20 new --defaults")
+
+
+def docusaurus_npm(project: Path) -> None:
+    npx(project, "create-docusaurus@latest", "create-docusaurus", "site", "classic", "--skip-install", "--javascript")
+    _generated(project, "site")
+    run(project, "npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund")
+    _git_commit(project, "npx create-docusaurus classic")
+
+
+def vite_solid_pnpm(project: Path) -> None:
+    npx(project, "create-vite@latest", "create-vite", "app", "--template", "solid-ts", "--no-interactive")
+    _generated(project, "app")
+    npx(project, "pnpm@10", "pnpm", "install", "--lockfile-only")
+    _git_commit(project, "pnpm create vite (solid-ts)")
+
+
 # -- python ------------------------------------------------------------------------------------
 
 
@@ -523,8 +548,8 @@ PYTHON = [
 SERVERS = [
     App("next", "nextjs", "npm", next_npm, note="create-next-app; layout without next/font/google (downloads fonts)",
         expect="To get started"),
-    App("next-export", "nextjs", "pnpm", next_export_pnpm, note="create-next-app + output: 'export' (static)",
-        check_path="/", expect="To get started"),
+    App("next-export", "nextjs", "pnpm", next_export_pnpm, expect="To get started",
+        note="create-next-app + output: 'export' (static), less cacheComponents (a server feature)"),
     App("nuxt", "nuxt", "npm", nuxt_npm, note="Nuxt minimal starter, written out (create-nuxt needs GitHub)"),
     App("react-router", "react-router", "npm", react_router_npm,
         note="create-react-router default template, written out (GitHub)", expect="Welcome to React Router!"),
@@ -538,4 +563,10 @@ MORE = [
     App("bun", "node", "bun", bun_serve, note="bun init + Bun.serve quickstart", expect="Bun!"),
     App("preact-bun", "vite", "bun", vite_preact_bun, check_path="/client/route", expect='<div id="app">'),
     App("go", "go", "go", go_http, note="net/http hello world reading PORT, written out", expect="Hi there"),
+]
+# Static sites of other generators (only with LIGHTFOLD_REALWORLD=all).
+SITES = [
+    App("angular", "angular", "npm", angular_npm, check_path="/client/route", expect="<app-root>"),
+    App("docusaurus", "docusaurus", "npm", docusaurus_npm, check_path="/docs/intro", expect="Tutorial Intro"),
+    App("solid", "vite", "pnpm", vite_solid_pnpm, check_path="/client/route", expect='<div id="root">'),
 ]

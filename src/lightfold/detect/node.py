@@ -286,6 +286,12 @@ def plan_next(p: Project, m: Match, tc: Toolchain) -> Plan:
         dist = string_option(src, "distDir")
         plan = static_plan(p, tc, dist if export and dist else "out", "next build")
         plan.variant = "static"
+        cache = re.search(r"\b(cacheComponents|ppr)\s*:\s*(?:true|['\"]incremental['\"])", src)
+        if export and cache:
+            plan.warnings.append(
+                f"{rel} sets output: 'export' and {cache.group(1)}, which needs a server: Next stops the build "
+                f'("PPR cannot be enabled in export mode"): remove {cache.group(1)} (and partialPrefetching) '
+                "for a static site, or remove output: 'export' to deploy a Next server")
         return plan
     plan = base_plan(p, tc, 3000)
     plan.variant = "server"

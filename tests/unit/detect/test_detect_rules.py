@@ -104,6 +104,21 @@ def test_conditional_static_export_is_evaluated_for_a_production_build(
     assert any("output" in s for s in d.signals)
 
 
+@pytest.mark.parametrize("option, warned", [("cacheComponents: true", True), ("// cacheComponents: true", False)])
+def test_static_export_with_cache_components_says_next_refuses_it(tmp_path: Path, option: str, warned: bool) -> None:
+    """create-next-app 16 writes cacheComponents: true; with output: 'export' Next stops the build."""
+    make(
+        tmp_path,
+        {
+            "package.json": {"dependencies": {"next": "16"}, "scripts": {"build": "next build"}},
+            "next.config.ts": f"export default {{\n  output: 'export',\n  {option},\n}};\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert (d.static, d.output_dir) == (True, "out")
+    assert any("PPR cannot be enabled in export mode" in w for w in d.warnings) is warned
+
+
 def test_nodemon_start_script_runs_the_file_with_node(tmp_path: Path) -> None:
     make(
         tmp_path,

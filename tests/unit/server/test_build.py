@@ -237,6 +237,22 @@ def test_node_package_managers_get_the_proxy_of_npms_config(tmp_path: Path):
     assert (rel / "seen").read_text() == " ".join(["http://10.0.0.1:3142"] * 3)
 
 
+def test_bun_gets_the_ca_file_of_npms_config(tmp_path: Path):
+    """bun ignores npm_config_cafile and the system store: behind a TLS proxy with its own CA its
+    downloads fail (SELF_SIGNED_CERT_IN_CHAIN) unless NODE_EXTRA_CA_CERTS names npm's cafile."""
+    npmrc = tmp_path / "npmrc"
+    npmrc.write_text(f"cafile={tmp_path}/ca.crt\n")
+    det = Det(package_manager="bun", build=None,
+              install='printf "%s %s" "$NODE_EXTRA_CA_CERTS" "$YARN_CA_FILE_PATH" > seen')
+    rel = release(tmp_path, "20260101120001")
+    script = user_build_script("shop", det, DeployConfig(), "20260101120001", prefix=str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if k not in ("NODE_EXTRA_CA_CERTS", "YARN_CA_FILE_PATH")}
+    r = subprocess.run(["bash", "-s"], input=script, capture_output=True, text=True,
+                       env={**env, "npm_config_globalconfig": str(npmrc)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (rel / "seen").read_text() == f"{tmp_path}/ca.crt {tmp_path}/ca.crt"
+
+
 def test_pip_projects_get_pip_in_their_venv_and_others_do_not():
     pip = user_build_script("shop", Det(runtime="python", package_manager="pip"), DeployConfig(), "20260101120001")
     uv = user_build_script("shop", Det(runtime="python", package_manager="uv"), DeployConfig(), "20260101120001")
