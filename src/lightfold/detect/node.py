@@ -231,37 +231,6 @@ def match_next(p: Project) -> Match:
     return m
 
 
-BUILD_ENV = {"NODE_ENV": "production"}  # what a production build sees; other variables are unset
-
-
-def conditional_value(expr: str, src: str) -> str | None:
-    """The branch a `cond ? 'a' : b` config value takes in a production build, or None when the
-    condition is not a simple test of process.env (or of a constant defined from one)."""
-    m = re.fullmatch(r"(.+?)\s*\?\s*(['\"]?[\w-]+['\"]?)\s*:\s*(['\"]?[\w-]+['\"]?)", expr)
-    if not m:
-        return None
-    truth = _env_condition(m.group(1).strip(), src)
-    if truth is None:
-        return None
-    branch = m.group(2) if truth else m.group(3)
-    return branch.strip("'\"") if branch[0] in "'\"" else None
-
-
-def _env_condition(cond: str, src: str, depth: int = 0) -> bool | None:
-    negate = cond.startswith("!")
-    cond = cond.lstrip("!").strip().strip("()")
-    test = re.fullmatch(r"process\.env\.(\w+)(?:\s*(===|==|!==|!=)\s*['\"]([^'\"]*)['\"])?", cond)
-    if test:
-        value, operator = BUILD_ENV.get(test.group(1)), test.group(2)
-        equal = operator in ("===", "==")
-        result = bool(value) if operator is None else (value == test.group(3)) == equal
-    elif re.fullmatch(r"\w+", cond) and depth == 0:
-        defined = re.search(rf"\b(?:const|let|var)\s+{cond}\s*=\s*([^;\n]+)", src)
-        result = _env_condition(defined.group(1).strip(), src, 1) if defined else None
-    else:
-        result = None
-    return None if result is None else result != negate
-
 
 def plan_next(p: Project, m: Match, tc: Toolchain) -> Plan:
     rel, src = _next_config(p)
@@ -269,7 +238,7 @@ def plan_next(p: Project, m: Match, tc: Toolchain) -> Plan:
     export = bool(re.search(r"\boutput\s*:\s*['\"]export['\"]", src))
     conditional = re.search(r"\boutput\s*:\s*([^,}\n]*\?[^,}\n]*['\"]export['\"][^,}\n]*)", src)
     if not export and conditional:
-        chosen = conditional_value(conditional.group(1).strip(), src)
+        chosen = traps.conditional_value(conditional.group(1).strip(), src)
         export = chosen == "export"
         if chosen is None:
             m.evidence.append(f"{rel}: output depends on the build environment (taken as a server)")
@@ -286,12 +255,7 @@ def plan_next(p: Project, m: Match, tc: Toolchain) -> Plan:
         dist = string_option(src, "distDir")
         plan = static_plan(p, tc, dist if export and dist else "out", "next build")
         plan.variant = "static"
-        cache = re.search(r"\b(cacheComponents|ppr)\s*:\s*(?:true|['\"]incremental['\"])", src)
-        if export and cache:
-            plan.warnings.append(
-                f"{rel} sets output: 'export' and {cache.group(1)}, which needs a server: Next stops the build "
-                f'("PPR cannot be enabled in export mode"): remove {cache.group(1)} (and partialPrefetching) '
-                "for a static site, or remove output: 'export' to deploy a Next server")
+        plan.warnings += [w for w in [traps.next_export_needs_server(rel, src)] if export and w]
         return plan
     plan = base_plan(p, tc, 3000)
     plan.variant = "server"

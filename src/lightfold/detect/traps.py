@@ -6,6 +6,8 @@
     astro_server(tc, config_rel, adapter, build) -> (build, fix, blocked)  Astro server output's adapter
     django_literal_hosts(settings_src) -> list | None                 a literal ALLOWED_HOSTS list
     django_hosts_start(start, settings_module) -> str                 start with the hosts wrapper
+    conditional_value(expr, config_src) -> str | None                  a `c ? 'a' : 'b'` value in a production build
+    next_export_needs_server(config_rel, config_src) -> str | None     Next's output: 'export' with a server-only option
 
 Django refuses (400, DisallowedHost) a request whose Host is not in ALLOWED_HOSTS, and
 `django-admin startproject` leaves it empty: every request through the server's name fails. When the
@@ -145,3 +147,46 @@ def refuse_blocked(detection) -> None:
     blocked = getattr(detection, "blocked", None)
     if blocked:
         raise LightfoldError(blocked, "change the project as this says, then deploy again (nothing was changed)")
+
+
+BUILD_ENV = {"NODE_ENV": "production"}  # what a production build sees; other variables are unset
+
+
+def conditional_value(expr: str, src: str) -> str | None:
+    """The branch a `cond ? 'a' : b` config value takes in a production build, or None when the
+    condition is not a simple test of process.env (or of a constant defined from one)."""
+    m = re.fullmatch(r"(.+?)\s*\?\s*(['\"]?[\w-]+['\"]?)\s*:\s*(['\"]?[\w-]+['\"]?)", expr)
+    if not m:
+        return None
+    truth = _env_condition(m.group(1).strip(), src)
+    if truth is None:
+        return None
+    branch = m.group(2) if truth else m.group(3)
+    return branch.strip("'\"") if branch[0] in "'\"" else None
+
+
+def _env_condition(cond: str, src: str, depth: int = 0) -> bool | None:
+    negate = cond.startswith("!")
+    cond = cond.lstrip("!").strip().strip("()")
+    test = re.fullmatch(r"process\.env\.(\w+)(?:\s*(===|==|!==|!=)\s*['\"]([^'\"]*)['\"])?", cond)
+    if test:
+        value, operator = BUILD_ENV.get(test.group(1)), test.group(2)
+        equal = operator in ("===", "==")
+        result = bool(value) if operator is None else (value == test.group(3)) == equal
+    elif re.fullmatch(r"\w+", cond) and depth == 0:
+        defined = re.search(rf"\b(?:const|let|var)\s+{cond}\s*=\s*([^;\n]+)", src)
+        result = _env_condition(defined.group(1).strip(), src, 1) if defined else None
+    else:
+        result = None
+    return None if result is None else result != negate
+
+
+def next_export_needs_server(config_rel: str | None, config_src: str) -> str | None:
+    """create-next-app 16 turns on cacheComponents (partial prerendering), which Next refuses in export
+    mode: the line that says so before the build fails (a project choice lightfold cannot make for it)."""
+    cache = re.search(r"\b(cacheComponents|ppr)\s*:\s*(?:true|['\"]incremental['\"])", config_src)
+    if not cache:
+        return None
+    return (f"{config_rel} sets output: 'export' and {cache.group(1)}, which needs a server: Next stops the build "
+            f'("PPR cannot be enabled in export mode"): remove {cache.group(1)} (and partialPrefetching) '
+            "for a static site, or remove output: 'export' to deploy a Next server")
