@@ -256,6 +256,12 @@ def plan_next(p: Project, m: Match, tc: Toolchain) -> Plan:
         plan = static_plan(p, tc, dist if export and dist else "out", "next build")
         plan.variant = "static"
         plan.warnings += [w for w in [traps.next_export_needs_server(rel, src)] if export and w]
+        base = traps.next_base_path(src)
+        if base:
+            plan.build, plan.output_dir, fix = traps.next_export_under_base_path(rel, plan.build, plan.output_dir, base)
+            plan.health_path = f"{base}/"
+            plan.fixes.append(fix)
+            m.evidence.append(fix)
         return plan
     plan = base_plan(p, tc, 3000)
     plan.variant = "server"
@@ -268,10 +274,17 @@ def plan_next(p: Project, m: Match, tc: Toolchain) -> Plan:
         server_start(p, tc, plan)
     else:
         plan.start = tc.exec("next start -H 127.0.0.1 -p $PORT")
+    base = traps.next_base_path(src) or ""
     for route in ("app/api/health/route", "src/app/api/health/route", "pages/api/health", "src/pages/api/health"):
         if any(p.exists(f"{route}.{ext}") for ext in ("ts", "js", "tsx", "jsx")):
-            plan.health_path = "/api/health"
+            plan.health_path = f"{base}/api/health"
             break
+    else:
+        plan.health_path = base or "/"
+    if base:
+        plan.fixes.append(f"Next.js: {rel} sets basePath '{base}': the app answers under {base} only (404 at /), "
+                          f"so the health check asks {plan.health_path}")
+        m.evidence.append(plan.fixes[-1])
     return plan
 
 

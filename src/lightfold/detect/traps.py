@@ -8,6 +8,8 @@
     django_hosts_start(start, settings_module) -> str                 start with the hosts wrapper
     conditional_value(expr, config_src) -> str | None                  a `c ? 'a' : 'b'` value in a production build
     next_export_needs_server(config_rel, config_src) -> str | None     Next's output: 'export' with a server-only option
+    next_base_path(config_src) -> str | None                           Next's basePath ('/docs'), None for the root
+    next_export_under_base_path(rel, build, out, base) -> (build, out, fix)  a static export served under basePath
 
 Django refuses (400, DisallowedHost) a request whose Host is not in ALLOWED_HOSTS, and
 `django-admin startproject` leaves it empty: every request through the server's name fails. When the
@@ -190,3 +192,25 @@ def next_export_needs_server(config_rel: str | None, config_src: str) -> str | N
     return (f"{config_rel} sets output: 'export' and {cache.group(1)}, which needs a server: Next stops the build "
             f'("PPR cannot be enabled in export mode"): remove {cache.group(1)} (and partialPrefetching) '
             "for a static site, or remove output: 'export' to deploy a Next server")
+
+
+def next_base_path(config_src: str) -> str | None:
+    m = re.search(r"\bbasePath\s*:\s*['\"`](/[^'\"`]*)['\"`]", config_src)
+    base = m.group(1).rstrip("/") if m else ""
+    return base if re.fullmatch(r"(/[\w.~-]+)+", base) else None
+
+
+NEXT_STAGED_EXPORT = ".lightfold-static"
+
+
+def next_export_under_base_path(config_rel: str | None, build: str | None, out: str | None,
+                                base: str) -> tuple[str, str, str]:
+    """A static export with basePath '/docs' links its pages and assets as /docs/...: nginx serves the
+    site's root, so the build moves out/ to <staged>/docs, and <staged> is what nginx serves."""
+    out = out or "out"
+    parent = base.rpartition("/")[0]
+    stage = (f"rm -rf {NEXT_STAGED_EXPORT} && mkdir -p {shlex.quote(NEXT_STAGED_EXPORT + parent)} && "
+             f"mv {shlex.quote(out)} {shlex.quote(NEXT_STAGED_EXPORT + base)}")
+    fix = (f"Next.js: {config_rel or 'next.config'} sets basePath '{base}' with output: 'export': lightfold serves "
+           f"{out}/ under {base}/ (where its pages link their assets); / answers 404")
+    return (f"{build} && {stage}" if build else stage), NEXT_STAGED_EXPORT, fix

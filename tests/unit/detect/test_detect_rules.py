@@ -4,6 +4,7 @@ manager and monorepo rules, warnings, runtime versions, skipped directories and 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -117,6 +118,34 @@ def test_static_export_with_cache_components_says_next_refuses_it(tmp_path: Path
     d = detect(tmp_path)
     assert (d.static, d.output_dir) == (True, "out")
     assert any("PPR cannot be enabled in export mode" in w for w in d.warnings) is warned
+
+
+@pytest.mark.parametrize("export", [False, True])
+def test_next_base_path_is_where_the_health_check_and_the_static_files_go(tmp_path: Path, export: bool) -> None:
+    """basePath '/docs': the Next server answers 404 at / and a static export links /docs/_next/...."""
+    output = "output: 'export', " if export else ""
+    make(
+        tmp_path,
+        {
+            "package.json": {"dependencies": {"next": "16"}, "scripts": {"build": "next build", "start": "next start"}},
+            "next.config.js": f"module.exports = {{ {output}basePath: '/docs' }}\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert any("basePath '/docs'" in f for f in d.fixes)
+    if export:
+        assert (d.static, d.output_dir, d.health_path) == (True, ".lightfold-static", "/docs/")
+        assert d.build.endswith("&& mkdir -p .lightfold-static && mv out .lightfold-static/docs")
+    else:
+        assert (d.static, d.health_path) == (False, "/docs")
+
+
+def test_next_export_under_base_path_serves_the_files_where_the_pages_link_them(tmp_path: Path) -> None:
+    build, out, _ = traps.next_export_under_base_path("next.config.js", "true", "out", "/a/b")
+    (tmp_path / "out/_next").mkdir(parents=True)
+    (tmp_path / "out/index.html").write_text('<script src="/a/b/_next/x.js">')
+    subprocess.run(["sh", "-c", build], cwd=tmp_path, check=True)
+    assert (tmp_path / out / "a/b/index.html").exists() and (tmp_path / out / "a/b/_next").is_dir()
 
 
 def test_nodemon_start_script_runs_the_file_with_node(tmp_path: Path) -> None:
