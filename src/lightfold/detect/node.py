@@ -312,6 +312,9 @@ def plan_nuxt(p: Project, m: Match, tc: Toolchain) -> Plan:
     plan = base_plan(p, tc, 3000)
     plan.build = build_script(p, tc, "nuxi build")
     plan.start = "HOST=127.0.0.1 node .output/server/index.mjs"
+    plan.build, fix = traps.nuxt_node_server_build(rel, src, plan.build)
+    plan.fixes += [fix] if fix else []
+    m.evidence += [fix] if fix else []
     return plan
 
 

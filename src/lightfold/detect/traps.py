@@ -8,6 +8,7 @@
     django_hosts_start(start, settings_module) -> str                 start with the hosts wrapper
     conditional_value(expr, config_src) -> str | None                  a `c ? 'a' : 'b'` value in a production build
     next_export_needs_server(config_rel, config_src) -> str | None     Next's output: 'export' with a server-only option
+    nuxt_node_server_build(rel, src, build) -> (build, fix)            a Nitro platform preset built as node-server
     next_base_path(config_src) -> str | None                           Next's basePath ('/docs'), None for the root
     next_export_under_base_path(rel, build, out, base) -> (build, out, fix)  a static export served under basePath
 
@@ -214,3 +215,22 @@ def next_export_under_base_path(config_rel: str | None, build: str | None, out: 
     fix = (f"Next.js: {config_rel or 'next.config'} sets basePath '{base}' with output: 'export': lightfold serves "
            f"{out}/ under {base}/ (where its pages link their assets); / answers 404")
     return (f"{build} && {stage}" if build else stage), NEXT_STAGED_EXPORT, fix
+
+
+# Nitro presets whose output is .output/server/index.mjs listening on PORT.
+NITRO_SERVER_PRESETS = ("node-server", "node-cluster", "static")
+
+
+def nuxt_node_server_build(config_rel: str | None, config_src: str, build: str | None) -> tuple[str | None, str | None]:
+    """(build, fix). A Nuxt config with a platform preset (vercel, netlify, cloudflare-pages,
+    node-middleware, ...) builds no server to start; the preset in the config wins over NITRO_PRESET,
+    so the build first points it at node-server in the release copy on the server."""
+    found = re.search(r"\bpreset\s*:\s*['\"]([\w-]+)['\"]", config_src)
+    if not config_rel or not found or found.group(1) in NITRO_SERVER_PRESETS:
+        return build, None
+    preset = found.group(1)
+    expr = f"s#(preset[[:space:]]*:[[:space:]]*)(['\"]){re.escape(preset)}(['\"])#\\1\\2node-server\\3#"
+    step = f"sed -i -E {shlex.quote(expr)} {shlex.quote(config_rel)}"
+    fix = (f"Nuxt: {config_rel} sets the Nitro preset '{preset}', which builds no Node server; lightfold builds "
+           "with preset 'node-server' instead (in the release copy on the server, your project is unchanged)")
+    return (f"{step} && {build}" if build else step), fix

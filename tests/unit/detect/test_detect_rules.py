@@ -148,6 +148,25 @@ def test_next_export_under_base_path_serves_the_files_where_the_pages_link_them(
     assert (tmp_path / out / "a/b/index.html").exists() and (tmp_path / out / "a/b/_next").is_dir()
 
 
+@pytest.mark.parametrize("preset, fixed", [("vercel", True), ("cloudflare-pages", True), ("node-server", False)])
+def test_nuxt_platform_preset_is_built_as_node_server(tmp_path: Path, preset: str, fixed: bool) -> None:
+    make(
+        tmp_path,
+        {
+            "package.json": {"dependencies": {"nuxt": "^4"}, "scripts": {"build": "nuxt build"}},
+            "nuxt.config.ts": f"export default defineNuxtConfig({{\n  nitro: {{ preset: '{preset}' }},\n}})\n",
+        },
+    )
+    d = detect(tmp_path)
+    assert d.start == "HOST=127.0.0.1 node .output/server/index.mjs"
+    assert any(f"preset '{preset}'" in f for f in d.fixes) is fixed
+    if fixed:  # the build's own sed, run on the project: the config now names node-server
+        sed = d.build.split(" && ")[0]
+        subprocess.run(["sh", "-c", sed], cwd=tmp_path, check=True)
+        assert "nitro: { preset: 'node-server' }" in (tmp_path / "nuxt.config.ts").read_text()
+        assert d.build.endswith("npm run build")
+
+
 def test_nodemon_start_script_runs_the_file_with_node(tmp_path: Path) -> None:
     make(
         tmp_path,
