@@ -11,7 +11,8 @@ Node (first rule that applies wins):
   yarn.lock is yarn berry when .yarnrc.yml exists or the lockfile has a `__metadata:` header.
   The version to install: `packageManager`'s, else the newest major that reads the lockfile
   (`lockfile_pm_version`: pnpm-lock.yaml `lockfileVersion`, yarn berry `__metadata.version`;
-  yarn.lock v1 -> yarn 1, bun.lock(b) -> bun 1), else None (the newest release).
+  yarn.lock v1 -> yarn 1, bun.lock(b) -> bun 1; package-lock.json with platform packages not
+  marked optional -> npm 11), else None (the newest release; npm: the one node ships).
 Python: uv.lock > poetry.lock > pdm.lock > Pipfile(.lock) > requirements.txt > pyproject tables
   ([tool.poetry] / [tool.pdm] / [tool.uv] / plain [project] -> pip). When uv.lock and poetry.lock
   are both present, poetry wins only if pyproject keeps its dependencies in [tool.poetry]; a uv
@@ -23,6 +24,7 @@ Installs are frozen whenever a lockfile exists (`npm ci`, `--frozen-lockfile`, `
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -241,6 +243,27 @@ def lockfile_pm_version(manager: str | None, lockfile: Path) -> str | None:
         return YARN_BERRY_BY_LOCKFILE.get(m.group(1)) if m else None
     if manager == "bun":
         return "1"
+    if manager == "npm":
+        return NPM_FOR_PLATFORM_PINNED if platform_pinned_required(lockfile) else None
+    return None
+
+
+# npm 11 writes some platform binaries (@oxc-parser/binding-android-arm-eabi under a nested
+# node_modules) with "os"/"cpu" but without "optional"; npm 10 (Node 20's) then stops `npm ci` on
+# any other platform with EBADPLATFORM, npm 11 skips them. Such a lockfile is installed with npm 11.
+NPM_FOR_PLATFORM_PINNED = "11"
+
+
+def platform_pinned_required(lockfile: Path) -> str | None:
+    """The first package of a package-lock.json that names an os/cpu and is not optional, if any."""
+    try:
+        packages = json.loads(lockfile.read_text(errors="replace")).get("packages") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    for path, meta in packages.items() if isinstance(packages, dict) else ():
+        if isinstance(meta, dict) and (meta.get("os") or meta.get("cpu")) and not (
+                meta.get("optional") or meta.get("devOptional") or meta.get("peer")):
+            return path
     return None
 
 
@@ -317,11 +340,14 @@ def node_toolchain(project: Project) -> Toolchain:
             tc.evidence.append("yarn berry (.yarnrc.yml or __metadata in yarn.lock)")
     if tc.version:
         tc.version_source = 'package.json "packageManager"'
-    elif tc.lockfile and tc.manager != "npm":
+    elif tc.lockfile:
         tc.version = lockfile_pm_version(tc.manager, app / tc.lockfile)
         if tc.version:
             tc.version_source = tc.lockfile.rsplit("/", 1)[-1]
-            tc.evidence.append(f"{tc.manager} {tc.version} (the newest major that reads {tc.version_source})")
+            tc.evidence.append(f"{tc.manager} {tc.version} (the newest major that reads {tc.version_source})"
+                               if tc.manager != "npm" else
+                               f"npm {tc.version}: {tc.version_source} lists platform packages not marked optional "
+                               f"({platform_pinned_required(app / tc.lockfile)}), which npm 10 refuses (EBADPLATFORM)")
     return tc
 
 

@@ -48,6 +48,23 @@ def test_without_package_manager_the_lockfile_names_the_newest_major_that_reads_
         assert f"{manager} {version} (the newest major that reads {lockfile})" in tc.evidence
 
 
+PINNED = "node_modules/@nuxt/devtools/node_modules/@oxc-parser/binding-android-arm-eabi"
+
+
+@pytest.mark.parametrize(("meta", "version"), [
+    ({"version": "0.160.0", "os": ["android"], "cpu": ["arm"]}, "11"),  # what npm 11 wrote for Nuxt 4
+    ({"version": "0.160.0", "os": ["android"], "cpu": ["arm"], "optional": True}, None),
+    ({"version": "1.0.0"}, None),
+])
+def test_an_npm_lockfile_with_required_platform_packages_is_installed_with_npm_11(tmp_path: Path, meta, version):
+    lock = {"lockfileVersion": 3, "packages": {"": {"name": "a"}, PINNED: meta}}
+    tc = node_toolchain(Project(app(tmp_path, {"package-lock.json": json.dumps(lock)})))
+    assert (tc.manager, tc.version) == ("npm", version)
+    if version:
+        assert tc.version_source == "package-lock.json"
+        assert any(PINNED in e and "EBADPLATFORM" in e for e in tc.evidence)
+
+
 def test_lockfile_version_reader_tolerates_missing_files(tmp_path: Path):
     assert lockfile_pm_version("pnpm", tmp_path / "nope.yaml") is None
     assert lockfile_pm_version("npm", tmp_path / "package-lock.json") is None
