@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import string
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -134,3 +135,23 @@ def test_static_site_built_with_vite_is_served_by_nginx(machine_factory):
     commit(sb.project, "v2")
     sb.lightfold("push", "--target", sb.target)
     assert b"hello from lightfold (static v2)" in get(sb.ip)[1]
+
+
+def test_a_project_of_no_known_framework_runs_the_start_command_of_its_project_file(machine_factory):
+    """issue 15: lightfold.toml's `start` deploys a project lightfold knows no framework of (here a
+    shell script serving its folder with the server's python3): no runtime installed, the same
+    health-gated slots."""
+    import shutil
+
+    from tests.e2e.apps import git
+
+    sb = machine_factory()
+    shutil.copytree(Path(__file__).parents[1] / "fixtures/detect/custom-start", sb.project, dirs_exist_ok=True)
+    git(sb.project, "init", "-q", "-b", "main")
+    commit(sb.project, "a shell script server")
+    data = json.loads(sb.lightfold("deploy", "--target", sb.target, "--json", timeout=900).stdout)
+    assert data["framework"] == "custom" and data["push"]["release"]
+    status, body = get(sb.ip, "/serve.sh")
+    assert status == 200 and b"exec python3 -m http.server" in body
+    units = sb.exec(f"systemctl list-units 'lightfold-{sb.target}@*' --state=active --plain --no-legend").stdout
+    assert units.count("lightfold-") == 1, units

@@ -110,13 +110,14 @@ PRECEDENCE = [
     "php",
     "static",
     "dockerfile",
+    "custom",
 ]
 assert sorted(PRECEDENCE) == sorted(FRAMEWORKS), "every framework has exactly one place in PRECEDENCE"
 
 LOOKED_FOR = (
     "package.json, requirements.txt / pyproject.toml / Pipfile, manage.py, Gemfile, composer.json, "
     "go.mod, Cargo.toml, pom.xml / build.gradle, *.csproj, mix.exs, a Hugo or Jekyll config, "
-    "index.html, Dockerfile"
+    "index.html, Dockerfile, a start command in lightfold.toml or a Procfile"
 )
 NODE_ENV_FILES = (
     "server.js",
@@ -373,6 +374,7 @@ def _nothing(p: Project, candidates: list) -> NothingDetected:
     where = f"; apps found in subfolders: {', '.join(hints)} — run `lightfold detect <subfolder>`" if hints else ""
     return NothingDetected(
         f"no supported framework found in {p.root} (looked for {LOOKED_FOR}){where}",
-        "point PATH at the app's folder, or set deploy.start_command (and deploy.build_command) in the target's config",
+        "point PATH at the app's folder, or say how to start it in lightfold.toml: start = \"./server --port $PORT\" "
+        "(and build = \"...\"); lightfold then installs no runtime for it",
         details=details,
     )

@@ -315,6 +315,24 @@ def plan_dockerfile(p: Project, m: Match, tc: Toolchain) -> Plan:
     return Plan(port=dockerfile_port(p))
 
 
+def match_custom(p: Project) -> Match:
+    """No framework, but the project file says how to start the app: lightfold.toml's `start` (or
+    a Procfile's `web`). Last in precedence: any framework lightfold knows wins."""
+    from pathlib import Path
+
+    from lightfold.detect.manifest import read
+
+    m = read(Path(p.root))
+    return Match([f"start from {m.source_of('start')}: {m.start}"]) if m.start else Match()
+
+
+def plan_custom(p: Project, m: Match, tc: Toolchain) -> Plan:
+    """The start (and build, release) come from the project file; no runtime is installed for it."""
+    return Plan(warnings=["no framework lightfold knows: it runs the project file's start command as it is and "
+                          "installs no runtime for it (what it runs must be in the project or on the server), "
+                          "and the command must listen on $PORT"])
+
+
 FRAMEWORKS = {
     "rails": Framework("rails", "Ruby on Rails", "ruby", "ruby", match_rails, plan_rails),
     "laravel": Framework("laravel", "Laravel", "php", "php", match_laravel, plan_laravel),
@@ -337,4 +355,6 @@ FRAMEWORKS = {
     "php": Framework("php", "PHP", "php", "php", match_php, plan_php),
     "static": Framework("static", "Static HTML", "html", "static", match_static, plan_static),
     "dockerfile": Framework("dockerfile", "Dockerfile", "docker", "docker", match_dockerfile, plan_dockerfile),
+    "custom": Framework("custom", "Start command from the project file", "unknown", "none", match_custom,
+                        plan_custom),
 }

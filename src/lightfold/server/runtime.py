@@ -95,6 +95,7 @@ _PACKAGES = {
     "java": ("default-jdk-headless",),
     "elixir": ("elixir", "erlang-dev", "build-essential"),
     "static": (),
+    "none": (),  # a start command from the project file, with no runtime lightfold knows
 }
 _PM_PACKAGES = {"maven": ("maven",), "gradle": ("gradle",)}
 # Static site generators that are their own binary.

@@ -48,7 +48,7 @@ def test_nothing_detected_exits_1_with_a_fix_and_empty_stdout(cli, tmp_path: Pat
     r = cli("detect", str(project), "--json")
     assert r.returncode == 1
     assert r.stdout == ""
-    assert "no supported framework" in r.stderr and "deploy.start_command" in r.stderr
+    assert "no supported framework" in r.stderr and "lightfold.toml: start =" in r.stderr
 
 
 def test_usage_errors_exit_2(cli, tmp_path: Path) -> None:

@@ -392,6 +392,8 @@ CASES: dict[str, dict] = {
     ),
     "static-html": dict(framework="static", runtime="static", static=True, output_dir=".", start=None, build=None),
     "dockerfile-only": dict(framework="dockerfile", has_dockerfile=True, dockerfile_port=8080, start=None),
+    "custom-start": dict(framework="custom", runtime="none", static=False, start="./serve.sh", build=None,
+                         health_path="/serve.sh"),
 }
 
 

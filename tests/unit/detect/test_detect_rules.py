@@ -629,7 +629,7 @@ def test_nothing_detected_names_what_was_looked_for_and_the_subfolder_apps(tmp_p
     with pytest.raises(NothingDetected) as info:
         detect(tmp_path)
     message = str(info.value)
-    assert "package.json" in message and "go.mod" in message and "deploy.start_command" in message
+    assert "package.json" in message and "go.mod" in message and "start =" in info.value.fix
     assert "backend (django)" in message and "frontend (nextjs)" in message
     assert info.value.exit_code == 1
 
@@ -742,3 +742,26 @@ def test_a_version_file_wins_over_a_dependency_floor(tmp_path):
     root = make(tmp_path, {"requirements.txt": "Django==6.0.1\n", ".python-version": "3.13\n", "manage.py": "",
                            "mysite/settings.py": "", "mysite/wsgi.py": ""})
     assert (detect(root).runtime_version, detect(root).runtime_version_source) == ("3.13", ".python-version")
+
+
+@pytest.mark.parametrize("files, start", [
+    ({"lightfold.toml": 'start = "./server --port $PORT"\n', "server": "#!/bin/sh\n"}, "./server --port $PORT"),
+    ({"Procfile": "web: bin/serve\n"}, "bin/serve"),
+])
+def test_a_start_command_in_the_project_file_deploys_a_project_of_no_known_framework(tmp_path, files, start):
+    make(tmp_path, files)
+    d = detect(tmp_path)
+    assert (d.framework, d.runtime, d.static) == ("custom", "none", False)
+    assert d.start.startswith(start.split()[0])
+    assert any("installs no runtime" in w and "$PORT" in w for w in d.warnings)
+
+
+def test_a_known_framework_wins_over_the_project_files_start_and_nothing_at_all_names_lightfold_toml(tmp_path):
+    make(tmp_path, {"lightfold.toml": 'start = "node server.js"\n', "server.js": "require('http')\n",
+                    "package.json": {"name": "x", "scripts": {"start": "node server.js"}}})
+    assert detect(tmp_path).framework == "node"
+    empty = tmp_path / "empty"
+    make(empty, {"README.md": "nothing here\n"})
+    with pytest.raises(NothingDetected) as info:
+        detect(empty)
+    assert "lightfold.toml" in info.value.fix and "start =" in info.value.fix
