@@ -108,12 +108,13 @@ def test_the_public_url_is_the_domain_when_there_is_one(domain, url):
 def test_the_env_only_copy_hard_links_the_live_release_and_replaces_its_release_json():
     cmd = push._copy_release_command("web", LIVE, "20260101130000", {"env_hash": "e2", "commit": "abc"})
     argv = shlex.split(cmd)
-    assert argv[:2] == ["bash", "-c"]
-    assert argv[2] == f"cp -a --link /srv/web/releases/{LIVE} /srv/web/releases/20260101130000"
-    assert argv[4:10] == ["runuser", "-u", "lf-web", "--", "python3", "-c"]  # not root: the release is the app's
-    assert argv[11] == "/srv/web/releases/20260101130000/.lightfold/release.json"
-    assert json.loads(argv[12]) == {"id": "20260101130000", "env_hash": "e2", "commit": "abc"}
-    assert "os.replace" in argv[10]  # a new file: the old one is a hard link to the live release's
+    # all of it as the build user, who owns the releases: never root, never the app user
+    assert argv[:9] == ["runuser", "-u", "lfb-web", "--", "cp", "-a", "--link", f"/srv/web/releases/{LIVE}",
+                        "/srv/web/releases/20260101130000"]
+    assert argv[9:16] == ["&&", "runuser", "-u", "lfb-web", "--", "python3", "-c"]
+    assert argv[17] == "/srv/web/releases/20260101130000/.lightfold/release.json"
+    assert json.loads(argv[18]) == {"id": "20260101130000", "env_hash": "e2", "commit": "abc"}
+    assert "os.replace" in argv[16]  # a new file: the old one is a hard link to the live release's
 
 
 def test_the_release_json_rewrite_never_writes_through_a_planted_symlink(tmp_path):
@@ -128,7 +129,7 @@ def test_the_release_json_rewrite_never_writes_through_a_planted_symlink(tmp_pat
     victim = tmp_path / "agent.py"
     victim.write_text("the agent\n")
     (meta / "release.json.new").symlink_to(victim)
-    r = subprocess.run([sys.executable, "-c", argv[10], str(meta / "release.json"), argv[12]],
+    r = subprocess.run([sys.executable, "-c", argv[16], str(meta / "release.json"), argv[18]],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert victim.read_text() == "the agent\n"
@@ -157,12 +158,12 @@ def test_the_build_log_header_tees_everything_the_build_prints_into_a_root_only_
     assert os.stat(log).st_mode & 0o777 == 0o600
 
 
-def test_the_archive_is_unpacked_from_stdin_as_the_app_user():
+def test_the_archive_is_unpacked_from_stdin_as_the_build_user():
     from lightfold.server.build import extract_command
 
     cmd = extract_command("web", "20260101130000")
-    assert cmd == ("install -d -o lf-web -g lf-web -m 755 /srv/web/releases/20260101130000 && runuser -u lf-web -- "
-                   "tar -xzf - -C /srv/web/releases/20260101130000 --no-same-owner --no-same-permissions")
+    assert cmd == ("runuser -u lfb-web -- sh -c 'umask 022 && mkdir -m 755 /srv/web/releases/20260101130000 && exec "
+                   "tar -xzf - -C /srv/web/releases/20260101130000 --no-same-owner --no-same-permissions'")
 
 
 def test_the_laptop_keys_its_env_hash_with_the_servers_key_before_deciding():

@@ -53,7 +53,7 @@ def test_the_sandbox_is_the_app_units_own():
             assert f"\n{p}\n" in unit, p
     assert "ProtectSystem=strict" in props and "NoNewPrivileges=yes" in props
     assert any(p.startswith("SystemCallFilter=") for p in props) and props[0].startswith("Environment=HOME=")
-    assert "ReadWritePaths=-/srv/shop/releases -/srv/shop/deps -/srv/shop/cache -/srv/shop/storage" in props
+    assert "ReadWritePaths=-/srv/shop/cache -/srv/shop/storage" in props  # releases and deps: read-only
 
 
 def test_no_env_value_or_secret_path_is_read_by_the_script_itself():

@@ -2,7 +2,8 @@
 release-id rule. Standard library only: the on-server agent and the laptop side both import it, so
 the two can never disagree about where a thing lives. Nothing else spells these paths.
 
-For app `shop` (user `lf-shop`), under a root prefix ("/" on a server, a temp dir in tests):
+For app `shop` (it runs as `lf-shop`; its builds run as `lfb-shop`), under a root prefix ("/" on a
+server, a temp dir in tests):
 
     /etc/lightfold/configured                 the seed's server-wide marker (first configure)
     /etc/lightfold/created                    written when lightfold created/adopted the server
@@ -17,7 +18,8 @@ For app `shop` (user `lf-shop`), under a root prefix ("/" on a server, a temp di
                                               server); write_env merges them into every snapshot
     /usr/local/lib/lightfold/                 the agent (a package, run as a module)
     /srv/shop/                                the app's home
-        releases/<id>/                        one release (id = YYYYMMDDHHMMSS, UTC)
+        releases/<id>/                        one release (id = YYYYMMDDHHMMSS, UTC), the build
+                                              user's and read-only to the app (immutable)
             .lightfold/start                  the start script (non-static apps)
             .lightfold/release.json           what the release was made from
             .lightfold/exec                   runs its arguments in the release (PATH, venv, cd):
@@ -35,8 +37,9 @@ For app `shop` (user `lf-shop`), under a root prefix ("/" on a server, a temp di
         run/procs.env                         their EnvironmentFile (the snapshot, no PORT)
         storage/<dir>/                        persistent directories (lightfold.toml `storage`),
                                               owned by the app user, linked into every release
-        deps/<hash>/                          python venvs per lockfile hash
-        cache/                                HOME of builds (package-manager caches)
+        deps/<hash>/                          python venvs per lockfile hash (the build user's)
+        cache/                                the app's HOME at run time (writable by the app)
+        build-cache/                          HOME of builds (package-manager caches; the build user's)
         .lightfold/                           the agent's: journal, audit log, lock, switch intent,
                                               last-op result, build logs, upload temp files
     /etc/systemd/system/lightfold-shop@.service   the slots' template (@blue, @green)
@@ -53,6 +56,12 @@ Server-wide toolchains (shared by every app; not under a root prefix):
     /opt/lightfold/python-<minor>/            a Python newer than the server's, built from Debian's source
     /opt/lightfold/pm/<pm>-<version>/         pnpm / yarn / bun at the version a project declares
                                               (`<version>` is exact, a major, or "latest")
+
+Inside each of the app's units (PrivateTmp: every unit has its own /tmp):
+
+    /tmp/lightfold-shop/<dir>                 what a framework writes into its tree at run time
+                                              (the release links <app_root>/<dir> here; releases
+                                              are read-only to the app: lightfold.server.build.SCRATCH)
 
 Server-wide hardening (lightfold.server.firewall, lightfold.server.hardening):
 
@@ -253,6 +262,11 @@ def pm_prefix(pm: str, version: str | None) -> str:
     return f"{TOOLS}/pm/{pm}-{version}"
 
 
+def scratch_root(app: str) -> str:
+    """The app's run-time scratch dir, in a unit's private /tmp (not under a root prefix)."""
+    return f"/tmp/lightfold-{app}"
+
+
 def agent_entry(parent: str = AGENT_DIR, package: str = AGENT_PACKAGE) -> str:
     """Python code (for `python3 -c`) that runs the agent package found in directory `parent`.
     Imported rather than run as a script: Python keeps the modules' bytecode in __pycache__, so a
@@ -291,6 +305,7 @@ class Layout:
     run_dir = property(lambda self: os.path.join(self.srv, "run"))
     deps_dir = property(lambda self: os.path.join(self.srv, "deps"))
     cache_dir = property(lambda self: os.path.join(self.srv, "cache"))
+    build_cache_dir = property(lambda self: os.path.join(self.srv, "build-cache"))
     current = property(lambda self: os.path.join(self.srv, "current"))
     procs_link = property(lambda self: os.path.join(self.slots_dir, "procs"))
     procs_env = property(lambda self: os.path.join(self.run_dir, "procs.env"))

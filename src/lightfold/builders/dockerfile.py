@@ -6,7 +6,7 @@ configure   installs Debian's docker.io (no Recommends) and adds lf-<app> to the
 push        unpacks the release as usual, then `build_script` (root) builds
             `lightfold-<app>:<release id>` from the release dir — output streamed on stderr, JSON
             events on stdout like the native build — and writes `.lightfold/start` and
-            `.lightfold/release.json`. On an isolated server the apt proxy (read at run time from
+            `.lightfold/release.json` (as the build user). On an isolated server the apt proxy (read at run time from
             `apt-config dump`) is passed as the http_proxy/https_proxy build args.
 start       `.lightfold/start` (`start_script`) runs the image of the release it belongs to (the
             release id is read from its own path, so an env-only copy or a rollback finds its
@@ -32,7 +32,7 @@ from typing import Any
 from lightfold.agent import layout
 from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
-from lightfold.server.app import app_root_of, app_user, check_app_name
+from lightfold.server.app import app_root_of, app_user, build_user, check_app_name
 from lightfold.server.build import check_release_id, release_dir
 from lightfold.server.plan import EnsurePackages, Run, Step, SystemdEnable
 
@@ -168,10 +168,11 @@ def build_script(
     app: str, detection: Any, deploy: Any, release_id: str, *,
     release_info: dict[str, Any] | None = None, app_subdir: str | None = None,
 ) -> str:
-    """Root's bash script: docker build, then the start script and release.json (as the app user).
+    """Root's bash script: docker build, then the start script and release.json (as the build user,
+    who owns the release: root never writes below releases/).
     stdout: JSON events only ({"build": "image", "status": "start"|"done"|"failed", ...})."""
     refuse_procs(detection)
-    rel, user, tag = release_dir(app, release_id), app_user(app), image_tag(app, release_id)
+    rel, user, tag = release_dir(app, release_id), build_user(app), image_tag(app, release_id)
     lay = Layout(app)
     meta, start, info_path = (shlex.quote(p) for p in (
         lay.release_meta(release_id), lay.start_script(release_id), lay.release_info(release_id)))

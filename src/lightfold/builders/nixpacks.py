@@ -45,12 +45,12 @@ class NixpacksBuilder(NativeBuilder):
     available_check = "command -v nixpacks >/dev/null 2>&1"
 
     def prepare_command(self, app: str, release_id: str, detection: Any, app_subdir: str | None) -> str | None:
-        """`nixpacks plan` of the unpacked release's app dir (root runs it as the app user)."""
-        from lightfold.server.app import app_root_of, app_user
+        """`nixpacks plan` of the unpacked release's app dir (root runs it as the build user)."""
+        from lightfold.server.app import app_root_of, build_user
         from lightfold.server.build import release_dir
 
         root = app_root_of(detection, app_subdir)
-        return plan_command(release_dir(app, release_id) + ("" if root == "." else f"/{root}"), app_user(app))
+        return plan_command(release_dir(app, release_id) + ("" if root == "." else f"/{root}"), build_user(app))
 
     def prepared(self, detection: Any, output: str) -> tuple[Any, tuple[str, ...]]:
         """The detection with the plan's install/build/start, and notes for the user."""
@@ -60,7 +60,7 @@ class NixpacksBuilder(NativeBuilder):
 
 
 def plan_command(app_dir: str, user: str) -> str:
-    """Prints the plan JSON on stdout; run as root (it runs nixpacks as the app user)."""
+    """Prints the plan JSON on stdout; run as root (it runs nixpacks as `user`, the build user)."""
     return f"runuser -u {shlex.quote(user)} -- nixpacks plan {shlex.quote(app_dir)}"
 
 

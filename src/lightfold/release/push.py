@@ -336,11 +336,10 @@ async def _prepared(conn: Connection, builder: Any, detection: Any, command: str
 
 def _copy_release_command(app: str, live_id: str, release_id: str, info: dict[str, Any]) -> str:
     """Hard-link copy of the live release; release.json is replaced (not edited: it is a hard
-    link to the live one) with the new id and env hash. The release belongs to the app user, who
-    could have planted symlinks in it, so the rewrite runs as that user (root would follow a
-    symlinked release.json.new and overwrite whatever it names), and the temp file is created
-    exclusively, never followed."""
-    from lightfold.server.app import app_user
+    link to the live one) with the new id and env hash. All of it runs as the build user, who owns
+    the releases (root never writes below releases/, and the app user can't write there at all),
+    and the temp file is created exclusively, never through a symlink."""
+    from lightfold.server.app import build_user
 
     lay = Layout(app)
     src, dst = lay.release(live_id), lay.release(release_id)
@@ -352,8 +351,9 @@ def _copy_release_command(app: str, live_id: str, release_id: str, info: dict[st
         "f=os.fdopen(os.open(t,os.O_WRONLY|os.O_CREAT|os.O_EXCL|os.O_NOFOLLOW,0o644),'w');"
         "json.dump(d,f,indent=2,sort_keys=True);f.close();os.replace(t,p)"
     )
-    return (f"bash -c {shlex.quote(f'cp -a --link {src} {dst}')}"
-            f" && runuser -u {app_user(app)} -- python3 -c {shlex.quote(py)}"
+    user = build_user(app)
+    return (f"runuser -u {user} -- cp -a --link {shlex.quote(src)} {shlex.quote(dst)}"
+            f" && runuser -u {user} -- python3 -c {shlex.quote(py)}"
             f" {shlex.quote(lay.release_info(release_id))} {shlex.quote(patch)}")
 
 

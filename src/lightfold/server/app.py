@@ -1,18 +1,26 @@
 """One app on a server: its user, directories, systemd template unit, app.json and ports.
 
 Every path comes from lightfold.agent.layout (`Layout(app)`); what configure makes there (for app
-`shop`, user `lf-shop`):
+`shop`, run as `lf-shop`, built as `lfb-shop`):
     home                    root 0755     the user's home (read-only for the app)
-    releases                lf-shop       one dir per release (the archive, its deps, its build)
+    releases                lfb-shop      one dir per release (the archive, its deps, its build)
     slots                   root          `blue`, `green` -> releases/<id> (the agent owns the links)
     env, run                root 0700     env snapshots / per-slot EnvironmentFile (secrets)
     .lightfold              root          the agent's journal
-    deps                    lf-shop       python venvs per lockfile hash (venvs are not relocatable)
-    cache                   lf-shop 0700  HOME during builds (npm/pip/bundler caches)
+    deps                    lfb-shop      python venvs per lockfile hash (venvs are not relocatable)
+    build-cache             lfb-shop 0700 HOME during builds (npm/pip/bundler caches)
+    cache                   lf-shop 0700  the app's HOME at run time
     storage                 lf-shop 0750  persistent dirs (the build links <app_root>/<dir> to them)
     app.json                              what the agent needs to know about the app
     the template unit                     instances @blue and @green
     the proc and cron templates           instances @<name>-<n> and @<job> (non-static apps)
+
+Immutable releases: a release, and the dependencies it uses, are written only by the build user
+(never root, never the app user) and are read-only to the app (no group or other write bit, no
+set-id bit), so a compromised app can't change its own code, an older release it could be rolled
+back to, or the shared node_modules / venvs. The app writes its storage dirs, its cache (HOME) and
+its private /tmp. A server configured by an earlier version (releases owned by the app user) is
+converted by the next configure (`immutable_releases_action`, idempotent).
 
 `AppSpec` is the input every configure plan builds from; `AppSpec.from_target()` makes it from a
 target's config and a detection result.
@@ -36,7 +44,7 @@ from lightfold.agent.health import ANY_OK
 from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
 from lightfold.names import unsafe_subpath
-from lightfold.server.plan import EnsureDir, EnsureUser, Step, SystemdReload, WriteFile
+from lightfold.server.plan import EnsureDir, EnsureUser, Run, Step, SystemdReload, WriteFile
 
 PORT_BASE = 8000
 _HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[?[0-9A-Fa-f:]{2,39}\]?")
@@ -165,6 +173,15 @@ def app_user(app: str) -> str:
     return f"lf-{app[:20]}-{hashlib.sha256(app.encode()).hexdigest()[:8]}"
 
 
+def build_user(app: str) -> str:
+    """`lfb-<app>`: who builds the app's releases (owns them; the app only reads them). Long names
+    get a hash suffix, like `app_user`."""
+    user = f"lfb-{app}"
+    if len(user) <= 32:
+        return user
+    return f"lfb-{app[:19]}-{hashlib.sha256(app.encode()).hexdigest()[:8]}"
+
+
 def pick_ports(used: Iterable[int], base: int = PORT_BASE) -> tuple[int, int]:
     """The first pair (base, base+1), (base+2, base+3), ... with neither port in `used`."""
     taken = set(used)
@@ -209,26 +226,45 @@ def is_default_site(app: str, ports: tuple[int, int], domain: str | None,
 
 
 def user_and_dirs_step(spec: AppSpec) -> Step:
-    u, lay = spec.user, spec.layout
+    u, b, lay = spec.user, build_user(spec.name), spec.layout
     return Step("app-user", (
         EnsureUser(u, lay.home),
+        EnsureUser(b, lay.build_cache_dir),
         EnsureDir(lay.home, 0o755),
-        EnsureDir(lay.releases_dir, 0o755, u, u),
+        EnsureDir(lay.releases_dir, 0o755, b, b),
         EnsureDir(lay.slots_dir, 0o755),
         EnsureDir(lay.env_dir, 0o700),
         EnsureDir(lay.run_dir, 0o700),
         EnsureDir(lay.meta, 0o700),  # journal, audit log, last op (app log lines): root only
-        EnsureDir(lay.deps_dir, 0o755, u, u),
+        EnsureDir(lay.deps_dir, 0o755, b, b),
+        EnsureDir(lay.build_cache_dir, 0o700, b, b),
         EnsureDir(lay.cache_dir, 0o700, u, u),
         EnsureDir(lay.storage_dir, 0o750, u, u),  # persistent dirs: the build links them into releases
+        immutable_releases_action(spec.name),
         EnsureDir(layout.ETC, 0o755),
         EnsureDir(layout.APPS_ETC, 0o755),
         EnsureDir(lay.etc, 0o755),
     ))
 
 
+def immutable_releases_action(app: str) -> Run:
+    """Releases and deps made by an earlier version belong to the app user (and may have writable
+    bits): hand them to the build user, read-only to everyone else. Checked first (`unless`: nothing
+    there is the app user's, or group/other-writable, or set-id), so a converted server is left
+    alone. chown -R / chmod -R never follow a symlink found inside (the app could have planted them)."""
+    lay, u, b = Layout(app), app_user(app), build_user(app)
+    dirs = f"{shlex.quote(lay.releases_dir)} {shlex.quote(lay.deps_dir)}"
+    return Run(
+        f"chown -R --no-dereference {b}:{b} {dirs} && chmod -R go-w,ug-s {dirs}",
+        unless=f"[ -z \"$(find {dirs} \\( -user {u} -o \\( ! -type l -perm /6022 \\) \\) -print -quit)\" ]",
+        label=f"releases and deps: {b}'s, read-only to {u}",
+    )
+
+
 def _writable(lay: Layout) -> str:
-    return " ".join(f"-{p}" for p in (lay.releases_dir, lay.deps_dir, lay.cache_dir, lay.storage_dir))
+    """What the app may write besides its private /tmp: its HOME (cache) and storage. Releases and
+    deps are read-only, by ownership and by the unit's ProtectSystem=strict."""
+    return " ".join(f"-{p}" for p in (lay.cache_dir, lay.storage_dir))
 
 
 def unit_text(spec: AppSpec) -> str:

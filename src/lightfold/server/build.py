@@ -1,27 +1,33 @@
 """The build of one release on the server, as a script (pure: built without I/O).
 
-    extract_command(app, release_id, archive_path) -> str     root: unpack the upload as the app user
+    extract_command(app, release_id, archive_path) -> str     root: unpack the upload as the build user
     build_script(app, detection, deploy, release_id, *, deps_hash=None, reuse_from=None,
                  release_info=None, app_subdir=None, run_release=True) -> str
-                                                              root: the build, run as the app user
+                                                              root: the build, run as the build user,
+                                                              then the release phase as the app user
 
 Paths come from lightfold.agent.layout (`Layout(app)`). The build script is run as root in one
 ssh exec (`bash -s`, script on stdin). It loads the release's env snapshot (`env_file(id)`,
 written by the agent's `write_env`, when present) so build-time variables such as NEXT_PUBLIC_*
-work, then runs everything as `lf-<app>` (privileges dropped before the app's env applies: see
-ENV_LOADER) inside `release(id)`/<app_root>:
+work, then runs the build as the build user `lfb-<app>` (privileges dropped before the app's env
+applies: see ENV_LOADER) inside `release(id)`/<app_root>, and then the release phase as the app
+user `lf-<app>`. Releases are immutable: the build user owns them, and the build ends by removing
+every group/other write bit and set-id bit, so the app only ever reads its release (and its deps):
   1. dependencies: reused when the lockfile is unchanged, else a frozen install (the detection's
      install command):
        node/ruby/php: `cp -al` (hard links) of node_modules / vendor/bundle / vendor from the
          release `reuse_from` (the caller passes it only when its lockfile hash is the same);
        python: venvs are not relocatable, so the venv lives at `deps(<deps_hash>)`/.venv
          (reused when complete) and is symlinked to <app_root>/.venv;
-  2. build (deploy.build_command wins over the detection's), then the detection's release command
-     (e.g. migrations: once per release, before any traffic moves; run_release=False skips it);
+  2. build (deploy.build_command wins over the detection's);
      the install is run once more when it failed the way a transient registry failure looks
      (resets, timeouts, 5xx: `LF_NET_RE` in the template), after the package manager's own retries;
   3. `.lightfold/start` (non-static apps; deploy.start_command wins) and `.lightfold/release.json`
-     in the release root — the slots link to the release root, the start script cds to app_root.
+     in the release root — the slots link to the release root, the start script cds to app_root;
+     dirs a framework writes at run time (`SCRATCH`: Next.js' .next/cache, Rails' tmp and log)
+     become links into the process's private /tmp, and Python bytecode is compiled;
+  4. the release phase, as the app user: the storage dirs, then the release command (the
+     detection's, e.g. migrations: it writes the app's data, never its code).
 stdout carries only JSON events (`parse_event` in lightfold.server.plan reads them):
     {"build": "install", "status": "start", "command": "npm ci"}
     {"build": "install", "status": "reused", "from": "..."} / "done" / "skipped"
@@ -46,13 +52,24 @@ from lightfold.agent import layout
 from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
 from lightfold.server import pyversion, runtime
-from lightfold.server.app import app_root_of, app_user, check_app_name, render_template
+from lightfold.server.app import app_root_of, app_user, build_user, check_app_name, render_template
 from lightfold.server.django_settings import support_files
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Where each runtime keeps the dependencies a frozen install creates in the app directory.
 _COPIED_DEPS = {"node": "node_modules", "ruby": "vendor/bundle", "php": "vendor"}
+
+# Directories (relative to the app) a framework writes into at run time; the release is read-only
+# to the app, so each becomes a link to <layout.scratch_root(app)>/<dir>, in the process's private
+# /tmp (made by the launchers; systemd gives each unit its own /tmp).
+SCRATCH = {"nextjs": (".next/cache",), "rails": ("tmp", "log")}
+scratch_root = layout.scratch_root
+
+
+def scratch_dirs(detection: Any) -> tuple[str, ...]:
+    return SCRATCH.get((getattr(detection, "framework", None) or "").lower(), ())
+
 
 # Python package managers that need pip inside the venv (uv and pdm bring their own installer,
 # and ensurepip costs seconds).
@@ -91,11 +108,12 @@ def lockfiles(detection: Any) -> tuple[str, ...]:
 
 
 def extract_command(app: str, release_id: str, archive_path: str | None = None) -> str:
-    """Create the release dir owned by the app user and unpack the tar.gz into it as that user (so
-    nothing in it is root's): the uploaded `archive_path` (then deleted), or stdin when None."""
-    rel, user = release_dir(app, release_id), app_user(app)
-    unpack = (f"install -d -o {user} -g {user} -m 755 {rel}"
-              f" && runuser -u {user} -- tar -xzf - -C {rel} --no-same-owner --no-same-permissions")
+    """Create the release dir and unpack the tar.gz into it as the build user (so nothing in it is
+    root's or the app's, and root never writes below releases/): the uploaded `archive_path`
+    (then deleted), or stdin when None."""
+    rel, user = release_dir(app, release_id), build_user(app)
+    inner = f"umask 022 && mkdir -m 755 {rel} && exec tar -xzf - -C {rel} --no-same-owner --no-same-permissions"
+    unpack = f"runuser -u {user} -- sh -c {shlex.quote(inner)}"
     if archive_path is None:
         return unpack
     archive = shlex.quote(archive_path)
@@ -108,21 +126,23 @@ def build_script(
     release_info: dict[str, Any] | None = None, app_subdir: str | None = None, run_release: bool = True,
 ) -> str:
     """The whole build as a bash script for root (see the module docstring)."""
-    inner = user_build_script(
-        app, detection, deploy, release_id, deps_hash=deps_hash, reuse_from=reuse_from,
-        release_info=release_info, app_subdir=app_subdir, run_release=run_release,
-    )
-    return _as_app_user(app, release_id, inner)
+    kw = dict(deps_hash=deps_hash, reuse_from=reuse_from, release_info=release_info, app_subdir=app_subdir,
+              run_release=run_release)
+    build = user_build_script(app, detection, deploy, release_id, phase="build", **kw)
+    release = user_build_script(app, detection, deploy, release_id, phase="release", **kw)
+    return _as_build_and_app_users(app, release_id, build, release)
 
 
 def user_build_script(
     app: str, detection: Any, deploy: Any, release_id: str, *,
     deps_hash: str | None = None, reuse_from: str | None = None,
     release_info: dict[str, Any] | None = None, app_subdir: str | None = None, run_release: bool = True,
-    prefix: str = "",
+    prefix: str = "", phase: str = "all",
 ) -> str:
-    """The part of the build that runs as the app user. `prefix` moves every server path under a
-    directory (tests run the script for real in a temp dir)."""
+    """The build as the unprivileged script root runs: `phase` "build" (the build user's: deps,
+    build, launchers, release.json, sealed read-only), "release" (the app user's: storage dirs and
+    the release command; empty when there are none) or "all" (both in one script: tests run it for
+    real as the current user). `prefix` moves every server path under a directory."""
     lay = Layout(app, prefix or layout.ROOT)
     rel = release_dir(app, release_id, lay.root)
     if reuse_from is not None:
@@ -163,13 +183,19 @@ def user_build_script(
                                  **support_files(detection)}
     storage = [check_storage_dir(d) for d in getattr(detection, "storage", None) or []]
     limit = release_timeout(detection)
+    scratch = () if static else scratch_dirs(detection)
+    if phase == "release" and not storage and not release_cmd:
+        return ""
+    home = lay.cache_dir if phase == "release" else lay.build_cache_dir
     return render_template(
-        "build.sh.j2",
-        app=app, user=app_user(app), release_id=release_id, release_dir=rel, app_root=root,
+        "build.sh.j2", phase=phase,
+        app=app, user=app_user(app) if phase == "release" else build_user(app), release_id=release_id,
+        release_dir=rel, app_root=root,
         meta_dir=lay.release_meta(release_id), start_path=lay.start_script(release_id),
         release_json=lay.release_info(release_id),
-        cache=lay.cache_dir, path=build_path(detection, app_dir_abs),
-        tool_env=sorted(runtime.tool_env(detection, lay.cache_dir, app_dir_abs, build=True).items()),
+        home=home, path=build_path(detection, app_dir_abs),
+        scratch=scratch, scratch_root=scratch_root(app),
+        tool_env=sorted(runtime.tool_env(detection, home, app_dir_abs, build=True).items()),
         python=pyversion.build_interpreter(detection) or "",
         venv_args="" if getattr(detection, "package_manager", None) in _PIP_USERS else " --without-pip",
         other_node_pm=bool(runtime.node_package_managers(detection)),
@@ -234,7 +260,14 @@ def launcher(app: str, detection: Any, app_root: str, command: str | None, cache
         "export PATH",
     ]
     if runtime.runtime_of(detection) == "python":
-        lines += [f"VIRTUAL_ENV={_dq(_APP_DIR + '/.venv')}", "export VIRTUAL_ENV"]
+        # The release and the venv are read-only to the app (bytecode was compiled by the build).
+        lines += [f"VIRTUAL_ENV={_dq(_APP_DIR + '/.venv')}", "export VIRTUAL_ENV",
+                  "PYTHONDONTWRITEBYTECODE=1", "export PYTHONDONTWRITEBYTECODE"]
+    scratch = scratch_dirs(detection)
+    if scratch:  # the release's links into this process's private /tmp (see SCRATCH)
+        root = scratch_root(app)
+        lines.append(f"mkdir -p -m 700 {shlex.quote(root)} && mkdir -p "
+                     + " ".join(shlex.quote(f"{root}/{d}") for d in scratch) + " || exit 1")
     for name, value in sorted(runtime.tool_env(detection, cache or Layout(app).cache_dir, _APP_DIR).items()):
         lines += [f"{name}={_dq(value)}", f"export {name}"]
     if command is None:
@@ -290,16 +323,16 @@ def _exec_line(start: str) -> str:
 
 # python3 -c ENV_LOADER <agent's parent dir> <env file> <user> <build command>, run by root: the
 # agent's own parser reads the env snapshot exactly as systemd will at run time (PORT is the slot's
-# business, not the build's). Root opens the snapshot without following a symlink, drops to the app
-# user in-process (groups, gid, uid) and only then applies the app's env, exec'ing bash by absolute
-# path: no PATH, LD_PRELOAD or LD_LIBRARY_PATH of the app ever reaches a process running as root.
+# business, not the build's). Root opens the snapshot without following a symlink, drops to the
+# build (or app) user in-process (groups, gid, uid) and only then applies the app's env, exec'ing
+# bash by absolute path with a clean environment (none of root's own variables): no PATH,
+# LD_PRELOAD or LD_LIBRARY_PATH of the app ever reaches a process running as root.
 ENV_LOADER = f"""\
 import os, pwd, sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, sys.argv[1])
 from {layout.AGENT_PACKAGE}.envfile import parse_env_file
 env_file, user, command = sys.argv[2:5]
-env = dict(os.environ)
 try:
     fd = os.open(env_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
 except FileNotFoundError:
@@ -312,23 +345,35 @@ pw = pwd.getpwnam(user)
 os.initgroups(user, pw.pw_gid)
 os.setgid(pw.pw_gid)
 os.setuid(pw.pw_uid)
+env = {{"PATH": {DEFAULT_PATH!r}, "LANG": "C.UTF-8"}}
 env.update(app_env)
 env.update(HOME=pw.pw_dir, SHELL=pw.pw_shell or "/bin/sh", USER=user, LOGNAME=user)
 os.execve("/bin/bash", ["bash", "-c", command], env)
 """
 
 
-def _as_app_user(app: str, release_id: str, inner: str) -> str:
-    user = app_user(app)
+def _as_build_and_app_users(app: str, release_id: str, build: str, release: str) -> str:
+    """Root's script: `build` as the build user, then (when there is one) `release` as the app
+    user, each through ENV_LOADER with the release's env."""
+    builder, user = build_user(app), app_user(app)
     env_file = Layout(app).env_file(release_id)
-    return "\n".join([
+    loader = f"/usr/bin/python3 -c {shlex.quote(ENV_LOADER)} {layout.AGENT_DIR} \"$LF_ENV\""
+    lines = [
         "#!/bin/bash",
-        f"# Build release {release_id} of {app} as {user} (generated by lightfold).",
+        f"# Build release {release_id} of {app} as {builder}"
+        + (f", then its release phase as {user}" if release else "") + " (generated by lightfold).",
         "set -uo pipefail",
         "cd /",
-        f"LF_BUILD={shlex.quote(inner)}",
         f"LF_ENV={shlex.quote(env_file)}",
-        f"exec /usr/bin/python3 -c {shlex.quote(ENV_LOADER)} {layout.AGENT_DIR} \"$LF_ENV\" {user} \"$LF_BUILD\"",
+        f"LF_BUILD={shlex.quote(build)}",
+    ]
+    if not release:
+        return "\n".join([*lines, f'exec {loader} {builder} "$LF_BUILD"', ""])
+    return "\n".join([
+        *lines,
+        f"LF_RELEASE={shlex.quote(release)}",
+        f'{loader} {builder} "$LF_BUILD" || exit $?',
+        f'exec {loader} {user} "$LF_RELEASE"',
         "",
     ])
 
@@ -365,6 +410,11 @@ def image_pull_failure(lines: list[str]) -> tuple[str | None, str] | None:
     return image, failure
 
 
+# How a process says it could not write (a release command writing into its read-only release).
+_READ_ONLY = re.compile(r"readonly database|unable to open database file|Read-only file system|Permission denied"
+                        r"|EACCES|EROFS", re.I)
+
+
 def failure_message(failed: dict[str, Any]) -> tuple[str, str]:
     """(error, fix) for a build's failed event; a network-class install failure names the
     registry and the URL that failed; a Dockerfile whose base image can't be pulled names the
@@ -376,6 +426,10 @@ def failure_message(failed: dict[str, Any]) -> tuple[str, str]:
                 f"{failed.get('timeout')} s and was stopped",
                 "make it faster, or raise `release_timeout` (seconds) in lightfold.toml — the live release "
                 "keeps serving")
+    if failed.get("build") == "release" and _READ_ONLY.search("\n".join(str(x) for x in failed.get("output") or [])):
+        return (f"{head}: it tried to write into the release, which is read-only to the app",
+                "keep what the app writes (a SQLite database, uploads) in a storage dir: `storage = [\"data\"]` in "
+                "lightfold.toml, and point the app at it — the live release keeps serving")
     pull = image_pull_failure([str(x) for x in failed.get("output") or []]) if failed.get("build") == "image" else None
     if pull is not None:
         what = f" ({pull[0]})" if pull[0] else ""

@@ -105,7 +105,7 @@ def test_build_script_is_valid_bash_and_streams_the_build():
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
     assert "docker build -f \"$df\" -t lightfold-shop:20260101120000" in script
     assert "apt-config dump" in script and "http_proxy=$proxy" in script  # proxy derived at run time
-    assert "runuser -u lf-shop" in script
+    assert "runuser -u lfb-shop" in script  # the release is the build user's
 
 
 def test_container_port_prefers_deploy_port_then_expose():

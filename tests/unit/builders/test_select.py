@@ -95,7 +95,7 @@ def test_only_nixpacks_prepares_a_release_on_the_server_and_its_plan_becomes_the
     assert builders.get("dockerfile").prepare_command("web", "20260101130000", d, None) is None
     nix = builders.get("nixpacks")
     assert nix.prepare_command("web", "20260101130000", d, None) == (
-        "runuser -u lf-web -- nixpacks plan /srv/web/releases/20260101130000")
+        "runuser -u lfb-web -- nixpacks plan /srv/web/releases/20260101130000")
     plan = '{"phases": {"install": {"cmds": ["npm ci"]}, "build": {"dependsOn": ["install"], "cmds": ["npm run b"]}},'
     prepared, notes = nix.prepared(d, plan + ' "start": {"cmd": "node app.js"}}')
     assert (prepared.install, prepared.build, prepared.start) == ("npm ci", "npm run b", "node app.js")

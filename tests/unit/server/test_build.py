@@ -23,6 +23,7 @@ from lightfold.server.build import (
     build_script,
     extract_command,
     failure_message,
+    launchers,
     lockfiles,
     user_build_script,
 )
@@ -118,7 +119,7 @@ def test_overrides_from_deploy_config_win(tmp_path: Path):
     deploy = DeployConfig(build_command="echo custom > custom-build", start_command="node dist/main.js")
     rc, events, _ = build(tmp_path, "20260101120001", deploy=deploy)
     assert rc == 0
-    assert (rel / "custom-build").exists() and not (rel / ".next").exists()
+    assert (rel / "custom-build").exists() and not (rel / ".next/BUILD_ID").exists()
     assert (rel / ".lightfold/start").read_text().splitlines()[-1] == "exec node dist/main.js"
 
 
@@ -343,20 +344,101 @@ def test_the_env_snapshot_is_never_read_through_a_symlink(tmp_path: Path):
     assert "Too many levels of symbolic links" in r.stderr or "ELOOP" in r.stderr
 
 
-def test_root_wrapper_runs_the_build_as_the_app_user():
+def test_root_wrapper_runs_the_build_as_the_build_user_and_only_the_release_phase_as_the_app_user():
+    """issue 13 item 1: builds never run as root nor as the app user; the app user only gets the
+    release phase (storage dirs, migrations), after the release was sealed."""
     script = build_script("shop", NODE, DeployConfig(), "20260101120000", reuse_from="20251231000000")
     bash_syntax_ok(script)
-    assert 'exec /usr/bin/python3 -c' in script and ' lf-shop "$LF_BUILD"' in script
+    assert 'exec /usr/bin/python3 -c' in script and ' lfb-shop "$LF_BUILD"' in script
+    assert "lf-shop" not in script.replace("lfb-shop", "")  # nothing to do for the app user
     assert "LF_ENV=/srv/shop/env/20260101120000.env" in script
     with pytest.raises(LightfoldError, match="not a valid release id"):
         build_script("shop", NODE, DeployConfig(), "../etc")
+    det = Det(install="npm ci", build="npm run build", release="npx prisma migrate deploy", start="node s.js")
+    script = build_script("shop", det, DeployConfig(), "20260101120000")
+    bash_syntax_ok(script)
+    first, second = script.index(' lfb-shop "$LF_BUILD" || exit $?\n'), script.index(' lf-shop "$LF_RELEASE"\n')
+    assert first < second and script.endswith(' lf-shop "$LF_RELEASE"\n')
+    build = user_build_script("shop", det, DeployConfig(), "20260101120000", phase="build")
+    release = user_build_script("shop", det, DeployConfig(), "20260101120000", phase="release")
+    bash_syntax_ok(build)
+    bash_syntax_ok(release)
+    assert "prisma migrate" not in build and "npm ci" in build and "HOME=/srv/shop/build-cache" in build
+    assert "prisma migrate" in release and "npm ci" not in release and "npm run build" not in release
+    assert "HOME=/srv/shop/cache" in release and "release.json" not in release
 
 
-def test_extract_unpacks_as_the_app_user():
+def test_the_build_seals_the_release_read_only_for_everyone_but_its_owner(tmp_path: Path):
+    """Whatever modes the project's files or the build's output have, no group/other write bit and
+    no set-id bit is left in the release (the app user is 'other' to the build user's files)."""
+    rel = release(tmp_path, "20260101120001", {"package.json": "{}", "bin/tool": "#!/bin/sh\n", "pub/f": "x"})
+    (rel / "bin/tool").chmod(0o6777)
+    (rel / "pub").chmod(0o777)
+    det = Det(install="mkdir -p node_modules/dep && touch node_modules/dep/i.js && chmod 666 node_modules/dep/i.js",
+              build="mkdir -m 777 out && touch out/page && chmod 662 out/page", start="node s.js")
+    rc, events, err = build(tmp_path, "20260101120001", det)
+    assert rc == 0, err
+    modes = {str(p.relative_to(rel)): p.lstat().st_mode for p in [rel, *rel.rglob("*")] if not p.is_symlink()}
+    assert {k: oct(m) for k, m in modes.items() if m & 0o6022} == {}
+    assert modes["bin/tool"] & 0o777 == 0o755 and modes["out/page"] & 0o777 == 0o640
+
+
+def test_dirs_next_writes_at_run_time_are_links_into_the_private_tmp(tmp_path: Path):
+    """The release is read-only to the app: Next.js' .next/cache (image and fetch cache) points into
+    the process's own /tmp, which the launcher makes."""
+    rel = release(tmp_path, "20260101120001")
+    det = Det(install=None, build="mkdir -p .next/cache/webpack && echo built > .next/BUILD_ID", start="node s.js")
+    rc, _, err = build(tmp_path, "20260101120001", det)
+    assert rc == 0, err
+    assert os.readlink(rel / ".next/cache") == "/tmp/lightfold-shop/.next/cache"
+    assert (rel / ".next/BUILD_ID").exists()
+    start = (rel / ".lightfold/start").read_text()
+    assert "mkdir -p -m 700 /tmp/lightfold-shop && mkdir -p /tmp/lightfold-shop/.next/cache || exit 1" in start
+    rails = user_build_script("shop", Det(framework="rails", runtime="ruby", start="bin/rails server"),
+                              DeployConfig(), "20260101120001")
+    assert "/tmp/lightfold-shop/tmp" in rails and "/tmp/lightfold-shop/log" in rails
+    assert "/tmp/lightfold-" not in user_build_script("shop", Det(framework="express"), DeployConfig(),
+                                                      "20260101120001")
+
+
+def test_a_release_command_writing_scratch_dirs_gets_its_own_dir_or_fails(tmp_path: Path):
+    """Outside a unit /tmp is shared: the release phase refuses a scratch dir another user made."""
+    det = Det(framework="rails", runtime="ruby", install=None, build=None, release="bin/rails db:migrate",
+              start="bin/rails server")
+    release_phase = user_build_script("shop", det, DeployConfig(), "20260101120001", phase="release")
+    assert "[ -O /tmp/lightfold-shop ] && [ ! -L /tmp/lightfold-shop ]" in release_phase
+
+
+def test_python_launchers_never_write_bytecode(tmp_path: Path):
+    det = Det(runtime="python", framework="flask", package_manager="pip", start="gunicorn app:app")
+    build_phase = user_build_script("shop", det, DeployConfig(), "20260101120001", phase="build", deps_hash="h")
+    assert "-m compileall" in build_phase  # compiled by the build user, read-only afterwards
+    text = launchers("shop", det, ".", "gunicorn app:app")["start"]
+    assert "PYTHONDONTWRITEBYTECODE=1\nexport PYTHONDONTWRITEBYTECODE" in text
+
+
+def test_the_loader_gives_the_build_a_clean_environment_not_roots():
+    """Nothing of the caller's environment (root's, over SSH or sudo) reaches the build."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        agent_dir = install_agent(Path(tmp) / "lib")
+        me = pwd.getpwuid(os.getuid()).pw_name
+        r = subprocess.run([sys.executable, "-c", ENV_LOADER, str(agent_dir), str(Path(tmp) / "none.env"), me,
+                            "env"], capture_output=True, text=True,
+                           env={"PATH": os.environ["PATH"], "SUDO_USER": "x", "LD_LIBRARY_PATH": "/x", "SECRET": "s"})
+    assert r.returncode == 0, r.stderr
+    env = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    assert not {"SUDO_USER", "LD_LIBRARY_PATH", "SECRET"} & set(env)
+    assert env["PATH"] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" and env["USER"] == me
+
+
+def test_extract_unpacks_as_the_build_user():
+    """Root never writes below releases/: the build user makes the release dir (a new one: mkdir
+    without -p fails on anything already there, a planted symlink included) and unpacks into it."""
     assert extract_command("shop", "20260101120001", "/tmp/lf upload.tgz") == (
-        "install -d -o lf-shop -g lf-shop -m 755 /srv/shop/releases/20260101120001"
-        " && runuser -u lf-shop -- tar -xzf - -C /srv/shop/releases/20260101120001"
-        " --no-same-owner --no-same-permissions"
+        "runuser -u lfb-shop -- sh -c 'umask 022 && mkdir -m 755 /srv/shop/releases/20260101120001"
+        " && exec tar -xzf - -C /srv/shop/releases/20260101120001 --no-same-owner --no-same-permissions'"
         " < '/tmp/lf upload.tgz' && rm -f '/tmp/lf upload.tgz'"
     )
 
@@ -447,3 +529,11 @@ def test_an_ordinary_docker_build_failure_is_not_called_a_pull_failure():
     error, fix = failure_message({"build": "image", "command": "docker build", "exit": 1,
                                   "output": APP_ERROR.splitlines()})
     assert "pull" not in error and "fix the build" in fix
+
+
+def test_a_release_command_writing_into_its_release_is_told_to_use_storage():
+    problem, fix = failure_message({"build": "release", "command": "python manage.py migrate", "exit": 1,
+                                    "output": ["django.db.utils.OperationalError: unable to open database file"]})
+    assert "read-only to the app" in problem and "storage" in fix and "lightfold.toml" in fix
+    problem, _ = failure_message({"build": "release", "command": "x", "exit": 1, "output": ["boom"]})
+    assert "read-only" not in problem

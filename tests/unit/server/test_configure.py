@@ -5,6 +5,7 @@ when those are installed (apt-get install nginx-light systemd)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -40,7 +41,7 @@ def test_unit_file_matches_the_agent_contract():
         "ExecStart=/srv/shop/slots/%i/.lightfold/start",
         "Restart=on-failure", "RestartSec=1", "KillMode=mixed", "TimeoutStopSec=30",
         "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-        "ReadWritePaths=-/srv/shop/releases -/srv/shop/deps -/srv/shop/cache -/srv/shop/storage",
+        "ReadWritePaths=-/srv/shop/cache -/srv/shop/storage",  # releases and deps are read-only to the app
         "[Install]", "WantedBy=multi-user.target",
     ]:
         assert line in text.splitlines(), line
@@ -495,3 +496,58 @@ def test_proc_and_cron_units_pass_verify_and_score_like_the_slots(tmp_path: Path
                              capture_output=True, text=True).stdout
         m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
         assert m and float(m.group(1)) <= 2.5, out
+
+
+def test_builds_have_their_own_user_who_owns_releases_and_deps_and_the_app_only_its_own_dirs():
+    """issue 13 item 1: the app user writes its cache (HOME) and storage; releases, deps and the
+    build cache are the build user's."""
+    from lightfold.server.app import build_user
+    from lightfold.server.plan import EnsureUser
+
+    actions = configure_plan(spec(), agent_files=AGENT).plan.step("app-user").actions
+    assert [a.name for a in actions if isinstance(a, EnsureUser)] == ["lf-shop", "lfb-shop"]
+    dirs = {a.path: (oct(a.mode), a.owner, a.group) for a in actions if isinstance(a, EnsureDir)}
+    assert dirs["/srv/shop/releases"] == dirs["/srv/shop/deps"] == ("0o755", "lfb-shop", "lfb-shop")
+    assert dirs["/srv/shop/build-cache"] == ("0o700", "lfb-shop", "lfb-shop")
+    assert dirs["/srv/shop/cache"] == ("0o700", "lf-shop", "lf-shop")
+    assert dirs["/srv/shop/storage"] == ("0o750", "lf-shop", "lf-shop")
+    assert build_user("a" * 40) != build_user("a" * 39) and len(build_user("a" * 40)) <= 32
+    assert build_user("a" * 40).startswith("lfb-") and build_user("a" * 40) != app_user("a" * 40)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_releases_of_an_earlier_version_are_converted_once_without_following_planted_symlinks(tmp_path: Path):
+    """A server configured before immutable releases has app-owned, writable releases and venvs:
+    configure hands them to the build user, read-only, and a second configure finds nothing to do.
+    A symlink the app planted in its release is changed itself, never what it points at."""
+    import pwd
+
+    from lightfold.server.app import immutable_releases_action
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    action = immutable_releases_action("shop")
+    rel, deps = tmp_path / "srv/shop/releases/20260101120000", tmp_path / "srv/shop/deps/h/.venv"
+    (rel / "node_modules/x").mkdir(parents=True)
+    deps.mkdir(parents=True)
+    (rel / "node_modules/x/i.js").write_text("x")
+    (rel / "node_modules/x/i.js").chmod(0o666)
+    (deps / "site.py").write_text("x")
+    victim = tmp_path / "victim"
+    victim.write_text("root's")
+    victim.chmod(0o644)
+    (rel / "evil").symlink_to(victim)
+    for path in (rel.parent, deps.parent.parent):
+        os.chown(path, pwd.getpwnam("nobody").pw_uid, -1)  # the top dirs: configure's EnsureDir
+    def here(text):
+        return (text.replace("/srv/shop", str(tmp_path / "srv/shop")).replace("lfb-shop", "nobody")
+                .replace("lf-shop", me).replace("nobody:nobody", "nobody:nogroup"))
+
+    unless = ["bash", "-c", here(action.unless)]
+    assert subprocess.run(unless).returncode != 0  # the app's files: work to do
+    subprocess.run(["bash", "-c", here(action.command)], check=True)
+    for p in (rel / "node_modules/x/i.js", deps / "site.py", rel / "node_modules"):
+        st = p.lstat()
+        assert pwd.getpwuid(st.st_uid).pw_name == "nobody" and not st.st_mode & 0o6022, p
+    assert pwd.getpwuid((rel / "evil").lstat().st_uid).pw_name == "nobody"
+    assert victim.stat().st_uid == os.getuid() and victim.stat().st_mode & 0o777 == 0o644
+    assert subprocess.run(unless).returncode == 0  # converted: the next configure leaves it alone
