@@ -162,8 +162,9 @@ def test_the_archive_is_unpacked_from_stdin_as_the_build_user():
     from lightfold.server.build import extract_command
 
     cmd = extract_command("web", "20260101130000")
-    assert cmd == ("runuser -u lfb-web -- sh -c 'umask 022 && mkdir -m 755 /srv/web/releases/20260101130000 && exec "
-                   "tar -xzf - -C /srv/web/releases/20260101130000 --no-same-owner --no-same-permissions'")
+    rel = "/srv/web/releases/20260101130000"
+    assert cmd.endswith(f" && runuser -u lfb-web -- sh -c 'umask 022 && mkdir -m 755 {rel}"
+                        f" && exec tar -xzf - -C {rel} --no-same-owner --no-same-permissions'")
 
 
 def test_the_laptop_keys_its_env_hash_with_the_servers_key_before_deciding():

@@ -113,7 +113,10 @@ def extract_command(app: str, release_id: str, archive_path: str | None = None) 
     (then deleted), or stdin when None."""
     rel, user = release_dir(app, release_id), build_user(app)
     inner = f"umask 022 && mkdir -m 755 {rel} && exec tar -xzf - -C {rel} --no-same-owner --no-same-permissions"
-    unpack = f"runuser -u {user} -- sh -c {shlex.quote(inner)}"
+    missing = (f"this server was configured by an earlier lightfold (it has no build user {user}): "
+               f"run `lightfold configure --target {app}` (or `lightfold deploy`), then push again")
+    unpack = (f"{{ id -u {user} >/dev/null 2>&1 || {{ echo {shlex.quote(missing)} >&2; exit 1; }}; }}"
+              f" && runuser -u {user} -- sh -c {shlex.quote(inner)}")
     if archive_path is None:
         return unpack
     archive = shlex.quote(archive_path)

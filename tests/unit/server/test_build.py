@@ -436,11 +436,21 @@ def test_the_loader_gives_the_build_a_clean_environment_not_roots():
 def test_extract_unpacks_as_the_build_user():
     """Root never writes below releases/: the build user makes the release dir (a new one: mkdir
     without -p fails on anything already there, a planted symlink included) and unpacks into it."""
-    assert extract_command("shop", "20260101120001", "/tmp/lf upload.tgz") == (
-        "runuser -u lfb-shop -- sh -c 'umask 022 && mkdir -m 755 /srv/shop/releases/20260101120001"
+    cmd = extract_command("shop", "20260101120001", "/tmp/lf upload.tgz")
+    assert cmd.endswith(
+        " && runuser -u lfb-shop -- sh -c 'umask 022 && mkdir -m 755 /srv/shop/releases/20260101120001"
         " && exec tar -xzf - -C /srv/shop/releases/20260101120001 --no-same-owner --no-same-permissions'"
         " < '/tmp/lf upload.tgz' && rm -f '/tmp/lf upload.tgz'"
     )
+
+
+def test_a_push_to_a_server_without_the_build_user_says_to_configure_it():
+    """A server configured by an earlier version, pushed to without a configure first."""
+    assert subprocess.run(["id", "-u", "lfb-shop"], capture_output=True).returncode != 0  # none here either
+    r = subprocess.run(["bash", "-c", extract_command("shop", "20260101120001")], capture_output=True, text=True,
+                       input="")
+    assert r.returncode == 1
+    assert "has no build user lfb-shop): run `lightfold configure --target shop`" in r.stderr
 
 
 def test_builds_take_only_release_ids_of_the_one_rule():
