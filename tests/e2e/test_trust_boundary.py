@@ -174,21 +174,37 @@ def test_the_apps_own_user_can_change_no_release_no_deps_no_agent_and_no_other_a
 
 
 @pytest.mark.parametrize("who", ["node", "py"])
-def test_inside_its_sandbox_the_app_writes_only_what_it_is_given_and_never_the_metadata_address(apps, who):
-    """`lightfold run`: the app unit's own settings (User=, ProtectSystem=strict, ReadWritePaths,
-    IPAddressDeny) on top of the ownership."""
+def test_inside_its_sandbox_the_app_writes_only_what_it_is_given(apps, who):
+    """`lightfold run`: the app unit's own settings (User=, ProtectSystem=strict, ReadWritePaths)
+    on top of the ownership."""
     a = apps
     app, other = (a.node, a.py) if who == "node" else (a.py, a.node)
     before = snapshot(a.sb, protected(a))
-    targets = {**attack_targets(a, app, other), "metadata": True}
+    targets = {**attack_targets(a, app, other), "metadata": False}
     r = a.sb.lightfold("run", "--target", app, "--", "python3", "-c", ATTACK, json.dumps(targets), check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["succeeded"] == [], out["succeeded"]
     assert out["not_writable"] == []
-    assert out["metadata"] == "EPERM", out  # IPAddressDeny: refused by the kernel, not a timeout
     assert snapshot(a.sb, protected(a)) == before
     serving(a)
+
+
+def test_the_app_unit_cannot_reach_the_metadata_address(apps):
+    """A cloud's metadata address, routed on the machine: the app's user reaches the network for it
+    outside the unit (the control), and is refused by the kernel inside it (IPAddressDeny)."""
+    sb = apps.sb
+    dev = sb.exec("ip -o -4 addr show scope global | awk '{print $2; exit}'").stdout.strip()
+    sb.exec(f"ip route replace 169.254.169.254/32 dev {dev}")
+    try:
+        probe = json.dumps({"files": [], "dirs": [], "writable": [], "metadata": True})
+        plain = sb.exec(["runuser", "-u", f"lf-{apps.node}", "--", "python3", "-c", ATTACK, probe])
+        assert json.loads(plain.stdout)["metadata"] not in ("EPERM", "ENETUNREACH"), plain.stdout
+        r = sb.lightfold("run", "--target", apps.node, "--", "python3", "-c", ATTACK, probe, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout.strip().splitlines()[-1])["metadata"] == "EPERM", r.stdout
+    finally:
+        sb.exec("ip route del 169.254.169.254/32", check=False)
 
 
 def test_releases_and_deps_are_the_build_users_and_sealed(apps):
