@@ -371,14 +371,25 @@ def _as_build_and_app_users(app: str, release_id: str, build: str, release: str)
         f"LF_BUILD={shlex.quote(build)}",
     ]
     if not release:
-        return "\n".join([*lines, f'exec {loader} {builder} "$LF_BUILD"', ""])
+        return "\n".join([*lines, f'{loader} {builder} "$LF_BUILD"', "LF_RC=$?", *_reap(builder),
+                          'exit "$LF_RC"', ""])
     return "\n".join([
         *lines,
         f"LF_RELEASE={shlex.quote(release)}",
-        f'{loader} {builder} "$LF_BUILD" || exit $?',
+        f'{loader} {builder} "$LF_BUILD"',
+        "LF_RC=$?",
+        *_reap(builder),
+        '[ "$LF_RC" = 0 ] || exit "$LF_RC"',
         f'exec {loader} {user} "$LF_RELEASE"',
         "",
     ])
+
+
+def _reap(builder: str) -> list[str]:
+    """Kill whatever the build left running as the build user (a dependency's install script can
+    fork a daemon): the build user owns the releases, so nothing of it may outlive the build. The
+    deploy lock means no other build of the app runs now; each app has its own build user."""
+    return [f"for _ in 1 2 3 4 5; do pkill -KILL -U {builder} || break; sleep 0.2; done"]
 
 
 # How `docker build` (BuildKit and the classic builder) says it could not get a base image: errors

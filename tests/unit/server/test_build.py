@@ -349,16 +349,20 @@ def test_root_wrapper_runs_the_build_as_the_build_user_and_only_the_release_phas
     release phase (storage dirs, migrations), after the release was sealed."""
     script = build_script("shop", NODE, DeployConfig(), "20260101120000", reuse_from="20251231000000")
     bash_syntax_ok(script)
-    assert 'exec /usr/bin/python3 -c' in script and ' lfb-shop "$LF_BUILD"' in script
+    assert '/usr/bin/python3 -c' in script and ' lfb-shop "$LF_BUILD"' in script
     assert "lf-shop" not in script.replace("lfb-shop", "")  # nothing to do for the app user
+    build, reap = script.index('lfb-shop "$LF_BUILD"'), script.index("pkill -KILL -U lfb-shop")
+    assert build < reap < script.index('exit "$LF_RC"')
     assert "LF_ENV=/srv/shop/env/20260101120000.env" in script
     with pytest.raises(LightfoldError, match="not a valid release id"):
         build_script("shop", NODE, DeployConfig(), "../etc")
     det = Det(install="npm ci", build="npm run build", release="npx prisma migrate deploy", start="node s.js")
     script = build_script("shop", det, DeployConfig(), "20260101120000")
     bash_syntax_ok(script)
-    first, second = script.index(' lfb-shop "$LF_BUILD" || exit $?\n'), script.index(' lf-shop "$LF_RELEASE"\n')
-    assert first < second and script.endswith(' lf-shop "$LF_RELEASE"\n')
+    first, second = script.index(' lfb-shop "$LF_BUILD"\n'), script.index(' lf-shop "$LF_RELEASE"\n')
+    reap = script.index("pkill -KILL -U lfb-shop")  # nothing of the build user outlives the build
+    assert first < reap < script.index('[ "$LF_RC" = 0 ] || exit "$LF_RC"') < second
+    assert script.endswith(' lf-shop "$LF_RELEASE"\n')
     build = user_build_script("shop", det, DeployConfig(), "20260101120000", phase="build")
     release = user_build_script("shop", det, DeployConfig(), "20260101120000", phase="release")
     bash_syntax_ok(build)
@@ -381,6 +385,22 @@ def test_the_build_seals_the_release_read_only_for_everyone_but_its_owner(tmp_pa
     modes = {str(p.relative_to(rel)): p.lstat().st_mode for p in [rel, *rel.rglob("*")] if not p.is_symlink()}
     assert {k: oct(m) for k, m in modes.items() if m & 0o6022} == {}
     assert modes["bin/tool"] & 0o777 == 0o755 and modes["out/page"] & 0o777 == 0o640
+
+
+def test_a_shipped_or_planted_lightfold_dir_is_never_written_through(tmp_path: Path):
+    """The project (or its build) puts a symlink where the build writes the launchers: the build
+    writes a fresh .lightfold/ and the place the link named is untouched."""
+    rel = release(tmp_path, "20260101120001")
+    victim = tmp_path / "older-release-meta"
+    victim.mkdir()
+    (victim / "start").write_text("the older release's start\n")
+    (rel / ".lightfold").symlink_to(victim)
+    det = Det(install=None, build="ln -sfn /nonexistent .lightfold-elsewhere", start="node s.js")
+    rc, _, err = build(tmp_path, "20260101120001", det)
+    assert rc == 0, err
+    assert not (rel / ".lightfold").is_symlink() and (rel / ".lightfold/start").read_text().endswith("node s.js\n")
+    assert (victim / "start").read_text() == "the older release's start\n" and sorted(victim.iterdir()) == [
+        victim / "start"]
 
 
 def test_dirs_next_writes_at_run_time_are_links_into_the_private_tmp(tmp_path: Path):
