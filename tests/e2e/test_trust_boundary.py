@@ -232,12 +232,19 @@ def test_an_earlier_versions_app_owned_releases_are_converted_by_the_next_config
     app = a.py
     a.sb.exec(f"chown -R lf-{app}:lf-{app} /srv/{app}/releases /srv/{app}/deps"
               f" && chmod -R g+w /srv/{app}/releases/{live_release(a.sb, app)}")
+    def writable_findings():
+        out = a.sb.lightfold("audit", "--target", app, "--json", check=False, timeout=120)
+        return [f for f in json.loads(out.stdout)["findings"] if "writable by its user" in f["message"]]
+
+    (found,) = writable_findings()
+    assert found["severity"] == "high" and found["subject"].startswith(f"/srv/{app}/"), found
     first = a.sb.lightfold("configure", "--target", app, "--force", "--json", str(a.py_project), timeout=600)
     assert "app-user" in json.loads(first.stdout)["changed"], first.stdout
     assert f"releases and deps: lfb-{app}'s, read-only to lf-{app}" in first.stderr
     left = a.sb.exec(f"find /srv/{app}/releases /srv/{app}/deps \\( -user lf-{app} -o \\( ! -type l -perm /022 \\) \\)"
                      " | head -n 3").stdout
     assert left == "", left
+    assert writable_findings() == []
     serving(a)
     again = a.sb.lightfold("configure", "--target", app, "--force", "--json", str(a.py_project), timeout=600)
     assert "app-user" in json.loads(again.stdout)["unchanged"], again.stdout

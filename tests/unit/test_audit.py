@@ -177,3 +177,22 @@ def test_audit_reads_everything_in_one_script():
                     "stat -c", "/var/run/reboot-required"):
         assert command in script, command
     assert "python3" not in script.replace("python3 -c", "")  # only the certificates use python3
+
+
+def test_releases_the_apps_user_can_write_are_a_high_finding():
+    """Immutable releases (issue 13): an app whose user owns (or may write) a file of its releases
+    or deps could change its own code; audit says so and names configure as the fix."""
+    out = "shop\tlf-shop\t/srv/shop/releases/20260101000000/server.js\nbad line\n"
+    entries = audit.parse_app_writable(out)
+    assert entries == [{"app": "shop", "user": "lf-shop", "path": "/srv/shop/releases/20260101000000/server.js"}]
+    values = recorded_facts()
+    values["app_writable"] = entries
+    found = [f for f in findings(values, Context(values_target(values), 22, "")) if f.check == "file"]
+    assert [(f.severity, f.subject) for f in found] == [("high", "/srv/shop/releases/20260101000000/server.js")]
+    assert "writable by its user lf-shop" in found[0].message
+    assert found[0].fix.startswith("lightfold configure --target shop --force")
+    from lightfold.release.audit import security_facts
+
+    (fact,) = [f for f in security_facts() if f.name == "app_writable"]
+    assert '-user "$u" -o \\( ! -type l -perm /022 \\)' in fact.command and "-print -quit" in fact.command
+    assert audit.parse_app_writable("") == []

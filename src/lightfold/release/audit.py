@@ -72,6 +72,13 @@ def security_facts() -> tuple[Fact, ...]:
         return found
 
     marker_name = lay.marker.rsplit("/", 1)[1]
+    app_lay = Layout("$a")
+    writable = _apps_loop(
+        "u=$(sed -n 's/^ *\"user\": \"\\(lf-[a-z0-9-]*\\)\",\\{0,1\\}$/\\1/p' \"${d}app.json\" 2>/dev/null); "
+        "[ -n \"$u\" ] || continue; "
+        f"p=$(find \"{app_lay.releases_dir}\" \"{app_lay.deps_dir}\""
+        " \\( -user \"$u\" -o \\( ! -type l -perm /022 \\) \\) -print -quit 2>/dev/null); "
+        "[ -z \"$p\" ] || printf '%s\\t%s\\t%s\\n' \"$a\" \"$u\" \"$p\"")
     return (
         Fact("firewall", "nft -j list ruleset", audit.parse_nft, display="the firewall"),
         Fact("listeners", "ss -Htulpn", audit.parse_listeners, display="listening sockets"),
@@ -79,6 +86,7 @@ def security_facts() -> tuple[Fact, ...]:
         *updates_facts(),
         Fact("exposure", units, audit.parse_exposure, display="systemd-analyze security"),
         Fact("files", f"stat -c '%a %U %G %n' {secret_files}", audit.parse_modes, display="secret file modes"),
+        Fact("app_writable", writable, audit.parse_app_writable, display="releases writable by the app"),
         Fact("certificates", f"for d in {LIVE}/*/; do [ -f \"$d/cert.pem\" ] && python3 -c "
              f"{shlex.quote(CERT_INFO_SCRIPT)} \"$(basename \"$d\")\"; done; true", certs, display="certificates"),
         Fact("markers",

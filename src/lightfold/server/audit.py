@@ -180,6 +180,17 @@ def parse_modes(out: str, _rc: int = 0) -> list[dict[str, Any]]:
     return files
 
 
+def parse_app_writable(out: str, _rc: int = 0) -> list[dict[str, str]]:
+    """Lines `<app>\t<app user>\t<path>` (the first file of the app's releases or deps its user
+    owns, or that is group/other-writable) -> [{app, user, path}]."""
+    found = []
+    for line in out.splitlines():
+        parts = line.split("\t", 2)
+        if len(parts) == 3 and all(parts):
+            found.append({"app": parts[0], "user": parts[1], "path": parts[2]})
+    return found
+
+
 def parse_markers(out: str, _rc: int = 0) -> dict[str, dict[str, Any] | None]:
     """Each app's configure marker behind a `\\x1c<path>` line -> {app: marker or None}."""
     import os
@@ -208,6 +219,7 @@ def findings(facts: dict[str, Any], ctx: Context) -> list[Finding]:
     found += _reboot(facts.get("reboot") or {}, ctx)
     found += _units(facts.get("exposure") or {})
     found += _files(facts.get("files") or [])
+    found += _app_writable(facts.get("app_writable") or [])
     found += _certificates(facts.get("certificates") or [], ctx)
     found += _agent(facts.get("markers") or {}, ctx)
     return sorted(found, key=lambda f: (SEVERITIES.index(f.severity), f.check, f.subject))
@@ -332,6 +344,16 @@ def _files(files: list[dict[str, Any]]) -> list[Finding]:
                                  f"holds secrets and group {f['group']} may read it (mode {mode:o})",
                                  f"chmod 600 {f['path']}"))
     return found
+
+
+def _app_writable(entries: list[dict[str, str]]) -> list[Finding]:
+    """Releases and deps are the build user's and read-only to the app (immutable releases): one
+    that is not lets a compromised app change its own code or a rollback target."""
+    return [Finding("file", "high", e["path"],
+                    f"app {e['app']}'s code is writable by its user {e['user']} (made before immutable releases, "
+                    "or changed by hand): a compromised app could change it or a release it rolls back to",
+                    f"lightfold configure --target {e['app']} --force (it hands releases and deps to the build user)")
+            for e in entries]
 
 
 def _certificates(certs: list[dict[str, Any]], ctx: Context) -> list[Finding]:
