@@ -8,6 +8,7 @@ The file holds env values, so it is always written 0600.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -131,6 +132,53 @@ class SecurityConfig(_Model):
         return sorted(set(ports))
 
 
+# A systemd OnCalendar expression ("daily", "*-*-* 03:30", "Mon..Fri 02:00"): the server's
+# `systemd-analyze calendar` has the last word; this only keeps it to one harmless line.
+_CALENDAR_RE = r"[A-Za-z0-9:*,./~ +-]{1,80}"
+
+
+Region = Annotated[str, _rule(lambda v: re.fullmatch(r"[a-z0-9-]{1,40}", v) is not None, "a region such as eu-west-1")]
+
+
+class BackupConfig(_Model):
+    """`lightfold backup` (README, "Backups")."""
+
+    schedule: str | None = Field(None, description="systemd OnCalendar of the server's backup timer, e.g. daily")
+    keep: int = Field(7, ge=1, le=1000, description="complete backups kept on the server (and off it)")
+    remote: str | None = Field(None, description="off-server copy: s3://bucket/prefix (rclone)")
+    remote_endpoint: str | None = Field(None, description="S3-compatible endpoint URL (default: AWS)")
+    remote_region: Region | None = Field(None, description="the bucket's region")
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any) -> str | None:
+        import re
+
+        if value is None or (isinstance(value, str) and re.fullmatch(_CALENDAR_RE, value.strip())):
+            return value.strip() if isinstance(value, str) else None
+        raise ValueError(f"backup.schedule must be a systemd calendar expression such as daily or "
+                         f"'*-*-* 03:30', not {value!r}")
+
+    @field_validator("remote", mode="before")
+    @classmethod
+    def _remote(cls, value: Any) -> str | None:
+        import re
+
+        if value is None or (isinstance(value, str) and re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/[A-Za-z0-9._/-]*)?",
+                                                                     value.strip())):
+            return value.strip().rstrip("/") if isinstance(value, str) else None
+        raise ValueError(f"backup.remote must be s3://bucket or s3://bucket/prefix, not {value!r}")
+
+    @field_validator("remote_endpoint", mode="before")
+    @classmethod
+    def _endpoint(cls, value: Any) -> str | None:
+        import re
+
+        if value is None or (isinstance(value, str) and re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+/?", value.strip())):
+            return value.strip().rstrip("/") if isinstance(value, str) else None
+        raise ValueError(f"backup.remote_endpoint must be a URL such as https://s3.example.com, not {value!r}")
+
+
 class TargetConfig(_Model):
     project_path: str
     framework: str | None = None
@@ -140,6 +188,7 @@ class TargetConfig(_Model):
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     domain: DomainConfig | None = None
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
 
     def server(self) -> ProviderConfig:
         """Connection settings of the target's provider (empty ones if none recorded yet)."""

@@ -82,6 +82,17 @@ Server-wide databases (lightfold.server.database; each app's credentials are its
     /etc/redis/lightfold.conf                 loopback only, memory settings (included by redis.conf)
     /etc/redis/lightfold-users.acl            the default user off, one user per app (password sha256)
     /etc/redis/lightfold.applied              sha256sum of those files when redis-server last restarted
+
+Backups (lightfold.server.backup; the tool is lightfold.server.backup_tool):
+
+    /etc/lightfold/backup/backup_tool.py      the backup tool (python3, standard library only; its
+                                              backup_parts.py beside it)
+    /etc/lightfold/apps/shop/backup.json      what to back up and where (paths only)
+    /etc/lightfold/apps/shop/backup-recipients.txt   the laptops' age public keys (one a line)
+    /etc/lightfold/apps/shop/backup-rclone.conf      the off-server bucket's rclone remote (0600 root)
+    /var/backups/lightfold/shop/<id>/         one complete backup (manifest.json + *.age files);
+                                              .<id>.partial/ while it is being made
+    /etc/systemd/system/lightfold-shop.backup.service / .timer   `backup.schedule`
 """
 
 from __future__ import annotations
@@ -128,6 +139,11 @@ REDIS_CONF = "/etc/redis/redis.conf"
 REDIS_DROPIN = "/etc/redis/lightfold.conf"
 REDIS_ACL = "/etc/redis/lightfold-users.acl"
 REDIS_APPLIED = "/etc/redis/lightfold.applied"  # sha256sum of the files redis-server last restarted with
+
+
+BACKUP_DIR = f"{ETC}/backup"  # the tool: backup_tool.py + backup_parts.py
+BACKUP_TOOL = f"{BACKUP_DIR}/backup_tool.py"
+BACKUPS = "/var/backups/lightfold"
 
 
 def pg_dropin(version: str) -> str:
@@ -213,6 +229,11 @@ def run_unit(app: str, token: str) -> str:
     if not RUN_TOKEN_RE.fullmatch(token):
         raise ValueError(f"not a run token: {token!r}")
     return f"{unit_prefix(app)}.run-{token}.service"
+
+
+def backup_unit(app: str, suffix: str = "service") -> str:
+    """`lightfold-<app>.backup.service` (one scheduled backup) or its `.timer`."""
+    return f"{unit_prefix(app)}.backup.{suffix}"
 
 
 def unit_instance(app: str, slot: str) -> str:
@@ -361,6 +382,14 @@ class Layout:
     def db_env(self, kind: str) -> str:
         """The root-only env file of database `kind` (one of DB_KINDS) for this app."""
         return os.path.join(self.etc, f"db-{kind}.env")
+
+    backup_spec = property(lambda self: os.path.join(self.etc, "backup.json"))
+    backup_recipients = property(lambda self: os.path.join(self.etc, "backup-recipients.txt"))
+    backup_rclone = property(lambda self: os.path.join(self.etc, "backup-rclone.conf"))
+    backups_dir = property(lambda self: _under(self.root, BACKUPS, self.app))
+
+    def backup_unit_file(self, suffix: str = "service") -> str:
+        return _under(self.root, SYSTEMD_DIR, backup_unit(self.app, suffix))
 
     def slot_link(self, slot: str) -> str:
         return os.path.join(self.slots_dir, slot)

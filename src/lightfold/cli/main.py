@@ -14,6 +14,7 @@ from lightfold.cli import deploy_cmds  # noqa: F401
 from lightfold.cli import operate_cmds  # noqa: F401
 from lightfold.cli import domain_cmd  # noqa: F401
 from lightfold.cli import db_cmd  # noqa: F401
+from lightfold.cli import backup_cmd  # noqa: F401
 from lightfold.cli import config_cmd  # noqa: F401
 # isort: on
 from lightfold.cli import output

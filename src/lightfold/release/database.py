@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from lightfold.server.plan import Plan
 
 
-async def _run(conn: Connection, plan: Plan, what: str, report: Report) -> list[str]:
+async def apply_plan(conn: Connection, plan: Plan, what: str, report: Report = silent) -> list[str]:
     """Run `plan`; the labels of the actions that changed something."""
     from lightfold.release.scripts import run_plan
     from lightfold.server.plan import render
@@ -63,12 +63,12 @@ async def add(conn: Connection, target: Target, kind: str, report: Report = sile
     db.check_kind(kind)
     app = target.name
     report("step", f"{kind}: packages from the OS archive")
-    changed = await _run(conn, db.install_plan(kind), f"install {kind}", report)
+    changed = await apply_plan(conn, db.install_plan(kind), f"install {kind}", report)
     f = await facts(conn)
     report("step", f"{kind}: loopback only, sized for {f.mem_kb // 1024} MB of memory")
-    changed += await _run(conn, db.settings_plan(kind, f), f"configure {kind}", report)
+    changed += await apply_plan(conn, db.settings_plan(kind, f), f"configure {kind}", report)
     report("step", f"{kind}: credentials for {app} (made on the server)")
-    changed += await _run(conn, db.credentials_plan(kind, app, f), f"{kind} credentials", report)
+    changed += await apply_plan(conn, db.credentials_plan(kind, app, f), f"{kind} credentials", report)
     state = (await status(conn, target))["databases"][kind]
     bad = [a for a in state["listening"] if not db.is_loopback(a)]
     if bad:
@@ -121,6 +121,6 @@ async def remove(conn: Connection, target: Target, kind: str, purge: bool, repor
 
     db.check_kind(kind)
     report("step", f"{kind}: removing {target.name}'s credentials" + (" and its data" if purge else ""))
-    changed = await _run(conn, db.remove_plan(kind, target.name, purge), f"remove {kind}", report)
+    changed = await apply_plan(conn, db.remove_plan(kind, target.name, purge), f"remove {kind}", report)
     return {"target": target.name, "kind": kind, "changed": bool(changed), "actions": changed, "purged": purge,
             "data_kept": not purge or kind == "redis", "env_file": Layout(target.name).db_env(kind)}

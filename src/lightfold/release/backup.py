@@ -1,0 +1,173 @@
+"""`lightfold backup create|list|verify|restore|download|schedule`: the work over SSH (the plans
+and the tool are lightfold.server.backup's).
+
+Every command first runs the setup plan (age from the OS archive, the tool, backup.json, this
+laptop's public recipient; a no-op once done), writes the off-server remote's credentials when
+AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are set here (over stdin, into a 0600 file), then runs
+the tool. verify and restore hand the tool the laptop's identity on stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lightfold.errors import LightfoldError
+from lightfold.release.report import Report, silent
+from lightfold.release.target import Target, as_root
+
+if TYPE_CHECKING:
+    from lightfold.remote import Connection
+
+KEY_ENV, SECRET_ENV = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
+
+
+def target_spec(target: Target) -> dict:
+    from lightfold.server.backup import spec
+
+    b = target.config.backup
+    return spec(target.name, b.keep, b.remote)
+
+
+async def prepare(conn: Connection, target: Target, report: Report = silent, schedule: bool = False) -> list[str]:
+    """The tool, backup.json, this laptop's recipient, the remote's credentials (when set here) and,
+    with `schedule`, the timer; the labels of what changed."""
+    from lightfold import agekey
+    from lightfold.release.database import apply_plan
+    from lightfold.server import backup as plans
+
+    _, recipient = agekey.load(create=True)
+    value = target_spec(target)
+    b = target.config.backup
+    plan = plans.setup_plan(target.name, recipient, value)
+    if schedule:
+        plan += plans.schedule_plan(target.name, b.schedule)
+    changed = await apply_plan(conn, plan, "backup setup", report)
+    key, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
+    if value["remote"] and key and secret:
+        await conn.run(as_root(conn, plans.write_private_command(value["remote"]["config"])),
+                       input=plans.rclone_config(key, secret, b.remote_endpoint, b.remote_region),
+                       display="write the off-server remote's credentials")
+    return changed
+
+
+async def tool(conn: Connection, target: Target, op: str, *args: str, identity: str | None = None,
+               report: Report = silent, timeout: float = 3600) -> dict:
+    """Run the server's backup tool; its JSON answer (a failure is a LightfoldError)."""
+    from lightfold.server.backup import tool_command
+
+    def on_output(stream: str, line: str) -> None:
+        if stream == "stderr" and line.strip():
+            report("note", f"  {line.strip()}")
+
+    res = await conn.run(as_root(conn, tool_command(target.name, op, *args)),
+                         input=(identity + "\n") if identity else None, check=False, timeout=timeout,
+                         on_output=on_output, display=f"backup {op}")
+    lines = [line for line in res.stdout.splitlines() if line.startswith("{")]
+    try:
+        data = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise LightfoldError(f"backup {op} on the server failed (exit {res.exit_status})",
+                             "see the lines below; fix the cause and run it again",
+                             details=res.stderr.strip().splitlines()[-15:]) from None
+    if "error" in data:
+        raise LightfoldError(data["error"], data.get("fix") or "fix the cause and run the command again")
+    return data
+
+
+async def create(conn: Connection, target: Target, report: Report = silent) -> dict:
+    await prepare(conn, target, report, schedule=True)
+    report("step", f"backup of {target.name}: dump, compress and encrypt on the server")
+    data = await tool(conn, target, "create", "manual", report=report)
+    return {"target": target.name, **data}
+
+
+async def schedule(conn: Connection, target: Target, report: Report = silent) -> dict:
+    from lightfold.agent.layout import backup_unit
+
+    changed = [c for c in await prepare(conn, target, report, schedule=True) if ".backup." in c]
+    b = target.config.backup
+    return {"target": target.name, "schedule": b.schedule, "keep": b.keep, "timer": backup_unit(target.name, "timer"),
+            "changed": bool(changed)}
+
+
+async def list_backups(conn: Connection, target: Target, report: Report = silent) -> dict:
+    await prepare(conn, target, report)
+    return {"target": target.name, **await tool(conn, target, "list")}
+
+
+def _identity() -> str:
+    from lightfold import agekey
+
+    return agekey.load(create=False)[0]
+
+
+async def verify(conn: Connection, target: Target, backup_id: str, report: Report = silent) -> dict:
+    identity = _identity()
+    await prepare(conn, target, report)
+    report("step", f"verify {backup_id}: restore into a scratch database on the server, compare with the manifest")
+    return {"target": target.name, **await tool(conn, target, "verify", backup_id, identity=identity, report=report)}
+
+
+async def restore(conn: Connection, target: Target, backup_id: str, yes: bool, from_remote: bool = False,
+                  report: Report = silent) -> dict:
+    identity = _identity()
+    await prepare(conn, target, report)
+    if from_remote:
+        report("step", f"fetch {backup_id} from {target.config.backup.remote}")
+        fetched = await tool(conn, target, "fetch", backup_id, report=report)
+        backup_id = fetched["id"]
+    listing = await tool(conn, target, "list")
+    live = listing.get("live") or {}
+    if any(live.values()) and not yes:
+        what = ", ".join(k for k, v in live.items() if v)
+        raise LightfoldError(f"restore would overwrite the live {what} of {target.name}",
+                             "pass --yes (a fresh backup is taken first)")
+    report("step", f"restore {backup_id} (a fresh backup first)")
+    data = await tool(conn, target, "restore", backup_id, "backup-first", identity=identity, report=report)
+    return {"target": target.name, "from_remote": from_remote, **data}
+
+
+async def download(conn: Connection, target: Target, backup_id: str, dest: Path, report: Report = silent) -> dict:
+    """The backup's directory (encrypted files + manifest) into dest/<id>/, checked against its manifest."""
+    import hashlib
+    import io
+    import tarfile
+
+    from lightfold.server.backup import archive_command
+
+    await prepare(conn, target, report)
+    if backup_id == "latest":
+        ids = [b["id"] for b in (await tool(conn, target, "list"))["backups"]]
+        if not ids:
+            raise LightfoldError(f"no backup of {target.name} on its server", "run `lightfold backup create` first")
+        backup_id = ids[-1]
+    buf = io.BytesIO()
+    errors: list[bytes] = []
+    status = await conn.stream(as_root(conn, archive_command(target.name, backup_id)), on_stdout=buf.write,
+                               on_stderr=errors.append, display=f"download backup {backup_id}")
+    if status != 0:
+        raise LightfoldError(f"cannot read backup {backup_id} on the server: "
+                             f"{b''.join(errors).decode(errors='replace').strip()[-200:]}",
+                             "see `lightfold backup list` for the ids")
+    dest.mkdir(parents=True, exist_ok=True)
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as tar:
+        tar.extractall(dest, filter="data")
+    where = dest / backup_id
+    manifest = json.loads((where / "manifest.json").read_text())
+    bad = []
+    for name, part in manifest["parts"].items():
+        digest = hashlib.sha256((where / part["file"]).read_bytes()).hexdigest()
+        if digest != part["sha256"]:
+            bad.append(name)
+    if bad:
+        raise LightfoldError(f"the downloaded {', '.join(bad)} of {backup_id} do not match the manifest",
+                             "download it again")
+    for f in where.iterdir():
+        f.chmod(0o600)
+    return {"target": target.name, "id": backup_id, "path": str(where),
+            "files": sorted(f.name for f in where.iterdir()), "bytes": len(buf.getvalue())}
+

@@ -1,0 +1,240 @@
+"""`lightfold backup`: the plans as data and text (setup, timer, rclone remote), the laptop's age
+key, the config keys, and the server's backup tool run here for real on a storage-only app (with
+Debian's `age` when installed): complete backups only, keep N, verify catches truncation and
+tampering, restore puts the files back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lightfold import agekey
+from lightfold.agent.layout import BACKUP_TOOL, Layout
+from lightfold.server import backup as plans
+from lightfold.server import backup_parts as parts
+from lightfold.server import backup_tool as tool
+from lightfold.server.plan import EnsurePackages, Remove, Run, ServiceReload, SystemdEnable, WriteFile, render
+
+# A throwaway key pair made by age-keygen 1.1.1 (the encoding's test vector; it protects nothing).
+VECTOR_IDENTITY = "AGE-SECRET-KEY-18WDZNEPUMWD6KVEQA45EW8TSRPU86QUR4Q66XXC34RU36QX5XYJQNKPCGP"
+VECTOR_RECIPIENT = "age1zk0nltkua7q6q7zq3rs8kj4zaj7vzt0n7es3wknk9znavc6w6scqtrvz63"
+needs_age = pytest.mark.skipif(shutil.which("age") is None, reason="no age here (apt-get install age)")
+
+
+# ---- the laptop's key ---------------------------------------------------------------------------------
+
+
+def test_recipient_of_an_identity_is_age_keygens():
+    assert agekey.recipient_of(VECTOR_IDENTITY) == VECTOR_RECIPIENT
+    assert agekey.is_recipient(VECTOR_RECIPIENT)
+    assert not agekey.is_recipient(VECTOR_RECIPIENT[:-1] + "q")  # checksum
+    assert not agekey.is_recipient(VECTOR_IDENTITY)
+    with pytest.raises(ValueError):
+        agekey.recipient_of(VECTOR_RECIPIENT)
+
+
+@pytest.mark.skipif(shutil.which("age-keygen") is None, reason="age-keygen not installed")
+def test_a_new_identity_is_one_age_keygen_reads(tmp_path):
+    identity = agekey.new_identity()
+    (tmp_path / "k").write_text(identity + "\n")
+    out = subprocess.run(["age-keygen", "-y", str(tmp_path / "k")], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == agekey.recipient_of(identity)
+
+
+def test_the_key_file_is_made_once_0600(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIGHTFOLD_HOME", str(tmp_path))
+    with pytest.raises(Exception, match="no backup key"):
+        agekey.load(create=False)
+    identity, recipient = agekey.load()
+    path = tmp_path / "backup-identity.txt"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert f"# public key: {recipient}" in path.read_text()
+    assert agekey.load() == (identity, recipient)
+    assert agekey.load(create=False) == (identity, recipient)
+
+
+# ---- plans --------------------------------------------------------------------------------------------
+
+
+def test_spec_is_paths_only():
+    value = plans.spec("shop", keep=3, remote="s3://bucket/pre")
+    lay = Layout("shop")
+    assert value["dir"] == "/var/backups/lightfold/shop" and value["storage"] == lay.storage_dir
+    assert value["pg_db"] == "shop" and value["keep"] == 3
+    assert value["remote"] == {"path": "lightfold:bucket/pre/shop", "config": lay.backup_rclone}
+    assert plans.spec("my-app")["pg_db"] == "my_app" and plans.spec("my-app")["remote"] is None
+
+
+def test_setup_plan_installs_age_the_tool_and_adds_the_recipient():
+    value = plans.spec("shop")
+    step = plans.setup_plan("shop", VECTOR_RECIPIENT, value).steps[0]
+    assert step.actions[0] == EnsurePackages(("age",))
+    tool_file = next(a for a in step.actions if isinstance(a, WriteFile) and a.path == BACKUP_TOOL)
+    assert tool_file.content == Path(tool.__file__).read_text()
+    parts_file = next(a for a in step.actions if isinstance(a, WriteFile) and a.path.endswith("/backup_parts.py"))
+    assert parts_file.content == Path(tool.__file__).with_name("backup_parts.py").read_text()
+    spec_file = next(a for a in step.actions if isinstance(a, WriteFile) and a.path == Layout("shop").backup_spec)
+    assert json.loads(spec_file.content) == value and spec_file.mode == 0o600
+    add = step.actions[-1]
+    assert isinstance(add, Run) and add.unless == f"grep -qxF {VECTOR_RECIPIENT} {Layout('shop').backup_recipients}"
+    assert plans.setup_plan("shop", VECTOR_RECIPIENT, plans.spec("shop", remote="s3://b")).steps[0].actions[0] == \
+        EnsurePackages(("age", "rclone"))
+    with pytest.raises(ValueError):
+        plans.setup_plan("shop", "age1; rm -rf /", value)
+    assert "AGE-SECRET-KEY" not in render(plans.setup_plan("shop", VECTOR_RECIPIENT, value))
+
+
+def test_schedule_plan_is_a_persistent_timer_and_its_removal():
+    step = plans.schedule_plan("shop", "*-*-* 03:30").steps[0]
+    service, timer = plans.timer_units("shop", "*-*-* 03:30")
+    check = "systemd-analyze calendar '*-*-* 03:30' >/dev/null"
+    assert step.actions[0] == Run(check, unless=check, label="'*-*-* 03:30' is a systemd calendar expression")
+    files = {a.path: a.content for a in step.actions if isinstance(a, WriteFile)}
+    assert files == {"/etc/systemd/system/lightfold-shop.backup.service": service,
+                     "/etc/systemd/system/lightfold-shop.backup.timer": timer}
+    assert "OnCalendar=*-*-* 03:30\nPersistent=true\n" in timer and "WantedBy=timers.target" in timer
+    assert (f"ExecStart=/usr/bin/python3 {BACKUP_TOOL} create /etc/lightfold/apps/shop/backup.json scheduled"
+            in service) and "Type=oneshot" in service
+    assert ServiceReload("lightfold-shop.backup.timer", check="true") in step.actions
+    assert step.actions[-1] == SystemdEnable("lightfold-shop.backup.timer", now=True)
+    off = plans.schedule_plan("shop", None).steps[0].actions
+    assert off[0].command == "systemctl disable --now lightfold-shop.backup.timer"
+    assert Remove("/etc/systemd/system/lightfold-shop.backup.timer") in off
+
+
+def test_rclone_config_and_command_lines():
+    conf = plans.rclone_config("AK", "SK", "http://10.99.0.1:9000", "us-east-1")
+    assert conf == ("[lightfold]\ntype = s3\nprovider = Other\nenv_auth = false\naccess_key_id = AK\n"
+                    "secret_access_key = SK\nendpoint = http://10.99.0.1:9000\nforce_path_style = true\n"
+                    "region = us-east-1\n")
+    assert "provider = AWS" in plans.rclone_config("AK", "SK", None, None)
+    write = plans.write_private_command("/etc/lightfold/apps/shop/backup-rclone.conf")
+    assert "SK" not in write and "chmod 600" in write and "umask 077" in write
+    assert plans.tool_command("shop", "verify", "latest") == \
+        f"python3 {BACKUP_TOOL} verify /etc/lightfold/apps/shop/backup.json latest"
+    assert plans.archive_command("shop", "20260101030000") == "tar -C /var/backups/lightfold/shop -cf - 20260101030000"
+    with pytest.raises(ValueError):
+        plans.archive_command("shop", "../x")
+
+
+def test_config_keys():
+    from lightfold.config import BackupConfig
+
+    assert BackupConfig(schedule=" daily ").schedule == "daily"
+    assert BackupConfig(remote="s3://my-bucket/some/prefix/").remote == "s3://my-bucket/some/prefix"
+    for bad in ({"schedule": "daily\nExecStart=/bin/sh"}, {"remote": "sftp://x"}, {"keep": 0},
+                {"remote_endpoint": "http://a b"}, {"remote_region": "us east"}):
+        with pytest.raises(ValueError):
+            BackupConfig(**bad)
+
+
+# ---- the tool, here -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(tmp_path):
+    """A storage-only app under tmp_path, and this test's age key pair."""
+    storage = tmp_path / "srv" / "shop" / "storage"
+    (storage / "uploads").mkdir(parents=True)
+    (storage / "uploads" / "a.txt").write_text("alpha\n")
+    (storage / "uploads" / "b.bin").write_bytes(os.urandom(5000))
+    identity = agekey.new_identity()
+    (tmp_path / "recipients.txt").write_text(agekey.recipient_of(identity) + "\n")
+    spec = {"app": "shop", "dir": str(tmp_path / "backups"), "recipients": str(tmp_path / "recipients.txt"),
+            "keep": 2, "db_env": {"postgres": str(tmp_path / "none-pg"), "redis": str(tmp_path / "none-redis")},
+            "pg_db": "shop", "storage": str(storage), "remote": None}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    return spec, identity, tmp_path
+
+
+def run_tool(tmp_path: Path, *args: str, identity: str | None = None) -> tuple[int, dict]:
+    res = subprocess.run([sys.executable, tool.__file__, args[0], str(tmp_path / "spec.json"), *args[1:]],
+                         input=(identity or "").encode(), capture_output=True)
+    return res.returncode, json.loads(res.stdout.decode().strip().splitlines()[-1])
+
+
+@needs_age
+def test_tool_create_verify_restore_storage(app):
+    spec, identity, tmp = app
+    rc, made = run_tool(tmp, "create")
+    assert rc == 0, made
+    bid = made["id"]
+    d = Path(spec["dir"]) / bid
+    assert sorted(os.listdir(d)) == ["manifest.json", "storage.tar.gz.age"]
+    part = made["manifest"]["parts"]["storage"]
+    assert part["files"] == 2 and part["sha256"] == hashlib.sha256((d / part["file"]).read_bytes()).hexdigest()
+    assert (d / part["file"]).read_bytes().startswith(b"age-encryption.org/v1")
+    assert b"alpha" not in (d / part["file"]).read_bytes()
+    assert os.stat(spec["dir"]).st_mode & 0o777 == 0o700
+
+    rc, listed = run_tool(tmp, "list")
+    assert [b["id"] for b in listed["backups"]] == [bid] and listed["live"]["storage"] is True
+
+    rc, verified = run_tool(tmp, "verify", "latest", identity=identity)
+    assert rc == 0 and verified["ok"] and verified["checks"]["storage"]["files"] == 2, verified
+    assert json.loads((d / "verify.json").read_text())["ok"] is True
+
+    rc, wrong = run_tool(tmp, "verify", bid, identity=agekey.new_identity())  # another laptop's key
+    assert rc == 1 and not wrong["ok"] and "no identity matched" in wrong["problems"][0], wrong
+
+    shutil.rmtree(Path(spec["storage"]) / "uploads")
+    rc, restored = run_tool(tmp, "restore", bid, "backup-first", identity=identity)
+    assert rc == 0 and restored["restored"] == {"storage": {"files": 2}}, restored
+    assert (Path(spec["storage"]) / "uploads" / "a.txt").read_text() == "alpha\n"
+
+
+@needs_age
+def test_tool_verify_catches_truncation_even_with_a_rewritten_manifest(app):
+    spec, identity, tmp = app
+    bid = run_tool(tmp, "create")[1]["id"]
+    d = Path(spec["dir"]) / bid
+    f = d / "storage.tar.gz.age"
+    f.write_bytes(f.read_bytes()[:-100])
+    rc, result = run_tool(tmp, "verify", bid, identity=identity)
+    assert rc == 1 and "truncated" in result["problems"][0], result
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["parts"]["storage"].update(bytes=f.stat().st_size, sha256=hashlib.sha256(f.read_bytes()).hexdigest())
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    rc, result = run_tool(tmp, "verify", bid, identity=identity)
+    assert rc == 1 and not result["ok"] and result["checks"]["storage"]["ok"] is False, result
+    rc, refused = run_tool(tmp, "restore", bid, identity=identity)
+    assert rc == 1  # age refuses the damaged file: the storage is left as it was
+    assert (Path(spec["storage"]) / "uploads" / "a.txt").read_text() == "alpha\n"
+
+
+@needs_age
+def test_tool_never_leaves_a_failed_backup_as_good_and_keeps_n(app):
+    spec, identity, tmp = app
+    Path(spec["recipients"]).write_text("age1notakey\n")
+    rc, failed = run_tool(tmp, "create")
+    assert rc == 1 and "age" in failed["error"], failed
+    assert os.listdir(spec["dir"]) == [".lock"]  # no backup, no partial directory
+    Path(spec["recipients"]).write_text(agekey.recipient_of(identity) + "\n")
+    ids = []
+    for _ in range(3):
+        ids.append(run_tool(tmp, "create")[1]["id"])
+    assert run_tool(tmp, "list")[1]["backups"][-1]["id"] == ids[-1]
+    assert [b["id"] for b in run_tool(tmp, "list")[1]["backups"]] == ids[1:]  # keep 2
+
+
+def test_tool_refuses_without_an_identity_and_names_missing_backups(app):
+    spec, identity, tmp = app
+    rc, out = run_tool(tmp, "verify", "latest")
+    assert rc == 1 and out["error"] == "no age identity on stdin"
+    rc, out = run_tool(tmp, "restore", "latest", identity=identity)
+    assert rc == 1 and out["error"] == "no backup of shop on this server"
+
+
+def test_row_counts_parse_and_compare():
+    assert parts.parse_counts("public.a\t3\npublic.b\t0\nlightfold-end\n") == {"public.a": 3, "public.b": 0}
+    assert parts.compare_counts({"public.a": 3}, {"public.a": 3}) == []
+    assert parts.compare_counts({"public.a": 3, "public.b": 1}, {"public.a": 2, "public.c": 0}) == [
+        "public.a: 2 rows, 3 at backup time", "public.b: None rows, 1 at backup time",
+        "public.c: not in the backup's manifest"]
