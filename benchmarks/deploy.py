@@ -2,7 +2,8 @@
 
 Prints: first deploy time (create + configure + build + switch), no-op deploy time (and whether
 the fast path answered), one-file-change redeploy time (median of several, with the push's phase
-breakdown and when traffic moved), and the availability probe's failed/total and worst latency
+breakdown and when traffic moved), returning when traffic moved (--no-wait, what a terminal
+gets) and with the final outcome (--wait, what --json gets), and the availability probe's failed/total and worst latency
 during those redeploys.
 
 Usage (as root): .venv/bin/python benchmarks/deploy.py [REDEPLOYS]
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import time
 
 from bench import ProbeTotals, bench_target
 from tests.e2e.apps import commit
@@ -30,22 +32,39 @@ def main() -> None:
         fast = sum(1 for _, d in noops if d.get("fast_path"))
         print(f"no-op deploy: median {statistics.median(t for t, _ in noops):.2f} s wall (of {len(noops)}; "
               f"{fast} answered by the fast path)")
-        totals, lives, probe_totals = [], [], ProbeTotals()
-        for i in range(redeploys):
-            (b.project / "message.json").write_text(json.dumps({"text": f"bench {i}"}))
-            commit(b.project, f"bench {i}")
-            with Probe(f"http://{ip}/", rate=100) as probe:
-                elapsed, data = b.run("push", "--target", b.target)
-            probe_totals.add(probe.result)
-            t = data["timings"]
-            live = t.get("live_after", t["total"])
-            totals.append(elapsed)
-            lives.append(live)
-            print(f"  redeploy {i}: {elapsed:.2f} s wall, traffic on new release after {live:.2f} s, {t}")
-        print(f"one-file change redeploy: median {statistics.median(totals):.2f} s wall, "
-              f"median {statistics.median(lives):.2f} s until traffic moved (of {redeploys})")
-        print(probe_totals.line("redeploys"))
+        for mode in ("--no-wait", "--wait"):
+            redeploy_series(b, ip, redeploys, mode)
 
+
+def redeploy_series(b, ip: str, redeploys: int, mode: str) -> None:
+    """One-file redeploys: `--no-wait` returns when traffic moved (the probe keeps going until the
+    server has finished the smoke window and drain); `--wait` returns with the final outcome."""
+    totals, lives, probe_totals = [], [], ProbeTotals()
+    for i in range(redeploys):
+        (b.project / "message.json").write_text(json.dumps({"text": f"bench {mode} {i}"}))
+        commit(b.project, f"bench {mode} {i}")
+        with Probe(f"http://{ip}/", rate=100) as probe:
+            elapsed, data = b.run("push", "--target", b.target, mode)
+            wait_switch_finished(b)
+        probe_totals.add(probe.result)
+        t = data["timings"]
+        live = t.get("live_after", t["total"])
+        totals.append(elapsed)
+        lives.append(live)
+        print(f"  redeploy {mode} {i}: {elapsed:.2f} s wall, traffic on new release after {live:.2f} s, {t}")
+    print(f"one-file change redeploy ({mode}): median {statistics.median(totals):.2f} s wall, "
+          f"median {statistics.median(lives):.2f} s until traffic moved (of {redeploys})")
+    print(probe_totals.line(f"redeploys ({mode})"))
+
+
+def wait_switch_finished(b, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, s = b.run("status", "--target", b.target)
+        if not s.get("switch_in_progress") and s.get("lock") is None:
+            return
+        time.sleep(0.2)
+    raise SystemExit("the server's switch did not finish within 60 s")
 
 if __name__ == "__main__":
     main()

@@ -124,7 +124,7 @@ def test_the_fast_no_op_never_hides_a_change(app):
     from tests.e2e.apps import git
 
     git(app.project, "checkout", "--", "message.json")
-    app.lightfold("deploy", "--target", app.target, timeout=600)
+    app.lightfold("deploy", "--target", app.target, "--wait", timeout=600)  # the no-op stamp is read at the end
     assert get(app.ip) == (200, HELLO)
     assert json.loads(app.lightfold("deploy", "--target", app.target, "--json").stdout)["fast_path"] is True
 
@@ -215,7 +215,7 @@ def test_app_ignoring_port_is_explained(app):
 
 def test_after_failures_a_good_push_goes_live(app):
     set_message(app, "hello v3")
-    app.lightfold("push", "--target", app.target)
+    app.lightfold("push", "--target", app.target, "--wait")  # the old slot is stopped when it returns
     assert get(app.ip) == (200, b"hello v3\n")
     assert app.exec(f"systemctl is-active lightfold-{app.target}@blue lightfold-{app.target}@green",
                     check=False).stdout.split().count("active") == 1

@@ -387,6 +387,39 @@ def test_a_failing_or_slow_release_command_leaves_the_live_release_serving(flask
         commit(sb.project, "no release command")
 
 
+def test_push_returns_when_traffic_moved_and_a_crash_after_that_flips_back(flask):
+    """issue 21: `push` answers as soon as traffic moved (without --json, or with --no-wait), as
+    rollback does; the server keeps watching. A crash in the smoke window puts traffic back and
+    status tells; a push started meanwhile waits for the switch by itself."""
+    sb = flask
+    before = wait_switch_finished(sb)["live_release"]
+    change_code(sb, "early crash")
+    proc = sb.lightfold("push", "--target", sb.target, timeout=600)
+    assert "the server watches" in proc.stderr and "for 5s more" in proc.stderr, proc.stderr
+    busy = json.loads(sb.lightfold("status", "--target", sb.target, "--json").stdout)
+    assert busy["switch_in_progress"] and busy["lock"]["op"] == "push", busy  # the switch holds the lock
+    assert get(sb.ip)[1] == b"early crash\n"
+    new = busy["live_release"]
+    sb.exec(f"systemctl kill --signal=KILL lightfold-{sb.target}@{busy['slot']}.service")
+    after = wait_switch_finished(sb)
+    assert after["live_release"] == before and get(sb.ip)[0] == 200
+    last = after["last_switch"]
+    assert last["ok"] is False and last["op"] == "activate" and "smoke window" in last["error"], last
+    assert statuses(sb)[new] == "failed"
+
+    change_code(sb, "early one")
+    data = json.loads(sb.lightfold("push", "--target", sb.target, "--no-wait", "--json", timeout=600).stdout)
+    assert data["finishing_on_server"] == {"smoke_seconds": 5.0, "drain_seconds": 2.0}, data
+    assert data["timings"]["total"] - data["timings"]["live_after"] < 2, data["timings"]  # no smoke window here
+    change_code(sb, "early two")
+    t0 = time.monotonic()
+    second = sb.lightfold("push", "--target", sb.target, "--json", timeout=600)  # --json waits for its own outcome
+    assert "to finish its smoke window" in second.stderr, second.stderr  # waited for the first switch
+    assert json.loads(second.stdout)["finishing_on_server"] is None and time.monotonic() - t0 > 5
+    assert get(sb.ip)[1] == b"early two\n"
+    assert_consistent(sb, json.loads(second.stdout)["release"])
+
+
 def test_destroy_yes_alone_refuses_while_storage_holds_files(flask):
     sb = flask
     sb.exec(f"mkdir -p /srv/{sb.target}/storage/uploads && head -c 3000000 /dev/zero "

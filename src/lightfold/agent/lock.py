@@ -187,6 +187,26 @@ def release_lock(lay: Layout, mine: dict) -> None:
     audit(lay, "unlock", mine.get("holder"), forced=False, was=mine)
 
 
+def adopt_lock(lay: Layout, holder: str | None, seconds: float) -> dict:
+    """Take over `holder`'s deploy lock for this process (an activate that answers early: the
+    caller returns once traffic moved, and this process, which finishes the smoke window and the
+    drain, holds the lock until it ends and then releases it). The lock keeps its holder; its pid
+    becomes ours, so it goes stale if we die, not when the caller's SSH session ends. `seconds`:
+    how long the switch can take at most; a deploy asking meanwhile waits for it (as for a
+    finishing switch) instead of refusing, since no one is there to finish it sooner."""
+    with flocked(lay.lock_guard):
+        current = read_lock(lay) if os.path.exists(lay.lock) else None
+        if current is None or current.get("holder") != holder:
+            raise AgentError(f"{lay.app}: the deploy lock is not held by {holder} (it is "
+                             f"{describe_lock(current) if current else 'free'})",
+                             "take the lock first (`lock`), then activate", lock=current)
+        pid = os.getpid()
+        mine = {**current, "pid": pid, "pid_start": proc_start_time(pid), "adopted_from": current.get("pid"),
+                "finishing_until": time.time() + seconds}
+        write_json(lay.lock, mine)
+    return mine
+
+
 def mark_lock_finishing(lay: Layout, mine: dict, seconds: float) -> None:
     """Our switch moved traffic and only watches and drains for `seconds` more: say so in the lock,
     so the next deploy waits for it instead of refusing."""

@@ -34,6 +34,7 @@ from .layout import SLOTS, SRV, Layout, unit_name
 from .live import actual_live, load_app_config, reconcile, release_info, require_release_id
 from .lock import (
     acquire_lock,
+    adopt_lock,
     check_deploy_lock,
     describe_lock,
     flocked,
@@ -48,13 +49,26 @@ from .systemd import unit_state
 
 
 def op_activate(req: dict, lay: Layout) -> dict:
+    """With `early_result`, the caller's deploy lock passes to this process (adopt_lock), which
+    answers as soon as traffic moved and releases the lock when the smoke window and drain end."""
     cfg = load_app_config(lay, req)
     rid = require_release_id(req)
-    with switch_mutex(lay, SWITCH_WAIT_SECONDS):
-        check_deploy_lock(lay, req)
-        notes = reconcile(lay, cfg, req.get("by"))
-        result = switch_to(lay, cfg, rid, req, "activate")
-    return {**result, "reconciled": notes}
+    lock = None
+    try:
+        with switch_mutex(lay, SWITCH_WAIT_SECONDS):
+            check_deploy_lock(lay, req)
+            if req.get("early_result"):
+                longest = float(cfg["health"]["timeout"]) + float(req.get("smoke_seconds", 5)) + float(
+                    req.get("drain_seconds", 2)) + 10
+                lock = adopt_lock(lay, req.get("holder"), longest)
+            notes = reconcile(lay, cfg, req.get("by"))
+            extra = {"reconciled": notes, "lock_taken": lock is not None}
+            announce = early_announcer(lay, "activate", extra, lock) if lock is not None else None
+            result = switch_to(lay, cfg, rid, req, "activate", on_switched=announce)
+    finally:
+        if lock is not None:
+            release_lock(lay, lock)
+    return {**result, **extra}
 
 
 def op_rollback(req: dict, lay: Layout) -> dict:

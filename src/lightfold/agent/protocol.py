@@ -22,10 +22,11 @@ carry no secrets except write_env's `env`, which travels on stdin only.
 stop a switch half-way: the unit finishes or flips back on its own, its reply is saved in the
 app's last-op.json and `status` reports it (`last_op`, and `switch_in_progress`). A rollback with
 `early_result` prints its reply (`"early": true`) as soon as traffic moved and finishes the smoke
-window and drain afterwards.
+window and drain afterwards; an activate with `early_result` does the same, holding the caller's
+deploy lock (same holder, its own pid) until it ends.
 
 Ops (request fields beyond op/app/by; "by" names the actor in the audit log everywhere):
-    activate {release, health?, smoke_seconds=5, drain_seconds=2, keep=5, holder?}  -> SwitchResult
+    activate {release, health?, smoke_seconds=5, drain_seconds=2, keep=5, holder?, early_result?} -> SwitchResult
     rollback {to?, health?, smoke_seconds, drain_seconds, keep, holder?, lock?, ttl?, wait_seconds?,
               early_result?}                                                      -> SwitchResult
     status {ttl?}                                                                 -> StatusReply
@@ -365,6 +366,10 @@ class SwitchResult(Shape):
     early: bool | None = None
     continuing: Continuing | None = None
     agent_version: int | None = None
+
+    def finishing_on_server(self) -> dict[str, Any] | None:
+        """After an early reply: what the server still does (smoke window, drain), else None."""
+        return self.continuing.to_dict() if self.early and self.continuing else None
 
 
 @dataclass

@@ -18,7 +18,9 @@ from lightfold.cli.options import (
     RegionOpt,
     SizeOpt,
     TargetOpt,
+    WaitOpt,
     resolve_target,
+    wait_for_outcome,
 )
 from lightfold.names import PROVIDERS
 
@@ -51,7 +53,7 @@ def configure_cmd(
 @app.command("push")
 def push_cmd(
     path: PathArg = Path("."), target: TargetOpt = None, force: ForceOpt = False,
-    lock_wait: LockWaitOpt = 0, builder: BuilderOpt = None, as_json: JsonOpt = False,
+    lock_wait: LockWaitOpt = 0, builder: BuilderOpt = None, wait: WaitOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Ship the project as a new release; traffic moves only after it is healthy.
 
@@ -67,10 +69,10 @@ def push_cmd(
     if builder is not None:
         config.set_builder(name, path, builder)
     t = targets.load(name)
-    _push_and_render(t, force=force, lock_wait=lock_wait, as_json=as_json)
+    _push_and_render(t, force=force, lock_wait=lock_wait, wait=wait_for_outcome(wait, as_json), as_json=as_json)
 
 
-def _push_and_render(t, *, force: bool, lock_wait: int, as_json: bool) -> None:
+def _push_and_render(t, *, force: bool, lock_wait: int, wait: bool, as_json: bool) -> None:
     from lightfold.release import noop
     from lightfold.release import push as step
     from lightfold.release import target as targets
@@ -79,8 +81,10 @@ def _push_and_render(t, *, force: bool, lock_wait: int, as_json: bool) -> None:
     detection = t.detect()
 
     async def push_and_remember(conn):
-        result = await step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=output.reporter())
-        await noop.remember(conn, t, key, detection.framework, result.release, result.url)
+        result = await step.push(conn, t, detection, force=force, lock_wait=lock_wait, wait=wait,
+                                 report=output.reporter())
+        if not result.finishing_on_server:  # the server still changes what the stamp hashes
+            await noop.remember(conn, t, key, detection.framework, result.release, result.url)
         return result
 
     result = targets.on_server(t, push_and_remember)
@@ -100,7 +104,7 @@ def deploy_cmd(
     force: Annotated[bool, typer.Option("--force", "-f", help="Rerun configure and push even if done "
                                         "(never recreates the server).")] = False,
     region: RegionOpt = None, size: SizeOpt = None, image: ImageOpt = None,
-    lock_wait: LockWaitOpt = 0, builder: BuilderOpt = None, as_json: JsonOpt = False,
+    lock_wait: LockWaitOpt = 0, builder: BuilderOpt = None, wait: WaitOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Detect → create → configure → push, skipping every step that is already done.
 
@@ -124,5 +128,5 @@ def deploy_cmd(
     if chosen == "local":  # --image is the sandbox machine's OS there
         create_options |= {k: v for k, v in create_options_of(chosen, image=image).items() if v is not None}
     result = chain.deploy(path, name, provider=provider, force=force, lock_wait=lock_wait, report=output.reporter(),
-                          create_options=create_options)
+                          create_options=create_options, wait=wait_for_outcome(wait, as_json))
     output.emit(render.deploy_json(name, result), as_json, lambda: render.show_deploy(result))

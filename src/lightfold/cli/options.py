@@ -37,6 +37,18 @@ ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Run the step even
 LockWaitOpt = Annotated[
     int, typer.Option("--lock-wait", help="Wait up to this many seconds for another deploy to finish.", min=0)
 ]
+WaitOpt = Annotated[
+    bool | None, typer.Option(
+        "--wait/--no-wait", show_default=False,
+        help="Return only when the server has watched the new release for its smoke window (a crash there "
+             "switches traffic back and fails the command) and drained the old one. Default: --wait with --json "
+             "(scripts and CI get the final outcome), else return as soon as traffic moved.")
+]
+
+
+def wait_for_outcome(wait: bool | None, as_json: bool) -> bool:
+    """`--wait/--no-wait`, defaulting to waiting in --json mode."""
+    return as_json if wait is None else wait
 
 
 def resolve_target(target: str | None, path: Path = Path(".")) -> str:

@@ -130,6 +130,7 @@ def push_json(name: str, result) -> dict[str, Any]:
     return {
         "target": name, "skipped": result.skipped, "release": result.release, "previous": result.previous,
         "build": result.build, "url": result.url, "timings": _seconds(result.timings),
+        "finishing_on_server": getattr(result, "finishing_on_server", None),
     }
 
 
@@ -141,6 +142,7 @@ def show_push(result) -> None:
     parts = ", ".join(f"{k} {v:.1f}s" for k, v in t.items() if k not in ("total", "live_after"))
     live = f"traffic moved after {t['live_after']:.1f}s, " if "live_after" in t else ""
     output.ok(f"{result.release} is live at {result.url} ({live}done in {t.get('total', 0):.1f}s: {parts})")
+    _finishing_note(result.release, result.finishing_on_server)
 
 
 def noop(command: str, name: str, hit, seconds: float, as_json: bool) -> None:
@@ -189,9 +191,13 @@ def show_rollback(result) -> None:
     output.ok(f"{result.release} is live again (was {result.previous or '-'}; {live}done in {tm['total']:.1f}s)")
     if result.previous:
         output.note(f"{result.previous} is marked rolled-back; a later rollback will not return to it")
-    continuing = result.finishing_on_server
+    _finishing_note(result.release, result.finishing_on_server)
+
+
+def _finishing_note(release: str | None, continuing: dict[str, Any] | None) -> None:
+    """After an early answer: what the server still does on its own."""
     if continuing:
-        output.note(f"the server watches {result.release} for {continuing['smoke_seconds']:g}s more (a crash "
+        output.note(f"the server watches {release} for {continuing['smoke_seconds']:g}s more (a crash "
                     f"switches traffic back), then drains and stops the old slot; `lightfold status` shows "
                     "the outcome")
 

@@ -176,11 +176,15 @@ async def unlock(conn: Connection, app: str, *, holder: str, force: bool = False
     return protocol.UnlockReply.from_dict(await call(conn, "unlock", app, holder=holder, timeout=timeout, **fields))
 
 
-async def activate(conn: Connection, app: str, release: str, *, holder: str,
+async def activate(conn: Connection, app: str, release: str, *, holder: str, early: bool = False,
                    on_event: Callable[[dict[str, Any]], None] | None = None) -> protocol.SwitchResult:
-    """The health-gated switch to `release`, detached from this SSH session."""
+    """The health-gated switch to `release`, detached from this SSH session. `early`: `holder`'s
+    deploy lock passes to the switching process, which answers as soon as traffic moved (`early`
+    in the reply, with `continuing`) and releases the lock when its smoke window and drain end
+    (an agent older than that answers at the end and leaves the lock to us: `early` unset)."""
+    fields: dict[str, Any] = {"early_result": True} if early else {}
     return protocol.SwitchResult.from_dict(await call(
-        conn, "activate", app, detach=True, release=release, holder=holder, on_event=on_event))
+        conn, "activate", app, detach=True, release=release, holder=holder, on_event=on_event, **fields))
 
 
 async def rollback(conn: Connection, app: str, *, to: str | None, holder: str, ttl: float, wait_seconds: float = 0,

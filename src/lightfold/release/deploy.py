@@ -30,10 +30,10 @@ class DeployResult:
 
 def deploy(
     path: Path, name: str, *, provider: str | None = None, force: bool = False, lock_wait: int = 0,
-    report: Report = silent, create_options: dict | None = None,
+    report: Report = silent, create_options: dict | None = None, wait: bool = True,
 ) -> DeployResult:
     """`create_options`: extra keywords for the provider's create when the server must be made
-    (cloud providers: region, size, image)."""
+    (cloud providers: region, size, image). `wait`: push's (False: return once traffic moved)."""
     from lightfold.remote import run_sync
 
     timings: dict[str, float] = {}
@@ -74,9 +74,10 @@ def deploy(
             # A configure that changed something may have changed the agent: push reads its status anew.
             status = server_facts.get("status") if conf.skipped else None
             pushed = await push_step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=report,
-                                          choice=choice, server_facts={"status": status})
+                                          wait=wait, choice=choice, server_facts={"status": status})
             timings["push"] = time.monotonic() - tp
-            await noop.remember(conn, t, key, detection.framework, pushed.release, pushed.url)
+            if not pushed.finishing_on_server:  # the server still changes what the stamp hashes
+                await noop.remember(conn, t, key, detection.framework, pushed.release, pushed.url)
             return conf, pushed
 
     conf, pushed = run_sync(configure_and_push())

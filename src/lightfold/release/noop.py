@@ -14,11 +14,13 @@ proves the same answer from two hashes, with the standard library and one `ssh` 
                    and the slots point, whether the domain's certificate exists, the app's
                    database env files (`db add`)
 
-After every successful deploy/push, `remember` stores both (with the exact SSH command that reads
-the stamp) in the target's state. `check` recomputes the local key and re-reads the stamp; only if
-both are equal does it skip, and then the full path would have skipped every step too. Anything
-unusual (no git, a config or state it cannot read, ssh failing, a different answer) returns None
-and the full path runs, so the fast path can make a deploy slower by ~0.1 s but never wrong.
+After every successful deploy/push that waited for its outcome (after an early answer the server
+still changes what the stamp hashes, so the next deploy takes the full path once), `remember`
+stores both (with the exact SSH command that reads the stamp) in the target's state. `check`
+recomputes the local key and re-reads the stamp; only if both are equal does it skip, and then the
+full path would have skipped every step too. Anything unusual (no git, a config or state it cannot
+read, ssh failing, a different answer) returns None and the full path runs, so the fast path can
+make a deploy slower by ~0.1 s but never wrong.
 """
 
 from __future__ import annotations

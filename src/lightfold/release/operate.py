@@ -57,9 +57,7 @@ class RollbackResult:
 
     @property
     def finishing_on_server(self) -> dict[str, Any] | None:
-        """After an early answer: what the server still does (smoke window, drain), else None."""
-        a = self.activation
-        return a.continuing.to_dict() if a.early and a.continuing else None
+        return self.activation.finishing_on_server()
 
 
 def rollback_target(name: str, *, to: str | None = None, lock_wait: int = 0, report: Report = silent

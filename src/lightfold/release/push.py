@@ -54,6 +54,10 @@ class PushResult:
     timings: dict[str, float] = field(default_factory=dict)
     activation: SwitchResult | None = None
 
+    @property
+    def finishing_on_server(self) -> dict[str, Any] | None:
+        return self.activation.finishing_on_server() if self.activation else None
+
 
 @dataclass
 class _Local:
@@ -172,11 +176,14 @@ def facts_to_read(target: Target, detection: Any) -> tuple:
 async def push(
     conn: Connection, target: Target, detection: Any, *,
     force: bool = False, lock_wait: int = 0, report: Report = silent, server_facts: dict[str, Any] | None = None,
-    choice: Any = None,
+    choice: Any = None, wait: bool = True,
 ) -> PushResult:
     """`server_facts`: the values of `facts_to_read` when the caller read them already (deploy
     reads them with configure's); a missing status is read here. `choice`: the deploy's builder
-    (lightfold.builders.Choice), chosen once; by default push chooses it (choose_builder)."""
+    (lightfold.builders.Choice), chosen once; by default push chooses it (choose_builder).
+    `wait=False`: return as soon as traffic moved; the server finishes the smoke window and the
+    old slot's drain holding the deploy lock, and a crash in that window flips traffic back there
+    (`lightfold status` shows it: last_op)."""
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     app = target.name
@@ -203,8 +210,8 @@ async def push(
     release_id = new_release_id([r.id for r in status.releases])
     timings["prepare"] = time.monotonic() - t0
 
-    async with deploy_lock(conn, app, "push", release_id, lock_wait, report) as got:
-        if got.waited or lock_wait:
+    async with deploy_lock(conn, app, "push", release_id, lock_wait, report) as held:
+        if held.reply.waited or lock_wait:
             # Another deploy may have gone live while we waited: decide again on fresh facts, and
             # never reuse a release id it took.
             status = await agent_client.status(conn, app)
@@ -217,8 +224,9 @@ async def push(
         await _make_release(conn, target, detection, choice, local, release_id, decision, deps_hash, timings, report)
         t = time.monotonic()
         report("step", f"activating {release_id}: start the idle slot, health check, switch traffic")
-        activation = await agent_client.activate(conn, app, release_id, holder=actor(),
+        activation = await agent_client.activate(conn, app, release_id, holder=actor(), early=not wait,
                                                  on_event=agent_client.progress_notes(report))
+        held.handed_over = bool(activation.early)  # the switching process releases the lock
         timings["activate"] = time.monotonic() - t
         healthy = activation.timings.healthy_s if activation.timings else None
         if healthy is not None:  # the app's boot: slot start until its first healthy answer
@@ -433,6 +441,15 @@ async def _recover_from_dead_holder(conn: Connection, app: str, ours: str | None
 
 # A remote process that lives exactly as long as this CLI's SSH connection: when the CLI dies
 # (SIGKILL, lost network) sshd closes its stdin, `cat` exits, and the agent sees the lock's pid gone.
+@dataclass
+class HeldLock:
+    """The deploy lock `deploy_lock` holds. `handed_over`: an early activation's switching process
+    took it over and releases it itself (unlocking here would end its cover of the smoke window)."""
+
+    reply: Any
+    handed_over: bool = False
+
+
 HOLDER_COMMAND = "sh -c 'echo $$; exec cat >/dev/null'"
 
 
@@ -451,10 +468,12 @@ async def deploy_lock(conn: Connection, app: str, op: str, release: str | None, 
         if got.replaced_stale:
             report("warn", got.replaced_stale)
             await _recover_from_dead_holder(conn, app, release, report)
+        held = HeldLock(got)
         try:
-            yield got
+            yield held
         finally:
-            await _unlock(conn, app)
+            if not held.handed_over:
+                await _unlock(conn, app)
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(holder.close())

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from tests.unit.agent.conftest import NEW_RID, OLD_RID, blue_live_and_systemd_ok
 
 from lightfold.agent.core import AgentError, now_iso
 from lightfold.agent.files import write_json
 from lightfold.agent.lock import (
     acquire_lock,
+    adopt_lock,
     check_deploy_lock,
     flocked,
     lock_staleness,
@@ -218,3 +221,56 @@ def test_after_waiting_for_a_finishing_switch_a_plain_holder_is_refused_at_once(
         with pytest.raises(AgentError, match="locked by alice@laptop .push of 20260101120000"):
             acquire_lock(lay, "carol@ci", "push", None, 600, None, 0)
     assert time.monotonic() - t0 < 5
+
+
+def test_adopting_a_lock_keeps_its_holder_and_makes_it_ours(lay):
+    """An early activate takes over the caller's lock: the caller's SSH session may end, and the
+    lock now lives and dies with the switching process."""
+    theirs, _, _ = acquire_lock(lay, "alice@laptop", "push", "20260101120100", 600, None, 0)
+    mine = adopt_lock(lay, "alice@laptop", 30)
+    assert mine["holder"] == "alice@laptop" and mine["pid"] == os.getpid() and mine["op"] == "push"
+    assert 25 < mine["finishing_until"] - time.time() <= 30  # a deploy asking meanwhile waits for the switch
+    assert read_lock(lay) == mine and lock_staleness(mine, time.time()) is None
+    with pytest.raises(AgentError, match="not held by bob@ci"):
+        adopt_lock(lay, "bob@ci", 30)
+    release_lock(lay, mine)
+    assert read_lock(lay) is None
+    with pytest.raises(AgentError, match="it is free"):
+        adopt_lock(lay, "alice@laptop", 30)
+
+
+def test_an_early_activate_answers_when_traffic_moved_and_holds_the_lock_to_the_end(
+        lay, release, app_json, monkeypatch):
+    from lightfold.agent import ops, switch
+
+    app_json()
+    release(OLD_RID)
+    release(NEW_RID)
+    blue_live_and_systemd_ok(lay, monkeypatch)
+    acquire_lock(lay, "alice@laptop", "push", NEW_RID, 600, None, 0)
+    seen: dict = {}
+    monkeypatch.setattr(ops, "write_result", lambda data: seen.setdefault("early", (data, read_lock(lay))))
+    watched = []
+    monkeypatch.setattr(switch, "smoke_failure", lambda unit, base, s: watched.append(read_lock(lay)) or None)
+    result = ops.op_activate({"op": "activate", "app": "web", "release": NEW_RID, "holder": "alice@laptop",
+                              "early_result": True, "smoke_seconds": 5, "drain_seconds": 0}, lay)
+    early, lock_then = seen["early"]
+    assert early["early"] is True and early["release"] == NEW_RID and early["op"] == "activate"
+    assert early["continuing"] == {"smoke_seconds": 5.0, "drain_seconds": 0.0}
+    assert lock_then["pid"] == os.getpid() and lock_then["finishing_until"] > time.time()  # a deploy waits for it
+    assert watched[0]["holder"] == "alice@laptop"  # still held during the smoke window
+    assert result["release"] == NEW_RID and result["lock_taken"] is True
+    assert read_lock(lay) is None  # released at the end
+
+
+def test_a_plain_activate_leaves_the_callers_lock_alone(lay, release, app_json, monkeypatch):
+    from lightfold.agent import ops
+
+    app_json()
+    release(OLD_RID)
+    release(NEW_RID)
+    blue_live_and_systemd_ok(lay, monkeypatch)
+    theirs, _, _ = acquire_lock(lay, "alice@laptop", "push", NEW_RID, 600, None, 0)
+    result = ops.op_activate({"op": "activate", "app": "web", "release": NEW_RID, "holder": "alice@laptop",
+                              "smoke_seconds": 0, "drain_seconds": 0}, lay)
+    assert result["lock_taken"] is False and read_lock(lay) == theirs
