@@ -133,8 +133,8 @@ async def restore(conn: Connection, target: Target, backup_id: str, yes: bool, f
 async def download(conn: Connection, target: Target, backup_id: str, dest: Path, report: Report = silent) -> dict:
     """The backup's directory (encrypted files + manifest) into dest/<id>/, checked against its manifest."""
     import hashlib
-    import io
     import tarfile
+    import tempfile
 
     from lightfold.server.backup import archive_command
 
@@ -144,23 +144,30 @@ async def download(conn: Connection, target: Target, backup_id: str, dest: Path,
         if not ids:
             raise LightfoldError(f"no backup of {target.name} on its server", "run `lightfold backup create` first")
         backup_id = ids[-1]
-    buf = io.BytesIO()
-    errors: list[bytes] = []
-    status = await conn.stream(as_root(conn, archive_command(target.name, backup_id)), on_stdout=buf.write,
-                               on_stderr=errors.append, display=f"download backup {backup_id}")
-    if status != 0:
-        raise LightfoldError(f"cannot read backup {backup_id} on the server: "
-                             f"{b''.join(errors).decode(errors='replace').strip()[-200:]}",
-                             "see `lightfold backup list` for the ids")
     dest.mkdir(parents=True, exist_ok=True)
-    buf.seek(0)
-    with tarfile.open(fileobj=buf) as tar:
-        tar.extractall(dest, filter="data")
+    errors: list[bytes] = []
+    size = 0
+    with tempfile.TemporaryFile(dir=dest) as buf:  # on disk as it arrives: a backup can be large
+        def write(chunk: bytes) -> None:
+            nonlocal size
+            size += len(chunk)
+            buf.write(chunk)
+
+        status = await conn.stream(as_root(conn, archive_command(target.name, backup_id)), on_stdout=write,
+                                   on_stderr=errors.append, display=f"download backup {backup_id}")
+        if status != 0:
+            raise LightfoldError(f"cannot read backup {backup_id} on the server: "
+                                 f"{b''.join(errors).decode(errors='replace').strip()[-200:]}",
+                                 "see `lightfold backup list` for the ids")
+        buf.seek(0)
+        with tarfile.open(fileobj=buf) as tar:
+            tar.extractall(dest, filter="data")
     where = dest / backup_id
     manifest = json.loads((where / "manifest.json").read_text())
     bad = []
     for name, part in manifest["parts"].items():
-        digest = hashlib.sha256((where / part["file"]).read_bytes()).hexdigest()
+        with open(where / part["file"], "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
         if digest != part["sha256"]:
             bad.append(name)
     if bad:
@@ -169,5 +176,5 @@ async def download(conn: Connection, target: Target, backup_id: str, dest: Path,
     for f in where.iterdir():
         f.chmod(0o600)
     return {"target": target.name, "id": backup_id, "path": str(where),
-            "files": sorted(f.name for f in where.iterdir()), "bytes": len(buf.getvalue())}
+            "files": sorted(f.name for f in where.iterdir()), "bytes": size}
 
