@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HOST_PKGS=(git curl ca-certificates openssl openssh-client iproute2 procps util-linux
-           python3 python3-venv python3-yaml systemd-container mmdebstrap apt-cacher-ng nftables nginx-light pebble age)
+           python3 python3-venv python3-yaml systemd-container mmdebstrap apt-cacher-ng nftables nginx-light pebble age rclone)
 
 missing=()
 for p in "${HOST_PKGS[@]}"; do

@@ -218,7 +218,10 @@ def rclone(spec: dict, *args: str) -> str:
         raise Failure(f"no credentials for the off-server copy in {remote['config']}",
                       "run `lightfold backup create` with the bucket's credentials in AWS_ACCESS_KEY_ID and "
                       "AWS_SECRET_ACCESS_KEY")
-    return run(["rclone", "--config", remote["config"], "--low-level-retries", "3", "--retries", "2", *args])
+    # Only the config file speaks for the remote: no AWS_* of the environment (an AWS_CA_BUNDLE
+    # there makes rclone's S3 backend refuse to start).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return run(["rclone", "--config", remote["config"], "--low-level-retries", "3", "--retries", "2", *args], env=env)
 
 
 def push(spec: dict, bid: str) -> bool:

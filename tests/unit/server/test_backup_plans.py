@@ -1,6 +1,6 @@
 """`lightfold backup`: the plans as data and text (setup, timer, rclone remote), the laptop's age
 key, the config keys, and the server's backup tool run here for real on a storage-only app (with
-Debian's `age` when installed): complete backups only, keep N, verify catches truncation and
+Debian's `age` and `rclone` when installed): complete backups only, keep N, verify catches truncation and
 tampering, restore puts the files back."""
 
 from __future__ import annotations
@@ -238,3 +238,53 @@ def test_row_counts_parse_and_compare():
     assert parts.compare_counts({"public.a": 3, "public.b": 1}, {"public.a": 2, "public.c": 0}) == [
         "public.a: 2 rows, 3 at backup time", "public.b: None rows, 1 at backup time",
         "public.c: not in the backup's manifest"]
+
+
+@needs_age
+@pytest.mark.skipif(shutil.which("rclone") is None, reason="no rclone here (apt-get install rclone)")
+def test_tool_pushes_to_an_s3_bucket_and_fetches_back(app, monkeypatch):
+    """Through Debian's rclone to moto's S3 server on loopback; an AWS_CA_BUNDLE in the
+    environment (rclone's S3 backend fails on it) does not reach rclone."""
+    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("moto.server")
+    import socket
+    import time
+
+    spec, identity, tmp = app
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s",
+                          region_name="us-east-1")
+        for _ in range(100):
+            try:
+                s3.create_bucket(Bucket="lf-bk")
+                break
+            except Exception:
+                time.sleep(0.1)
+        (tmp / "rclone.conf").write_text(plans.rclone_config("k", "s", endpoint, "us-east-1"))
+        spec["remote"] = {"path": "lightfold:lf-bk/pre/shop", "config": str(tmp / "rclone.conf")}
+        (tmp / "spec.json").write_text(json.dumps(spec))
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp / "no-such-bundle.pem"))
+        rc, made = run_tool(tmp, "create")
+        assert rc == 0 and made["pushed"] is True, made
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="lf-bk")["Contents"])
+        assert keys == [f"pre/shop/{made['id']}/manifest.json", f"pre/shop/{made['id']}/storage.tar.gz.age"]
+        assert run_tool(tmp, "list")[1]["remote"]["ids"] == [made["id"]]
+        shutil.rmtree(Path(spec["dir"]) / made["id"])
+        rc, fetched = run_tool(tmp, "fetch", "latest")
+        assert rc == 0 and fetched == {"id": made["id"], "fetched": True}
+        assert run_tool(tmp, "verify", made["id"], identity=identity)[1]["ok"]
+        # A damaged remote copy is refused, and leaves nothing behind.
+        s3.put_object(Bucket="lf-bk", Key=f"pre/shop/{made['id']}/storage.tar.gz.age", Body=b"age-encryption.org/v1\n")
+        shutil.rmtree(Path(spec["dir"]) / made["id"])
+        rc, refused = run_tool(tmp, "fetch", made["id"])
+        assert rc == 1 and "damaged" in refused["error"], refused
+        assert sorted(os.listdir(spec["dir"])) == [".lock"]
+    finally:
+        server.terminate()
+        server.wait(10)
