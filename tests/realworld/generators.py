@@ -438,6 +438,28 @@ def vite_solid_pnpm(project: Path) -> None:
     _git_commit(project, "pnpm create vite (solid-ts)")
 
 
+def create_vue_yarn(project: Path) -> None:
+    """`npm create vue -- --default --router` (its engines ask for Node 22.18+ or 24.12+: the
+    server's Node is that major, not the default 20), installed with yarn classic (told to ignore
+    engines: this host's Node is 20)."""
+    npx(project, "create-vue@latest", "create-vue", "app", "--default", "--router")
+    _generated(project, "app")
+    npx(project, "yarn@1", "yarn", "install", "--ignore-scripts", "--ignore-engines", "--non-interactive")
+    _git_commit(project, "npm create vue --default --router; yarn install")
+
+
+def eleventy_npm(project: Path) -> None:
+    """Eleventy has no generator: its quick start (11ty.dev/docs): `npm init -y`, `npm install
+    @11ty/eleventy`, an index.md; the build script runs eleventy."""
+    run(project, "npm", "init", "-y")
+    package = json.loads((project / "package.json").read_text())
+    package["scripts"] = {"build": "eleventy"}
+    (project / "package.json").write_text(json.dumps(package, indent=2) + "\n")
+    run(project, "npm", "install", "--package-lock-only", "--no-audit", "--no-fund", "@11ty/eleventy")
+    (project / "index.md").write_text("# Heading\n\nHello from Eleventy.\n")
+    _git_commit(project, "eleventy quick start")
+
+
 # -- python ------------------------------------------------------------------------------------
 
 
@@ -569,4 +591,7 @@ SITES = [
     App("angular", "angular", "npm", angular_npm, check_path="/client/route", expect="<app-root>"),
     App("docusaurus", "docusaurus", "npm", docusaurus_npm, check_path="/docs/intro", expect="Tutorial Intro"),
     App("solid", "vite", "pnpm", vite_solid_pnpm, check_path="/client/route", expect='<div id="root">'),
+    App("create-vue", "vite", "yarn", create_vue_yarn, check_path="/about", expect='<div id="app">'),
+    App("eleventy", "eleventy", "npm", eleventy_npm, note="Eleventy quick start, written out (no generator)",
+        expect="Hello from Eleventy."),
 ]

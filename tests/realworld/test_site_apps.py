@@ -1,5 +1,6 @@
 """Static sites of other generators on one sandbox machine (only with LIGHTFOLD_REALWORLD=all):
-`ng new --defaults` (Angular CLI 20, an SPA), `create-docusaurus classic` and create-vite Solid (pnpm)."""
+`ng new --defaults` (Angular CLI 20, an SPA), `create-docusaurus classic`, create-vite Solid (pnpm),
+`npm create vue` (yarn classic; its engines ask for Node 22.18+) and Eleventy's quick start."""
 
 from __future__ import annotations
 
