@@ -589,7 +589,7 @@ MORE = [
 # Static sites of other generators (only with LIGHTFOLD_REALWORLD=all).
 SITES = [
     App("angular", "angular", "npm", angular_npm, check_path="/client/route", expect="<app-root>"),
-    App("docusaurus", "docusaurus", "npm", docusaurus_npm, check_path="/docs/intro", expect="Tutorial Intro"),
+    App("docusaurus", "docusaurus", "npm", docusaurus_npm, check_path="/docs/intro/", expect="Tutorial Intro"),
     App("solid", "vite", "pnpm", vite_solid_pnpm, check_path="/client/route", expect='<div id="root">'),
     App("create-vue", "vite", "yarn", create_vue_yarn, check_path="/about", expect='<div id="app">'),
     App("eleventy", "eleventy", "npm", eleventy_npm, note="Eleventy quick start, written out (no generator)",
