@@ -34,7 +34,7 @@ from lightfold import state
 from lightfold.agent.layout import Layout
 from lightfold.agent.protocol import StatusReply, SwitchResult
 from lightfold.errors import LightfoldError
-from lightfold.release import agent_client, facts
+from lightfold.release import agent_client, facts, space
 from lightfold.release.report import Report, silent
 from lightfold.release.target import Target, actor, as_root, source_layout
 
@@ -208,6 +208,8 @@ async def push(
         return _skipped(target, status, local, "is live with this code, env and settings; nothing to push "
                                                "(--force pushes anyway)", report)
     release_id = new_release_id([r.id for r in status.releases])
+    if decision.kind != "env-only":  # an env-only release is hard links to the live one
+        space.check_before_upload(app, status.disk.free_bytes, space.release_bytes(local.root, local.files))
     timings["prepare"] = time.monotonic() - t0
 
     async with deploy_lock(conn, app, "push", release_id, lock_wait, report) as held:
@@ -294,8 +296,12 @@ async def _make_release(
         with tempfile.TemporaryDirectory() as tmp:
             archive = build_archive(local.root, Path(tmp) / "release.tar.gz", local.files)
             # The archive on stdin, unpacked as it arrives: one exec, and no upload file to delete.
-            await conn.run(as_root(conn, f"bash -c {shlex.quote(extract_command(app, release_id))}"),
-                           input=archive.path.read_bytes(), display="upload and unpack the release")
+            try:
+                await conn.run(as_root(conn, f"bash -c {shlex.quote(extract_command(app, release_id))}"),
+                               input=archive.path.read_bytes(), display="upload and unpack the release")
+            except LightfoldError as e:
+                await space.raise_if_out_of_space(conn, app, "upload", e, e.details)
+                raise
         timings["upload"] = time.monotonic() - t
 
         prepare = builder.prepare_command(app, release_id, detection, local.subdir)
@@ -404,6 +410,9 @@ async def _run_build(conn: Connection, target: Target, script: str, report: Repo
     if run.ok:
         return
     failed = run.failed
+    output = [*(failed.get("output") or []), *run.stderr.splitlines()[-40:]]
+    if space.out_of_space(output):
+        raise space.ran_out(target.name, "build", await space.free_now(conn), [str(x) for x in output][-20:])
     if failed:
         raise LightfoldError(*failure_message(failed), details=[str(x) for x in failed.get("output") or []][-20:])
     raise LightfoldError(
