@@ -203,3 +203,12 @@ def test_images_are_named_like_cloud_images_and_cached_side_by_side():
     )
     argv = image.mmdebstrap_argv(reg, LAY.images / "x", "bookworm")
     assert argv[-3:] == ["bookworm", str(LAY.images / "x"), "http://mirror.example/debian"]
+
+
+def test_the_fake_clouds_boot_the_debian_their_image_names():
+    from tests.fakes.sandbox_backend import SandboxBackend
+
+    for name in ("debian-12", "debian-12-x64", "Debian 12 x64 (bookworm)"):
+        assert SandboxBackend.suite(name) == "bookworm", name
+    for name in ("debian-13", "debian-13-x64", "Debian 13 x64 (trixie)", "ubuntu-24.04", None):
+        assert SandboxBackend.suite(name) == "trixie", name

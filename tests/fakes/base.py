@@ -41,8 +41,10 @@ from aiohttp import web
 
 
 class VmBackend(Protocol):
-    def boot(self, name: str, user_data: str | None) -> str:
-        """Start a machine for a new server; returns its IPv4. May block (run in a thread)."""
+    def boot(self, name: str, user_data: str | None, image: str | None = None) -> str:
+        """Start a machine for a new server; returns its IPv4. May block (run in a thread).
+        `image`: the OS the server was created with, as the provider names it ('debian-12',
+        'Debian 13 x64 (trixie)')."""
 
     def destroy(self, name: str) -> None:
         """Remove the machine; a name that was never booted is fine."""
@@ -68,12 +70,12 @@ class LoopbackBackend:
         self._free = iter(range(2, 255))
         self.machines: dict[str, dict[str, Any]] = {}
 
-    def boot(self, name: str, user_data: str | None) -> str:
+    def boot(self, name: str, user_data: str | None, image: str | None = None) -> str:
         with self._lock:
             if name in self.machines:
                 raise RuntimeError(f"machine {name} already exists")
             ip = f"127.0.0.{next(self._free)}"
-            self.machines[name] = {"ip": ip, "user_data": user_data}
+            self.machines[name] = {"ip": ip, "user_data": user_data, "image": image}
             return ip
 
     def destroy(self, name: str) -> None:
@@ -263,7 +265,7 @@ class FakeCloud:
         carried = await loop.run_in_executor(None, disk_key, old_name) if disk_key else None
         if carried and user_data:
             user_data = with_host_key(user_data, *carried)
-        ip = await loop.run_in_executor(None, self.vm.boot, new_name, user_data)
+        ip = await loop.run_in_executor(None, self.vm.boot, new_name, user_data, server.get("_os"))
         server["_machine"] = new_name
         self.mark_running(server, ip)
         await loop.run_in_executor(None, self.vm.destroy, old_name)
@@ -306,9 +308,12 @@ class FakeCloud:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), hang)
 
-    def boot_later(self, server: dict, name: str, user_data: str | None, on_done: Callable | None = None) -> None:
-        """The server's machine boots after `boot_delay`; then it is marked running with its IP."""
+    def boot_later(self, server: dict, name: str, user_data: str | None, on_done: Callable | None = None,
+                   image: str | None = None) -> None:
+        """The server's machine boots after `boot_delay` (on `image`, the provider's name for its
+        OS; a move boots the same); then it is marked running with its IP."""
         sid = str(server["id"])
+        server["_os"] = image
 
         async def run() -> None:
             await asyncio.sleep(self.boot_delay)
@@ -319,7 +324,7 @@ class FakeCloud:
                 await asyncio.wait({pending})
             self._booting[sid] = name
             try:
-                ip = await asyncio.get_running_loop().run_in_executor(None, self.vm.boot, name, user_data)
+                ip = await asyncio.get_running_loop().run_in_executor(None, self.vm.boot, name, user_data, image)
             except Exception as e:
                 self._booting.pop(sid, None)
                 self.mark_failed(server, f"boot failed: {e}")

@@ -257,7 +257,8 @@ class FakeDigitalOcean(FakeCloud):
         }
         self.servers[str(did)] = droplet
         action = self.new_action("create", droplet)
-        self.boot_later(droplet, body["name"], body.get("user_data"), lambda ok: self.finish(action, ok))
+        self.boot_later(droplet, body["name"], body.get("user_data"), lambda ok: self.finish(action, ok),
+                        image=image["slug"])
         await self.maybe_hang()
         href = f"{request.url.origin()}{self.prefix}/actions/{action['id']}"
         return web.json_response({"droplet": self.public(droplet),

@@ -228,7 +228,7 @@ class FakeHetzner(FakeCloud):
         action = self.new_action("create_server", sid)
         start = self.new_action("start_server", sid)
         self.boot_later(server, body["name"], body.get("user_data"),
-                        lambda ok: (self.finish(action, ok), self.finish(start, ok)))
+                        lambda ok: (self.finish(action, ok), self.finish(start, ok)), image=image["name"])
         await self.maybe_hang()
         return web.json_response({"server": self.public(server), "action": action, "next_actions": [start],
                                   "root_password": None}, status=201)

@@ -3,6 +3,10 @@ systemd-nspawn needed), so `lightfold create --provider hetzner` can run end to 
 
     python -m tests.fakes.hetzner --port 0 --vm-backend tests.fakes.sandbox_backend:SandboxBackend
 
+The server's image picks the sandbox image: a Debian 12 or 13 image as the provider names it
+(`debian-12`, `debian-12-x64`, "Debian 12 x64 (bookworm)") boots that Debian; anything else (Ubuntu,
+which has no sandbox image) boots the default, Debian 13.
+
 The sandbox image has no cloud-init, so this applies the part of lightfold's #cloud-config that
 matters (see `lightfold.providers.cloud.user_data`) when the machine is made, before it boots:
 root's authorized keys, the host key lightfold generated and pinned, and write_files
@@ -37,7 +41,15 @@ class SandboxBackend:
         """Sandbox names are short and global to the host; 'fc-' keeps them apart from `--provider local`."""
         return "fc-" + (re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:28].strip("-") or "server")
 
-    def boot(self, name: str, user_data: str | None) -> str:
+    @staticmethod
+    def suite(image: str | None) -> str:
+        """The sandbox image's Debian suite for a provider's image name."""
+        from lightfold.sandbox.image import IMAGES, SUITE
+
+        m = re.search(r"debian[- ](\d+)", (image or "").lower())
+        return IMAGES.get(f"debian-{m.group(1)}", SUITE) if m else SUITE
+
+    def boot(self, name: str, user_data: str | None, image: str | None = None) -> str:
         config = read_user_data(user_data) if user_data else {}
         keys = "".join(k.strip() + "\n" for k in config.get("ssh_authorized_keys", []))
         given = config.get("ssh_keys") or {}
@@ -47,7 +59,8 @@ class SandboxBackend:
         files = [FileSpec(f["path"].lstrip("/"), f.get("content", ""), int(str(f.get("permissions", "0644")), 8))
                  for f in config.get("write_files", [])]
         mname = self.machine_name(name)
-        m = machine.create(mname, self.network, keys, self.owner, host_key=host_key, extra_files=files)
+        m = machine.create(mname, self.network, keys, self.owner, host_key=host_key, extra_files=files,
+                           suite=self.suite(image))
         try:
             machine.wait_for_ssh_port(mname, m.ip, time.monotonic() + BOOT_TIMEOUT)
         except BaseException:

@@ -212,7 +212,7 @@ class FakeVultr(FakeCloud):
             "_user_data": user_data, "_ssh_keys": keys,
         }
         self.servers[iid] = inst
-        self.boot_later(inst, inst["hostname"], user_data)
+        self.boot_later(inst, inst["hostname"], user_data, image=os_[1])
         await self.maybe_hang()
         return web.json_response({"instance": self.public(inst) | {"default_password": "v5{Fkv" + iid[:6]}},
                                  status=202)

@@ -148,6 +148,9 @@ def test_create_then_wait_until_running_with_an_ip(provider, fake):
     assert set(ready.tags) >= {cloud.MANAGED_TAG, tag}
     booted = fake.vm.machines["my-app"]
     assert booted["ip"] == ready.ipv4
+    # The machine boots the OS the server was made with, as the provider names it (Debian 13).
+    assert {"hetzner": "debian-13", "digitalocean": "debian-13-x64",
+            "vultr": "Debian 13 x64 (trixie)"}[provider] == booted["image"]
     config = cloud.read_user_data(booted["user_data"])  # what the machine got on first boot
     assert config["ssh_keys"]["ed25519_public"] == host_key.public_openssh
     assert config["ssh_authorized_keys"] == [PUBKEY]
