@@ -1,7 +1,7 @@
 """The dockerfile builder on a real sandbox machine: configure installs docker.io, push builds the
 image on the server, the slots run it through the same health-gated blue/green switch.
 
-No image registry is reachable: the base image (`local/debian-python:bookworm`) is imported
+No image registry is reachable: the base image (`local/debian-python:machine`) is imported
 inside the machine from the machine's own Debian root (it has python3), which takes seconds and
 no network, instead of mmdebstrap (measured 2.5 min on the host through the mirror)."""
 
@@ -28,7 +28,7 @@ BASE_IMPORT = (
     "tar -C / --one-file-system -cf - --exclude=./proc --exclude=./sys --exclude=./dev --exclude=./run"
     " --exclude=./var/lib/docker --exclude=./srv --exclude=./tmp --exclude=./root --exclude=./home"
     " --exclude=./var/cache/apt --exclude=./var/lib/apt/lists --exclude=./usr/share/doc --exclude=./usr/share/man ."
-    " | docker import - local/debian-python:bookworm >/dev/null"
+    " | docker import - local/debian-python:machine >/dev/null"
 )
 
 
