@@ -6,6 +6,7 @@ app on the same machine. The tests run in order and build on each other's releas
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -217,6 +218,38 @@ def test_ctrl_c_stops_the_remote_command(flask):
         time.sleep(0.25)
     assert not left
     assert sb.exec("pgrep -f 'sleep [3]00'", check=False).returncode == 1  # [3]: not the shell running pgrep
+
+
+def test_run_from_a_terminal_gives_the_command_a_terminal_of_its_own(flask):
+    """A prompt (createsuperuser's, a shell's) needs a terminal: from one, `run` gives the command
+    its own on the server (ssh -t, systemd-run --pty), still as the app user with the env."""
+    import pty
+
+    from tests.e2e.conftest import LIGHTFOLD
+
+    sb = flask
+    code = ("import os, sys; print('tty', sys.stdin.isatty(), sys.stdout.isatty(), os.environ['GREETING']); "
+            "print('hello', input('name? '))")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([LIGHTFOLD, "run", "--target", sb.target, "--", "python3", "-c", code], cwd=sb.project,
+                            env=sb.env, stdin=follower, stdout=follower, stderr=follower, start_new_session=True)
+    os.close(follower)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"name? " not in seen and time.monotonic() < deadline:
+            seen += os.read(leader, 4096)
+        assert b"tty True True one" in seen, seen
+        os.write(leader, b"alice\r")
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                seen += os.read(leader, 4096)
+        assert proc.wait(timeout=10) == 0, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    assert b"hello alice" in seen, seen
 
 
 def test_sync_rebuilds_lost_state_then_status_push_and_rollback_work(flask):

@@ -121,3 +121,27 @@ def test_a_release_with_neither_launcher_is_an_error(tmp_path: Path):
 def test_run_without_a_command_is_a_usage_error(cli, lf_home):
     r = cli("run", "--target", "web")
     assert r.returncode == 2 and "no command to run" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_with_a_terminal_the_command_gets_its_own_pty_instead_of_pipes():
+    words = systemd_run_words(run_script("shop", RID, ["python", "manage.py", "createsuperuser"], "a1b2c3d4e5f6",
+                                         pty=True))
+    assert "--pty" in words and "--pipe" not in words and "--wait" in words
+
+
+@pytest.mark.parametrize("user, provider", [("root", "byos"), ("deploy", "digitalocean")])
+def test_the_pty_run_is_ssh_with_a_terminal_running_the_script_as_root(user, provider, lf_home):
+    from lightfold.config import ProviderConfig, TargetConfig
+    from lightfold.release.run import pty_argv
+    from lightfold.release.target import Target
+
+    cfg = TargetConfig(project_path="/p", provider=provider,
+                       provider_config={provider: ProviderConfig(ip="203.0.113.9", username=user, ssh_key="/k")})
+    argv = pty_argv(Target("shop", cfg), RID, ["python", "manage.py", "createsuperuser"])
+    assert argv[0] == "ssh" and argv.index("-t") < argv.index("--") and argv[argv.index("--") + 1] == "203.0.113.9"
+    remote = argv[-1]
+    assert remote.startswith("sudo -n bash -c " if user != "root" else "bash -c ")
+    script = shlex.split(remote)[-1]
+    assert "--pty" in systemd_run_words(script) and "createsuperuser" in script
+    known = next(o for o in argv if o.startswith("UserKnownHostsFile="))
+    assert ("/.ssh/known_hosts" in known) is (provider == "byos")  # the user's own file only for their servers

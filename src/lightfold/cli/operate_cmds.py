@@ -87,14 +87,20 @@ def run(
     command: Annotated[list[str] | None, typer.Argument(help="The command, after `--`: one argument is a shell "
                                                         "command line, several are its argv.",
                                                         show_default=False)] = None,
+    pty: Annotated[bool | None, typer.Option(
+        "--pty/--no-pty", show_default=False,
+        help="Give the command a terminal on the server (a shell, prompts such as createsuperuser's); "
+             "default: when this terminal is one (stdin and stdout). Uses the system ssh client.")] = None,
 ) -> None:
     """Run a one-off command in the live release as the app user, with the release's env.
 
     Confined like the app (same user, env snapshot, sandbox), output streamed, its exit status
-    passed through; stdin is forwarded when it is not a terminal; Ctrl-C stops the command.
-    Examples: lightfold run --target myapp -- python manage.py migrate ·
+    passed through; stdin is forwarded when it is not a terminal, and on a terminal the command
+    gets one of its own (--pty); Ctrl-C stops the command.
+    Examples: lightfold run --target myapp -- python manage.py createsuperuser ·
     lightfold run -t myapp -- 'echo $DATABASE_URL | cut -d@ -f2' · lightfold run -- psql < dump.sql
     """
+    import os
     import sys
 
     from lightfold.release import run as one_off
@@ -102,6 +108,13 @@ def run(
 
     argv = one_off.command_argv(command or [])
     t = targets.load(resolve_target(target))
+    if pty is None:
+        pty = all(s is not None and s.isatty() for s in (sys.stdin, sys.stdout))
+    if pty:
+        release = targets.on_server(t, lambda conn: one_off.live_release(conn, t.name))
+        ssh = one_off.pty_argv(t, release, argv)
+        sys.stdout.flush()
+        os.execvp(ssh[0], ssh)
 
     def sink(stream):
         def write(chunk: bytes) -> None:

@@ -190,7 +190,6 @@ def ssh(
     Examples:  lightfold ssh --target demo   ·   lightfold ssh --target demo -- systemctl status nginx
     """
     import os
-    import shutil
 
     from lightfold import config
     from lightfold.errors import LightfoldError
@@ -210,8 +209,7 @@ def ssh(
                 f"the local machine '{name}' is {state}",
                 f"recreate it with `lightfold create --target {name} --force`",
             )
-    if shutil.which("ssh") is None:
-        raise LightfoldError("the ssh client is not installed", "install it: sudo apt-get install -y openssh-client")
+    openssh.require_client()
     argv = openssh.ssh_argv(pc.ip, pc.port, pc.username, pc.ssh_key, openssh.known_hosts_path(), command or None,
                             user_known_hosts=tc.provider == "byos")
     os.execvp(argv[0], argv)

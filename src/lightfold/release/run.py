@@ -9,6 +9,7 @@ passed through.
         with the app unit's user, env file and sandbox (`server.app.sandbox_properties`)
     stop_command(app, token)   `systemctl stop` of that unit: what Ctrl-C on the laptop runs
     run(conn, target, argv, ...)  the agent's status (what is live), then the stream
+    pty_argv(target, release, argv)   `ssh -t` running the script with `systemd-run --pty` instead
 
 The env values never appear in any command line: systemd reads the snapshot
 (`Layout.env_file(release)`, 0600 root) itself. One argument is a shell command line (`sh -c`),
@@ -28,7 +29,7 @@ from lightfold.agent import layout
 from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError, UsageError
 from lightfold.release import agent_client
-from lightfold.release.target import Target, as_root
+from lightfold.release.target import Target, as_root, root_command
 
 if TYPE_CHECKING:
     from lightfold.remote import Connection
@@ -45,8 +46,9 @@ def new_token() -> str:
     return secrets.token_hex(6)
 
 
-def run_script(app: str, release: str, argv: list[str], token: str) -> str:
-    """The bash script root runs for `lightfold run` (pure)."""
+def run_script(app: str, release: str, argv: list[str], token: str, pty: bool = False) -> str:
+    """The bash script root runs for `lightfold run` (pure). `pty`: the command gets a terminal of
+    its own (`systemd-run --pty`, under an `ssh -t` session: see `pty_argv`) instead of pipes."""
     from lightfold.server.app import app_user, sandbox_properties
 
     if not layout.is_release_id(release):
@@ -66,11 +68,25 @@ def run_script(app: str, release: str, argv: list[str], token: str) -> str:
         f'elif [ -f "$S" ]; then set -- /bin/sh -c {preamble_then_exec} "$S" {words}',
         f"else echo {shlex.quote(f'lightfold: release {release} has neither .lightfold/exec nor a start script')}"
         " >&2; exit 127; fi",
-        "exec systemd-run --quiet --collect --wait --pipe --service-type=exec"
+        f"exec systemd-run --quiet --collect --wait {'--pty' if pty else '--pipe'} --service-type=exec"
         f" --unit={shlex.quote(layout.run_unit(app, token))} "
         + " ".join(f"-p {shlex.quote(p)}" for p in props) + ' -- "$@"',
         "",
     ])
+
+
+def pty_argv(target: Target, release: str, argv: list[str]) -> list[str]:
+    """The system `ssh` with a terminal (`-t`) running `run_script(..., pty=True)` as root: for an
+    interactive command (a shell, `manage.py createsuperuser`'s prompts). Keystrokes, Ctrl-C and
+    the window size go to the command's own terminal; its exit status is ssh's."""
+    from lightfold.remote import openssh
+
+    openssh.require_client()
+    server = target.server
+    script = run_script(target.name, release, argv, new_token(), pty=True)
+    remote = root_command(server.username, f"bash -c {shlex.quote(script)}")
+    return openssh.ssh_argv(server.ip, server.port, server.username, server.ssh_key, openssh.known_hosts_path(),
+                            [remote], user_known_hosts=target.config.provider == "byos", tty=True)
 
 
 def stop_command(app: str, token: str) -> str:

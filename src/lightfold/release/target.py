@@ -110,7 +110,12 @@ async def connect(target: Target) -> Connection:
 
 def as_root(conn: Connection, command: str) -> str:
     """`command` run as root: as is for root logins, through `sudo -n` for a sudoer."""
-    return command if conn.username == "root" else f"sudo -n {command}"
+    return root_command(conn.username, command)
+
+
+def root_command(username: str, command: str) -> str:
+    """`as_root` for a login name (a command for the system `ssh` client, not a Connection)."""
+    return command if username == "root" else f"sudo -n {command}"
 
 
 def on_server(target: Target, work: Callable[[Connection], Awaitable[T]]) -> T:

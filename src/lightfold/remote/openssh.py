@@ -42,14 +42,15 @@ def host_pattern(host: str, port: int) -> str:
 
 def ssh_argv(
     host: str, port: int, username: str, key: str | None, known_hosts: Path, command: list[str] | None = None,
-    *, user_known_hosts: bool = False,
+    *, user_known_hosts: bool = False, tty: bool = False,
 ) -> list[str]:
     """`ssh` with lightfold's pinned keys only (plus ~/.ssh/known_hosts with `user_known_hosts`, as
     for servers the user brought): a changed or unknown host key is refused. The login goes by
-    `-l` and the host after `--`, so a user or host name starting with '-' is never an option."""
+    `-l` and the host after `--`, so a user or host name starting with '-' is never an option.
+    `tty`: a terminal on the server for `command` (`-t`), as an interactive command needs."""
     files = [known_hosts, Path.home() / ".ssh" / "known_hosts"] if user_known_hosts else [known_hosts]
     known = " ".join(ssh_option_word(str(f)) for f in files)
-    argv = ["ssh", "-p", str(port)]
+    argv = ["ssh", "-p", str(port), *(["-t"] if tty else [])]
     if key:
         argv += ["-i", key, "-o", "IdentitiesOnly=yes"]
     argv += [
@@ -63,6 +64,14 @@ def ssh_argv(
         "--", host,  # after `--` neither the host nor the command can be taken for an option
     ]
     return argv + list(command or [])
+
+
+def require_client() -> None:
+    """The system `ssh` client is there (what `lightfold ssh` and `run --pty` exec), or the fix."""
+    import shutil
+
+    if shutil.which("ssh") is None:
+        raise LightfoldError("the ssh client is not installed", "install it: sudo apt-get install -y openssh-client")
 
 
 def ssh_option_word(value: str) -> str:
