@@ -6,9 +6,9 @@ app on the same machine. The tests run in order and build on each other's releas
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -235,15 +235,22 @@ def test_run_from_a_terminal_gives_the_command_a_terminal_of_its_own(flask):
                             env=sb.env, stdin=follower, stdout=follower, stderr=follower, start_new_session=True)
     os.close(follower)
     seen = b""
-    try:
+
+    def read_until(done) -> None:
+        nonlocal seen
         deadline = time.monotonic() + 60
-        while b"name? " not in seen and time.monotonic() < deadline:
-            seen += os.read(leader, 4096)
+        while not done() and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(leader, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    return
+
+    try:
+        read_until(lambda: b"name? " in seen)
         assert b"tty True True one" in seen, seen
         os.write(leader, b"alice\r")
-        while proc.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                seen += os.read(leader, 4096)
+        read_until(lambda: b"hello alice" in seen and proc.poll() is not None)
         assert proc.wait(timeout=10) == 0, seen
     finally:
         if proc.poll() is None:
