@@ -357,7 +357,8 @@ os.execve("/bin/bash", ["bash", "-c", command], env)
 
 def _as_build_and_app_users(app: str, release_id: str, build: str, release: str) -> str:
     """Root's script: `build` as the build user, then (when there is one) `release` as the app
-    user, each through ENV_LOADER with the release's env."""
+    user, each through ENV_LOADER with the release's env. Neither reads root's stdin: the rest of
+    this script arrives there (a build command reading stdin would swallow the release phase)."""
     builder, user = build_user(app), app_user(app)
     env_file = Layout(app).env_file(release_id)
     loader = f"/usr/bin/python3 -c {shlex.quote(ENV_LOADER)} {layout.AGENT_DIR} \"$LF_ENV\""
@@ -371,16 +372,16 @@ def _as_build_and_app_users(app: str, release_id: str, build: str, release: str)
         f"LF_BUILD={shlex.quote(build)}",
     ]
     if not release:
-        return "\n".join([*lines, f'{loader} {builder} "$LF_BUILD"', "LF_RC=$?", *_reap(builder),
+        return "\n".join([*lines, f'{loader} {builder} "$LF_BUILD" < /dev/null', "LF_RC=$?", *_reap(builder),
                           'exit "$LF_RC"', ""])
     return "\n".join([
         *lines,
         f"LF_RELEASE={shlex.quote(release)}",
-        f'{loader} {builder} "$LF_BUILD"',
+        f'{loader} {builder} "$LF_BUILD" < /dev/null',
         "LF_RC=$?",
         *_reap(builder),
         '[ "$LF_RC" = 0 ] || exit "$LF_RC"',
-        f'exec {loader} {user} "$LF_RELEASE"',
+        f'exec {loader} {user} "$LF_RELEASE" < /dev/null',
         "",
     ])
 

@@ -359,10 +359,12 @@ def test_root_wrapper_runs_the_build_as_the_build_user_and_only_the_release_phas
     det = Det(install="npm ci", build="npm run build", release="npx prisma migrate deploy", start="node s.js")
     script = build_script("shop", det, DeployConfig(), "20260101120000")
     bash_syntax_ok(script)
-    first, second = script.index(' lfb-shop "$LF_BUILD"\n'), script.index(' lf-shop "$LF_RELEASE"\n')
+    # neither phase reads root's stdin: the rest of this script arrives there
+    first = script.index(' lfb-shop "$LF_BUILD" < /dev/null\n')
+    second = script.index(' lf-shop "$LF_RELEASE" < /dev/null\n')
     reap = script.index("pkill -KILL -U lfb-shop")  # nothing of the build user outlives the build
     assert first < reap < script.index('[ "$LF_RC" = 0 ] || exit "$LF_RC"') < second
-    assert script.endswith(' lf-shop "$LF_RELEASE"\n')
+    assert script.endswith(' lf-shop "$LF_RELEASE" < /dev/null\n')
     build = user_build_script("shop", det, DeployConfig(), "20260101120000", phase="build")
     release = user_build_script("shop", det, DeployConfig(), "20260101120000", phase="release")
     bash_syntax_ok(build)
