@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from lightfold.agent.layout import SRV, Layout
 from lightfold.errors import LightfoldError
 
 MB = 1_000_000
@@ -30,21 +31,21 @@ def mb(n: int) -> str:
 
 
 def fix(app: str) -> str:
-    return (f"free space on the server: see what uses it with `lightfold ssh --target {app} -- du -xhd1 /srv /var /tmp`"
-            f" (failed releases under /srv/{app}/releases/ can go; lightfold keeps the last five and removes older"
-            " ones after each deploy), or give the server a bigger disk; then deploy again — the live release keeps"
-            " serving")
+    return (f"free space on the server: see what uses it with `lightfold ssh --target {app} -- du -xhd1 {SRV} "
+            f"/var /tmp` (failed releases under {Layout(app).releases_dir}/ can go; lightfold keeps the last five and"
+            " removes older ones after each deploy), or give the server a bigger disk; then deploy again — the live"
+            " release keeps serving")
 
 
 def check_before_upload(app: str, free: int | None, needed_files: int) -> None:
-    """Raise when the server's /srv has less free space than the release's files plus HEADROOM
+    """Raise when the server's SRV filesystem has less free space than the release's files plus HEADROOM
     (`free` None: the server did not say; nothing is checked)."""
     if free is None:
         return
     needed = needed_files + HEADROOM
     if free < needed:
         raise LightfoldError(
-            f"not enough disk space on the server: /srv has {mb(free)} free, and this release needs about "
+            f"not enough disk space on the server: {SRV} has {mb(free)} free, and this release needs about "
             f"{mb(needed)} ({mb(needed_files)} of files plus {mb(HEADROOM)} for its build); nothing was uploaded",
             fix(app),
         )
@@ -56,15 +57,15 @@ def out_of_space(lines: list[str] | tuple[str, ...]) -> bool:
 
 def ran_out(app: str, during: str, free: int | None, details: list[str] | None = None) -> LightfoldError:
     """The error of a push whose `during` (upload, build) hit a full disk."""
-    left = f" ({mb(free)} free on /srv now)" if free is not None else ""
+    left = f" ({mb(free)} free on {SRV} now)" if free is not None else ""
     return LightfoldError(f"the server ran out of disk space during the {during}: No space left on device{left}",
                           fix(app), details=details or [])
 
 
 async def free_now(conn) -> int | None:
-    """/srv's free bytes as the server sees them now (None if it cannot say)."""
+    """The free bytes of the server's SRV filesystem now (None if it cannot say)."""
     try:
-        res = await conn.run("df -B1 --output=avail /srv", check=False, timeout=15)
+        res = await conn.run(f"df -B1 --output=avail {SRV}", check=False, timeout=15)
         return int(res.stdout.split()[-1])
     except Exception:  # noqa: BLE001 - only for a better message on a path that already failed
         return None
