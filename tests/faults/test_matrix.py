@@ -1,0 +1,169 @@
+"""The fault matrix (issue 18) on one sandbox machine: a deploy broken mid-flight by a network
+partition, a SIGKILLed agent, a skewed clock and a reboot. Each scenario ends with the same four
+checks (tests/faults/faults.py): the last good release kept serving, the next plain deploy works,
+status tells the truth, nothing is left behind. The scenarios run in order on one machine, each
+starting from the release the previous one left live."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from tests.faults.faults import (
+    Watched,
+    assert_next_deploy_works,
+    assert_nothing_left,
+    assert_truthful,
+    deploy,
+    install_app,
+    partition,
+    reboot,
+    served,
+    set_version,
+    settled,
+    status,
+)
+
+from lightfold.probe import Probe
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def app(shared_sandbox):
+    sb = shared_sandbox
+    install_app(sb, "v1")
+    deploy(sb)
+    assert served(sb)[0] == "v1"
+    return sb
+
+
+def probe(sb) -> Probe:
+    return Probe(f"http://{sb.ip}/", rate=20, expect_status=200)
+
+
+def test_partition_mid_upload_fails_the_push_and_the_next_deploy_replaces_its_lock(app):
+    """The laptop's network goes away while the archive is on its way (no FIN, no RST): the CLI
+    gives up on its own (SSH keepalives), the server's sshd drops the dead session, and the next
+    plain deploy finds the lock stale and marks the half-uploaded release failed."""
+    sb = app
+    before = served(sb)
+    (sb.project / "ballast.bin").write_bytes(os.urandom(16 * 2**20))
+    set_version(sb, "v2-partitioned")
+    with probe(sb) as p:
+        run = Watched(sb, "deploy", "--target", sb.target)
+        run.wait_for("uploading")
+        with partition(sb):
+            t = time.monotonic()
+            code, _, err = run.finish(timeout=180)
+            gave_up = time.monotonic() - t
+        assert code == 1, err
+        assert served(sb) == before
+    assert p.result.failed == 0 and p.result.total > 20, p.result.summary()
+    assert gave_up < 120, gave_up
+    (sb.project / "ballast.bin").unlink()
+    assert_next_deploy_works(sb, "v2")
+
+
+def test_partition_mid_switch_the_switch_finishes_on_the_server(app):
+    """A partition of a few seconds while the new slot boots: the detached switch goes on without
+    the laptop, and once the network is back the push reports the outcome."""
+    sb = app
+    set_version(sb, "v3", boot_delay=3)
+    with probe(sb) as p:
+        run = Watched(sb, "deploy", "--target", sb.target)
+        run.wait_for("starting 2")  # the agent: "starting <release> in slot ..."
+        with partition(sb):
+            time.sleep(12)
+        code, _, err = run.finish(timeout=180)
+        assert code == 0, err
+        settled(sb)
+    assert p.result.failed == 0, p.result.summary()
+    assert_truthful(sb, "v3")
+    assert_nothing_left(sb)
+    assert_next_deploy_works(sb, "v4")
+
+
+@pytest.mark.parametrize("when", ["healthy", "traffic is on"])
+def test_agent_unit_killed_mid_switch(app, when):
+    """SIGKILL of the agent's transient unit (`lightfold-activate-<app>`) while the new slot boots
+    (before traffic moved) or in its smoke window (after): the push fails saying so, and whatever
+    nginx serves is what status calls live."""
+    sb = app
+    before = served(sb)
+    version = f"v5-{when.split()[0]}"
+    set_version(sb, version, boot_delay=2)
+    with probe(sb) as p:
+        run = Watched(sb, "deploy", "--target", sb.target)
+        run.wait_for("starting 2" if when == "healthy" else when)
+        sb.exec(f"systemctl kill --signal=KILL lightfold-activate-{sb.target}.service")
+        code, _, err = run.finish(timeout=180)
+        assert code == 1, err
+        s = settled(sb)
+    assert p.result.failed == 0, p.result.summary()
+    now = served(sb)
+    if when == "healthy":
+        assert now == before
+    assert s["live_release"] == now[1], s
+    assert_truthful(sb, now[0])
+    assert_nothing_left(sb)
+    assert_next_deploy_works(sb, f"v6-{when.split()[0]}")
+
+
+def test_clock_skewed_by_hours(app):
+    """The server's clock runs hours ahead of the laptop's (libfaketime for every process the
+    machine starts from now on): deploys, the lock and status still work; then hours behind."""
+    sb = app
+    have = sb.exec("apt-get install -y -q libfaketime >/dev/null 2>&1 || "
+                   "(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libfaketime >/dev/null 2>&1)",
+                   check=False, timeout=300)
+    lib = sb.exec("ls /usr/lib/*/faketime/libfaketime.so.1", check=False).stdout.strip()
+    if have.returncode != 0 or not lib:
+        pytest.fail(f"libfaketime could not be installed on the machine: {have.stdout}{have.stderr}")
+    try:
+        for skew, version in (("+5h", "v7-ahead"), ("-5h", "v7-behind")):
+            sb.exec(f"echo {skew} > /etc/faketimerc && echo {lib} > /etc/ld.so.preload")
+            server_now = float(sb.exec("date +%s").stdout)
+            assert abs(server_now - time.time()) > 4 * 3600, server_now
+            sb.exec("systemctl restart ssh nginx")
+            with probe(sb) as p:
+                rid = assert_next_deploy_works(sb, version)
+            assert p.result.failed == 0, p.result.summary()
+            assert status(sb)["lock"] is None
+            assert rid in {r["id"] for r in status(sb)["releases"]}
+    finally:
+        sb.exec("rm -f /etc/ld.so.preload /etc/faketimerc; systemctl restart ssh nginx", check=False)
+    assert_next_deploy_works(sb, "v7")
+
+
+def test_reboot_idle_brings_the_live_slot_back(app):
+    sb = app
+    before = served(sb)
+    took = reboot(sb)
+    assert served(sb) == before, took
+    assert_truthful(sb, before[0])
+    assert_nothing_left(sb)
+    with probe(sb) as p:
+        time.sleep(2)
+    assert p.result.failed == 0, p.result.summary()
+    assert_next_deploy_works(sb, "v8")
+
+
+def test_reboot_mid_switch_boots_the_last_good_release(app):
+    """A reboot while the new slot boots: the machine comes back serving the old release, and the
+    next deploy replaces the dead deploy's lock and marks its release failed."""
+    sb = app
+    before = served(sb)
+    set_version(sb, "v9-rebooted", boot_delay=3)
+    run = Watched(sb, "deploy", "--target", sb.target)
+    run.wait_for("starting 2")
+    reboot(sb)
+    code, _, err = run.finish(timeout=180)
+    assert code == 1, err
+    assert served(sb) == before
+    with probe(sb) as p:
+        rid = assert_next_deploy_works(sb, "v9")
+    assert p.result.failed == 0, p.result.summary()
+    states = {r["id"]: r["status"] for r in status(sb)["releases"]}
+    assert states[rid] == "live" and "building" not in states.values(), states
