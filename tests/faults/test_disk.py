@@ -24,7 +24,7 @@ from lightfold.probe import Probe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-SRV_SIZE_MB = 64
+SRV_SIZE_MB = 96
 BALLAST = "/srv/ballast"
 
 
