@@ -75,6 +75,16 @@ def actual_live(lay: Layout, cfg: dict) -> tuple[str | None, str | None]:
     return (rid, slot) if rid and os.path.isdir(lay.release(rid)) else (None, None)
 
 
+def deploy_lock_held(lay: Layout) -> bool:
+    """Someone is deploying: the deploy lock exists and is not stale."""
+    import time
+
+    from .lock import lock_staleness, read_lock
+
+    lock = read_lock(lay) if os.path.exists(lay.lock) else None
+    return lock is not None and lock_staleness(lock, time.time()) is None
+
+
 def reconcile(lay: Layout, cfg: dict, by: str | None) -> list[str]:
     """Finish the bookkeeping of a switch that was interrupted (agent killed, machine rebooted)."""
     notes: list[str] = []
@@ -92,6 +102,11 @@ def reconcile(lay: Layout, cfg: dict, by: str | None) -> list[str]:
                          reason="switch interrupted before traffic moved")
             notes.append(f"marked the interrupted activation of {intent['to']} failed")
         os.unlink(lay.switch_intent)
+    if not deploy_lock_held(lay):  # a release still "building" with nobody deploying never finishes
+        for e in entries:
+            if e.get("status") == "building":
+                e["status"], e["reason"] = "failed", "its deploy ended before it went live (interrupted)"
+                notes.append(f"marked the interrupted release {e['id']} failed")
     live = live_entry(entries)
     if rid is not None and (live is None or live["id"] != rid or live.get("slot") != slot):
         if live is not None and live["id"] != rid and live["id"] > rid:
@@ -103,6 +118,9 @@ def reconcile(lay: Layout, cfg: dict, by: str | None) -> list[str]:
     if rid is not None and link_release(lay.current) != rid:
         swap_symlink(lay.current, f"releases/{rid}")
         notes.append(f"current now points at {rid}")
+    from .switch import settle_idle_slot  # here: switch imports this module
+
+    notes += settle_idle_slot(lay, cfg)
     if notes:
         audit(lay, "reconcile", by, notes=notes)
         for n in notes:

@@ -28,7 +28,7 @@ from .live import actual_live, check_release_ready, release_info
 from .lock import flocked
 from .procs import move_procs, procs_release
 from .systemd import journal_tail, reload_nginx, systemctl, unit_crashed, unit_pids, unit_state
-from .upstream import render_upstream
+from .upstream import BACKUP_RE, render_upstream
 
 
 @contextlib.contextmanager
@@ -243,6 +243,9 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str, on_switched=
         baseline = unit_state(unit)["n_restarts"]
         step(f"healthy after {health['seconds']}s; switching nginx to slot {slot}")
         write_intent(lay, op, old_rid, rid)
+        # Both slots start at boot from here on, so a reboot while nginx routes to the new one finds
+        # it running (the next reconcile stops whichever is idle); the old one is disabled at the end.
+        systemctl("enable", "--quiet", "--no-reload", unit)
         backup = cfg["ports"][old_slot] if old_slot else None
         old_upstream = flip_upstream(lay, port, slot, rid, backup)
     except Exception as e:  # noqa: BLE001 - whatever broke, the old slot must keep serving
@@ -250,6 +253,7 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str, on_switched=
             f"switch failed before traffic moved: {type(e).__name__}: {e}", "this is a lightfold bug; please report it")
         clear_intent(lay)
         stop_slot(lay.app, slot)
+        systemctl("disable", "--quiet", "--no-reload", unit)
         if old_rid is None:
             restore_link(lay.slot_link(slot), None, "")
         fail_before_flip(lay, rid, op, by, err)
@@ -339,9 +343,33 @@ def flip_back(lay: Layout, rid: str, slot: str, old_rid: str | None, old_upstrea
         except OSError as e:  # the next op's reconcile brings the journal in line with nginx
             warn(f"could not save the journal ({e}); the next operation reconciles it")
     stop_slot(lay.app, slot)
+    systemctl("disable", "--quiet", "--no-reload", unit_name(lay.app, slot))
     if old_rid is None:
         restore_link(lay.slot_link(slot), None, "")
     audit(lay, op, None, release=rid, outcome="flipped-back", reason=failure)
+
+
+def settle_idle_slot(lay: Layout, cfg: dict) -> list[str]:
+    """With no switch running (the caller holds the switch mutex) only the live slot may run and
+    be in nginx: a switch that was interrupted (its agent killed, the server rebooted) can leave
+    the idle slot started, still nginx's backup, or enabled at boot. Undo that; returns notes."""
+    if cfg["static"]:
+        return []
+    rid, slot = actual_live(lay, cfg)
+    if slot is None:
+        return []
+    idle, notes = other_slot(slot), []
+    if BACKUP_RE.search(read_text(lay.upstream) or ""):
+        try:
+            flip_upstream(lay, cfg["ports"][slot], slot, rid)
+            notes.append(f"took slot {idle} out of nginx (an interrupted switch left it as the backup)")
+        except AgentError as e:
+            warn(f"could not take slot {idle} out of nginx: {e.error}")
+    if unit_state(unit_name(lay.app, idle))["active_state"] in ("active", "activating", "reloading"):
+        stop_slot(lay.app, idle)
+        enable_boot_slot(lay.app, slot, [])
+        notes.append(f"stopped slot {idle}: an interrupted switch left it running")
+    return notes
 
 
 def enable_boot_slot(app: str, slot: str, warnings: list[str]) -> None:

@@ -7,6 +7,7 @@ import re
 from .layout import SLOTS
 
 UPSTREAM_RE = re.compile(r"^\s*server\s+127\.0\.0\.1:(\d+)\b", re.M)
+BACKUP_RE = re.compile(r"^\s*server\s+127\.0\.0\.1:\d+\s+backup;", re.M)
 
 
 def render_upstream(port: int, slot: str, release: str, backup_port: int | None = None) -> str:
