@@ -146,11 +146,12 @@ def reboot(sb, timeout: float = 120) -> float:
 
 
 def settled(sb, timeout: float = 90) -> dict:
-    """`status --json` once the server has no switch in progress and no deploy lock."""
+    """`status --json` once the server has no switch in progress and no deploy lock but a stale
+    one (a dead deploy's, which the next deploy replaces)."""
     deadline = time.monotonic() + timeout
     while True:
         s = status(sb)
-        if not s["switch_in_progress"] and s["lock"] is None:
+        if not s["switch_in_progress"] and (s["lock"] is None or s["lock"]["stale"]):
             return s
         assert time.monotonic() < deadline, s
         time.sleep(0.5)
@@ -168,12 +169,14 @@ def assert_truthful(sb, version: str) -> dict:
     return s
 
 
-def assert_nothing_left(sb) -> None:
-    """Check 4: no lock, no switch intent, no upload or temp files, no transient agent unit, and
-    only the live slot running."""
+def assert_nothing_left(sb, stale_lock_ok: bool = False) -> None:
+    """Check 4: no lock (`stale_lock_ok`: but a stale one, before the next deploy), no switch
+    intent, no upload or temp files, no transient agent unit, and only the live slot running."""
     app = f"/srv/{sb.target}"
+    lock = status(sb)["lock"]
+    assert lock is None or (stale_lock_ok and lock["stale"]), lock
     left = sb.exec(
-        f"ls -d {app}/.lightfold/lock {app}/.lightfold/switch.json 2>/dev/null;"
+        f"ls -d {app}/.lightfold/switch.json 2>/dev/null;"
         f" find {app} \\( -path {app}/deps -o -path {app}/cache -o -path {app}/storage \\) -prune -o"
         " \\( -name '.lightfold-upload.*' -o -name 'upload-*.tar.gz' -o -name '*.tmp' -o -name '*.new' \\) -print",
         check=False).stdout.split()

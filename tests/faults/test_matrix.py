@@ -88,8 +88,9 @@ def test_partition_mid_switch_the_switch_finishes_on_the_server(app):
 @pytest.mark.parametrize("when", ["healthy", "traffic is on"])
 def test_agent_unit_killed_mid_switch(app, when):
     """SIGKILL of the agent's transient unit (`lightfold-activate-<app>`) while the new slot boots
-    (before traffic moved) or in its smoke window (after): the push fails saying so, and whatever
-    nginx serves is what status calls live."""
+    (before traffic moved: the push fails) or in its smoke window (after: the push had already
+    answered when traffic moved); whatever nginx serves is what status calls live, and the next
+    status stops the slot the dead switch left running."""
     sb = app
     before = served(sb)
     version = f"v5-{when.split()[0]}"
@@ -99,15 +100,14 @@ def test_agent_unit_killed_mid_switch(app, when):
         run.wait_for("starting 2" if when == "healthy" else when)
         sb.exec(f"systemctl kill --signal=KILL lightfold-activate-{sb.target}.service")
         code, _, err = run.finish(timeout=180)
-        assert code == 1, err
+        assert code == (1 if when == "healthy" else 0), err
         s = settled(sb)
     assert p.result.failed == 0, p.result.summary()
     now = served(sb)
-    if when == "healthy":
-        assert now == before
+    assert now == before if when == "healthy" else now[0] == version
     assert s["live_release"] == now[1], s
     assert_truthful(sb, now[0])
-    assert_nothing_left(sb)
+    assert_nothing_left(sb, stale_lock_ok=True)
     assert_next_deploy_works(sb, f"v6-{when.split()[0]}")
 
 
