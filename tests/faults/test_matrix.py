@@ -62,6 +62,11 @@ def test_partition_mid_upload_fails_the_push_and_the_next_deploy_replaces_its_lo
         assert served(sb) == before
     assert p.result.failed == 0 and p.result.total > 20, p.result.summary()
     assert gave_up < 120, gave_up
+    assert "lost the SSH connection" in err, err
+    # once the network is back the server drops the dead session, and its lock goes stale
+    t = time.monotonic()
+    s = settled(sb, timeout=60)
+    assert s["live_release"] == before[1], (s, time.monotonic() - t)
     (sb.project / "ballast.bin").unlink()
     assert_next_deploy_works(sb, "v2")
 
