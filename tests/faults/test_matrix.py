@@ -6,6 +6,7 @@ starting from the release the previous one left live."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -114,6 +115,25 @@ def test_agent_unit_killed_mid_switch(app, when):
     assert_truthful(sb, now[0])
     assert_nothing_left(sb, stale_lock_ok=True)
     assert_next_deploy_works(sb, f"v6-{when.split()[0]}")
+
+
+def test_a_file_configure_wrote_changed_by_hand_is_put_back_by_the_next_deploy(app):
+    """nginx's site and the slots' unit edited on the server: the configure fingerprint still
+    matches, yet the next deploy sees the change, puts both files back and says so."""
+    sb = app
+    site = f"/etc/nginx/sites-enabled/lightfold-{sb.target}.conf"
+    unit = f"/etc/systemd/system/lightfold-{sb.target}@.service"
+    wanted = sb.exec(f"sha256sum {site} {unit}").stdout
+    sb.exec(f"echo '# edited by hand' >> {site} && echo '# edited by hand' >> {unit}")
+    set_version(sb, "v6-drift")
+    with probe(sb) as p:
+        r = sb.lightfold("deploy", "--target", sb.target, "--json", timeout=600)
+    assert p.result.failed == 0, p.result.summary()
+    assert "changed on the server since the last configure" in r.stderr and site in r.stderr, r.stderr
+    assert unit in r.stderr and json.loads(r.stdout)["push"]["release"]
+    assert sb.exec(f"sha256sum {site} {unit}").stdout == wanted
+    assert_truthful(sb, "v6-drift")
+    assert_nothing_left(sb)
 
 
 def test_clock_skewed_by_hours(app):

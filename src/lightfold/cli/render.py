@@ -115,7 +115,8 @@ def show_destroy(name: str, result: dict[str, Any]) -> None:
 def configure_json(name: str, result) -> dict[str, Any]:
     """A `lightfold.release.configure.ConfigureResult`."""
     return {"target": name, "skipped": result.skipped, "changed": result.changed,
-            "unchanged": result.unchanged, "seconds": round(result.seconds, 2), "step_seconds": result.step_seconds}
+            "unchanged": result.unchanged, "seconds": round(result.seconds, 2), "step_seconds": result.step_seconds,
+            "repaired": result.repaired}
 
 
 def show_configure(name: str, result) -> None:

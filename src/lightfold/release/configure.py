@@ -19,6 +19,7 @@ from lightfold.release.facts import Fact
 from lightfold.release.report import Report, silent
 from lightfold.release.target import Target, source_layout
 from lightfold.server.firewall import APPLY_LABEL
+from lightfold.server.markers import drifted
 
 if TYPE_CHECKING:
     from lightfold.remote import Connection
@@ -33,6 +34,8 @@ class ConfigureResult:
     fingerprint: str = ""
     # Wall time of each step that ran, in plan order (what a slow configure spent its time on).
     step_seconds: dict[str, float] = field(default_factory=dict)
+    # Files changed on the server since configure wrote them (the fingerprint matched), put back.
+    repaired: list[str] = field(default_factory=list)
 
 
 def tls_domain(target: Target) -> str | None:
@@ -87,7 +90,8 @@ async def configure(
         server_facts = await facts.read(conn, *facts_to_read(target))
     plan = plan_for(target, detection, server_facts, builder)
     marker = server_facts.get("marker")
-    if not force and marker and marker.get("fingerprint") == plan.fingerprint:
+    drift = drifted(marker)
+    if not force and marker and marker.get("fingerprint") == plan.fingerprint and not drift:
         state.update(target.name, lambda s: _mark_configured(s, plan.fingerprint))
         steps = [s.name for s in plan.plan.steps]
         report("skip", f"already configured, nothing changed ({', '.join(steps)}); --force reruns it")
@@ -96,6 +100,10 @@ async def configure(
     from lightfold.release.scripts import run_plan
 
     result = ConfigureResult(False, fingerprint=plan.fingerprint)
+    if drift and not force and marker.get("fingerprint") == plan.fingerprint:
+        result.repaired = drift
+        report("warn", f"changed on the server since the last configure: {', '.join(drift)}; putting "
+                       f"{'it' if len(drift) == 1 else 'them'} back")
     started: dict[str, float] = {}
 
     def on_event(event: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from lightfold.agent import layout
 from lightfold.server import runtime
 from lightfold.server.app import AppSpec, app_step, user_and_dirs_step
 from lightfold.server.hardening import Hardening
-from lightfold.server.markers import marker_step
+from lightfold.server.markers import marker_step, owned_files
 from lightfold.server.nginx import nginx_step
 from lightfold.server.plan import EnsureDir, EnsurePackages, Plan, Remove, Run, Step, SystemdEnable, WriteFile, render
 
@@ -69,7 +69,7 @@ def configure_plan(
     ))
     fp = hashlib.sha256(render(plan).encode()).hexdigest()
     ahash = agent_hash(agent_files)
-    return ConfigurePlan(plan, fp, ahash, marker_step(spec.name, fp, ahash, lightfold_version))
+    return ConfigurePlan(plan, fp, ahash, marker_step(spec.name, fp, ahash, lightfold_version, owned_files(plan)))
 
 
 def wait_step() -> Step:

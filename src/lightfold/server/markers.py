@@ -1,6 +1,8 @@
 """The configure marker: `/etc/lightfold/apps/<app>/configured`.
 
-JSON {"fingerprint", "agent_hash", "configured_at", "lightfold_version"}. The seed's
+JSON {"fingerprint", "agent_hash", "configured_at", "lightfold_version", "files"}: `files` maps every
+file the plan writes whole (`owned_files`) to its sha256, so a configure whose fingerprint matches
+still sees a file changed by hand (`drifted`: the read command adds each one's current hash). The seed's
 `/etc/lightfold/configured` is written too (once, by the first app configured); the fingerprint
 marker is per app (not one
 `/etc/lightfold/configured` per server) because two apps on one server have different plans: a
@@ -13,23 +15,38 @@ only when the stored fingerprint differs, so a second configure reports no chang
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 from typing import Any
 
 from lightfold.agent.layout import SERVER_MARKER, Layout
-from lightfold.server.plan import Run, Step
+from lightfold.server.plan import Plan, Run, Step, WriteFile
 
 
 def marker_path(app: str) -> str:
     return Layout(app).marker
 
 
-def marker_step(app: str, fingerprint: str, agent_hash: str, lightfold_version: str) -> Step:
+def owned_files(plan: Plan) -> dict[str, str]:
+    """{path: sha256} of the files the plan writes whole and keeps (not the create-once ones, nor
+    those it leaves alone on a condition): what must still be there, unchanged, on a server whose
+    marker has the plan's fingerprint."""
+    files = {}
+    for step in plan.steps:
+        for a in step.actions:
+            if isinstance(a, WriteFile) and not a.only_if_absent and a.unless is None:
+                files[a.path] = hashlib.sha256(a.data()).hexdigest()
+    return dict(sorted(files.items()))
+
+
+def marker_step(app: str, fingerprint: str, agent_hash: str, lightfold_version: str,
+                files: dict[str, str] | None = None) -> Step:
     path = marker_path(app)
     # configured_at is the server's clock, so the plan itself stays deterministic.
     doc = json.dumps({
         "fingerprint": fingerprint, "agent_hash": agent_hash, "lightfold_version": lightfold_version,
+        "files": files or {},
     }, sort_keys=True)
     head = doc[:-1] + ', "configured_at": "'
     command = (
@@ -44,8 +61,29 @@ def marker_step(app: str, fingerprint: str, agent_hash: str, lightfold_version: 
     ))
 
 
+# Prints the marker with "current": each recorded file's sha256 now (null: missing or unreadable).
+_READ_MARKER = (
+    "import hashlib,json,sys\n"
+    "d=json.load(open(sys.argv[1]))\n"
+    "c={}\n"
+    "for p in d.get('files') or {}:\n"
+    "    try: c[p]=hashlib.sha256(open(p,'rb').read()).hexdigest()\n"
+    "    except OSError: c[p]=None\n"
+    "d['current']=c\n"
+    "print(json.dumps(d))\n"
+)
+
+
 def marker_read_command(app: str) -> str:
-    return f"cat {marker_path(app)} 2>/dev/null || true"
+    path = marker_path(app)
+    return f"test -f {path} && {{ python3 -c {shlex.quote(_READ_MARKER)} {path} || cat {path}; }} || true"
+
+
+def drifted(marker: dict[str, Any] | None) -> list[str]:
+    """Files the marker recorded whose content on the server is not what configure wrote."""
+    if not marker or not isinstance(marker.get("files"), dict) or not isinstance(marker.get("current"), dict):
+        return []
+    return [p for p, h in sorted(marker["files"].items()) if marker["current"].get(p) != h]
 
 
 def parse_marker(text: str) -> dict[str, Any] | None:
