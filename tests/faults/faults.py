@@ -136,7 +136,10 @@ def reboot(sb, timeout: float = 120) -> float:
     sb.exec("systemctl reboot", check=False)
     deadline = t + timeout
     while True:
-        assert time.monotonic() < deadline, f"{sb.target} did not come back within {timeout}s"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{sb.target} did not come back within {timeout}s (nspawn "
+                                 f"{machine.nspawn_pid(lay, sb.target)}, init {machine.leader_pid(lay, sb.target)}):\n"
+                                 + "\n".join(machine.console_tail(lay, sb.target, 30)))
         leader = machine.leader_pid(lay, sb.target)
         if leader and leader != before:
             with contextlib.suppress(OSError):
