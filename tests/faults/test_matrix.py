@@ -23,6 +23,7 @@ from tests.faults.faults import (
     served,
     set_version,
     settled,
+    status,
 )
 
 from lightfold.probe import Probe
@@ -129,6 +130,8 @@ def test_a_file_configure_wrote_changed_by_hand_is_put_back_by_the_next_deploy(a
     unit = f"/etc/systemd/system/lightfold-{sb.target}@.service"
     wanted = sb.exec(f"sha256sum {site} {unit}").stdout
     sb.exec(f"echo '# edited by hand' >> {site} && echo '# edited by hand' >> {unit}")
+    assert sorted(status(sb)["configure_drift"]) == sorted([site, unit])
+    assert "changed on the server since configure" in sb.lightfold("status", "--target", sb.target).stdout
     set_version(sb, "v6-drift")
     with probe(sb) as p:
         r = sb.lightfold("deploy", "--target", sb.target, "--json", timeout=600)
@@ -136,5 +139,6 @@ def test_a_file_configure_wrote_changed_by_hand_is_put_back_by_the_next_deploy(a
     assert "changed on the server since the last configure" in r.stderr and site in r.stderr, r.stderr
     assert unit in r.stderr and json.loads(r.stdout)["push"]["release"]
     assert sb.exec(f"sha256sum {site} {unit}").stdout == wanted
+    assert status(sb)["configure_drift"] == []
     assert_truthful(sb, "v6-drift")
     assert_nothing_left(sb)

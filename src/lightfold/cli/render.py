@@ -247,6 +247,10 @@ def show_status(info: dict[str, Any]) -> None:
         from lightfold.agent.layout import SRV
 
         con.print(f"  disk     {free / 2**30:.1f} GiB free on {SRV}")
+    drift = info.get("configure_drift")
+    if drift:
+        con.print(f"  drift    [yellow]changed on the server since configure[/]: {', '.join(drift)} "
+                  "(the next deploy or `lightfold configure` puts them back)", highlight=False)
     lock = info.get("lock")
     if lock:
         stale = f" [red](stale: {lock['stale']})[/]" if lock.get("stale") else ""

@@ -186,7 +186,7 @@ def deploy_status(agent: StatusReply) -> dict[str, Any]:
 EMPTY_DEPLOY_STATUS: dict[str, Any] = {k: None for k in deploy_status(StatusReply())} | {
     "releases": [], "database_env": [], "processes": [], "cron": []}
 # What remote_status reads beside the agent's answer (lightfold.release.audit.updates_facts).
-EMPTY_UPDATES: dict[str, Any] = {"security_updates": None, "reboot_required": None}
+EMPTY_UPDATES: dict[str, Any] = {"security_updates": None, "reboot_required": None, "configure_drift": []}
 
 
 def remote_status(name: str, timeout: float = 10) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -201,14 +201,18 @@ def remote_status(name: str, timeout: float = 10) -> tuple[str, dict[str, Any] |
         async with await targets.connect(t) as conn:
             domain = t.config.domain.domain if t.config.domain else None
             wanted = (facts.tolerant(facts.status(name, conn.host)), *([facts.certificate(domain)] if domain else []),
-                      *updates_facts(cached=True))
+                      *updates_facts(cached=True), facts.marker(name))
             try:
                 values = await facts.read(conn, *wanted, timeout=timeout)
             except LightfoldError as e:
                 return "reachable", None, e.problem
             pending = values["pending"]
+            from lightfold.server.markers import drifted
+
             updates = {"security_updates": None if pending is None else len(pending),
-                       "reboot_required": values["reboot"]["required"]}
+                       "reboot_required": values["reboot"]["required"],
+                       # files configure wrote that were changed on the server since (configure puts them back)
+                       "configure_drift": drifted(values["marker"])}
             if isinstance(values["status"], LightfoldError):
                 return "reachable", {**EMPTY_DEPLOY_STATUS, **updates}, values["status"].problem
             info = deploy_status(values["status"]) | updates
