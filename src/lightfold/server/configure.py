@@ -69,7 +69,8 @@ def configure_plan(
     ))
     fp = hashlib.sha256(render(plan).encode()).hexdigest()
     ahash = agent_hash(agent_files)
-    return ConfigurePlan(plan, fp, ahash, marker_step(spec.name, fp, ahash, lightfold_version, owned_files(plan)))
+    marker = marker_step(spec.name, fp, ahash, lightfold_version, owned_files(plan, spec.name))
+    return ConfigurePlan(plan, fp, ahash, marker)
 
 
 def wait_step() -> Step:

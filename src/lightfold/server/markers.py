@@ -20,7 +20,7 @@ import json
 import shlex
 from typing import Any
 
-from lightfold.agent.layout import SERVER_MARKER, Layout
+from lightfold.agent.layout import SERVER_MARKER, Layout, unit_prefix
 from lightfold.server.plan import Plan, Run, Step, WriteFile
 
 
@@ -28,14 +28,18 @@ def marker_path(app: str) -> str:
     return Layout(app).marker
 
 
-def owned_files(plan: Plan) -> dict[str, str]:
-    """{path: sha256} of the files the plan writes whole and keeps (not the create-once ones, nor
-    those it leaves alone on a condition): what must still be there, unchanged, on a server whose
-    marker has the plan's fingerprint."""
+def owned_files(plan: Plan, app: str) -> dict[str, str]:
+    """{path: sha256} of this app's files the plan writes whole and keeps (not the create-once
+    ones, nor those it leaves alone on a condition): what must still be there, unchanged, on a
+    server whose marker has the plan's fingerprint. Server-wide files (the agent, the firewall,
+    sshd's and apt's drop-ins, nginx's shared map) are left out: every app's configure writes them,
+    and two apps configured by different lightfold versions would each "repair" the other's."""
+    mine = (f"/{unit_prefix(app)}.", f"/{unit_prefix(app)}@", Layout(app).etc + "/")
     files = {}
     for step in plan.steps:
         for a in step.actions:
-            if isinstance(a, WriteFile) and not a.only_if_absent and a.unless is None:
+            if (isinstance(a, WriteFile) and not a.only_if_absent and a.unless is None
+                    and any(m in a.path for m in mine)):
                 files[a.path] = hashlib.sha256(a.data()).hexdigest()
     return dict(sorted(files.items()))
 

@@ -24,14 +24,16 @@ def sha(data: bytes) -> str:
 
 
 def test_the_marker_records_every_file_the_plan_writes_whole_and_only_those(tmp_path):
-    plan = Plan((Step("x", (WriteFile("/etc/a", "A"), WriteFile("/etc/once", "1", only_if_absent=True),
-                            WriteFile("/etc/cond", "c", unless="true"))),))
-    assert owned_files(plan) == {"/etc/a": sha(b"A")}
+    site = "/etc/nginx/sites-enabled/lightfold-shop.conf"
+    plan = Plan((Step("x", (WriteFile(site, "A"), WriteFile("/etc/lightfold-shop.once", "1", only_if_absent=True),
+                            WriteFile("/etc/lightfold-shop.cond", "c", unless="true"))),))
+    assert owned_files(plan, "shop") == {site: sha(b"A")}
     cfg = configure_plan(spec(), agent_files=AGENT)
-    files = owned_files(cfg.plan)
-    assert "/etc/nginx/sites-enabled/lightfold-shop.conf" in files
-    assert "/etc/systemd/system/lightfold-shop@.service" in files
-    assert "/usr/local/lib/lightfold/agent/main.py" in files
+    files = owned_files(cfg.plan, "shop")
+    assert sorted(files) == ["/etc/lightfold/apps/shop/app.json", site,
+                             "/etc/systemd/system/lightfold-shop.cron@.service",
+                             "/etc/systemd/system/lightfold-shop.proc@.service",
+                             "/etc/systemd/system/lightfold-shop@.service"]
     marker = tmp_path / "configured"
     subprocess.run(["bash", "-c", cfg.marker.actions[0].command.replace(marker_path("shop"), str(marker))], check=True)
     assert json.loads(marker.read_text())["files"] == files
