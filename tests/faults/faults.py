@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -24,9 +25,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from tests.e2e.apps import commit, get, git
 
 APP = Path(__file__).parent / "app"
+
+# Scenarios written but not yet seen passing on a sandbox machine stay out of the default run
+# (LIGHTFOLD_FAULTS=all runs them): a test that fails there fails everyone's suite.
+unproven = pytest.mark.skipif(os.environ.get("LIGHTFOLD_FAULTS") != "all",
+                              reason="a fault scenario not yet proven on a sandbox machine (LIGHTFOLD_FAULTS=all)")
 
 
 def install_app(sb, version: str = "v1") -> None:

@@ -18,11 +18,12 @@ from tests.faults.faults import (
     install_app,
     served,
     set_version,
+    unproven,
 )
 
 from lightfold.probe import Probe
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), unproven]
 
 SRV_SIZE_MB = 96
 BALLAST = "/srv/ballast"

@@ -7,7 +7,6 @@ answer again within 120 s of `systemctl reboot`; neither is understood yet."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -22,15 +21,12 @@ from tests.faults.faults import (
     served,
     set_version,
     status,
+    unproven,
 )
 
 from lightfold.probe import Probe
 
-pytestmark = [
-    pytest.mark.e2e, pytest.mark.timeout(900),
-    pytest.mark.skipif(os.environ.get("LIGHTFOLD_FAULTS") != "all",
-                       reason="reboot and clock-skew scenarios: LIGHTFOLD_FAULTS=all (see the module docstring)"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), unproven]
 
 
 @pytest.fixture(scope="module")
