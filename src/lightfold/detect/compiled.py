@@ -62,7 +62,9 @@ def match_go(p: Project) -> Match:
 
 def go_plan(fid: str | None):
     def plan(p: Project, m: Match, tc: Toolchain) -> Plan:
-        result = Plan(port=GO_FRAMEWORKS[fid][1] if fid else 8080, install="go mod download")
+        # A module that requires nothing (net/http only) has nothing to download.
+        install = "go mod download" if p.go_mod is None or p.go_mod.requires else None
+        result = Plan(port=GO_FRAMEWORKS[fid][1] if fid else 8080, install=install)
         mains = _go_main_dirs(p)
         name = re.sub(r"[^\w.-]", "", (p.go_mod.module if p.go_mod else "app").rstrip("/").rsplit("/", 1)[-1])
         name = name or "app"

@@ -255,15 +255,15 @@ NPM_FOR_PLATFORM_PINNED = "11"
 
 
 def platform_pinned_required(lockfile: Path) -> str | None:
-    """The first package of a package-lock.json that names an os/cpu and is installed (not optional,
-    not extraneous), if any."""
+    """The first package of a package-lock.json that names an os/cpu and is not optional, if any (an
+    "extraneous" one too: npm 10 refuses those as well, e.g. fsevents in an Eleventy lockfile)."""
     try:
         packages = json.loads(lockfile.read_text(errors="replace")).get("packages") or {}
     except (OSError, ValueError, AttributeError):
         return None
     for path, meta in packages.items() if isinstance(packages, dict) else ():
         if isinstance(meta, dict) and (meta.get("os") or meta.get("cpu")) and not (
-                meta.get("optional") or meta.get("devOptional") or meta.get("peer") or meta.get("extraneous")):
+                meta.get("optional") or meta.get("devOptional") or meta.get("peer")):
             return path
     return None
 

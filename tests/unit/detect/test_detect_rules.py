@@ -167,6 +167,15 @@ def test_nuxt_platform_preset_is_built_as_node_server(tmp_path: Path, preset: st
         assert d.build.endswith("npm run build")
 
 
+GO_MAIN = 'package main\n\nimport "net/http"\n\nfunc main() { http.ListenAndServe(":8080", nil) }\n'
+
+
+@pytest.mark.parametrize("require, install", [("", None), ("require example.com/x v1.0.0\n", "go mod download")])
+def test_a_go_module_downloads_only_what_it_requires(tmp_path: Path, require: str, install: str | None) -> None:
+    make(tmp_path, {"go.mod": f"module example.com/hello\n\ngo 1.22\n{require}", "main.go": GO_MAIN})
+    assert detect(tmp_path).install == install
+
+
 def test_nodemon_start_script_runs_the_file_with_node(tmp_path: Path) -> None:
     make(
         tmp_path,

@@ -55,7 +55,7 @@ PINNED = "node_modules/@nuxt/devtools/node_modules/@oxc-parser/binding-android-a
     ({"version": "0.160.0", "os": ["android"], "cpu": ["arm"]}, "11"),  # what npm 11 wrote for Nuxt 4
     ({"version": "0.160.0", "os": ["android"], "cpu": ["arm"], "optional": True}, None),
     ({"version": "1.0.0"}, None),
-    ({"version": "2.3.3", "os": ["darwin"], "extraneous": True}, None),  # not installed at all
+    ({"version": "2.3.3", "os": ["darwin"], "extraneous": True}, "11"),  # npm 10 refuses it as well
 ])
 def test_an_npm_lockfile_with_required_platform_packages_is_installed_with_npm_11(tmp_path: Path, meta, version):
     lock = {"lockfileVersion": 3, "packages": {"": {"name": "a"}, PINNED: meta}}
