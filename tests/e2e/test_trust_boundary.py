@@ -68,6 +68,19 @@ if t["metadata"]:
 print(json.dumps(out))
 """
 
+# The Flask app's release command: what it may write (storage) and what it may not (its release).
+MIGRATE = """import os
+seen = [f"uid={os.getuid()}"]
+try:
+    open("app.py", "a").close()
+    seen.append("wrote-its-release")
+except OSError:
+    seen.append("release-read-only")
+with open("data/migrated", "a") as f:
+    f.write(" ".join(seen) + "\\n")
+"""
+
+
 # What must not change while the apps are attacked (paths, sizes, modes, owners, mtimes).
 def snapshot(sb, dirs: list[str]) -> str:
     return sb.exec(f"find {' '.join(dirs)} -printf '%p %s %m %U %T@\\n' | sort | sha256sum").stdout
@@ -105,8 +118,9 @@ def apps(shared_sandbox):
     project = sb.root / "flask"
     project.mkdir()
     install_example(project, "python-flask")
-    (project / "lightfold.toml").write_text('storage = ["data"]\n')
-    commit(project, "storage")
+    (project / "lightfold.toml").write_text('storage = ["data"]\nrelease = "python migrate.py"\n')
+    (project / "migrate.py").write_text(MIGRATE)
+    commit(project, "storage and a release command")
     local = sb.config()["targets"][node]["provider_config"]["local"]
     sb.lightfold("create", "--target", py, "--provider", "byos", "--ip", local["ip"],
                  "--ssh-key", local["ssh_key"], str(project))
@@ -223,6 +237,15 @@ def test_releases_and_deps_are_the_build_users_and_sealed(apps):
         assert a.sb.exec(f"find /srv/{app}/releases /srv/{app}/deps -user lf-{app} | head -n 1").stdout == ""
         assert a.sb.exec(f"stat -c '%U %a' /srv/{app}/cache /srv/{app}/storage").stdout.split() == [
             f"lf-{app}", "700", f"lf-{app}", "750"]
+
+
+def test_the_release_command_runs_as_the_app_user_confined_and_writes_only_storage(apps):
+    a = apps
+    uid = a.sb.exec(f"id -u lf-{a.py}").stdout.strip()
+    runs = a.sb.exec(f"cat /srv/{a.py}/storage/data/migrated").stdout.splitlines()
+    assert runs == [f"uid={uid} release-read-only"] * 2, runs  # one per release, never root, never the code
+    units = a.sb.exec(f"systemctl list-units --all --no-legend 'lightfold-{a.py}.release-*'").stdout
+    assert units.strip() == "", units  # collected: nothing of it keeps running
 
 
 def test_an_earlier_versions_app_owned_releases_are_converted_by_the_next_configure(apps):

@@ -48,6 +48,7 @@ server, a temp dir in tests):
     /etc/systemd/system/lightfold-shop.cron-<job>.timer   one timer per job (the agent writes them)
     /etc/systemd/system/<instance unit>.d/50-lightfold.conf   the agent's per-instance settings
     lightfold-shop.run-<token>.service        transient: one `lightfold run` (systemd-run)
+    lightfold-shop.release-<id>.service       transient: a release's release phase (systemd-run)
     /etc/nginx/sites-enabled/lightfold-shop.conf  the app's nginx site
 
 Server-wide toolchains (shared by every app; not under a root prefix):
@@ -234,6 +235,14 @@ def run_unit(app: str, token: str) -> str:
 def backup_unit(app: str, suffix: str = "service") -> str:
     """`lightfold-<app>.backup.service` (one scheduled backup) or its `.timer`."""
     return f"{unit_prefix(app)}.backup.{suffix}"
+
+
+def release_unit(app: str, rid: str) -> str:
+    """`lightfold-<app>.release-<id>.service`: the transient unit of a release's release phase
+    (storage dirs, the release command), confined like the app (lightfold.server.build)."""
+    if not is_release_id(rid):
+        raise ValueError(f"not a release id: {rid!r}")
+    return f"{unit_prefix(app)}.release-{rid}.service"
 
 
 def unit_instance(app: str, slot: str) -> str:

@@ -11,8 +11,9 @@ ssh exec (`bash -s`, script on stdin). It loads the release's env snapshot (`env
 written by the agent's `write_env`, when present) so build-time variables such as NEXT_PUBLIC_*
 work, then runs the build as the build user `lfb-<app>` (privileges dropped before the app's env
 applies: see ENV_LOADER) inside `release(id)`/<app_root>, and then the release phase as the app
-user `lf-<app>`. Releases are immutable: the build user owns them, and the build ends by removing
-every group/other write bit and set-id bit, so the app only ever reads its release (and its deps):
+user `lf-<app>`, in a transient unit confined like the app's (`layout.release_unit`). Releases
+are immutable: the build user owns them, and the build ends by removing every group/other write
+bit and set-id bit, so the app only ever reads its release (and its deps):
   1. dependencies: reused when the lockfile is unchanged, else a frozen install (the detection's
      install command):
        node/ruby/php: `cp -al` (hard links) of node_modules / vendor/bundle / vendor from the
@@ -356,9 +357,12 @@ os.execve("/bin/bash", ["bash", "-c", command], env)
 
 
 def _as_build_and_app_users(app: str, release_id: str, build: str, release: str) -> str:
-    """Root's script: `build` as the build user, then (when there is one) `release` as the app
-    user, each through ENV_LOADER with the release's env. Neither reads root's stdin: the rest of
-    this script arrives there (a build command reading stdin would swallow the release phase)."""
+    """Root's script: `build` as the build user through ENV_LOADER; then (when there is one)
+    `release` as the app user in a transient unit with the app unit's user, env file and sandbox
+    (`server.app.sandbox_properties`): the release command is confined like the app, and nothing
+    it starts outlives it. Neither reads root's stdin (the script itself arrives there)."""
+    from lightfold.server.app import sandbox_properties
+
     builder, user = build_user(app), app_user(app)
     env_file = Layout(app).env_file(release_id)
     loader = f"/usr/bin/python3 -c {shlex.quote(ENV_LOADER)} {layout.AGENT_DIR} \"$LF_ENV\""
@@ -370,18 +374,21 @@ def _as_build_and_app_users(app: str, release_id: str, build: str, release: str)
         "cd /",
         f"LF_ENV={shlex.quote(env_file)}",
         f"LF_BUILD={shlex.quote(build)}",
-    ]
-    if not release:
-        return "\n".join([*lines, f'{loader} {builder} "$LF_BUILD" < /dev/null', "LF_RC=$?", *_reap(builder),
-                          'exit "$LF_RC"', ""])
-    return "\n".join([
-        *lines,
-        f"LF_RELEASE={shlex.quote(release)}",
         f'{loader} {builder} "$LF_BUILD" < /dev/null',
         "LF_RC=$?",
         *_reap(builder),
+    ]
+    if not release:
+        return "\n".join([*lines, 'exit "$LF_RC"', ""])
+    props = [f"User={user}", f"Group={user}", "WorkingDirectory=/", f"EnvironmentFile=-{env_file}",
+             *sandbox_properties(app)]
+    return "\n".join([
+        *lines,
         '[ "$LF_RC" = 0 ] || exit "$LF_RC"',
-        f'exec {loader} {user} "$LF_RELEASE" < /dev/null',
+        f"LF_RELEASE={shlex.quote(release)}",
+        "exec systemd-run --quiet --collect --wait --pipe --service-type=exec"
+        f" --unit={shlex.quote(layout.release_unit(app, release_id))} "
+        + " ".join(f"-p {shlex.quote(p)}" for p in props) + ' -- /bin/bash -c "$LF_RELEASE" < /dev/null',
         "",
     ])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from tests.unit.server.serverkit import Det, bash_syntax_ok, run_script
 from lightfold.agent.envfile import render_env_file
 from lightfold.config import DeployConfig
 from lightfold.errors import LightfoldError
+from lightfold.server.app import sandbox_properties
 from lightfold.server.build import (
     ENV_LOADER,
     build_script,
@@ -361,10 +363,17 @@ def test_root_wrapper_runs_the_build_as_the_build_user_and_only_the_release_phas
     bash_syntax_ok(script)
     # neither phase reads root's stdin: the rest of this script arrives there
     first = script.index(' lfb-shop "$LF_BUILD" < /dev/null\n')
-    second = script.index(' lf-shop "$LF_RELEASE" < /dev/null\n')
     reap = script.index("pkill -KILL -U lfb-shop")  # nothing of the build user outlives the build
-    assert first < reap < script.index('[ "$LF_RC" = 0 ] || exit "$LF_RC"') < second
-    assert script.endswith(' lf-shop "$LF_RELEASE" < /dev/null\n')
+    last = script.splitlines()[-1]
+    assert first < reap < script.index('[ "$LF_RC" = 0 ] || exit "$LF_RC"') < script.index(last)
+    # the release phase: a transient unit with the app unit's user, env snapshot and sandbox
+    assert last.startswith("exec systemd-run --quiet --collect --wait --pipe --service-type=exec"
+                           " --unit=lightfold-shop.release-20260101120000.service -p User=lf-shop -p Group=lf-shop ")
+    assert last.endswith(' -- /bin/bash -c "$LF_RELEASE" < /dev/null')
+    props = shlex.split(last)
+    props = [props[i + 1] for i, w in enumerate(props) if w == "-p"]
+    assert props[3] == "EnvironmentFile=-/srv/shop/env/20260101120000.env"
+    assert props[4:] == sandbox_properties("shop") and "IPAddressDeny=169.254.169.254" in props
     build = user_build_script("shop", det, DeployConfig(), "20260101120000", phase="build")
     release = user_build_script("shop", det, DeployConfig(), "20260101120000", phase="release")
     bash_syntax_ok(build)
