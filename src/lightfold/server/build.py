@@ -388,7 +388,8 @@ def _as_build_and_app_users(app: str, release_id: str, build: str, release: str)
         f"LF_RELEASE={shlex.quote(release)}",
         "exec systemd-run --quiet --collect --wait --pipe --service-type=exec"
         f" --unit={shlex.quote(layout.release_unit(app, release_id))} "
-        + " ".join(f"-p {shlex.quote(p)}" for p in props) + ' -- /bin/bash -c "$LF_RELEASE" < /dev/null',
+        # systemd expands $NAME and ${NAME} in a command line itself: "$$" passes one "$" through
+        + " ".join(f"-p {shlex.quote(p)}" for p in props) + ' -- /bin/bash -c "${LF_RELEASE//\\$/\\$\\$}" < /dev/null',
         "",
     ])
 

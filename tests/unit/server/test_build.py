@@ -369,7 +369,12 @@ def test_root_wrapper_runs_the_build_as_the_build_user_and_only_the_release_phas
     # the release phase: a transient unit with the app unit's user, env snapshot and sandbox
     assert last.startswith("exec systemd-run --quiet --collect --wait --pipe --service-type=exec"
                            " --unit=lightfold-shop.release-20260101120000.service -p User=lf-shop -p Group=lf-shop ")
-    assert last.endswith(' -- /bin/bash -c "$LF_RELEASE" < /dev/null')
+    # systemd expands $NAME and ${NAME} in ExecStart itself (it ate "${PIPESTATUS[0]}": found by
+    # e2e): every "$" goes as "$$", which systemd turns back into one
+    assert last.endswith(' -- /bin/bash -c "${LF_RELEASE//\\$/\\$\\$}" < /dev/null')
+    expand = 'LF_RELEASE=\'x=${PIPESTATUS[0]} $$ $HOME\'; printf %s "${LF_RELEASE//\\$/\\$\\$}"'
+    doubled = subprocess.run(["bash", "-c", expand], capture_output=True, text=True).stdout
+    assert doubled == "x=$${PIPESTATUS[0]} $$$$ $$HOME"
     props = shlex.split(last)
     props = [props[i + 1] for i, w in enumerate(props) if w == "-p"]
     assert props[3] == "EnvironmentFile=-/srv/shop/env/20260101120000.env"
