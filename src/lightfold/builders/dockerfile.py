@@ -56,6 +56,9 @@ SYSTEM_VARS = (
 )
 
 
+DOCKER_CLI_INSTALL = "apt-get -y -q -o DPkg::Lock::Timeout=600 install --no-install-recommends docker-cli"
+
+
 class DockerfileBuilder:
     name = "dockerfile"
     available_check = "command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1"
@@ -65,6 +68,10 @@ class DockerfileBuilder:
         user = app_user(spec.name)
         return (Step("docker", (
             EnsurePackages(("docker.io",)),
+            # Debian 13 ships the client as a package of its own (only a Recommends of docker.io);
+            # Debian 12's docker.io has it.
+            Run(f"DEBIAN_FRONTEND=noninteractive {DOCKER_CLI_INSTALL}", unless="command -v docker >/dev/null",
+                label="docker-cli (Debian 13: the client is its own package)"),
             SystemdEnable("docker", now=True),
             Run(f"usermod -aG docker {user}", unless=f"id -nG {user} | tr ' ' '\\n' | grep -qx docker",
                 label=f"{user} in the docker group"),

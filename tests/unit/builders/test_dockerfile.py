@@ -127,6 +127,8 @@ def test_configure_installs_docker_instead_of_a_language_runtime():
     assert names.index("docker") > names.index("app-user")  # the user exists before usermod
     text = render(plan.plan)
     assert "docker.io" in text and "usermod -aG docker lf-shop" in text
+    # Debian 13's docker.io only recommends its client: installed where `docker` is missing (found by e2e)
+    assert "install --no-install-recommends docker-cli" in text and "command -v docker >/dev/null" in text
 
 
 def test_image_tags_refuse_bad_ids():
