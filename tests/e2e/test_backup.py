@@ -248,6 +248,7 @@ def test_schedule_is_a_timer(app):
     sb.exec(f"systemctl start {timer.replace('.timer', '.service')}", timeout=300)
     listing, _ = run_json(sb, "backup", "list")
     assert listing["backups"][-1]["label"] == "scheduled", listing
+    assert listing["schedule"]["enabled"] and listing["schedule"]["last_ok"] is True, listing["schedule"]
     sb.lightfold("config", "unset", "backup.schedule", "--target", sb.target)
     run_json(sb, "backup", "schedule")
     assert sb.exec(f"systemctl is-enabled {timer}", check=False).returncode != 0

@@ -232,9 +232,10 @@ def run_unit(app: str, token: str) -> str:
     return f"{unit_prefix(app)}.run-{token}.service"
 
 
-def backup_unit(app: str, suffix: str = "service") -> str:
-    """`lightfold-<app>.backup.service` (one scheduled backup) or its `.timer`."""
-    return f"{unit_prefix(app)}.backup.{suffix}"
+def backup_unit(app: str, suffix: str | None = "service") -> str:
+    """`lightfold-<app>.backup.service` (one scheduled backup), its `.timer`, or (suffix None) the
+    name both share."""
+    return f"{unit_prefix(app)}.backup" + (f".{suffix}" if suffix else "")
 
 
 def release_unit(app: str, rid: str) -> str:

@@ -501,6 +501,14 @@ def show_backup_list(data: dict[str, Any]) -> None:
             output.warn(f"off-server copy {remote['path']}: {remote['error']}")
         else:
             output.note(f"off-server copy {remote['path']}: {len(remote['ids'])} backup(s)")
+    sched = data.get("schedule")
+    if sched and sched["enabled"]:
+        if sched["last_ok"] is False:
+            output.warn(f"the last scheduled backup FAILED ({sched['last_run']}): see "
+                        f"`lightfold ssh -t {data['target']} -- journalctl -u {data['unit']}.service`")
+        else:
+            output.note(f"scheduled (timer {'running' if sched['active'] else 'stopped'}); last run: "
+                        f"{sched['last_run'] or 'not yet'}")
 
 
 def show_backup_verified(result: dict[str, Any]) -> None:

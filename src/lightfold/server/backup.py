@@ -63,6 +63,7 @@ def spec(app: str, keep: int = 7, remote: str | None = None) -> dict:
         "db_env": {"postgres": lay.db_env("postgres"), "redis": lay.db_env("redis")},
         "pg_db": db_name(app), "storage": lay.storage_dir,
         "remote": {"path": path, "config": lay.backup_rclone} if path else None,
+        "unit": backup_unit(app, None),  # + .service / .timer
     }
 
 

@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 
@@ -295,7 +296,8 @@ def summary(spec: dict, bid: str) -> dict:
 
 
 def list_backups(spec: dict) -> dict:
-    out = {"app": spec["app"], "dir": spec["dir"], "backups": [summary(spec, b) for b in complete(spec)],
+    out = {"app": spec["app"], "dir": spec["dir"], "unit": spec.get("unit"),
+           "backups": [summary(spec, b) for b in complete(spec)],
            "incomplete": sum(1 for n in os.listdir(spec["dir"]) if n.endswith(".partial"))
            if os.path.isdir(spec["dir"]) else 0, "live": live(spec)}
     if spec.get("remote"):
@@ -303,7 +305,25 @@ def list_backups(spec: dict) -> dict:
             out["remote"] = {"path": spec["remote"]["path"], "ids": remote_ids(spec)}
         except Failure as e:
             out["remote"] = {"path": spec["remote"]["path"], "error": e.error}
+    if spec.get("unit") and shutil.which("systemctl"):
+        out["schedule"] = schedule_state(spec["unit"])
     return out
+
+
+def schedule_state(unit: str) -> dict:
+    """The backup timer: enabled, and how the last scheduled run ended (a failed one must show)."""
+    def show(name: str, *props: str) -> dict[str, str]:
+        res = subprocess.run(["systemctl", "show", name, *(f"-p{p}" for p in props)], capture_output=True, text=True)
+        return dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+
+    return parse_schedule(show(f"{unit}.timer", "UnitFileState", "ActiveState"),
+                          show(f"{unit}.service", "Result", "ExecMainStatus", "ExecMainExitTimestamp"))
+
+
+def parse_schedule(timer: dict[str, str], service: dict[str, str]) -> dict:
+    ran = service.get("ExecMainExitTimestamp", "").strip()
+    return {"enabled": timer.get("UnitFileState") == "enabled", "active": timer.get("ActiveState") == "active",
+            "last_run": ran or None, "last_ok": (service.get("Result") == "success") if ran else None}
 
 
 def live(spec: dict) -> dict[str, bool]:

@@ -25,6 +25,7 @@ from lightfold.server.plan import EnsurePackages, Remove, Run, ServiceReload, Sy
 # A throwaway key pair made by age-keygen 1.1.1 (the encoding's test vector; it protects nothing).
 VECTOR_IDENTITY = "AGE-SECRET-KEY-18WDZNEPUMWD6KVEQA45EW8TSRPU86QUR4Q66XXC34RU36QX5XYJQNKPCGP"
 VECTOR_RECIPIENT = "age1zk0nltkua7q6q7zq3rs8kj4zaj7vzt0n7es3wknk9znavc6w6scqtrvz63"
+parts_state = tool.parse_schedule
 needs_age = pytest.mark.skipif(shutil.which("age") is None, reason="no age here (apt-get install age)")
 
 
@@ -70,6 +71,16 @@ def test_spec_is_paths_only():
     assert value["pg_db"] == "shop" and value["keep"] == 3
     assert value["remote"] == {"path": "lightfold:bucket/pre/shop", "config": lay.backup_rclone}
     assert plans.spec("my-app")["pg_db"] == "my_app" and plans.spec("my-app")["remote"] is None
+    assert value["unit"] == "lightfold-shop.backup"
+
+
+def test_schedule_state_shows_a_failed_last_run():
+    assert parts_state({"UnitFileState": "enabled", "ActiveState": "active"},
+                       {"Result": "exit-code", "ExecMainExitTimestamp": "Fri 2026-12-04 03:30:12 UTC"}) == {
+        "enabled": True, "active": True, "last_run": "Fri 2026-12-04 03:30:12 UTC", "last_ok": False}
+    assert parts_state({"UnitFileState": "enabled", "ActiveState": "active"},
+                       {"Result": "success", "ExecMainExitTimestamp": ""})["last_ok"] is None  # never ran
+    assert parts_state({"UnitFileState": "disabled"}, {})["enabled"] is False
 
 
 def test_setup_plan_installs_age_the_tool_and_adds_the_recipient():
