@@ -299,3 +299,20 @@ def test_tool_pushes_to_an_s3_bucket_and_fetches_back(app, monkeypatch):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_list_renders_parts_verify_and_a_failed_schedule(capsys):
+    from lightfold.cli import render
+
+    b = {"id": "20261204185549", "bytes": 5347, "label": "manual", "verify": {"ok": True, "at": "2026-12-04T18:55Z"},
+         "parts": {"postgres": {"bytes": 5003, "tables": {"public.notes": 3}}, "redis": {"bytes": 10, "keys": 2},
+                   "storage": {"bytes": 334, "files": 1}}}
+    render.show_backup_list({"target": "shop", "unit": "lightfold-shop.backup", "incomplete": 1,
+                             "backups": [b, {**b, "id": "20261205000000", "verify": {"ok": False, "at": "x"}}],
+                             "schedule": {"enabled": True, "active": True, "last_run": "Fri", "last_ok": False}})
+    captured = capsys.readouterr()
+    text = " ".join((captured.out + captured.err).split())
+    assert "20261204185549 5.3 KB postgres (1 tables, 3 rows), redis (2 keys), storage (1 files) [manual] verified" \
+        in text, text
+    assert "20261205000000" in text and "VERIFY FAILED" in text and "1 incomplete backup(s)" in text
+    assert "the last scheduled backup FAILED (Fri)" in text and "journalctl -u lightfold-shop.backup.service" in text
