@@ -18,12 +18,11 @@ from tests.faults.faults import (
     install_app,
     served,
     set_version,
-    unproven,
 )
 
 from lightfold.probe import Probe
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), unproven]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 SRV_SIZE_MB = 96
 BALLAST = "/srv/ballast"

@@ -24,7 +24,6 @@ from tests.faults.faults import (
     set_version,
     settled,
     status,
-    unproven,
 )
 
 from lightfold.probe import Probe
@@ -92,7 +91,7 @@ def test_partition_mid_switch_the_switch_finishes_on_the_server(app):
     assert_next_deploy_works(sb, "v4")
 
 
-@pytest.mark.parametrize("when", ["healthy", pytest.param("smoke window", marks=unproven)])
+@pytest.mark.parametrize("when", ["healthy", "smoke window"])
 def test_agent_unit_killed_mid_switch(app, when):
     """SIGKILL of the agent's transient unit (`lightfold-activate-<app>`) while the new slot boots
     (before traffic moved: the push fails) or in its smoke window (after: the push had already
@@ -123,7 +122,6 @@ def test_agent_unit_killed_mid_switch(app, when):
     assert_next_deploy_works(sb, f"v6-{when.split()[0]}")
 
 
-@unproven
 def test_a_file_configure_wrote_changed_by_hand_is_put_back_by_the_next_deploy(app):
     """nginx's site and the slots' unit edited on the server: the configure fingerprint still
     matches, yet the next deploy sees the change, puts both files back and says so."""
