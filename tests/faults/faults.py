@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -30,10 +29,9 @@ from tests.e2e.apps import commit, get, git
 
 APP = Path(__file__).parent / "app"
 
-# Scenarios written but not yet seen passing on a sandbox machine stay out of the default run
-# (LIGHTFOLD_FAULTS=all runs them): a test that fails there fails everyone's suite.
-unproven = pytest.mark.skipif(os.environ.get("LIGHTFOLD_FAULTS") != "all",
-                              reason="a fault scenario not yet proven on a sandbox machine (LIGHTFOLD_FAULTS=all)")
+# Scenarios written but not yet seen passing on a sandbox machine stay out of the default run:
+# deselected, not skipped (tests/faults/conftest.py), and LIGHTFOLD_FAULTS=all runs them.
+unproven = pytest.mark.faults_unproven
 
 
 def install_app(sb, version: str = "v1") -> None:
