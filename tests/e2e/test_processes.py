@@ -160,3 +160,16 @@ def test_processes_cron_and_storage_across_deploy_rollback_and_failed_deploy(app
     status = json.loads(sb.lightfold("status", "--target", name, "--json").stdout)
     cron = status.get("cron") or []
     assert [c["name"] for c in cron] == ["tick"] and cron[0]["last_run"] and cron[0]["next_run"], cron
+
+    # the real processes' logs: `--process NAME` is that process's journal, `--all` every unit's,
+    # each line labelled with its unit (issue 15)
+    worker_log = sb.lightfold("logs", "--target", name, "--process", "worker", "-n", "200").stdout
+    assert "worker v1 started" in worker_log and "worker v2 started" in worker_log, worker_log
+    assert "tick " not in worker_log
+    every = [line.split(maxsplit=2) for line in
+             sb.lightfold("logs", "--target", name, "--all", "-n", "2000").stdout.splitlines()]
+    by_label = {label: [w for _, lb, w in (x for x in every if len(x) == 3) if lb == label]
+                for label in ("worker-1", "cron:tick")}
+    assert any(m.startswith("worker v") for m in by_label["worker-1"]), every[-30:]
+    assert any(m.startswith("tick v") for m in by_label["cron:tick"]), every[-30:]
+    assert any(x[1].startswith("web:") for x in every if len(x) == 3), every[-30:]

@@ -14,5 +14,6 @@ def log(what: str) -> None:
 
 
 log("begin")
+print(f"tick {VERSION} for minute {minute}", flush=True)  # the journal's line: `lightfold logs --all`
 time.sleep(4)
 log("end")

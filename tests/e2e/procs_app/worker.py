@@ -25,6 +25,7 @@ def stop(*_):
 
 signal.signal(signal.SIGTERM, stop)
 log("start")
+print(f"worker {VERSION} started", flush=True)  # the journal's line: `lightfold logs --process worker`
 conn = sqlite3.connect("data/queue.db", timeout=30, isolation_level=None)
 conn.execute("CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, status TEXT, done_by TEXT, runs INTEGER)")
 while True:
