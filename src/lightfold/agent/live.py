@@ -85,6 +85,20 @@ def deploy_lock_held(lay: Layout) -> bool:
     return lock is not None and lock_staleness(lock, time.time()) is None
 
 
+def _procs_follow(lay: Layout, rid: str) -> list[str]:
+    """The other processes run the live release: a switch interrupted between the flip and the
+    processes' move (agent killed, reboot in the smoke window) left them on the old one, or
+    stopped. Outside a switch (reconcile runs under the switch mutex) that is never meant."""
+    from .procs import move_procs, procs_release
+
+    was = procs_release(lay)
+    if was == rid:
+        return []
+    warnings: list[str] = []
+    move_procs(lay, rid, warnings, strict=False)
+    return [f"the processes ran {was or 'nothing'}, not the live {rid}: moved them", *warnings]
+
+
 def reconcile(lay: Layout, cfg: dict, by: str | None) -> list[str]:
     """Finish the bookkeeping of a switch that was interrupted (agent killed, machine rebooted)."""
     notes: list[str] = []
@@ -121,6 +135,8 @@ def reconcile(lay: Layout, cfg: dict, by: str | None) -> list[str]:
     from .switch import settle_idle_slot  # here: switch imports this module
 
     notes += settle_idle_slot(lay, cfg)
+    if rid is not None and not cfg.get("static"):
+        notes += _procs_follow(lay, rid)
     if notes:
         audit(lay, "reconcile", by, notes=notes)
         for n in notes:

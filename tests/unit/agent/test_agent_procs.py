@@ -162,3 +162,26 @@ def test_a_worker_that_fails_to_start_flips_everything_back(lay, live_blue, sd):
 ])
 def test_systemd_timestamps_in_every_form_systemctl_prints(raw, iso):
     assert procs.unix_to_iso(raw) == iso
+
+
+def test_reconcile_moves_processes_left_on_the_old_release_by_an_interrupted_switch(lay, live_blue, sd):
+    """Traffic and the journal are on NEW (the switch flipped and recorded it) but the agent died
+    before the processes moved: the next op's reconcile moves them, old ones stopped first."""
+    from lightfold.agent.files import write_atomic
+    from lightfold.agent.journal import record_activation, save_journal
+    from lightfold.agent.live import reconcile
+    from lightfold.agent.upstream import render_upstream
+
+    entries = load_journal(lay)
+    record_activation(entries, NEW, "green", "2026-01-01T12:01:00Z", "previous")
+    save_journal(lay, entries)
+    swap_symlink(lay.slot_link("green"), f"../releases/{NEW}")
+    swap_symlink(lay.current, f"releases/{NEW}")
+    write_atomic(lay.upstream, render_upstream(live_blue["ports"]["green"], "green", NEW).encode())
+    notes = reconcile(lay, live_blue, "test")
+    assert any(f"not the live {NEW}: moved them" in n for n in notes), notes
+    assert os.readlink(lay.procs_link) == f"../releases/{NEW}"
+    verbs = sd.verbs()
+    assert verbs.index(("stop", "lightfold-web.proc@worker-1.service", "lightfold-web.proc@worker-2.service")) < \
+        verbs.index(("start", "lightfold-web.proc@worker-1.service"))
+    assert reconcile(lay, live_blue, "test") == []  # nothing left to do
