@@ -135,7 +135,7 @@ def reconcile(lay: Layout, cfg: dict, by: str | None) -> list[str]:
     from .switch import settle_idle_slot  # here: switch imports this module
 
     notes += settle_idle_slot(lay, cfg)
-    if rid is not None and not cfg.get("static"):
+    if rid is not None and not cfg.get("static") and not deploy_lock_held(lay):  # a deploy moves them itself
         notes += _procs_follow(lay, rid)
     if notes:
         audit(lay, "reconcile", by, notes=notes)
