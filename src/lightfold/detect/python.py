@@ -396,30 +396,39 @@ FORCED_SETTINGS = re.compile(r"os\.environ\[\s*['\"]DJANGO_SETTINGS_MODULE['\"]\
 
 def _django_hosts(p: Project, plan: Plan, m: Match, settings: list[str], settings_mod: str | None,
                   entry_files: list[str]) -> None:
-    """DEBUG = True is a warning; a literal ALLOWED_HOSTS without '*' gets the settings wrapper
-    (lightfold.detect.traps), unless an entry point forces its own settings module."""
+    """DEBUG = True is a warning. The settings wrapper (lightfold.detect.traps) runs the start and
+    the release command when a literal ALLOWED_HOSTS without '*' would refuse the server's name, or
+    when a SQLite database lies in the project (the release is read-only, and replaced by every
+    deploy: the wrapper keeps it in the app's storage) — unless an entry point forces its own
+    settings module."""
     texts = {f: p.text(f) or "" for f in settings}
     if any(re.search(r"^DEBUG\s*=\s*True\b", t, re.M) for t in texts.values()):
         plan.warnings.append("DEBUG = True in the settings: Django shows tracebacks and settings to every visitor; "
                              "read it from the env (DEBUG = os.environ.get('DJANGO_DEBUG') == '1')")
+    if not plan.start or not settings_mod:
+        return
+    fixes = []
     assigning = [f for f, t in texts.items() if re.search(r"^ALLOWED_HOSTS\b", t, re.M)]
-    if not assigning or not plan.start or not settings_mod:
-        return
     lists = [traps.django_literal_hosts(texts[f]) for f in assigning]
-    if any(h is None for h in lists):
-        return  # computed from the env or changed later: the project's to decide
-    hosts = [h for hs in lists for h in hs if h is not None]
-    if "*" in hosts:
+    hosts = [h for hs in lists for h in hs or []]
+    if assigning and None not in lists and "*" not in hosts:  # else computed, or any name: the project's
+        fixes.append(traps.django_hosts_note(assigning[-1], hosts))
+    sqlite = next((f for f, t in texts.items() if "django.db.backends.sqlite3" in t), None)
+    if sqlite:
+        fixes.append(traps.django_sqlite_note(sqlite))
+    if not fixes:
         return
-    rel = assigning[-1]
     forced = next((f for f in entry_files if FORCED_SETTINGS.search(p.text(f) or "")), None)
     if forced:
-        plan.warnings.append(f"ALLOWED_HOSTS in {rel} does not name this server, and {forced} forces its settings "
-                             "module, so lightfold cannot add it: add your domain to ALLOWED_HOSTS")
+        plan.warnings.append(f"{forced} forces its settings module, so lightfold cannot add this server's name to "
+                             "ALLOWED_HOSTS nor keep a SQLite database out of the read-only release: add your "
+                             "domain to ALLOWED_HOSTS, and put the database in a storage dir (lightfold.toml)")
         return
     plan.start = traps.django_hosts_start(plan.start, settings_mod)
-    plan.fixes.append(traps.django_hosts_note(rel, hosts))
-    m.evidence.append(plan.fixes[-1])
+    if plan.release:
+        plan.release = traps.django_hosts_start(plan.release, settings_mod)
+    plan.fixes += fixes
+    m.evidence += fixes
 
 
 # -- plain Python ------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 own name (lightfold.detect.traps.django_hosts_start): it imports the project's settings (the module
 named by LIGHTFOLD_DJANGO_SETTINGS) and adds to ALLOWED_HOSTS the names the unit gives in
 LIGHTFOLD_HOSTS (the app's domain, else the server's address) and the loopback names the agent's
-health check uses. It also trusts nginx's X-Forwarded-Proto (nginx always sets it; the app listens
+health check uses, and keeps a SQLite database file that lies inside the release (read-only, and
+replaced by every deploy) in /srv/<app>/storage/django/ instead. It also trusts nginx's
+X-Forwarded-Proto (nginx always sets it; the app listens
 on 127.0.0.1 only) unless the project sets SECURE_PROXY_SSL_HEADER itself: without it a Django app
 behind HTTPS sees plain http, and its CSRF origin check refuses every form POST.
 
@@ -31,6 +33,17 @@ ALLOWED_HOSTS = [*getattr(_project, "ALLOWED_HOSTS", ()), *{LOOPBACK_HOSTS!r},
                  *_os.environ.get("LIGHTFOLD_HOSTS", "").split()]
 if not hasattr(_project, "SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# A SQLite file inside the release (read-only, replaced by every deploy) lives in the app's storage:
+# this file is <release>/.lightfold/python/, the release /srv/<app>/releases/<id>, storage /srv/<app>/storage.
+_release = _os.path.dirname(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
+_storage = _os.path.join(_os.path.dirname(_os.path.dirname(_release)), "storage", "django")
+DATABASES = {{alias: dict(db) for alias, db in getattr(_project, "DATABASES", {{}}).items()}}
+for _db in DATABASES.values():
+    _name = _os.path.abspath(str(_db.get("NAME") or ""))
+    if str(_db.get("ENGINE", "")).endswith("sqlite3") and _name.startswith(_release + _os.sep):
+        _db["NAME"] = _os.path.join(_storage, _os.path.relpath(_name, _release))
+        _os.makedirs(_os.path.dirname(_db["NAME"]), exist_ok=True)
 '''
 
 

@@ -533,7 +533,7 @@ def test_django_project_module_comes_from_manage_py_not_a_placeholder(tmp_path: 
     # ALLOWED_HOSTS = []: the start goes through lightfold's settings wrapper (below).
     assert d.start == traps.django_hosts_start(
         ".venv/bin/gunicorn --bind 127.0.0.1:$PORT --chdir src shop.wsgi:application", "shop.settings")
-    assert d.release == ".venv/bin/python src/manage.py migrate --noinput"
+    assert d.release == traps.django_hosts_start(".venv/bin/python src/manage.py migrate --noinput", "shop.settings")
     assert "gunicorn" in d.install  # not a dependency: installed with the requirements
     assert d.health_path == "/healthz/"
 
@@ -566,6 +566,17 @@ def test_django_allowed_hosts_trap(tmp_path: Path, hosts: str, wsgi: str, fixed:
     if warning:
         assert any(warning in w and "add your domain to ALLOWED_HOSTS" in w for w in d.warnings), d.warnings
     assert not any("DEBUG = True" in w for w in d.warnings)
+
+
+def test_a_django_sqlite_database_goes_through_the_wrapper_even_when_the_hosts_are_fine(tmp_path: Path):
+    """startproject's DATABASES: a SQLite file in BASE_DIR, i.e. in the (read-only) release."""
+    make(tmp_path, {"requirements.txt": "django\ngunicorn\n", "manage.py": DJANGO_MANAGE, "site1/__init__.py": "",
+                    "site1/settings.py": "ALLOWED_HOSTS = ['*']\nWSGI_APPLICATION = 'site1.wsgi.application'\n"
+                    "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': 'db.sqlite3'}}\n",
+                    "site1/wsgi.py": DJANGO_WSGI})
+    d = detect(tmp_path)
+    assert d.start.startswith("LIGHTFOLD_DJANGO_SETTINGS=") and d.release.startswith("LIGHTFOLD_DJANGO_SETTINGS=")
+    assert [f.split(":")[0] for f in d.fixes] == ["Django"] and "SQLite" in d.fixes[0]
 
 
 def test_django_debug_true_is_a_warning(tmp_path: Path):

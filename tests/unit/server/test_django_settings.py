@@ -20,7 +20,8 @@ from lightfold.server.build import user_build_script
 
 RID = "20260101120001"
 PROBE = ("import lightfold_django_settings as s\n"
-         "print(repr([s.ALLOWED_HOSTS, s.SECRET_KEY, s.SECURE_PROXY_SSL_HEADER, hasattr(s, 'lower_case')]))\n")
+         "print(repr([s.ALLOWED_HOSTS, s.SECRET_KEY, s.SECURE_PROXY_SSL_HEADER, hasattr(s, 'lower_case'), "
+         "s.DATABASES]))\n")
 
 
 @dataclass
@@ -50,7 +51,7 @@ def started(tmp_path: Path, settings: str, env: dict[str, str] | None = None, de
 
 
 def test_the_servers_name_and_loopback_are_added_to_the_projects_hosts(tmp_path: Path):
-    hosts, secret, proxy, lower = started(
+    hosts, secret, proxy, lower, _ = started(
         tmp_path, "SECRET_KEY = 'x'\nALLOWED_HOSTS = ['own.example']\nlower_case = 1\n",
         {"LIGHTFOLD_HOSTS": "shop.example.com"})
     assert hosts == ["own.example", "127.0.0.1", "localhost", ".localhost", "[::1]", "shop.example.com"]
@@ -59,16 +60,28 @@ def test_the_servers_name_and_loopback_are_added_to_the_projects_hosts(tmp_path:
 
 
 def test_the_projects_own_proxy_header_is_kept_and_no_hosts_env_adds_only_loopback(tmp_path: Path):
-    hosts, _, proxy, _ = started(
+    hosts, _, proxy, _, _ = started(
         tmp_path, "SECRET_KEY = 'x'\nALLOWED_HOSTS = []\nSECURE_PROXY_SSL_HEADER = ('HTTP_X_SCHEME', 'https')\n")
     assert hosts == ["127.0.0.1", "localhost", ".localhost", "[::1]"]
     assert proxy == ("HTTP_X_SCHEME", "https")
 
 
 def test_a_settings_module_from_the_apps_env_wins_over_the_detected_one(tmp_path: Path):
-    hosts, secret, _, _ = started(tmp_path, "SECRET_KEY = 'x'\nALLOWED_HOSTS = []\n",
+    hosts, secret, _, _, _ = started(tmp_path, "SECRET_KEY = 'x'\nALLOWED_HOSTS = []\n",
                                   {"DJANGO_SETTINGS_MODULE": "shop.other", "LIGHTFOLD_HOSTS": "10.0.0.5"})
     assert secret == "other" and hosts[-1] == "10.0.0.5"
+
+
+def test_a_sqlite_file_in_the_release_is_kept_in_the_apps_storage(tmp_path: Path):
+    settings = ("import os\nSECRET_KEY = 'x'\nALLOWED_HOSTS = []\nB = os.path.dirname(os.path.dirname(__file__))\n"
+                "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3',"
+                " 'NAME': os.path.join(B, 'db.sqlite3')},"
+                " 'other': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': '/var/lib/x.db'},"
+                " 'pg': {'ENGINE': 'django.db.backends.postgresql', 'NAME': 'shop'}}\n")
+    *_, dbs = started(tmp_path, settings)
+    storage = tmp_path / "srv/shop/storage/django"
+    assert dbs["default"]["NAME"] == str(storage / "db.sqlite3") and storage.is_dir()
+    assert dbs["other"]["NAME"] == "/var/lib/x.db" and dbs["pg"]["NAME"] == "shop"  # outside the release: as is
 
 
 def test_only_django_releases_get_the_module(tmp_path: Path):
