@@ -148,7 +148,7 @@ def django_hosts_note(settings_rel: str, hosts: list[str]) -> str:
 def django_sqlite_note(settings_rel: str) -> str:
     return (f"Django: {settings_rel} uses SQLite; a database file inside the project would sit in the release, "
             "which the app cannot write and the next deploy replaces: lightfold keeps it in the app's storage "
-            "(/srv/<app>/storage/django/, kept across deploys) through the same settings module")
+            "dir (its django/ subdir, kept across deploys) through the same settings module")
 
 
 def refuse_blocked(detection) -> None:
