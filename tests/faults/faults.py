@@ -27,11 +27,26 @@ from pathlib import Path
 import pytest
 from tests.e2e.apps import commit, get, git
 
+from lightfold.probe import Probe
+
 APP = Path(__file__).parent / "app"
 
 # Scenarios written but not yet seen passing on a sandbox machine stay out of the default run:
 # deselected, not skipped (tests/faults/conftest.py), and LIGHTFOLD_FAULTS=all runs them.
 unproven = pytest.mark.faults_unproven
+
+
+def probe(sb) -> Probe:
+    """The availability probe every scenario runs on the app's address."""
+    return Probe(f"http://{sb.ip}/", rate=20, expect_status=200)
+
+
+def deployed_v1(sb):
+    """The module's machine with the app's v1 deployed and answering (what each scenario starts from)."""
+    install_app(sb, "v1")
+    deploy(sb)
+    assert served(sb)[0] == "v1"
+    return sb
 
 
 def install_app(sb, version: str = "v1") -> None:

@@ -16,11 +16,10 @@ from tests.faults.faults import (
     assert_truthful,
     deploy,
     install_app,
+    probe,
     served,
     set_version,
 )
-
-from lightfold.probe import Probe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -58,7 +57,7 @@ def test_disk_full_before_upload_names_the_space_and_the_fix(app):
     set_version(sb, "v2-full")
     fill(sb, 2 * 2**20)
     try:
-        with Probe(f"http://{sb.ip}/", rate=20, expect_status=200) as p:
+        with probe(sb) as p:
             r = sb.lightfold("deploy", "--target", sb.target, check=False, timeout=300)
         assert r.returncode == 1, r.stderr
         assert "disk" in r.stderr and "MB" in r.stderr, r.stderr
@@ -80,7 +79,7 @@ def test_disk_full_during_the_build_names_the_space_and_the_fix(app):
     manifest.write_text(text + 'build = "sleep 3; head -c 20000000 /dev/zero > built.bin"\n')
     set_version(sb, "v3-full")
     try:
-        with Probe(f"http://{sb.ip}/", rate=20, expect_status=200) as p:
+        with probe(sb) as p:
             run = Watched(sb, "deploy", "--target", sb.target)
             run.wait_for("sleep 3")  # the build's first step is running
             fill(sb, 2 * 2**20)

@@ -17,31 +17,21 @@ from tests.faults.faults import (
     assert_next_deploy_works,
     assert_nothing_left,
     assert_truthful,
-    deploy,
-    install_app,
+    deployed_v1,
     partition,
+    probe,
     served,
     set_version,
     settled,
     status,
 )
 
-from lightfold.probe import Probe
-
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
 def app(shared_sandbox):
-    sb = shared_sandbox
-    install_app(sb, "v1")
-    deploy(sb)
-    assert served(sb)[0] == "v1"
-    return sb
-
-
-def probe(sb) -> Probe:
-    return Probe(f"http://{sb.ip}/", rate=20, expect_status=200)
+    return deployed_v1(shared_sandbox)
 
 
 def test_partition_mid_upload_fails_the_push_and_the_next_deploy_replaces_its_lock(app):

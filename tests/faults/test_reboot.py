@@ -21,8 +21,8 @@ from tests.faults.faults import (
     assert_next_deploy_works,
     assert_nothing_left,
     assert_truthful,
-    deploy,
-    install_app,
+    deployed_v1,
+    probe,
     reboot,
     served,
     set_version,
@@ -30,22 +30,12 @@ from tests.faults.faults import (
     unproven,
 )
 
-from lightfold.probe import Probe
-
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), unproven]
 
 
 @pytest.fixture(scope="module")
 def app(shared_sandbox):
-    sb = shared_sandbox
-    install_app(sb, "v1")
-    deploy(sb)
-    assert served(sb)[0] == "v1"
-    return sb
-
-
-def probe(sb) -> Probe:
-    return Probe(f"http://{sb.ip}/", rate=20, expect_status=200)
+    return deployed_v1(shared_sandbox)
 
 
 def test_reboot_idle_brings_the_live_slot_back(app):
