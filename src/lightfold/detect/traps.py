@@ -138,6 +138,11 @@ def django_hosts_start(start: str, settings_module: str) -> str:
             f'PYTHONPATH="$LF_RELEASE/.lightfold/{DJANGO_SETTINGS_DIR}${{PYTHONPATH:+:$PYTHONPATH}}" {start}')
 
 
+def runs_django_wrapper(command: str | None) -> bool:
+    """Whether `command` starts through the settings wrapper (as django_hosts_start writes it)."""
+    return f"DJANGO_SETTINGS_MODULE={DJANGO_SETTINGS_WRAPPER} " in (command or "")
+
+
 def django_hosts_note(settings_rel: str, hosts: list[str]) -> str:
     listed = ", ".join(hosts) if hosts else "empty"
     return (f"Django: ALLOWED_HOSTS in {settings_rel} is {listed}, so Django would answer 400 to the server's "

@@ -310,9 +310,9 @@ async def remove(
 def _hosts_at_next_deploy(target: Target, detection: Any, domain: str, change: str, report: Report) -> None:
     """A Django app started with lightfold's ALLOWED_HOSTS wrapper reads the host names when it
     starts: the running release keeps the old ones until the next deploy."""
-    from lightfold.detect.traps import DJANGO_SETTINGS_WRAPPER
+    from lightfold.detect.traps import runs_django_wrapper
 
-    if f"={DJANGO_SETTINGS_WRAPPER} " in (getattr(detection, "start", None) or ""):
+    if runs_django_wrapper(getattr(detection, "start", None)):
         report("warn", f"Django {change} {domain} in ALLOWED_HOSTS from the next deploy: "
                        f"run `lightfold deploy --target {target.name} --force` now")
 

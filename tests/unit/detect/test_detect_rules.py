@@ -562,6 +562,7 @@ def test_django_allowed_hosts_trap(tmp_path: Path, hosts: str, wsgi: str, fixed:
     d = detect(tmp_path)
     plain = ".venv/bin/gunicorn --bind 127.0.0.1:$PORT site1.wsgi:application"
     assert d.start == (traps.django_hosts_start(plain, "site1.settings") if fixed else plain)
+    assert traps.runs_django_wrapper(d.start) is fixed
     assert any("ALLOWED_HOSTS in site1/settings.py" in f for f in d.fixes) == fixed
     if warning:
         assert any(warning in w and "add your domain to ALLOWED_HOSTS" in w for w in d.warnings), d.warnings
