@@ -60,8 +60,8 @@ def test_firewall_step_arms_the_revert_before_loading_and_skips_when_confirmed()
 
 def test_revert_restores_only_lightfolds_table_and_boot_loads_the_confirmed_one():
     revert = firewall.revert_script()
-    assert "nft delete table inet lightfold" in revert
-    assert "nft -f /etc/lightfold/firewall.previous.nft" in revert
+    assert "table inet lightfold\\ndelete table inet lightfold\\n'; cat /etc/lightfold/firewall.previous.nft" in revert
+    assert revert.count("nft -f") == 1 and "nft delete" not in revert  # one transaction: never no table
     assert "flush ruleset" not in revert
     unit = firewall.boot_unit()
     assert "ExecStart=/usr/sbin/nft -f /etc/lightfold/firewall.confirmed.nft" in unit
@@ -80,6 +80,7 @@ def test_ruleset_loads_twice_and_the_revert_puts_the_old_table_back(tmp_path: Pa
     wanted, previous = tmp_path / "fw.nft", tmp_path / "prev.nft"
     wanted.write_text(firewall.ruleset(2222, (8443,)))
     old = firewall.ruleset(22)
+    (tmp_path / "revert.sh").write_text(firewall.revert_script(str(previous)).replace("logger ", ": "))
     script = f"""set -e
 printf '%s' '{old}' > {tmp_path}/old.nft
 nft -f {tmp_path}/old.nft
@@ -87,7 +88,7 @@ nft -s list table inet lightfold > {previous}
 nft -f {wanted}; nft -f {wanted}
 nft list table inet lightfold | grep -c 'tcp dport 2222 accept'
 nft add table ip mine
-nft delete table inet lightfold; nft -f {previous}
+sh {tmp_path}/revert.sh
 nft list ruleset | grep -c 'tcp dport 22 accept'
 nft list tables
 """
