@@ -145,6 +145,36 @@ def mounts_under(prefix: Path) -> list[str]:
     return found
 
 
+def fs_type(path: Path) -> str:
+    """The file system type of the mount that holds `path` (by /proc/self/mounts' longest prefix)."""
+    best, kind = "", ""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        target = fields[1].replace("\\040", " ")
+        if (str(path) == target or str(path).startswith(target.rstrip("/") + "/")) and len(target) >= len(best):
+            best, kind = target, fields[2]
+    return kind
+
+
+def ensure_temporary_fs(path: Path) -> bool:
+    """Mount a tmpfs on `path` unless it is on one already (or holds entries a mount would hide);
+    whether it is on a temporary file system now.
+
+    Why: on `systemctl reboot` inside a machine systemd-nspawn removes its propagation directory
+    (/run/systemd/nspawn/propagate/<name>) before booting it again, and refuses to remove
+    anything that is not on tmpfs or ramfs ("Attempted to remove disk file system …"): on a host
+    whose /run is a plain directory (a container, like this CI machine) it then exits instead of
+    rebooting the machine."""
+    path.mkdir(parents=True, exist_ok=True)
+    if fs_type(path) in ("tmpfs", "ramfs"):
+        return True
+    if any(path.iterdir()):
+        return False
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=16m", "lightfold-nspawn", str(path)],
+                          capture_output=True, text=True)
+    return proc.returncode == 0
+
+
 def raise_inotify_limit(minimum: int = 8192) -> None:
     """Each booted systemd holds ~7 inotify instances, all machines run as uid 0, and the default
     limit of 128 makes the 18th machine fail to boot."""

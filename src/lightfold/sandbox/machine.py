@@ -51,6 +51,9 @@ class Machine:
 def info_path(lay: Layout, name: str) -> Path:
     return lay.runtime(name) / "machine.json"
 
+# Where systemd-nspawn keeps each machine's mount propagation directory (host.ensure_temporary_fs).
+PROPAGATE = Path("/run/systemd/nspawn/propagate")
+
 
 def read_info(lay: Layout, name: str) -> dict | None:
     try:
@@ -137,7 +140,7 @@ def traces(lay: Layout, name: str) -> list[str]:
         found.append(f"netns {lay.netns(name)}")
     found += [f"cgroup {d}" for d in _cgroup_dirs(lay, name)]
     found += [f"nspawn process {p}" for p in nspawn_pids(lay, name)]
-    propagate = Path("/run/systemd/nspawn/propagate", name)
+    propagate = PROPAGATE / name
     if propagate.exists() and (found or lay.runtime(name).exists()):
         found.append(f"path {propagate}")
     return found
@@ -292,6 +295,7 @@ def create(
             if network_mode == "nat":
                 network.nat_up(lay, name, ip)
             host.raise_inotify_limit()
+            host.ensure_temporary_fs(PROPAGATE)  # so a machine can reboot
         except BaseException:
             _destroy_locked(lay, name)
             raise
@@ -521,7 +525,7 @@ def _wipe(lay: Layout, name: str) -> None:
             _rmdir(sub)
         _rmdir(d)
         _rmdir(d.parent)  # the lightfold/ subtree, once empty
-    subprocess.run(["rm", "-rf", f"/run/systemd/nspawn/propagate/{name}"], check=False)
+    subprocess.run(["rm", "-rf", str(PROPAGATE / name)], check=False)
 
 
 def _rmdir(path: Path) -> None:
