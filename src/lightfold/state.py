@@ -8,14 +8,38 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lightfold import store
 from lightfold.errors import LightfoldError
 
 STATE_VERSION = 1
+
+# A target's servers (README, "More than one server"): the primary builds each release, runs its
+# release command and the cron jobs; every server serves traffic behind the load balancer.
+ROLES = ("primary", "web")
+
+
+class Server(BaseModel):
+    """One server of a target: its name (the sandbox machine's for `local`), address and role."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str
+    ip: str
+    role: Literal["primary", "web"] = "web"
+
+
+class LoadBalancer(BaseModel):
+    """The target's load balancer: HAProxy (from the OS archive) on a server of its own."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    kind: Literal["haproxy"] = "haproxy"
+    name: str
+    ip: str
 
 
 class TargetState(BaseModel):
@@ -38,6 +62,24 @@ class TargetState(BaseModel):
     deploy_fingerprint: str | None = None
     # The no-op fast path's record (lightfold.release.noop): local key, server stamp, how to read it.
     noop: dict | None = None
+    # More than one server (`lightfold scale`): every server, the primary first, and the load
+    # balancer in front. Empty and None for a single-server target (a state file from before
+    # scale has neither key): `servers_of` gives that target's one server.
+    servers: list[Server] = Field(default_factory=list)
+    load_balancer: LoadBalancer | None = None
+
+    @property
+    def multi(self) -> bool:
+        """More than one server, or a load balancer in front (scale ran)."""
+        return len(self.servers) > 1 or self.load_balancer is not None
+
+
+def servers_of(target: str, ip: str | None, st: TargetState) -> list[Server]:
+    """The target's servers, the primary first: those `scale` recorded, else the one server the
+    target's config names (`ip`; none before create). A single-server target is a list of one."""
+    if st.servers:
+        return sorted(st.servers, key=lambda s: s.role != "primary")
+    return [Server(name=target, ip=ip, role="primary")] if ip else []
 
 
 def state_dir() -> Path:

@@ -151,3 +151,38 @@ def test_unknown_provider_token_is_refused(lf_home):
 )
 def test_default_target_name_is_sanitised(dirname, expected):
     assert config.sanitize_target_name(dirname) == expected
+
+
+def test_a_state_file_from_before_scale_is_a_target_of_one_server(lf_home):
+    """Old state files have no servers/load_balancer keys: they load, and the target's one server
+    is the one its config names (the primary); a state without an address has none yet."""
+    state.state_dir().mkdir(parents=True)
+    state.state_path("web").write_text(json.dumps({"version": 1, "created": True, "last_release": "20250101000000"}))
+    st = state.load("web")
+    assert st.servers == [] and st.load_balancer is None and not st.multi
+    assert state.servers_of("web", "10.0.0.5", st) == [state.Server(name="web", ip="10.0.0.5", role="primary")]
+    assert state.servers_of("web", None, st) == []
+
+
+def test_servers_and_load_balancer_round_trip_primary_first(lf_home):
+    def scaled(s: state.TargetState) -> None:
+        s.servers = [state.Server(name="web-2", ip="10.0.0.6"), state.Server(name="web", ip="10.0.0.5", role="primary")]
+        s.load_balancer = state.LoadBalancer(name="web-lb", ip="10.0.0.9")
+
+    state.update("web", scaled)
+    st = state.load("web")
+    assert st.multi and st.load_balancer.kind == "haproxy" and st.load_balancer.ip == "10.0.0.9"
+    assert [s.name for s in state.servers_of("web", "10.0.0.5", st)] == ["web", "web-2"]
+    with pytest.raises(LightfoldError):
+        state.state_path("web").write_text(json.dumps({"servers": [{"name": "x", "ip": "1.2.3.4", "role": "boss"}]}))
+        state.load("web")
+
+
+def test_a_target_on_one_of_its_servers_keeps_login_and_key():
+    from lightfold.release.target import Target
+
+    tc = config.TargetConfig(project_path="/p", provider="local",
+                             provider_config={"local": config.ProviderConfig(ip="10.0.0.5", ssh_key="/k")})
+    other = Target("web", tc).on("10.0.0.6")
+    assert other.server.ip == "10.0.0.6" and other.server.ssh_key == "/k" and other.name == "web"
+    assert tc.server().ip == "10.0.0.5"  # the target's own config is untouched

@@ -39,6 +39,14 @@ class Target:
             )
         return server
 
+    def on(self, ip: str) -> Target:
+        """This target as seen on one of its servers (`lightfold.state.servers_of`): the same app,
+        login and key, at `ip`. Every per-server step (configure, push, status) takes one."""
+        tc = self.config.model_copy(deep=True)
+        pc = tc.server().model_copy(update={"ip": ip})
+        tc.provider_config = {**tc.provider_config, tc.provider or "": pc}
+        return Target(self.name, tc)
+
     def detect(self):
         """The project's detection with the target's overrides applied (port, health path)."""
         from lightfold.detect import detect
