@@ -135,6 +135,11 @@ REBOOT_REQUIRED = "/var/run/reboot-required"
 PENDING_UPDATES_HOOK = "/etc/apt/apt.conf.d/99lightfold-pending-updates"
 PENDING_UPDATES = "/var/lib/lightfold/pending-updates"
 
+# The load balancer's server (`lightfold scale`): HAProxy from the OS archive.
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+HAPROXY_SOCKET = "/run/haproxy/admin.sock"  # Debian's stats socket path (level admin)
+HAPROXY_STATE = "/var/lib/haproxy/server-state"
+
 PG_ETC = "/etc/postgresql"
 REDIS_CONF = "/etc/redis/redis.conf"
 REDIS_DROPIN = "/etc/redis/lightfold.conf"

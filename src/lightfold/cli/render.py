@@ -213,6 +213,8 @@ def show_status(info: dict[str, Any]) -> None:
     con.print(f"  ssh      [{'green' if ok else 'red'}]{info['ssh']}[/]")
     if info.get("deploy_error"):
         con.print(f"  deploy   [yellow]{info['deploy_error']}[/]")
+    for line in servers_lines(info):
+        con.print(line, highlight=False)
     if info.get("security_updates") is not None:
         pending = info["security_updates"]
         reboot = ", [yellow]reboot required[/]" if info.get("reboot_required") else ", no reboot required"
@@ -261,6 +263,28 @@ def show_status(info: dict[str, Any]) -> None:
     if last and not last.get("ok"):
         con.print(f"  last switch [red]failed[/] ({last['op']}, {last['finished_at']}): {last['error']}")
     con.print("  releases " + ", ".join(f"{r['id']} {r['status']}" for r in info.get("releases", [])[:6]))
+
+
+def servers_lines(info: dict[str, Any]) -> list[str]:
+    """`status` lines of a target on more than one server: the load balancer, then each server
+    (nothing for a single-server target)."""
+    from rich.markup import escape
+
+    lb = info.get("load_balancer")
+    servers = info.get("servers") or []
+    if not lb and len(servers) <= 1:
+        return []
+    lines = []
+    if lb:
+        seen = (f"{lb['healthy_backends']} of {len(lb['backends'])} servers healthy" if lb.get("error") is None
+                else f"[red]{escape(str(lb['error']))}[/]")
+        lines.append(f"  balancer {lb['kind']} on {escape(lb['name'])} ({lb['ip']}): {seen}")
+    for s in servers:
+        marks = {"healthy": "[green]healthy[/]", "unhealthy": "[red]unhealthy[/]"}
+        health = marks.get(s.get("health") or "", "unknown")
+        lines.append(f"  server   {escape(s['name'])} {s['ip']} ({s['role']}): release {s.get('live_release') or '-'}, "
+                     f"{health}")
+    return lines
 
 
 def process_lines(info: dict[str, Any]) -> list[str]:

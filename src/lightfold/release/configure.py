@@ -72,7 +72,9 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any], build
         app_subdir=source_layout(target, detection)[1], ip=target.server.ip,
         http2_directive=runtime.nginx_http2_directive(server_facts.get("python3")),
     )
-    hardening = Hardening.of(target.server.port, target.server.username, target.config.security)
+    lb = state.load(target.name).load_balancer  # more than one server: web traffic from the LB only
+    hardening = Hardening.of(target.server.port, target.server.username, target.config.security,
+                             web_from=lb.ip if lb else None)
     return configure_plan(spec, agent_files=agent_files(), ssh_port=target.server.port,
                           builder_steps=builder.configure_steps(spec),
                           builder_replaces_runtime=builder.replaces_runtime, hardening=hardening,

@@ -189,13 +189,17 @@ EMPTY_DEPLOY_STATUS: dict[str, Any] = {k: None for k in deploy_status(StatusRepl
 EMPTY_UPDATES: dict[str, Any] = {"security_updates": None, "reboot_required": None, "configure_drift": []}
 
 
-def remote_status(name: str, timeout: float = 10) -> tuple[str, dict[str, Any] | None, str | None]:
-    """(ssh, deploy status or None, why there is none) in one SSH connection."""
+def remote_status(name: str, timeout: float = 10,
+                  ip: str | None = None) -> tuple[str, dict[str, Any] | None, str | None]:
+    """(ssh, deploy status or None, why there is none) in one SSH connection; `ip`: one of the
+    target's servers (default: the one its config names)."""
     from lightfold.release import target as targets
     from lightfold.release.audit import updates_facts
     from lightfold.remote import run_sync
 
     t = targets.load(name)
+    if ip:
+        t = t.on(ip)
 
     async def go():
         async with await targets.connect(t) as conn:

@@ -49,6 +49,7 @@ def status(target: str) -> dict[str, Any]:
         ssh, deploy, deploy_error = operate.remote_status(target, timeout=SSH_CHECK_TIMEOUT * 3)
     else:
         ssh = ssh_check(pc.ip, pc.port, pc.username, pc.ssh_key)
+    info = deploy or operate.EMPTY_DEPLOY_STATUS
     return {
         "target": target,
         "provider": tc.provider,
@@ -67,6 +68,34 @@ def status(target: str) -> dict[str, Any]:
         "domain": tc.domain.domain if tc.domain else None,
         # from the server's agent (None values when unreachable or not deployed; see deploy_error)
         **operate.EMPTY_UPDATES,
-        **(deploy or operate.EMPTY_DEPLOY_STATUS),
+        **info,
         "deploy_error": deploy_error,
+        **servers_status(target, pc.ip, st, info),
     }
+
+
+def server_entry(server, info: dict[str, Any]) -> dict[str, Any]:
+    """One entry of status's `servers`: name, ip, role, live_release, health (healthy/unhealthy,
+    None when unknown)."""
+    now = info.get("health_now") or {}
+    health = None if not now else ("healthy" if now.get("ok") else "unhealthy")
+    return {"name": server.name, "ip": server.ip, "role": server.role, "live_release": info.get("live_release"),
+            "health": health}
+
+
+def servers_status(target: str, ip: str | None, st, primary_info: dict[str, Any]) -> dict[str, Any]:
+    """`servers` (every server; the primary's from the status already read) and `load_balancer`
+    (None for a single-server target)."""
+    from lightfold import state
+    from lightfold.release import lb, operate
+    from lightfold.release import target as targets
+
+    entries = []
+    for server in state.servers_of(target, ip, st):
+        if server.ip == ip:
+            entries.append(server_entry(server, primary_info))
+            continue
+        _, deploy, _ = operate.remote_status(target, timeout=SSH_CHECK_TIMEOUT * 3, ip=server.ip)
+        entries.append(server_entry(server, deploy or {}))
+    lb_info = lb.status_of(targets.load(target), st.load_balancer) if st.load_balancer else None
+    return {"servers": entries, "load_balancer": lb_info}

@@ -44,19 +44,22 @@ class Hardening:
     updates: bool = True
     reboot_window: str | None = None
     allow_ports: tuple[int, ...] = ()
+    # The load balancer's address on an app server of a target on more than one server: web
+    # traffic (80, 443) is accepted from it only.
+    web_from: str | None = None
 
     @classmethod
-    def of(cls, ssh_port: int, login_user: str, security) -> Hardening:
+    def of(cls, ssh_port: int, login_user: str, security, web_from: str | None = None) -> Hardening:
         """From a target's port, login and `security` section (lightfold.config.SecurityConfig)."""
         return cls(ssh_port, login_user, security.harden_ssh, security.updates, security.reboot_window,
-                   tuple(security.allow_ports))
+                   tuple(security.allow_ports), web_from)
 
     def packages(self) -> tuple[str, ...]:
         return FIREWALL_PACKAGES + (UPDATE_PACKAGES if self.updates else ())
 
     def steps(self) -> tuple[Step, ...]:
         return (
-            firewall_step(self.ssh_port, self.allow_ports),
+            firewall_step(self.ssh_port, self.allow_ports, web_from=self.web_from),
             ssh_step(self.harden_ssh, self.login_user),
             updates_step(self.updates, self.reboot_window),
         )

@@ -187,3 +187,27 @@ def test_security_settings_are_validated_with_a_clear_error(key, value, message)
     with pytest.raises(LightfoldError) as e:
         config.set_value(cfg, "web", f"security.{key}", value, project_path=Path("/tmp"))
     assert message in e.value.problem
+
+
+def test_app_servers_of_a_scaled_target_accept_web_traffic_from_the_load_balancer_only():
+    text = firewall.ruleset(22, (5432,), web_from="10.213.7.9")
+    assert "ip saddr 10.213.7.9 tcp dport { 80, 443 } accept" in text
+    assert "\t\ttcp dport { 80, 443 } accept" not in text  # 80/443 are not open to everyone
+    assert "tcp dport { 5432 } accept" in text and "tcp dport 22 accept" in text
+    assert "ip saddr" not in firewall.ruleset(22, (5432,)).replace("ip saddr limit", "")
+    assert firewall.ruleset(22) == firewall.ruleset(22, (), None)  # a single server: as before
+    with pytest.raises(ValueError):
+        firewall.ruleset(22, (), web_from="10.0.0.1; accept")  # reaches the nft file: an address only
+    step = Hardening.of(22, "root", config.SecurityConfig(), web_from="10.213.7.9").steps()[0]
+    nft = next(a for a in step.actions if isinstance(a, WriteFile))
+    assert "ip saddr 10.213.7.9" in nft.data().decode()
+
+
+@pytest.mark.skipif(not _netns_nft(), reason="needs root, nft and unshare")
+def test_the_load_balancer_only_ruleset_loads(tmp_path: Path):
+    wanted = tmp_path / "fw.nft"
+    wanted.write_text(firewall.ruleset(22, (), web_from="10.213.7.9"))
+    out = subprocess.run(["unshare", "-n", "sh", "-c", f"nft -f {wanted} && nft list table inet lightfold"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "ip saddr 10.213.7.9 tcp dport { 80, 443 } accept" in out.stdout

@@ -1,0 +1,49 @@
+"""`status` of a target on one server and on several: the `servers` and `load_balancer` keys."""
+
+from __future__ import annotations
+
+from lightfold import state
+from lightfold.cli import render
+from lightfold.release import status
+
+
+def test_a_single_server_target_lists_its_one_server_and_no_load_balancer(lf_home):
+    st = state.TargetState()
+    got = status.servers_status("web", "10.0.0.5", st, {"live_release": "20260101000000",
+                                                      "health_now": {"ok": True, "status": 200}})
+    assert got == {"servers": [{"name": "web", "ip": "10.0.0.5", "role": "primary",
+                                "live_release": "20260101000000", "health": "healthy"}],
+                   "load_balancer": None}
+    assert render.servers_lines({**got}) == []  # status for people reads as before
+    assert status.servers_status("web", None, st, {})["servers"] == []
+
+
+def test_a_scaled_target_reads_each_server_and_the_load_balancer(lf_home, monkeypatch):
+    from lightfold import config
+    from lightfold.release import lb, operate
+
+    config.update(lambda c: c.targets.__setitem__("web", config.TargetConfig(
+        project_path="/p", provider="local", provider_config={"local": config.ProviderConfig(ip="10.0.0.5")})))
+    st = state.TargetState(servers=[state.Server(name="web", ip="10.0.0.5", role="primary"),
+                                    state.Server(name="web-2", ip="10.0.0.6")],
+                           load_balancer=state.LoadBalancer(name="web-lb", ip="10.0.0.9"))
+    asked = []
+
+    def remote_status(name, timeout=10, ip=None):
+        asked.append(ip)
+        return "reachable", {"live_release": "20260101000000", "health_now": {"ok": False, "status": 502}}, None
+
+    monkeypatch.setattr(operate, "remote_status", remote_status)
+    lb_info = {"kind": "haproxy", "name": "web-lb", "ip": "10.0.0.9", "healthy_backends": 1,
+               "backends": [{"name": "web", "status": "UP", "sessions": 0},
+                            {"name": "web-2", "status": "DOWN", "sessions": 0}], "error": None}
+    monkeypatch.setattr(lb, "status_of", lambda target, balancer: lb_info if balancer.ip == "10.0.0.9" else None)
+    got = status.servers_status("web", "10.0.0.5", st, {"live_release": "20260101000000",
+                                                      "health_now": {"ok": True}})
+    assert asked == ["10.0.0.6"]  # the primary's status was read already
+    assert [(s["name"], s["role"], s["health"]) for s in got["servers"]] == [("web", "primary", "healthy"),
+                                                                            ("web-2", "web", "unhealthy")]
+    assert got["load_balancer"]["healthy_backends"] == 1
+    lines = render.servers_lines(got)
+    assert "haproxy on web-lb (10.0.0.9): 1 of 2 servers healthy" in lines[0]
+    assert "web-2 10.0.0.6 (web): release 20260101000000" in lines[2]
