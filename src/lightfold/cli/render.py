@@ -103,6 +103,18 @@ def show_create(name: str, result: dict[str, Any]) -> None:
     output.note(f"log in with: lightfold ssh --target {name}")
 
 
+def show_scale(result: dict[str, Any]) -> None:
+    servers, lb = result["servers"], result.get("load_balancer")
+    changed = [f"added {', '.join(result['added'])}"] if result["added"] else []
+    changed += [f"removed {', '.join(result['removed'])}"] if result["removed"] else []
+    output.ok(f"'{result['target']}' runs on {len(servers)} server{'s' if len(servers) != 1 else ''}"
+              f" ({'; '.join(changed) or 'nothing to change'})")
+    if lb:
+        output.note(f"load balancer: {lb['kind']} on {lb['name']} at http://{lb['ip']}/")
+    for s in servers:
+        output.note(f"{s['name']} {s['ip']} ({s['role']})")
+
+
 def show_destroy(name: str, result: dict[str, Any]) -> None:
     output.ok(f"forgot the server of '{name}' (the server itself was not changed)" if result.get("forgotten")
               else f"destroyed the server of '{name}'" if result.get("destroyed")

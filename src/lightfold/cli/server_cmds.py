@@ -179,6 +179,27 @@ def destroy(
     output.emit(result, as_json, lambda: render.show_destroy(name, result))
 
 
+@app.command(epilog="Example:  sudo lightfold scale --target demo --servers 3")
+def scale(
+    servers: Annotated[int, typer.Option("--servers", "-n", help="How many app servers the target should have.",
+                                         show_default=False)],
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the target on N app servers behind a load balancer (HAProxy on a server of its own).
+
+    New servers are made like the first one (--provider local: sandbox machines), configured
+    identically and given the live release (built once, shipped); HAProxy health-checks them on
+    the app's health path. A server being removed is drained from HAProxy first. The first
+    server (the primary) is never removed. README: "More than one server".
+    """
+    from lightfold.release.scale import scale as run_scale
+
+    name = resolve_target(target)
+    result = run_scale(name, servers, report=output.reporter())
+    output.emit(result, as_json, lambda: render.show_scale(result))
+
+
 @app.command(context_settings={"allow_interspersed_args": False})
 def ssh(
     target: TargetOpt = None,

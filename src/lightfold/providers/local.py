@@ -184,13 +184,52 @@ def _forget(target: str) -> list[str]:
     return found
 
 
+def create_server(target: str, name: str, *, progress: Progress = quiet) -> str:
+    """Another machine of `target` (`lightfold scale`: an app server or the load balancer's),
+    made like the target's own (its network, image and login key); its address. A machine left
+    over by an interrupted scale is made again."""
+    from lightfold.sandbox.image import DEFAULT_IMAGE, suite_of
+
+    pc = config.get_target(config.load(), target).provider_config.get(NAME) or config.ProviderConfig()
+    lay = sandbox_layout.layout()
+    if machine.state(lay, name) != "missing":
+        _check_owner(name)
+        progress(f"removing the left-over machine '{name}'")
+        destroy_server(name)
+    key = openssh.login_key()
+    m = machine.create(name, pc.network or "isolated", Path(f"{key}.pub").read_text(), owner(), progress,
+                       suite=suite_of(pc.image or DEFAULT_IMAGE))
+    try:
+        openssh.pin(m.ip, 22, m.host_key)
+        _wait_ready(m, key, progress)
+    except BaseException:
+        destroy_server(name)
+        raise
+    return m.ip
+
+
+def destroy_server(name: str) -> bool:
+    """Remove one machine of a target made by `create_server` (and its pinned host key)."""
+    info = machine.read_info(sandbox_layout.layout(), name) or {}
+    found = machine.destroy(name)
+    if info.get("ip"):
+        openssh.unpin(info["ip"], 22)
+    return bool(found)
+
+
 def destroy(target: str, *, progress: Progress = quiet) -> dict[str, Any]:
-    """Stop and remove the target's machine and every trace of it; keep its config entry."""
+    """Stop and remove the target's machine and every trace of it; keep its config entry. A target
+    on more than one server loses every one of them, and its load balancer."""
     from lightfold.sandbox import host
 
     host.require_host(tools={"ip": "iproute2"})
     _check_owner(target)
     t0 = time.monotonic()
+    st = state.load(target)
+    others = [s.name for s in st.servers if s.name != target] + ([st.load_balancer.name] if st.load_balancer else [])
+    for name in others:
+        if destroy_server(name):
+            progress(f"machine '{name}' destroyed")
     found = _forget(target)
     if found:
         progress(f"machine '{target}' destroyed in {time.monotonic() - t0:.1f}s")

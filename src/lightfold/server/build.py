@@ -137,6 +137,16 @@ def build_script(
     return _as_build_and_app_users(app, release_id, build, release)
 
 
+def release_phase_script(app: str, detection: Any, deploy: Any, release_id: str, *, app_subdir: str | None = None,
+                         release_info: dict[str, Any] | None = None) -> str:
+    """Root's script for a release built on another server and shipped here (a target on more
+    than one server): no build, and the release phase without the release command (it ran once,
+    on the primary): the storage dirs only. Empty when there is nothing to do."""
+    release = user_build_script(app, detection, deploy, release_id, phase="release", run_release=False,
+                                app_subdir=app_subdir, release_info=release_info)
+    return _as_build_and_app_users(app, release_id, "true", release) if release else ""
+
+
 def user_build_script(
     app: str, detection: Any, deploy: Any, release_id: str, *,
     deps_hash: str | None = None, reuse_from: str | None = None,

@@ -1,0 +1,182 @@
+"""`lightfold scale --target T --servers N`: the target on N app servers behind a load balancer
+(README, "More than one server").
+
+Growing: the load balancer's server first (HAProxy, lightfold.release.lb), then each new server is
+made like the first one (`--provider local`: a sandbox machine named <target>-<n>), configured
+identically (its firewall accepts web traffic from the load balancer only), given the live release
+(built once, on the primary: shipped, lightfold.release.ship) and switched to it by its own
+health-gated blue/green switch; then HAProxy gets the new list (a graceful reload) and lightfold
+waits until HAProxy's own checks see every server healthy; last, the servers that served before
+the load balancer existed get the load-balancer-only firewall.
+
+Shrinking: a server leaves the rotation first (drain on HAProxy's stats socket, its sessions end,
+then maint), HAProxy's list loses it (reload), and only then is it destroyed. The primary (it
+builds, runs the release command and cron) is never removed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lightfold import state
+from lightfold.errors import LightfoldError, UsageError
+from lightfold.release import lb
+from lightfold.release.report import Report, silent
+from lightfold.release.target import Target, actor, connect
+
+MAX_SERVERS = 20
+SUPPORTED = ("local",)
+
+
+def server_name(target: str, index: int) -> str:
+    """The name of the target's `index`-th server (1: the target's own)."""
+    return target if index == 1 else f"{target}-{index}"
+
+
+def lb_name(target: str) -> str:
+    return f"{target}-lb"
+
+
+def plan_change(current: list[state.Server], wanted: int, target: str) -> tuple[list[str], list[state.Server]]:
+    """(names of the servers to add, servers to remove: the newest first; never the primary)."""
+    if not 1 <= wanted <= MAX_SERVERS:
+        raise UsageError(f"--servers {wanted} is out of range", f"use 1 to {MAX_SERVERS}")
+    if wanted < len(current):
+        removable = [s for s in current if s.role != "primary"]
+        return [], list(reversed(removable))[: len(current) - wanted]
+    taken = {s.name for s in current}
+    names, index = [], 1
+    while len(current) + len(names) < wanted:
+        index += 1
+        name = server_name(target, index)
+        if name not in taken:
+            names.append(name)
+    return names, []
+
+
+def scale(name: str, wanted: int, *, report: Report = silent) -> dict[str, Any]:
+    from lightfold import providers
+    from lightfold.release import target as targets
+
+    t = targets.load(name)
+    if t.config.provider not in SUPPORTED:
+        raise LightfoldError(f"scale does not support the {t.config.provider or 'unset'} provider yet",
+                             "it works with --provider local for now (README, \"More than one server\")")
+    # the provider's create_server / destroy_server (`local`: sandbox machines)
+    local: Any = providers.get(t.config.provider)
+    st = state.load(name)
+    current = state.servers_of(name, t.server.ip, st)
+    if not current:
+        raise LightfoldError(f"target '{name}' has no server yet", f"run `lightfold deploy --target {name}` first")
+    detection = t.detect()
+    live = _live_release(t)
+    add, remove = plan_change(current, wanted, name)
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+
+    if add and st.load_balancer is None:
+        report("step", f"creating the load balancer's server {lb_name(name)}")
+        ip = local.create_server(name, lb_name(name), progress=lambda m: report("note", m))
+        balancer = state.LoadBalancer(name=lb_name(name), ip=ip)
+
+        def record_lb(s: state.TargetState) -> None:
+            s.load_balancer = balancer
+            s.servers = current
+
+        state.update(name, record_lb)
+        _on(t.on(ip), lambda conn: lb.apply(conn, t, current, detection=detection, report=report))
+        timings["load_balancer"] = time.monotonic() - t0
+    st = state.load(name)
+
+    for server_id in add:
+        t1 = time.monotonic()
+        report("step", f"adding server {server_id}")
+        ip = local.create_server(name, server_id, progress=lambda m: report("note", m))
+        server = state.Server(name=server_id, ip=ip)
+        try:
+            _prepare(t, t.on(ip), detection, live, report)
+        except BaseException:
+            local.destroy_server(server_id)
+            raise
+        servers = [*state.servers_of(name, t.server.ip, state.load(name)), server]
+        state.update(name, lambda s, servers=servers: setattr(s, "servers", servers))
+        timings[f"add {server_id}"] = time.monotonic() - t1
+
+    for server in remove:
+        t1 = time.monotonic()
+        rest = [s for s in state.servers_of(name, t.server.ip, state.load(name)) if s.name != server.name]
+        assert st.load_balancer is not None
+        waited = _on(t.on(st.load_balancer.ip), lambda conn, server=server: lb.drain(conn, server.name, report=report))
+        report("ok", f"{server.name} drained in {waited:.1f}s")
+        _on(t.on(st.load_balancer.ip), lambda conn, rest=rest: lb.apply(conn, t, rest, detection=detection,
+                                                                        report=report))
+        state.update(name, lambda s, rest=rest: setattr(s, "servers", rest))
+        local.destroy_server(server.name)
+        report("ok", f"server {server.name} removed")
+        timings[f"remove {server.name}"] = time.monotonic() - t1
+
+    servers = state.servers_of(name, t.server.ip, state.load(name))
+    if add:
+        assert st.load_balancer is not None
+        names = {s.name for s in servers}
+
+        async def update_lb(conn):
+            await lb.apply(conn, t, servers, detection=detection, report=report)
+            await lb.wait_healthy(conn, names)
+
+        _on(t.on(st.load_balancer.ip), update_lb)
+        report("ok", f"the load balancer sees {len(servers)} healthy servers")
+        # Servers that served alone before: web traffic from the load balancer only from now on.
+        for server in servers:
+            _on(t.on(server.ip), lambda conn, ip=server.ip: _configure(conn, t.on(ip), detection, report))
+    timings["total"] = time.monotonic() - t0
+    final = state.load(name)
+    return {"target": name, "servers": [s.model_dump() for s in servers],
+            "load_balancer": final.load_balancer.model_dump() if final.load_balancer else None,
+            "added": add, "removed": [s.name for s in remove], "release": live, "timings": timings}
+
+
+def _on(target: Target, work):
+    from lightfold.remote import run_sync
+
+    async def go():
+        async with await connect(target) as conn:
+            return await work(conn)
+
+    return run_sync(go())
+
+
+def _live_release(t: Target) -> str:
+    from lightfold.release import agent_client
+
+    status = _on(t, lambda conn: agent_client.status(conn, t.name))
+    if not status.live.release:
+        raise LightfoldError(f"nothing is deployed to '{t.name}' yet",
+                             f"run `lightfold deploy --target {t.name}` first, then scale")
+    return status.live.release
+
+
+async def _configure(conn, target: Target, detection: Any, report: Report):
+    from lightfold.release.configure import configure
+
+    return await configure(conn, target, detection, report=report)
+
+
+def _prepare(t: Target, new: Target, detection: Any, release_id: str, report: Report) -> None:
+    """A new server: configured, given the live release from the primary, switched to it."""
+    from lightfold.release import agent_client, ship
+    from lightfold.release.push import deploy_lock
+    from lightfold.remote import run_sync
+
+    async def go():
+        async with await connect(new) as dst:
+            await _configure(dst, new, detection, report)
+            async with await connect(t) as src:
+                await ship.ship(src, dst, t, detection, release_id, report=report)
+            async with deploy_lock(dst, t.name, "scale", release_id, report=report):
+                # a release that does not become healthy raises the agent's error: the server is not added
+                await agent_client.activate(dst, t.name, release_id, holder=actor(),
+                                            on_event=agent_client.progress_notes(report))
+
+    run_sync(go())
