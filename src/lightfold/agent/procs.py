@@ -50,7 +50,19 @@ def release_procs(lay: Layout, rid: str | None) -> tuple[list[dict], list[dict]]
     info = info if isinstance(info, dict) else {}
     procs = [p for p in info.get("processes") or [] if isinstance(p, dict) and p.get("name")]
     cron = [c for c in info.get("cron") or [] if isinstance(c, dict) and c.get("name")]
+    if not cron_here(lay):
+        cron = []
     return procs, cron
+
+
+def cron_here(lay: Layout) -> bool:
+    """Whether this server runs the app's cron jobs: not on the app servers of a target on more
+    than one server other than its primary (configure writes "cron": false in their app.json)."""
+    try:
+        cfg = read_json(lay.app_json, {})
+    except AgentError:
+        cfg = {}
+    return not (isinstance(cfg, dict) and cfg.get("cron") is False)
 
 
 def instances(procs: list[dict]) -> list[tuple[dict, str]]:

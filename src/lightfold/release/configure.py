@@ -61,6 +61,8 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any], build
     from lightfold.server.hardening import Hardening
 
     builder = builder or builders.select(detection, target.config.builder).builder()
+    st = state.load(target.name)
+    primary = next((s for s in state.servers_of(target.name, target.server.ip, st) if s.role == "primary"), None)
     detection = builder.adapt(detection)
     apps = server_facts.get("apps") or {}
     ports = ports_for(target.name, apps)
@@ -71,8 +73,9 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any], build
         tls=bool(tls_domain(target) and server_facts.get("tls_cert")),
         app_subdir=source_layout(target, detection)[1], ip=target.server.ip,
         http2_directive=runtime.nginx_http2_directive(server_facts.get("python3")),
+        cron=primary is None or primary.ip == target.server.ip,  # cron on exactly one server
     )
-    lb = state.load(target.name).load_balancer  # more than one server: web traffic from the LB only
+    lb = st.load_balancer  # more than one server: web traffic from the LB only
     hardening = Hardening.of(target.server.port, target.server.username, target.config.security,
                              web_from=lb.ip if lb else None)
     return configure_plan(spec, agent_files=agent_files(), ssh_port=target.server.port,

@@ -78,6 +78,9 @@ class AppSpec:
     app_subdir: str | None = None
     ip: str | None = None
     http2_directive: bool = False
+    # False on the app servers of a target on more than one server that are not its primary: the
+    # cron jobs run on exactly one server (the agent reads app.json's "cron").
+    cron: bool = True
 
     def __post_init__(self) -> None:
         check_app_name(self.name)
@@ -88,12 +91,12 @@ class AppSpec:
     def from_target(
         cls, name: str, target: Any, detection: Any, ports: tuple[int, int], *,
         default_server: bool = False, tls: bool = False, app_subdir: str | None = None, ip: str | None = None,
-        http2_directive: bool = False,
+        http2_directive: bool = False, cron: bool = True,
     ) -> AppSpec:
         """From a `TargetConfig` (its deploy settings and domain) and a detection."""
         domain = target.domain.domain if target.domain else None
         return cls(name, detection, target.deploy, tuple(ports), domain, default_server, tls, app_subdir, ip,
-                   http2_directive)
+                   http2_directive, cron)
 
     @property
     def hosts(self) -> str:
@@ -335,6 +338,8 @@ def app_json(spec: AppSpec) -> dict[str, Any]:
             "host": dep.health_host or getattr(det, "health_host", None) or spec.domain,
         },
         "domain": spec.domain,
+        # only where it is off (a single server's app.json is as before)
+        **({} if spec.cron else {"cron": False}),
     }
 
 

@@ -185,3 +185,15 @@ def test_reconcile_moves_processes_left_on_the_old_release_by_an_interrupted_swi
     assert verbs.index(("stop", "lightfold-web.proc@worker-1.service", "lightfold-web.proc@worker-2.service")) < \
         verbs.index(("start", "lightfold-web.proc@worker-1.service"))
     assert not any("processes" in n for n in reconcile(lay, live_blue, "test"))  # nothing left to do
+
+
+def test_cron_runs_on_one_server_only_workers_everywhere(lay, release, app_json, sd):
+    """An app server of a target on several servers that is not the primary has "cron": false in
+    its app.json (configure writes it): its workers run, its cron timers are never written."""
+    app_json(cron=False)
+    rel = release(NEW, env="A=2\n")
+    with_procs(rel, [{**WORKER, "count": 1}], [{"name": "tick", "schedule": "*:0/5", "command": "t", "timeout": 90}])
+    result = procs.move_procs(lay, NEW, settle=0)
+    assert result["timers"] == [] and not os.path.exists(lay.cron_timer_file("tick"))
+    assert ("start", "lightfold-web.proc@worker-1.service") in sd.verbs()
+    assert procs.release_procs(lay, NEW)[1] == []

@@ -551,3 +551,11 @@ def test_releases_of_an_earlier_version_are_converted_once_without_following_pla
     assert pwd.getpwuid((rel / "evil").lstat().st_uid).pw_name == "nobody"
     assert victim.stat().st_uid == os.getuid() and victim.stat().st_mode & 0o777 == 0o644
     assert subprocess.run(unless).returncode == 0  # converted: the next configure leaves it alone
+
+
+def test_app_json_turns_cron_off_only_where_asked():
+    from dataclasses import replace
+
+    s = spec(det=Det(health_path="/healthz"))
+    assert "cron" not in app_json(s)  # a single server's app.json is as before
+    assert app_json(replace(s, cron=False))["cron"] is False

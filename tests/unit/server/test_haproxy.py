@@ -113,3 +113,28 @@ def test_configure_of_a_scaled_target_opens_web_to_the_load_balancer_only(tmp_pa
     state.update("shop", lambda s: setattr(s, "load_balancer", state.LoadBalancer(name="shop-lb", ip="10.213.7.9")))
     assert "ip saddr 10.213.7.9 tcp dport { 80, 443 } accept" in firewall_file()
     assert "\t\ttcp dport { 80, 443 } accept" not in firewall_file()
+
+
+def test_configure_writes_cron_off_on_every_server_but_the_primary(tmp_path, lf_home):
+    import json
+
+    from lightfold import state
+    from lightfold.config import ProviderConfig, TargetConfig
+    from lightfold.detect import detect
+    from lightfold.release.configure import plan_for
+    from lightfold.release.target import Target
+
+    (tmp_path / "index.html").write_text("<p>hi</p>\n")
+    target = Target("shop", TargetConfig(project_path=str(tmp_path), provider="local",
+                                         provider_config={"local": ProviderConfig(ip="10.213.7.2")}))
+
+    def app_json_of(t: Target) -> dict:
+        plan = plan_for(t, detect(tmp_path), {"apps": {}})
+        doc = next(a for a in plan.plan.step("app-unit").actions if getattr(a, "path", "").endswith("app.json"))
+        return json.loads(doc.data())
+
+    assert "cron" not in app_json_of(target)
+    state.update("shop", lambda s: setattr(s, "servers", [state.Server(name="shop", ip="10.213.7.2", role="primary"),
+                                                          state.Server(name="shop-2", ip="10.213.7.3")]))
+    assert "cron" not in app_json_of(target)
+    assert app_json_of(target.on("10.213.7.3"))["cron"] is False
