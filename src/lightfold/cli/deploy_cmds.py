@@ -31,6 +31,13 @@ BuilderOpt = Annotated[
 ]
 
 
+BatchOpt = Annotated[
+    int,
+    typer.Option("--batch", min=1, help="A target on more than one server: how many servers switch at a time "
+                 "(each by its own health gate; a failure puts the switched ones back).", show_default="1"),
+]
+
+
 @app.command("configure")
 def configure_cmd(
     path: PathArg = Path("."), target: TargetOpt = None, force: ForceOpt = False, as_json: JsonOpt = False,
@@ -53,7 +60,8 @@ def configure_cmd(
 @app.command("push")
 def push_cmd(
     path: PathArg = Path("."), target: TargetOpt = None, force: ForceOpt = False,
-    lock_wait: LockWaitOpt = 0, builder: BuilderOpt = None, wait: WaitOpt = None, as_json: JsonOpt = False,
+    lock_wait: LockWaitOpt = 0, builder: BuilderOpt = None, wait: WaitOpt = None, batch: BatchOpt = 1,
+    as_json: JsonOpt = False,
 ) -> None:
     """Ship the project as a new release; traffic moves only after it is healthy.
 
@@ -69,20 +77,22 @@ def push_cmd(
     if builder is not None:
         config.set_builder(name, path, builder)
     t = targets.load(name)
-    _push_and_render(t, force=force, lock_wait=lock_wait, wait=wait_for_outcome(wait, as_json), as_json=as_json)
+    _push_and_render(t, force=force, lock_wait=lock_wait, wait=wait_for_outcome(wait, as_json), as_json=as_json,
+                     batch=batch)
 
 
-def _push_and_render(t, *, force: bool, lock_wait: int, wait: bool, as_json: bool) -> None:
-    from lightfold.release import noop
+def _push_and_render(t, *, force: bool, lock_wait: int, wait: bool, as_json: bool, batch: int = 1) -> None:
+    from lightfold.release import noop, rolling
     from lightfold.release import push as step
     from lightfold.release import target as targets
 
     key = noop.local_key(t.name, t.project, noop.raw_target(t.name) or {})  # before push reads the project
     detection = t.detect()
+    rollout = rolling.rollout_for(t, detection, batch=batch, report=output.reporter())
 
     async def push_and_remember(conn):
         result = await step.push(conn, t, detection, force=force, lock_wait=lock_wait, wait=wait,
-                                 report=output.reporter())
+                                 report=output.reporter(), rollout=rollout)
         if not result.finishing_on_server:  # the server still changes what the stamp hashes
             await noop.remember(conn, t, key, detection.framework, result.release, result.url)
         return result
@@ -104,7 +114,8 @@ def deploy_cmd(
     force: Annotated[bool, typer.Option("--force", "-f", help="Rerun configure and push even if done "
                                         "(never recreates the server).")] = False,
     region: RegionOpt = None, size: SizeOpt = None, image: ImageOpt = None,
-    lock_wait: LockWaitOpt = 0, builder: BuilderOpt = None, wait: WaitOpt = None, as_json: JsonOpt = False,
+    lock_wait: LockWaitOpt = 0, builder: BuilderOpt = None, wait: WaitOpt = None, batch: BatchOpt = 1,
+    as_json: JsonOpt = False,
 ) -> None:
     """Detect → create → configure → push, skipping every step that is already done.
 
@@ -128,5 +139,5 @@ def deploy_cmd(
     if chosen == "local":  # --image is the sandbox machine's OS there
         create_options |= {k: v for k, v in create_options_of(chosen, image=image).items() if v is not None}
     result = chain.deploy(path, name, provider=provider, force=force, lock_wait=lock_wait, report=output.reporter(),
-                          create_options=create_options, wait=wait_for_outcome(wait, as_json))
+                          create_options=create_options, wait=wait_for_outcome(wait, as_json), batch=batch)
     output.emit(render.deploy_json(name, result), as_json, lambda: render.show_deploy(result))

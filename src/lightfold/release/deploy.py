@@ -30,7 +30,7 @@ class DeployResult:
 
 def deploy(
     path: Path, name: str, *, provider: str | None = None, force: bool = False, lock_wait: int = 0,
-    report: Report = silent, create_options: dict | None = None, wait: bool = True,
+    report: Report = silent, create_options: dict | None = None, wait: bool = True, batch: int = 1,
 ) -> DeployResult:
     """`create_options`: extra keywords for the provider's create when the server must be made
     (cloud providers: region, size, image). `wait`: push's (False: return once traffic moved)."""
@@ -55,6 +55,9 @@ def deploy(
     t = targets.load(name)  # create recorded the server's address
     timings["create"] = time.monotonic() - tc
     key = noop.local_key(name, project, noop.raw_target(name) or {})  # before configure and push read anything
+    from lightfold.release import rolling
+
+    rollout = rolling.rollout_for(t, detection, batch=batch, report=report)  # more than one server
 
     async def configure_and_push():
         async with await targets.connect(t) as conn:
@@ -74,7 +77,8 @@ def deploy(
             # A configure that changed something may have changed the agent: push reads its status anew.
             status = server_facts.get("status") if conf.skipped else None
             pushed = await push_step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=report,
-                                          wait=wait, choice=choice, server_facts={"status": status})
+                                          wait=wait, choice=choice, server_facts={"status": status},
+                                          rollout=rollout)
             timings["push"] = time.monotonic() - tp
             if not pushed.finishing_on_server:  # the server still changes what the stamp hashes
                 await noop.remember(conn, t, key, detection.framework, pushed.release, pushed.url)

@@ -176,14 +176,16 @@ def facts_to_read(target: Target, detection: Any) -> tuple:
 async def push(
     conn: Connection, target: Target, detection: Any, *,
     force: bool = False, lock_wait: int = 0, report: Report = silent, server_facts: dict[str, Any] | None = None,
-    choice: Any = None, wait: bool = True,
+    choice: Any = None, wait: bool = True, rollout: Any = None,
 ) -> PushResult:
     """`server_facts`: the values of `facts_to_read` when the caller read them already (deploy
     reads them with configure's); a missing status is read here. `choice`: the deploy's builder
     (lightfold.builders.Choice), chosen once; by default push chooses it (choose_builder).
     `wait=False`: return as soon as traffic moved; the server finishes the smoke window and the
     old slot's drain holding the deploy lock, and a crash in that window flips traffic back there
-    (`lightfold status` shows it: last_op)."""
+    (`lightfold status` shows it: last_op). `rollout`: a target on more than one server's
+    (lightfold.release.rolling.Rollout): the release is built here, on the primary, and the rollout
+    ships and switches it everywhere instead of this server's own activate."""
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     app = target.name
@@ -226,8 +228,11 @@ async def push(
         await _make_release(conn, target, detection, choice, local, release_id, decision, deps_hash, timings, report)
         t = time.monotonic()
         report("step", f"activating {release_id}: start the idle slot, health check, switch traffic")
-        activation = await agent_client.activate(conn, app, release_id, holder=actor(), early=not wait,
-                                                 on_event=agent_client.progress_notes(report))
+        if rollout is not None:
+            activation = await rollout(conn, release_id, decision.live)
+        else:
+            activation = await agent_client.activate(conn, app, release_id, holder=actor(), early=not wait,
+                                                     on_event=agent_client.progress_notes(report))
         held.handed_over = bool(activation.early)  # the switching process releases the lock
         timings["activate"] = time.monotonic() - t
         healthy = activation.timings.healthy_s if activation.timings else None
