@@ -51,6 +51,14 @@ class ProviderConfig(_Model):
     image: str | None = None
     server_id: str | None = Field(None, description="The provider's id for the server")
     network: Literal["isolated", "nat"] | None = Field(None, description="local provider: network mode")
+    hosts: list[DomainName] = Field(default_factory=list, description="byos: the target's other app servers "
+                                    "(`lightfold scale`), logged in like the first")
+    lb_host: DomainName | None = Field(None, description="byos: the load balancer's server (`lightfold scale`)")
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: Any) -> Any:
+        return value.replace(",", " ").split() if isinstance(value, str) else value
 
 
 class DeployConfig(_Model):

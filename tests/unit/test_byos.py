@@ -235,3 +235,20 @@ def test_export_host_key_prints_the_pinned_key_alone(cli, lf_home):
 def test_export_host_key_of_a_target_without_a_server(cli, lf_home):
     r = cli("config", "export-host-key", "--target", "nope")
     assert r.returncode == 1 and "nope" in r.stderr
+
+
+def test_scale_finds_the_byos_servers_in_the_config():
+    from lightfold import config
+    from lightfold.errors import LightfoldError
+    from lightfold.providers import byos
+
+    pc = config.ProviderConfig(ip="10.0.0.1", hosts="10.0.0.2, 10.0.0.3", lb_host="10.0.0.9")
+    assert pc.hosts == ["10.0.0.2", "10.0.0.3"]
+    assert byos.host_for("web", "web-2", pc) == "10.0.0.2" and byos.host_for("web", "web-3", pc) == "10.0.0.3"
+    assert byos.host_for("web", "web-lb", pc) == "10.0.0.9"
+    with pytest.raises(LightfoldError, match="lists 2 more servers"):
+        byos.host_for("web", "web-4", pc)
+    with pytest.raises(LightfoldError, match="no load balancer"):
+        byos.host_for("web", "web-lb", config.ProviderConfig(ip="10.0.0.1"))
+    with pytest.raises(ValueError):
+        config.ProviderConfig(hosts=["10.0.0.2; rm -rf /"])

@@ -117,3 +117,14 @@ def test_a_failing_batch_stops_the_rollout_there(world):
     assert [e[1] for e in events if e[0] == "activate"] == ["10.0.0.1", "10.0.0.2"]  # web-3 never switched
     # nothing was live before on the primary: it keeps the new release (said as a warning)
     assert [e for e in events if e[0] == "rollback"] == []
+
+
+def test_scale_plans_new_names_and_removes_the_newest_never_the_primary():
+    from lightfold.release.scale import plan_change
+
+    assert plan_change(SERVERS[:1], 3, "web") == (["web-2", "web-3"], [])
+    assert plan_change(SERVERS, 1, "web") == ([], [SERVERS[2], SERVERS[1]])
+    assert plan_change([SERVERS[0], SERVERS[2]], 3, "web") == (["web-2"], [])  # a gap is filled
+    assert plan_change(SERVERS, 3, "web") == ([], [])
+    with pytest.raises(UsageError):
+        plan_change(SERVERS, 0, "web")

@@ -184,19 +184,22 @@ def scale(
     servers: Annotated[int, typer.Option("--servers", "-n", help="How many app servers the target should have.",
                                          show_default=False)],
     target: TargetOpt = None,
+    accept_new_host_key: AcceptKeyOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the target on N app servers behind a load balancer (HAProxy on a server of its own).
 
     New servers are made like the first one (--provider local: sandbox machines), configured
-    identically and given the live release (built once, shipped); HAProxy health-checks them on
+    identically and given the live release (built once, shipped); byos: the addresses in
+    provider_config.byos.hosts, the load balancer on provider_config.byos.lb_host (their host keys
+    trusted like create's: pinned, known, or --accept-new-host-key). HAProxy health-checks them on
     the app's health path. A server being removed is drained from HAProxy first. The first
     server (the primary) is never removed. README: "More than one server".
     """
     from lightfold.release.scale import scale as run_scale
 
     name = resolve_target(target)
-    result = run_scale(name, servers, report=output.reporter())
+    result = run_scale(name, servers, accept_new_host_key=accept_new_host_key, report=output.reporter())
     output.emit(result, as_json, lambda: render.show_scale(result))
 
 

@@ -337,6 +337,47 @@ def _unpin_unless_used(target: str, ip: str, port: int) -> None:
     openssh.unpin(ip, port)
 
 
+# ---- more than one server (`lightfold scale`)
+
+def host_for(target: str, name: str, pc: config.ProviderConfig) -> str:
+    """The address of the target's server `name` (`<target>-<n>`: the n-1-th of `hosts`;
+    `<target>-lb`: `lb_host`), from the target's config."""
+    if name == f"{target}-lb":
+        if not pc.lb_host:
+            raise LightfoldError(f"target '{target}' names no load balancer server",
+                                 f"`lightfold config set provider_config.byos.lb_host ADDRESS -t {target}`")
+        return pc.lb_host
+    index = int(name.rsplit("-", 1)[1])
+    if index - 2 >= len(pc.hosts):
+        raise LightfoldError(
+            f"target '{target}' lists {len(pc.hosts)} more server{'s' if len(pc.hosts) != 1 else ''} "
+            f"(provider_config.byos.hosts): not enough for {index}",
+            f"`lightfold config set provider_config.byos.hosts \"ADDRESS ADDRESS ...\" -t {target}`")
+    return pc.hosts[index - 2]
+
+
+def create_server(target: str, name: str, *, progress: Progress = quiet, accept_new_host_key: bool = False) -> str:
+    """Register another server of `target` (an app server or the load balancer's) as `create`
+    registers the first: its host key trusted (pinned, in your known_hosts, or with
+    --accept-new-host-key), the same login checked, the created marker written. Its address."""
+    pc = config.get_target(config.load(), target).provider_config.get(NAME) or config.ProviderConfig()
+    other = pc.model_copy(update={"ip": host_for(target, name, pc)})
+    assert other.ip
+    key, _ = _trust(other, user_ssh.HostSettings(), accept=accept_new_host_key, confirm=None, progress=progress)
+    _validate(target, other, key, progress)
+    openssh.pin(other.ip, other.port, key)
+    return other.ip
+
+
+def destroy_server(target: str, name: str, ip: str | None) -> bool:
+    """Forget one server of `target` (its pinned key); nothing on it changes."""
+    if not ip:
+        return False
+    pc = config.get_target(config.load(), target).provider_config.get(NAME) or config.ProviderConfig()
+    _unpin_unless_used(target, ip, pc.port)
+    return True
+
+
 # ---- destroy / state
 
 def destroy(target: str, *, progress: Progress = quiet) -> dict[str, Any]:
@@ -346,6 +387,9 @@ def destroy(target: str, *, progress: Progress = quiet) -> dict[str, Any]:
     tc = cfg.targets.get(target)
     pc = tc.provider_config.get(NAME) if tc else None
     ip, port = (pc.ip, pc.port) if pc else (None, 22)
+    st = state.load(target)
+    for other in [*(s.ip for s in st.servers if s.ip != ip), *([st.load_balancer.ip] if st.load_balancer else [])]:
+        _unpin_unless_used(target, other, port)
     if ip:
         _unpin_unless_used(target, ip, port)
 

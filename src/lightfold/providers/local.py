@@ -184,7 +184,7 @@ def _forget(target: str) -> list[str]:
     return found
 
 
-def create_server(target: str, name: str, *, progress: Progress = quiet) -> str:
+def create_server(target: str, name: str, *, progress: Progress = quiet, accept_new_host_key: bool = False) -> str:
     """Another machine of `target` (`lightfold scale`: an app server or the load balancer's),
     made like the target's own (its network, image and login key); its address. A machine left
     over by an interrupted scale is made again."""
@@ -195,7 +195,7 @@ def create_server(target: str, name: str, *, progress: Progress = quiet) -> str:
     if machine.state(lay, name) != "missing":
         _check_owner(name)
         progress(f"removing the left-over machine '{name}'")
-        destroy_server(name)
+        destroy_server(target, name)
     key = openssh.login_key()
     m = machine.create(name, pc.network or "isolated", Path(f"{key}.pub").read_text(), owner(), progress,
                        suite=suite_of(pc.image or DEFAULT_IMAGE))
@@ -203,12 +203,12 @@ def create_server(target: str, name: str, *, progress: Progress = quiet) -> str:
         openssh.pin(m.ip, 22, m.host_key)
         _wait_ready(m, key, progress)
     except BaseException:
-        destroy_server(name)
+        destroy_server(target, name)
         raise
     return m.ip
 
 
-def destroy_server(name: str) -> bool:
+def destroy_server(target: str, name: str, ip: str | None = None) -> bool:
     """Remove one machine of a target made by `create_server` (and its pinned host key)."""
     info = machine.read_info(sandbox_layout.layout(), name) or {}
     found = machine.destroy(name)
@@ -228,7 +228,7 @@ def destroy(target: str, *, progress: Progress = quiet) -> dict[str, Any]:
     st = state.load(target)
     others = [s.name for s in st.servers if s.name != target] + ([st.load_balancer.name] if st.load_balancer else [])
     for name in others:
-        if destroy_server(name):
+        if destroy_server(target, name):
             progress(f"machine '{name}' destroyed")
     found = _forget(target)
     if found:

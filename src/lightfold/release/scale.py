@@ -2,7 +2,9 @@
 (README, "More than one server").
 
 Growing: the load balancer's server first (HAProxy, lightfold.release.lb), then each new server is
-made like the first one (`--provider local`: a sandbox machine named <target>-<n>), configured
+made like the first one (`--provider local`: a sandbox machine named <target>-<n>; `byos`: the
+next address of the config's `hosts`, the load balancer on `lb_host`, registered like `create`
+registers the first), configured
 identically (its firewall accepts web traffic from the load balancer only), given the live release
 (built once, on the primary: shipped, lightfold.release.ship) and switched to it by its own
 health-gated blue/green switch; then HAProxy gets the new list (a graceful reload) and lightfold
@@ -26,7 +28,7 @@ from lightfold.release.report import Report, silent
 from lightfold.release.target import Target, actor, connect
 
 MAX_SERVERS = 20
-SUPPORTED = ("local",)
+SUPPORTED = ("local", "byos")
 
 
 def server_name(target: str, index: int) -> str:
@@ -55,16 +57,22 @@ def plan_change(current: list[state.Server], wanted: int, target: str) -> tuple[
     return names, []
 
 
-def scale(name: str, wanted: int, *, report: Report = silent) -> dict[str, Any]:
+def scale(name: str, wanted: int, *, accept_new_host_key: bool = False, report: Report = silent) -> dict[str, Any]:
     from lightfold import providers
     from lightfold.release import target as targets
 
     t = targets.load(name)
     if t.config.provider not in SUPPORTED:
         raise LightfoldError(f"scale does not support the {t.config.provider or 'unset'} provider yet",
-                             "it works with --provider local for now (README, \"More than one server\")")
-    # the provider's create_server / destroy_server (`local`: sandbox machines)
-    local: Any = providers.get(t.config.provider)
+                             "it works with --provider local and byos for now (README, \"More than one server\")")
+    # the provider's create_server / destroy_server (`local`: sandbox machines; `byos`: the
+    # config's hosts and lb_host, registered and forgotten)
+    machines: Any = providers.get(t.config.provider)
+
+    def new_server(server_id: str) -> str:
+        return machines.create_server(name, server_id, progress=lambda m: report("note", m),
+                                      accept_new_host_key=accept_new_host_key)
+
     st = state.load(name)
     current = state.servers_of(name, t.server.ip, st)
     if not current:
@@ -77,7 +85,7 @@ def scale(name: str, wanted: int, *, report: Report = silent) -> dict[str, Any]:
 
     if add and st.load_balancer is None:
         report("step", f"creating the load balancer's server {lb_name(name)}")
-        ip = local.create_server(name, lb_name(name), progress=lambda m: report("note", m))
+        ip = new_server(lb_name(name))
         balancer = state.LoadBalancer(name=lb_name(name), ip=ip)
 
         def record_lb(s: state.TargetState) -> None:
@@ -92,12 +100,12 @@ def scale(name: str, wanted: int, *, report: Report = silent) -> dict[str, Any]:
     for server_id in add:
         t1 = time.monotonic()
         report("step", f"adding server {server_id}")
-        ip = local.create_server(name, server_id, progress=lambda m: report("note", m))
+        ip = new_server(server_id)
         server = state.Server(name=server_id, ip=ip)
         try:
             _prepare(t, t.on(ip), detection, live, report)
         except BaseException:
-            local.destroy_server(server_id)
+            machines.destroy_server(name, server_id, ip)
             raise
         servers = [*state.servers_of(name, t.server.ip, state.load(name)), server]
         state.update(name, lambda s, servers=servers: setattr(s, "servers", servers))
@@ -112,7 +120,7 @@ def scale(name: str, wanted: int, *, report: Report = silent) -> dict[str, Any]:
         _on(t.on(st.load_balancer.ip), lambda conn, rest=rest: lb.apply(conn, t, rest, detection=detection,
                                                                         report=report))
         state.update(name, lambda s, rest=rest: setattr(s, "servers", rest))
-        local.destroy_server(server.name)
+        machines.destroy_server(name, server.name, server.ip)
         report("ok", f"server {server.name} removed")
         timings[f"remove {server.name}"] = time.monotonic() - t1
 
