@@ -93,23 +93,40 @@ def scale(name: str, wanted: int, *, accept_new_host_key: bool = False, report: 
             s.servers = current
 
         state.update(name, record_lb)
-        _on(t.on(ip), lambda conn: lb.apply(conn, t, current, detection=detection, report=report))
-        timings["load_balancer"] = time.monotonic() - t0
     st = state.load(name)
 
-    for server_id in add:
+    # The load balancer's configuration and every new server at once (each in its own thread with
+    # its own SSH connections): a new server is made, configured, given the live release and
+    # switched to it; only once all are ready do they join the target (state, then HAProxy).
+    jobs: dict[str, Any] = {}
+    made: dict[str, str] = {}
+
+    def configure_lb() -> None:
+        t1 = time.monotonic()
+        assert st.load_balancer is not None
+        _on(t.on(st.load_balancer.ip), lambda conn: lb.apply(conn, t, current, detection=detection, report=report))
+        timings["load_balancer"] = time.monotonic() - t1
+
+    def add_server(server_id: str) -> None:
         t1 = time.monotonic()
         report("step", f"adding server {server_id}")
-        ip = new_server(server_id)
-        server = state.Server(name=server_id, ip=ip)
-        try:
-            _prepare(t, t.on(ip), detection, live, report)
-        except BaseException:
-            machines.destroy_server(name, server_id, ip)
-            raise
-        servers = [*state.servers_of(name, t.server.ip, state.load(name)), server]
-        state.update(name, lambda s, servers=servers: setattr(s, "servers", servers))
+        made[server_id] = new_server(server_id)
+        _prepare(t, t.on(made[server_id]), detection, live, report)
         timings[f"add {server_id}"] = time.monotonic() - t1
+
+    if add:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(add) + 1) as pool:
+            jobs = {"load balancer": pool.submit(configure_lb), **{sid: pool.submit(add_server, sid) for sid in add}}
+        failed = [(what, job.exception()) for what, job in jobs.items() if job.exception() is not None]
+        if failed:
+            for server_id, ip in made.items():  # not part of the target yet: nothing routes to them
+                machines.destroy_server(name, server_id, ip)
+            raise failed[0][1]  # type: ignore[misc]
+        added = [state.Server(name=sid, ip=made[sid]) for sid in add]
+        servers = [*state.servers_of(name, t.server.ip, state.load(name)), *added]
+        state.update(name, lambda s: setattr(s, "servers", servers))
 
     for server in remove:
         t1 = time.monotonic()
