@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from tests.e2e.apps import get, install_example, set_python_message
@@ -71,3 +72,36 @@ def test_scale_out_and_in_behind_haproxy_without_a_failed_request(sandbox):
     assert status(sb)["load_balancer"]["healthy_backends"] == 3
     print(f"scale 1->3 {took_up:.1f}s, rolling push {took_push:.1f}s ({rolling.result.summary()}), "
           f"3->2 {took_down:.1f}s, 2->3 {took_again:.1f}s; probe {probe.result.summary()}")
+
+
+def test_byos_servers_from_the_config_behind_haproxy(machine_factory, fresh_env):
+    """`byos`: the user's own servers (three sandbox machines standing in), the second listed in
+    provider_config.byos.hosts and the third as lb_host; a static site scaled to two servers."""
+    from tests.e2e.apps import git
+    from tests.e2e.test_byos import User
+
+    first, second, balancer = machine_factory(), machine_factory(), machine_factory()
+    key = first.config()["targets"][first.target]["provider_config"]["local"]["ssh_key"]
+    pub = Path(f"{key}.pub").read_text()
+    for m in (second, balancer):  # the user's one key logs in everywhere
+        m.exec("cat >> /root/.ssh/authorized_keys", input=pub)
+    user = User(fresh_env("byos-user"))
+    (user.project / "index.html").write_text("<h1>hello from two servers</h1>\n")
+    git(user.project, "init", "-q", "-b", "main")
+    git(user.project, "add", "-A")
+    git(user.project, "commit", "-q", "-m", "site")
+    user.lightfold("create", "--target", "site", "--provider", "byos", "--ip", first.ip, "--ssh-key", key,
+                   "--accept-new-host-key")
+    user.lightfold("config", "set", "provider_config.byos.hosts", second.ip, "--target", "site")
+    user.lightfold("config", "set", "provider_config.byos.lb_host", balancer.ip, "--target", "site")
+    user.lightfold("deploy", "--target", "site", timeout=400)
+    refused = user.lightfold("scale", "--target", "site", "--servers", "3", check=False, timeout=400)
+    assert refused.returncode == 1 and "lists 1 more server" in refused.stderr, refused.stderr
+    out = json.loads(user.lightfold("scale", "--target", "site", "--servers", "2", "--accept-new-host-key",
+                                    "--json", timeout=400).stdout)
+    assert [s["ip"] for s in out["servers"]] == [first.ip, second.ip] and out["load_balancer"]["ip"] == balancer.ip
+    assert get(balancer.ip, "/") == (200, b"<h1>hello from two servers</h1>\n")
+    st = json.loads(user.lightfold("status", "--target", "site", "--json").stdout)
+    assert st["load_balancer"]["healthy_backends"] == 2
+    assert {s["live_release"] for s in st["servers"]} == {st["live_release"]}
+    user.lightfold("destroy", "--target", "site", "--yes")  # forgotten; the machines go with the test

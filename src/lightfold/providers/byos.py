@@ -356,6 +356,13 @@ def host_for(target: str, name: str, pc: config.ProviderConfig) -> str:
     return pc.hosts[index - 2]
 
 
+def check_new(target: str, names: list[str]) -> None:
+    """Before scale makes anything: every server it will add has an address in the config."""
+    pc = config.get_target(config.load(), target).provider_config.get(NAME) or config.ProviderConfig()
+    for name in names:
+        host_for(target, name, pc)
+
+
 def create_server(target: str, name: str, *, progress: Progress = quiet, accept_new_host_key: bool = False) -> str:
     """Register another server of `target` (an app server or the load balancer's) as `create`
     registers the first: its host key trusted (pinned, in your known_hosts, or with

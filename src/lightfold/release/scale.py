@@ -80,6 +80,8 @@ def scale(name: str, wanted: int, *, accept_new_host_key: bool = False, report: 
     detection = t.detect()
     live = _live_release(t)
     add, remove = plan_change(current, wanted, name)
+    if hasattr(machines, "check_new"):  # byos: every new server has an address in the config
+        machines.check_new(name, add + ([lb_name(name)] if add and st.load_balancer is None else []))
     t0 = time.monotonic()
     timings: dict[str, float] = {}
 
