@@ -63,10 +63,16 @@ class RollbackResult:
 def rollback_target(name: str, *, to: str | None = None, lock_wait: int = 0, report: Report = silent
                     ) -> RollbackResult:
     """`rollback` of the target called `name`, from synchronous code (what the command runs)."""
+    from lightfold import state
     from lightfold.release import target as targets
 
     check_release_id(to)
     t = targets.load(name)
+    if state.load(name).multi:  # the agent's rollback is one server's: it would leave the others behind
+        raise LightfoldError(
+            f"rollback of '{name}' on more than one server is not built yet (it would switch the primary only)",
+            f"push the earlier code instead: a rolling push switches every server (`lightfold push --target {name}`)",
+        )
     return targets.on_server(t, lambda conn: rollback(conn, t, to=to, lock_wait=lock_wait, report=report))
 
 
