@@ -94,3 +94,30 @@ def test_disk_full_during_the_build_names_the_space_and_the_fix(app):
     assert_truthful(sb, before[0])
     assert_nothing_left(sb)
     assert_next_deploy_works(sb, "v3")
+
+
+def test_disk_full_during_the_switch_leaves_one_truthful_outcome(app):
+    """/srv fills up completely while the new slot boots (the switch still has to write its
+    intent, the journal, nginx's upstream and the result): the deploy either finishes or fails,
+    and whichever it says is what nginx serves; nothing half-switched is left once space is back."""
+    sb = app
+    before = served(sb)
+    set_version(sb, "v4-full", boot_delay=3)
+    try:
+        with probe(sb) as p:
+            run = Watched(sb, "deploy", "--target", sb.target)
+            run.wait_for("starting 2")  # the agent: "starting <release> in slot ..."
+            fill(sb, 0)
+            code, _, err = run.finish(timeout=300)
+            serving = served(sb)
+        assert p.result.failed == 0, p.result.summary()
+        if code == 0:
+            assert serving[0] == "v4-full", (serving, err)
+        else:
+            assert serving == before, (serving, err)
+            assert "space" in err or "No space left" in err, err
+    finally:
+        unfill(sb)
+    assert_truthful(sb, serving[0])
+    assert_nothing_left(sb, stale_lock_ok=True)
+    assert_next_deploy_works(sb, "v4")

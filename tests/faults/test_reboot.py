@@ -31,6 +31,7 @@ from tests.faults.faults import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), unproven]
+KEEP_MONOTONIC = "FAKETIME_DONT_FAKE_MONOTONIC=1"
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,11 @@ def test_clock_skewed_by_hours(app):
         pytest.fail(f"libfaketime could not be installed on the machine: {have.stdout}{have.stderr}")
     try:
         for skew, version in (("+5h", "v7-ahead"), ("-5h", "v7-behind")):
-            sb.exec(f"echo {skew} > /etc/faketimerc && echo {lib} > /etc/ld.so.preload")
+            # Only the wall clock: libfaketime shifts CLOCK_MONOTONIC too unless told not to, and an
+            # absolute-deadline sleep on a shifted monotonic clock lasts the skew (a hung deploy).
+            # Services get the flag from the manager, SSH sessions from /etc/environment (pam_env).
+            sb.exec(f"systemctl set-environment {KEEP_MONOTONIC} && echo {KEEP_MONOTONIC} >> /etc/environment"
+                    f" && echo {skew} > /etc/faketimerc && echo {lib} > /etc/ld.so.preload")
             server_now = float(sb.exec("date +%s").stdout)
             assert abs(server_now - time.time()) > 4 * 3600, server_now
             sb.exec("systemctl restart ssh nginx")
@@ -92,5 +97,7 @@ def test_clock_skewed_by_hours(app):
             assert status(sb)["lock"] is None
             assert rid in {r["id"] for r in status(sb)["releases"]}
     finally:
-        sb.exec("rm -f /etc/ld.so.preload /etc/faketimerc; systemctl restart ssh nginx", check=False)
+        sb.exec("rm -f /etc/ld.so.preload /etc/faketimerc; systemctl unset-environment FAKETIME_DONT_FAKE_MONOTONIC;"
+                " sed -i '/^FAKETIME_DONT_FAKE_MONOTONIC=/d' /etc/environment; systemctl restart ssh nginx",
+                check=False)
     assert_next_deploy_works(sb, "v7")

@@ -33,3 +33,15 @@ def test_a_plain_directory_gets_a_tmpfs_once_and_a_directory_with_entries_is_lef
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "True", "tmpfs", "True", "False", "True"]
     assert host.fs_type(plain) != "tmpfs"  # the mount stayed in the test's own namespace
+
+
+def test_the_launcher_starts_nspawn_again_after_a_reboot_and_passes_any_other_status(tmp_path: Path):
+    from lightfold.sandbox import machine_plan
+
+    runs, pidfile = tmp_path / "runs", tmp_path / "pid"
+    # exits 133 (a reboot) twice, then 7 (a poweroff would be 0): three runs, status 7
+    fake = f'echo run >> {runs}; [ "$(wc -l < {runs})" -ge 3 ] && exit 7; exit 133'
+    out = subprocess.run(["sh", "-c", machine_plan.LAUNCHER, "lightfold-nspawn", str(pidfile), "--", "sh", "-c", fake],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 7, out.stderr
+    assert runs.read_text().count("run") == 3 and pidfile.read_text().strip().isdigit()

@@ -88,13 +88,15 @@ def nspawn_pids(lay: Layout, name: str | None = None) -> list[int]:
 
 
 def nspawn_pid(lay: Layout, name: str) -> int | None:
+    """The machine's systemd-nspawn process, else its launcher (machine_plan.LAUNCHER, which
+    starts nspawn again after a reboot; nspawn.pid records it)."""
     try:
         pid = int((lay.runtime(name) / "nspawn.pid").read_text())
     except (OSError, ValueError):
         pid = None
-    if pid and host.alive(pid) and str(lay.rootfs(name)) in host.cmdline(pid):
+    if pid and host.alive(pid) and host.comm(pid) == "systemd-nspawn" and str(lay.rootfs(name)) in host.cmdline(pid):
         return pid
-    pids = nspawn_pids(lay, name)
+    pids = sorted(nspawn_pids(lay, name), key=lambda p: host.comm(p) != "systemd-nspawn")
     return pids[0] if pids else None
 
 

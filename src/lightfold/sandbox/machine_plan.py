@@ -87,6 +87,10 @@ def nspawn_argv(lay: Layout, name: str, has_systemd: bool) -> list[str]:
     return argv
 
 
-# Moves itself into the machine's own cgroups, then becomes nspawn: without this every machine
-# would land in the same /payload cgroup (nspawn --keep-unit uses its caller's cgroup).
-LAUNCHER = 'while [ "$1" != -- ]; do echo $$ > "$1"; shift; done; shift; exec "$@"'
+# Moves itself into the machine's own cgroups, then runs nspawn: without this every machine
+# would land in the same /payload cgroup (nspawn --keep-unit uses its caller's cgroup). On a
+# reboot inside the machine nspawn exits with 133 for its service manager to start it again
+# (systemd-nspawn@.service's RestartForceExitStatus=133): this loop is that manager.
+REBOOT_STATUS = 133
+LAUNCHER = ('while [ "$1" != -- ]; do echo $$ > "$1"; shift; done; shift; '
+            f'while :; do "$@"; rc=$?; [ "$rc" -eq {REBOOT_STATUS} ] || exit "$rc"; done')
