@@ -1,15 +1,15 @@
 """Reboots and a skewed clock (issue 18) on a sandbox machine of their own, with the same four
 checks as test_matrix.py.
 
-Not in the default run yet (LIGHTFOLD_FAULTS=all runs them): on their first run a deploy under a
-clock skewed with libfaketime hung until its 600 s timeout; and a sandbox machine cannot reboot:
-on `systemctl reboot` systemd-nspawn 252 exits with "Attempted to remove disk file system under
-/run/systemd/nspawn/propagate/<name>, and we can't allow that" instead of booting it again (a
-sandbox limitation to fix in lightfold.sandbox, e.g. relaunching the machine, before these can run).
-The hang is probably the method, not lightfold:
-libfaketime shifts CLOCK_MONOTONIC too, and Python 3.11+ sleeps with clock_nanosleep(TIMER_ABSTIME)
-on it, so a faked process's first sleep may last the skew (FAKETIME_DONT_FAKE_MONOTONIC=1 in every
-process's environment would rule that out). Not verified yet."""
+A sandbox machine reboots like a VM: systemd-nspawn exits 133 on `systemctl reboot` and
+lightfold.sandbox's launcher starts it again, on a tmpfs propagation directory (nspawn refuses to
+clean up one on a disk file system). Both reboot scenarios are in the default run.
+
+The skewed clock is not yet (LIGHTFOLD_FAULTS=all runs it): a machine shares the host's kernel
+clock, so the skew is libfaketime in every process started after it is set, and systemd (PID 1)
+keeps the real time. Faking CLOCK_MONOTONIC as well made sleeps last the skew; with
+FAKETIME_DONT_FAKE_MONOTONIC=1 a faked `systemd-run --wait` still never returned after its unit
+had ended (seen 2026-12-08): the method, not lightfold, until shown otherwise."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from tests.faults.faults import (
     unproven,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900), unproven]
-KEEP_MONOTONIC = "FAKETIME_DONT_FAKE_MONOTONIC=1"
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+FAKETIME_ENV = "FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_SKIP_CMDS=systemd-run,systemctl,journalctl"
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,7 @@ def test_reboot_mid_switch_boots_the_last_good_release(app):
     assert states[rid] == "live" and "building" not in states.values(), states
 
 
+@unproven
 def test_clock_skewed_by_hours(app):
     """The server's clock runs hours ahead of the laptop's (libfaketime for every process the
     machine starts from now on): deploys, the lock and status still work; then hours behind."""
@@ -85,8 +86,10 @@ def test_clock_skewed_by_hours(app):
         for skew, version in (("+5h", "v7-ahead"), ("-5h", "v7-behind")):
             # Only the wall clock: libfaketime shifts CLOCK_MONOTONIC too unless told not to, and an
             # absolute-deadline sleep on a shifted monotonic clock lasts the skew (a hung deploy).
-            # Services get the flag from the manager, SSH sessions from /etc/environment (pam_env).
-            sb.exec(f"systemctl set-environment {KEEP_MONOTONIC} && echo {KEEP_MONOTONIC} >> /etc/environment"
+            # systemd itself (PID 1) cannot be skewed (the machine shares the host's kernel clock),
+            # so its clients stay on its time: a faked `systemd-run --wait` never saw its unit end.
+            # Services get the settings from the manager, SSH sessions from /etc/environment.
+            sb.exec(f"systemctl set-environment {FAKETIME_ENV} && printf '%s\\n' {FAKETIME_ENV} >> /etc/environment"
                     f" && echo {skew} > /etc/faketimerc && echo {lib} > /etc/ld.so.preload")
             server_now = float(sb.exec("date +%s").stdout)
             assert abs(server_now - time.time()) > 4 * 3600, server_now
@@ -97,7 +100,8 @@ def test_clock_skewed_by_hours(app):
             assert status(sb)["lock"] is None
             assert rid in {r["id"] for r in status(sb)["releases"]}
     finally:
-        sb.exec("rm -f /etc/ld.so.preload /etc/faketimerc; systemctl unset-environment FAKETIME_DONT_FAKE_MONOTONIC;"
-                " sed -i '/^FAKETIME_DONT_FAKE_MONOTONIC=/d' /etc/environment; systemctl restart ssh nginx",
+        sb.exec("rm -f /etc/ld.so.preload /etc/faketimerc;"
+                " systemctl unset-environment FAKETIME_DONT_FAKE_MONOTONIC FAKETIME_SKIP_CMDS;"
+                " sed -i '/^FAKETIME_/d' /etc/environment; systemctl restart ssh nginx",
                 check=False)
     assert_next_deploy_works(sb, "v7")
