@@ -92,7 +92,29 @@ def test_deploy_builds_the_image_and_serves_it(app):
     assert get(app.ip, "/env/PORT") == (200, b"8000")
     assert get(app.ip, "/env/INVOCATION_ID")[0] == 404  # systemd's own variables stay outside
     # the container publishes on loopback only
-    assert "127.0.0.1:" in app.exec(f"docker port lightfold-{app.target}-{journal(app)[rid]['slot']}").stdout
+    name = f"lightfold-{app.target}-{journal(app)[rid]['slot']}"
+    assert "127.0.0.1:" in app.exec(f"docker port {name}").stdout
+    # issue 13: the app user is not in the docker group (root on the server), and the app's process
+    # in the container is the app user's uid, with no capability and a read-only root
+    user = f"lf-{app.target}"
+    assert "docker" not in app.exec(f"id -nG {user}").stdout.split()
+    uid, gid = app.exec(f"id -u {user}").stdout.strip(), app.exec(f"id -g {user}").stdout.strip()
+    pid = app.exec(f"docker inspect -f '{{{{.State.Pid}}}}' {name}").stdout.strip()
+    app_pid = app.exec(f"pgrep -P {pid}").stdout.split()[0]
+    for p in (pid, app_pid):  # docker's init and the app itself
+        status = app.exec(f"cat /proc/{p}/status").stdout
+        uids = re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
+        assert uids == [uid] * 4 and uid != "0", status
+        assert re.search(r"^CapEff:\s+0+$", status, re.M) and re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
+    inspect = json.loads(app.exec(f"docker inspect {name}").stdout)[0]
+    assert inspect["Config"]["User"] == f"{uid}:{gid}"
+    assert inspect["HostConfig"]["ReadonlyRootfs"] is True and inspect["HostConfig"]["CapDrop"] == ["ALL"]
+    # the slot's own process (root, no capability, none of the app's env) only talks to docker
+    unit = f"lightfold-{app.target}@{journal(app)[rid]['slot']}.service"
+    main_pid = app.exec(f"systemctl show -p MainPID --value {unit}").stdout.strip()
+    status = app.exec(f"cat /proc/{main_pid}/status").stdout
+    assert re.search(r"^CapEff:\s+0+$", status, re.M) and re.search(r"^CapBnd:\s+0+$", status, re.M), status
+    assert "GREETING" not in app.exec(f"tr '\\0' '\\n' < /proc/{main_pid}/environ").stdout
 
 
 def test_redeploy_under_load_drops_no_request_and_stops_the_old_container(app):
@@ -191,3 +213,14 @@ def test_cleanup_removes_the_images_of_removed_releases(app):
     left = images(app)
     assert not removed & set(left), left
     assert serving in left and get(app.ip) == (200, b"hello from docker v2\n")
+
+
+def test_configure_takes_the_app_user_out_of_the_docker_group_an_older_version_put_it_in(app):
+    """issue 13: a server configured by an older lightfold has lf-<app> in the docker group; the
+    next configure removes it, and the app keeps serving."""
+    user = f"lf-{app.target}"
+    app.exec(f"usermod -aG docker {user}")
+    assert "docker" in app.exec(f"id -nG {user}").stdout.split()
+    app.lightfold("configure", "--target", app.target, "--force", timeout=600)
+    assert "docker" not in app.exec(f"id -nG {user}").stdout.split()
+    assert get(app.ip) == (200, b"hello from docker v2\n")

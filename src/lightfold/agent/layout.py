@@ -43,6 +43,9 @@ server, a temp dir in tests):
         .lightfold/                           the agent's: journal, audit log, lock, switch intent,
                                               last-op result, build logs, upload temp files
     /etc/systemd/system/lightfold-shop@.service   the slots' template (@blue, @green)
+    /etc/systemd/system/lightfold-shop@.service.d/60-dockerfile.conf   the dockerfile builder's
+                                              slots: root (no capabilities, no app env) runs
+                                              agent/docker_run.py, which starts the container
     /etc/systemd/system/lightfold-shop.proc@.service   the other processes' template (@worker-1, ...)
     /etc/systemd/system/lightfold-shop.cron@.service   the cron jobs' template (@cleanup, ...)
     /etc/systemd/system/lightfold-shop.cron-<job>.timer   one timer per job (the agent writes them)
@@ -355,6 +358,8 @@ class Layout:
     last_op = property(lambda self: os.path.join(self.meta, "last-op.json"))
     builds_dir = property(lambda self: os.path.join(self.meta, "builds"))
     unit_file = property(lambda self: _under(self.root, SYSTEMD_DIR, unit_name(self.app)))
+    docker_dropin = property(lambda self: _under(self.root, SYSTEMD_DIR, f"{unit_name(self.app)}.d",
+                                                 "60-dockerfile.conf"))
     proc_unit_file = property(lambda self: _under(self.root, SYSTEMD_DIR, proc_unit(self.app)))
     cron_unit_file = property(lambda self: _under(self.root, SYSTEMD_DIR, cron_unit(self.app)))
     nginx_site = property(lambda self: _under(self.root, nginx_site(self.app)))

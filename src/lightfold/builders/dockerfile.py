@@ -2,15 +2,19 @@
 same blue/green slot units (so the health-gated switch, smoke window, drain, rollback and keep-5
 cleanup are the native ones).
 
-configure   installs Debian's docker.io (no Recommends) and adds lf-<app> to the docker group.
+configure   installs Debian's docker.io (no Recommends) and writes the slots' drop-in
+            (`Layout.docker_dropin`, `dropin_text`); lf-<app> is never in the docker group (a
+            server configured by an older version has it removed: server.app.user_and_dirs_step).
 push        unpacks the release as usual, then `build_script` (root) builds
             `lightfold-<app>:<release id>` from the release dir — output streamed on stderr, JSON
             events on stdout like the native build — and writes `.lightfold/start` and
             `.lightfold/release.json` (as the build user). On an isolated server the apt proxy (read at run time from
             `apt-config dump`) is passed as the http_proxy/https_proxy build args.
-start       `.lightfold/start` (`start_script`) runs the image of the release it belongs to (the
-            release id is read from its own path, so an env-only copy or a rollback finds its
-            image) in the foreground:
+start       the slot unit, through its drop-in, runs lightfold.agent.docker_run as root (see
+            "Who talks to docker" below): the container of the slot's release (an env-only copy
+            or a rollback finds its image by the release id), confined, in the foreground.
+            Before this drop-in, `.lightfold/start` (`start_script`, still written into each
+            release so a server not yet configured again keeps working) ran, as the app user:
                 docker run --rm --init --name lightfold-<app>-<slot> -p 127.0.0.1:$PORT:<cport>
                            -e PORT=<cport> -e NAME ... lightfold-<app>:<id>
             `-e NAME` (no value) passes each variable of the release's env snapshot through from
@@ -20,6 +24,27 @@ start       `.lightfold/start` (`start_script`) runs the image of the release it
             script runs `docker stop`, so no container outlives its slot.
 rollback    starts the previous release, i.e. the previous image: no rebuild.
 cleanup     the agent removes the image of every release it deletes.
+
+Who talks to docker. Docker's socket is root: a user in the `docker` group can start a
+privileged container with the host's / mounted, so putting lf-<app> there (what this builder did
+first) made every compromised app root on the server. Now nothing the app runs can reach the
+socket: the slot unit's drop-in makes its process root, but root without any capability
+(CapabilityBoundingSet= of the app template), without the app's env (EnvironmentFile= reset: no
+PATH, LD_PRELOAD or LD_LIBRARY_PATH of the app reaches it), in the app unit's sandbox
+(ProtectSystem=strict, ...), running only root-owned code (the agent package, never a file in a
+release: releases are the build user's) that reads the slot's env file itself and creates the
+container through docker's API, so its only power is what it asks docker for:
+    --user <lf-app's uid:gid>   the app's code runs as the app user, never uid 0
+    --cap-drop ALL, --security-opt no-new-privileges, --read-only with a tmpfs /tmp
+    -p 127.0.0.1:<slot port>:<container port>   (docker ≥ 20.10 lets a non-root process bind
+                                                 ports below 1024 inside the container)
+    --init --rm, no socket, no host path mounted (storage is refused with this builder)
+Why not a dedicated docker-group user for the unit: that user would be as root-equivalent as
+root, and one more account to keep out of reach; root with no capabilities and a fixed program
+is the smaller thing to trust. Why not rootless docker: it needs user namespaces and a per-user
+daemon that systemd-nspawn test machines and small servers don't give reliably. What this costs
+an image: it must run as a non-root user with a read-only file system (write to /tmp or
+nowhere), which a 12-factor web image does.
 """
 
 from __future__ import annotations
@@ -32,9 +57,9 @@ from typing import Any
 from lightfold.agent import layout
 from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
-from lightfold.server.app import app_root_of, app_user, build_user, check_app_name
+from lightfold.server.app import app_root_of, build_user, check_app_name
 from lightfold.server.build import check_release_id, release_dir
-from lightfold.server.plan import EnsurePackages, Run, Step, SystemdEnable
+from lightfold.server.plan import EnsurePackages, Run, Step, SystemdEnable, WriteFile
 
 DEFAULT_CONTAINER_PORT = 8080
 
@@ -65,7 +90,6 @@ class DockerfileBuilder:
     replaces_runtime = True
 
     def configure_steps(self, spec: Any) -> tuple:
-        user = app_user(spec.name)
         return (Step("docker", (
             EnsurePackages(("docker.io",)),
             # Debian 13 ships the client as a package of its own (only a Recommends of docker.io);
@@ -73,8 +97,8 @@ class DockerfileBuilder:
             Run(f"DEBIAN_FRONTEND=noninteractive {DOCKER_CLI_INSTALL}", unless="command -v docker >/dev/null",
                 label="docker-cli (Debian 13: the client is its own package)"),
             SystemdEnable("docker", now=True),
-            Run(f"usermod -aG docker {user}", unless=f"id -nG {user} | tr ' ' '\\n' | grep -qx docker",
-                label=f"{user} in the docker group"),
+            # app_step (next) reloads systemd
+            WriteFile(Layout(spec.name).docker_dropin, dropin_text(spec.name)),
         )),)
 
     def serves_static(self, detection: Any) -> bool:
@@ -124,6 +148,33 @@ def container_port(deploy: Any, detection: Any) -> int:
     """deploy.port wins, then the Dockerfile's EXPOSE, then 8080 (the app also gets PORT)."""
     return int(getattr(deploy, "port", None) or getattr(detection, "dockerfile_port", None)
                or DEFAULT_CONTAINER_PORT)
+
+
+# Where docker's CLI looks for its config in the slot unit: nowhere (root's HOME is hidden by
+# ProtectHome, and a missing directory makes the CLI use its defaults without a warning).
+DOCKER_CONFIG = "/nonexistent"
+
+
+def dropin_text(app: str) -> str:
+    """The slots' drop-in: root without the app's env runs agent/docker_run.py for the slot, and
+    ExecStop stops the slot's container (see the module docstring, "Who talks to docker")."""
+    check_app_name(app)
+    entry = (f"import sys; sys.path.insert(0, {layout.AGENT_DIR!r}); "
+             f"from {layout.AGENT_PACKAGE}.docker_run import main; sys.exit(main())")
+    return f"""# Generated by lightfold: {app} is built by the dockerfile builder. Its slot's process is root
+# with no capabilities and none of the app's env, running only the agent's docker_run (root's
+# file), which starts the release's container as the app user with every capability dropped.
+# The app user is not in the docker group.
+[Service]
+User=root
+Group=root
+EnvironmentFile=
+Environment=
+Environment=DOCKER_CONFIG={DOCKER_CONFIG}
+ExecStart=
+ExecStart=/usr/bin/python3 -I -c "{entry}" {app} %i
+ExecStop=-/usr/bin/docker stop -t 20 {image_name(app)}-%i
+"""
 
 
 def start_script(app: str, port: int) -> str:

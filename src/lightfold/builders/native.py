@@ -12,7 +12,12 @@ class NativeBuilder:
     replaces_runtime = False
 
     def configure_steps(self, spec: Any) -> tuple:
-        return ()
+        """No extra step, except that an app built by the dockerfile builder before loses the slots'
+        drop-in that ran its containers (the native slot runs its release's start script)."""
+        from lightfold.agent.layout import Layout
+        from lightfold.server.plan import Remove, Step, SystemdReload
+
+        return (Step("builder", (Remove(Layout(spec.name).docker_dropin), SystemdReload())),)
 
     def serves_static(self, detection: Any) -> bool:
         return bool(getattr(detection, "static", False))

@@ -244,10 +244,20 @@ def user_and_dirs_step(spec: AppSpec) -> Step:
         EnsureDir(lay.cache_dir, 0o700, u, u),
         EnsureDir(lay.storage_dir, 0o750, u, u),  # persistent dirs: the build links them into releases
         immutable_releases_action(spec.name),
+        not_in_docker_group_action(u),
         EnsureDir(layout.ETC, 0o755),
         EnsureDir(layout.APPS_ETC, 0o755),
         EnsureDir(lay.etc, 0o755),
     ))
+
+
+def not_in_docker_group_action(user: str) -> Run:
+    """The dockerfile builder of earlier versions put the app user in the `docker` group, which
+    is root on the server: take it out (the builder no longer needs it, see
+    lightfold.builders.dockerfile). Checked first, so a server without it is left alone."""
+    return Run(f"gpasswd -d {user} docker >/dev/null",
+               unless=f"! id -nG {user} 2>/dev/null | tr ' ' '\\n' | grep -qx docker",
+               label=f"{user} not in the docker group (root-equivalent)")
 
 
 def immutable_releases_action(app: str) -> Run:

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from lightfold.builders import dockerfile
-from lightfold.server.app import AppSpec
+from lightfold.server.app import AppSpec, not_in_docker_group_action
 from lightfold.server.configure import configure_plan
 from lightfold.server.plan import render
 
@@ -124,11 +124,29 @@ def test_configure_installs_docker_instead_of_a_language_runtime():
                           builder_replaces_runtime=builder.replaces_runtime)
     names = [s.name for s in plan.plan.steps]
     assert "docker" in names and not any(n.startswith("runtime") for n in names)
-    assert names.index("docker") > names.index("app-user")  # the user exists before usermod
+    assert names.index("docker") < names.index("app-unit")  # the drop-in is there when systemd reloads
     text = render(plan.plan)
-    assert "docker.io" in text and "usermod -aG docker lf-shop" in text
+    assert "docker.io" in text and "/etc/systemd/system/lightfold-shop@.service.d/60-dockerfile.conf" in text
+    # the app user is never put in the docker group (root on the server), and an older version's is undone
+    assert "usermod" not in text
+    [app_user_step] = [st for st in plan.plan.steps if st.name == "app-user"]
+    assert not_in_docker_group_action("lf-shop") in app_user_step.actions
+    assert "gpasswd -d lf-shop docker" in text
     # Debian 13's docker.io only recommends its client: installed where `docker` is missing (found by e2e)
     assert "install --no-install-recommends docker-cli" in text and "command -v docker >/dev/null" in text
+
+
+def test_the_docker_group_check_leaves_a_user_outside_it_alone(tmp_path):
+    """The action's `unless` run for real: true (nothing to do) for a user not in the group, false
+    for one whose `id -nG` lists docker (a stand-in id on PATH)."""
+    action = not_in_docker_group_action("lf-shop")
+    assert action.command == "gpasswd -d lf-shop docker >/dev/null"
+    (tmp_path / "id").write_text("#!/bin/sh\necho \"$ID_GROUPS\"\n")
+    (tmp_path / "id").chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    check = lambda groups: subprocess.run(["sh", "-c", action.unless], env={**env, "ID_GROUPS": groups}).returncode  # noqa: E731
+    assert check("lf-shop") == 0 and check("lf-shop dockerish") == 0
+    assert check("lf-shop docker") == 1
 
 
 def test_image_tags_refuse_bad_ids():
@@ -163,3 +181,27 @@ def test_image_tags_take_only_release_ids_of_the_one_rule():
     for bad in ("1", "v1.2", "release-1", "20260101120000\n"):
         with pytest.raises(LightfoldError, match="14 digits"):
             dockerfile.image_tag("shop", bad)
+
+
+def test_the_slots_drop_in_runs_root_owned_code_without_the_apps_env():
+    """The slot's process talks to docker, so: root's program (the agent package), none of the
+    app's env (EnvironmentFile and Environment reset), the template's sandbox kept (no
+    CapabilityBoundingSet or ProtectSystem line undoes it), the container stopped on stop."""
+    text = dockerfile.dropin_text("shop")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines == [
+        "[Service]", "User=root", "Group=root", "EnvironmentFile=", "Environment=",
+        "Environment=DOCKER_CONFIG=/nonexistent", "ExecStart=",
+        "ExecStart=/usr/bin/python3 -I -c \"import sys; sys.path.insert(0, '/usr/local/lib/lightfold'); "
+        "from agent.docker_run import main; sys.exit(main())\" shop %i",
+        "ExecStop=-/usr/bin/docker stop -t 20 lightfold-shop-%i",
+    ]
+    assert "$" not in text
+
+
+def test_the_native_builder_removes_a_former_dockerfile_drop_in():
+    from lightfold.builders.native import NativeBuilder
+    from lightfold.server.plan import Remove
+
+    [step] = NativeBuilder().configure_steps(SimpleNamespace(name="shop"))
+    assert Remove("/etc/systemd/system/lightfold-shop@.service.d/60-dockerfile.conf") in step.actions
