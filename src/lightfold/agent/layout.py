@@ -39,6 +39,9 @@ server, a temp dir in tests):
                                               owned by the app user, linked into every release
         deps/<hash>/                          python venvs per lockfile hash (the build user's)
         cache/                                the app's HOME at run time (writable by the app)
+            .lightfold/cron-<job>.lock        a cron job's flock: held by every run of the job (its
+                                              timer's, `lightfold run` of its command), so one never
+                                              overlaps another (the units' /tmp is private)
         build-cache/                          HOME of builds (package-manager caches; the build user's)
         .lightfold/                           the agent's: journal, audit log, lock, switch intent,
                                               last-op result, build logs, upload temp files
@@ -240,6 +243,11 @@ def run_unit(app: str, token: str) -> str:
     return f"{unit_prefix(app)}.run-{token}.service"
 
 
+# The exit status of a cron run that found its job's flock (`Layout.cron_lock`) held, EX_TEMPFAIL:
+# the cron unit counts it a success (SuccessExitStatus), `status` shows the run as "skipped", and
+# `lightfold run` of the job's command exits with it.
+CRON_LOCKED_EXIT = 75
+
 def backup_unit(app: str, suffix: str | None = "service") -> str:
     """`lightfold-<app>.backup.service` (one scheduled backup), its `.timer`, or (suffix None) the
     name both share."""
@@ -384,6 +392,11 @@ class Layout:
 
     def cron_script(self, rid: str, name: str) -> str:
         return os.path.join(self.release_meta(rid), "cron", name)
+
+    def cron_lock(self, job: str) -> str:
+        """The flock of cron job `job`, in the app's HOME: the one place every unit of the app
+        may write (ReadWritePaths) that is not private to the unit (/tmp is)."""
+        return os.path.join(self.cache_dir, META, f"cron-{job}.lock")
 
     def cron_timer_file(self, job: str) -> str:
         return _under(self.root, SYSTEMD_DIR, cron_timer(self.app, job))

@@ -12,11 +12,13 @@ smoke window): stop every old instance (SIGTERM, then SIGKILL after its stop_tim
 TimeoutStopSec, set per instance by a drop-in), point the procs link and write the env file,
 start `count` instances of each process of the new release, and only then write, update or remove
 the timers. A cron run that is active keeps running on the release it started with (its unit was
-started through the old link, whose target directory stays on disk until cleanup); systemd never
-starts a second run of a unit that is still active, so a job never overlaps itself, and a timer
-rewritten with the same schedule keeps its last-trigger time (Persistent=false: no catch-up run),
-so a deploy never makes a job run twice. An instance that fails to start makes the move fail:
-the caller moves the processes back (`move_procs` to the old release) and flips traffic back.
+started through the old link, whose target directory stays on disk until cleanup) and finishes
+there (within its timeout). No two runs of a job
+overlap: systemd never starts a unit that is still active, and every run holds the job's flock
+(`Layout.cron_lock`, taken by the launcher), which `lightfold run` of the job's command takes too;
+a timer rewritten with the same schedule keeps its last-trigger time (Persistent=false: no
+catch-up run), so a deploy never makes a job run twice. An instance that fails to start makes the
+move fail: the caller moves the processes back (`move_procs` to the old release) and flips traffic back.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ import time
 from .core import AgentError, run, step, warn
 from .envfile import parse_env_file, render_env_file
 from .files import link_release, read_json, read_text, restore_link, write_atomic
-from .layout import Layout, cron_timer, cron_unit, proc_instance, proc_unit
+from .layout import (
+    CRON_LOCKED_EXIT,
+    Layout,
+    cron_timer,
+    cron_unit,
+    proc_instance,
+    proc_unit,
+)
 from .systemd import journal_tail, parse_systemctl_show, systemctl, unit_state
 
 # How long a started instance must stay up before it counts as started.
@@ -117,11 +126,13 @@ def status_view(lay: Layout) -> dict:
     out_cron = []
     for c in cron:
         unit, timer = cron_unit(lay.app, c["name"]), cron_timer(lay.app, c["name"])
-        svc = show(unit, ("ActiveState", "Result", "ExecMainStartTimestamp"))
+        svc = show(unit, ("ActiveState", "Result", "ExecMainStartTimestamp", "ExecMainStatus"))
         tim = show(timer, ("NextElapseUSecRealtime", "LastTriggerUSec"))
         last = unix_to_iso(svc.get("ExecMainStartTimestamp")) or unix_to_iso(tim.get("LastTriggerUSec"))
         active = svc.get("ActiveState") in ("active", "activating")
         result = "running" if active else (svc.get("Result") if last else None)
+        if result == "success" and svc.get("ExecMainStatus") == str(CRON_LOCKED_EXIT):
+            result = "skipped"  # it found the job's flock held: another run was still going
         out_cron.append({"name": c["name"], "schedule": c.get("schedule", ""), "unit": unit, "timer": timer,
                          "last_run": last, "last_result": result,
                          "next_run": unix_to_iso(tim.get("NextElapseUSecRealtime")), "release": rid})

@@ -310,7 +310,7 @@ def cron_unit_text(spec: AppSpec) -> str:
     return render_template(
         "app.service.j2", kind="cron", app=spec.name, user=spec.user, slot_dir=lay.procs_link, cache=lay.cache_dir,
         env_file=lay.procs_env, start=posixpath.join(lay.procs_link, layout.META, "cron", "%i"),
-        writable=_writable(lay), hosts=spec.hosts,
+        writable=_writable(lay), hosts=spec.hosts, cron_locked_exit=layout.CRON_LOCKED_EXIT,
     )
 
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import json
+import posixpath
 import re
 import shlex
 from typing import Any
@@ -193,7 +194,7 @@ def user_build_script(
         "app_root": root, "deps_hash": deps_hash, **(release_info or {}),
         **release_procs(detection),
     }
-    scripts = {} if static else {**launchers(app, detection, root, start, cache=lay.cache_dir),
+    scripts = {} if static else {**launchers(app, detection, root, start, cache=lay.cache_dir, lay=lay),
                                  **support_files(detection)}
     storage = [check_storage_dir(d) for d in getattr(detection, "storage", None) or []]
     limit = release_timeout(detection)
@@ -231,19 +232,57 @@ def start_script(app: str, detection: Any, app_root: str, start: str, cache: str
     return launcher(app, detection, app_root, start, cache=cache)
 
 
-def launchers(app: str, detection: Any, app_root: str, start: str, cache: str | None = None) -> dict[str, str]:
+def launchers(app: str, detection: Any, app_root: str, start: str, cache: str | None = None,
+              lay: Layout | None = None) -> dict[str, str]:
     """Every launcher of a non-static release, by its path relative to the release's .lightfold/:
     `start` (the web process), `exec` (runs its arguments: `lightfold run`), `proc/<name>` per
-    process and `cron/<name>` per cron job of the detection. All the same preamble."""
+    process and `cron/<name>` per cron job of the detection. All the same preamble.
+
+    A cron launcher holds its job's flock (`Layout.cron_lock`) for the whole run, so no two runs
+    of a job overlap whatever started them: the timer, a second trigger, or `lightfold run` of the
+    job's exact command, which `exec` hands to the job's launcher (`cron_dispatch`)."""
+    lay = lay or Layout(app)
+    cron = getattr(detection, "cron", None) or []
     out = {"start": launcher(app, detection, app_root, start, cache=cache),
-           "exec": launcher(app, detection, app_root, None, cache=cache, what="Command in the release")}
+           "exec": launcher(app, detection, app_root, None, cache=cache, what="Command in the release",
+                            before_exec=cron_dispatch(cron))}
     for p in getattr(detection, "processes", None) or []:
         out[f"proc/{check_process_name(p.name)}"] = launcher(app, detection, app_root, p.command, cache=cache,
                                                             what=f"Process {p.name}", nested=True)
-    for c in getattr(detection, "cron", None) or []:
-        out[f"cron/{check_process_name(c.name)}"] = launcher(app, detection, app_root, c.command, cache=cache,
-                                                            what=f"Cron job {c.name}", nested=True)
+    for c in cron:
+        name = check_process_name(c.name)
+        out[f"cron/{name}"] = launcher(app, detection, app_root, c.command, cache=cache, what=f"Cron job {name}",
+                                       nested=True, before_exec=cron_lock_lines(name, lay.cron_lock(name)))
     return out
+
+
+def cron_lock_lines(name: str, lock: str) -> list[str]:
+    """sh lines taking cron job `name`'s flock on fd 9 without waiting (util-linux flock, in every
+    Debian): the job's command inherits the fd, so the lock is held until the run's last process
+    is gone. A run that finds it held says so on stderr (the journal) and exits
+    layout.CRON_LOCKED_EXIT."""
+    q = shlex.quote(lock)
+    busy = (f"lightfold: cron job {name} is already running (another run holds {lock}): "
+            "this run is skipped, so the job never overlaps itself")
+    return [
+        f"mkdir -p -m 700 {shlex.quote(posixpath.dirname(lock))} && exec 9>>{q} || exit 1",
+        f"if ! flock -n 9; then echo {shlex.quote(busy)} >&2; exit {layout.CRON_LOCKED_EXIT}; fi",
+    ]
+
+
+def cron_dispatch(cron: list[Any]) -> list[str]:
+    """sh lines of the `exec` launcher: a command that is exactly a cron job's (`lightfold run --
+    'python cleanup.py'`: one argument, which run_script passes as `/bin/sh -c CMD`; or its words
+    as an argv) runs through that job's launcher, under its lock."""
+    if not cron:
+        return []
+    lines = ['if [ "$#" = 3 ] && [ "$1" = /bin/sh ] && [ "$2" = -c ]; then LF_CMD=$3; else LF_CMD="$*"; fi',
+             'case "$LF_CMD" in']
+    for c in cron:
+        name = check_process_name(c.name)
+        lines.append(f'  {shlex.quote(c.command)}) exec "$LF_RELEASE/{layout.META}/cron/{name}" ;;')
+    lines.append("esac")
+    return lines
 
 
 def check_process_name(name: str) -> str:
@@ -254,7 +293,7 @@ def check_process_name(name: str) -> str:
 
 
 def launcher(app: str, detection: Any, app_root: str, command: str | None, cache: str | None = None,
-             what: str = "Start", nested: bool = False) -> str:
+             what: str = "Start", nested: bool = False, before_exec: list[str] | None = None) -> str:
     """A launcher script: cd to the app, the runtime's PATH, venv and tool env, then exec `command`
     (None: exec the script's own arguments, `"$@"`). systemd gives it the release's env (and PORT
     for the web process). `app_root`: the app's directory in the release ("." or a monorepo
@@ -284,6 +323,7 @@ def launcher(app: str, detection: Any, app_root: str, command: str | None, cache
                      + " ".join(shlex.quote(f"{root}/{d}") for d in scratch) + " || exit 1")
     for name, value in sorted(runtime.tool_env(detection, cache or Layout(app).cache_dir, _APP_DIR).items()):
         lines += [f"{name}={_dq(value)}", f"export {name}"]
+    lines += before_exec or []
     if command is None:
         lines.append('exec "$@"')
     else:

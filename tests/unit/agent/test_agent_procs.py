@@ -197,3 +197,10 @@ def test_cron_runs_on_one_server_only_workers_everywhere(lay, release, app_json,
     assert result["timers"] == [] and not os.path.exists(lay.cron_timer_file("tick"))
     assert ("start", "lightfold-web.proc@worker-1.service") in sd.verbs()
     assert procs.release_procs(lay, NEW)[1] == []
+
+
+def test_status_says_skipped_for_a_run_that_found_the_lock_held(lay, two_releases, sd, monkeypatch):
+    monkeypatch.setattr(procs, "show", lambda unit, props: {"ActiveState": "inactive", "Result": "success",
+                                                            "ExecMainStatus": "75",
+                                                            "ExecMainStartTimestamp": "@1767225600"})
+    assert procs.status_view(lay)["cron"][0]["last_result"] == "skipped"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,8 +65,11 @@ def test_launchers_share_one_preamble_and_the_start_script_is_unchanged():
     det = ProcDet(runtime="python", start="gunicorn app:app")
     scripts = launchers("shop", det, ".", det.start)
     assert scripts["start"] == start_script("shop", det, ".", det.start)
-    pre = lambda text: text.splitlines()[3:-1]  # noqa: E731 (after the shebang, comment, release line)
-    assert pre(scripts["exec"]) == pre(scripts["proc/worker"]) == pre(scripts["cron/tick"]) == pre(scripts["start"])
+    common = scripts["start"].splitlines()[3:-1]  # after the shebang, comment, release line; before exec
+    for name in ("exec", "proc/worker", "cron/tick"):
+        assert scripts[name].splitlines()[3:3 + len(common)] == common, name
+    assert scripts["proc/worker"].splitlines()[3 + len(common):] == [
+        "exec /bin/sh -c 'echo worker in $(pwd) $LF_X'"]
     assert scripts["exec"].splitlines()[-1] == 'exec "$@"'
     assert 'cd "$(dirname "$0")/../.."' in scripts["proc/worker"] and 'VIRTUAL_ENV="$LF_APP/.venv"' in scripts["exec"]
 
@@ -104,3 +108,53 @@ def test_the_dockerfile_builder_refuses_processes_cron_and_storage():
         docker_build_script("shop", ProcDet(), DeployConfig(), RID)
     assert "processes, cron, storage" in e.value.problem
     assert docker_build_script("shop", ProcDet(processes=[], cron=[], storage=[]), DeployConfig(), RID)
+
+
+def test_a_cron_run_holds_the_jobs_flock_and_a_concurrent_run_is_skipped(tmp_path: Path):
+    """The launcher takes `Layout.cron_lock` (in the app's HOME, not the unit's private /tmp): a
+    second run while the first is going says so and exits 75 (the unit's SuccessExitStatus), the
+    first one is unharmed, and once it ended the next run gets the lock."""
+    det = ProcDet(cron=[CronSpec("tick", "*:*:0", "echo begin; sleep 1.5; echo end", 60)])
+    rel, (rc, _, err) = build(tmp_path, det)
+    assert rc == 0, err
+    tick = rel / ".lightfold/cron/tick"
+    first = subprocess.Popen([str(tick)], stdout=subprocess.PIPE, text=True, cwd="/")
+    lock = tmp_path / "srv/shop/cache/.lightfold/cron-tick.lock"
+    for _ in range(50):
+        if lock.exists():
+            break
+        time.sleep(0.02)
+    time.sleep(0.2)
+    second = subprocess.run([str(tick)], capture_output=True, text=True, cwd="/")
+    assert second.returncode == 75 and second.stdout == ""
+    assert second.stderr == (f"lightfold: cron job tick is already running (another run holds {lock}): "
+                             "this run is skipped, so the job never overlaps itself\n")
+    assert first.wait(10) == 0 and first.stdout.read() == "begin\nend\n"
+    third = subprocess.run([str(tick)], capture_output=True, text=True, cwd="/")
+    assert third.returncode == 0 and third.stdout == "begin\nend\n"
+
+
+def test_lightfold_run_of_a_jobs_command_takes_the_jobs_lock(tmp_path: Path):
+    """`.lightfold/exec` (what `lightfold run` runs) hands a cron job's exact command, as one shell
+    line (`/bin/sh -c CMD`) or as its words, to the job's launcher: refused while a run holds the
+    lock; any other command runs as before."""
+    det = ProcDet(cron=[CronSpec("tick", "*:*:0", "echo tick it", 60)])
+    rel, (rc, _, err) = build(tmp_path, det)
+    assert rc == 0, err
+    meta = rel / ".lightfold"
+    lock = tmp_path / "srv/shop/cache/.lightfold/cron-tick.lock"
+    run = lambda *argv: subprocess.run([str(meta / "exec"), *argv], capture_output=True, text=True, cwd="/")  # noqa: E731
+    assert run("/bin/sh", "-c", "echo tick it").stdout == "tick it\n" and lock.exists()
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "3"])
+    try:
+        time.sleep(0.3)
+        for argv in (("/bin/sh", "-c", "echo tick it"), ("echo", "tick", "it")):
+            r = run(*argv)
+            assert (r.returncode, r.stdout) == (75, ""), argv
+            assert "cron job tick is already running" in r.stderr
+        other = run("/bin/sh", "-c", "echo tick it too")
+        assert (other.returncode, other.stdout) == (0, "tick it too\n")
+    finally:
+        holder.kill()
+        holder.wait()
+
