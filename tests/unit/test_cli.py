@@ -119,8 +119,9 @@ def test_any_command_module_imported_first_gives_the_whole_cli():
 
 
 def test_db_commands_check_their_words_before_touching_anything(cli, lf_home):
-    r = cli("db", "add", "mysql", "--target", "web")
-    assert r.returncode == 2 and "unknown database 'mysql'" in r.stderr and "postgres, redis" in r.stderr
+    r = cli("db", "add", "mongodb", "--target", "web")
+    assert r.returncode == 2 and "unknown database 'mongodb'" in r.stderr and "postgres, mysql, redis" in r.stderr
+    assert "no target named 'web'" in cli("db", "add", "mariadb", "--target", "web").stderr  # a known word
     assert cli("db", "url", "memcached", "--target", "web").returncode == 2
     r = cli("db", "remove", "postgres", "--target", "web")  # no terminal, no --yes: refuse, say how
     assert r.returncode == 2 and "pass --yes to confirm" in r.stderr

@@ -89,6 +89,8 @@ Server-wide databases (lightfold.server.database; each app's credentials are its
     /etc/redis/lightfold.conf                 loopback only, memory settings (included by redis.conf)
     /etc/redis/lightfold-users.acl            the default user off, one user per app (password sha256)
     /etc/redis/lightfold.applied              sha256sum of those files when redis-server last restarted
+    /etc/mysql/mariadb.conf.d/90-lightfold.cnf   MariaDB: loopback only, memory settings
+    /etc/mysql/lightfold.applied              sha256sum of that file when mariadb last restarted
 
 Backups (lightfold.server.backup; the tool is lightfold.server.backup_tool):
 
@@ -151,6 +153,8 @@ REDIS_CONF = "/etc/redis/redis.conf"
 REDIS_DROPIN = "/etc/redis/lightfold.conf"
 REDIS_ACL = "/etc/redis/lightfold-users.acl"
 REDIS_APPLIED = "/etc/redis/lightfold.applied"  # sha256sum of the files redis-server last restarted with
+MARIADB_DROPIN = "/etc/mysql/mariadb.conf.d/90-lightfold.cnf"  # read after Debian's 50-server.cnf
+MARIADB_APPLIED = "/etc/mysql/lightfold.applied"  # sha256sum of the drop-in mariadb last restarted with
 
 
 BACKUP_DIR = f"{ETC}/backup"  # the tool: backup_tool.py + backup_parts.py
@@ -165,7 +169,8 @@ def pg_dropin(version: str) -> str:
 
 SLOTS = ("blue", "green")
 # The databases `lightfold db add` puts beside an app (lightfold.server.database).
-DB_KINDS = ("postgres", "redis")
+# "mysql" is MariaDB (Debian's mariadb-server); `mariadb` is accepted as its other name.
+DB_KINDS = ("postgres", "mysql", "redis")
 # The meta directory inside a release and inside an app's home.
 META = ".lightfold"
 

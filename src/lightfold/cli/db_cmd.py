@@ -1,4 +1,4 @@
-"""`lightfold db add|status|url|remove`: PostgreSQL or Redis beside the target's app."""
+"""`lightfold db add|status|url|remove`: PostgreSQL, MariaDB or Redis beside the target's app."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from lightfold.cli.options import JsonOpt, PathArg, TargetOpt, YesOpt, interacti
 
 db_app = typer.Typer(
     name="db", no_args_is_help=True,
-    help="A database beside the app (PostgreSQL or Redis from the server's OS packages, loopback only).",
+    help="A database beside the app (PostgreSQL, MariaDB or Redis from the server's OS packages, loopback only).",
 )
 app.add_typer(db_app, name="db")
 
-KindArg = Annotated[str, typer.Argument(help="postgres or redis.", show_default=False)]
+KindArg = Annotated[str, typer.Argument(help="postgres, mysql (MariaDB; also: mariadb) or redis.", show_default=False)]
 
 
 @db_app.command("add")
@@ -25,15 +25,17 @@ def add_cmd(kind: KindArg, path: PathArg = Path("."), target: TargetOpt = None, 
     """Install KIND on the target's server and give the app its connection variables.
 
     The password is made on the server; the app gets DATABASE_URL and PGHOST/PGPORT/PGUSER/
-    PGPASSWORD/PGDATABASE (postgres) or REDIS_URL (redis) from its next deploy on.
+    PGPASSWORD/PGDATABASE (postgres), DATABASE_URL (mysql://) and MYSQL_HOST/MYSQL_PORT/MYSQL_USER/
+    MYSQL_PASSWORD/MYSQL_DATABASE (mysql), or REDIS_URL (redis) from its next deploy on.
 
     Example: lightfold db add postgres --target myapp && lightfold deploy --target myapp
+    Example: lightfold db add mariadb --target myapp
     """
     from lightfold.release import database as step
     from lightfold.release import target as targets
     from lightfold.server.database import check_kind
 
-    check_kind(kind)
+    kind = check_kind(kind)
     t = targets.load(resolve_target(target, path))
     result = targets.on_server(t, lambda conn: step.add(conn, t, kind, report=output.reporter()))
     output.emit(result, as_json, lambda: render.show_db_added(result))
@@ -55,7 +57,7 @@ def status_cmd(path: PathArg = Path("."), target: TargetOpt = None, as_json: Jso
 
 @db_app.command("url")
 def url_cmd(
-    kind: Annotated[str | None, typer.Argument(help="postgres or redis (default: the only one).",
+    kind: Annotated[str | None, typer.Argument(help="postgres, mysql or redis (default: the only one).",
                                                show_default=False)] = None,
     path: Annotated[Path, typer.Option("--path", help="Project directory.", show_default=".")] = Path("."),
     target: TargetOpt = None,
@@ -71,7 +73,7 @@ def url_cmd(
     from lightfold.server.database import check_kind
 
     if kind is not None:
-        check_kind(kind)
+        kind = check_kind(kind)
     t = targets.load(resolve_target(target, path))
     data = targets.on_server(t, lambda conn: step.url(conn, t, kind, reveal))
     output.emit(data, as_json, lambda: render.show_db_url(data))
@@ -82,8 +84,8 @@ def remove_cmd(
     kind: KindArg,
     path: PathArg = Path("."),
     target: TargetOpt = None,
-    purge: Annotated[bool, typer.Option("--purge", help="Also delete the data (postgres: the database and "
-                                        "role).")] = False,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the data (postgres, mysql: the database "
+                                        "and its role/user).")] = False,
     yes: YesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -96,7 +98,7 @@ def remove_cmd(
     from lightfold.release import target as targets
     from lightfold.server.database import check_kind
 
-    check_kind(kind)
+    kind = check_kind(kind)
     name = resolve_target(target, path)
     what = f"the {kind} database of {name} and all its data" if purge else f"{name}'s {kind} credentials"
     if interactive(yes):

@@ -484,8 +484,8 @@ def show_db_removed(result: dict[str, Any]) -> None:
         output.ok(f"{name} has no {kind} credentials; nothing changed")
         return
     output.ok(f"{name}'s {kind} credentials removed; its next deploy has no {kind} variables")
-    if result["purged"] and kind == "postgres":
-        output.note("the database and role were dropped")
+    if result["purged"] and kind in ("postgres", "mysql"):
+        output.note("the database and " + ("role" if kind == "postgres" else "user") + " were dropped")
     elif kind == "redis":
         output.note("the keys stay (Redis has one keyspace for every app)")
     else:
@@ -498,9 +498,10 @@ def show_backup_created(result: dict[str, Any]) -> None:
     m = result["manifest"]
     output.ok(f"backup {result['id']} of {result['target']}: {', '.join(m['parts'])}, "
               f"{human_size(sum(p['bytes'] for p in m['parts'].values()))} encrypted, in {m['seconds']}s")
-    if "postgres" in m["parts"]:
-        tables = m["parts"]["postgres"]["tables"]
-        output.note(f"postgres: {len(tables)} tables, {sum(tables.values())} rows (recorded in the manifest)")
+    for kind in ("postgres", "mysql"):
+        if kind in m["parts"]:
+            tables = m["parts"][kind]["tables"]
+            output.note(f"{kind}: {len(tables)} tables, {sum(tables.values())} rows (recorded in the manifest)")
     if result.get("pushed"):
         output.note("copied off the server")
     if result.get("pruned"):

@@ -1,8 +1,9 @@
-"""`lightfold db add|status|url|remove`: a PostgreSQL or Redis from the server's OS packages beside
-the target's app (the plans are lightfold.server.database's).
+"""`lightfold db add|status|url|remove`: a PostgreSQL, MariaDB (kind "mysql") or Redis from the
+server's OS packages beside the target's app (the plans are lightfold.server.database's).
 
 add: packages (+ the service running) -> facts (MemTotal, the cluster's version and port) ->
-settings (loopback only, sized for the memory) -> the app's role/database or ACL user, its password
+settings (loopback only, sized for the memory) -> the app's role/database, user/database or ACL
+user, its password
 made on the server and kept in the app's root-only db-<kind>.env. The agent merges that file into
 every release's env snapshot from the next deploy on (the user's own env wins on a clash). Every
 step is idempotent: a second add changes nothing and says so.
@@ -60,8 +61,14 @@ async def add(conn: Connection, target: Target, kind: str, report: Report = sile
     from lightfold.agent.layout import Layout
     from lightfold.server import database as db
 
-    db.check_kind(kind)
+    kind = db.check_kind(kind)
     app = target.name
+    configured = [k for k, v in (await status(conn, target))["databases"].items() if v["configured"]]
+    clash = db.url_clash(kind, configured)
+    if clash:
+        raise LightfoldError(
+            f"target '{app}' already has {clash}, whose {db.URL_VARIABLE[kind]} the app gets; one app gets one",
+            f"remove it first (`lightfold db remove {clash} --target {app}`), or use a second target")
     report("step", f"{kind}: packages from the OS archive")
     changed = await apply_plan(conn, db.install_plan(kind), f"install {kind}", report)
     f = await facts(conn)
@@ -85,7 +92,7 @@ async def add(conn: Connection, target: Target, kind: str, report: Report = sile
 def _settings(kind: str, mem_kb: int) -> dict[str, str]:
     from lightfold.server import database as db
 
-    wanted = db.postgres_settings(mem_kb) if kind == "postgres" else db.redis_settings(mem_kb)
+    wanted = {"postgres": db.postgres_settings, "mysql": db.mysql_settings, "redis": db.redis_settings}[kind](mem_kb)
     return {k: v for k, v in wanted.items() if k != "aclfile"}
 
 
@@ -100,6 +107,12 @@ async def url(conn: Connection, target: Target, kind: str | None, reveal: bool) 
     """The connection URL of the target's database (`kind`, or the only one); its password as
     "****" unless `reveal`."""
     data = await status(conn, target, reveal)
+    kind = _pick(data, target, kind, "url")
+    return {"target": target.name, "kind": kind, "url": data["databases"][kind]["url"], "revealed": reveal}
+
+
+def _pick(data: dict, target: Target, kind: str | None, command: str) -> str:
+    """`kind`, or the target's only database; an error naming what to do otherwise."""
     configured = [k for k, v in data["databases"].items() if v["configured"]]
     if kind is None:
         if len(configured) != 1:
@@ -107,19 +120,19 @@ async def url(conn: Connection, target: Target, kind: str | None, reveal: bool) 
             raise LightfoldError(
                 f"target '{target.name}' has {has}",
                 f"run `lightfold db add postgres --target {target.name}`" if not configured
-                else "name one: `lightfold db url postgres`")
+                else f"name one: `lightfold db {command} {configured[0]}`")
         kind = configured[0]
     if kind not in configured:
         raise LightfoldError(f"target '{target.name}' has no {kind}",
                              f"run `lightfold db add {kind} --target {target.name}`")
-    return {"target": target.name, "kind": kind, "url": data["databases"][kind]["url"], "revealed": reveal}
+    return kind
 
 
 async def remove(conn: Connection, target: Target, kind: str, purge: bool, report: Report = silent) -> dict:
     from lightfold.agent.layout import Layout
     from lightfold.server import database as db
 
-    db.check_kind(kind)
+    kind = db.check_kind(kind)
     report("step", f"{kind}: removing {target.name}'s credentials" + (" and its data" if purge else ""))
     changed = await apply_plan(conn, db.remove_plan(kind, target.name, purge), f"remove {kind}", report)
     return {"target": target.name, "kind": kind, "changed": bool(changed), "actions": changed, "purged": purge,

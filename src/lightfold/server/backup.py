@@ -60,8 +60,8 @@ def spec(app: str, keep: int = 7, remote: str | None = None) -> dict:
     path = remote_path(app, remote)
     return {
         "app": app, "dir": lay.backups_dir, "recipients": lay.backup_recipients, "keep": keep,
-        "db_env": {"postgres": lay.db_env("postgres"), "redis": lay.db_env("redis")},
-        "pg_db": db_name(app), "storage": lay.storage_dir,
+        "db_env": {"postgres": lay.db_env("postgres"), "mysql": lay.db_env("mysql"), "redis": lay.db_env("redis")},
+        "pg_db": db_name(app), "mysql_db": db_name(app), "storage": lay.storage_dir,
         "remote": {"path": path, "config": lay.backup_rclone} if path else None,
         "unit": backup_unit(app, None),  # + .service / .timer
     }
@@ -94,7 +94,8 @@ def setup_plan(app: str, recipient: str, value: dict) -> Plan:
 def timer_units(app: str, schedule: str) -> tuple[str, str]:
     lay = Layout(app)
     service = (
-        f"[Unit]\nDescription=lightfold backup of {app}\nAfter=postgresql.service redis-server.service\n\n"
+        f"[Unit]\nDescription=lightfold backup of {app}\n"
+        "After=postgresql.service mariadb.service redis-server.service\n\n"
         f"[Service]\nType=oneshot\nExecStart=/usr/bin/python3 {BACKUP_TOOL} create {lay.backup_spec} scheduled\n"
         "Nice=10\nIOSchedulingClass=idle\n"
     )

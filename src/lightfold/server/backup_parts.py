@@ -1,6 +1,6 @@
 """The parts of a backup, for lightfold's backup tool on the server (backup_tool.py beside this
 file; standard library only): the pipes that count and hash what flows through them, and how each
-kind of data is dumped, checked and restored (PostgreSQL, Redis, storage).
+kind of data is dumped, checked and restored (PostgreSQL, MariaDB, Redis, storage).
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ class Failure(Exception):
 
 
 def pipe(producer: list[str], consumer: list[str], *, stdout=None, pass_fds=(), cwd="/tmp", env=None,
-         what: str = "") -> tuple[int, str, bytes]:
-    """producer | consumer, with the bytes in between counted and hashed here. Returns (bytes,
-    sha256, consumer's stdout when `stdout` is PIPE). Either side failing is a Failure."""
+         what: str = "", tap=None) -> tuple[int, str, bytes]:
+    """producer | consumer, with the bytes in between counted and hashed here (and handed to
+    `tap(chunk)` when given). Returns (bytes, sha256, consumer's stdout when `stdout` is PIPE).
+    Either side failing is a Failure."""
     p1 = subprocess.Popen(producer, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds, cwd=cwd,
                           env=env)
     p2 = subprocess.Popen(consumer, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd)
@@ -45,6 +46,8 @@ def pipe(producer: list[str], consumer: list[str], *, stdout=None, pass_fds=(), 
         while chunk := p1.stdout.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
+            if tap is not None:
+                tap(chunk)
             p2.stdin.write(chunk)
         p2.stdin.close()
     except BrokenPipeError:
@@ -171,6 +174,119 @@ def run(argv: list[str], **kw) -> str:
     if res.returncode:
         raise Failure(f"`{' '.join(argv[:6])}` exited {res.returncode}: {res.stderr.strip()[-300:]}")
     return res.stdout
+
+
+# ---- mysql (MariaDB) ----------------------------------------------------------------------------------
+
+# mariadb-dump writes one line per statement (newlines inside values are escaped as \n): a table's
+# rows are the tuples of its "INSERT INTO `t` VALUES (...),(...);" lines, counted as they stream
+# by, so the manifest's counts are exactly the dump's (--single-transaction: one snapshot; a
+# second session could not read that snapshot's counts).
+_CREATE_RE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \(")
+_INSERT_RE = re.compile(rb"^INSERT INTO `((?:[^`]|``)+)` VALUES ")
+_SQL_STRING_RE = re.compile(rb"'(?:[^'\\]|\\.)*'", re.S)
+
+
+def _table_name(raw: bytes) -> str:
+    return raw.replace(b"``", b"`").decode("utf-8", errors="replace")
+
+
+class DumpCounter:
+    """Rows per table of a mariadb-dump stream, fed in chunks of any size."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, int] = {}
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> None:
+        lines = (self._rest + chunk).split(b"\n")
+        self._rest = lines.pop()
+        for line in lines:
+            self._line(line)
+
+    def close(self) -> dict[str, int]:
+        if self._rest:
+            self._line(self._rest)
+            self._rest = b""
+        return self.tables
+
+    def _line(self, line: bytes) -> None:
+        if line.startswith(b"CREATE TABLE `"):
+            m = _CREATE_RE.match(line)
+            if m:
+                self.tables.setdefault(_table_name(m.group(1)), 0)
+        elif line.startswith(b"INSERT INTO `"):
+            m = _INSERT_RE.match(line)
+            if m:
+                values = _SQL_STRING_RE.sub(b"''", line[m.end():])
+                name = _table_name(m.group(1))
+                self.tables[name] = self.tables.get(name, 0) + values.count(b"(")
+
+
+def mysql_argv(db: str | None = None) -> list[str]:
+    """The root client (unix_socket auth: root of the OS), tab-separated, no header."""
+    return ["mariadb", "-N", "-B", *([db] if db else [])]
+
+
+def mysql(sql: str, db: str | None = None) -> str:
+    res = subprocess.run(mysql_argv(db), input=sql, capture_output=True, text=True, cwd="/tmp")
+    if res.returncode:
+        raise Failure(f"mariadb{' on ' + db if db else ''}: {res.stderr.strip()[-300:]}")
+    return res.stdout
+
+
+def mysql_db_exists(db: str) -> bool:
+    return mysql(f"SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}';\n").strip() == "1"
+
+
+def mysql_counts(db: str) -> dict[str, int]:
+    """COUNT(*) of every table of `db`, by name."""
+    statements = mysql(
+        "SELECT CONCAT('SELECT ', QUOTE(TABLE_NAME), ', COUNT(*) FROM `', REPLACE(TABLE_NAME, '`', '``'), '`;') "
+        f"FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' "
+        "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME;\n")
+    return parse_counts(mysql(statements, db)) if statements.strip() else {}
+
+
+MYSQL_DUMP = ["mariadb-dump", "--single-transaction", "--routines", "--triggers", "--hex-blob",
+              "--default-character-set=utf8mb4", "--skip-dump-date"]
+
+
+def dump_mysql(db: str, recipients: str, out: str) -> dict:
+    """mariadb-dump --single-transaction | gzip | age; the rows per table counted from the dump."""
+    counter = DumpCounter()
+    plain, plain_sha, _ = pipe([*MYSQL_DUMP, db],
+                               ["bash", "-o", "pipefail", "-c", 'gzip -6 | age -R "$0" -o "$1"', recipients, out],
+                               what=f"mariadb-dump {db}", tap=counter.feed)
+    return {"database": db, "tables": counter.close(), "plain_bytes": plain, "plain_sha256": plain_sha}
+
+
+def load_mysql(part: dict, path: str, identity: bytes, db: str) -> None:
+    """The dump decrypted, unpacked and loaded into the (existing, empty) database `db`."""
+    fd = identity_fd(identity)
+    try:
+        _, sha, _ = pipe(["bash", "-o", "pipefail", "-c", 'age -d -i "$0" "$1" | gzip -dc', f"/dev/fd/{fd}", path],
+                         mysql_argv(db), pass_fds=(fd,), what="decrypt and load into mariadb")
+    finally:
+        os.close(fd)
+    if sha != part["plain_sha256"]:
+        raise Failure(f"the decrypted dump's sha256 is {sha[:12]}, the manifest says {part['plain_sha256'][:12]}")
+
+
+def recreate_mysql_db(db: str) -> None:
+    mysql(f"DROP DATABASE IF EXISTS `{db}`;\n"
+          f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n")
+
+
+def restore_mysql(part: dict, path: str, identity: bytes, scratch: str) -> dict[str, int]:
+    """The dump loaded into a new database `scratch` (dropped first if there); its row counts."""
+    recreate_mysql_db(scratch)
+    load_mysql(part, path, identity, scratch)
+    return mysql_counts(scratch)
+
+
+def drop_mysql_db(db: str) -> None:
+    mysql(f"DROP DATABASE IF EXISTS `{db}`;\n")
 
 
 # ---- redis --------------------------------------------------------------------------------------------

@@ -12,11 +12,12 @@ stdout ({"error": ..., "fix": ...} and exit 1 on failure) and its progress on st
 
 A backup is a directory <dir>/<id>/ (id: UTC YYYYMMDDHHMMSS) holding, for what the app has:
     postgres.dump.age       pg_dump's custom format (compressed), encrypted with age
+    mysql.sql.gz.age        mariadb-dump --single-transaction, gzip, age
     redis.rdb.gz.age        redis-cli --rdb, gzip, age
     storage.tar.gz.age      /srv/<app>/storage, tar + gzip, age
     manifest.json           what was taken: sizes and sha256 (encrypted and plain), postgres's
-                            row count of every table (in the dump's own snapshot), redis's keys,
-                            storage's files
+                            row count of every table (in the dump's own snapshot), mysql's (the
+                            rows in the dump, counted as it streams), redis's keys, storage's files
     verify.json             the last `verify` of it
 It is built as <dir>/.<id>.partial/ and renamed only once everything is written: a name without
 the leading dot is a complete backup; a failure removes the partial directory.
@@ -45,11 +46,17 @@ from backup_parts import (  # noqa: E402 - beside this file, on the server as he
     count_files,
     db_exists,
     decrypt_redis,
+    drop_mysql_db,
+    dump_mysql,
     dump_postgres,
     dump_redis,
     dump_storage,
     list_storage,
+    load_mysql,
+    mysql_db_exists,
     psql,
+    recreate_mysql_db,
+    restore_mysql,
     restore_postgres,
     restore_storage,
     run,
@@ -158,6 +165,10 @@ def _create(spec: dict, label: str) -> dict:
             log(f"postgres {spec['pg_db']}: pg_dump")
             parts["postgres"] = dump_postgres(spec["pg_db"], rcp, os.path.join(work, "postgres.dump.age"))
             parts["postgres"]["file"] = "postgres.dump.age"
+        if has_mysql(spec) and mysql_db_exists(spec["mysql_db"]):
+            log(f"mysql {spec['mysql_db']}: mariadb-dump --single-transaction")
+            parts["mysql"] = dump_mysql(spec["mysql_db"], rcp, os.path.join(work, "mysql.sql.gz.age"))
+            parts["mysql"]["file"] = "mysql.sql.gz.age"
         if os.path.exists(spec["db_env"]["redis"]):
             log("redis: --rdb")
             parts["redis"] = dump_redis(spec["db_env"]["redis"], rcp, os.path.join(work, "redis.rdb.gz.age"), work)
@@ -188,6 +199,12 @@ def _create(spec: dict, label: str) -> dict:
         result["pushed"] = push(spec, bid)
         result["pruned_remote"] = prune_remote(spec)
     return result
+
+
+def has_mysql(spec: dict) -> bool:
+    """The app has MariaDB credentials (a backup.json older than MariaDB support has none)."""
+    path = spec["db_env"].get("mysql")
+    return bool(path) and os.path.exists(path) and shutil.which("mariadb") is not None
 
 
 def fsync_dir(path: str) -> None:
@@ -330,6 +347,7 @@ def live(spec: dict) -> dict[str, bool]:
     """What a restore would overwrite: the app's database, Redis's keyspace, storage holding files."""
     pg = os.path.exists(spec["db_env"]["postgres"]) and shutil.which("psql") is not None
     return {"postgres": pg and db_exists(spec["pg_db"]),
+            "mysql": has_mysql(spec) and mysql_db_exists(spec["mysql_db"]),
             "redis": os.path.exists(spec["db_env"]["redis"]),
             "storage": os.path.isdir(spec["storage"]) and count_files(spec["storage"]) > 0}
 
@@ -381,6 +399,15 @@ def _verify_part(spec: dict, name: str, part: dict, path: str, identity: bytes, 
             run(["runuser", "-u", "postgres", "--", "dropdb", "--if-exists", "--force", scratch])
         problems = compare_counts(part["tables"], counts)
         return {"ok": not problems, "tables": len(counts), "rows": sum(counts.values()), "problems": problems}
+    if name == "mysql":
+        scratch = f"lfverify_{spec['mysql_db']}"[:64]
+        log(f"mysql: load into scratch database {scratch}")
+        try:
+            counts = restore_mysql(part, path, identity, scratch)
+        finally:
+            drop_mysql_db(scratch)
+        problems = compare_counts(part["tables"], counts)
+        return {"ok": not problems, "tables": len(counts), "rows": sum(counts.values()), "problems": problems}
     if name == "redis":
         rdb, keys = decrypt_redis(part, path, identity, d)
         os.unlink(rdb)
@@ -421,6 +448,8 @@ def restore(spec: dict, wanted: str, identity: bytes, backup_first: bool) -> dic
                 run(["runuser", "-u", "postgres", "--", "dropdb", "--if-exists", "--force", scratch])
                 raise
             restored["postgres"] = {"tables": len(counts), "rows": sum(counts.values())}
+        if "mysql" in parts:
+            restored["mysql"] = _restore_mysql(spec, parts["mysql"], os.path.join(d, parts["mysql"]["file"]), identity)
         if "redis" in parts:
             log("redis: replace the dataset (stop, swap dump.rdb, start)")
             rdb, keys = decrypt_redis(parts["redis"], os.path.join(d, parts["redis"]["file"]), identity, d)
@@ -438,6 +467,25 @@ def restore(spec: dict, wanted: str, identity: bytes, backup_first: bool) -> dic
                                                             identity, spec["storage"])}
         return {"id": bid, "restored": restored, "backup_before": before,
                 "seconds": round(time.monotonic() - started, 2)}
+
+
+def _restore_mysql(spec: dict, part: dict, path: str, identity: bytes) -> dict:
+    """Into a scratch database first, checked against the manifest; only then is the app's
+    database dropped, made again (its user's grants are by name: they stay) and loaded. MariaDB
+    cannot rename a database, and moving the tables would leave views and triggers behind."""
+    db = spec["mysql_db"]
+    scratch = f"lfrestore_{db}"[:64]
+    log(f"mysql: load into {scratch} and check it, then replace {db}")
+    try:
+        counts = restore_mysql(part, path, identity, scratch)
+    finally:
+        drop_mysql_db(scratch)
+    bad = compare_counts(part["tables"], counts)
+    if bad:
+        raise Failure(f"the restored copy does not match the manifest: {'; '.join(bad)}", "restore another backup")
+    recreate_mysql_db(db)
+    load_mysql(part, path, identity, db)
+    return {"tables": len(counts), "rows": sum(counts.values())}
 
 
 def main(argv: list[str]) -> int:

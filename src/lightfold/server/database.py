@@ -1,10 +1,13 @@
 """Databases beside an app, from the server's own OS packages: the plans of `lightfold db add|remove`
 (pure data, lightfold.server.plan) and the scripts that read their facts and status.
 
+Kinds: postgres (postgresql), mysql (MariaDB: mariadb-server; `mariadb` is its other name), redis.
+
     install_plan(kind)                  the Debian packages, the service enabled and running
     settings_plan(kind, facts)          loopback-only, memory sized from MemTotal; restart only
                                         when the running server's settings differ
-    credentials_plan(kind, app, facts)  a role + database (postgres) or an ACL user (redis) for the
+    credentials_plan(kind, app, facts)  a role + database (postgres), a user + database (mysql)
+                                        or an ACL user (redis) for the
                                         app, with a password generated ON the server, written with
                                         the connection variables to the app's root-only
                                         db-<kind>.env (lightfold.agent.layout), which the agent
@@ -13,7 +16,8 @@
 
 No plan holds a secret: the password is made by the script on the server (python3's `secrets`),
 kept in the env file (0600 root), reused when the file already exists, and reaches PostgreSQL on
-psql's stdin (never a command line) with statement logging off for that session.
+psql's stdin and MariaDB on the client's stdin (never a command line) with statement logging off
+for that session.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from dataclasses import dataclass
 
 from lightfold.agent.layout import (
     DB_KINDS,
+    MARIADB_APPLIED,
+    MARIADB_DROPIN,
     PG_ETC,
     REDIS_ACL,
     REDIS_APPLIED,
@@ -33,15 +39,19 @@ from lightfold.agent.layout import (
 )
 from lightfold.server.plan import EnsurePackages, Plan, Run, Step, SystemdEnable, WriteFile
 
-PACKAGES = {"postgres": ("postgresql",), "redis": ("redis-server",)}
-UNITS = {"postgres": "postgresql", "redis": "redis-server"}
+PACKAGES = {"postgres": ("postgresql",), "mysql": ("mariadb-server",), "redis": ("redis-server",)}
+UNITS = {"postgres": "postgresql", "mysql": "mariadb", "redis": "redis-server"}
 # The variables each kind gives the app (values only on the server).
 VARIABLES = {
     "postgres": ("DATABASE_URL", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"),
-    "redis": ("REDIS_URL",),
+    "mysql": ("DATABASE_URL", "MYSQL_HOST", "MYSQL_PORT", "MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_DATABASE"),
+    "redis": ("REDIS_URL", "REDIS_PASSWORD"),
 }
-URL_VARIABLE = {"postgres": "DATABASE_URL", "redis": "REDIS_URL"}
+URL_VARIABLE = {"postgres": "DATABASE_URL", "mysql": "DATABASE_URL", "redis": "REDIS_URL"}
+# Other names a user may type for a kind.
+ALIASES = {"mariadb": "mysql", "postgresql": "postgres"}
 LOOPBACK = "127.0.0.1"
+MYSQL_PORT = 3306
 
 # Printed by FACTS_SCRIPT as NAME=value lines.
 FACTS_SCRIPT = r"""
@@ -58,11 +68,19 @@ fi
 
 
 def check_kind(kind: str) -> str:
+    """`kind` as one of DB_KINDS (`mariadb` -> `mysql`); anything else is a usage error."""
     from lightfold.errors import UsageError
 
+    kind = ALIASES.get(kind, kind)
     if kind not in DB_KINDS:
-        raise UsageError(f"unknown database '{kind}'", f"use one of: {', '.join(DB_KINDS)}")
+        raise UsageError(f"unknown database '{kind}'", f"use one of: {', '.join(DB_KINDS)} (mariadb is mysql)")
     return kind
+
+
+def url_clash(kind: str, configured: list[str]) -> str | None:
+    """The configured kind whose URL variable `kind` would also set (postgres and mysql both give
+    DATABASE_URL: one app gets one), or None."""
+    return next((k for k in configured if k != kind and URL_VARIABLE[k] == URL_VARIABLE[kind]), None)
 
 
 @dataclass(frozen=True)
@@ -117,6 +135,33 @@ def postgres_settings(mem_kb: int) -> dict[str, str]:
     }
 
 
+def _mysql_mem(mb: int) -> str:
+    """A size in MB as a MariaDB option value (M or G suffix)."""
+    return f"{mb // 1024}G" if mb % 1024 == 0 else f"{mb}M"
+
+
+def mysql_settings(mem_kb: int) -> dict[str, str]:
+    """MariaDB for a small VM beside the app: loopback TCP (and the unix socket), the InnoDB buffer
+    pool 1/8 of memory (32 MB..2 GB, like PostgreSQL's shared_buffers), a few connections, no
+    performance_schema (~100 MB saved), no DNS lookups of clients, no LOAD DATA LOCAL."""
+    mb = max(mem_kb // 1024, 256)
+    pool = max(32, min(mb // 8, 2048)) // 16 * 16
+    return {
+        "bind-address": LOOPBACK,
+        "port": str(MYSQL_PORT),
+        "skip-name-resolve": "1",
+        "local-infile": "0",
+        "max_connections": "50",
+        "innodb_buffer_pool_size": _mysql_mem(pool),
+        "innodb_log_file_size": _mysql_mem(max(16, min(pool // 4, 512)) // 16 * 16),
+        "tmp_table_size": "16M",
+        "max_heap_table_size": "16M",
+        "performance_schema": "OFF",
+        "character-set-server": "utf8mb4",
+        "collation-server": "utf8mb4_unicode_ci",
+    }
+
+
 def redis_settings(mem_kb: int) -> dict[str, str]:
     """Loopback only, protected mode, at most 1/8 of memory (16 MB..1 GB), no eviction (a queue
     must not lose jobs; a cache app can change the policy)."""
@@ -156,6 +201,15 @@ def settings_plan(kind: str, facts: Facts) -> Plan:
             Run("systemctl restart postgresql", unless=f'cd /tmp && [ "$({current})" = {shlex.quote(expected)} ]',
                 label="restart postgresql with these settings"),
         )),))
+    if kind == "mysql":
+        wanted = mysql_settings(facts.mem_kb)
+        body = ("# Written by lightfold (db add mysql): loopback only, sized for this server's memory.\n"
+                "[mysqld]\n" + "".join(f"{k} = {v}\n" for k, v in wanted.items()))
+        return Plan((Step("mysql settings", (
+            WriteFile(MARIADB_DROPIN, body),
+            _applied_restart(UNITS["mysql"], (MARIADB_DROPIN,), MARIADB_APPLIED,
+                             "restart mariadb with these settings"),
+        )),))
     wanted = redis_settings(facts.mem_kb)
     body = "# Written by lightfold (db add redis): loopback only, sized for this server's memory.\n"
     body += "".join(f"{k} {v}\n" for k, v in wanted.items())
@@ -169,13 +223,16 @@ def settings_plan(kind: str, facts: Facts) -> Plan:
     )),))
 
 
-def _redis_restart(label: str) -> Run:
-    """Restart redis-server unless it runs and last restarted with exactly these files (their
-    sha256sum, kept in REDIS_APPLIED: a file's mtime is too coarse to tell)."""
-    files = " ".join([REDIS_CONF, REDIS_DROPIN, REDIS_ACL])
-    return Run(f"systemctl restart redis-server && sha256sum {files} > {REDIS_APPLIED}",
-               unless=f"systemctl is-active --quiet redis-server && sha256sum -c --quiet --status {REDIS_APPLIED}",
+def _applied_restart(unit: str, files: tuple[str, ...], applied: str, label: str) -> Run:
+    """Restart `unit` unless it runs and last restarted with exactly these files (their sha256sum,
+    kept in `applied`: a file's mtime is too coarse to tell)."""
+    return Run(f"systemctl restart {unit} && sha256sum {' '.join(files)} > {applied}",
+               unless=f"systemctl is-active --quiet {unit} && sha256sum -c --quiet --status {applied}",
                label=label)
+
+
+def _redis_restart(label: str) -> Run:
+    return _applied_restart("redis-server", (REDIS_CONF, REDIS_DROPIN, REDIS_ACL), REDIS_APPLIED, label)
 
 
 # Shared by the credential scripts: the password kept in the env file, or a new one.
@@ -219,6 +276,8 @@ def credentials_plan(kind: str, app: str, facts: Facts) -> Plan:
         return Plan((Step("postgres role", (
             Run(script, unless=done, label=f"role and database {name}, password in {env_file}"),
         )),))
+    if kind == "mysql":
+        return _mysql_credentials(app, env_file, name)
     # redis: one ACL user per app; the ACL file holds each password's sha256 only, rebuilt from
     # every app's env file, and redis-server restarts when it changed.
     script = (
@@ -229,6 +288,52 @@ def credentials_plan(kind: str, app: str, facts: Facts) -> Plan:
     return Plan((Step("redis user", (
         Run(script, unless=f"[ -f {shlex.quote(env_file)} ]", label=f"redis user {name}, password in {env_file}"),
         *_redis_acl_actions(),
+    )),))
+
+
+# MariaDB's accounts of an app: the unix socket ('localhost') and TCP on loopback ('127.0.0.1';
+# skip-name-resolve: the address is never looked up as "localhost").
+MYSQL_HOSTS = ("localhost", LOOPBACK)
+
+
+def _mysql(sql: str) -> str:
+    """The root client (unix_socket: root of the OS is MariaDB's root), one statement, no header."""
+    return f"mariadb -N -B -e {shlex.quote(sql)}"
+
+
+def _mysql_exists(name: str) -> str:
+    """Shell true when user `name` (both hosts) and database `name` exist."""
+    hosts = ", ".join(f"'{h}'" for h in MYSQL_HOSTS)
+    users = _mysql(f"SELECT COUNT(*) FROM mysql.user WHERE User = '{name}' AND Host IN ({hosts})")
+    schema = _mysql(f"SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{name}'")
+    return f'[ "$({users})" = {len(MYSQL_HOSTS)} ] && [ "$({schema})" = 1 ]'
+
+
+def _mysql_credentials(app: str, env_file: str, name: str) -> Plan:
+    # The password reaches the server on the client's stdin through printf (a shell builtin: no
+    # argv holds it); this session logs nothing (general log, binary log).
+    statements = ["SET SESSION sql_log_off = 1", "SET SESSION sql_log_bin = 0"]
+    for host in MYSQL_HOSTS:
+        statements += [f"CREATE USER IF NOT EXISTS '{name}'@'{host}' IDENTIFIED BY '%s'",
+                       f"ALTER USER '{name}'@'{host}' IDENTIFIED BY '%s'"]
+    statements.append(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    statements += [f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{name}'@'{host}'" for host in MYSQL_HOSTS]
+    # In the shell's double quotes: a backtick must be escaped, `\n` is printf's.
+    sql = (";\\n".join(statements) + ";\\n").replace("`", "\\`")
+    pw_args = " ".join(['"$pw"'] * (2 * len(MYSQL_HOSTS)))
+    url = f"mysql://{name}:$pw@{LOOPBACK}:{MYSQL_PORT}/{name}"
+    script = (
+        f"set -eu\ncd /tmp\nf={shlex.quote(env_file)}\nvar=MYSQL_PASSWORD\n{_PASSWORD}"
+        f'printf "{sql}" {pw_args} | mariadb -N -B\n'
+        + _env_writer([
+            f"# mysql (MariaDB) for {app} (written by lightfold db add; root only)",
+            f'DATABASE_URL=\\"{url}\\"', f'MYSQL_HOST=\\"{LOOPBACK}\\"', f'MYSQL_PORT=\\"{MYSQL_PORT}\\"',
+            f'MYSQL_USER=\\"{name}\\"', 'MYSQL_PASSWORD=\\"$pw\\"', f'MYSQL_DATABASE=\\"{name}\\"',
+        ])
+    )
+    done = f"[ -f {shlex.quote(env_file)} ] && cd /tmp && {_mysql_exists(name)}"
+    return Plan((Step("mysql user", (
+        Run(script, unless=done, label=f"user and database {name}, password in {env_file}"),
     )),))
 
 
@@ -274,6 +379,16 @@ def remove_plan(kind: str, app: str, purge: bool) -> Plan:
                 unless=f'cd /tmp && [ "$({role_exists})" != 1 ]',
                 label=f"drop role {name}"),
         ]
+    if kind == "mysql" and purge:
+        users = ", ".join(f"'{name}'@'{h}'" for h in MYSQL_HOSTS)
+        schema = _mysql(f"SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{name}'")
+        user = _mysql(f"SELECT COUNT(*) FROM mysql.user WHERE User = '{name}'")
+        actions += [
+            Run(f"cd /tmp && {_mysql(f'DROP DATABASE IF EXISTS `{name}`')}",
+                unless=f'cd /tmp && [ "$({schema})" = 0 ]', label=f"drop database {name}"),
+            Run(f"cd /tmp && {_mysql(f'DROP USER IF EXISTS {users}')}",
+                unless=f'cd /tmp && [ "$({user})" = 0 ]', label=f"drop user {name}"),
+        ]
     if kind == "redis":
         actions += list(_redis_acl_actions())  # the app's user goes; keys stay (one shared keyspace)
     return Plan((Step(f"{kind} remove", tuple(actions)),))
@@ -287,7 +402,9 @@ def remove_plan(kind: str, app: str, purge: bool) -> Plan:
 STATUS_SCRIPT = r"""
 import json, re, subprocess, sys
 files, reveal = json.loads(sys.argv[1]), sys.argv[2] == "1"
-kinds = {"postgres": ("postgresql", "postgres", "DATABASE_URL"), "redis": ("redis-server", "redis-server", "REDIS_URL")}
+kinds = {"postgres": ("postgresql", "postgresql", "postgres", "DATABASE_URL"),
+         "mysql": ("mariadb-server", "mariadb", "mariadbd", "DATABASE_URL"),
+         "redis": ("redis-server", "redis-server", "redis-server", "REDIS_URL")}
 def sh(*argv):
     try:
         return subprocess.run(argv, capture_output=True, text=True).stdout
@@ -295,13 +412,13 @@ def sh(*argv):
         return ""
 listen = [line.split() for line in sh("ss", "-Hltnp").splitlines()]
 out = {}
-for kind, (pkg, proc, var) in kinds.items():
+for kind, (pkg, unit, proc, var) in kinds.items():
     info = {"installed": "ok installed" in sh("dpkg-query", "-W", "-f=${Status}", pkg),
-            "active": sh("systemctl", "is-active", pkg).strip() == "active", "configured": False,
+            "active": sh("systemctl", "is-active", unit).strip() == "active", "configured": False,
             "names": [], "url": None,
             "listening": sorted({f[3] for f in listen if len(f) > 5 and f'"{proc}"' in f[5]})}
     try:
-        text = open(files[kind], encoding="utf-8").read()
+        text = open(files[kind], encoding="utf-8").read() if kind in files else None
     except FileNotFoundError:
         text = None
     if text is not None:

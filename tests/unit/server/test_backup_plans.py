@@ -316,3 +316,75 @@ def test_list_renders_parts_verify_and_a_failed_schedule(capsys):
         in text, text
     assert "20261205000000" in text and "VERIFY FAILED" in text and "1 incomplete backup(s)" in text
     assert "the last scheduled backup FAILED (Fri)" in text and "journalctl -u lightfold-shop.backup.service" in text
+
+
+# ---- mysql (MariaDB): the dump's rows counted as it streams, the pipes through gzip and age ----------
+
+DUMP = (
+    b"-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB\n/*!40101 SET NAMES utf8mb4 */;\n"
+    b"DROP TABLE IF EXISTS `notes`;\nCREATE TABLE `notes` (\n  `id` int(11) NOT NULL AUTO_INCREMENT,\n"
+    b"  `body` text NOT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;\n"
+    b"INSERT INTO `notes` VALUES (1,'first'),(2,'it\\'s (not) two),(3,\\'x'),(3,'a\\nb\\\\');\n"
+    b"INSERT INTO `notes` VALUES (4,'fourth');\n"
+    b"CREATE TABLE `empty` (\n  `x` int\n);\n"
+    b"CREATE TABLE `we``ird` (\n  `b` blob\n);\nINSERT INTO `we``ird` VALUES (0x2829),(NULL);\n"
+    b"/*!50001 CREATE TABLE `a_view` (\n  `id` tinyint NOT NULL\n) ENGINE=MyISAM */;\n"
+)
+
+
+def test_dump_counter_counts_rows_per_table_in_any_chunking():
+    expected = {"notes": 4, "empty": 0, "we`ird": 2}  # a view's stand-in table is no table
+    for size in (1, 7, 64, len(DUMP)):
+        counter = parts.DumpCounter()
+        for i in range(0, len(DUMP), size):
+            counter.feed(DUMP[i:i + size])
+        assert counter.close() == expected, size
+
+
+@pytest.fixture
+def fake_mariadb(tmp_path, monkeypatch):
+    """mariadb-dump printing DUMP, mariadb recording what it is fed (its argv's database, stdin)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "dump.sql").write_bytes(DUMP)
+    (bin_dir / "mariadb-dump").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/dump-args\ncat {tmp_path}/dump.sql\n')
+    (bin_dir / "mariadb").write_text(f'#!/bin/sh\ncat > {tmp_path}/loaded-"$3".sql\n')
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return tmp_path
+
+
+@needs_age
+def test_mysql_dump_is_gzipped_and_encrypted_and_loads_back_byte_for_byte(fake_mariadb):
+    tmp = fake_mariadb
+    identity = agekey.new_identity()
+    (tmp / "recipients.txt").write_text(agekey.recipient_of(identity) + "\n")
+    out = tmp / "mysql.sql.gz.age"
+    part = parts.dump_mysql("shop", str(tmp / "recipients.txt"), str(out))
+    assert (tmp / "dump-args").read_text().split()[:2] == ["--single-transaction", "--routines"]
+    assert part["tables"] == {"notes": 4, "empty": 0, "we`ird": 2}
+    assert part["plain_bytes"] == len(DUMP) and part["plain_sha256"] == hashlib.sha256(DUMP).hexdigest()
+    assert out.read_bytes().startswith(b"age-encryption.org/v1") and b"first" not in out.read_bytes()
+    parts.load_mysql(part, str(out), identity.encode(), "lfverify_shop")
+    assert (tmp / "loaded-lfverify_shop.sql").read_bytes() == DUMP
+
+    out.write_bytes(out.read_bytes()[:-50])  # truncated: age fails, and the pipe says so
+    with pytest.raises(parts.Failure, match="decrypt and load into mariadb"):
+        parts.load_mysql(part, str(out), identity.encode(), "lfverify_shop")
+
+
+@needs_age
+def test_mysql_dump_failing_is_a_failure(fake_mariadb):
+    tmp = fake_mariadb
+    (tmp / "bin" / "mariadb-dump").write_text("#!/bin/sh\necho 'Got error: 1049: Unknown database' >&2\nexit 2\n")
+    identity = agekey.new_identity()
+    (tmp / "recipients.txt").write_text(agekey.recipient_of(identity) + "\n")
+    with pytest.raises(parts.Failure, match="mariadb-dump shop: `mariadb-dump` exited 2: Got error: 1049"):
+        parts.dump_mysql("shop", str(tmp / "recipients.txt"), str(tmp / "x.age"))
+
+
+def test_spec_names_the_mysql_env_and_database():
+    value = plans.spec("my-app")
+    assert value["db_env"]["mysql"] == Layout("my-app").db_env("mysql") and value["mysql_db"] == "my_app"
+    assert "After=postgresql.service mariadb.service redis-server.service" in plans.timer_units("my-app", "daily")[0]

@@ -4,6 +4,7 @@ MemTotal, no secret in any plan, the status script's redaction."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -24,8 +25,18 @@ def test_install_plan_is_the_os_packages_and_the_running_service():
                                                             SystemdEnable("postgresql", now=True))
     assert db.install_plan("redis").steps[0].actions == (EnsurePackages(("redis-server",)),
                                                          SystemdEnable("redis-server", now=True))
-    with pytest.raises(UsageError, match="unknown database 'mysql'"):
-        db.install_plan("mysql")
+    assert db.install_plan("mysql").steps[0].actions == (EnsurePackages(("mariadb-server",)),
+                                                         SystemdEnable("mariadb", now=True))
+    with pytest.raises(UsageError, match="unknown database 'mongodb'"):
+        db.install_plan("mongodb")
+
+
+def test_mariadb_is_mysql_and_one_app_gets_one_database_url():
+    assert db.check_kind("mariadb") == "mysql" and db.check_kind("mysql") == "mysql"
+    assert db.check_kind("postgresql") == "postgres"
+    assert db.url_clash("mysql", ["postgres", "redis"]) == "postgres"
+    assert db.url_clash("postgres", ["mysql"]) == "mysql"
+    assert db.url_clash("mysql", ["mysql", "redis"]) is None and db.url_clash("redis", ["postgres"]) is None
 
 
 def test_facts_parse_with_defaults():
@@ -148,3 +159,74 @@ def test_redis_restarts_only_when_its_files_differ_from_the_last_restart():
         (restart,) = [a for a in plan.steps[0].actions if isinstance(a, Run) and "restart" in a.command]
         assert restart.command.endswith("> /etc/redis/lightfold.applied")
         assert "sha256sum -c --quiet --status /etc/redis/lightfold.applied" in restart.unless
+
+
+@pytest.mark.parametrize(("mem_kb", "pool", "log"), [
+    (512 * 1024, "64M", "16M"),
+    (1 * GB, "128M", "32M"),
+    (2 * GB, "256M", "64M"),
+    (4 * GB - 200 * 1024, "480M", "112M"),
+    (64 * GB, "2G", "512M"),
+    (128 * 1024, "32M", "16M"),
+])
+def test_mariadb_memory_follows_memtotal(mem_kb, pool, log):
+    s = db.mysql_settings(mem_kb)
+    assert (s["innodb_buffer_pool_size"], s["innodb_log_file_size"]) == (pool, log)
+    assert s["bind-address"] == "127.0.0.1" and s["max_connections"] == "50" and s["performance_schema"] == "OFF"
+
+
+def test_mariadb_settings_plan_writes_a_dropin_read_after_debians_and_restarts_only_when_it_changed():
+    step = db.settings_plan("mysql", FACTS).steps[0]
+    conf, restart = step.actions
+    assert conf.path == "/etc/mysql/mariadb.conf.d/90-lightfold.cnf"  # after 50-server.cnf: it wins
+    body = conf.data().decode()
+    assert body.splitlines()[1] == "[mysqld]"
+    assert "bind-address = 127.0.0.1\n" in body and "innodb_buffer_pool_size = 256M\n" in body
+    assert "skip-name-resolve = 1\n" in body and "local-infile = 0\n" in body
+    assert restart.command == ("systemctl restart mariadb && sha256sum /etc/mysql/mariadb.conf.d/90-lightfold.cnf "
+                               "> /etc/mysql/lightfold.applied")
+    assert restart.unless == ("systemctl is-active --quiet mariadb && "
+                              "sha256sum -c --quiet --status /etc/mysql/lightfold.applied")
+
+
+def test_mariadb_credentials_go_on_stdin_and_into_the_root_only_env_file(tmp_path):
+    (run,) = db.credentials_plan("mysql", "my-shop", FACTS).steps[0].actions
+    assert render(db.credentials_plan("mysql", "my-shop", FACTS)) == render(db.credentials_plan("mysql", "my-shop",
+                                                                                                 FACTS))
+    assert run.label == f"user and database my_shop, password in {Layout('my-shop').db_env('mysql')}"
+    assert "| mariadb -N -B\n" in run.command and "secrets.token_hex(24)" in run.command
+    assert "-e" not in run.command.split("| mariadb")[1].split("\n")[0]  # the SQL comes on stdin
+    assert run.unless.startswith(f"[ -f {Layout('my-shop').db_env('mysql')} ] && cd /tmp && ")
+    # The script for real, with a client that records its stdin: the statements, the env file.
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / "mariadb"
+    fake.write_text(f"#!/bin/sh\ncat >> {tmp_path}/sql.txt\n")
+    fake.chmod(0o755)
+    env_file = tmp_path / "etc" / "db-mysql.env"
+    script = run.command.replace(f"f={Layout('my-shop').db_env('mysql')}", f"f={env_file}")
+    script = script.replace("chown root:root", "true")
+    for _ in range(2):
+        subprocess.run(["sh", "-c", script], check=True, env={"PATH": f"{tmp_path}/bin:/usr/bin:/bin"})
+    env = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    password = env["MYSQL_PASSWORD"].strip('"')
+    assert len(password) == 48
+    assert env["DATABASE_URL"] == f'"mysql://my_shop:{password}@127.0.0.1:3306/my_shop"'
+    assert {k: v.strip('"') for k, v in env.items() if k != "DATABASE_URL"} == {
+        "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": "3306", "MYSQL_USER": "my_shop", "MYSQL_PASSWORD": password,
+        "MYSQL_DATABASE": "my_shop"}
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    sql = (tmp_path / "sql.txt").read_text().splitlines()
+    assert sql[:2] == ["SET SESSION sql_log_off = 1;", "SET SESSION sql_log_bin = 0;"]
+    assert f"CREATE USER IF NOT EXISTS 'my_shop'@'127.0.0.1' IDENTIFIED BY '{password}';" in sql
+    assert "CREATE DATABASE IF NOT EXISTS `my_shop` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;" in sql
+    assert "GRANT ALL PRIVILEGES ON `my_shop`.* TO 'my_shop'@'localhost';" in sql
+    assert len(sql) == 2 * 9 and sql[:9] == sql[9:]  # the second run: the same password, kept
+
+
+def test_mariadb_remove_keeps_the_data_unless_purge():
+    assert db.remove_plan("mysql", "shop", purge=False).steps[0].actions == (
+        Remove("/etc/lightfold/apps/shop/db-mysql.env"),)
+    _, drop_db, drop_user = db.remove_plan("mysql", "shop", purge=True).steps[0].actions
+    assert drop_db.command == "cd /tmp && mariadb -N -B -e 'DROP DATABASE IF EXISTS `shop`'"
+    assert shlex.split(drop_user.command.removeprefix("cd /tmp && "))[-1] == \
+        "DROP USER IF EXISTS 'shop'@'localhost', 'shop'@'127.0.0.1'"
