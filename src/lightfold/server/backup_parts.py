@@ -178,12 +178,13 @@ def run(argv: list[str], **kw) -> str:
 
 # ---- mysql (MariaDB) ----------------------------------------------------------------------------------
 
-# mariadb-dump writes one line per statement (newlines inside values are escaped as \n): a table's
-# rows are the tuples of its "INSERT INTO `t` VALUES (...),(...);" lines, counted as they stream
-# by, so the manifest's counts are exactly the dump's (--single-transaction: one snapshot; a
-# second session could not read that snapshot's counts).
+# mariadb-dump escapes the newlines inside values (\n), so no string spans lines: a table's rows
+# are the tuples of its "INSERT INTO `t` VALUES (...),(...);" statements, on the statement's
+# line (MariaDB 10.x) or one row a line after it (11.x), counted as they stream by, so the
+# manifest's counts are exactly the dump's (--single-transaction: one snapshot; a second
+# session could not read that snapshot's counts).
 _CREATE_RE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \(")
-_INSERT_RE = re.compile(rb"^INSERT INTO `((?:[^`]|``)+)` VALUES ")
+_INSERT_RE = re.compile(rb"^INSERT (?:IGNORE )?INTO `((?:[^`]|``)+)` (?:\((?:[^`)]|`(?:[^`]|``)*`)*\) )?VALUES ?")
 _SQL_STRING_RE = re.compile(rb"'(?:[^'\\]|\\.)*'", re.S)
 
 
@@ -197,6 +198,7 @@ class DumpCounter:
     def __init__(self) -> None:
         self.tables: dict[str, int] = {}
         self._rest = b""
+        self._insert: str | None = None  # the table of the INSERT statement being read
 
     def feed(self, chunk: bytes) -> None:
         lines = (self._rest + chunk).split(b"\n")
@@ -211,16 +213,21 @@ class DumpCounter:
         return self.tables
 
     def _line(self, line: bytes) -> None:
-        if line.startswith(b"CREATE TABLE `"):
-            m = _CREATE_RE.match(line)
-            if m:
-                self.tables.setdefault(_table_name(m.group(1)), 0)
-        elif line.startswith(b"INSERT INTO `"):
-            m = _INSERT_RE.match(line)
-            if m:
-                values = _SQL_STRING_RE.sub(b"''", line[m.end():])
-                name = _table_name(m.group(1))
-                self.tables[name] = self.tables.get(name, 0) + values.count(b"(")
+        if self._insert is None:
+            if line.startswith(b"CREATE TABLE `"):
+                m = _CREATE_RE.match(line)
+                if m:
+                    self.tables.setdefault(_table_name(m.group(1)), 0)
+                return
+            m = _INSERT_RE.match(line) if line.startswith(b"INSERT ") else None
+            if not m:
+                return
+            self._insert = _table_name(m.group(1))
+            line = line[m.end():]
+        values = _SQL_STRING_RE.sub(b"''", line)
+        self.tables[self._insert] = self.tables.get(self._insert, 0) + values.count(b"(")
+        if values.rstrip().endswith(b";"):
+            self._insert = None
 
 
 def mysql_argv(db: str | None = None) -> list[str]:

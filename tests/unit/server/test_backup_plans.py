@@ -329,11 +329,15 @@ DUMP = (
     b"CREATE TABLE `empty` (\n  `x` int\n);\n"
     b"CREATE TABLE `we``ird` (\n  `b` blob\n);\nINSERT INTO `we``ird` VALUES (0x2829),(NULL);\n"
     b"/*!50001 CREATE TABLE `a_view` (\n  `id` tinyint NOT NULL\n) ENGINE=MyISAM */;\n"
+    # MariaDB 11's mariadb-dump: one row a line after the statement's first line.
+    b"CREATE TABLE `eleven` (\n  `s` text\n);\nINSERT INTO `eleven` VALUES\n(1,'a;'),\n(2,'(b\\');'),\n(3,NULL);\n"
+    b"INSERT INTO `eleven` VALUES\n(4,'x');\nUNLOCK TABLES;\n"
+    b"INSERT IGNORE INTO `eleven` (`s`, `we)ird`) VALUES ('y'),('z');\n"  # --insert-ignore --complete-insert
 )
 
 
 def test_dump_counter_counts_rows_per_table_in_any_chunking():
-    expected = {"notes": 4, "empty": 0, "we`ird": 2}  # a view's stand-in table is no table
+    expected = {"notes": 4, "empty": 0, "we`ird": 2, "eleven": 6}  # a view's stand-in table is no table
     for size in (1, 7, 64, len(DUMP)):
         counter = parts.DumpCounter()
         for i in range(0, len(DUMP), size):
@@ -363,7 +367,7 @@ def test_mysql_dump_is_gzipped_and_encrypted_and_loads_back_byte_for_byte(fake_m
     out = tmp / "mysql.sql.gz.age"
     part = parts.dump_mysql("shop", str(tmp / "recipients.txt"), str(out))
     assert (tmp / "dump-args").read_text().split()[:2] == ["--single-transaction", "--routines"]
-    assert part["tables"] == {"notes": 4, "empty": 0, "we`ird": 2}
+    assert part["tables"] == {"notes": 4, "empty": 0, "we`ird": 2, "eleven": 6}
     assert part["plain_bytes"] == len(DUMP) and part["plain_sha256"] == hashlib.sha256(DUMP).hexdigest()
     assert out.read_bytes().startswith(b"age-encryption.org/v1") and b"first" not in out.read_bytes()
     parts.load_mysql(part, str(out), identity.encode(), "lfverify_shop")
