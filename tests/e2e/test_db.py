@@ -79,6 +79,11 @@ def test_postgres(app):
     assert listening and all(a.startswith(("127.", "[::1]")) for a in listening), listening
     assert port_refused(sb.ip, 5432)
 
+    # db shell: psql as the app's role (libpq reads the release's PG* env), stdin its input.
+    shell = sb.lightfold("db", "shell", "--target", sb.target, input="SELECT current_user, count(*) FROM t;\n")
+    row = [cell.strip() for cell in shell.stdout.split("\n")[2].split("|")]
+    assert row == [sb.target.replace("-", "_"), "1"], shell.stdout
+
     again, out_again = run_json(sb, "db", "add", "postgres")
     assert again["changed"] is False and again["actions"] == [], again
     redeploy, out_redeploy = run_json(sb, "deploy")
@@ -112,6 +117,10 @@ def test_redis(app):
     listening = listening_on(sb, 6379)
     assert listening and all(a.startswith(("127.", "[::1]")) for a in listening), listening
     assert port_refused(sb.ip, 6379)
+
+    shell = sb.lightfold("db", "shell", "redis", "--target", sb.target, input="GET k\nACL WHOAMI\n")
+    assert shell.stdout.split() == ["v", sb.target.replace("-", "_")], shell.stdout
+    assert "several: postgres, redis" in sb.lightfold("db", "shell", "--target", sb.target, check=False).stderr
 
     again, _ = run_json(sb, "db", "add", "redis")
     assert again["changed"] is False, again

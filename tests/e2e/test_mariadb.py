@@ -7,6 +7,7 @@ brings the rows back; verify loads it into a scratch database and catches a trun
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.request
 
@@ -167,6 +168,25 @@ json.dump(m, open("manifest.json", "w"))'""")
     assert proc.returncode == 1 and result["checks"]["mysql"]["ok"] is False, result
     assert "lfverify" not in sb.exec("mariadb -N -B -e 'SHOW DATABASES'").stdout
     assert notes(sb) == ["first", "second", "third", "fourth"]
+
+    # db shell: the mariadb client as the app's user, stdin its input (no terminal here); while it
+    # runs, no process on the server has the password on its command line.
+    shell = sb.lightfold("db", "shell", "--target", sb.target, input="SELECT CURRENT_USER(), COUNT(*) FROM notes;\n")
+    assert shell.stdout.split() == ["CURRENT_USER()", "COUNT(*)", f"{name}@127.0.0.1", "4"], shell.stdout
+    assert password not in shell.stdout + shell.stderr
+    slow = threading.Thread(target=sb.lightfold, args=("db", "shell", "mysql", "--target", sb.target),
+                            kwargs={"input": "SELECT SLEEP(8);\n"})
+    slow.start()
+    try:
+        for _ in range(40):
+            time.sleep(0.5)
+            cmdlines = sb.exec("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done", check=False).stdout
+            if "--user=" in cmdlines:
+                break
+        assert f"mariadb --host=127.0.0.1 --port=3306 --user={name} {name}" in cmdlines, cmdlines
+        assert password not in cmdlines
+    finally:
+        slow.join()
 
     removed, _ = run_json(sb, "db", "remove", "mariadb", "--purge", "--yes")
     assert removed["purged"] and removed["changed"], removed

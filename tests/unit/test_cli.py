@@ -125,7 +125,7 @@ def test_db_commands_check_their_words_before_touching_anything(cli, lf_home):
     assert cli("db", "url", "memcached", "--target", "web").returncode == 2
     r = cli("db", "remove", "postgres", "--target", "web")  # no terminal, no --yes: refuse, say how
     assert r.returncode == 2 and "pass --yes to confirm" in r.stderr
-    for sub in ("add", "status", "url", "remove"):
+    for sub in ("add", "status", "url", "remove", "shell"):
         assert cli("db", sub, "--help").returncode == 0
 
 

@@ -79,6 +79,33 @@ def url_cmd(
     output.emit(data, as_json, lambda: render.show_db_url(data))
 
 
+@db_app.command("shell")
+def shell_cmd(
+    kind: Annotated[str | None, typer.Argument(help="postgres, mysql or redis (default: the only one).",
+                                               show_default=False)] = None,
+    target: TargetOpt = None,
+    pty: Annotated[bool | None, typer.Option(
+        "--pty/--no-pty", show_default=False,
+        help="A terminal on the server (default: when this terminal is one). Uses the system ssh client.")] = None,
+) -> None:
+    """The database's own client (psql, mariadb, redis-cli) as the app's role, in the live release.
+
+    Like `lightfold run`: the app's user, the release's env (the client reads its credentials from
+    it: never a command line), the app's sandbox. Without a terminal, stdin is the client's input.
+    Examples: lightfold db shell -t myapp · lightfold db shell mysql -t myapp < schema.sql
+    """
+    from lightfold.cli.operate_cmds import run_in_release
+    from lightfold.release import database as step
+    from lightfold.release import target as targets
+    from lightfold.server.database import check_kind, shell_command
+
+    if kind is not None:
+        kind = check_kind(kind)
+    t = targets.load(resolve_target(target))
+    kind, release = targets.on_server(t, lambda conn: step.shell_target(conn, t, kind))
+    run_in_release(t, [shell_command(kind, t.name)], pty, release)
+
+
 @db_app.command("remove")
 def remove_cmd(
     kind: KindArg,

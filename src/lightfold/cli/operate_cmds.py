@@ -100,18 +100,28 @@ def run(
     Examples: lightfold run --target myapp -- python manage.py createsuperuser ·
     lightfold run -t myapp -- 'echo $DATABASE_URL | cut -d@ -f2' · lightfold run -- psql < dump.sql
     """
+    from lightfold.release import run as one_off
+    from lightfold.release import target as targets
+
+    argv = one_off.command_argv(command or [])
+    run_in_release(targets.load(resolve_target(target)), argv, pty)
+
+
+def run_in_release(t, argv: list[str], pty: bool | None, release: str | None = None) -> None:
+    """`lightfold run`'s two ways (shared with `db shell`): with a terminal (`pty`, default when
+    this one is a terminal) the system ssh replaces this process; else the output is streamed and
+    stdin forwarded. Exits with the command's status."""
     import os
     import sys
 
     from lightfold.release import run as one_off
     from lightfold.release import target as targets
 
-    argv = one_off.command_argv(command or [])
-    t = targets.load(resolve_target(target))
     if pty is None:
         pty = all(s is not None and s.isatty() for s in (sys.stdin, sys.stdout))
     if pty:
-        release = targets.on_server(t, lambda conn: one_off.live_release(conn, t.name))
+        if release is None:
+            release = targets.on_server(t, lambda conn: one_off.live_release(conn, t.name))
         ssh = one_off.pty_argv(t, release, argv)
         sys.stdout.flush()
         os.execvp(ssh[0], ssh)

@@ -128,6 +128,14 @@ def _pick(data: dict, target: Target, kind: str | None, command: str) -> str:
     return kind
 
 
+async def shell_target(conn: Connection, target: Target, kind: str | None) -> tuple[str, str]:
+    """For `db shell`: the kind (named, or the only one) and the live release the client runs in."""
+    from lightfold.release.run import live_release
+
+    kind = _pick(await status(conn, target), target, kind, "shell")
+    return kind, await live_release(conn, target.name)
+
+
 async def remove(conn: Connection, target: Target, kind: str, purge: bool, report: Report = silent) -> dict:
     from lightfold.agent.layout import Layout
     from lightfold.server import database as db

@@ -394,6 +394,29 @@ def remove_plan(kind: str, app: str, purge: bool) -> Plan:
     return Plan((Step(f"{kind} remove", tuple(actions)),))
 
 
+# ---- shell -----------------------------------------------------------------------------------------
+
+# `lightfold db shell`: the client of each kind, run in the live release as the app's user with the
+# release's env (systemd reads the snapshot): the credentials are read from that env by the client
+# (libpq's PG*, MariaDB's MYSQL_PWD, redis-cli's REDISCLI_AUTH), never put on a command line.
+_SHELLS = {
+    "postgres": ("PGUSER", "exec psql"),
+    "mysql": ("MYSQL_USER", 'MYSQL_PWD="$MYSQL_PASSWORD" exec mariadb --host="$MYSQL_HOST" --port="$MYSQL_PORT" '
+                            '--user="$MYSQL_USER" "$MYSQL_DATABASE"'),
+    "redis": ("REDIS_PASSWORD", 'u=${REDIS_URL#redis://}; REDISCLI_AUTH="$REDIS_PASSWORD" '
+                                'exec redis-cli --no-auth-warning --user "${u%%:*}"'),
+}
+
+
+def shell_command(kind: str, app: str) -> str:
+    """The shell command line (for `lightfold run`'s `sh -c`) that starts `kind`'s client as the
+    app's role. It refuses when the live release has no such variables (db add, then no deploy)."""
+    kind = check_kind(kind)
+    var, command = _SHELLS[kind]
+    missing = shlex.quote(f"lightfold: the live release of {app} has no {var}: deploy once after `db add {kind}`")
+    return f'if [ -z "${{{var}:-}}" ]; then echo {missing} >&2; exit 1; fi; {command}'
+
+
 # ---- status ----------------------------------------------------------------------------------------
 
 # Run as root with python3 on the server: `python3 -c STATUS_SCRIPT <{kind: env file} JSON> <reveal 0|1>`.

@@ -230,3 +230,35 @@ def test_mariadb_remove_keeps_the_data_unless_purge():
     assert drop_db.command == "cd /tmp && mariadb -N -B -e 'DROP DATABASE IF EXISTS `shop`'"
     assert shlex.split(drop_user.command.removeprefix("cd /tmp && "))[-1] == \
         "DROP USER IF EXISTS 'shop'@'localhost', 'shop'@'127.0.0.1'"
+
+
+@pytest.mark.parametrize(("kind", "env", "argv", "secret_env"), [
+    ("postgres", {"PGUSER": "shop", "PGPASSWORD": "s3cret"}, ["psql"], {"PGPASSWORD": "s3cret"}),
+    ("mysql", {"MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": "3306", "MYSQL_USER": "shop", "MYSQL_PASSWORD": "s3cret",
+               "MYSQL_DATABASE": "shop"},
+     ["mariadb", "--host=127.0.0.1", "--port=3306", "--user=shop", "shop"], {"MYSQL_PWD": "s3cret"}),
+    ("redis", {"REDIS_URL": "redis://shop:s3cret@127.0.0.1:6379/0", "REDIS_PASSWORD": "s3cret"},
+     ["redis-cli", "--no-auth-warning", "--user", "shop"], {"REDISCLI_AUTH": "s3cret"}),
+])
+def test_db_shell_starts_the_client_with_the_password_in_its_env_never_its_argv(tmp_path, kind, env, argv,
+                                                                                 secret_env):
+    client = argv[0]
+    (tmp_path / client).write_text('#!/bin/sh\nprintf "%s\\n" "$0" "$@" > argv.txt\nenv > env.txt\n')
+    (tmp_path / client).chmod(0o755)
+    line = db.shell_command(kind, "shop")
+    res = subprocess.run(["/bin/sh", "-c", line], cwd=tmp_path, env={"PATH": f"{tmp_path}:/usr/bin:/bin", **env},
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    got = (tmp_path / "argv.txt").read_text().splitlines()
+    assert [got[0].rsplit("/", 1)[-1], *got[1:]] == argv
+    assert "s3cret" not in line and not any("s3cret" in a for a in got)
+    child_env = dict(x.split("=", 1) for x in (tmp_path / "env.txt").read_text().splitlines() if "=" in x)
+    assert all(child_env[k] == v for k, v in secret_env.items())
+
+
+def test_db_shell_refuses_a_release_without_the_variables(tmp_path):
+    res = subprocess.run(["/bin/sh", "-c", db.shell_command("mariadb", "shop")], env={"PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True)
+    assert res.returncode == 1
+    assert res.stderr.strip() == ("lightfold: the live release of shop has no MYSQL_USER: "
+                                  "deploy once after `db add mysql`")
