@@ -9,7 +9,7 @@ import json
 import socket
 
 import pytest
-from tests.e2e.apps import get, install_example
+from tests.e2e.apps import commit, get, install_example
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -135,3 +135,18 @@ def test_redis(app):
     name = sb.target.replace("-", "_")
     kept = sb.exec(f"cd /tmp && runuser -u postgres -- psql -XAt -d {name} -c 'SELECT count(*) FROM t'")
     assert kept.stdout.strip() == "1"
+
+
+def test_databases_in_lightfold_toml(app):
+    """[databases] in lightfold.toml: deploy sets up what is missing (postgres, removed by
+    test_redis) and leaves what is there; the next deploy changes nothing."""
+    sb = app
+    (sb.project / "lightfold.toml").write_text("[databases]\npostgres = true\nredis = true\n")
+    commit(sb.project, "databases in lightfold.toml")
+    explained = sb.lightfold("detect", "--explain").stdout
+    assert "postgres, redis" in explained and "databases ← lightfold.toml" in explained, explained
+    deployed, out = run_json(sb, "deploy")
+    assert "databases from lightfold.toml already set up: redis" in out, out
+    assert get(sb.ip, "/env/DATABASE_URL")[0] == 200 and get(sb.ip, "/env/REDIS_URL")[0] == 200
+    again, _ = run_json(sb, "deploy")
+    assert again["push"]["release"] == deployed["push"]["release"], again

@@ -47,6 +47,7 @@ def show_detection(d, explain: bool) -> None:
                                 for p in d.processes)),
         ("cron", ", ".join(f"{c.name} [{c.schedule}]: {c.command}" for c in d.cron)),
         ("storage", ", ".join(f"{s}/" for s in d.storage)),
+        ("databases", ", ".join(d.databases) + " (set up by deploy: `lightfold db add`)" if d.databases else None),
         ("port", str(d.port) if d.port else None),
         ("health path", d.health_path if not d.static else None),
         ("project file", ", ".join(d.manifest_sources)),

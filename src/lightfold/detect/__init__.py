@@ -201,6 +201,7 @@ def _project_settings(p: Project, d: Detection, m: Manifest, replaced: list[str]
     if m.release_timeout:
         d.release_timeout = m.release_timeout
     d.storage, d.processes, d.cron = list(m.storage), list(m.processes), list(m.cron)
+    d.databases = list(m.databases)
     d.signals += replaced  # `--explain` lists manifest_keys apart
     if d.static and (d.processes or d.cron):
         d.warnings.append("this is a static site (no runtime on the server): its processes and cron jobs "

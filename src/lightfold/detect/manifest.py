@@ -57,6 +57,7 @@ class Manifest:
     storage: list[str] = field(default_factory=list)
     processes: list[ProcessSpec] = field(default_factory=list)
     cron: list[CronSpec] = field(default_factory=list)
+    databases: list[str] = field(default_factory=list)  # lightfold.agent.layout.DB_KINDS: what deploy sets up
 
     def source_of(self, key: str) -> str | None:
         return self.keys.get(key)
@@ -113,6 +114,9 @@ def merge(toml, procfile: dict[str, str]) -> Manifest:
         for name, table in toml.cron.items():
             m.cron.append(CronSpec(name, table.schedule, table.command, table.timeout))
             m.keys[f"cron.{name}"] = TOML_FILE
+        if toml.databases is not None and toml.databases.kinds():
+            m.databases = toml.databases.kinds()
+            m.keys["databases"] = TOML_FILE
     m.processes = list(procs.values())
     return m
 

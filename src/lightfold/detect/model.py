@@ -151,6 +151,8 @@ class Detection:
     processes: list[ProcessSpec] = field(default_factory=list)
     cron: list[CronSpec] = field(default_factory=list)
     storage: list[str] = field(default_factory=list)
+    # lightfold.toml's [databases]: the kinds `deploy` sets up beside the app (`db add`, idempotent).
+    databases: list[str] = field(default_factory=list)
     release_timeout: int = 600
     manifest_sources: list[str] = field(default_factory=list)
     # setting -> the file it came from ("start": "Procfile", "processes.worker": "lightfold.toml"):

@@ -15,7 +15,16 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lightfold.config import Host, UrlPath, describe_error
 from lightfold.detect.manifest import check_storage, process_name_problem
@@ -86,6 +95,24 @@ class CronTable(_Model):
     timeout: Annotated[int, _duration(1, 86400)] = Field(3600, description="Time a run may take before it is stopped")
 
 
+class DatabasesTable(_Model):
+    postgres: bool = Field(False, description="PostgreSQL beside the app (`lightfold db add postgres` on deploy)")
+    mysql: bool = Field(False, description="MariaDB beside the app (`lightfold db add mysql` on deploy)")
+    mariadb: bool = Field(False, description="The same as mysql")
+    redis: bool = Field(False, description="Redis beside the app (`lightfold db add redis` on deploy)")
+
+    def kinds(self) -> list[str]:
+        """The kinds wanted, in lightfold.agent.layout.DB_KINDS's order."""
+        wanted = {"postgres": self.postgres, "mysql": self.mysql or self.mariadb, "redis": self.redis}
+        return [k for k, on in wanted.items() if on]
+
+    @model_validator(mode="after")
+    def _one_database_url(self) -> DatabasesTable:
+        if self.postgres and (self.mysql or self.mariadb):
+            raise ValueError("postgres and mysql both give the app DATABASE_URL: choose one of them")
+        return self
+
+
 class ProjectFile(_Model):
     release: Command | None = Field(None, description="Run once per release before the switch (migrations)")
     release_timeout: Annotated[int, _duration(1, 86400)] | None = Field(
@@ -96,6 +123,7 @@ class ProjectFile(_Model):
     health: HealthTable | None = None
     processes: dict[str, ProcessTable] = Field(default_factory=dict)
     cron: dict[str, CronTable] = Field(default_factory=dict)
+    databases: DatabasesTable | None = None
 
     @field_validator("storage")
     @classmethod
@@ -161,10 +189,11 @@ def _fix(err: Any, path: Path | str) -> str:
 
 def _keys_of(parent: list[str]) -> list[str]:
     """The keys of the table at `parent` (['processes', 'worker'] -> command, count, stop_timeout)."""
-    tables: dict[str, type[BaseModel]] = {"health": HealthTable, "processes": ProcessTable, "cron": CronTable}
+    tables: dict[str, type[BaseModel]] = {"health": HealthTable, "processes": ProcessTable, "cron": CronTable,
+                                          "databases": DatabasesTable}
     if not parent:
         return list(ProjectFile.model_fields)
     model = tables.get(parent[0])
-    if model is None or (parent[0] != "health" and len(parent) < 2):
+    if model is None or (parent[0] not in ("health", "databases") and len(parent) < 2):
         return []
     return list(model.model_fields)

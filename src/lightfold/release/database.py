@@ -89,6 +89,18 @@ async def add(conn: Connection, target: Target, kind: str, report: Report = sile
             "listening": state["listening"], "settings": _settings(kind, f.mem_kb)}
 
 
+async def ensure(conn: Connection, target: Target, kinds: list[str], report: Report = silent) -> list[dict]:
+    """lightfold.toml's [databases] on deploy: `add` for each kind not yet set up (credentials kept
+    and the server running); one status read when all of them are. The results of the adds."""
+    if not kinds:
+        return []
+    state = (await status(conn, target))["databases"]
+    done = [k for k in kinds if state[k]["configured"] and state[k]["active"]]
+    if done:
+        report("note", f"databases from lightfold.toml already set up: {', '.join(done)}")
+    return [await add(conn, target, kind, report) for kind in kinds if kind not in done]
+
+
 def _settings(kind: str, mem_kb: int) -> dict[str, str]:
     from lightfold.server import database as db
 

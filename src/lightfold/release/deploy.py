@@ -72,10 +72,19 @@ def deploy(
             conf = await configure_step.configure(conn, t, detection, force=force, report=report,
                                                   server_facts=server_facts, builder=choice.builder())
             timings["configure"] = time.monotonic() - tq
+            added = []
+            if detection.databases:  # lightfold.toml's [databases]: before push, whose release env has them
+                from lightfold.release import database
+
+                td = time.monotonic()
+                report("step", "databases")
+                added = await database.ensure(conn, t, detection.databases, report)
+                timings["databases"] = time.monotonic() - td
             tp = time.monotonic()
             report("step", "push")
-            # A configure that changed something may have changed the agent: push reads its status anew.
-            status = server_facts.get("status") if conf.skipped else None
+            # A configure that changed something may have changed the agent, and a database added
+            # changed the env the agent reports (its server_env hash): push reads its status anew.
+            status = server_facts.get("status") if conf.skipped and not any(a["changed"] for a in added) else None
             pushed = await push_step.push(conn, t, detection, force=force, lock_wait=lock_wait, report=report,
                                           wait=wait, choice=choice, server_facts={"status": status},
                                           rollout=rollout)

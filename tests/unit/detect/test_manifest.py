@@ -92,6 +92,10 @@ timeout = 300
 [cron.report]
 schedule = "Mon..Fri 04:00"
 command = "python report.py"
+
+[databases]
+postgres = true
+redis = true
 """
 
 
@@ -106,15 +110,32 @@ def test_every_key_of_the_readme_example_is_read(tmp_path):
     assert m.cron == [CronSpec("cleanup", "*-*-* *:00/5:00", "python cleanup.py", 300),
                       CronSpec("report", "Mon..Fri 04:00", "python report.py", 3600)]
     assert m.keys["cron.cleanup"] == "lightfold.toml" and m.keys["health.host"] == "lightfold.toml"
+    assert m.databases == ["postgres", "redis"] and m.keys["databases"] == "lightfold.toml"
+
+
+def test_databases_mariadb_is_mysql_and_one_database_url():
+    from lightfold.detect.manifest import merge
+
+    assert merge(parse({"databases": {"mariadb": True, "redis": True}}, "lightfold.toml"), {}).databases == [
+        "mysql", "redis"]
+    assert merge(parse({"databases": {"postgres": False}}, "lightfold.toml"), {}).databases == []
+    with pytest.raises(LightfoldError, match="postgres and mysql both give the app DATABASE_URL"):
+        parse({"databases": {"postgres": True, "mysql": True}}, "lightfold.toml")
+    with pytest.raises(LightfoldError, match="'databases.redis': Input should be a valid boolean"):
+        parse({"databases": {"redis": "yes"}}, "lightfold.toml")
+    with pytest.raises(LightfoldError) as e:
+        parse({"databases": {"postgress": True}}, "lightfold.toml")
+    assert "did you mean 'postgres'?" in e.value.problem
+    assert "keys there: postgres, mysql, mariadb, redis" in e.value.fix
 
 
 def test_readme_documents_every_key():
-    from lightfold.detect.toml_schema import CronTable, HealthTable, ProcessTable, ProjectFile
+    from lightfold.detect.toml_schema import CronTable, DatabasesTable, HealthTable, ProcessTable, ProjectFile
 
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     section = readme.split("## lightfold.toml", 1)[1].split("\n## ", 1)[0]
     for model, prefix in ((ProjectFile, ""), (HealthTable, "health."), (ProcessTable, "processes.<name>."),
-                          (CronTable, "cron.<name>.")):
+                          (CronTable, "cron.<name>."), (DatabasesTable, "databases.")):
         for key in model.model_fields:
             assert f"`{prefix}{key}`" in section, f"{prefix}{key}"
 
