@@ -188,6 +188,29 @@ json.dump(m, open("manifest.json", "w"))'""")
     finally:
         slow.join()
 
+
+def test_a_release_command_is_backed_up_first_and_a_rollback_names_that_backup(app):
+    sb = app
+    name = sb.target.replace("-", "_")
+    toml = 'release = "python -c \'print(41 + 1)\'"\n\n[health]\npath = "/healthz"\n'
+    (sb.project / "lightfold.toml").write_text(toml)
+    commit(sb.project, "a release command")
+    deployed, proc = run_json(sb, "deploy")
+    rid = deployed["push"]["release"]
+    assert "backup before the release command" in proc.stderr, proc.stderr
+    listing, _ = run_json(sb, "backup", "list")
+    before = listing["backups"][-1]
+    assert before["label"] == f"before release {rid}" and before["parts"]["mysql"]["tables"] == {"notes": 4}, before
+
+    rolled, proc = run_json(sb, "rollback")
+    assert rolled["previous"] == rid, rolled
+    assert rolled["migrations_crossed"] == [{"id": rid, "status": "live", "release": "python -c 'print(41 + 1)'",
+                                             "backup_before": before["id"]}], rolled
+    warning = " ".join(proc.stderr.split())
+    assert f"release {rid} ran its release command" in warning, proc.stderr
+    assert f"lightfold backup restore {before['id']} --target {sb.target} --yes" in warning, proc.stderr
+    assert notes(sb) == ["first", "second", "third", "fourth"]
+
     removed, _ = run_json(sb, "db", "remove", "mariadb", "--purge", "--yes")
     assert removed["purged"] and removed["changed"], removed
     assert name not in sb.exec("mariadb -N -B -e 'SHOW DATABASES'").stdout.split()

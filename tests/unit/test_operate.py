@@ -163,3 +163,48 @@ def test_lock_holder_process_ends_when_its_stdin_closes():
         proc.poll()
         time.sleep(0.05)
     assert not process_alive(pid)
+
+
+def _entry(rid: str, status: str, release: str | None = None, backup: str | None = None) -> dict:
+    return {"id": rid, "status": status, "release_command": release, "backup_before": backup}
+
+
+def test_a_rollback_names_the_release_commands_it_goes_back_across_and_their_backups():
+    from lightfold.release.operate import migration_warning, migrations_crossed
+
+    entries = [_entry("20261201000000", "retired", "migrate"), _entry("20261202000000", "previous"),
+               _entry("20261203000000", "failed", "migrate", "20261203000001"),
+               _entry("20261204000000", "live", "migrate", "20261204000001")]
+    crossed = migrations_crossed(entries, None)  # the agent's pick: the previous release
+    assert [m["id"] for m in crossed] == ["20261204000000", "20261203000000"]
+    assert migrations_crossed(entries, "20261201000000")[-1]["id"] == "20261203000000"  # its own is not crossed
+    assert migrations_crossed([_entry("20261202000000", "previous", "migrate"), _entry("20261204000000", "live")],
+                              None) == []
+    assert migration_warning("shop", crossed[0]) == (
+        "release 20261204000000 ran its release command (`migrate`): a rollback does not undo what it changed in "
+        "the database; the backup taken just before it is 20261204000001 "
+        "(`lightfold backup restore 20261204000001 --target shop --yes`)")
+    assert migration_warning("shop", crossed[1]).startswith("release 20261203000000 may have run its release command")
+    assert migration_warning("shop", {**crossed[0], "backup_before": None}).endswith(
+        "no backup was taken before it (the target had no database then)")
+
+
+def test_the_release_infos_script_reads_the_journal_and_each_release_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from lightfold.release.operate import _RELEASE_INFOS
+
+    journal = tmp_path / "releases.json"
+    journal.write_text(json.dumps([{"id": "20261201000000", "status": "previous"},
+                                   {"id": "20261202000000", "status": "live"}]))
+    meta = tmp_path / "releases" / "20261202000000" / ".lightfold"
+    meta.mkdir(parents=True)
+    (meta / "release.json").write_text(json.dumps({"release": "flask db upgrade", "backup_before": "20261202000001"}))
+    out = subprocess.run([sys.executable, "-c", _RELEASE_INFOS, str(journal), str(tmp_path / "releases")],
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == [
+        {"id": "20261201000000", "status": "previous", "release_command": None, "backup_before": None},
+        {"id": "20261202000000", "status": "live", "release_command": "flask db upgrade",
+         "backup_before": "20261202000001"}]

@@ -196,7 +196,8 @@ def show_deploy(result) -> None:
 def rollback_json(name: str, result) -> dict[str, Any]:
     """A `lightfold.release.operate.RollbackResult`."""
     return {"target": name, "release": result.release, "previous": result.previous, "slot": result.slot,
-            "timings": _seconds(result.timings), "finishing_on_server": result.finishing_on_server}
+            "timings": _seconds(result.timings), "finishing_on_server": result.finishing_on_server,
+            "migrations_crossed": getattr(result, "migrations", [])}
 
 
 def show_rollback(result) -> None:

@@ -84,6 +84,25 @@ async def create(conn: Connection, target: Target, report: Report = silent) -> d
     return {"target": target.name, **data}
 
 
+def before_release_label(release_id: str) -> str:
+    return f"before release {release_id}"
+
+
+async def before_release(conn: Connection, target: Target, release_id: str, report: Report = silent) -> str:
+    """The backup push takes before a release command runs on a target with a database (the
+    release command migrates it; a rollback cannot undo that, a restore can). Its id; a failure
+    stops the push before anything ran."""
+    await prepare(conn, target, report, schedule=True)
+    report("step", f"backup before the release command of {release_id} (the target has a database)")
+    try:
+        data = await tool(conn, target, "create", before_release_label(release_id), report=report)
+    except LightfoldError as e:
+        raise LightfoldError(f"the backup before the release command failed: {e.problem}",
+                             f"{e.fix} (lightfold never runs a release command on a database without a backup "
+                             "first)", details=e.details) from e
+    return data["id"]
+
+
 async def schedule(conn: Connection, target: Target, report: Report = silent) -> dict:
     from lightfold.agent.layout import backup_unit
 

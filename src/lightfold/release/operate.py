@@ -54,6 +54,9 @@ class RollbackResult:
     slot: str | None
     timings: dict[str, float] = field(default_factory=dict)
     activation: SwitchResult = field(default_factory=SwitchResult)
+    # Releases between the target and the live one (that one included) with a release command:
+    # [{id, status, release, backup_before}] (what `migrations_crossed` found before the switch).
+    migrations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def finishing_on_server(self) -> dict[str, Any] | None:
@@ -83,11 +86,20 @@ async def rollback(
     lock also covers the smoke window and the drain), switches, and answers as soon as traffic
     moved (`early`); the smoke window and the old slot's drain finish on the server, and a
     flip-back there shows in `lightfold status` (last_op)."""
+    import contextlib
+
+    from lightfold.agent.core import AgentError
     from lightfold.release.push import LOCK_TTL
 
     app = target.name
     t0 = time.monotonic()
     report("step", f"rolling back {app}" + (f" to {to}" if to else " to the previous release"))
+    migrations: list[dict[str, Any]] = []
+    # Never in a rollback's way: the agent's own pick and its errors decide.
+    with contextlib.suppress(LightfoldError, AgentError, OSError, ValueError, KeyError, TypeError):
+        migrations = migrations_crossed(await _release_infos(conn, app), to)
+    for m in migrations:
+        report("warn", migration_warning(app, m))
     if lock_wait:
         report("note", f"waiting up to {lock_wait}s for the deploy lock")
     result = await agent_client.rollback(conn, app, to=to, holder=actor(), ttl=LOCK_TTL, wait_seconds=lock_wait,
@@ -101,7 +113,61 @@ async def rollback(
     release = result.release
     entry = result.entry or await _journal_entry(conn, app, release)
     _record_live(target.name, release, entry)
-    return RollbackResult(release, result.rolled_back_from or result.previous, result.slot, timings, result)
+    return RollbackResult(release, result.rolled_back_from or result.previous, result.slot, timings, result,
+                          migrations)
+
+
+# Run as root with python3: the journal's entries, each with its release.json's release command
+# and the backup push took before it (one exec, before the switch).
+_RELEASE_INFOS = r"""
+import json, os, sys
+journal, releases = sys.argv[1], sys.argv[2]
+try:
+    entries = json.load(open(journal))
+except FileNotFoundError:
+    entries = []
+for e in entries:
+    try:
+        info = json.load(open(os.path.join(releases, e["id"], ".lightfold", "release.json")))
+    except (OSError, ValueError):
+        info = {}
+    e["release_command"], e["backup_before"] = info.get("release"), info.get("backup_before")
+print(json.dumps(entries))
+"""
+
+
+async def _release_infos(conn: Connection, app: str) -> list[dict[str, Any]]:
+    import json
+
+    lay = Layout(app)
+    res = await conn.run(as_root(conn, f"python3 -c {shlex.quote(_RELEASE_INFOS)} {shlex.quote(lay.journal)} "
+                                       f"{shlex.quote(lay.releases_dir)}"), display="read the releases' commands")
+    return json.loads(res.stdout)
+
+
+def migrations_crossed(entries: list[dict[str, Any]], to: str | None) -> list[dict[str, Any]]:
+    """The releases a rollback to `to` (or the agent's own pick) goes back across whose release
+    command ran, or may have (a failed one), newest first. Pure."""
+    from lightfold.agent.journal import live_entry, rollback_target
+
+    live = live_entry(entries)
+    if live is None:
+        return []
+    target = rollback_target(entries, to)["id"]
+    return [{"id": e["id"], "status": e["status"], "release": e["release_command"],
+             "backup_before": e.get("backup_before")}
+            for e in sorted(entries, key=lambda e: e["id"], reverse=True)
+            if target < e["id"] <= live["id"] and e.get("release_command") and e["status"] != "building"]
+
+
+def migration_warning(app: str, m: dict[str, Any]) -> str:
+    ran = "may have run" if m["status"] == "failed" else "ran"
+    text = (f"release {m['id']} {ran} its release command (`{m['release']}`): a rollback does not undo what it "
+            "changed in the database")
+    if m.get("backup_before"):
+        return text + (f"; the backup taken just before it is {m['backup_before']} "
+                       f"(`lightfold backup restore {m['backup_before']} --target {app} --yes`)")
+    return text + "; no backup was taken before it (the target had no database then)"
 
 
 def _after_switch(result: SwitchResult) -> float:

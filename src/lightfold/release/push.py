@@ -225,7 +225,8 @@ async def push(
                 return _skipped(target, status, local, "went live while we waited, with this code, env and settings",
                                 report)
             release_id = new_release_id([r.id for r in status.releases] + [release_id])
-        await _make_release(conn, target, detection, choice, local, release_id, decision, deps_hash, timings, report)
+        await _make_release(conn, target, detection, choice, local, release_id, decision, deps_hash, timings, report,
+                            has_database=bool(status.server_env.get("names")))
         t = time.monotonic()
         report("step", f"activating {release_id}: start the idle slot, health check, switch traffic")
         if rollout is not None:
@@ -267,6 +268,7 @@ def _deps_hash(local: _Local, lockfiles: tuple[str, ...]) -> str | None:
 async def _make_release(
     conn: Connection, target: Target, detection: Any, choice: Any, local: _Local, release_id: str,
     decision: Decision, deps_hash: str | None, timings: dict[str, float], report: Report,
+    has_database: bool = False,
 ) -> None:
     from lightfold.server.build import extract_command
 
@@ -312,6 +314,14 @@ async def _make_release(
         prepare = builder.prepare_command(app, release_id, detection, local.subdir)
         if prepare:
             detection = await _prepared(conn, builder, detection, prepare, report)
+        if has_database and (getattr(detection, "release", None) or "").strip():
+            # The build's release phase runs the release command (migrations): a backup first,
+            # named in release.json so that a rollback across this release can point at it.
+            from lightfold.release import backup
+
+            t = time.monotonic()
+            info["backup_before"] = await backup.before_release(conn, target, release_id, report)
+            timings["backup"] = time.monotonic() - t
         t = time.monotonic()
         report("step", builder.build_step(app, release_id, decision.reuse_from))
         script = builder.build_script(app, detection, target.config.deploy, release_id, deps_hash=deps_hash,
