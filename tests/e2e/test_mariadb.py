@@ -117,6 +117,12 @@ def test_mariadb_add_deploy_backup_restore(app):
 
     again, p_again = run_json(sb, "db", "add", "mysql")
     assert again["changed"] is False and again["actions"] == [], again
+    status, _ = run_json(sb, "status")
+    assert list(status["databases"]) == ["mysql"] and status["databases"]["mysql"]["active"], status["databases"]
+    assert all(a.startswith(("127.", "[::1]")) for a in status["databases"]["mysql"]["listening"]), status
+    audited, _ = run_json(sb, "audit", check=False)
+    mine = [f for f in audited["findings"] if f["check"] == "database"]
+    assert [(f["severity"], f["subject"]) for f in mine] == [("low", "backup"), ("info", "mysql")], mine
     refused, p_pg = run_json(sb, "db", "add", "postgres", check=False)
     assert p_pg.returncode == 1 and "already has mysql" in p_pg.stderr, p_pg.stderr
 

@@ -196,3 +196,33 @@ def test_releases_the_apps_user_can_write_are_a_high_finding():
     (fact,) = [f for f in security_facts() if f.name == "app_writable"]
     assert '-user "$u" -o \\( ! -type l -perm /022 \\)' in fact.command and "-print -quit" in fact.command
     assert audit.parse_app_writable("") == []
+
+
+def test_the_targets_databases_running_loopback_only_and_backed_up_on_a_schedule():
+    ok = {"postgres": {"active": True, "listening": ["127.0.0.1:5432", "[::1]:5432"]},
+          "redis": {"active": True, "listening": ["127.0.0.1:6379", "[::1]:6379"]}}
+    def db_findings(values: dict) -> list[Finding]:
+        return [f for f in findings(values, CTX) if f.check == "database"]
+
+    found = db_findings({"databases": ok, "backup_timer": "enabled"})
+    assert [(f.check, f.severity, f.subject) for f in found] == [("database", "info", "postgres"),
+                                                                ("database", "info", "redis")]
+    assert found[0].message == "running, loopback only (127.0.0.1:5432, [::1]:5432)"
+    bad = {"mysql": {"active": True, "listening": ["0.0.0.0:3306"]}, "redis": {"active": False, "listening": []}}
+    found = db_findings({"databases": bad, "backup_timer": "disabled"})
+    assert [(f.severity, f.subject, f.message) for f in found] == [
+        ("high", "mysql", "listens beyond loopback: 0.0.0.0:3306"),
+        ("medium", "redis", "web's redis is not running"),
+        ("low", "backup", "web's databases have no scheduled backup")]
+    assert found[0].fix == "`lightfold db add mysql --target web` puts its loopback-only settings back"
+    assert db_findings({"databases": {}, "backup_timer": None}) == []  # no database: nothing to say
+    assert db_findings({"databases": None}) == []  # not read (an older server): nothing to say
+
+
+def test_audit_reads_the_databases_and_the_db_env_file_modes():
+    from lightfold.release.audit import database_facts
+
+    script = facts.script([*security_facts(), *database_facts("web")])
+    assert "/etc/lightfold/apps/*/db-*.env" in script and "/etc/lightfold/apps/*/backup-rclone.conf" in script
+    assert "systemctl is-enabled lightfold-web.backup.timer" in script
+    assert "/etc/lightfold/apps/web/db-mysql.env" in script and "configured" in script

@@ -208,3 +208,12 @@ def test_the_release_infos_script_reads_the_journal_and_each_release_json(tmp_pa
         {"id": "20261201000000", "status": "previous", "release_command": None, "backup_before": None},
         {"id": "20261202000000", "status": "live", "release_command": "flask db upgrade",
          "backup_before": "20261202000001"}]
+
+
+def test_status_shows_the_databases_state_never_their_urls():
+    from lightfold.release.operate import database_summary
+
+    read = {"mysql": {"installed": True, "active": True, "configured": True, "names": ["DATABASE_URL"],
+                      "url": "mysql://shop:****@127.0.0.1:3306/shop", "listening": ["127.0.0.1:3306"]}}
+    assert database_summary(read) == {"mysql": {"active": True, "listening": ["127.0.0.1:3306"]}}
+    assert database_summary({}) == {} and database_summary(Exception("unreadable")) is None

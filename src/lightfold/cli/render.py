@@ -256,6 +256,12 @@ def show_status(info: dict[str, Any]) -> None:
         cert = info.get("certificate")
         tls = f", certificate expires {cert['expires']} ({cert['days_left']} days)" if cert else ""
         con.print(f"  domain   {info['domain']}{tls}")
+    from rich.markup import escape
+
+    for kind, db in (info.get("databases") or {}).items():
+        state = "[green]running[/]" if db["active"] else "[red]not running[/]"
+        where = ", ".join(db["listening"]) or "no TCP port"
+        con.print(f"  {kind:<8} {state} on {escape(where)}")
     if info.get("database_env"):
         con.print(f"  db env   {', '.join(info['database_env'])} (values on the server only; `lightfold db status`)")
     free = info.get("disk_free_bytes")

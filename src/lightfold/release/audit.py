@@ -51,8 +51,20 @@ def updates_facts(cached: bool = False) -> tuple[Fact, ...]:
     )
 
 
+def database_facts(app: str) -> tuple[Fact, ...]:
+    """The target app's databases (those it has credentials for) and whether its backups are
+    scheduled."""
+    from lightfold.agent.layout import backup_unit
+
+    timer = backup_unit(app, "timer")
+    return (facts.tolerant(facts.databases(app)),
+            Fact("backup_timer", f"systemctl is-enabled {timer}", lambda out, _rc: out.strip() or None,
+                 display="the backup timer"))
+
+
 def security_facts() -> tuple[Fact, ...]:
-    """What audit reads, all in one exec; none needs python3 but the certificates'."""
+    """What audit reads, all in one exec; none needs python3 but the certificates' and the
+    databases' (database_facts)."""
     from lightfold.server.tls import CERT_INFO_SCRIPT, LIVE, cert_info
 
     blue, green = (unit_name("$a", s) for s in SLOTS)
@@ -60,7 +72,8 @@ def security_facts() -> tuple[Fact, ...]:
         f"u=''; for x in \"{blue}\" \"{green}\"; do systemctl is-active --quiet \"$x\" && u=\"$u $x\"; done; "
         f"[ -n \"$u\" ] || u=\"{blue}\"; for x in $u; do systemd-analyze security --no-pager \"$x\" | tail -n 1; done")
     lay = Layout("*")
-    secret_files = " ".join([lay.env_file("*"), lay.run_env("*"), "/etc/letsencrypt/archive/*/privkey*.pem"])
+    secret_files = " ".join([lay.env_file("*"), lay.run_env("*"), lay.db_env("*"), lay.backup_rclone,
+                             "/etc/letsencrypt/archive/*/privkey*.pem"])
 
     def certs(out: str, _rc: int) -> list[dict[str, Any]]:
         found = []
@@ -123,7 +136,7 @@ def audit_target(name: str) -> AuditReport:
     ctx = audit.Context(name, t.server.port, agent_hash(agent_files()), tuple(t.config.security.allow_ports))
 
     async def read(conn) -> dict[str, Any]:
-        return await facts.read(conn, *security_facts(), timeout=60)
+        return await facts.read(conn, *security_facts(), *database_facts(name), timeout=60)
 
     values = targets.on_server(t, read)
     return AuditReport(name, t.server.ip or "", audit.findings(values, ctx))

@@ -14,6 +14,8 @@ Facts (name: what the parse returns):
     status         the agent's `status` reply (a protocol.StatusReply); parse raises like
                    agent_client.call when the agent is missing or fails
     certificate    what /etc/letsencrypt holds for a domain (lightfold.server.tls.cert_info)
+    databases      the app's databases (those it has credentials for): {kind: {installed,
+                   active, listening, names, url}}, the URL's password as ****
     noop_stamp     the raw output of the no-op stamp command (lightfold.release.noop)
 
 lightfold.release.audit adds the server's security facts (firewall, listeners, sshd -T, pending
@@ -191,6 +193,19 @@ def certificate(domain: str) -> Fact:
 
     return Fact("certificate", f"python3 -c {shlex.quote(tls.CERT_INFO_SCRIPT)} {shlex.quote(domain)}", parse_cert,
                 display="the certificate")
+
+
+def databases(app: str) -> Fact:
+    from lightfold.errors import LightfoldError
+    from lightfold.server.database import status_command
+
+    def parse_databases(out: str, rc: int) -> dict[str, Any]:
+        try:
+            return json.loads(out.strip().splitlines()[-1]) if rc == 0 else {}
+        except (ValueError, IndexError) as e:
+            raise LightfoldError("cannot read the databases' state on the server", "run `lightfold db status`") from e
+
+    return Fact("databases", status_command(app, only_configured=True), parse_databases, display="the databases")
 
 
 def noop_stamp(command: str) -> Fact:

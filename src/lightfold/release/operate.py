@@ -258,7 +258,17 @@ def deploy_status(agent: StatusReply) -> dict[str, Any]:
 EMPTY_DEPLOY_STATUS: dict[str, Any] = {k: None for k in deploy_status(StatusReply())} | {
     "releases": [], "database_env": [], "processes": [], "cron": []}
 # What remote_status reads beside the agent's answer (lightfold.release.audit.updates_facts).
-EMPTY_UPDATES: dict[str, Any] = {"security_updates": None, "reboot_required": None, "configure_drift": []}
+EMPTY_UPDATES: dict[str, Any] = {"security_updates": None, "reboot_required": None, "configure_drift": [],
+                                 "databases": None}
+
+
+def database_summary(value: Any) -> dict[str, Any] | None:
+    """`status`'s databases: {kind: {active, listening}} of those the app has credentials for
+    (no URL, no values); None when they could not be read."""
+    if not isinstance(value, dict):
+        return None
+    return {kind: {"active": bool(info.get("active")), "listening": list(info.get("listening") or [])}
+            for kind, info in value.items()}
 
 
 def remote_status(name: str, timeout: float = 10,
@@ -277,7 +287,7 @@ def remote_status(name: str, timeout: float = 10,
         async with await targets.connect(t) as conn:
             domain = t.config.domain.domain if t.config.domain else None
             wanted = (facts.tolerant(facts.status(name, conn.host)), *([facts.certificate(domain)] if domain else []),
-                      *updates_facts(cached=True), facts.marker(name))
+                      *updates_facts(cached=True), facts.marker(name), facts.tolerant(facts.databases(name)))
             try:
                 values = await facts.read(conn, *wanted, timeout=timeout)
             except LightfoldError as e:
@@ -288,7 +298,8 @@ def remote_status(name: str, timeout: float = 10,
             updates = {"security_updates": None if pending is None else len(pending),
                        "reboot_required": values["reboot"]["required"],
                        # files configure wrote that were changed on the server since (configure puts them back)
-                       "configure_drift": drifted(values["marker"])}
+                       "configure_drift": drifted(values["marker"]),
+                       "databases": database_summary(values["databases"])}
             if isinstance(values["status"], LightfoldError):
                 return "reachable", {**EMPTY_DEPLOY_STATUS, **updates}, values["status"].problem
             info = deploy_status(values["status"]) | updates

@@ -26,7 +26,7 @@ CERT_WARN_DAYS = 21
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # firewall | listener | ssh | updates | reboot | unit | file | certificate | agent
+    check: str  # firewall | listener | ssh | updates | reboot | unit | file | certificate | agent | database
     severity: str  # one of SEVERITIES
     subject: str  # what it is about: a port, a file, a unit, a setting
     message: str
@@ -222,6 +222,7 @@ def findings(facts: dict[str, Any], ctx: Context) -> list[Finding]:
     found += _app_writable(facts.get("app_writable") or [])
     found += _certificates(facts.get("certificates") or [], ctx)
     found += _agent(facts.get("markers") or {}, ctx)
+    found += _databases(facts.get("databases"), facts.get("backup_timer"), ctx)
     return sorted(found, key=lambda f: (SEVERITIES.index(f.severity), f.check, f.subject))
 
 
@@ -386,4 +387,32 @@ def _agent(markers: dict[str, dict[str, Any] | None], ctx: Context) -> list[Find
         else:
             found.append(Finding("agent", "info", f"agent of {app}", f"this lightfold's agent ({version})",
                                  "none needed"))
+    return found
+
+
+def _databases(dbs: Any, timer: str | None, ctx: Context) -> list[Finding]:
+    """The target app's databases: running, on loopback only, backed up on a schedule."""
+    from lightfold.server.database import is_loopback
+
+    if not isinstance(dbs, dict):
+        return [] if dbs is None else [Finding("database", "low", ctx.target, "could not read its databases' state",
+                                               f"run `lightfold db status --target {ctx.target}`")]
+    found = []
+    for kind, info in sorted(dbs.items()):
+        where = ", ".join(info.get("listening") or []) or "a unix socket"
+        outside = [a for a in info.get("listening") or [] if not is_loopback(a)]
+        if not info.get("active"):
+            found.append(Finding("database", "medium", kind, f"{ctx.target}'s {kind} is not running",
+                                 f"see `lightfold db status --target {ctx.target}`; `lightfold db add {kind} "
+                                 f"--target {ctx.target}` starts it again"))
+        elif outside:
+            found.append(Finding("database", "high", kind, f"listens beyond loopback: {', '.join(outside)}",
+                                 f"`lightfold db add {kind} --target {ctx.target}` puts its loopback-only "
+                                 "settings back"))
+        else:
+            found.append(Finding("database", "info", kind, f"running, loopback only ({where})", "none needed"))
+    if dbs and timer != "enabled":
+        found.append(Finding("database", "low", "backup", f"{ctx.target}'s databases have no scheduled backup",
+                             f"lightfold config set backup.schedule daily --target {ctx.target} && "
+                             f"lightfold backup schedule --target {ctx.target}"))
     return found

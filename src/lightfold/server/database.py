@@ -424,7 +424,9 @@ def shell_command(kind: str, app: str) -> str:
 # its password replaced by "****" unless reveal is 1. Values other than the URL never leave.
 STATUS_SCRIPT = r"""
 import json, re, subprocess, sys
+import os
 files, reveal = json.loads(sys.argv[1]), sys.argv[2] == "1"
+only_configured = sys.argv[3:4] == ["configured"]
 kinds = {"postgres": ("postgresql", "postgresql", "postgres", "DATABASE_URL"),
          "mysql": ("mariadb-server", "mariadb", "mariadbd", "DATABASE_URL"),
          "redis": ("redis-server", "redis-server", "redis-server", "REDIS_URL")}
@@ -436,6 +438,8 @@ def sh(*argv):
 listen = [line.split() for line in sh("ss", "-Hltnp").splitlines()]
 out = {}
 for kind, (pkg, unit, proc, var) in kinds.items():
+    if only_configured and not (kind in files and os.path.exists(files[kind])):
+        continue
     info = {"installed": "ok installed" in sh("dpkg-query", "-W", "-f=${Status}", pkg),
             "active": sh("systemctl", "is-active", unit).strip() == "active", "configured": False,
             "names": [], "url": None,
@@ -454,11 +458,14 @@ print(json.dumps(out))
 """
 
 
-def status_command(app: str, reveal: bool = False) -> str:
+def status_command(app: str, reveal: bool = False, only_configured: bool = False) -> str:
+    """`only_configured`: the kinds the app has credentials for only (what `status` and `audit`
+    show; no dpkg-query or systemctl for the others)."""
     import json
 
     files = json.dumps({kind: Layout(app).db_env(kind) for kind in DB_KINDS})
-    return f"python3 -c {shlex.quote(STATUS_SCRIPT)} {shlex.quote(files)} {'1' if reveal else '0'}"
+    return (f"python3 -c {shlex.quote(STATUS_SCRIPT)} {shlex.quote(files)} {'1' if reveal else '0'}"
+            + (" configured" if only_configured else ""))
 
 
 def is_loopback(address: str) -> bool:
