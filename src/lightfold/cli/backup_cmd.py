@@ -31,7 +31,7 @@ def _on_server(target: str | None, path: Path, work):
 
 @backup_app.command("create")
 def create_cmd(path: PathArg = Path("."), target: TargetOpt = None, as_json: JsonOpt = False) -> None:
-    """Back up every database of the target (pg_dump, Redis RDB) and its storage, encrypted on the
+    """Back up every database of the target (pg_dump, mariadb-dump, Redis RDB) and its storage, encrypted on the
     server to this laptop's key (~/.lightfold/backup-identity.txt, made on first use).
 
     Example: lightfold backup create --target myapp
