@@ -12,6 +12,7 @@ import os
 import time
 
 import pytest
+from tests.e2e.apps import commit
 from tests.faults.faults import (
     Watched,
     assert_next_deploy_works,
@@ -132,3 +133,31 @@ def test_a_file_configure_wrote_changed_by_hand_is_put_back_by_the_next_deploy(a
     assert status(sb)["configure_drift"] == []
     assert_truthful(sb, "v6-drift")
     assert_nothing_left(sb)
+
+
+@pytest.mark.parametrize("address", ["::1", "0.0.0.0"])
+def test_an_app_listening_on_another_address(app, address):
+    """On every IPv4 address (0.0.0.0): it goes live. On IPv6 loopback only (Node's
+    `listen(PORT, 'localhost')`): nginx cannot reach it, and the deploy says exactly that while the
+    last good release keeps serving."""
+    sb = app
+    before = served(sb)
+    listen = sb.project / "listen.txt"
+    listen.write_text(address + "\n")
+    set_version(sb, f"v11-{address}")
+    try:
+        with probe(sb) as p:
+            r = sb.lightfold("deploy", "--target", sb.target, check=False, timeout=300)
+        assert p.result.failed == 0, p.result.summary()
+        if address == "::1":
+            assert r.returncode == 1, r.stderr
+            assert "listens on [::1]:" in r.stderr and "only (IPv6 loopback)" in r.stderr, r.stderr
+            assert served(sb) == before
+        else:
+            assert r.returncode == 0, r.stderr
+            assert served(sb)[0] == f"v11-{address}"
+    finally:
+        listen.unlink()
+        commit(sb.project, "127.0.0.1 again")
+    assert_nothing_left(sb)
+    assert_next_deploy_works(sb, "v11")

@@ -132,6 +132,23 @@ def wait_healthy(lay: Layout, cfg: dict, slot: str, rid: str) -> dict:
             delay = min(1.0, delay * 1.5)
 
 
+def not_listening(rid: str, slot: str, port: int, timeout: float, listens: list[str]) -> tuple[str, str]:
+    """(message, fix) for a slot whose process never accepted a connection on 127.0.0.1:`port`;
+    `listens`: where its processes listen (health.listening_addresses). Pure."""
+    on_port = [a for a in listens if a.rsplit(":", 1)[-1] == str(port)]
+    if on_port and all(a.startswith("[::1]:") for a in on_port):
+        return (f"release {rid} listens on [::1]:{port} only (IPv6 loopback), but nginx and the health check "
+                f"connect to 127.0.0.1:{port}",
+                "make it listen on 127.0.0.1 or on every address (0.0.0.0 or ::): e.g. Node's "
+                "`listen(PORT, '127.0.0.1')` rather than 'localhost', which Node resolves to ::1 first; "
+                "then deploy again")
+    seen = f" (it listens on {', '.join(listens)})" if listens else ""
+    return (f"release {rid} is running in slot {slot} but nothing accepts connections on 127.0.0.1:{port} "
+            f"after {timeout}s{seen}: the app probably ignores $PORT",
+            "make the start command listen on $PORT on 127.0.0.1 or 0.0.0.0 (e.g. `--port $PORT`, `-p $PORT`, "
+            "`--bind 127.0.0.1:$PORT`, or read process.env.PORT / os.environ['PORT']), then deploy again")
+
+
 def unhealthy_error(lay: Layout, cfg: dict, slot: str, rid: str, state: dict, last: dict,
                     ever_connected: bool) -> AgentError:
     h, unit, port = cfg["health"], unit_name(lay.app, slot), cfg["ports"][slot]
@@ -139,14 +156,8 @@ def unhealthy_error(lay: Layout, cfg: dict, slot: str, rid: str, state: dict, la
     where = f"GET http://127.0.0.1:{port}{h['path']}" + (f" (Host: {h['host']})" if h["host"] else "")
     if not ever_connected:
         listens = listening_addresses(unit_pids(state))
-        seen = f" (it listens on {', '.join(listens)})" if listens else ""
-        return AgentError(
-            f"release {rid} is running in slot {slot} but nothing accepts connections on 127.0.0.1:{port} "
-            f"after {h['timeout']}s{seen}: the app probably ignores $PORT",
-            "make the start command listen on $PORT on 127.0.0.1 or 0.0.0.0 (e.g. `--port $PORT`, `-p $PORT`, "
-            "`--bind 127.0.0.1:$PORT`, or read process.env.PORT / os.environ['PORT']), then deploy again",
-            log_tail=tail, listening=listens,
-        )
+        message, fix = not_listening(rid, slot, port, h["timeout"], listens)
+        return AgentError(message, fix, log_tail=tail, listening=listens)
     if last["status_code"] is not None:
         fix = "make the health path answer, or set it with `lightfold config` (health_path, health_status)"
         expected = "a 2xx or 3xx" if h["status"] == ANY_OK else h["status"]

@@ -140,3 +140,15 @@ def test_systemctl_show_parsing():
     assert unit_crashed({"active_state": "activating", "sub_state": "auto-restart"})
     assert unit_crashed({"active_state": "failed", "sub_state": "failed"})
     assert not unit_crashed({"active_state": "active", "sub_state": "running"})
+
+
+def test_a_slot_on_ipv6_loopback_only_is_told_apart_from_one_ignoring_port():
+    from lightfold.agent.switch import not_listening
+
+    msg, fix = not_listening("20260101000000", "green", 3001, 30, ["[::1]:3001"])
+    assert "listens on [::1]:3001 only" in msg and "127.0.0.1:3001" in msg
+    assert "'127.0.0.1'" in fix and "localhost" in fix
+    msg, fix = not_listening("20260101000000", "green", 3001, 30, ["127.0.0.1:8080"])
+    assert "probably ignores $PORT" in msg and "(it listens on 127.0.0.1:8080)" in msg
+    msg, _ = not_listening("20260101000000", "green", 3001, 30, [])
+    assert "probably ignores $PORT" in msg and "listens on" not in msg
