@@ -217,3 +217,18 @@ def test_status_shows_the_databases_state_never_their_urls():
                       "url": "mysql://shop:****@127.0.0.1:3306/shop", "listening": ["127.0.0.1:3306"]}}
     assert database_summary(read) == {"mysql": {"active": True, "listening": ["127.0.0.1:3306"]}}
     assert database_summary({}) == {} and database_summary(Exception("unreadable")) is None
+
+
+def test_the_databases_fact_needs_python3_only_when_the_app_has_a_database(tmp_path):
+    import subprocess
+
+    from lightfold.release import facts
+
+    fact = facts.databases("shop")
+    script = fact.command.replace("/etc/lightfold/apps/shop", str(tmp_path))
+    out = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, env={"PATH": "/nonexistent"})
+    assert fact.parse(out.stdout, out.returncode) == {}  # no database: not even python3 ran
+    (tmp_path / "db-redis.env").write_text('REDIS_URL="redis://shop:pw@127.0.0.1:6379/0"\n')
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    value = fact.parse(out.stdout, out.returncode)
+    assert list(value) == ["redis"] and value["redis"]["url"] == "redis://shop:****@127.0.0.1:6379/0"
