@@ -1,7 +1,9 @@
 """Issue 15 on one sandbox machine: a Flask app with a queue worker (SQLite in storage), a cron job
 every minute and uploads in storage, across a deploy, a rollback and a failed deploy: no cron run
 twice or overlapping (from the lines it wrote), exactly one worker version at a time, the files
-written before still there, every job done exactly once, and 0 failed requests on the web process."""
+written before still there, every job done exactly once, and 0 failed requests on the web process.
+Then a cron run longer than its schedule (`long`): the job's flock refuses a `lightfold run` of its
+command while a run is going, and the scheduled run goes on."""
 
 from __future__ import annotations
 
@@ -159,7 +161,7 @@ def test_processes_cron_and_storage_across_deploy_rollback_and_failed_deploy(app
         assert open_runs in (0, 1), runs
     status = json.loads(sb.lightfold("status", "--target", name, "--json").stdout)
     cron = status.get("cron") or []
-    assert [c["name"] for c in cron] == ["tick"] and cron[0]["last_run"] and cron[0]["next_run"], cron
+    assert [c["name"] for c in cron] == ["tick", "long"] and cron[0]["last_run"] and cron[0]["next_run"], cron
 
     # the real processes' logs: `--process NAME` is that process's journal, `--all` every unit's,
     # each line labelled with its unit (issue 15)
@@ -173,3 +175,45 @@ def test_processes_cron_and_storage_across_deploy_rollback_and_failed_deploy(app
     assert any(m.startswith("worker v") for m in by_label["worker-1"]), every[-30:]
     assert any(m.startswith("tick v") for m in by_label["cron:tick"]), every[-30:]
     assert any(x[1].startswith("web:") for x in every if len(x) == 3), every[-30:]
+
+
+def long_runs(sb) -> list[dict]:
+    """The runs of the `long` job from data/long.log: version, pid, begin, last line, ended."""
+    runs: dict[str, dict] = {}
+    for line in storage_file(sb, "long.log").splitlines():
+        what, version, pid, at = line.split()
+        run = runs.setdefault(pid, {"version": version, "pid": pid, "begin": None, "last": 0.0, "ended": False})
+        if what == "begin":
+            run["begin"] = float(at)
+        run["last"] = max(run["last"], float(at))
+        run["ended"] |= what == "end"
+    return sorted(runs.values(), key=lambda r: r["begin"] or 0.0)
+
+
+def unit_run(sb, unit: str) -> str | None:
+    """The InvocationID of the run of `unit` going now, None when it is not running."""
+    out = sb.exec(f"systemctl show -p ActiveState -p InvocationID {unit}").stdout
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return props.get("InvocationID") if props.get("ActiveState") == "active" else None
+
+
+def test_the_jobs_flock_refuses_a_manual_run_of_its_command_while_a_run_is_going(app):
+    sb = app
+    name = sb.target
+    unit = f"lightfold-{name}.cron@long.service"
+    before = wait_for(lambda: unit_run(sb, unit), 75, "no run of the long job started")
+    wait_for(lambda: any(not r["ended"] for r in long_runs(sb)), 10, "the long run wrote nothing")
+    # refused by the job's flock before the command started (no line of its own); the scheduled run goes on
+    begins = len(long_runs(sb))
+    manual = sb.lightfold("run", "--target", name, "--", "python long.py", check=False)
+    assert manual.returncode == 75, manual.stdout + manual.stderr
+    assert "lightfold: cron job long is already running" in manual.stderr and "skipped" in manual.stderr
+    assert len(long_runs(sb)) == begins and unit_run(sb, unit) == before
+    # no two runs of the job ever overlapped (every deploy, rollback and failed deploy of the module)
+    runs = long_runs(sb)
+    assert all(r["begin"] for r in runs), runs
+    for earlier, later in zip(runs, runs[1:], strict=False):
+        assert earlier["last"] < later["begin"], (earlier, later)
+    status = json.loads(sb.lightfold("status", "--target", name, "--json").stdout)
+    long = next(c for c in status["cron"] if c["name"] == "long")
+    assert long["last_result"] == "running", long
