@@ -55,6 +55,8 @@ server, a temp dir in tests):
     /etc/systemd/system/<instance unit>.d/50-lightfold.conf   the agent's per-instance settings
     lightfold-shop.run-<token>.service        transient: one `lightfold run` (systemd-run)
     lightfold-shop.release-<id>.service       transient: a release's release phase (systemd-run)
+    lightfold-shop.cron-grace-<job>-<invocation>.timer/.service   transient: stops a run of <job>
+                                              that spans a deploy after its deploy_grace (agent)
     /etc/nginx/sites-enabled/lightfold-shop.conf  the app's nginx site
 
 Server-wide toolchains (shared by every app; not under a root prefix):
@@ -252,6 +254,19 @@ def run_unit(app: str, token: str) -> str:
 # the cron unit counts it a success (SuccessExitStatus), `status` shows the run as "skipped", and
 # `lightfold run` of the job's command exits with it.
 CRON_LOCKED_EXIT = 75
+
+# A unit's InvocationID (systemd: 128 bits as 32 lowercase hex digits).
+INVOCATION_ID_RE = re.compile(r"[0-9a-f]{32}", re.ASCII)
+
+
+def cron_grace_unit(app: str, job: str, invocation: str) -> str:
+    """`lightfold-<app>.cron-grace-<job>-<invocation>`: the transient timer + service (systemd-run,
+    no suffix) that stops run `invocation` of cron job `job` once its deploy grace is over. One per
+    run: a second deploy during the same run finds the name taken (the first one stops it sooner)."""
+    if not is_process_name(job) or not INVOCATION_ID_RE.fullmatch(invocation):
+        raise ValueError(f"not a cron job and invocation id: {job!r} {invocation!r}")
+    return f"{unit_prefix(app)}.cron-grace-{job}-{invocation}"
+
 
 def backup_unit(app: str, suffix: str | None = "service") -> str:
     """`lightfold-<app>.backup.service` (one scheduled backup), its `.timer`, or (suffix None) the

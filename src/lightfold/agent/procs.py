@@ -2,7 +2,7 @@
 and what `status` reports of them.
 
 A release's release.json names its processes (`[{"name", "command", "count", "stop_timeout"}]`)
-and cron jobs (`[{"name", "schedule", "command", "timeout"}]`); the build wrote a launcher for
+and cron jobs (`[{"name", "schedule", "command", "timeout", "deploy_grace"?}]`); the build wrote a launcher for
 each (`.lightfold/proc/<name>`, `.lightfold/cron/<name>`). The units are templates configure
 wrote (`Layout.proc_unit_file`, `Layout.cron_unit_file`): they run `Layout.procs_link`'s release
 with `Layout.procs_env`. The agent writes one timer per cron job (`Layout.cron_timer_file`).
@@ -12,8 +12,12 @@ smoke window): stop every old instance (SIGTERM, then SIGKILL after its stop_tim
 TimeoutStopSec, set per instance by a drop-in), point the procs link and write the env file,
 start `count` instances of each process of the new release, and only then write, update or remove
 the timers. A cron run that is active keeps running on the release it started with (its unit was
-started through the old link, whose target directory stays on disk until cleanup) and finishes
-there (within its timeout). No two runs of a job
+started through the old link, whose target directory stays on disk until cleanup): by default it
+finishes there (within its timeout); with the job's `deploy_grace` (seconds) the move schedules a
+transient timer (`layout.cron_grace_unit`) that stops that run once the grace is over — only that
+run: it compares the unit's InvocationID, so a later run (the next trigger, on the new release) is
+never stopped, and it leaves the run alone when the jobs were moved back to its release (a failed
+deploy). `deploy_grace = 0` stops the run with the old process instances. No two runs of a job
 overlap: systemd never starts a unit that is still active, and every run holds the job's flock
 (`Layout.cron_lock`, taken by the launcher), which `lightfold run` of the job's command takes too;
 a timer rewritten with the same schedule keeps its last-trigger time (Persistent=false: no
@@ -32,7 +36,9 @@ from .envfile import parse_env_file, render_env_file
 from .files import link_release, read_json, read_text, restore_link, write_atomic
 from .layout import (
     CRON_LOCKED_EXIT,
+    INVOCATION_ID_RE,
     Layout,
+    cron_grace_unit,
     cron_timer,
     cron_unit,
     proc_instance,
@@ -221,6 +227,71 @@ def start_instances(units: list[str], settle: float) -> None:
                      log_tail=journal_tail(unit))
 
 
+def active_run(unit: str) -> str | None:
+    """The InvocationID of the run of `unit` going now, or None (not running, or no valid id)."""
+    props = show(unit, ("ActiveState", "InvocationID"))
+    inv = props.get("InvocationID", "")
+    return inv if props.get("ActiveState") in ("active", "activating") and INVOCATION_ID_RE.fullmatch(inv) else None
+
+
+def grace_of(job: dict) -> int | None:
+    """A job's deploy_grace in seconds, None when a run finishes on its release (unset, or not
+    shorter than its timeout, which ends a run anyway)."""
+    grace, limit = job.get("deploy_grace"), job.get("timeout", 3600)
+    if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
+        return None
+    return grace if not isinstance(limit, int) or grace < limit else None
+
+
+def grace_stopper(lay: Layout, job: str, invocation: str, grace: int, left: str) -> list[str]:
+    """The systemd-run argv that stops run `invocation` of cron job `job` (the move is leaving
+    release `left`) `grace` seconds from now, if that run is still going and the jobs were not
+    moved back onto `left` meanwhile. Every `$` is doubled: systemd expands `$NAME` in a command."""
+    unit = cron_unit(lay.app, job)
+    said = f"lightfold: cron job {job}, run {invocation} (release {left})"
+    script = (
+        f'[ "$$(systemctl show --value -p InvocationID {unit})" = {invocation} ] || '
+        f'{{ echo "{said}: ended within its deploy grace"; exit 0; }}; '
+        f'[ "$$(readlink {lay.procs_link})" != ../releases/{left} ] || '
+        f'{{ echo "{said}: the jobs are back on its release, it keeps going"; exit 0; }}; '
+        f'echo "{said}: still running {grace}s after the deploy moved the jobs, stopping it (deploy_grace)"; '
+        f"exec systemctl stop {unit}"
+    )
+    return ["systemd-run", "--quiet", "--collect", f"--unit={cron_grace_unit(lay.app, job, invocation)}",
+            f"--on-active={grace}s", "--timer-property=AccuracySec=1s",
+            f"--description=lightfold app {lay.app}: deploy grace of cron job {job}", "/bin/sh", "-c", script]
+
+
+def runs_to_end(lay: Layout, old: str | None, rid: str | None, old_cron: list[dict]) -> tuple[list[str], list]:
+    """The cron runs of release `old` going now that the move to `rid` must end: (units to stop
+    with the old instances: deploy_grace 0, [(job, invocation, grace)] to stop later)."""
+    now, later = [], []
+    if old is None or old == rid:
+        return now, later
+    for job in old_cron:
+        grace = grace_of(job)
+        if grace is None:
+            continue
+        unit = cron_unit(lay.app, job["name"])
+        invocation = active_run(unit)
+        if invocation is None:
+            continue
+        if grace == 0:
+            now.append(unit)
+        else:
+            later.append((job["name"], invocation, grace))
+    return now, later
+
+
+def schedule_grace_stops(lay: Layout, left: str, later: list, warnings: list[str] | None) -> None:
+    for job, invocation, grace in later:
+        step(f"cron job {job} is running on release {left}: it is stopped in {grace}s unless it ends first "
+             "(deploy_grace)")
+        r = run(grace_stopper(lay, job, invocation, grace, left))
+        if r.code != 0 and "already" not in (r.err + r.out):  # the same run, an earlier deploy's stopper
+            warn(f"could not schedule the deploy grace of cron job {job}: {r.err.strip()}", warnings)
+
+
 def move_procs(lay: Layout, rid: str | None, warnings: list[str] | None = None, strict: bool = True,
                settle: float = START_SETTLE_SECONDS) -> dict:
     """Move the app's processes and cron timers to release `rid` (None: stop them all). Stop the
@@ -241,7 +312,8 @@ def move_procs(lay: Layout, rid: str | None, warnings: list[str] | None = None, 
             write_procs_env(lay, rid)
         return result
     step(f"moving processes and cron jobs from {old or 'nothing'} to {rid or 'nothing'}")
-    stop_instances(old_units, warnings)
+    end_now, end_later = runs_to_end(lay, old, rid, old_cron)
+    stop_instances(old_units + end_now, warnings)
     if rid is not None:
         write_procs_env(lay, rid)
     restore_link(lay.procs_link, rid, "../releases/")
@@ -259,6 +331,8 @@ def move_procs(lay: Layout, rid: str | None, warnings: list[str] | None = None, 
         changed |= remove_file(lay.cron_timer_file(name))
     if changed:
         systemctl("daemon-reload")
+    if end_later:
+        schedule_grace_stops(lay, old, end_later, warnings)
     try:
         start_instances(new_units, settle)
     except AgentError as e:

@@ -45,7 +45,7 @@ def show_detection(d, explain: bool) -> None:
         ("release", d.release),
         ("processes", ", ".join(f"{p.name} ×{p.count}: {p.command}" if p.count > 1 else f"{p.name}: {p.command}"
                                 for p in d.processes)),
-        ("cron", ", ".join(f"{c.name} [{c.schedule}]: {c.command}" for c in d.cron)),
+        ("cron", ", ".join(f"{c.name} [{c.schedule}]: {c.command}" + _cron_limits(c) for c in d.cron)),
         ("storage", ", ".join(f"{s}/" for s in d.storage)),
         ("databases", ", ".join(d.databases) + " (set up by deploy: `lightfold db add`)" if d.databases else None),
         ("port", str(d.port) if d.port else None),
@@ -89,6 +89,13 @@ def show_detection(d, explain: bool) -> None:
     con.print(f"\n[bold]builder[/] {choice.name} [dim]— {escape(choice.reason)}[/]")
     con.print("  [dim]rules: --builder/config wins; a Dockerfile → dockerfile; Node/Python with nixpacks on the "
               "server → nixpacks; otherwise native[/]")
+
+
+def _cron_limits(job: Any) -> str:
+    """' (timeout 50s, deploy grace 20s)': a cron job's limits as `detect` shows them."""
+    grace = getattr(job, "deploy_grace", None)
+    parts = [f"timeout {job.timeout}s", *(() if grace is None else (f"deploy grace {grace}s",))]
+    return f" ({', '.join(parts)})"
 
 
 # ---- servers: create, destroy, status

@@ -112,7 +112,7 @@ def merge(toml, procfile: dict[str, str]) -> Manifest:
             keeps_command = table.command is None and name in procfile
             m.keys[f"processes.{name}"] = f"{TOML_FILE} (command from {PROCFILE})" if keeps_command else TOML_FILE
         for name, table in toml.cron.items():
-            m.cron.append(CronSpec(name, table.schedule, table.command, table.timeout))
+            m.cron.append(CronSpec(name, table.schedule, table.command, table.timeout, table.deploy_grace))
             m.keys[f"cron.{name}"] = TOML_FILE
         if toml.databases is not None and toml.databases.kinds():
             m.databases = toml.databases.kinds()

@@ -103,6 +103,9 @@ class CronSpec:
     schedule: str  # a systemd OnCalendar expression (cron syntax is converted when read)
     command: str
     timeout: int = 3600  # seconds a run may take before systemd stops it
+    # Seconds a run that is going when a deploy (or rollback) moves the jobs may still take on its
+    # old release before it is stopped; None: it finishes there (within its timeout).
+    deploy_grace: int | None = None
 
 
 @dataclass

@@ -4,7 +4,7 @@ key and the fix. The models are the documentation of every key (README, "lightfo
 Like config.json: unknown keys are refused with a spelling hint, and values that reach a unit
 file, an nginx file or a shell are checked by the same rules (config.UrlPath, config.Host). Unlike
 it, values are strict: TOML has real types, so `count = "2"` is an error, not a 2.
-Durations (`release_timeout`, `timeout`, `stop_timeout`) are seconds or a string such as "90s",
+Durations (`release_timeout`, `timeout`, `stop_timeout`, `deploy_grace`) are seconds or a string such as "90s",
 "10m", "1h30m".
 """
 
@@ -93,6 +93,9 @@ class CronTable(_Model):
     schedule: Schedule = Field(description="systemd calendar ('*:0/5') or cron ('*/5 * * * *')")
     command: Command
     timeout: Annotated[int, _duration(1, 86400)] = Field(3600, description="Time a run may take before it is stopped")
+    deploy_grace: Annotated[int, _duration(0, 86400)] | None = Field(
+        None, description="Time a run going at deploy time may still take on its old release before it is "
+                          "stopped (default: it finishes, within its timeout; 0: stopped at once)")
 
 
 class DatabasesTable(_Model):

@@ -531,7 +531,8 @@ def release_procs(detection: Any) -> dict[str, Any]:
     return {
         "processes": [{"name": p.name, "command": p.command, "count": p.count, "stop_timeout": p.stop_timeout}
                       for p in getattr(detection, "processes", None) or []],
-        "cron": [{"name": c.name, "schedule": c.schedule, "command": c.command, "timeout": c.timeout}
+        "cron": [{"name": c.name, "schedule": c.schedule, "command": c.command, "timeout": c.timeout,
+                  **({} if getattr(c, "deploy_grace", None) is None else {"deploy_grace": c.deploy_grace})}
                  for c in getattr(detection, "cron", None) or []],
         "storage": list(getattr(detection, "storage", None) or []),
     }

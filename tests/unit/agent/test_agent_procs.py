@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 from tests.unit.agent.conftest import NEW_RID, OLD_RID, blue_live_and_systemd_ok
@@ -197,6 +198,109 @@ def test_cron_runs_on_one_server_only_workers_everywhere(lay, release, app_json,
     assert result["timers"] == [] and not os.path.exists(lay.cron_timer_file("tick"))
     assert ("start", "lightfold-web.proc@worker-1.service") in sd.verbs()
     assert procs.release_procs(lay, NEW)[1] == []
+
+
+# -- a cron run going at deploy time: deploy_grace ----------------------------------------------
+
+RUN_ID = "0123456789abcdef0123456789abcdef"
+TICK_UNIT = "lightfold-web.cron@tick.service"
+
+
+@pytest.fixture
+def running_tick(lay, two_releases, sd, monkeypatch):
+    """tick is running (invocation RUN_ID) on OLD when the move starts; systemd-run is recorded."""
+    state = {"active": True, "grace": 20}
+
+    def set_grace(grace):
+        state["grace"] = grace
+        tick = {"name": "tick", "schedule": "*:*:0", "command": "t", "timeout": 60}
+        with_procs(two_releases[0], [WORKER], [{**tick, **({} if grace is None else {"deploy_grace": grace})}])
+
+    def show(unit, props):
+        on = state["active"] and unit == TICK_UNIT
+        return {"ActiveState": "active" if on else "inactive", "InvocationID": RUN_ID if on else ""}
+
+    runs: list[list[str]] = []
+    monkeypatch.setattr(procs, "show", show)
+    monkeypatch.setattr(procs, "run", lambda argv, timeout=90: runs.append(argv) or Ran(0, "", ""))
+    set_grace(20)
+    state["set_grace"], state["runs"] = set_grace, runs
+    return state
+
+
+def test_a_run_spanning_a_deploy_is_stopped_after_its_grace_by_a_transient_timer(lay, running_tick, sd):
+    procs.move_procs(lay, NEW, settle=0)
+    [argv] = running_tick["runs"]
+    assert argv[:6] == ["systemd-run", "--quiet", "--collect", f"--unit=lightfold-web.cron-grace-tick-{RUN_ID}",
+                        "--on-active=20s", "--timer-property=AccuracySec=1s"]
+    assert argv[-3:-1] == ["/bin/sh", "-c"]
+    script = argv[-1]
+    assert f'[ "$$(systemctl show --value -p InvocationID {TICK_UNIT})" = {RUN_ID} ]' in script
+    assert f'[ "$$(readlink {lay.procs_link})" != ../releases/{OLD} ]' in script
+    assert script.endswith(f"exec systemctl stop {TICK_UNIT}")
+    assert "$" not in script.replace("$$", "")  # systemd would expand a single $
+    # the run itself is not stopped by the move, only the old worker instances are
+    assert not any(v[0] == "stop" and TICK_UNIT in v for v in sd.verbs())
+
+
+def test_deploy_grace_0_stops_the_run_with_the_old_instances_before_anything_starts(lay, running_tick, sd):
+    running_tick["set_grace"](0)
+    procs.move_procs(lay, NEW, settle=0)
+    verbs = sd.verbs()
+    stop = verbs.index(("stop", "lightfold-web.proc@worker-1.service", "lightfold-web.proc@worker-2.service",
+                        TICK_UNIT))
+    assert stop < verbs.index(("start", "lightfold-web.proc@worker-1.service"))
+    assert running_tick["runs"] == []
+
+
+@pytest.mark.parametrize("grace", [None, 60, 600])  # unset, or not shorter than the job's timeout (60)
+def test_without_a_grace_shorter_than_its_timeout_the_run_finishes_on_its_release(lay, running_tick, sd, grace):
+    running_tick["set_grace"](grace)
+    procs.move_procs(lay, NEW, settle=0)
+    assert running_tick["runs"] == [] and not any(TICK_UNIT in v for v in sd.verbs() if v[0] == "stop")
+
+
+def test_no_grace_timer_when_no_run_is_going_or_the_release_does_not_change(lay, running_tick, sd):
+    running_tick["active"] = False
+    procs.move_procs(lay, NEW, settle=0)
+    running_tick["active"] = True
+    procs.move_procs(lay, NEW, settle=0)  # NEW to NEW: nothing leaves its release
+    assert running_tick["runs"] == []
+
+
+def test_a_second_deploy_during_the_same_run_keeps_the_first_stopper(lay, running_tick, sd, monkeypatch):
+    warnings: list[str] = []
+    monkeypatch.setattr(procs, "run", lambda argv, timeout=90: Ran(
+        1, "", f"Failed to start transient timer unit: Unit lightfold-web.cron-grace-tick-{RUN_ID}.timer was "
+               "already loaded or has a fragment file."))
+    procs.move_procs(lay, NEW, warnings=warnings, settle=0)
+    assert warnings == []
+
+
+@pytest.mark.parametrize("shown, link, stopped, said", [
+    (RUN_ID, NEW, True, "stopping it (deploy_grace)"),             # still that run, jobs on NEW: stop it
+    ("f" * 32, NEW, False, "ended within its deploy grace"),       # a later run: never stopped
+    ("", NEW, False, "ended within its deploy grace"),             # nothing running
+    (RUN_ID, OLD, False, "the jobs are back on its release"),      # a failed deploy moved them back
+])
+def test_the_grace_stopper_script_stops_only_that_run_of_the_old_release(lay, tmp_path, shown, link, stopped, said):
+    """The stopper's script run for real by sh, with systemd's `$$` unescaped and a stand-in
+    systemctl on PATH that answers the InvocationID and records a stop."""
+    argv = procs.grace_stopper(lay, "tick", RUN_ID, 20, OLD)
+    script = argv[-1].replace("$$", "$")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "systemctl"
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = show ]; then echo "{shown}"; else echo "$@" >> {tmp_path}/stops; fi\n')
+    fake.chmod(0o755)
+    os.makedirs(os.path.dirname(lay.procs_link), exist_ok=True)
+    swap_symlink(lay.procs_link, f"../releases/{link}")
+    r = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+                       env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert said in r.stdout and f"cron job tick, run {RUN_ID} (release {OLD})" in r.stdout
+    stops = (tmp_path / "stops").read_text() if (tmp_path / "stops").exists() else ""
+    assert stops == (f"stop {TICK_UNIT}\n" if stopped else "")
 
 
 def test_status_says_skipped_for_a_run_that_found_the_lock_held(lay, two_releases, sd, monkeypatch):

@@ -62,19 +62,21 @@ def test_explain_shows_what_the_project_file_contributed(cli, tmp_path) -> None:
     (tmp_path / "app.py").write_text("from flask import Flask\nimport sqlite3\napp = Flask(__name__)\n")
     (tmp_path / "Procfile").write_text("web: gunicorn app:app --bind 0.0.0.0:$PORT\nworker: python worker.py\n")
     (tmp_path / "lightfold.toml").write_text(
-        '[processes]\nworker = 2\n[cron.cleanup]\nschedule = "@daily"\ncommand = "python cleanup.py"\n')
+        '[processes]\nworker = 2\n[cron.cleanup]\nschedule = "@daily"\ncommand = "python cleanup.py"\n'
+        'deploy_grace = "2m"\n')
     r = cli("detect", str(tmp_path), "--explain")
     assert r.returncode == 0, r.stderr
     out = " ".join(r.stdout.split())
     assert "project file" in out and "lightfold.toml, Procfile" in out
     assert "start ← Procfile" in out and "processes.worker ← lightfold.toml (command from Procfile)" in out
     assert "cron.cleanup ← lightfold.toml" in out and "worker ×2: python worker.py" in out
+    assert "cleanup [*-*-* 00:00:00]: python cleanup.py (timeout 3600s, deploy grace 120s)" in out
     assert "this app uses SQLite" in out and 'storage = ["data"]' in out
     data = json.loads(cli("detect", str(tmp_path), "--json").stdout)
     assert data["manifest_keys"] == {"start": "Procfile", "processes.worker": "lightfold.toml (command from Procfile)",
                                      "cron.cleanup": "lightfold.toml"}
     assert data["cron"] == [{"name": "cleanup", "schedule": "*-*-* 00:00:00", "command": "python cleanup.py",
-                             "timeout": 3600}]
+                             "timeout": 3600, "deploy_grace": 120}]
 
 
 def test_a_broken_project_file_is_one_clear_error(cli, tmp_path) -> None:

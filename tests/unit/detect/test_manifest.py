@@ -88,6 +88,7 @@ mailer = "python mailer.py"
 schedule = "*/5 * * * *"
 command = "python cleanup.py"
 timeout = 300
+deploy_grace = "2m"
 
 [cron.report]
 schedule = "Mon..Fri 04:00"
@@ -107,8 +108,8 @@ def test_every_key_of_the_readme_example_is_read(tmp_path):
     assert m.storage == ["uploads", "data"]
     assert (m.health_path, m.health_status, m.health_timeout, m.health_host) == ("/up", 204, 120, "app.example.com")
     assert m.processes == [ProcessSpec("worker", "python worker.py", 2, 60), ProcessSpec("mailer", "python mailer.py")]
-    assert m.cron == [CronSpec("cleanup", "*-*-* *:00/5:00", "python cleanup.py", 300),
-                      CronSpec("report", "Mon..Fri 04:00", "python report.py", 3600)]
+    assert m.cron == [CronSpec("cleanup", "*-*-* *:00/5:00", "python cleanup.py", 300, 120),
+                      CronSpec("report", "Mon..Fri 04:00", "python report.py", 3600, None)]
     assert m.keys["cron.cleanup"] == "lightfold.toml" and m.keys["health.host"] == "lightfold.toml"
     assert m.databases == ["postgres", "redis"] and m.keys["databases"] == "lightfold.toml"
 
@@ -152,7 +153,13 @@ def test_durations_are_seconds_or_text(value, seconds):
     ({"processes": {"worker": {"comand": "x"}}}, "'processes.worker.comand' (did you mean 'command'?)",
      "command, count, stop_timeout"),
     ({"cron": {"c": {"command": "x", "schedule": "daily", "timout": 5}}}, "did you mean 'timeout'?",
-     "schedule, command, timeout"),
+     "schedule, command, timeout, deploy_grace"),
+    ({"cron": {"c": {"command": "x", "schedule": "daily", "deploy_grace": "soon"}}}, "'soon' is not a duration",
+     "cron.c.deploy_grace"),
+    ({"cron": {"c": {"command": "x", "schedule": "daily", "deploy_grace": -1}}}, "use 0 to 86400 seconds",
+     "cron.c.deploy_grace"),
+    ({"cron": {"c": {"command": "x", "schedule": "daily", "deploy_grace": "25h"}}}, "use 0 to 86400 seconds",
+     "cron.c.deploy_grace"),
     ({"processes": {"web": "x"}}, "'processes': 'web' is not a process here: set the top-level `start`", "processes"),
     ({"processes": {"release": "x"}}, "set the top-level `release` key", "processes"),
     ({"processes": {"my-worker": "x"}}, "'my-worker' is not a valid name", "processes"),
@@ -180,6 +187,13 @@ def test_errors_name_the_file_the_key_and_the_fix(raw, problem, fix):
         parse(raw, "/p/app/lightfold.toml")
     assert e.value.problem.startswith("/p/app/lightfold.toml: ")
     assert problem in e.value.problem and fix in e.value.fix and "lightfold.toml" in e.value.fix
+
+
+def test_a_deploy_grace_of_0_stops_a_run_at_once_and_unset_lets_it_finish():
+    job = {"schedule": "daily", "command": "x"}
+    cron = parse({"cron": {"a": {**job, "deploy_grace": 0}, "b": {**job, "deploy_grace": "90s"}, "c": job}},
+                 "lightfold.toml").cron
+    assert [(n, t.deploy_grace) for n, t in cron.items()] == [("a", 0), ("b", 90), ("c", None)]
 
 
 def test_several_errors_show_beyond_the_first():

@@ -158,3 +158,12 @@ def test_lightfold_run_of_a_jobs_command_takes_the_jobs_lock(tmp_path: Path):
         holder.kill()
         holder.wait()
 
+
+def test_release_json_records_a_jobs_deploy_grace(tmp_path: Path):
+    det = ProcDet(cron=[CronSpec("tick", "*:*:0", "echo tick", 60, 20), CronSpec("daily", "daily", "echo d")])
+    rel, (rc, _, err) = build(tmp_path, det)
+    assert rc == 0, err
+    info = json.loads((rel / ".lightfold/release.json").read_text())
+    assert info["cron"] == [
+        {"name": "tick", "schedule": "*:*:0", "command": "echo tick", "timeout": 60, "deploy_grace": 20},
+        {"name": "daily", "schedule": "daily", "command": "echo d", "timeout": 3600}]
