@@ -2,8 +2,9 @@
 every minute and uploads in storage, across a deploy, a rollback and a failed deploy: no cron run
 twice or overlapping (from the lines it wrote), exactly one worker version at a time, the files
 written before still there, every job done exactly once, and 0 failed requests on the web process.
-Then a cron run longer than its schedule (`long`): the job's flock refuses a `lightfold run` of its
-command while a run is going, and the scheduled run goes on."""
+Then a cron run longer than its schedule (`long`, deploy_grace 10 s): the job's flock refuses a
+`lightfold run` of its command while a run is going, and the run going at a deploy keeps running
+on its old release until its grace is over, is stopped then, and the next run never overlaps it."""
 
 from __future__ import annotations
 
@@ -177,6 +178,9 @@ def test_processes_cron_and_storage_across_deploy_rollback_and_failed_deploy(app
     assert any(x[1].startswith("web:") for x in every if len(x) == 3), every[-30:]
 
 
+LONG_GRACE = 10  # procs_app/lightfold.toml [cron.long] deploy_grace
+
+
 def long_runs(sb) -> list[dict]:
     """The runs of the `long` job from data/long.log: version, pid, begin, last line, ended."""
     runs: dict[str, dict] = {}
@@ -197,23 +201,44 @@ def unit_run(sb, unit: str) -> str | None:
     return props.get("InvocationID") if props.get("ActiveState") == "active" else None
 
 
-def test_the_jobs_flock_refuses_a_manual_run_of_its_command_while_a_run_is_going(app):
+def test_a_cron_run_spanning_a_deploy_is_stopped_after_its_grace_and_its_flock_refuses_a_manual_run(app):
     sb = app
     name = sb.target
     unit = f"lightfold-{name}.cron@long.service"
     before = wait_for(lambda: unit_run(sb, unit), 75, "no run of the long job started")
     wait_for(lambda: any(not r["ended"] for r in long_runs(sb)), 10, "the long run wrote nothing")
-    # refused by the job's flock before the command started (no line of its own); the scheduled run goes on
+    live = get(sb.ip)[1].decode().strip()
+
+    # a manual run of the job's command while the scheduled one is going: refused by the job's flock,
+    # before the command started (no line of its own), and the scheduled run goes on
     begins = len(long_runs(sb))
     manual = sb.lightfold("run", "--target", name, "--", "python long.py", check=False)
     assert manual.returncode == 75, manual.stdout + manual.stderr
     assert "lightfold: cron job long is already running" in manual.stderr and "skipped" in manual.stderr
     assert len(long_runs(sb)) == begins and unit_run(sb, unit) == before
-    # no two runs of the job ever overlapped (every deploy, rollback and failed deploy of the module)
+
+    # a deploy while it runs: it keeps going on its old release, and is stopped LONG_GRACE after the
+    # jobs moved (the move happened between t0 and t1)
+    set_version(sb.project, "v4")
+    t0 = time.time()
+    sb.releases.append(json.loads(deploy(sb).stdout)["push"]["release"])
+    switch_finished(sb)
+    t1 = time.time()
+    assert get(sb.ip)[1] == b"v4\n"
+    wait_for(lambda: unit_run(sb, unit) != before, LONG_GRACE + 30, "the run was not stopped after its grace")
+    [spanning] = [r for r in long_runs(sb) if r["begin"] and r["begin"] < t0 and r["last"] > t0]
+    assert spanning["version"] == live and not spanning["ended"], spanning
+    assert t0 + LONG_GRACE - 2 <= spanning["last"] <= t1 + LONG_GRACE + 3, (t0, t1, spanning)
+    stopper = sb.exec(f"journalctl --no-pager -o cat -u 'lightfold-{name}.cron-grace-long-*'").stdout
+    assert f"still running {LONG_GRACE}s after the deploy moved the jobs, stopping it (deploy_grace)" in stopper, \
+        stopper
+
+    # the next run is the new release's, and no two runs ever overlapped (every deploy of the module)
+    wait_for(lambda: any(r["version"] == "v4" for r in long_runs(sb)), 75, "no run of the long job on v4")
     runs = long_runs(sb)
     assert all(r["begin"] for r in runs), runs
     for earlier, later in zip(runs, runs[1:], strict=False):
         assert earlier["last"] < later["begin"], (earlier, later)
     status = json.loads(sb.lightfold("status", "--target", name, "--json").stdout)
     long = next(c for c in status["cron"] if c["name"] == "long")
-    assert long["last_result"] == "running", long
+    assert long["release"] == sb.releases[-1] and long["last_result"] == "running", long
