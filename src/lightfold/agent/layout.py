@@ -55,7 +55,7 @@ server, a temp dir in tests):
     /etc/systemd/system/<instance unit>.d/50-lightfold.conf   the agent's per-instance settings
     lightfold-shop.run-<token>.service        transient: one `lightfold run` (systemd-run)
     lightfold-shop.release-<id>.service       transient: a release's release phase (systemd-run)
-    lightfold-shop.cron-grace-<job>-<invocation>.timer/.service   transient: stops a run of <job>
+    lightfold-shop.cron-grace-<job>-<invocation>-<t>.timer/.service   transient: stops a run of <job>
                                               that spans a deploy after its deploy_grace (agent)
     /etc/nginx/sites-enabled/lightfold-shop.conf  the app's nginx site
 
@@ -259,13 +259,14 @@ CRON_LOCKED_EXIT = 75
 INVOCATION_ID_RE = re.compile(r"[0-9a-f]{32}", re.ASCII)
 
 
-def cron_grace_unit(app: str, job: str, invocation: str) -> str:
-    """`lightfold-<app>.cron-grace-<job>-<invocation>`: the transient timer + service (systemd-run,
-    no suffix) that stops run `invocation` of cron job `job` once its deploy grace is over. One per
-    run: a second deploy during the same run finds the name taken (the first one stops it sooner)."""
-    if not is_process_name(job) or not INVOCATION_ID_RE.fullmatch(invocation):
-        raise ValueError(f"not a cron job and invocation id: {job!r} {invocation!r}")
-    return f"{unit_prefix(app)}.cron-grace-{job}-{invocation}"
+def cron_grace_unit(app: str, job: str, invocation: str, token: int) -> str:
+    """`lightfold-<app>.cron-grace-<job>-<invocation>-<token>`: the transient timer + service
+    (systemd-run, no suffix) that stops run `invocation` of cron job `job` once its deploy grace is
+    over. `token` (the move's time) makes each move's name new: a run can span several moves, and
+    an elapsed stopper's units may linger."""
+    if not is_process_name(job) or not INVOCATION_ID_RE.fullmatch(invocation) or not isinstance(token, int):
+        raise ValueError(f"not a cron job, invocation id and token: {job!r} {invocation!r} {token!r}")
+    return f"{unit_prefix(app)}.cron-grace-{job}-{invocation}-{token}"
 
 
 def backup_unit(app: str, suffix: str | None = "service") -> str:

@@ -17,7 +17,8 @@ finishes there (within its timeout); with the job's `deploy_grace` (seconds) the
 transient timer (`layout.cron_grace_unit`) that stops that run once the grace is over — only that
 run: it compares the unit's InvocationID, so a later run (the next trigger, on the new release) is
 never stopped, and it leaves the run alone when the jobs were moved back to its release (a failed
-deploy). `deploy_grace = 0` stops the run with the old process instances. No two runs of a job
+deploy; the run's release is its main process's working directory, `run_release`), as does the
+move back itself. `deploy_grace = 0` stops the run with the old process instances. No two runs of a job
 overlap: systemd never starts a unit that is still active, and every run holds the job's flock
 (`Layout.cron_lock`, taken by the launcher), which `lightfold run` of the job's command takes too;
 a timer rewritten with the same schedule keeps its last-trigger time (Persistent=false: no
@@ -41,6 +42,7 @@ from .layout import (
     cron_grace_unit,
     cron_timer,
     cron_unit,
+    is_release_id,
     proc_instance,
     proc_unit,
 )
@@ -227,11 +229,25 @@ def start_instances(units: list[str], settle: float) -> None:
                      log_tail=journal_tail(unit))
 
 
-def active_run(unit: str) -> str | None:
-    """The InvocationID of the run of `unit` going now, or None (not running, or no valid id)."""
-    props = show(unit, ("ActiveState", "InvocationID"))
+def active_run(unit: str) -> tuple[str, str] | None:
+    """(InvocationID, MainPID) of the run of `unit` going now, or None (not running, no valid id)."""
+    props = show(unit, ("ActiveState", "InvocationID", "MainPID"))
     inv = props.get("InvocationID", "")
-    return inv if props.get("ActiveState") in ("active", "activating") and INVOCATION_ID_RE.fullmatch(inv) else None
+    if props.get("ActiveState") in ("active", "activating") and INVOCATION_ID_RE.fullmatch(inv):
+        return inv, props.get("MainPID", "")
+    return None
+
+
+def run_release(lay: Layout, pid: str) -> str | None:
+    """The release a running job's main process runs in: its working directory, which the
+    launcher set to the release's (resolved) app dir. None when that can't be told."""
+    try:
+        cwd = os.readlink(f"/proc/{int(pid)}/cwd")
+    except (OSError, ValueError):
+        return None
+    rel = os.path.relpath(cwd, lay.releases_dir)
+    rid = rel.split(os.sep, 1)[0]
+    return rid if not rel.startswith("..") and is_release_id(rid) else None
 
 
 def grace_of(job: dict) -> int | None:
@@ -243,10 +259,10 @@ def grace_of(job: dict) -> int | None:
     return grace if not isinstance(limit, int) or grace < limit else None
 
 
-def grace_stopper(lay: Layout, job: str, invocation: str, grace: int, left: str) -> list[str]:
-    """The systemd-run argv that stops run `invocation` of cron job `job` (the move is leaving
-    release `left`) `grace` seconds from now, if that run is still going and the jobs were not
-    moved back onto `left` meanwhile. Every `$` is doubled: systemd expands `$NAME` in a command."""
+def grace_stopper(lay: Layout, job: str, invocation: str, grace: int, left: str, token: int) -> list[str]:
+    """The systemd-run argv that stops run `invocation` of cron job `job` (a run of release
+    `left`) `grace` seconds from now, if that run is still going and the jobs were not moved back
+    onto `left` meanwhile. Every `$` is doubled: systemd expands `$NAME` in a command."""
     unit = cron_unit(lay.app, job)
     said = f"lightfold: cron job {job}, run {invocation} (release {left})"
     script = (
@@ -257,14 +273,16 @@ def grace_stopper(lay: Layout, job: str, invocation: str, grace: int, left: str)
         f'echo "{said}: still running {grace}s after the deploy moved the jobs, stopping it (deploy_grace)"; '
         f"exec systemctl stop {unit}"
     )
-    return ["systemd-run", "--quiet", "--collect", f"--unit={cron_grace_unit(lay.app, job, invocation)}",
+    return ["systemd-run", "--quiet", "--collect", f"--unit={cron_grace_unit(lay.app, job, invocation, token)}",
             f"--on-active={grace}s", "--timer-property=AccuracySec=1s",
             f"--description=lightfold app {lay.app}: deploy grace of cron job {job}", "/bin/sh", "-c", script]
 
 
 def runs_to_end(lay: Layout, old: str | None, rid: str | None, old_cron: list[dict]) -> tuple[list[str], list]:
-    """The cron runs of release `old` going now that the move to `rid` must end: (units to stop
-    with the old instances: deploy_grace 0, [(job, invocation, grace)] to stop later)."""
+    """The cron runs going now that the move from `old` to `rid` must end, with the grace of
+    `old`'s job: (units to stop with the old instances: deploy_grace 0, [(job, invocation, grace,
+    the run's release)] to stop later). A run of `rid` itself (a failed deploy moving the jobs back
+    to the release the run started in) goes on."""
     now, later = [], []
     if old is None or old == rid:
         return now, later
@@ -273,22 +291,27 @@ def runs_to_end(lay: Layout, old: str | None, rid: str | None, old_cron: list[di
         if grace is None:
             continue
         unit = cron_unit(lay.app, job["name"])
-        invocation = active_run(unit)
-        if invocation is None:
+        going = active_run(unit)
+        if going is None:
+            continue
+        invocation, pid = going
+        of = run_release(lay, pid) or old
+        if of == rid:
             continue
         if grace == 0:
             now.append(unit)
         else:
-            later.append((job["name"], invocation, grace))
+            later.append((job["name"], invocation, grace, of))
     return now, later
 
 
-def schedule_grace_stops(lay: Layout, left: str, later: list, warnings: list[str] | None) -> None:
-    for job, invocation, grace in later:
-        step(f"cron job {job} is running on release {left}: it is stopped in {grace}s unless it ends first "
+def schedule_grace_stops(lay: Layout, later: list, warnings: list[str] | None) -> None:
+    token = int(time.time())
+    for job, invocation, grace, of in later:
+        step(f"cron job {job} is running on release {of}: it is stopped in {grace}s unless it ends first "
              "(deploy_grace)")
-        r = run(grace_stopper(lay, job, invocation, grace, left))
-        if r.code != 0 and "already" not in (r.err + r.out):  # the same run, an earlier deploy's stopper
+        r = run(grace_stopper(lay, job, invocation, grace, of, token))
+        if r.code != 0:
             warn(f"could not schedule the deploy grace of cron job {job}: {r.err.strip()}", warnings)
 
 
@@ -332,7 +355,7 @@ def move_procs(lay: Layout, rid: str | None, warnings: list[str] | None = None, 
     if changed:
         systemctl("daemon-reload")
     if end_later:
-        schedule_grace_stops(lay, old, end_later, warnings)
+        schedule_grace_stops(lay, end_later, warnings)
     try:
         start_instances(new_units, settle)
     except AgentError as e:

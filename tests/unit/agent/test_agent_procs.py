@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -218,10 +219,13 @@ def running_tick(lay, two_releases, sd, monkeypatch):
 
     def show(unit, props):
         on = state["active"] and unit == TICK_UNIT
-        return {"ActiveState": "active" if on else "inactive", "InvocationID": RUN_ID if on else ""}
+        return {"ActiveState": "active" if on else "inactive", "InvocationID": RUN_ID if on else "",
+                "MainPID": "4242" if on else "0"}
 
     runs: list[list[str]] = []
+    state["run_release"] = OLD
     monkeypatch.setattr(procs, "show", show)
+    monkeypatch.setattr(procs, "run_release", lambda lay, pid: state["run_release"] if pid == "4242" else None)
     monkeypatch.setattr(procs, "run", lambda argv, timeout=90: runs.append(argv) or Ran(0, "", ""))
     set_grace(20)
     state["set_grace"], state["runs"] = set_grace, runs
@@ -231,8 +235,9 @@ def running_tick(lay, two_releases, sd, monkeypatch):
 def test_a_run_spanning_a_deploy_is_stopped_after_its_grace_by_a_transient_timer(lay, running_tick, sd):
     procs.move_procs(lay, NEW, settle=0)
     [argv] = running_tick["runs"]
-    assert argv[:6] == ["systemd-run", "--quiet", "--collect", f"--unit=lightfold-web.cron-grace-tick-{RUN_ID}",
-                        "--on-active=20s", "--timer-property=AccuracySec=1s"]
+    assert argv[:3] == ["systemd-run", "--quiet", "--collect"]
+    assert re.fullmatch(f"--unit=lightfold-web.cron-grace-tick-{RUN_ID}-[0-9]{{10}}", argv[3]), argv[3]
+    assert argv[4:6] == ["--on-active=20s", "--timer-property=AccuracySec=1s"]
     assert argv[-3:-1] == ["/bin/sh", "-c"]
     script = argv[-1]
     assert f'[ "$$(systemctl show --value -p InvocationID {TICK_UNIT})" = {RUN_ID} ]' in script
@@ -268,13 +273,41 @@ def test_no_grace_timer_when_no_run_is_going_or_the_release_does_not_change(lay,
     assert running_tick["runs"] == []
 
 
-def test_a_second_deploy_during_the_same_run_keeps_the_first_stopper(lay, running_tick, sd, monkeypatch):
+def test_moving_the_jobs_back_to_the_runs_own_release_leaves_the_run_alone(lay, running_tick, sd):
+    """A failed deploy moves the jobs back to the release the run started in: no stopper, and
+    the one the first move scheduled finds the jobs back on the run's release (the script below)."""
+    running_tick["run_release"] = NEW  # the run started in NEW, the move goes OLD -> NEW
+    procs.move_procs(lay, NEW, settle=0)
+    assert running_tick["runs"] == []
+
+
+def test_the_runs_release_is_the_grace_of_its_stopper(lay, running_tick, sd):
+    """A run that started before an earlier move (still going on a release older than `old`):
+    its stopper compares the link with the run's own release, not with the one the move leaves."""
+    running_tick["run_release"] = "20251231000000"
+    procs.move_procs(lay, NEW, settle=0)
+    [argv] = running_tick["runs"]
+    assert "!= ../releases/20251231000000 ]" in argv[-1] and "(release 20251231000000)" in argv[-1]
+
+
+def test_a_failed_schedule_is_a_warning(lay, running_tick, sd, monkeypatch):
     warnings: list[str] = []
-    monkeypatch.setattr(procs, "run", lambda argv, timeout=90: Ran(
-        1, "", f"Failed to start transient timer unit: Unit lightfold-web.cron-grace-tick-{RUN_ID}.timer was "
-               "already loaded or has a fragment file."))
+    monkeypatch.setattr(procs, "run", lambda argv, timeout=90: Ran(1, "", "Failed to start transient timer unit"))
     procs.move_procs(lay, NEW, warnings=warnings, settle=0)
-    assert warnings == []
+    assert warnings == ["could not schedule the deploy grace of cron job tick: Failed to start transient timer unit"]
+
+
+def test_a_running_jobs_release_is_its_working_directory(lay, tmp_path):
+    rel = os.path.join(lay.releases_dir, OLD, "app")
+    os.makedirs(rel)
+    proc = subprocess.Popen(["sleep", "5"], cwd=rel)
+    try:
+        assert procs.run_release(lay, str(proc.pid)) == OLD
+    finally:
+        proc.kill()
+        proc.wait()
+    assert procs.run_release(lay, str(os.getpid())) is None  # not in a release
+    assert procs.run_release(lay, "0") is None and procs.run_release(lay, "") is None
 
 
 @pytest.mark.parametrize("shown, link, stopped, said", [
@@ -286,7 +319,7 @@ def test_a_second_deploy_during_the_same_run_keeps_the_first_stopper(lay, runnin
 def test_the_grace_stopper_script_stops_only_that_run_of_the_old_release(lay, tmp_path, shown, link, stopped, said):
     """The stopper's script run for real by sh, with systemd's `$$` unescaped and a stand-in
     systemctl on PATH that answers the InvocationID and records a stop."""
-    argv = procs.grace_stopper(lay, "tick", RUN_ID, 20, OLD)
+    argv = procs.grace_stopper(lay, "tick", RUN_ID, 20, OLD, 1767225600)
     script = argv[-1].replace("$$", "$")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
