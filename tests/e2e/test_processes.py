@@ -225,7 +225,14 @@ def test_a_cron_run_spanning_a_deploy_is_stopped_after_its_grace_and_its_flock_r
     switch_finished(sb)
     t1 = time.time()
     assert get(sb.ip)[1] == b"v4\n"
-    wait_for(lambda: unit_run(sb, unit) != before, LONG_GRACE + 30, "the run was not stopped after its grace")
+    try:
+        wait_for(lambda: unit_run(sb, unit) != before, LONG_GRACE + 30, "the run was not stopped after its grace")
+    except AssertionError:
+        seen = sb.exec(f"systemctl list-units --all --no-legend 'lightfold-{name}.cron-grace-*'; "
+                       f"journalctl --no-pager -o cat -u 'lightfold-{name}.cron-grace-*' | tail -n 20; "
+                       f"systemctl show -p MainPID,InvocationID {unit}; "
+                       f"cat /srv/{name}/.lightfold/last-op.json | head -c 3000", check=False)
+        raise AssertionError(f"the run was not stopped after its grace\n{seen.stdout}{seen.stderr}") from None
     [spanning] = [r for r in long_runs(sb) if r["begin"] and r["begin"] < t0 and r["last"] > t0]
     assert spanning["version"] == live and not spanning["ended"], spanning
     assert t0 + LONG_GRACE - 2 <= spanning["last"] <= t1 + LONG_GRACE + 3, (t0, t1, spanning)
