@@ -259,23 +259,40 @@ def grace_of(job: dict) -> int | None:
     return grace if not isinstance(limit, int) or grace < limit else None
 
 
+# The stopper's program (python3 -c): argv = unit, invocation, procs link, the run's release, grace,
+# what to say. No "$" and no "%" in it: systemd would expand them in a command line (measured: a
+# doubled "$$" in a `systemd-run --on-active` command did not come back as "$").
+GRACE_STOPPER = (
+    "import os, subprocess, sys\n"
+    "unit, invocation, link, left, grace, said = sys.argv[1:7]\n"
+    "now = subprocess.run(['systemctl', 'show', '--value', '-p', 'InvocationID', unit],"
+    " capture_output=True, text=True).stdout.strip()\n"
+    "if now != invocation:\n"
+    "    print(said + ': ended within its deploy grace')\n"
+    "    sys.exit(0)\n"
+    "try:\n"
+    "    on = os.readlink(link)\n"
+    "except OSError:\n"
+    "    on = ''\n"
+    "if on == '../releases/' + left:\n"
+    "    print(said + ': the jobs are back on its release, it keeps going')\n"
+    "    sys.exit(0)\n"
+    "print(said + ': still running ' + grace + 's after the deploy moved the jobs, stopping it (deploy_grace)',"
+    " flush=True)\n"
+    "os.execvp('systemctl', ['systemctl', 'stop', unit])\n"
+)
+
+
 def grace_stopper(lay: Layout, job: str, invocation: str, grace: int, left: str, token: int) -> list[str]:
     """The systemd-run argv that stops run `invocation` of cron job `job` (a run of release
     `left`) `grace` seconds from now, if that run is still going and the jobs were not moved back
-    onto `left` meanwhile. Every `$` is doubled: systemd expands `$NAME` in a command."""
+    onto `left` meanwhile (GRACE_STOPPER, run by the server's python3 as root)."""
     unit = cron_unit(lay.app, job)
     said = f"lightfold: cron job {job}, run {invocation} (release {left})"
-    script = (
-        f'[ "$$(systemctl show --value -p InvocationID {unit})" = {invocation} ] || '
-        f'{{ echo "{said}: ended within its deploy grace"; exit 0; }}; '
-        f'[ "$$(readlink {lay.procs_link})" != ../releases/{left} ] || '
-        f'{{ echo "{said}: the jobs are back on its release, it keeps going"; exit 0; }}; '
-        f'echo "{said}: still running {grace}s after the deploy moved the jobs, stopping it (deploy_grace)"; '
-        f"exec systemctl stop {unit}"
-    )
     return ["systemd-run", "--quiet", "--collect", f"--unit={cron_grace_unit(lay.app, job, invocation, token)}",
             f"--on-active={grace}s", "--timer-property=AccuracySec=1s",
-            f"--description=lightfold app {lay.app}: deploy grace of cron job {job}", "/bin/sh", "-c", script]
+            f"--description=lightfold app {lay.app}: deploy grace of cron job {job}",
+            "/usr/bin/python3", "-I", "-c", GRACE_STOPPER, unit, invocation, lay.procs_link, left, str(grace), said]
 
 
 def runs_to_end(lay: Layout, old: str | None, rid: str | None, old_cron: list[dict]) -> tuple[list[str], list]:

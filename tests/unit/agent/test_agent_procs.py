@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 from tests.unit.agent.conftest import NEW_RID, OLD_RID, blue_live_and_systemd_ok
@@ -238,12 +239,10 @@ def test_a_run_spanning_a_deploy_is_stopped_after_its_grace_by_a_transient_timer
     assert argv[:3] == ["systemd-run", "--quiet", "--collect"]
     assert re.fullmatch(f"--unit=lightfold-web.cron-grace-tick-{RUN_ID}-[0-9]{{10}}", argv[3]), argv[3]
     assert argv[4:6] == ["--on-active=20s", "--timer-property=AccuracySec=1s"]
-    assert argv[-3:-1] == ["/bin/sh", "-c"]
-    script = argv[-1]
-    assert f'[ "$$(systemctl show --value -p InvocationID {TICK_UNIT})" = {RUN_ID} ]' in script
-    assert f'[ "$$(readlink {lay.procs_link})" != ../releases/{OLD} ]' in script
-    assert script.endswith(f"exec systemctl stop {TICK_UNIT}")
-    assert "$" not in script.replace("$$", "")  # systemd would expand a single $
+    assert argv[6:10] == ["--description=lightfold app web: deploy grace of cron job tick", "/usr/bin/python3",
+                          "-I", "-c"]
+    assert argv[11:16] == [TICK_UNIT, RUN_ID, lay.procs_link, OLD, "20"]
+    assert not any(c in a for a in argv for c in "$%")  # systemd would expand them
     # the run itself is not stopped by the move, only the old worker instances are
     assert not any(v[0] == "stop" and TICK_UNIT in v for v in sd.verbs())
 
@@ -287,7 +286,7 @@ def test_the_runs_release_is_the_grace_of_its_stopper(lay, running_tick, sd):
     running_tick["run_release"] = "20251231000000"
     procs.move_procs(lay, NEW, settle=0)
     [argv] = running_tick["runs"]
-    assert "!= ../releases/20251231000000 ]" in argv[-1] and "(release 20251231000000)" in argv[-1]
+    assert argv[14] == "20251231000000" and "(release 20251231000000)" in argv[-1]
 
 
 def test_a_failed_schedule_is_a_warning(lay, running_tick, sd, monkeypatch):
@@ -317,10 +316,10 @@ def test_a_running_jobs_release_is_its_working_directory(lay, tmp_path):
     (RUN_ID, OLD, False, "the jobs are back on its release"),      # a failed deploy moved them back
 ])
 def test_the_grace_stopper_script_stops_only_that_run_of_the_old_release(lay, tmp_path, shown, link, stopped, said):
-    """The stopper's script run for real by sh, with systemd's `$$` unescaped and a stand-in
-    systemctl on PATH that answers the InvocationID and records a stop."""
+    """The stopper's program run for real, with a stand-in systemctl on PATH that answers the
+    InvocationID and records a stop."""
     argv = procs.grace_stopper(lay, "tick", RUN_ID, 20, OLD, 1767225600)
-    script = argv[-1].replace("$$", "$")
+    program = argv[argv.index("-c"):]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "systemctl"
@@ -328,7 +327,7 @@ def test_the_grace_stopper_script_stops_only_that_run_of_the_old_release(lay, tm
     fake.chmod(0o755)
     os.makedirs(os.path.dirname(lay.procs_link), exist_ok=True)
     swap_symlink(lay.procs_link, f"../releases/{link}")
-    r = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-I", *program], capture_output=True, text=True,
                        env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert said in r.stdout and f"cron job tick, run {RUN_ID} (release {OLD})" in r.stdout
