@@ -58,6 +58,24 @@ def test_scale_out_and_in_behind_haproxy_without_a_failed_request(sandbox):
     assert v2 != release and {s["live_release"] for s in status(sb)["servers"]} == {v2}
     assert {get(lb["ip"], "/")[1] for _ in range(6)} == {b"v2\n"}
 
+    # A server that fails its health gate mid-rollout: the third one's slots cannot start. The
+    # first two switch, the third fails, and the first two go back: every server still serves v2.
+    third = f"{sb.target}-3"
+    dropin = f"/etc/systemd/system/lightfold-{sb.target}@.service.d"
+    in_machine(third, f"mkdir -p {dropin} && printf '[Service]\\nExecStartPre=/bin/false\\n' > {dropin}/zz-broken.conf"
+                      " && systemctl daemon-reload")
+    set_python_message(sb.project, "v3")
+    with Probe(f"http://{lb['ip']}/", rate=20, expect_status=200, max_seconds=300) as failing:
+        t4 = time.monotonic()
+        refused = sb.lightfold("push", "--target", sb.target, "--json", timeout=400, check=False)
+        took_failed = time.monotonic() - t4
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    said = " ".join(refused.stderr.split())
+    assert f"failed on {third}" in said and "went back to their previous release" in said, said
+    assert failing.result.failed == 0, failing.result.summary()
+    assert {s["live_release"] for s in status(sb)["servers"]} == {v2}
+    assert {get(lb["ip"], "/")[1] for _ in range(6)} == {b"v2\n"}
+
     with Probe(f"http://{lb['ip']}/", rate=20, expect_status=200, max_seconds=400) as probe:
         t1 = time.monotonic()
         shrunk = scale(sb, 2)
@@ -69,9 +87,42 @@ def test_scale_out_and_in_behind_haproxy_without_a_failed_request(sandbox):
     assert probe.result.failed == 0, probe.result.summary()
     assert probe.result.total > 20
     assert again["added"] == [f"{sb.target}-3"]
-    assert status(sb)["load_balancer"]["healthy_backends"] == 3
+    st = status(sb)
+    assert st["load_balancer"]["healthy_backends"] == 3
+    assert {s["live_release"] for s in st["servers"]} == {v2}  # the new third got the live release
+
+    # A server that goes away mid-traffic (every packet to it dropped, as a powered-off VM): the
+    # requests HAProxy sends it fail to connect and are redispatched; its checks take it out.
+    with Probe(f"http://{lb['ip']}/", rate=20, expect_status=200, max_seconds=60) as gone:
+        time.sleep(1)
+        t5 = time.monotonic()
+        in_machine(third, "nft insert rule inet lightfold input drop")
+        while status_of_backend(sb, third) != "DOWN":
+            assert time.monotonic() - t5 < 20, "HAProxy did not take the dead server out"
+            time.sleep(0.2)
+        detected = time.monotonic() - t5
+        time.sleep(2)
+    assert gone.result.failed == 0, gone.result.summary()
     print(f"scale 1->3 {took_up:.1f}s, rolling push {took_push:.1f}s ({rolling.result.summary()}), "
-          f"3->2 {took_down:.1f}s, 2->3 {took_again:.1f}s; probe {probe.result.summary()}")
+          f"failed rollout back in {took_failed:.1f}s ({failing.result.summary()}), "
+          f"3->2 {took_down:.1f}s, 2->3 {took_again:.1f}s ({probe.result.summary()}); "
+          f"a server gone: out of rotation after {detected:.1f}s ({gone.result.summary()})")
+
+
+def in_machine(name: str, command: str) -> None:
+    """A command inside one of the target's machines as root (nsenter, no SSH)."""
+    import subprocess
+
+    from lightfold.sandbox import machine
+
+    proc = subprocess.run(machine.exec_argv(name, ["sh", "-c", command]), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def status_of_backend(sb, name: str) -> str:
+    """The server's state as HAProxy sees it (status --json's load_balancer.backends)."""
+    backends = status(sb)["load_balancer"]["backends"]
+    return next(b["status"] for b in backends if b["name"] == name)
 
 
 def test_byos_servers_from_the_config_behind_haproxy(machine_factory, fresh_env):

@@ -10,8 +10,10 @@ What the configuration does:
 - active HTTP health checks on the app's health path (`option httpchk`, the health Host header,
   2xx/3xx unless the target expects one status), every second, down after 2 failures and up again
   after 2 successes: a server that stops answering leaves the rotation within about 2 s;
-- `option redispatch` with `retries 3`: a request whose connection to a server fails is retried on
-  another server, so the detection window costs retries, not errors;
+- `option redispatch 1` with `retries 3`: a request whose connection to a server fails is retried
+  on another server at once (every retry redispatches; plain `option redispatch` waits for the
+  last retry, 3 connect timeouts, longer than a client waits), so the detection window of a
+  server that went away costs a retry, not an error;
 - a graceful reload (`systemctl reload haproxy`: the old process finishes its connections) after
   `haproxy -c` accepts the new file; a refused file is put back (the plan's step undo);
 - the servers' states (drain, maint) survive a reload through a server-state file;
@@ -70,7 +72,7 @@ defaults
 \tlog global
 \toption httplog
 \toption dontlognull
-\toption redispatch
+\toption redispatch 1
 \tretries {RETRIES}
 \ttimeout connect 2s
 \ttimeout client 60s

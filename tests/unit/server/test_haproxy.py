@@ -24,7 +24,7 @@ def test_config_checks_every_server_on_the_health_path_and_redispatches():
     assert "option httpchk" in text
     assert "http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host shop.example.com" in text
     assert "http-check expect status 200-399" in text  # 2xx/3xx, as the servers' own health gate
-    assert "option redispatch" in text and "retries 3" in text
+    assert "\toption redispatch 1\n" in text and "retries 3" in text  # every retry goes to another server
     assert "default-server inter 1s fastinter 500ms downinter 1s fall 2 rise 2" in text
     assert f"stats socket {HAPROXY_SOCKET} mode 660 level admin" in text
     assert "load-server-state-from-file global" in text and "bind :80" in text
