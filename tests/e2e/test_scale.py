@@ -1,8 +1,9 @@
 """A target on several sandbox machines behind HAProxy on a machine of its own (`lightfold scale`):
-the Flask example scaled 1 -> 3, a rolling push (built once, the same release on every server),
-then 3 -> 2 -> 3, with the availability probe through the load balancer during the rolling push
-and while it shrinks and grows again (0 failed requests), the app servers' web ports open to the
-load balancer only, and status's servers / load_balancer keys."""
+the Flask example scaled 1 -> 3, a rolling push (built once, the same release on every server), a
+push whose third server fails its health gate (the others go back), a rollback of every server,
+then 3 -> 2 -> 3 and a server gone mid-traffic, each with the availability probe through the load
+balancer (0 failed requests); the app servers' web ports open to the load balancer only, and
+status's servers / load_balancer keys."""
 
 from __future__ import annotations
 
@@ -76,6 +77,16 @@ def test_scale_out_and_in_behind_haproxy_without_a_failed_request(sandbox):
     assert {s["live_release"] for s in status(sb)["servers"]} == {v2}
     assert {get(lb["ip"], "/")[1] for _ in range(6)} == {b"v2\n"}
 
+    # rollback: every server back to the first release, the primary first, each by its own gate
+    with Probe(f"http://{lb['ip']}/", rate=20, expect_status=200, max_seconds=300) as back:
+        t6 = time.monotonic()
+        rolled = json.loads(sb.lightfold("rollback", "--target", sb.target, "--json", timeout=400).stdout)
+        took_back = time.monotonic() - t6
+    assert back.result.failed == 0, back.result.summary()
+    assert rolled["release"] == release
+    assert {s["live_release"] for s in status(sb)["servers"]} == {release}
+    assert {get(lb["ip"], "/")[1] for _ in range(6)} == {b"hello from lightfold (python)\n"}
+
     with Probe(f"http://{lb['ip']}/", rate=20, expect_status=200, max_seconds=400) as probe:
         t1 = time.monotonic()
         shrunk = scale(sb, 2)
@@ -89,7 +100,7 @@ def test_scale_out_and_in_behind_haproxy_without_a_failed_request(sandbox):
     assert again["added"] == [f"{sb.target}-3"]
     st = status(sb)
     assert st["load_balancer"]["healthy_backends"] == 3
-    assert {s["live_release"] for s in st["servers"]} == {v2}  # the new third got the live release
+    assert {s["live_release"] for s in st["servers"]} == {release}  # the new third got the live release
 
     # A server that goes away mid-traffic (every packet to it dropped, as a powered-off VM): the
     # requests HAProxy sends it fail to connect and are redispatched; its checks take it out.
@@ -105,6 +116,7 @@ def test_scale_out_and_in_behind_haproxy_without_a_failed_request(sandbox):
     assert gone.result.failed == 0, gone.result.summary()
     print(f"scale 1->3 {took_up:.1f}s, rolling push {took_push:.1f}s ({rolling.result.summary()}), "
           f"failed rollout back in {took_failed:.1f}s ({failing.result.summary()}), "
+          f"rollback {took_back:.1f}s ({back.result.summary()}), "
           f"3->2 {took_down:.1f}s, 2->3 {took_again:.1f}s ({probe.result.summary()}); "
           f"a server gone: out of rotation after {detected:.1f}s ({gone.result.summary()})")
 

@@ -45,11 +45,14 @@ def world(monkeypatch):
         return SwitchResult(release=release)
 
     async def call(conn, op, app, **fields):
-        events.append((op, conn.host, fields["to"]))
-        return {}
+        events.append((op, conn.host, fields.get("to")))
+        return {"release": fields.get("to") or "20260101000000"}
 
     async def status(conn, app):
-        return StatusReply.from_dict({"live": {"release": "20260101000000"}, "releases": []})
+        return StatusReply.from_dict({"live": {"release": live[0]}, "releases": []})
+
+    live = ["20260101000000"]
+    monkeypatch.setattr(rolling, "LIVE", live, raising=False)
 
     async def shipped(src, dst, target, detection, release_id, report=None):
         events.append(("ship", dst.host, release_id))
@@ -128,3 +131,31 @@ def test_scale_plans_new_names_and_removes_the_newest_never_the_primary():
     assert plan_change(SERVERS, 3, "web") == ([], [])
     with pytest.raises(UsageError):
         plan_change(SERVERS, 0, "web")
+
+
+def test_rollback_of_every_server_goes_where_the_primary_went(world):
+    events, _ = world
+    rolling.LIVE[0] = "20260202000000"  # what is live everywhere before the rollback
+    result, left = asyncio.run(rolling.rollback_all(target(), SERVERS, None))
+    back = [(e[1], e[2]) for e in events if e[0] == "rollback"]
+    # the primary's agent picks (no `to`), every other server follows it to the same release
+    assert back == [("10.0.0.1", None), ("10.0.0.2", "20260101000000"), ("10.0.0.3", "20260101000000")]
+    assert result.release == "20260101000000" and left == "20260202000000"
+
+
+def test_a_failed_rollback_puts_the_rolled_back_servers_forward_again(world, monkeypatch):
+    events, failing = world
+    rolling.LIVE[0] = "20260202000000"
+
+    async def call(conn, op, app, **fields):
+        events.append((op, conn.host, fields.get("to")))
+        if conn.host == "10.0.0.3":
+            raise LightfoldError("health check failed")
+        return {"release": fields.get("to") or "20260101000000"}
+
+    monkeypatch.setattr(agent_client, "call", call)
+    with pytest.raises(LightfoldError) as err:
+        asyncio.run(rolling.rollback_all(target(), SERVERS, "20260101000000"))
+    assert "failed on web-3" in err.value.problem and "web, web-2 went forward again" in err.value.problem
+    forward = [(e[1], e[2]) for e in events if e[0] == "rollback"][3:]
+    assert forward == [("10.0.0.2", "20260202000000"), ("10.0.0.1", "20260202000000")]

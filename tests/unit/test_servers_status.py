@@ -48,16 +48,3 @@ def test_a_scaled_target_reads_each_server_and_the_load_balancer(lf_home, monkey
     assert "haproxy on web-lb (10.0.0.9): 1 of 2 servers healthy" in lines[0]
     assert "web-2 10.0.0.6 (web): release 20260101000000" in lines[2]
 
-
-def test_rollback_of_a_scaled_target_is_refused_before_it_touches_a_server(lf_home):
-    import pytest
-
-    from lightfold import config
-    from lightfold.errors import LightfoldError
-    from lightfold.release import operate
-
-    config.update(lambda c: c.targets.__setitem__("web", config.TargetConfig(
-        project_path="/p", provider="local", provider_config={"local": config.ProviderConfig(ip="10.0.0.5")})))
-    state.update("web", lambda s: setattr(s, "load_balancer", state.LoadBalancer(name="web-lb", ip="10.0.0.9")))
-    with pytest.raises(LightfoldError, match="more than one server is not built yet"):
-        operate.rollback_target("web")

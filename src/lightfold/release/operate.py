@@ -71,12 +71,20 @@ def rollback_target(name: str, *, to: str | None = None, lock_wait: int = 0, rep
 
     check_release_id(to)
     t = targets.load(name)
-    if state.load(name).multi:  # the agent's rollback is one server's: it would leave the others behind
-        raise LightfoldError(
-            f"rollback of '{name}' on more than one server is not built yet (it would switch the primary only)",
-            f"push the earlier code instead: a rolling push switches every server (`lightfold push --target {name}`)",
-        )
+    st = state.load(name)
+    if st.multi:  # every server, the primary first (lightfold.release.rolling)
+        return _rollback_all(t, state.servers_of(name, t.server.ip, st), to, report)
     return targets.on_server(t, lambda conn: rollback(conn, t, to=to, lock_wait=lock_wait, report=report))
+
+
+def _rollback_all(t: Target, servers: list, to: str | None, report: Report) -> RollbackResult:
+    from lightfold.release.rolling import rollback_all
+    from lightfold.remote import run_sync
+
+    t0 = time.monotonic()
+    result, left = run_sync(rollback_all(t, servers, to, report=report))
+    _record_live(t.name, result.release, result.entry or JournalEntry())
+    return RollbackResult(result.release or "", left, result.slot, {"total": time.monotonic() - t0}, result)
 
 
 async def rollback(

@@ -131,6 +131,56 @@ class Rollout:
                     await _rollback(conn, app, prev)
 
 
-async def _rollback(conn: Connection, app: str, to: str) -> None:
-    """The agent's rollback to `to` under the deploy lock the caller holds (as `actor()`)."""
-    await agent_client.call(conn, "rollback", app, detach=True, holder=actor(), to=to, timeout=900)
+async def _rollback(conn: Connection, app: str, to: str | None) -> SwitchResult:
+    """The agent's rollback to `to` (None: the release it picks, the one before the live one) under
+    the deploy lock the caller holds (as `actor()`)."""
+    fields = {"to": to} if to else {}
+    return SwitchResult.from_dict(await agent_client.call(conn, "rollback", app, detach=True, holder=actor(),
+                                                          timeout=900, **fields))
+
+
+async def rollback_all(t: Target, servers: list[state.Server], to: str | None, *,
+                       report: Report = silent) -> tuple[SwitchResult, str | None]:
+    """`rollback` of a target on more than one server: the primary first, under its deploy lock
+    (the target-wide one), to `to` or the release before its live one; then every other server,
+    one at a time under its own lock, to that same release, each by its own health gate. When one
+    fails, the servers already rolled back go forward again to the release they had, and the
+    rollback fails naming the server. Returns (the primary's switch, the release it left)."""
+    from lightfold.release.push import deploy_lock
+
+    app = t.name
+    async with contextlib.AsyncExitStack() as stack:
+        conns: dict[str, Connection] = {}
+        for s in servers:
+            conns[s.name] = await stack.enter_async_context(await connect(t.on(s.ip)))
+        before = {s.name: (await agent_client.status(conns[s.name], app)).live.release for s in servers}
+        primary = servers[0]
+        switched: list[str] = []
+        async with deploy_lock(conns[primary.name], app, "rollback", to, report=report):
+            report("step", f"{primary.name}: rolling back" + (f" to {to}" if to else ""))
+            first = await _rollback(conns[primary.name], app, to)
+            switched.append(primary.name)
+            wanted = first.release
+            try:
+                for s in servers[1:]:
+                    report("step", f"{s.name}: rolling back to {wanted}")
+                    async with deploy_lock(conns[s.name], app, "rollback", wanted, report=report):
+                        await _rollback(conns[s.name], app, wanted)
+                    switched.append(s.name)
+            except BaseException as err:
+                for name in reversed(switched):
+                    if not before.get(name):
+                        continue
+                    report("step", f"{name}: forward again to {before[name]}")
+                    if name == primary.name:
+                        await _rollback(conns[name], app, before[name])
+                    else:
+                        async with deploy_lock(conns[name], app, "rollback", before[name], report=report):
+                            await _rollback(conns[name], app, before[name])
+                failed = servers[len(switched)].name
+                why = err.problem if isinstance(err, LightfoldError) else f"{type(err).__name__}: {err}"
+                raise LightfoldError(
+                    f"rollback to {wanted} failed on {failed}: {why}; {', '.join(switched)} went forward again to "
+                    f"the release they had", "every server serves the release it had; see `lightfold status`",
+                    details=getattr(err, "details", []) or []) from err
+    return first, before[primary.name]
