@@ -108,7 +108,7 @@ def test_scale_out_and_in_behind_haproxy_without_a_failed_request(sandbox):
         time.sleep(1)
         t5 = time.monotonic()
         in_machine(third, "nft insert rule inet lightfold input drop")
-        while status_of_backend(sb, third) != "DOWN":
+        while backend_state(lb["name"], third) != "DOWN":
             assert time.monotonic() - t5 < 20, "HAProxy did not take the dead server out"
             time.sleep(0.2)
         detected = time.monotonic() - t5
@@ -121,20 +121,24 @@ def test_scale_out_and_in_behind_haproxy_without_a_failed_request(sandbox):
           f"a server gone: out of rotation after {detected:.1f}s ({gone.result.summary()})")
 
 
-def in_machine(name: str, command: str) -> None:
-    """A command inside one of the target's machines as root (nsenter, no SSH)."""
+def in_machine(name: str, command: str) -> str:
+    """A command inside one of the target's machines as root (nsenter, no SSH); its stdout."""
     import subprocess
 
     from lightfold.sandbox import machine
 
     proc = subprocess.run(machine.exec_argv(name, ["sh", "-c", command]), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
 
 
-def status_of_backend(sb, name: str) -> str:
-    """The server's state as HAProxy sees it (status --json's load_balancer.backends)."""
-    backends = status(sb)["load_balancer"]["backends"]
-    return next(b["status"] for b in backends if b["name"] == name)
+def backend_state(balancer: str, name: str) -> str:
+    """The server's state as HAProxy sees it, read on its stats socket inside the load balancer's
+    machine (status would wait for SSH to the dead server)."""
+    from lightfold.server import haproxy
+
+    stats = haproxy.parse_stat(in_machine(balancer, haproxy.stat_command()))
+    return next(s.status for s in stats if s.name == name)
 
 
 def test_byos_servers_from_the_config_behind_haproxy(machine_factory, fresh_env):
