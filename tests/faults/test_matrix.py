@@ -147,7 +147,8 @@ def test_an_app_listening_on_another_address(app, address):
     set_version(sb, f"v11-{address}")
     try:
         with probe(sb) as p:
-            r = sb.lightfold("deploy", "--target", sb.target, check=False, timeout=300)
+            # --wait: the deploy returns once the smoke window and the drain are over (and the lock free)
+            r = sb.lightfold("deploy", "--target", sb.target, "--wait", check=False, timeout=300)
         assert p.result.failed == 0, p.result.summary()
         if address == "::1":
             assert r.returncode == 1, r.stderr
