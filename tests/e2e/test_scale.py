@@ -27,6 +27,7 @@ def scale(sb, n: int) -> dict:
     return json.loads(sb.lightfold("scale", "--target", sb.target, "--servers", str(n), "--json", timeout=500).stdout)
 
 
+@pytest.mark.scale_full  # about 6 minutes: LIGHTFOLD_SCALE=all (README); the byos test below runs by default
 def test_scale_out_and_in_behind_haproxy_without_a_failed_request(sandbox):
     sb = sandbox
     install_example(sb.project, "python-flask")

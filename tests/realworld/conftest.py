@@ -13,7 +13,6 @@ result, seconds) that tests/conftest.py prints as a table at the end of the run.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -23,17 +22,7 @@ from tests.e2e.apps import commit, get
 from tests.e2e.conftest import Sandbox, created, new_sandbox, sandbox_unavailable
 from tests.realworld.generators import App
 
-ALL = os.environ.get("LIGHTFOLD_REALWORLD", "") == "all"
 DEPLOY_TIMEOUT = 1100
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    if ALL:
-        return
-    keep = [i for i in items if not i.get_closest_marker("realworld_full")]
-    if len(keep) != len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("realworld_full")])
-        items[:] = keep
 
 
 @pytest.fixture(scope="module")
