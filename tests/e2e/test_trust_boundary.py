@@ -48,6 +48,10 @@ for d in t["dirs"]:
     attempt(f"plant a symlink in {d}", lambda: os.symlink("/etc/passwd", p + "-link"))
     attempt(f"chmod {d}", lambda: os.chmod(d, 0o777))
     attempt(f"rename {d}", lambda: (os.rename(d, d + ".lf-attack"), os.rename(d + ".lf-attack", d)))
+for f in t.get("linked", []):  # its own file, a hard link to an older release's: the inode is not its
+    attempt(f"open for writing {f}", lambda: os.close(os.open(f, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)))
+    attempt(f"chmod {f}", lambda: os.chmod(f, 0o666, follow_symlinks=False))
+    attempt(f"touch {f}", lambda: os.utime(f, None, follow_symlinks=False))
 for d in t["writable"]:
     p = os.path.join(d, ".lf-given")
     try:
@@ -67,6 +71,24 @@ if t["metadata"]:
         out["metadata"] = errno.errorcode.get(e.errno, "timeout") if e.errno else "timeout"
 print(json.dumps(out))
 """
+
+# Run by the build (the project's build command, as the build user, in the release being built):
+# the targets of ATTACK in the app's other releases (the live one and the rollback target) and in
+# its own hard-linked node_modules.
+BUILD_TARGETS = r"""
+import glob, json, os
+me = os.path.realpath(".")
+home = os.path.dirname(os.path.dirname(me))
+others = sorted(r for r in glob.glob(home + "/releases/[0-9]*") if os.path.realpath(r) != me)
+files, dirs = [], [home + "/deps"]
+for r in others:
+    files += [r + "/.lightfold/start", r + "/.lightfold/release.json", r + "/server.js",
+              r + "/node_modules/express/package.json"]
+    dirs += [r, r + "/.lightfold", r + "/node_modules", r + "/node_modules/express"]
+print(json.dumps({"files": files, "dirs": dirs, "linked": [me + "/node_modules/express/package.json"],
+                  "writable": [me], "metadata": False, "others": others}))
+"""
+
 
 # The Flask app's release command: what it may write (storage) and what it may not (its release).
 MIGRATE = """import os
@@ -219,13 +241,16 @@ def test_the_app_units_deny_the_metadata_address(apps):
     assert "IPAddressDeny=169.254.169.254" in sandbox_properties(apps.node)  # what `run` passes to systemd-run
 
 
-def test_releases_and_deps_are_the_build_users_and_sealed(apps):
+def test_releases_and_deps_are_roots_and_sealed(apps):
+    """Once built, a release and its deps are root's (the build user owns only the release it
+    builds), with no group/other write bit; the releases/ and deps/ dirs are the build user's."""
     a = apps
     for app in (a.node, a.py):
         for d in ("releases", "deps"):
-            wrong = a.sb.exec(f"find /srv/{app}/{d} \\( ! -user lfb-{app} -o \\( ! -type l -perm /6022 \\) \\) "
+            wrong = a.sb.exec(f"find /srv/{app}/{d} -mindepth 1 \\( ! -user root -o \\( ! -type l -perm /6022 \\) \\) "
                               "-printf '%p %u %m\\n' | head -n 5").stdout
             assert wrong == "", wrong
+            assert a.sb.exec(f"stat -c %U /srv/{app}/{d}").stdout.strip() == f"lfb-{app}"
         # what the app writes at run time lives outside: nothing of lf-<app> in the code
         assert a.sb.exec(f"find /srv/{app}/releases /srv/{app}/deps -user lf-{app} | head -n 1").stdout == ""
         assert a.sb.exec(f"stat -c '%U %a' /srv/{app}/cache /srv/{app}/storage").stdout.split() == [
@@ -242,8 +267,8 @@ def test_the_release_command_runs_as_the_app_user_confined_and_writes_only_stora
 
 
 def test_an_earlier_versions_app_owned_releases_are_converted_by_the_next_configure(apps):
-    """Before immutable releases the app user owned its releases and venvs: configure hands them
-    to the build user without stopping the app; a second configure changes nothing."""
+    """Before immutable releases the app user owned its releases and venvs: configure makes them
+    root's without stopping the app; a second configure changes nothing."""
     a = apps
     app = a.py
     a.sb.exec(f"chown -R lf-{app}:lf-{app} /srv/{app}/releases /srv/{app}/deps"
@@ -256,7 +281,7 @@ def test_an_earlier_versions_app_owned_releases_are_converted_by_the_next_config
     assert found["severity"] == "high" and found["subject"].startswith(f"/srv/{app}/"), found
     first = a.sb.lightfold("configure", "--target", app, "--force", "--json", str(a.py_project), timeout=600)
     assert "app-user" in json.loads(first.stdout)["changed"], first.stdout
-    assert f"releases and deps: lfb-{app}'s, read-only to lf-{app}" in first.stderr
+    assert f"releases and deps: root's, read-only to lf-{app} and lfb-{app}" in first.stderr
     left = a.sb.exec(f"find /srv/{app}/releases /srv/{app}/deps \\( -user lf-{app} -o \\( ! -type l -perm /022 \\) \\)"
                      " | head -n 3").stdout
     assert left == "", left
@@ -264,11 +289,42 @@ def test_an_earlier_versions_app_owned_releases_are_converted_by_the_next_config
     serving(a)
     again = a.sb.lightfold("configure", "--target", app, "--force", "--json", str(a.py_project), timeout=600)
     assert "app-user" in json.loads(again.stdout)["unchanged"], again.stdout
-    # and the app deploys on it as before (an env-only copy, as the build user)
+    # and the app deploys on it as before (an env-only copy, by root, of a root's release)
     a.sb.lightfold("config", "set", "deploy.env_vars.TRUST", "1", "-t", app)
     data = json.loads(a.sb.lightfold("deploy", "--target", app, "--json", str(a.py_project), timeout=600).stdout)
     assert data["push"]["build"] == "env-only", data
     assert get(a.sb.ip, "/env/TRUST", host="py.trust.test") == (200, b"1")
+    serving(a)
+
+
+def test_a_build_cannot_change_the_live_release_an_older_one_or_the_deps_they_share(apps):
+    """issue 13: builds run as the build user, and so does a hostile dependency's install script.
+    A build whose build command attacks the app's other releases (the live one, the rollback
+    target: files, dirs, their node_modules) and the hard-linked node_modules it reused: every
+    attempt fails, nothing there changes, and the release it builds deploys and serves."""
+    a = apps
+    sb, app = a.sb, a.node
+    before_releases = releases(sb, app)
+    kept = [f"/srv/{app}/releases/{r}" for r in before_releases] + [f"/srv/{app}/deps"]
+    before = snapshot(sb, kept)
+    (sb.project / "lf_targets.py").write_text(BUILD_TARGETS)
+    (sb.project / "lf_attack.py").write_text(ATTACK)
+    (sb.project / "lightfold.toml").write_text(
+        'storage = ["uploads"]\n'
+        'build = "python3 lf_targets.py > lf-targets.json && python3 lf_attack.py \\"$(cat lf-targets.json)\\"'
+        ' > build-attack.json"\n')
+    commit(sb.project, "a hostile build")
+    data = json.loads(sb.lightfold("deploy", "--target", app, "--json", timeout=600).stdout)
+    assert data["push"]["build"] == "deps-reused", data  # node_modules hard-linked from the live release
+    new = data["push"]["release"]
+    targets = json.loads(sb.exec(f"cat /srv/{app}/releases/{new}/lf-targets.json").stdout)
+    assert len(targets["others"]) == len(before_releases) >= 2, targets["others"]
+    out = json.loads(sb.exec(f"cat /srv/{app}/releases/{new}/build-attack.json").stdout)
+    assert out["succeeded"] == [], out["succeeded"]
+    assert out["refused"] == 5 * len(targets["files"]) + 5 * len(targets["dirs"]) + 3 * len(targets["linked"])
+    assert out["not_writable"] == []  # its own release was its to write while it was built
+    assert snapshot(sb, kept) == before
+    assert live_release(sb, app) == new
     serving(a)
 
 

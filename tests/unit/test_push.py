@@ -106,15 +106,18 @@ def test_the_public_url_is_the_domain_when_there_is_one(domain, url):
 
 
 def test_the_env_only_copy_hard_links_the_live_release_and_replaces_its_release_json():
+    """The live release is root's (sealed): root copies it, with no process of the build user
+    alive (it could plant the new path) and only to a path that does not exist yet."""
     cmd = push._copy_release_command("web", LIVE, "20260101130000", {"env_hash": "e2", "commit": "abc"})
     argv = shlex.split(cmd)
-    # all of it as the build user, who owns the releases: never root, never the app user
-    assert argv[:9] == ["runuser", "-u", "lfb-web", "--", "cp", "-a", "--link", f"/srv/web/releases/{LIVE}",
-                        "/srv/web/releases/20260101130000"]
-    assert argv[9:16] == ["&&", "runuser", "-u", "lfb-web", "--", "python3", "-c"]
-    assert argv[17] == "/srv/web/releases/20260101130000/.lightfold/release.json"
-    assert json.loads(argv[18]) == {"id": "20260101130000", "env_hash": "e2", "commit": "abc"}
-    assert "os.replace" in argv[16]  # a new file: the old one is a hard link to the live release's
+    new = "/srv/web/releases/20260101130000"
+    assert argv[:7] == ["{", "pkill", "-KILL", "-U", "lfb-web;", "true;", "}"]
+    assert argv[8:19] == ["[", "!", "-e", new, "]", "&&", "[", "!", "-L", new, "]"]
+    assert argv[20:25] == ["cp", "-a", "--link", f"/srv/web/releases/{LIVE}", new]
+    assert "runuser" not in argv and argv[26:28] == ["python3", "-c"]
+    assert argv[29] == f"{new}/.lightfold/release.json"
+    assert json.loads(argv[30]) == {"id": "20260101130000", "env_hash": "e2", "commit": "abc"}
+    assert "os.replace" in argv[28]  # a new file: the old one is a hard link to the live release's
 
 
 def test_the_release_json_rewrite_never_writes_through_a_planted_symlink(tmp_path):
@@ -129,7 +132,7 @@ def test_the_release_json_rewrite_never_writes_through_a_planted_symlink(tmp_pat
     victim = tmp_path / "agent.py"
     victim.write_text("the agent\n")
     (meta / "release.json.new").symlink_to(victim)
-    r = subprocess.run([sys.executable, "-c", argv[16], str(meta / "release.json"), argv[18]],
+    r = subprocess.run([sys.executable, "-c", argv[28], str(meta / "release.json"), argv[30]],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert victim.read_text() == "the agent\n"

@@ -18,8 +18,11 @@ server, a temp dir in tests):
                                               server); write_env merges them into every snapshot
     /usr/local/lib/lightfold/                 the agent (a package, run as a module)
     /srv/shop/                                the app's home
-        releases/<id>/                        one release (id = YYYYMMDDHHMMSS, UTC), the build
-                                              user's and read-only to the app (immutable)
+        releases/<id>/                        one release (id = YYYYMMDDHHMMSS, UTC): the build
+                                              user's while it builds, root's once built (sealed),
+                                              read-only to the app (immutable)
+        releases/.<id>.deps/                  reused dependencies root hard-linked for the build
+                                              of <id> (it moves them into place)
             .lightfold/start                  the start script (non-static apps)
             .lightfold/release.json           what the release was made from
             .lightfold/exec                   runs its arguments in the release (PATH, venv, cd):
@@ -37,7 +40,7 @@ server, a temp dir in tests):
         run/procs.env                         their EnvironmentFile (the snapshot, no PORT)
         storage/<dir>/                        persistent directories (lightfold.toml `storage`),
                                               owned by the app user, linked into every release
-        deps/<hash>/                          python venvs per lockfile hash (the build user's)
+        deps/<hash>/                          python venvs per lockfile hash (root's once built)
         cache/                                the app's HOME at run time (writable by the app)
             .lightfold/cron-<job>.lock        a cron job's flock: held by every run of the job (its
                                               timer's, `lightfold run` of its command), so one never
@@ -456,6 +459,11 @@ class Layout:
 
     def deps(self, key: str) -> str:
         return os.path.join(self.deps_dir, key)
+
+    def deps_stage(self, rid: str) -> str:
+        """Where root hard-links the reused dependencies of release `rid` for its build to move
+        into place (not a release id: nothing lists it as a release)."""
+        return os.path.join(self.releases_dir, f".{rid}.deps")
 
     def build_log(self, rid: str) -> str:
         return os.path.join(self.builds_dir, f"{rid}.log")

@@ -227,7 +227,8 @@ def build_script(
     release_info: dict[str, Any] | None = None, app_subdir: str | None = None,
 ) -> str:
     """Root's bash script: docker build, then the start script and release.json (as the build user,
-    who owns the release: root never writes below releases/).
+    who owns the release while it is built: root never writes below releases/), then the release
+    is sealed as root's.
     stdout: JSON events only ({"build": "image", "status": "start"|"done"|"failed", ...})."""
     refuse_procs(detection)
     rel, user, tag = release_dir(app, release_id), build_user(app), image_tag(app, release_id)
@@ -278,6 +279,9 @@ runuser -u {user} -- bash -c {shlex.quote(
         f"set -e; mkdir -p {meta}; "
         f"echo {start_b64} | base64 -d > {start}; chmod 755 {start}; "
         f"echo {info_b64} | base64 -d > {info_path}")} || exit 1
+# sealed: the release is root's from now on (a later build can't change it)
+pkill -KILL -U {user}
+chown -R --no-dereference root:root {shlex.quote(rel)} || exit 1
 event '{{"build": "finish", "status": "done"}}'
 """
 

@@ -365,9 +365,10 @@ async def _prepared(conn: Connection, builder: Any, detection: Any, command: str
 
 def _copy_release_command(app: str, live_id: str, release_id: str, info: dict[str, Any]) -> str:
     """Hard-link copy of the live release; release.json is replaced (not edited: it is a hard
-    link to the live one) with the new id and env hash. All of it runs as the build user, who owns
-    the releases (root never writes below releases/, and the app user can't write there at all),
-    and the temp file is created exclusively, never through a symlink."""
+    link to the live one) with the new id and env hash. The live release is root's (sealed), so
+    root copies it (fs.protected_hardlinks would not let the build user link root's files), with
+    no process of the build user alive and to a new path that does not exist; the copy is root's
+    throughout, and the temp file is created exclusively, never through a symlink."""
     from lightfold.server.app import build_user
 
     lay = Layout(app)
@@ -380,10 +381,10 @@ def _copy_release_command(app: str, live_id: str, release_id: str, info: dict[st
         "f=os.fdopen(os.open(t,os.O_WRONLY|os.O_CREAT|os.O_EXCL|os.O_NOFOLLOW,0o644),'w');"
         "json.dump(d,f,indent=2,sort_keys=True);f.close();os.replace(t,p)"
     )
-    user = build_user(app)
-    return (f"runuser -u {user} -- cp -a --link {shlex.quote(src)} {shlex.quote(dst)}"
-            f" && runuser -u {user} -- python3 -c {shlex.quote(py)}"
-            f" {shlex.quote(lay.release_info(release_id))} {shlex.quote(patch)}")
+    user, d = build_user(app), shlex.quote(dst)
+    return (f"{{ pkill -KILL -U {user}; true; }} && [ ! -e {d} ] && [ ! -L {d} ]"
+            f" && cp -a --link {shlex.quote(src)} {d}"
+            f" && python3 -c {shlex.quote(py)} {shlex.quote(lay.release_info(release_id))} {shlex.quote(patch)}")
 
 
 def build_log_path(app: str, release_id: str) -> str:

@@ -3,11 +3,13 @@
 Every path comes from lightfold.agent.layout (`Layout(app)`); what configure makes there (for app
 `shop`, run as `lf-shop`, built as `lfb-shop`):
     home                    root 0755     the user's home (read-only for the app)
-    releases                lfb-shop      one dir per release (the archive, its deps, its build)
+    releases                lfb-shop      one dir per release (the archive, its deps, its build):
+                                          the build user's while it builds, root's once built
     slots                   root          `blue`, `green` -> releases/<id> (the agent owns the links)
     env, run                root 0700     env snapshots / per-slot EnvironmentFile (secrets)
     .lightfold              root          the agent's journal
-    deps                    lfb-shop      python venvs per lockfile hash (venvs are not relocatable)
+    deps                    lfb-shop      python venvs per lockfile hash (venvs are not relocatable),
+                                          root's once built
     build-cache             lfb-shop 0700 HOME during builds (npm/pip/bundler caches)
     cache                   lf-shop 0700  the app's HOME at run time
     storage                 lf-shop 0750  persistent dirs (the build links <app_root>/<dir> to them)
@@ -16,11 +18,13 @@ Every path comes from lightfold.agent.layout (`Layout(app)`); what configure mak
     the proc and cron templates           instances @<name>-<n> and @<job> (non-static apps)
 
 Immutable releases: a release, and the dependencies it uses, are written only by the build user
-(never root, never the app user) and are read-only to the app (no group or other write bit, no
-set-id bit), so a compromised app can't change its own code, an older release it could be rolled
-back to, or the shared node_modules / venvs. The app writes its storage dirs, its cache (HOME) and
-its private /tmp. A server configured by an earlier version (releases owned by the app user) is
-converted by the next configure (`immutable_releases_action`, idempotent).
+while it is built (never by root's commands, never by the app user), then sealed: root's, with
+no group or other write bit and no set-id bit. So neither a compromised app nor a later build (a
+hostile dependency's install script runs as the build user) can change the live release, an older
+release it could be rolled back to, or the shared node_modules / venvs. The app writes its storage
+dirs, its cache (HOME) and its private /tmp. A server configured by an earlier version (releases
+owned by the app or the build user) is converted by the next configure (`immutable_releases_action`,
+idempotent).
 
 `AppSpec` is the input every configure plan builds from; `AppSpec.from_target()` makes it from a
 target's config and a detection result.
@@ -261,16 +265,20 @@ def not_in_docker_group_action(user: str) -> Run:
 
 
 def immutable_releases_action(app: str) -> Run:
-    """Releases and deps made by an earlier version belong to the app user (and may have writable
-    bits): hand them to the build user, read-only to everyone else. Checked first (`unless`: nothing
-    there is the app user's, or group/other-writable, or set-id), so a converted server is left
-    alone. chown -R / chmod -R never follow a symlink found inside (the app could have planted them)."""
+    """Releases and deps made by an earlier version belong to the app user or the build user (and
+    may have writable bits): make them root's, read-only to everyone else (the releases/ and deps/
+    dirs stay the build user's: it creates the next release there). Checked first (`unless`:
+    nothing inside is the app or build user's, or group/other-writable, or set-id), so a converted
+    server is left alone. chown -R / chmod -R never follow a symlink found inside (the app could
+    have planted them)."""
     lay, u, b = Layout(app), app_user(app), build_user(app)
     dirs = f"{shlex.quote(lay.releases_dir)} {shlex.quote(lay.deps_dir)}"
+    inside = f"find {dirs} -mindepth 1 -maxdepth 1"
     return Run(
-        f"chown -R --no-dereference {b}:{b} {dirs} && chmod -R go-w,ug-s {dirs}",
-        unless=f"[ -z \"$(find {dirs} \\( -user {u} -o \\( ! -type l -perm /6022 \\) \\) -print -quit)\" ]",
-        label=f"releases and deps: {b}'s, read-only to {u}",
+        f"{inside} -exec chown -R --no-dereference root:root {{}} + && chmod -R go-w,ug-s {dirs}",
+        unless=f"[ -z \"$(find {dirs} -mindepth 1 \\( -user {u} -o -user {b} -o \\( ! -type l -perm /6022 \\) \\)"
+               " -print -quit)\" ]",
+        label=f"releases and deps: root's, read-only to {u} and {b}",
     )
 
 

@@ -348,12 +348,12 @@ def _files(files: list[dict[str, Any]]) -> list[Finding]:
 
 
 def _app_writable(entries: list[dict[str, str]]) -> list[Finding]:
-    """Releases and deps are the build user's and read-only to the app (immutable releases): one
+    """Releases and deps are root's once built and read-only to the app (immutable releases): one
     that is not lets a compromised app change its own code or a rollback target."""
     return [Finding("file", "high", e["path"],
                     f"app {e['app']}'s code is writable by its user {e['user']} (made before immutable releases, "
                     "or changed by hand): a compromised app could change it or a release it rolls back to",
-                    f"lightfold configure --target {e['app']} --force (it hands releases and deps to the build user)")
+                    f"lightfold configure --target {e['app']} --force (it makes releases and deps root's)")
             for e in entries]
 
 

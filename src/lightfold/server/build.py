@@ -56,6 +56,7 @@ from lightfold.errors import LightfoldError
 from lightfold.server import pyversion, runtime
 from lightfold.server.app import app_root_of, app_user, build_user, check_app_name, render_template
 from lightfold.server.django_settings import support_files
+from lightfold.server.seal import reap_lines, reuse_lines, seal_lines
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -135,7 +136,12 @@ def build_script(
               run_release=run_release)
     build = user_build_script(app, detection, deploy, release_id, phase="build", **kw)
     release = user_build_script(app, detection, deploy, release_id, phase="release", **kw)
-    return _as_build_and_app_users(app, release_id, build, release)
+    lay = Layout(app)
+    deps_kind, deps_dir, reuse_dir = deps_layout(lay, runtime.runtime_of(detection), app_root_of(detection, app_subdir),
+                                                 release_id, deps_hash, reuse_from)
+    reuse = (f"{reuse_dir}/{deps_dir}", lay.deps_stage(release_id)) if reuse_dir else None
+    seal = [lay.release(release_id), *([deps_dir] if deps_kind == "python" else [])]
+    return _as_build_and_app_users(app, release_id, build, release, seal=seal, reuse=reuse)
 
 
 def release_phase_script(app: str, detection: Any, deploy: Any, release_id: str, *, app_subdir: str | None = None,
@@ -178,14 +184,7 @@ def user_build_script(
             f"set one: lightfold config set {app} deploy.start_command '<command that listens on $PORT>'",
         )
     app_dir_abs = rel if root == "." else f"{rel}/{root}"
-    deps_kind, deps_dir = "none", ""
-    if kind == "python":
-        deps_kind, deps_dir = "python", lay.deps(deps_hash or "release-" + release_id)
-    elif kind in _COPIED_DEPS:
-        deps_kind, deps_dir = "copy", _COPIED_DEPS[kind]
-    reuse_dir = ""
-    if reuse_from and deps_kind == "copy":
-        reuse_dir = lay.release(reuse_from) + ("" if root == "." else f"/{root}")
+    deps_kind, deps_dir, reuse_dir = deps_layout(lay, kind, root, release_id, deps_hash, reuse_from)
     info = {
         "id": release_id, "app": app,
         "framework": getattr(detection, "framework", None), "runtime": kind,
@@ -214,13 +213,29 @@ def user_build_script(
         python=pyversion.build_interpreter(detection) or "",
         venv_args="" if getattr(detection, "package_manager", None) in _PIP_USERS else " --without-pip",
         other_node_pm=bool(runtime.node_package_managers(detection)),
-        deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir,
+        deps_kind=deps_kind, deps_dir=deps_dir, reuse_dir=reuse_dir, stage_dir=lay.deps_stage(release_id),
         install=install, build=build, release_cmd=release_cmd, release_timeout=limit,
         release_run=f"timeout --kill-after=10 {limit} bash -o pipefail -c {shlex.quote(release_cmd)}",
         launchers=[(f"{lay.release_meta(release_id)}/{name}", _b64(text)) for name, text in scripts.items()],
         storage=[(d, lay.storage(d)) for d in storage], storage_root=lay.storage_dir,
         release_json_b64=_b64(json.dumps(info, indent=2, sort_keys=True) + "\n"),
     )
+
+
+def deps_layout(lay: Layout, kind: str, root: str, release_id: str, deps_hash: str | None,
+                reuse_from: str | None) -> tuple[str, str, str]:
+    """(kind, dir, reuse_dir) of a release's dependencies: "python" and the venv's dir under
+    deps/, "copy" and the dir inside the app (node_modules, vendor/...) with the app dir of the
+    release they are reused from ("" when none), or "none"."""
+    deps_kind, deps_dir = "none", ""
+    if kind == "python":
+        deps_kind, deps_dir = "python", lay.deps(deps_hash or "release-" + release_id)
+    elif kind in _COPIED_DEPS:
+        deps_kind, deps_dir = "copy", _COPIED_DEPS[kind]
+    reuse_dir = ""
+    if reuse_from and deps_kind == "copy":
+        reuse_dir = lay.release(reuse_from) + ("" if root == "." else f"/{root}")
+    return deps_kind, deps_dir, reuse_dir
 
 
 # Stands for the app's directory in the start script until it is rendered as "$LF_APP".
@@ -406,11 +421,18 @@ os.execve("/bin/bash", ["bash", "-c", command], env)
 """
 
 
-def _as_build_and_app_users(app: str, release_id: str, build: str, release: str) -> str:
+def _as_build_and_app_users(app: str, release_id: str, build: str, release: str, *,
+                            seal: list[str] | None = None, reuse: tuple[str, str] | None = None) -> str:
     """Root's script: `build` as the build user through ENV_LOADER; then (when there is one)
     `release` as the app user in a transient unit with the app unit's user, env file and sandbox
     (`server.app.sandbox_properties`): the release command is confined like the app, and nothing
-    it starts outlives it. Neither reads root's stdin (the script itself arrives there)."""
+    it starts outlives it. Neither reads root's stdin (the script itself arrives there).
+
+    The build user owns only what it builds: before the build, root hard-links the dependencies
+    to reuse (`reuse`: the older release's dir, the stage dir the build moves into place; see
+    `reuse_lines`), and after it, once nothing of the build user runs any more, root takes the
+    release and its new venv (`seal`): a later build (a hostile postinstall) cannot change a
+    sealed release, the live one, or the deps they share."""
     from lightfold.server.app import sandbox_properties
 
     builder, user = build_user(app), app_user(app)
@@ -424,9 +446,12 @@ def _as_build_and_app_users(app: str, release_id: str, build: str, release: str)
         "cd /",
         f"LF_ENV={shlex.quote(env_file)}",
         f"LF_BUILD={shlex.quote(build)}",
+        *(reuse_lines(builder, *reuse) if reuse else []),
         f'{loader} {builder} "$LF_BUILD" < /dev/null',
         "LF_RC=$?",
-        *_reap(builder),
+        *reap_lines(builder),
+        *([f"rm -rf {shlex.quote(reuse[1])}"] if reuse else []),  # a stage the build did not take
+        *(seal_lines(seal) if seal else []),
     ]
     if not release:
         return "\n".join([*lines, 'exit "$LF_RC"', ""])
@@ -442,13 +467,6 @@ def _as_build_and_app_users(app: str, release_id: str, build: str, release: str)
         + " ".join(f"-p {shlex.quote(p)}" for p in props) + ' -- /bin/bash -c "${LF_RELEASE//\\$/\\$\\$}" < /dev/null',
         "",
     ])
-
-
-def _reap(builder: str) -> list[str]:
-    """Kill whatever the build left running as the build user (a dependency's install script can
-    fork a daemon): the build user owns the releases, so nothing of it may outlive the build. The
-    deploy lock means no other build of the app runs now; each app has its own build user."""
-    return [f"for _ in 1 2 3 4 5; do pkill -KILL -U {builder} || break; sleep 0.2; done"]
 
 
 # How `docker build` (BuildKit and the classic builder) says it could not get a base image: errors

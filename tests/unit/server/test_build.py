@@ -353,8 +353,16 @@ def test_root_wrapper_runs_the_build_as_the_build_user_and_only_the_release_phas
     bash_syntax_ok(script)
     assert '/usr/bin/python3 -c' in script and ' lfb-shop "$LF_BUILD"' in script
     assert "lf-shop" not in script.replace("lfb-shop", "")  # nothing to do for the app user
-    build, reap = script.index('lfb-shop "$LF_BUILD"'), script.index("pkill -KILL -U lfb-shop")
-    assert build < reap < script.index('exit "$LF_RC"')
+    build = script.index('lfb-shop "$LF_BUILD"')
+    reap = script.index("pkill -KILL -U lfb-shop", build)
+    seal = script.index("chown -R --no-dereference root:root /srv/shop/releases/20260101120000", reap)
+    assert build < reap < seal < script.index('exit "$LF_RC"')
+    # the reused deps: root hard-links the older release's into a stage, with no build-user process
+    # alive and no symlink on the way, before the build
+    stage = script.index("cp -al /srv/shop/releases/20251231000000/node_modules "
+                         "/srv/shop/releases/.20260101120000.deps")
+    assert script.index("pkill -KILL -U lfb-shop") < stage < build
+    assert '[ "$(realpath -e /srv/shop/releases/20251231000000/node_modules)" = ' in script
     assert "LF_ENV=/srv/shop/env/20260101120000.env" in script
     with pytest.raises(LightfoldError, match="not a valid release id"):
         build_script("shop", NODE, DeployConfig(), "../etc")

@@ -517,14 +517,15 @@ def test_builds_have_their_own_user_who_owns_releases_and_deps_and_the_app_only_
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
 def test_releases_of_an_earlier_version_are_converted_once_without_following_planted_symlinks(tmp_path: Path):
-    """A server configured before immutable releases has app-owned, writable releases and venvs:
-    configure hands them to the build user, read-only, and a second configure finds nothing to do.
-    A symlink the app planted in its release is changed itself, never what it points at."""
+    """A server configured before immutable releases has app-owned, writable releases and venvs
+    (and one configured before sealed releases, build-user-owned ones): configure makes them
+    root's, read-only, and a second configure finds nothing to do. The releases/ and deps/ dirs
+    stay the build user's. A symlink the app planted in its release is changed itself, never what
+    it points at."""
     import pwd
 
     from lightfold.server.app import immutable_releases_action
 
-    me = pwd.getpwuid(os.getuid()).pw_name
     action = immutable_releases_action("shop")
     rel, deps = tmp_path / "srv/shop/releases/20260101120000", tmp_path / "srv/shop/deps/h/.venv"
     (rel / "node_modules/x").mkdir(parents=True)
@@ -536,21 +537,31 @@ def test_releases_of_an_earlier_version_are_converted_once_without_following_pla
     victim.write_text("root's")
     victim.chmod(0o644)
     (rel / "evil").symlink_to(victim)
+    app_uid = pwd.getpwnam("daemon").pw_uid  # stands for lf-shop, who owned them
+    for top in (rel.parent, deps.parent.parent):
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in [*dirnames, *filenames]:
+                os.chown(os.path.join(dirpath, name), app_uid, -1, follow_symlinks=False)
     for path in (rel.parent, deps.parent.parent):
         os.chown(path, pwd.getpwnam("nobody").pw_uid, -1)  # the top dirs: configure's EnsureDir
     def here(text):
         return (text.replace("/srv/shop", str(tmp_path / "srv/shop")).replace("lfb-shop", "nobody")
-                .replace("lf-shop", me).replace("nobody:nobody", "nobody:nogroup"))
+                .replace("lf-shop", "daemon").replace("nobody:nobody", "nobody:nogroup"))
 
     unless = ["bash", "-c", here(action.unless)]
     assert subprocess.run(unless).returncode != 0  # the app's files: work to do
     subprocess.run(["bash", "-c", here(action.command)], check=True)
-    for p in (rel / "node_modules/x/i.js", deps / "site.py", rel / "node_modules"):
+    for p in (rel / "node_modules/x/i.js", deps / "site.py", rel / "node_modules", rel):
         st = p.lstat()
-        assert pwd.getpwuid(st.st_uid).pw_name == "nobody" and not st.st_mode & 0o6022, p
-    assert pwd.getpwuid((rel / "evil").lstat().st_uid).pw_name == "nobody"
+        assert st.st_uid == 0 and not st.st_mode & 0o6022, p
+    assert (rel / "evil").lstat().st_uid == 0
+    for top in (rel.parent, deps.parent.parent):
+        assert pwd.getpwuid(top.stat().st_uid).pw_name == "nobody"  # the build user makes the next release there
     assert victim.stat().st_uid == os.getuid() and victim.stat().st_mode & 0o777 == 0o644
     assert subprocess.run(unless).returncode == 0  # converted: the next configure leaves it alone
+    # a release an older version sealed as the build user's is converted too
+    os.chown(rel / "node_modules/x/i.js", pwd.getpwnam("nobody").pw_uid, -1)
+    assert subprocess.run(unless).returncode != 0
 
 
 def test_app_json_turns_cron_off_only_where_asked():
