@@ -80,7 +80,7 @@ import glob, json, os
 me = os.path.realpath(".")
 home = os.path.dirname(os.path.dirname(me))
 others = sorted(r for r in glob.glob(home + "/releases/[0-9]*") if os.path.realpath(r) != me)
-files, dirs = [], [home + "/deps"]
+files, dirs = [], []  # (deps/ itself is where the build makes a new venv: its to write, by design)
 for r in others:
     files += [r + "/.lightfold/start", r + "/.lightfold/release.json", r + "/server.js",
               r + "/node_modules/express/package.json"]
@@ -243,14 +243,15 @@ def test_the_app_units_deny_the_metadata_address(apps):
 
 def test_releases_and_deps_are_roots_and_sealed(apps):
     """Once built, a release and its deps are root's (the build user owns only the release it
-    builds), with no group/other write bit; the releases/ and deps/ dirs are the build user's."""
+    builds), with no group/other write bit; the releases/ and deps/ dirs are root's, writable by
+    the build user's group and sticky (it makes new entries there, and can't rename sealed ones)."""
     a = apps
     for app in (a.node, a.py):
         for d in ("releases", "deps"):
             wrong = a.sb.exec(f"find /srv/{app}/{d} -mindepth 1 \\( ! -user root -o \\( ! -type l -perm /6022 \\) \\) "
                               "-printf '%p %u %m\\n' | head -n 5").stdout
             assert wrong == "", wrong
-            assert a.sb.exec(f"stat -c %U /srv/{app}/{d}").stdout.strip() == f"lfb-{app}"
+            assert a.sb.exec(f"stat -c '%U %G %a' /srv/{app}/{d}").stdout.split() == ["root", f"lfb-{app}", "1775"]
         # what the app writes at run time lives outside: nothing of lf-<app> in the code
         assert a.sb.exec(f"find /srv/{app}/releases /srv/{app}/deps -user lf-{app} | head -n 1").stdout == ""
         assert a.sb.exec(f"stat -c '%U %a' /srv/{app}/cache /srv/{app}/storage").stdout.split() == [

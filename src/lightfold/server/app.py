@@ -3,13 +3,14 @@
 Every path comes from lightfold.agent.layout (`Layout(app)`); what configure makes there (for app
 `shop`, run as `lf-shop`, built as `lfb-shop`):
     home                    root 0755     the user's home (read-only for the app)
-    releases                lfb-shop      one dir per release (the archive, its deps, its build):
-                                          the build user's while it builds, root's once built
+    releases                root:lfb-shop 1775   one dir per release (the archive, its deps, its
+                                          build): the build user's while it builds, root's once
+                                          built; sticky, so the build user can't rename a sealed one
     slots                   root          `blue`, `green` -> releases/<id> (the agent owns the links)
     env, run                root 0700     env snapshots / per-slot EnvironmentFile (secrets)
     .lightfold              root          the agent's journal
-    deps                    lfb-shop      python venvs per lockfile hash (venvs are not relocatable),
-                                          root's once built
+    deps                    root:lfb-shop 1775   python venvs per lockfile hash (venvs are not
+                                          relocatable), root's once built
     build-cache             lfb-shop 0700 HOME during builds (npm/pip/bundler caches)
     cache                   lf-shop 0700  the app's HOME at run time
     storage                 lf-shop 0750  persistent dirs (the build links <app_root>/<dir> to them)
@@ -238,12 +239,14 @@ def user_and_dirs_step(spec: AppSpec) -> Step:
         EnsureUser(u, lay.home),
         EnsureUser(b, lay.build_cache_dir),
         EnsureDir(lay.home, 0o755),
-        EnsureDir(lay.releases_dir, 0o755, b, b),
+        # root's, group-writable for the build user to make the next release in, sticky: it can't
+        # rename or delete a sealed (root's) release there (a build could swap the live one)
+        EnsureDir(lay.releases_dir, 0o1775, "root", b),
         EnsureDir(lay.slots_dir, 0o755),
         EnsureDir(lay.env_dir, 0o700),
         EnsureDir(lay.run_dir, 0o700),
         EnsureDir(lay.meta, 0o700),  # journal, audit log, last op (app log lines): root only
-        EnsureDir(lay.deps_dir, 0o755, b, b),
+        EnsureDir(lay.deps_dir, 0o1775, "root", b),  # the same for the venvs
         EnsureDir(lay.build_cache_dir, 0o700, b, b),
         EnsureDir(lay.cache_dir, 0o700, u, u),
         EnsureDir(lay.storage_dir, 0o750, u, u),  # persistent dirs: the build links them into releases
@@ -267,7 +270,7 @@ def not_in_docker_group_action(user: str) -> Run:
 def immutable_releases_action(app: str) -> Run:
     """Releases and deps made by an earlier version belong to the app user or the build user (and
     may have writable bits): make them root's, read-only to everyone else (the releases/ and deps/
-    dirs stay the build user's: it creates the next release there). Checked first (`unless`:
+    dirs themselves are EnsureDir's). Checked first (`unless`:
     nothing inside is the app or build user's, or group/other-writable, or set-id), so a converted
     server is left alone. chown -R / chmod -R never follow a symlink found inside (the app could
     have planted them)."""
@@ -275,7 +278,7 @@ def immutable_releases_action(app: str) -> Run:
     dirs = f"{shlex.quote(lay.releases_dir)} {shlex.quote(lay.deps_dir)}"
     inside = f"find {dirs} -mindepth 1 -maxdepth 1"
     return Run(
-        f"{inside} -exec chown -R --no-dereference root:root {{}} + && chmod -R go-w,ug-s {dirs}",
+        f"{inside} -exec chown -R --no-dereference root:root {{}} + && {inside} -exec chmod -R go-w,ug-s {{}} +",
         unless=f"[ -z \"$(find {dirs} -mindepth 1 \\( -user {u} -o -user {b} -o \\( ! -type l -perm /6022 \\) \\)"
                " -print -quit)\" ]",
         label=f"releases and deps: root's, read-only to {u} and {b}",

@@ -507,12 +507,34 @@ def test_builds_have_their_own_user_who_owns_releases_and_deps_and_the_app_only_
     actions = configure_plan(spec(), agent_files=AGENT).plan.step("app-user").actions
     assert [a.name for a in actions if isinstance(a, EnsureUser)] == ["lf-shop", "lfb-shop"]
     dirs = {a.path: (oct(a.mode), a.owner, a.group) for a in actions if isinstance(a, EnsureDir)}
-    assert dirs["/srv/shop/releases"] == dirs["/srv/shop/deps"] == ("0o755", "lfb-shop", "lfb-shop")
+    # root's, group-writable for the build user, sticky: it makes new entries, can't rename sealed ones
+    assert dirs["/srv/shop/releases"] == dirs["/srv/shop/deps"] == ("0o1775", "root", "lfb-shop")
     assert dirs["/srv/shop/build-cache"] == ("0o700", "lfb-shop", "lfb-shop")
     assert dirs["/srv/shop/cache"] == ("0o700", "lf-shop", "lf-shop")
     assert dirs["/srv/shop/storage"] == ("0o750", "lf-shop", "lf-shop")
     assert build_user("a" * 40) != build_user("a" * 39) and len(build_user("a" * 40)) <= 32
     assert build_user("a" * 40).startswith("lfb-") and build_user("a" * 40) != app_user("a" * 40)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_the_sticky_releases_dir_lets_the_build_user_add_a_release_but_not_swap_a_sealed_one(tmp_path: Path):
+    """Found by e2e test_trust_boundary: in a releases/ dir the build user owned, a build renamed the
+    live release (root's) away, and could have put its own in its place."""
+    import grp
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    tmp_path.chmod(0o755)
+    os.chown(releases, 0, nobody.pw_gid)
+    releases.chmod(0o1775)
+    (releases / "20260101120000").mkdir(mode=0o755)  # sealed: root's
+    as_builder = lambda cmd: subprocess.run(["runuser", "-u", "nobody", "-g", grp.getgrgid(nobody.pw_gid).gr_name,  # noqa: E731
+                                             "--", "sh", "-c", cmd], cwd=releases, capture_output=True)
+    assert as_builder("mv 20260101120000 x").returncode != 0
+    assert as_builder("rm -rf 20260101120000").returncode != 0 and (releases / "20260101120000").is_dir()
+    assert as_builder("mkdir 20260101120001 && mv 20260101120001 .20260101120001.tmp").returncode == 0
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
