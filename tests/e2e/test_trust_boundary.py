@@ -283,9 +283,11 @@ def test_an_earlier_versions_app_owned_releases_are_converted_by_the_next_config
     first = a.sb.lightfold("configure", "--target", app, "--force", "--json", str(a.py_project), timeout=600)
     assert "app-user" in json.loads(first.stdout)["changed"], first.stdout
     assert f"releases and deps: root's, read-only to lf-{app} and lfb-{app}" in first.stderr
-    left = a.sb.exec(f"find /srv/{app}/releases /srv/{app}/deps \\( -user lf-{app} -o \\( ! -type l -perm /022 \\) \\)"
-                     " | head -n 3").stdout
+    left = a.sb.exec(f"find /srv/{app}/releases /srv/{app}/deps -mindepth 1"
+                     f" \\( -user lf-{app} -o \\( ! -type l -perm /022 \\) \\) | head -n 3").stdout
     assert left == "", left
+    owners = a.sb.exec(f"stat -c '%U %a' /srv/{app}/releases /srv/{app}/deps").stdout.split("\n")
+    assert [o.split()[0] for o in owners if o] == ["root", "root"], owners  # sticky, for the build user's group
     assert writable_findings() == []
     serving(a)
     again = a.sb.lightfold("configure", "--target", app, "--force", "--json", str(a.py_project), timeout=600)

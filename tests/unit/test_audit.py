@@ -194,7 +194,10 @@ def test_releases_the_apps_user_can_write_are_a_high_finding():
     from lightfold.release.audit import security_facts
 
     (fact,) = [f for f in security_facts() if f.name == "app_writable"]
-    assert '-user "$u" -o \\( ! -type l -perm /022 \\)' in fact.command and "-print -quit" in fact.command
+    assert '-user "$u" -o \\( ! -type l \\( -perm /002 -o \\( -perm /020' in fact.command
+    assert "-print -quit" in fact.command
+    # releases/ and deps/ are group-writable for the build user by design: only they are spared the group check
+    assert '! -path "/srv/$a/releases" ! -path "/srv/$a/deps"' in fact.command
     assert audit.parse_app_writable("") == []
 
 

@@ -90,7 +90,11 @@ def security_facts() -> tuple[Fact, ...]:
         "u=$(sed -n 's/^ *\"user\": \"\\(lf-[a-z0-9-]*\\)\",\\{0,1\\}$/\\1/p' \"${d}app.json\" 2>/dev/null); "
         "[ -n \"$u\" ] || continue; "
         f"p=$(find \"{app_lay.releases_dir}\" \"{app_lay.deps_dir}\""
-        " \\( -user \"$u\" -o \\( ! -type l -perm /022 \\) \\) -print -quit 2>/dev/null); "
+        # releases/ and deps/ themselves are group-writable for the build user (sticky): only what is inside
+        # may not be group-writable
+        f" \\( -user \"$u\" -o \\( ! -type l \\( -perm /002 -o \\( -perm /020"
+        f" ! -path \"{app_lay.releases_dir}\" ! -path \"{app_lay.deps_dir}\" \\) \\) \\) \\)"
+        " -print -quit 2>/dev/null); "
         "[ -z \"$p\" ] || printf '%s\\t%s\\t%s\\n' \"$a\" \"$u\" \"$p\"")
     return (
         Fact("firewall", "nft -j list ruleset", audit.parse_nft, display="the firewall"),
