@@ -143,6 +143,15 @@ class SecurityConfig(_Model):
 # A systemd OnCalendar expression ("daily", "*-*-* 03:30", "Mon..Fri 02:00"): the server's
 # `systemd-analyze calendar` has the last word; this only keeps it to one harmless line.
 _CALENDAR_RE = r"[A-Za-z0-9:*,./~ +-]{1,80}"
+# sftp://user@host[:port][/path]: a user and a host name or IPv4 address (never an option-like
+# leading `-`), a port, and a path of plain characters (`/~/x` is relative to the login's home)
+SFTP_REMOTE_RE = r"sftp://[a-z_][a-z0-9_.-]{0,31}@[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?(/[A-Za-z0-9._/~-]*)?"
+
+
+def sftp_port(remote: str) -> int:
+    """The port of an sftp:// remote (22 when it names none)."""
+    host = remote.removeprefix("sftp://").split("/", 1)[0].split("@", 1)[1]
+    return int(host.split(":", 1)[1]) if ":" in host else 22
 
 
 Region = Annotated[str, _rule(lambda v: re.fullmatch(r"[a-z0-9-]{1,40}", v) is not None, "a region such as eu-west-1")]
@@ -153,7 +162,8 @@ class BackupConfig(_Model):
 
     schedule: str | None = Field(None, description="systemd OnCalendar of the server's backup timer, e.g. daily")
     keep: int = Field(7, ge=1, le=1000, description="complete backups kept on the server (and off it)")
-    remote: str | None = Field(None, description="off-server copy: s3://bucket/prefix (rclone)")
+    remote: str | None = Field(None, description="off-server copy: s3://bucket/prefix or sftp://user@host[:port]/path "
+                                                 "(rclone)")
     remote_endpoint: str | None = Field(None, description="S3-compatible endpoint URL (default: AWS)")
     remote_region: Region | None = Field(None, description="the bucket's region")
 
@@ -172,10 +182,11 @@ class BackupConfig(_Model):
     def _remote(cls, value: Any) -> str | None:
         import re
 
-        if value is None or (isinstance(value, str) and re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/[A-Za-z0-9._/-]*)?",
-                                                                     value.strip())):
+        if value is None or (isinstance(value, str) and (
+                re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/[A-Za-z0-9._/-]*)?", value.strip())
+                or (re.fullmatch(SFTP_REMOTE_RE, value.strip()) and 0 < sftp_port(value.strip()) < 65536))):
             return value.strip().rstrip("/") if isinstance(value, str) else None
-        raise ValueError(f"backup.remote must be s3://bucket or s3://bucket/prefix, not {value!r}")
+        raise ValueError(f"backup.remote must be s3://bucket[/prefix] or sftp://user@host[:port][/path], not {value!r}")
 
     @field_validator("remote_endpoint", mode="before")
     @classmethod

@@ -3,7 +3,8 @@ uploads storage dir writes rows and a file through HTTP; a backup is made, encry
 to the laptop's key (the server alone cannot read it); the database is dropped and the file
 deleted; restore brings both back; verify passes, and catches a truncated backup even when its
 manifest was rewritten to match; a copy pushed to an S3-compatible server (moto, started by this
-test on the sandbox bridge) restores after the server's own copies are gone."""
+test on the sandbox bridge), and one pushed to an SFTP server (asyncssh, the same), restore after
+the server's own copies are gone."""
 
 from __future__ import annotations
 
@@ -236,6 +237,51 @@ def test_offsite_copy_restores(app, s3):
     assert restored["id"] == made["id"] and restored["from_remote"], restored
     assert restored["backup_before"], restored  # the storage was live: backed up first
     assert notes(sb) == before
+
+
+@pytest.fixture(scope="module")
+def sftp(app, tmp_path_factory):
+    """A real SFTP-only server (asyncssh, tests/e2e/sftp_server.py) on the sandbox bridge, logins
+    by a key made here."""
+    import asyncssh
+    from tests.e2e.sftp_server import sftp_server
+
+    from lightfold.sandbox.layout import layout
+
+    tmp = tmp_path_factory.mktemp("sftp")
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key.write_private_key(str(tmp / "login"))
+    (tmp / "login").chmod(0o600)
+    (tmp / "login.pub").write_bytes(key.export_public_key())
+    host = layout().host_ip
+    with sftp_server(host, tmp / "root", tmp / "login.pub") as (port, host_pub):
+        yield f"sftp://backup@{host}:{port}/backups", tmp, host_pub
+
+
+def test_offsite_copy_over_sftp_restores(app, sftp):
+    sb = app
+    remote, tmp, host_pub = sftp
+    sb.lightfold("config", "set", "backup.remote", remote, "--target", sb.target)
+    before = notes(sb)
+    made, proc = run_json(sb, "backup", "create", env={"LIGHTFOLD_BACKUP_SFTP_KEY": str(tmp / "login")})
+    assert made["pushed"] is True, made
+    key_body = (tmp / "login").read_text().splitlines()[2]
+    assert key_body not in proc.stdout + proc.stderr
+    etc = f"/etc/lightfold/apps/{sb.target}"
+    assert sb.exec(f"stat -c '%a %U' {etc}/backup-rclone.conf").stdout.strip() == "600 root"
+    assert host_pub.split()[1] in sb.exec(f"cat {etc}/backup-known_hosts").stdout  # pinned on first use
+    stored = tmp / "root" / "backups" / sb.target / made["id"]
+    assert sorted(p.name for p in stored.iterdir()) == ["manifest.json", "postgres.dump.age", "storage.tar.gz.age"]
+    assert (stored / "postgres.dump.age").read_bytes().startswith(b"age-encryption.org/v1")
+
+    # The server loses its own copies and its database: the SFTP server's copy comes back (no key
+    # in the environment now: the server kept the credentials it was given).
+    sb.exec(f"rm -rf /var/backups/lightfold/{sb.target}/* && cd /tmp && "
+            f"runuser -u postgres -- dropdb --force {sb.target.replace('-', '_')}")
+    restored, _ = run_json(sb, "backup", "restore", "latest", "--from-remote", "--yes")
+    assert restored["id"] == made["id"] and restored["from_remote"], restored
+    assert notes(sb) == before
+    sb.lightfold("config", "unset", "backup.remote", "--target", sb.target)
 
 
 def test_schedule_is_a_timer(app):

@@ -443,6 +443,7 @@ class Layout:
     backup_spec = property(lambda self: os.path.join(self.etc, "backup.json"))
     backup_recipients = property(lambda self: os.path.join(self.etc, "backup-recipients.txt"))
     backup_rclone = property(lambda self: os.path.join(self.etc, "backup-rclone.conf"))
+    backup_known_hosts = property(lambda self: os.path.join(self.etc, "backup-known_hosts"))  # an sftp:// remote's
     backups_dir = property(lambda self: _under(self.root, BACKUPS, self.app))
 
     def backup_unit_file(self, suffix: str = "service") -> str:

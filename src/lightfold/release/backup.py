@@ -2,9 +2,10 @@
 and the tool are lightfold.server.backup's).
 
 Every command first runs the setup plan (age from the OS archive, the tool, backup.json, this
-laptop's public recipient; a no-op once done), writes the off-server remote's credentials when
-AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are set here (over stdin, into a 0600 file), then runs
-the tool. verify and restore hand the tool the laptop's identity on stdin.
+laptop's public recipient, an sftp:// remote's pinned host key; a no-op once done), writes the
+off-server remote's credentials when they are set here (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+for a bucket, LIGHTFOLD_BACKUP_SFTP_KEY for SFTP; over stdin, into a 0600 file), then runs the tool.
+verify and restore hand the tool the laptop's identity on stdin.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lightfold.agent.layout import Layout
 from lightfold.errors import LightfoldError
 from lightfold.release.report import Report, silent
 from lightfold.release.target import Target, as_root
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from lightfold.remote import Connection
 
 KEY_ENV, SECRET_ENV = "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"
+SFTP_KEY_ENV = "LIGHTFOLD_BACKUP_SFTP_KEY"  # the private key file an sftp:// backup.remote logs in with
 
 
 def target_spec(target: Target) -> dict:
@@ -45,12 +48,53 @@ async def prepare(conn: Connection, target: Target, report: Report = silent, sch
     if schedule:
         plan += plans.schedule_plan(target.name, b.schedule)
     changed = await apply_plan(conn, plan, "backup setup", report)
-    key, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
-    if value["remote"] and key and secret:
-        await conn.run(as_root(conn, plans.write_private_command(value["remote"]["config"])),
-                       input=plans.rclone_config(key, secret, b.remote_endpoint, b.remote_region),
+    conf = _remote_credentials(target)
+    if conf is not None:
+        await conn.run(as_root(conn, plans.write_private_command(value["remote"]["config"])), input=conf,
                        display="write the off-server remote's credentials")
     return changed
+
+
+def _check_private_key(text: str, where: str) -> None:
+    """The server's rclone logs in with this key unattended: an unreadable or passphrase-protected
+    key is refused here, before anything reaches the server."""
+    import asyncssh
+
+    try:
+        asyncssh.import_private_key(text)
+        return
+    except (asyncssh.KeyEncryptionError, ValueError) as e:  # KeyImportError is a ValueError
+        locked = isinstance(e, asyncssh.KeyEncryptionError) or "passphrase" in str(e).lower()
+    if locked:
+        raise LightfoldError(f"{where} (${SFTP_KEY_ENV}) has a passphrase: the server's scheduled backups cannot "
+                             "type it", "make a key for backups without one: ssh-keygen -t ed25519 -N '' -f "
+                             "~/.ssh/lightfold-backup")
+    raise LightfoldError(f"{where} (${SFTP_KEY_ENV}) is not an SSH private key",
+                         f"point ${SFTP_KEY_ENV} at the private key file the SFTP server accepts")
+
+
+def _remote_credentials(target: Target) -> str | None:
+    """The rclone.conf text for backup.remote when its credentials are set here: an S3 bucket's
+    keys (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), or for sftp:// the private key file named
+    by LIGHTFOLD_BACKUP_SFTP_KEY. None when they are not (the server keeps what it was given)."""
+    from lightfold.server import backup as plans
+
+    b = target.config.backup
+    if not b.remote:
+        return None
+    if b.remote.startswith("sftp://"):
+        key_file = os.environ.get(SFTP_KEY_ENV)
+        if not key_file:
+            return None
+        try:
+            private_key = Path(key_file).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise LightfoldError(f"cannot read the SFTP key {key_file} (${SFTP_KEY_ENV}): {e.__class__.__name__}",
+                                 f"point ${SFTP_KEY_ENV} at the private key file the SFTP server accepts") from None
+        _check_private_key(private_key, key_file)
+        return plans.rclone_sftp_config(b.remote, private_key, Layout(target.name).backup_known_hosts)
+    key, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
+    return plans.rclone_config(key, secret, b.remote_endpoint, b.remote_region) if key and secret else None
 
 
 async def tool(conn: Connection, target: Target, op: str, *args: str, identity: str | None = None,

@@ -48,10 +48,27 @@ def tool_files() -> dict[str, str]:
     return {f"{BACKUP_DIR}/{name}": Path(__file__).with_name(name).read_text(encoding="utf-8") for name in TOOL_FILES}
 
 
+def sftp_parts(remote: str) -> tuple[str, str, int, str]:
+    """`sftp://user@host[:port][/path]` (config-checked) -> (user, host, port, rclone path): `/x` is
+    absolute, `/~/x` (or no path) is relative to the login's home."""
+    from lightfold.config import sftp_port
+
+    login, _, path = remote.removeprefix("sftp://").partition("/")
+    user, _, host = login.partition("@")
+    path = "/" + path.strip("/") if path.strip("/") else ""
+    if path == "/~" or path.startswith("/~/"):
+        path = path[2:].lstrip("/")
+    return user, host.split(":", 1)[0], sftp_port(remote), path
+
+
 def remote_path(app: str, remote: str | None) -> str | None:
-    """`s3://bucket/prefix` -> `lightfold:bucket/prefix/<app>` (rclone's spelling)."""
+    """`s3://bucket/prefix` -> `lightfold:bucket/prefix/<app>`, `sftp://u@h/srv/b` ->
+    `lightfold:/srv/b/<app>` (rclone's spelling)."""
     if not remote:
         return None
+    if remote.startswith("sftp://"):
+        path = sftp_parts(remote)[3]
+        return f"{REMOTE_NAME}:{path.rstrip('/') + '/' if path else ''}{app}"
     return f"{REMOTE_NAME}:{remote.removeprefix('s3://').strip('/')}/{app}"
 
 
@@ -62,7 +79,8 @@ def spec(app: str, keep: int = 7, remote: str | None = None) -> dict:
         "app": app, "dir": lay.backups_dir, "recipients": lay.backup_recipients, "keep": keep,
         "db_env": {"postgres": lay.db_env("postgres"), "mysql": lay.db_env("mysql"), "redis": lay.db_env("redis")},
         "pg_db": db_name(app), "mysql_db": db_name(app), "storage": lay.storage_dir,
-        "remote": {"path": path, "config": lay.backup_rclone} if path else None,
+        "remote": {"path": path, "config": lay.backup_rclone,
+                   **({"sftp": remote} if remote and remote.startswith("sftp://") else {})} if path else None,
         "unit": backup_unit(app, None),  # + .service / .timer
     }
 
@@ -88,6 +106,7 @@ def setup_plan(app: str, recipient: str, value: dict) -> Plan:
         WriteFile(lay.backup_spec, spec_text(value), mode=0o600),
         Run(f"mkdir -p {shlex.quote(lay.etc)} && echo {recipient} >> {rfile} && chmod 644 {rfile}",
             unless=f"grep -qxF {recipient} {rfile}", label=f"recipient {recipient[:16]}... in {lay.backup_recipients}"),
+        *([pin_host_key(sftp, lay.backup_known_hosts)] if (sftp := (value.get("remote") or {}).get("sftp")) else []),
     )),))
 
 
@@ -140,6 +159,29 @@ def rclone_config(access_key: str, secret_key: str, endpoint: str | None, region
     if region:
         lines.append(f"region = {region}")
     return "\n".join(lines) + "\n"
+
+
+def rclone_sftp_config(remote: str, private_key: str, known_hosts: str) -> str:
+    """rclone's sftp remote: the laptop's private key inline (rclone's key_pem, newlines as \\n),
+    the server's host key pinned in `known_hosts` (rclone refuses any other), and no shell
+    commands on the SFTP server (an SFTP-only login has none; the tool checks sha256s itself)."""
+    user, host, port, _ = sftp_parts(remote)
+    pem = private_key.strip().replace("\n", "\\n")
+    return "\n".join([f"[{REMOTE_NAME}]", "type = sftp", f"host = {host}", f"user = {user}", f"port = {port}",
+                      f"key_pem = {pem}", f"known_hosts_file = {known_hosts}", "shell_type = none"]) + "\n"
+
+
+def pin_host_key(remote: str, path: str) -> Run:
+    """The SFTP server's host keys pinned in `path` the first time, as this server sees them (trust
+    on first use, like ssh's own prompt), then never again: a changed key makes rclone refuse."""
+    _, host, port, _ = sftp_parts(remote)
+    p, h = shlex.quote(path), shlex.quote(host)
+    script = (f"umask 077; ssh-keyscan -T 10 -p {port} -- {h} > {p}.new 2>/dev/null; "
+              f"if ! [ -s {p}.new ]; then rm -f {p}.new; echo 'no SSH host key from {host}:{port}: check "
+              "backup.remote (host, port) and that this server may connect there' >&2; exit 3; fi; "
+              f"mv -f {p}.new {p}")
+    return Run(f"sh -c {shlex.quote(script)}", unless=f"[ -s {p} ]",
+               label=f"the SFTP server {host}:{port}'s host key pinned in {path}")
 
 
 def write_private_command(path: str) -> str:

@@ -234,6 +234,8 @@ def rclone(spec: dict, *args: str) -> str:
     remote = spec["remote"]
     if not os.path.exists(remote["config"]):
         raise Failure(f"no credentials for the off-server copy in {remote['config']}",
+                      "run `lightfold backup create` with the SFTP login's private key file in "
+                      "LIGHTFOLD_BACKUP_SFTP_KEY" if remote.get("sftp") else
                       "run `lightfold backup create` with the bucket's credentials in AWS_ACCESS_KEY_ID and "
                       "AWS_SECRET_ACCESS_KEY")
     # Only the config file speaks for the remote: no AWS_* of the environment (an AWS_CA_BUNDLE

@@ -140,10 +140,67 @@ def test_config_keys():
 
     assert BackupConfig(schedule=" daily ").schedule == "daily"
     assert BackupConfig(remote="s3://my-bucket/some/prefix/").remote == "s3://my-bucket/some/prefix"
+    assert BackupConfig(remote="sftp://bk@10.0.0.9:2222/srv/backups/").remote == "sftp://bk@10.0.0.9:2222/srv/backups"
     for bad in ({"schedule": "daily\nExecStart=/bin/sh"}, {"remote": "sftp://x"}, {"keep": 0},
-                {"remote_endpoint": "http://a b"}, {"remote_region": "us east"}):
+                {"remote_endpoint": "http://a b"}, {"remote_region": "us east"},
+                {"remote": "sftp://-oProxyCommand=x@h/b"}, {"remote": "sftp://bk@-oProxyCommand=x/b"},
+                {"remote": "sftp://bk@h:0/b"}, {"remote": "sftp://bk@h:70000/b"}, {"remote": "sftp://bk@h/b\nx"},
+                {"remote": "sftp://bk@h/b c"}, {"remote": "ftp://bk@h/b"}):
         with pytest.raises(ValueError):
             BackupConfig(**bad)
+
+
+def test_an_sftp_remote_is_a_pinned_host_key_and_an_inline_key():
+    """sftp://user@host[:port][/path]: rclone's sftp backend with the laptop's key inline, the SFTP
+    server's host key pinned on first use (a Run skipped once the file holds a key), no shell."""
+    lay = Layout("shop")
+    assert plans.sftp_parts("sftp://bk@h.example/srv/b") == ("bk", "h.example", 22, "/srv/b")
+    assert plans.remote_path("shop", "sftp://bk@h:2222/srv/b") == "lightfold:/srv/b/shop"
+    assert plans.remote_path("shop", "sftp://bk@h/~/b") == "lightfold:b/shop"  # the login's home
+    assert plans.remote_path("shop", "sftp://bk@h") == "lightfold:shop"
+    value = plans.spec("shop", remote="sftp://bk@h:2222/srv/b")
+    assert value["remote"] == {"path": "lightfold:/srv/b/shop", "config": lay.backup_rclone,
+                               "sftp": "sftp://bk@h:2222/srv/b"}
+    actions = plans.setup_plan("shop", VECTOR_RECIPIENT, value).steps[0].actions
+    assert actions[0] == EnsurePackages(("age", "rclone"))
+    pin = actions[-1]
+    assert pin.unless == f"[ -s {lay.backup_known_hosts} ]"
+    assert "ssh-keyscan -T 10 -p 2222 -- h >" in pin.command and "exit 3" in pin.command
+    assert not any("keyscan" in str(a) for a in plans.setup_plan("shop", VECTOR_RECIPIENT,
+                                                                 plans.spec("shop", remote="s3://b")).steps[0].actions)
+    pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\nBBBB\n-----END OPENSSH PRIVATE KEY-----\n"
+    conf = plans.rclone_sftp_config("sftp://bk@h:2222/srv/b", pem, lay.backup_known_hosts)
+    assert conf == ("[lightfold]\ntype = sftp\nhost = h\nuser = bk\nport = 2222\n"
+                    "key_pem = -----BEGIN OPENSSH PRIVATE KEY-----\\nAAAA\\nBBBB\\n-----END OPENSSH PRIVATE KEY-----\n"
+                    f"known_hosts_file = {lay.backup_known_hosts}\nshell_type = none\n")
+
+
+def test_an_sftp_key_with_a_passphrase_or_no_key_is_refused_before_the_server(tmp_path, monkeypatch):
+    import asyncssh
+
+    from lightfold.config import BackupConfig
+    from lightfold.errors import LightfoldError
+    from lightfold.release import backup as step
+
+    class T:
+        name = "shop"
+        config = type("C", (), {"backup": BackupConfig(remote="sftp://bk@h/srv/b")})()
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(tmp_path / "locked")],
+                   check=True)
+    (tmp_path / "open").write_bytes(key.export_private_key())
+    (tmp_path / "not-a-key").write_text("hello\n")
+    assert step._remote_credentials(T()) is None  # no key named: the server keeps what it has
+    for name, words in (("locked", "has a passphrase"), ("not-a-key", "is not an SSH private key"),
+                        ("missing", "cannot read the SFTP key")):
+        monkeypatch.setenv(step.SFTP_KEY_ENV, str(tmp_path / name))
+        with pytest.raises(LightfoldError) as e:
+            step._remote_credentials(T())
+        assert words in e.value.args[0], e.value.args
+    monkeypatch.setenv(step.SFTP_KEY_ENV, str(tmp_path / "open"))
+    conf = step._remote_credentials(T())
+    assert "type = sftp" in conf and "key_pem = -----BEGIN OPENSSH PRIVATE KEY-----\\n" in conf
 
 
 # ---- the tool, here -----------------------------------------------------------------------------------
@@ -299,6 +356,48 @@ def test_tool_pushes_to_an_s3_bucket_and_fetches_back(app, monkeypatch):
     finally:
         server.terminate()
         server.wait(10)
+
+
+@pytest.mark.skipif(shutil.which("rclone") is None, reason="no rclone here (apt-get install rclone)")
+def test_tool_pushes_over_sftp_and_fetches_back_with_the_host_key_pinned(app):
+    """Through Debian's rclone to a real SFTP-only server (asyncssh) on loopback: the host key is
+    pinned by the setup's own command, a backup goes there and comes back; a server whose host
+    key changed is refused."""
+    import asyncssh
+    from tests.e2e.sftp_server import sftp_server
+
+    spec, identity, tmp = app
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    private = key.export_private_key().decode()
+    (tmp / "login.pub").write_bytes(key.export_public_key())
+    known = tmp / "known_hosts"
+    with sftp_server("127.0.0.1", tmp / "sftp-root", tmp / "login.pub") as (port, host_pub):
+        remote = f"sftp://bk@127.0.0.1:{port}/srv/backups"
+        pin = plans.pin_host_key(remote, str(known))
+        assert subprocess.run(["sh", "-c", pin.command]).returncode == 0
+        assert host_pub.split()[1] in known.read_text()
+        assert subprocess.run(["sh", "-c", pin.unless]).returncode == 0  # pinned: skipped from now on
+        (tmp / "rclone.conf").write_text(plans.rclone_sftp_config(remote, private, str(known)))
+        spec["remote"] = {**plans.spec("shop", remote=remote)["remote"], "config": str(tmp / "rclone.conf")}
+        (tmp / "spec.json").write_text(json.dumps(spec))
+        rc, made = run_tool(tmp, "create")
+        assert rc == 0 and made["pushed"] is True, made
+        stored = tmp / "sftp-root" / "srv" / "backups" / "shop" / made["id"]
+        assert sorted(os.listdir(stored)) == ["manifest.json", "storage.tar.gz.age"]
+        assert (stored / "storage.tar.gz.age").read_bytes().startswith(b"age-encryption.org/v1")
+        assert run_tool(tmp, "list")[1]["remote"]["ids"] == [made["id"]]
+        shutil.rmtree(Path(spec["dir"]) / made["id"])
+        rc, fetched = run_tool(tmp, "fetch", "latest")
+        assert rc == 0 and fetched == {"id": made["id"], "fetched": True}
+        assert run_tool(tmp, "verify", made["id"], identity=identity)[1]["ok"]
+    # Another server answers on that address now (a new host key): rclone refuses it.
+    with sftp_server("127.0.0.1", tmp / "sftp-other", tmp / "login.pub") as (port, _):
+        remote = f"sftp://bk@127.0.0.1:{port}/srv/backups"
+        known.write_text(known.read_text().replace(known.read_text().split("]:")[1].split()[0], str(port)))
+        (tmp / "rclone.conf").write_text(plans.rclone_sftp_config(remote, private, str(known)))
+        rc, refused = run_tool(tmp, "create")
+        assert rc == 1 and "key mismatch" in json.dumps(refused), refused
+        assert not (tmp / "sftp-other" / "srv").exists()
 
 
 def test_list_renders_parts_verify_and_a_failed_schedule(capsys):
