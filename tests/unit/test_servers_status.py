@@ -48,3 +48,34 @@ def test_a_scaled_target_reads_each_server_and_the_load_balancer(lf_home, monkey
     assert "haproxy on web-lb (10.0.0.9): 1 of 2 servers healthy" in lines[0]
     assert "web-2 10.0.0.6 (web): release 20260101000000" in lines[2]
 
+
+
+def test_a_scaled_targets_servers_are_asked_at_once(lf_home, monkeypatch):
+    """status asks every other server (and the load balancer) at the same time: two servers that
+    each take their whole SSH timeout cost it once."""
+    import threading
+
+    from lightfold import config
+    from lightfold.release import lb, operate
+
+    config.update(lambda c: c.targets.__setitem__("web", config.TargetConfig(
+        project_path="/p", provider="local", provider_config={"local": config.ProviderConfig(ip="10.0.0.5")})))
+    st = state.TargetState(servers=[state.Server(name="web", ip="10.0.0.5", role="primary"),
+                                    state.Server(name="web-2", ip="10.0.0.6"),
+                                    state.Server(name="web-3", ip="10.0.0.7")],
+                           load_balancer=state.LoadBalancer(name="web-lb", ip="10.0.0.9"))
+    everyone = threading.Barrier(3, timeout=5)  # web-2, web-3 and the load balancer, together
+
+    def remote_status(name, timeout=10, ip=None):
+        everyone.wait()
+        return "unreachable", None, "timed out"
+
+    def status_of(target, balancer):
+        everyone.wait()
+        return {"kind": "haproxy", "ip": balancer.ip, "healthy_backends": 0}
+
+    monkeypatch.setattr(operate, "remote_status", remote_status)
+    monkeypatch.setattr(lb, "status_of", status_of)
+    got = status.servers_status("web", "10.0.0.5", st, {"live_release": "20260101000000"})
+    assert [(s["name"], s["health"]) for s in got["servers"]] == [("web", None), ("web-2", None), ("web-3", None)]
+    assert got["load_balancer"]["ip"] == "10.0.0.9"

@@ -86,16 +86,22 @@ def server_entry(server, info: dict[str, Any]) -> dict[str, Any]:
 def servers_status(target: str, ip: str | None, st, primary_info: dict[str, Any]) -> dict[str, Any]:
     """`servers` (every server; the primary's from the status already read) and `load_balancer`
     (None for a single-server target)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from lightfold import state
     from lightfold.release import lb, operate
     from lightfold.release import target as targets
 
-    entries = []
-    for server in state.servers_of(target, ip, st):
+    def read(server) -> dict[str, Any]:
         if server.ip == ip:
-            entries.append(server_entry(server, primary_info))
-            continue
+            return server_entry(server, primary_info)
         _, deploy, _ = operate.remote_status(target, timeout=SSH_CHECK_TIMEOUT * 3, ip=server.ip)
-        entries.append(server_entry(server, deploy or {}))
-    lb_info = lb.status_of(targets.load(target), st.load_balancer) if st.load_balancer else None
+        return server_entry(server, deploy or {})
+
+    servers = state.servers_of(target, ip, st)
+    # All at once: a dead server costs its SSH timeout once, not once per server after it.
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(servers) + 1))) as pool:
+        balancer = pool.submit(lb.status_of, targets.load(target), st.load_balancer) if st.load_balancer else None
+        entries = list(pool.map(read, servers))
+        lb_info = balancer.result() if balancer else None
     return {"servers": entries, "load_balancer": lb_info}
