@@ -59,6 +59,9 @@ def test_scale_out_and_in_behind_haproxy_without_a_failed_request(sandbox):
     v2 = pushed["release"]
     assert v2 != release and {s["live_release"] for s in status(sb)["servers"]} == {v2}
     assert {get(lb["ip"], "/")[1] for _ in range(6)} == {b"v2\n"}
+    # logs: every server's, merged, each line led by its server's name
+    logged = sb.lightfold("logs", "--target", sb.target, "-n", "30").stdout.splitlines()
+    assert {line.split()[0] for line in logged} == {s["name"] for s in grown["servers"]}, logged[:5]
 
     # A server that fails its health gate mid-rollout: the third one's slots cannot start. The
     # first two switch, the third fails, and the first two go back: every server still serves v2.

@@ -232,3 +232,58 @@ def test_the_databases_fact_needs_python3_only_when_the_app_has_a_database(tmp_p
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
     value = fact.parse(out.stdout, out.returncode)
     assert list(value) == ["redis"] and value["redis"]["url"] == "redis://shop:****@127.0.0.1:6379/0"
+
+
+def test_logs_of_several_servers_merge_in_time_order_led_by_the_server():
+    got = operate.merged_by_time({
+        "web": ["2026-12-08T03:40:02+0000 web lightfold-shop@blue[9]: GET /b",
+                "Traceback (most recent call last):", "2026-12-08T03:40:05+0000 web lightfold-shop@blue[9]: GET /d"],
+        "web-2": ["2026-12-08T03:40:01+0000 web-2 lightfold-shop@blue[7]: GET /a",
+                  "2026-12-08T03:40:03Z worker-1 job done"],
+    })
+    assert got == ["web-2  2026-12-08T03:40:01+0000 web-2 lightfold-shop@blue[7]: GET /a",
+                   "web    2026-12-08T03:40:02+0000 web lightfold-shop@blue[9]: GET /b",
+                   "web    Traceback (most recent call last):",  # stays after its line
+                   "web-2  2026-12-08T03:40:03Z worker-1 job done",
+                   "web    2026-12-08T03:40:05+0000 web lightfold-shop@blue[9]: GET /d"]
+    assert operate.merged_by_time({}) == []
+
+
+def test_logs_of_servers_show_the_others_and_name_the_one_that_did_not_answer(lf_home, monkeypatch):
+    import contextlib
+
+    from lightfold import config, state
+    from lightfold.errors import LightfoldError
+    from lightfold.release import target as targets
+    from lightfold.remote import run_sync
+
+    config.update(lambda c: c.targets.__setitem__("shop", config.TargetConfig(
+        project_path="/p", provider="local", provider_config={"local": config.ProviderConfig(ip="10.0.0.5")})))
+    t = targets.load("shop")
+    servers = [state.Server(name="shop", ip="10.0.0.5", role="primary"), state.Server(name="shop-2", ip="10.0.0.6")]
+
+    @contextlib.asynccontextmanager
+    async def conn_to(ip):
+        yield ip
+
+    async def connect(target):
+        if target.server.ip == "10.0.0.6":
+            raise LightfoldError("cannot reach 10.0.0.6:22 over SSH (timed out)")
+        return conn_to(target.server.ip)
+
+    async def logs(conn, target, *, follow, on_line, **options):
+        assert options == {"lines": 5} and target.server.ip == conn
+        on_line("2026-12-08T03:40:01+0000 shop lightfold-shop@blue[7]: hello")
+
+    monkeypatch.setattr(targets, "connect", connect)
+    monkeypatch.setattr(operate, "logs", logs)
+    shown = []
+    with pytest.raises(LightfoldError) as e:
+        run_sync(operate.logs_of_servers(t, servers, lines=5, on_line=shown.append))
+    assert shown == ["shop    2026-12-08T03:40:01+0000 shop lightfold-shop@blue[7]: hello"]
+    assert "no log from shop-2: cannot reach 10.0.0.6:22" in e.value.problem
+    shown.clear()
+    with pytest.raises(LightfoldError):
+        run_sync(operate.logs_of_servers(t, servers, lines=5, follow=True, on_line=shown.append))
+    assert sorted(shown) == ["shop    2026-12-08T03:40:01+0000 shop lightfold-shop@blue[7]: hello",
+                             "shop-2  ! no log from this server: cannot reach 10.0.0.6:22 over SSH (timed out)"]

@@ -46,7 +46,8 @@ def logs(
                                              "merged, each line labelled with its unit.")] = False,
 ) -> None:
     """The app's log (the live slot's journal; both slots during a switch), a process's, all of
-    them, or a build log.
+    them, or a build log. A target on several servers: every server's, merged, each line led by
+    the server's name (a build log: the primary's, where releases are built).
 
     Examples: lightfold logs --target myapp -n 50 · lightfold logs --tail · lightfold logs --build ·
     lightfold logs --process worker --tail · lightfold logs --all -n 200
@@ -73,7 +74,16 @@ def logs(
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
+    from lightfold import state
+
+    servers = state.servers_of(t.name, t.server.ip, state.load(t.name))
     try:
+        if len(servers) > 1 and not build:  # builds run on the primary only
+            from lightfold.remote import run_sync
+
+            run_sync(operate.logs_of_servers(t, servers, lines=lines, since=since, follow=tail, on_line=on_line,
+                                             process=process, everything=everything))
+            return
         targets.on_server(t, lambda conn: operate.logs(conn, t, lines=lines, since=since, follow=tail, build=build,
                                                        release=release, on_line=on_line, process=process,
                                                        everything=everything))

@@ -409,6 +409,63 @@ async def logs(
                              details=res.stderr.strip().splitlines()[-5:])
 
 
+def _stamp(line: str) -> dt.datetime | None:
+    """The time a journal line starts with (journalctl's short-iso, or a labelled line's ...Z)."""
+    try:
+        when = dt.datetime.fromisoformat(line.split(" ", 1)[0])
+    except ValueError:
+        return None
+    return when if when.tzinfo else None
+
+
+def merged_by_time(per_server: dict[str, list[str]]) -> list[str]:
+    """Every server's log lines, each led by its server's name, in time order (a line without a
+    time of its own, such as a traceback's, stays after the line before it). Pure."""
+    width = max(map(len, per_server), default=0)
+    earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    rows = []
+    for name, lines in per_server.items():
+        when = earliest
+        for i, line in enumerate(lines):
+            when = _stamp(line) or when
+            rows.append((when, name, i, f"{name:<{width}}  {line}"))
+    return [row[-1] for row in sorted(rows)]
+
+
+async def logs_of_servers(target: Target, servers: list, *, follow: bool = False,
+                          on_line: Callable[[str], None] = print, **options: Any) -> None:
+    """`logs` of every server of a scaled target at once, each line led by its server's name:
+    merged in time order, or with `follow` as the lines come. A server that cannot be reached
+    is named, and the others' lines still show."""
+    import asyncio
+
+    from lightfold.release.target import connect
+
+    width = max(len(s.name) for s in servers)
+    got: dict[str, list[str]] = {s.name: [] for s in servers}
+    failed: dict[str, str] = {}
+
+    async def one(server) -> None:
+        t = target.on(server.ip)
+        keep = ((lambda line: on_line(f"{server.name:<{width}}  {line}")) if follow
+                else got[server.name].append)
+        try:
+            async with await connect(t) as conn:
+                await logs(conn, t, follow=follow, on_line=keep, **options)
+        except Exception as e:  # noqa: BLE001 - named below; the other servers' lines still come
+            failed[server.name] = e.problem if isinstance(e, LightfoldError) else f"{type(e).__name__}: {e}"
+            if follow:
+                on_line(f"{server.name:<{width}}  ! no log from this server: {failed[server.name]}")
+
+    await asyncio.gather(*(one(s) for s in servers))
+    if not follow:
+        for line in merged_by_time(got):
+            on_line(line)
+    if failed:
+        raise LightfoldError(f"no log from {'; '.join(f'{name}: {why}' for name, why in failed.items())}",
+                             "the lines above are the other servers'; `lightfold status` shows which servers answer")
+
+
 # ---------------------------------------------------------------------------------------------
 # sync
 
