@@ -178,4 +178,8 @@ def test_byos_servers_from_the_config_behind_haproxy(machine_factory, fresh_env)
     st = json.loads(user.lightfold("status", "--target", "site", "--json").stdout)
     assert st["load_balancer"]["healthy_backends"] == 2
     assert {s["live_release"] for s in st["servers"]} == {st["live_release"]}
+    # configure does every server, each left as scale made it
+    conf = json.loads(user.lightfold("configure", "--target", "site", "--json", timeout=400).stdout)
+    assert sorted(conf["servers"]) == sorted(s["name"] for s in out["servers"]), conf
+    assert all(r["skipped"] for r in conf["servers"].values()), conf
     user.lightfold("destroy", "--target", "site", "--yes")  # forgotten; the machines go with the test

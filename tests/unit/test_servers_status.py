@@ -79,3 +79,44 @@ def test_a_scaled_targets_servers_are_asked_at_once(lf_home, monkeypatch):
     got = status.servers_status("web", "10.0.0.5", st, {"live_release": "20260101000000"})
     assert [(s["name"], s["health"]) for s in got["servers"]] == [("web", None), ("web-2", None), ("web-3", None)]
     assert got["load_balancer"]["ip"] == "10.0.0.9"
+
+
+def test_configure_of_a_scaled_target_does_every_server_the_primary_first(lf_home, monkeypatch):
+    import asyncio
+    import contextlib
+
+    from lightfold import config
+    from lightfold.release import configure as step
+    from lightfold.release import target as targets
+    from lightfold.release.configure import ConfigureResult
+
+    config.update(lambda c: c.targets.__setitem__("web", config.TargetConfig(
+        project_path="/p", provider="local", provider_config={"local": config.ProviderConfig(ip="10.0.0.5")})))
+    state.update("web", lambda s: setattr(s, "servers", [state.Server(name="web-2", ip="10.0.0.6"),
+                                                         state.Server(name="web", ip="10.0.0.5", role="primary"),
+                                                         state.Server(name="web-3", ip="10.0.0.7")]))
+    began, running = [], set()
+
+    @contextlib.asynccontextmanager
+    async def conn_to(ip):
+        yield ip
+
+    async def connect(t):
+        return conn_to(t.server.ip)
+
+    async def configure(conn, t, detection, *, force, report):
+        assert conn == t.server.ip and force is True
+        began.append((conn, set(running)))
+        running.add(conn)
+        await asyncio.sleep(0.05)
+        running.discard(conn)
+        return ConfigureResult(False, changed=[f"nginx on {conn}"])
+
+    monkeypatch.setattr(targets, "connect", connect)
+    monkeypatch.setattr(step, "configure", configure)
+    results = step.configure_servers(targets.load("web"), None, force=True)
+    assert list(results) == ["web", "web-2", "web-3"]
+    assert began[0] == ("10.0.0.5", set())  # the primary alone, first
+    assert {ip for ip, _ in began[1:]} == {"10.0.0.6", "10.0.0.7"} and began[2][1] == {began[1][0]}  # then together
+    data = render.configure_servers_json("web", results)
+    assert data["changed"] == ["nginx on 10.0.0.5"] and data["servers"]["web-3"]["changed"] == ["nginx on 10.0.0.7"]

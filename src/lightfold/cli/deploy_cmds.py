@@ -44,7 +44,8 @@ def configure_cmd(
 ) -> None:
     """Install the runtime, nginx, the agent and the app's units on the target's server.
 
-    Skips when the server already has exactly this configuration.
+    Skips when the server already has exactly this configuration. A target on several servers:
+    every one of them, the primary first.
     Example: lightfold configure --target myapp
     """
     from lightfold.release import configure as step
@@ -52,9 +53,9 @@ def configure_cmd(
 
     t = targets.load(resolve_target(target, path))
     detection = t.detect()
-    result = targets.on_server(t, lambda conn: step.configure(conn, t, detection, force=force,
-                                                              report=output.reporter()))
-    output.emit(render.configure_json(t.name, result), as_json, lambda: render.show_configure(t.name, result))
+    results = step.configure_servers(t, detection, force=force, report=output.reporter())
+    output.emit(render.configure_servers_json(t.name, results), as_json,
+                lambda: render.show_configure_servers(t.name, results))
 
 
 @app.command("push")

@@ -145,6 +145,23 @@ def show_configure(name: str, result) -> None:
         output.ok(f"{name} configured in {result.seconds:.1f}s (changed: {what})")
 
 
+def configure_servers_json(name: str, results: dict) -> dict[str, Any]:
+    """The primary's result as `configure_json`; with more than one server, `servers` too."""
+    primary = next(iter(results.values()))
+    data = configure_json(name, primary)
+    if len(results) > 1:
+        data["servers"] = {server: configure_json(name, r) for server, r in results.items()}
+    return data
+
+
+def show_configure_servers(name: str, results: dict) -> None:
+    if len(results) == 1:
+        show_configure(name, next(iter(results.values())))
+        return
+    for server, result in results.items():
+        show_configure(server, result)
+
+
 
 def push_json(name: str, result) -> dict[str, Any]:
     """A `lightfold.release.push.PushResult` (or the fast path's stand-in for one)."""

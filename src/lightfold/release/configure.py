@@ -192,3 +192,29 @@ def _failure(target: Target, event: dict[str, Any], res) -> LightfoldError:
         f"rerun with --debug, or inspect the server with `lightfold ssh --target {target.name}`",
         details=tail,
     )
+
+
+def configure_servers(target: Target, detection: Any, *, force: bool = False,
+                      report: Report = silent) -> dict[str, ConfigureResult]:
+    """`configure` on every server of the target: the primary first (as a deploy does), then the
+    others at once, each from its own facts. {server name: its result}, the primary's first."""
+    import asyncio
+
+    from lightfold.release.target import connect
+    from lightfold.remote import run_sync
+
+    servers = state.servers_of(target.name, target.server.ip, state.load(target.name))
+    if not servers:  # not created yet: the error the connection gives names it
+        servers = [state.Server(name=target.name, ip=target.server.ip or "", role="primary")]
+
+    async def one(server) -> ConfigureResult:
+        t = target.on(server.ip) if server.ip else target
+        async with await connect(t) as conn:
+            return await configure(conn, t, detection, force=force, report=report)
+
+    async def every() -> dict[str, ConfigureResult]:
+        results = {servers[0].name: await one(servers[0])}
+        rest = await asyncio.gather(*(one(s) for s in servers[1:]))
+        return {**results, **{s.name: r for s, r in zip(servers[1:], rest, strict=True)}}
+
+    return run_sync(every())
