@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lightfold.cli import output, render
+from lightfold.cli import output, render_db
 from lightfold.cli.app import app
 from lightfold.cli.options import JsonOpt, PathArg, TargetOpt, YesOpt, interactive, resolve_target
 
@@ -39,7 +39,7 @@ def create_cmd(path: PathArg = Path("."), target: TargetOpt = None, as_json: Jso
     from lightfold.release import backup as step
 
     result = _on_server(target, path, lambda conn, t: step.create(conn, t, report=output.reporter()))
-    output.emit(result, as_json, lambda: render.show_backup_created(result))
+    output.emit(result, as_json, lambda: render_db.show_backup_created(result))
 
 
 @backup_app.command("list")
@@ -51,7 +51,7 @@ def list_cmd(path: PathArg = Path("."), target: TargetOpt = None, as_json: JsonO
     from lightfold.release import backup as step
 
     data = _on_server(target, path, lambda conn, t: step.list_backups(conn, t))
-    output.emit(data, as_json, lambda: render.show_backup_list(data))
+    output.emit(data, as_json, lambda: render_db.show_backup_list(data))
 
 
 @backup_app.command("verify")
@@ -66,7 +66,7 @@ def verify_cmd(backup_id: IdArg = "latest", path: PathOpt = Path("."), target: T
     from lightfold.release import backup as step
 
     result = _on_server(target, path, lambda conn, t: step.verify(conn, t, backup_id, report=output.reporter()))
-    output.emit(result, as_json, lambda: render.show_backup_verified(result))
+    output.emit(result, as_json, lambda: render_db.show_backup_verified(result))
     if not result["ok"]:
         raise LightfoldError(f"backup {result['id']} failed its verify", "restore from another backup",
                              details=result["problems"])
@@ -92,7 +92,7 @@ def restore_cmd(
         yes = True
     result = _on_server(name, path, lambda conn, t: step.restore(conn, t, backup_id, yes, from_remote,
                                                                  report=output.reporter()))
-    output.emit(result, as_json, lambda: render.show_backup_restored(result))
+    output.emit(result, as_json, lambda: render_db.show_backup_restored(result))
 
 
 @backup_app.command("download")
@@ -108,7 +108,7 @@ def download_cmd(
     from lightfold.release import backup as step
 
     result = _on_server(target, path, lambda conn, t: step.download(conn, t, backup_id, to.expanduser()))
-    output.emit(result, as_json, lambda: render.show_backup_downloaded(result))
+    output.emit(result, as_json, lambda: render_db.show_backup_downloaded(result))
 
 
 @backup_app.command("schedule")
@@ -120,4 +120,4 @@ def schedule_cmd(path: PathArg = Path("."), target: TargetOpt = None, as_json: J
     from lightfold.release import backup as step
 
     result = _on_server(target, path, lambda conn, t: step.schedule(conn, t, report=output.reporter()))
-    output.emit(result, as_json, lambda: render.show_backup_schedule(result))
+    output.emit(result, as_json, lambda: render_db.show_backup_schedule(result))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lightfold.cli import output, render
+from lightfold.cli import output, render_db
 from lightfold.cli.app import app
 from lightfold.cli.options import JsonOpt, PathArg, TargetOpt, YesOpt, interactive, resolve_target
 
@@ -38,7 +38,7 @@ def add_cmd(kind: KindArg, path: PathArg = Path("."), target: TargetOpt = None, 
     kind = check_kind(kind)
     t = targets.load(resolve_target(target, path))
     result = targets.on_server(t, lambda conn: step.add(conn, t, kind, report=output.reporter()))
-    output.emit(result, as_json, lambda: render.show_db_added(result))
+    output.emit(result, as_json, lambda: render_db.show_db_added(result))
 
 
 @db_app.command("status")
@@ -52,7 +52,7 @@ def status_cmd(path: PathArg = Path("."), target: TargetOpt = None, as_json: Jso
 
     t = targets.load(resolve_target(target, path))
     data = targets.on_server(t, lambda conn: step.status(conn, t))
-    output.emit(data, as_json, lambda: render.show_db_status(data))
+    output.emit(data, as_json, lambda: render_db.show_db_status(data))
 
 
 @db_app.command("url")
@@ -76,7 +76,7 @@ def url_cmd(
         kind = check_kind(kind)
     t = targets.load(resolve_target(target, path))
     data = targets.on_server(t, lambda conn: step.url(conn, t, kind, reveal))
-    output.emit(data, as_json, lambda: render.show_db_url(data))
+    output.emit(data, as_json, lambda: render_db.show_db_url(data))
 
 
 @db_app.command("shell")
@@ -134,4 +134,4 @@ def remove_cmd(
         raise UsageError(f"db remove would remove {what}", "pass --yes to confirm")
     t = targets.load(name)
     result = targets.on_server(t, lambda conn: step.remove(conn, t, kind, purge, report=output.reporter()))
-    output.emit(result, as_json, lambda: render.show_db_removed(result))
+    output.emit(result, as_json, lambda: render_db.show_db_removed(result))

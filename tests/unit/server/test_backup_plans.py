@@ -401,12 +401,12 @@ def test_tool_pushes_over_sftp_and_fetches_back_with_the_host_key_pinned(app):
 
 
 def test_list_renders_parts_verify_and_a_failed_schedule(capsys):
-    from lightfold.cli import render
+    from lightfold.cli import render_db
 
     b = {"id": "20261204185549", "bytes": 5347, "label": "manual", "verify": {"ok": True, "at": "2026-12-04T18:55Z"},
          "parts": {"postgres": {"bytes": 5003, "tables": {"public.notes": 3}}, "redis": {"bytes": 10, "keys": 2},
                    "storage": {"bytes": 334, "files": 1}}}
-    render.show_backup_list({"target": "shop", "unit": "lightfold-shop.backup", "incomplete": 1,
+    render_db.show_backup_list({"target": "shop", "unit": "lightfold-shop.backup", "incomplete": 1,
                              "backups": [b, {**b, "id": "20261205000000", "verify": {"ok": False, "at": "x"}}],
                              "schedule": {"enabled": True, "active": True, "last_run": "Fri", "last_ok": False}})
     captured = capsys.readouterr()
