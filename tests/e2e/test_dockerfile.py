@@ -117,6 +117,47 @@ def test_deploy_builds_the_image_and_serves_it(app):
     assert "GREETING" not in app.exec(f"tr '\\0' '\\n' < /proc/{main_pid}/environ").stdout
 
 
+# A stand-in for a cloud's metadata service, off the app's network as on a cloud: 169.254.169.254
+# in a network namespace of its own behind a veth pair, so a container's packets to it are
+# forwarded by the server (as they are to the real one), while the server's own root reaches it
+# directly. Undone by META_DOWN.
+META_UP = (
+    "set -e; ip netns add lfmeta; ip link add lfmeta0 type veth peer name lfmeta1; ip link set lfmeta1 netns lfmeta;"
+    " ip addr add 169.254.0.1/30 dev lfmeta0; ip link set lfmeta0 up;"
+    " ip -n lfmeta addr add 169.254.0.2/30 dev lfmeta1; ip -n lfmeta addr add 169.254.169.254/32 dev lfmeta1;"
+    " ip -n lfmeta link set lfmeta1 up; ip -n lfmeta link set lo up; ip -n lfmeta route add default via 169.254.0.1;"
+    " ip route add 169.254.169.254/32 via 169.254.0.2;"
+    " systemd-run --quiet --unit=lfmeta-http ip netns exec lfmeta python3 -m http.server --bind 169.254.169.254 80;"
+    " for _ in $(seq 50); do python3 -c \"import socket; socket.create_connection(('169.254.169.254', 80), 1)\""
+    " 2>/dev/null && exit 0; sleep 0.1; done; exit 1"
+)
+META_DOWN = ("systemctl stop lfmeta-http 2>/dev/null; ip route del 169.254.169.254/32 2>/dev/null;"
+             " ip link del lfmeta0 2>/dev/null; ip netns del lfmeta 2>/dev/null; true")
+CONNECT = ("python3 -c \"import socket\ntry:\n socket.create_connection(('169.254.169.254', 80), 3); print('connected')"
+           "\nexcept OSError as e: print(type(e).__name__)\"")
+
+
+def test_a_container_cannot_reach_the_metadata_address(app):
+    """issue 13: the container's packets leave the app unit's cgroup (its IPAddressDeny does not
+    see them), so lightfold's firewall refuses every forwarded packet to the metadata address."""
+    name = f"lightfold-{app.target}-{journal(app)[live(app)]['slot']}"
+    app.exec(META_DOWN)
+    try:
+        app.exec(META_UP, timeout=60)
+        assert app.exec(CONNECT).stdout.strip() == "connected"  # the server's root reaches it
+        assert app.exec(f"docker exec {name} {CONNECT}").stdout.strip() == "ConnectionRefusedError"
+        # without lightfold's rule the container does reach it: the refusal above is the rule's
+        handle = app.exec("nft -a list chain inet lightfold forward"
+                          " | sed -n 's/.*169.254.169.254 reject.*# handle //p'")
+        app.exec(f"nft delete rule inet lightfold forward handle {handle.stdout.strip()}")
+        assert app.exec(f"docker exec {name} {CONNECT}").stdout.strip() == "connected"
+    finally:
+        app.exec("nft -f /etc/lightfold/firewall.confirmed.nft")
+        app.exec(META_DOWN)
+    assert "169.254.169.254 reject" in app.exec("nft list chain inet lightfold forward").stdout
+    assert get(app.ip) == (200, b"hello from docker v1\n")
+
+
 def test_redeploy_under_load_drops_no_request_and_stops_the_old_container(app):
     before = live(app)
     old_slot = journal(app)[before]["slot"]

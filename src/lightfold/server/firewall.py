@@ -4,7 +4,9 @@
 What the table allows in: loopback, established/related traffic, ICMP (v4 and v6), the SSH port
 lightfold logs in on (new connections rate-limited per source address), 80 and 443 (from the load
 balancer only, on the app servers of a target on more than one server), and the target's
-`security.allow_ports`. Everything else inbound is dropped; outbound is untouched.
+`security.allow_ports`. Everything else inbound is dropped; outbound is untouched, but nothing is
+forwarded to a cloud's metadata address (a container of the dockerfile builder could otherwise
+read the server's user data: its packets bypass the app unit's IPAddressDeny).
 
 Coexistence: lightfold only ever replaces its own table (`nft -f` of a file that deletes and
 recreates `table inet lightfold` in one transaction), so tables the user, Docker or a distribution
@@ -40,6 +42,10 @@ from lightfold.agent.layout import (
 )
 from lightfold.server.plan import Run, Step, SystemdEnable, SystemdReload, WriteFile
 
+# A cloud's metadata service (the server's user data and, on some clouds, credentials). App units
+# deny it themselves (IPAddressDeny, app.service.j2); a container's packets leave the unit's cgroup
+# and are forwarded through the server, so the table refuses every forwarded packet to it.
+METADATA = "169.254.169.254"
 REVERT_SECONDS = 60  # how long a new table has to be confirmed over a new SSH connection
 SSH_RATE = "20/minute burst 40 packets"  # new SSH connections per source address
 APPLY_LABEL = "apply the firewall (reverted unless confirmed)"
@@ -76,6 +82,10 @@ table {TABLE} {{
 \t\ttcp dport {ssh_port} ct state new add @ssh_v6 {{ ip6 saddr limit rate over {SSH_RATE} }} drop
 \t\ttcp dport {ssh_port} accept
 {web_rule}{open_rule}\t}}
+\tchain forward {{
+\t\ttype filter hook forward priority filter; policy accept;
+\t\tip daddr {METADATA} reject  # a cloud metadata service: never for a container
+\t}}
 }}
 """
 

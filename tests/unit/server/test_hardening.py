@@ -34,6 +34,13 @@ def test_ruleset_is_default_deny_in_lightfolds_own_table():
         "tcp dport { 80, 443, 5432 } accept",
     ]:
         assert "\t" + line + "\n" in text, line
+    # nothing is forwarded to the metadata address (containers), nothing else forwarded is touched
+    forward = text[text.index("\tchain forward {"):]
+    assert "type filter hook forward priority filter; policy accept;" in forward
+    assert "\t\tip daddr 169.254.169.254 reject" in forward and forward.count("\n\t\t") == 2
+    from lightfold.server.app import sandbox_properties
+
+    assert f"IPAddressDeny={firewall.METADATA}" in sandbox_properties("shop")  # the units deny the same address
     # the rate limit comes before the accept, the accept before nothing else lets it in
     assert text.index("add @ssh_v4") < text.index("tcp dport 2222 accept")
     assert "tcp dport { 80, 443 } accept" in firewall.ruleset(22)
