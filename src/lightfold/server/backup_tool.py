@@ -402,12 +402,7 @@ def _verify_part(spec: dict, name: str, part: dict, path: str, identity: bytes, 
         problems = compare_counts(part["tables"], counts)
         return {"ok": not problems, "tables": len(counts), "rows": sum(counts.values()), "problems": problems}
     if name == "mysql":
-        scratch = f"lfverify_{spec['mysql_db']}"[:64]
-        log(f"mysql: load into scratch database {scratch}")
-        try:
-            counts = restore_mysql(part, path, identity, scratch)
-        finally:
-            drop_mysql_db(scratch)
+        counts = _mysql_scratch_counts(part, path, identity, f"lfverify_{spec['mysql_db']}"[:64])
         problems = compare_counts(part["tables"], counts)
         return {"ok": not problems, "tables": len(counts), "rows": sum(counts.values()), "problems": problems}
     if name == "redis":
@@ -476,18 +471,24 @@ def _restore_mysql(spec: dict, part: dict, path: str, identity: bytes) -> dict:
     database dropped, made again (its user's grants are by name: they stay) and loaded. MariaDB
     cannot rename a database, and moving the tables would leave views and triggers behind."""
     db = spec["mysql_db"]
-    scratch = f"lfrestore_{db}"[:64]
-    log(f"mysql: load into {scratch} and check it, then replace {db}")
-    try:
-        counts = restore_mysql(part, path, identity, scratch)
-    finally:
-        drop_mysql_db(scratch)
+    log(f"mysql: check the backup in a scratch database, then replace {db}")
+    counts = _mysql_scratch_counts(part, path, identity, f"lfrestore_{db}"[:64])
     bad = compare_counts(part["tables"], counts)
     if bad:
         raise Failure(f"the restored copy does not match the manifest: {'; '.join(bad)}", "restore another backup")
     recreate_mysql_db(db)
     load_mysql(part, path, identity, db)
     return {"tables": len(counts), "rows": sum(counts.values())}
+
+
+def _mysql_scratch_counts(part: dict, path: str, identity: bytes, scratch: str) -> dict[str, int]:
+    """The backup loaded into database `scratch`, its tables' row counts read, and `scratch`
+    dropped again whatever happened."""
+    log(f"mysql: load into scratch database {scratch}")
+    try:
+        return restore_mysql(part, path, identity, scratch)
+    finally:
+        drop_mysql_db(scratch)
 
 
 def main(argv: list[str]) -> int:
