@@ -136,23 +136,25 @@ def cgroup_roots() -> list[Path]:
     return roots
 
 
-def mounts_under(prefix: Path) -> list[str]:
+def mounts() -> list[tuple[str, str]]:
+    """(mount point, file system type) of every mount, from /proc/self/mounts."""
     found = []
     for line in Path("/proc/self/mounts").read_text().splitlines():
-        target = line.split()[1].replace("\\040", " ")
-        if target == str(prefix) or target.startswith(str(prefix) + "/"):
-            found.append(target)
+        fields = line.split()
+        found.append((fields[1].replace("\\040", " "), fields[2]))
     return found
+
+
+def mounts_under(prefix: Path) -> list[str]:
+    return [target for target, _ in mounts() if target == str(prefix) or target.startswith(str(prefix) + "/")]
 
 
 def fs_type(path: Path) -> str:
     """The file system type of the mount that holds `path` (by /proc/self/mounts' longest prefix)."""
     best, kind = "", ""
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        fields = line.split()
-        target = fields[1].replace("\\040", " ")
+    for target, fstype in mounts():
         if (str(path) == target or str(path).startswith(target.rstrip("/") + "/")) and len(target) >= len(best):
-            best, kind = target, fields[2]
+            best, kind = target, fstype
     return kind
 
 
