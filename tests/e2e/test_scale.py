@@ -182,4 +182,11 @@ def test_byos_servers_from_the_config_behind_haproxy(machine_factory, fresh_env)
     conf = json.loads(user.lightfold("configure", "--target", "site", "--json", timeout=400).stdout)
     assert sorted(conf["servers"]) == sorted(s["name"] for s in out["servers"]), conf
     assert all(r["skipped"] for r in conf["servers"].values()), conf
+    # a laptop that lost its state: sync finds both servers and the load balancer again
+    (user.home / "state" / "site.json").unlink()
+    synced = json.loads(user.lightfold("sync", "--target", "site", "--json").stdout)
+    assert synced["servers"] == [s["name"] for s in out["servers"]] and synced["load_balancer"], synced
+    again = json.loads(user.lightfold("status", "--target", "site", "--json").stdout)
+    assert [s["ip"] for s in again["servers"]] == [first.ip, second.ip]
+    assert again["load_balancer"]["ip"] == balancer.ip and again["load_balancer"]["healthy_backends"] == 2
     user.lightfold("destroy", "--target", "site", "--yes")  # forgotten; the machines go with the test

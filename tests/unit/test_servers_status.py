@@ -120,3 +120,36 @@ def test_configure_of_a_scaled_target_does_every_server_the_primary_first(lf_hom
     assert {ip for ip, _ in began[1:]} == {"10.0.0.6", "10.0.0.7"} and began[2][1] == {began[1][0]}  # then together
     data = render.configure_servers_json("web", results)
     assert data["changed"] == ["nginx on 10.0.0.5"] and data["servers"]["web-3"]["changed"] == ["nginx on 10.0.0.7"]
+
+
+def test_sync_finds_the_servers_scale_recorded_on_the_primary(lf_home, monkeypatch):
+    """The laptop lost its state: `sync` reads the primary's servers record (written by `scale`)
+    and knows every server and the load balancer again; a state that has them keeps its own."""
+    from lightfold import config
+    from lightfold.release import facts, operate, scale
+    from lightfold.release import target as targets
+    from lightfold.remote import run_sync
+
+    config.update(lambda c: c.targets.__setitem__("web", config.TargetConfig(
+        project_path="/p", provider="byos", provider_config={"byos": config.ProviderConfig(ip="10.0.0.5")})))
+    scaled = state.TargetState(servers=[state.Server(name="web", ip="10.0.0.5", role="primary"),
+                                        state.Server(name="web-2", ip="10.0.0.6")],
+                               load_balancer=state.LoadBalancer(name="web-lb", ip="10.0.0.9"))
+    text = scale.record_text(scaled)
+    fact = facts.servers_record("web")
+    assert fact.command == "cat /etc/lightfold/apps/web/servers.json"
+    recorded = fact.parse(text, 0)
+    assert fact.parse("", 1) is None and fact.parse("[]", 0) is None
+
+    async def read(conn, *wanted, **kw):
+        assert [f.name for f in wanted] == ["marker", "servers_record"]
+        return {"marker": None, "servers_record": recorded}
+
+    monkeypatch.setattr(facts, "read", read)
+    r = run_sync(operate.sync(None, targets.load("web")))
+    got = state.load("web")
+    assert got.servers == scaled.servers and got.load_balancer == scaled.load_balancer
+    assert "servers" in r.changed and r.servers == ["web", "web-2"] and r.load_balancer == "web-lb"
+    assert render.sync_json(r)["servers"] == ["web", "web-2"]
+    # a second sync changes nothing
+    assert "servers" not in run_sync(operate.sync(None, targets.load("web"))).changed

@@ -440,6 +440,8 @@ class Layout:
         """The root-only env file of database `kind` (one of DB_KINDS) for this app."""
         return os.path.join(self.etc, f"db-{kind}.env")
 
+    # a target on several servers: its servers and load balancer, kept on the primary for `sync`
+    servers_record = property(lambda self: os.path.join(self.etc, "servers.json"))
     backup_spec = property(lambda self: os.path.join(self.etc, "backup.json"))
     backup_recipients = property(lambda self: os.path.join(self.etc, "backup-recipients.txt"))
     backup_rclone = property(lambda self: os.path.join(self.etc, "backup-rclone.conf"))

@@ -378,7 +378,7 @@ def sync_json(r) -> dict[str, Any]:
     """A `lightfold.release.operate.SyncResult`."""
     return {"target": r.target, "ip": r.ip, "created": r.created, "configured": r.configured,
             "live_release": r.live_release, "commit": r.commit, "builder": r.builder, "service": r.service,
-            "changed": r.changed}
+            "changed": r.changed, "servers": r.servers, "load_balancer": r.load_balancer}
 
 
 def show_sync(r) -> None:
@@ -386,6 +386,8 @@ def show_sync(r) -> None:
                                                            if r.changed else " (already in sync)"))
     output.note(f"configured: {'yes' if r.configured else 'no'} · live release: {r.live_release or 'none'}"
                 f" · commit: {(r.commit or '-')[:12]} · service: {r.service or '-'}")
+    if r.servers:
+        output.note(f"servers: {', '.join(r.servers)}" + (f" behind {r.load_balancer}" if r.load_balancer else ""))
 
 
 def show_unlock(name: str, result: dict[str, Any]) -> None:

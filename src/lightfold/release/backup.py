@@ -40,6 +40,7 @@ async def prepare(conn: Connection, target: Target, report: Report = silent, sch
     from lightfold import agekey
     from lightfold.release.database import apply_plan
     from lightfold.server import backup as plans
+    from lightfold.server.plan import write_private_command
 
     _, recipient = agekey.load(create=True)
     value = target_spec(target)
@@ -50,7 +51,7 @@ async def prepare(conn: Connection, target: Target, report: Report = silent, sch
     changed = await apply_plan(conn, plan, "backup setup", report)
     conf = _remote_credentials(target)
     if conf is not None:
-        await conn.run(as_root(conn, plans.write_private_command(value["remote"]["config"])), input=conf,
+        await conn.run(as_root(conn, write_private_command(value["remote"]["config"])), input=conf,
                        display="write the off-server remote's credentials")
     return changed
 

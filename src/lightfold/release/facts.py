@@ -119,6 +119,20 @@ def marker(app: str) -> Fact:
     return Fact("marker", marker_read_command(app), lambda out, _rc: parse_marker(out), display="the configure marker")
 
 
+def servers_record(app: str) -> Fact:
+    """What `scale` last recorded on the primary about the target's servers and load balancer
+    (lightfold.release.scale.record): {servers, load_balancer}, or None when there is none."""
+    def parse(out: str, _rc: int) -> dict[str, Any] | None:
+        try:
+            value = json.loads(out)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) and isinstance(value.get("servers"), list) else None
+
+    return Fact("servers_record", f"cat {shlex.quote(Layout(app).servers_record)}", parse,
+                display="the servers record")
+
+
 def app_configs() -> Fact:
     """Each app.json, behind a line naming its file (app names cannot hold a newline)."""
     pattern = Layout("*").app_json

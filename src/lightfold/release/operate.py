@@ -481,6 +481,8 @@ class SyncResult:
     builder: str | None
     service: str | None  # the live unit's active state ("active", ...), "static", or None
     changed: list[str] = field(default_factory=list)
+    servers: list[str] = field(default_factory=list)  # a target on several servers: their names
+    load_balancer: str | None = None
 
 
 
@@ -507,7 +509,8 @@ def recover_address(t: Target, progress=None) -> Target:
 
 async def sync(conn: Connection, target: Target) -> SyncResult:
     app = target.name
-    marker = (await facts.read(conn, facts.marker(app)))["marker"]
+    found = await facts.read(conn, facts.marker(app), facts.servers_record(app))
+    marker, record = found["marker"], found["servers_record"]
     agent: StatusReply | None = None
     if marker is not None:
         agent = await agent_client.status(conn, app)
@@ -529,11 +532,17 @@ async def sync(conn: Connection, target: Target) -> SyncResult:
         s.last_deploy = info["deployed_at"]
         s.builder = info["builder"]
         s.deploy_fingerprint = live_fingerprint(agent) if agent else None
+        if record is not None and not s.servers:  # what `scale` recorded on the primary
+            s.servers = [state.Server.model_validate(x) for x in record["servers"]]
+            lb = record.get("load_balancer")
+            s.load_balancer = state.LoadBalancer.model_validate(lb) if lb else None
 
-    after = state.update(app, change).model_dump()
+    now = state.update(app, change)
+    after = now.model_dump()
     changed = [k for k in after if before.get(k) != after.get(k)]
     return SyncResult(app, target.config.server().ip, True, marker is not None, info["live_release"],
-                      info["commit"], info["builder"], service, changed)
+                      info["commit"], info["builder"], service, changed, [x.name for x in now.servers],
+                      now.load_balancer.name if now.load_balancer else None)
 
 
 def live_fingerprint(agent: StatusReply) -> str | None:

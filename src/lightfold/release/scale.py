@@ -157,11 +157,32 @@ def scale(name: str, wanted: int, *, accept_new_host_key: bool = False, report: 
         # Servers that served alone before: web traffic from the load balancer only from now on.
         for server in servers:
             _on(t.on(server.ip), lambda conn, ip=server.ip: _configure(conn, t.on(ip), detection, report))
-    timings["total"] = time.monotonic() - t0
     final = state.load(name)
+    _on(t, lambda conn: record(conn, name, final))  # on the primary, for `sync` to find again
+    timings["total"] = time.monotonic() - t0
     return {"target": name, "servers": [s.model_dump() for s in servers],
             "load_balancer": final.load_balancer.model_dump() if final.load_balancer else None,
             "added": add, "removed": [s.name for s in remove], "release": live, "timings": timings}
+
+
+def record_text(st: state.TargetState) -> str:
+    """What the primary keeps about the target's servers and load balancer (JSON; no secret)."""
+    import json
+
+    return json.dumps({"servers": [s.model_dump() for s in st.servers],
+                       "load_balancer": st.load_balancer.model_dump() if st.load_balancer else None},
+                      indent=1, sort_keys=True) + "\n"
+
+
+async def record(conn, app: str, st: state.TargetState) -> None:
+    """The servers record on the primary (0600 root), so that `sync` on a laptop that lost its
+    state finds every server and the load balancer again."""
+    from lightfold.agent.layout import Layout
+    from lightfold.release.target import as_root
+    from lightfold.server.plan import write_private_command
+
+    await conn.run(as_root(conn, write_private_command(Layout(app).servers_record)), input=record_text(st),
+                   display="record the target's servers")
 
 
 def _on(target: Target, work):

@@ -184,14 +184,6 @@ def pin_host_key(remote: str, path: str) -> Run:
                label=f"the SFTP server {host}:{port}'s host key pinned in {path}")
 
 
-def write_private_command(path: str) -> str:
-    """Shell writing stdin to `path` (0600 root) atomically."""
-    p = shlex.quote(path)
-    script = (f"set -e; umask 077; mkdir -p $(dirname {p}); cat > {p}.new; "
-              f"chown root:root {p}.new; chmod 600 {p}.new; mv -f {p}.new {p}")
-    return f"sh -c {shlex.quote(script)}"
-
-
 def tool_command(app: str, op: str, *args: str) -> str:
     return " ".join(["python3", BACKUP_TOOL, op, Layout(app).backup_spec, *(shlex.quote(a) for a in args)])
 

@@ -482,3 +482,11 @@ _lf_service_reload() {  # action unit check
   _lf_event "$1" true
 }
 """
+
+
+def write_private_command(path: str) -> str:
+    """Shell writing stdin to `path` (0600 root) atomically."""
+    p = shlex.quote(path)
+    script = (f"set -e; umask 077; mkdir -p $(dirname {p}); cat > {p}.new; "
+              f"chown root:root {p}.new; chmod 600 {p}.new; mv -f {p}.new {p}")
+    return f"sh -c {shlex.quote(script)}"

@@ -20,7 +20,16 @@ from lightfold.agent.layout import BACKUP_TOOL, Layout
 from lightfold.server import backup as plans
 from lightfold.server import backup_parts as parts
 from lightfold.server import backup_tool as tool
-from lightfold.server.plan import EnsurePackages, Remove, Run, ServiceReload, SystemdEnable, WriteFile, render
+from lightfold.server.plan import (
+    EnsurePackages,
+    Remove,
+    Run,
+    ServiceReload,
+    SystemdEnable,
+    WriteFile,
+    render,
+    write_private_command,
+)
 
 # A throwaway key pair made by age-keygen 1.1.1 (the encoding's test vector; it protects nothing).
 VECTOR_IDENTITY = "AGE-SECRET-KEY-18WDZNEPUMWD6KVEQA45EW8TSRPU86QUR4Q66XXC34RU36QX5XYJQNKPCGP"
@@ -126,7 +135,7 @@ def test_rclone_config_and_command_lines():
                     "secret_access_key = SK\nendpoint = http://10.99.0.1:9000\nforce_path_style = true\n"
                     "region = us-east-1\n")
     assert "provider = AWS" in plans.rclone_config("AK", "SK", None, None)
-    write = plans.write_private_command("/etc/lightfold/apps/shop/backup-rclone.conf")
+    write = write_private_command("/etc/lightfold/apps/shop/backup-rclone.conf")
     assert "SK" not in write and "chmod 600" in write and "umask 077" in write
     assert plans.tool_command("shop", "verify", "latest") == \
         f"python3 {BACKUP_TOOL} verify /etc/lightfold/apps/shop/backup.json latest"
