@@ -153,3 +153,40 @@ def test_sync_finds_the_servers_scale_recorded_on_the_primary(lf_home, monkeypat
     assert render.sync_json(r)["servers"] == ["web", "web-2"]
     # a second sync changes nothing
     assert "servers" not in run_sync(operate.sync(None, targets.load("web"))).changed
+
+
+def test_a_database_and_several_servers_are_refused_both_ways(lf_home, monkeypatch):
+    """lightfold's databases listen on the primary's loopback: `db add` on a scaled target and
+    `scale` up of a target with a database are refused before anything changes, naming the fix."""
+    import pytest
+
+    from lightfold import config
+    from lightfold.errors import LightfoldError
+    from lightfold.release import database, scale
+    from lightfold.release import target as targets
+    from lightfold.remote import run_sync
+
+    config.update(lambda c: c.targets.__setitem__("web", config.TargetConfig(
+        project_path="/p", provider="local", provider_config={"local": config.ProviderConfig(ip="10.0.0.5")})))
+    t = targets.load("web")
+    database.refuse_several_servers(t, "db add postgres")  # one server: fine
+    state.update("web", lambda s: setattr(s, "servers", [state.Server(name="web", ip="10.0.0.5", role="primary"),
+                                                         state.Server(name="web-2", ip="10.0.0.6")]))
+    with pytest.raises(LightfoldError) as e:
+        run_sync(database.add(None, t, "postgres"))  # refused before it asks the server anything
+    assert "runs on 2 servers" in e.value.problem and "DATABASE_URL" in e.value.fix
+
+    state.update("web", lambda s: setattr(s, "servers", []))
+    monkeypatch.setattr(scale, "_live_release", lambda t: "20260101000000")
+    monkeypatch.setattr(targets.Target, "detect", lambda self: None)
+    asked = []
+
+    def on(target, work):
+        asked.append(target.server.ip)
+        return {"databases": {"postgres": {"configured": True}, "redis": {"configured": False}}}
+
+    monkeypatch.setattr(scale, "_on", on)
+    with pytest.raises(LightfoldError) as e:
+        scale.scale("web", 2)
+    assert "has postgres on its server" in e.value.problem and "db remove postgres" in e.value.fix
+    assert asked == ["10.0.0.5"] and state.servers_of("web", "10.0.0.5", state.load("web"))[1:] == []

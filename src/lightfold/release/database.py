@@ -63,6 +63,7 @@ async def add(conn: Connection, target: Target, kind: str, report: Report = sile
 
     kind = db.check_kind(kind)
     app = target.name
+    refuse_several_servers(target, f"`db add {kind}`")
     configured = [k for k, v in (await status(conn, target))["databases"].items() if v["configured"]]
     clash = db.url_clash(kind, configured)
     if clash:
@@ -106,6 +107,22 @@ def _settings(kind: str, mem_kb: int) -> dict[str, str]:
 
     wanted = {"postgres": db.postgres_settings, "mysql": db.mysql_settings, "redis": db.redis_settings}[kind](mem_kb)
     return {k: v for k, v in wanted.items() if k != "aclfile"}
+
+
+SEVERAL_SERVERS_FIX = ("keep a target with a database on one server (`lightfold scale --servers 1`), or give the app "
+                       "a database of its own elsewhere: `lightfold config set deploy.env_vars.DATABASE_URL ...`")
+
+
+def refuse_several_servers(target: Target, what: str) -> None:
+    """A database lightfold runs lives on the primary and listens on its loopback only: the other
+    servers of a scaled target could not reach it (and would start without its variables)."""
+    from lightfold import state
+
+    servers = state.servers_of(target.name, target.server.ip, state.load(target.name))
+    if len(servers) > 1:
+        raise LightfoldError(f"{what} on target '{target.name}', which runs on {len(servers)} servers: the database "
+                             "would be on the primary only, on its loopback, out of the other servers' reach",
+                             SEVERAL_SERVERS_FIX)
 
 
 async def status(conn: Connection, target: Target, reveal: bool = False) -> dict:

@@ -80,6 +80,8 @@ def scale(name: str, wanted: int, *, accept_new_host_key: bool = False, report: 
     detection = t.detect()
     live = _live_release(t)
     add, remove = plan_change(current, wanted, name)
+    if add:
+        _refuse_databases(t)
     if hasattr(machines, "check_new"):  # byos: every new server has an address in the config
         machines.check_new(name, add + ([lb_name(name)] if add and st.load_balancer is None else []))
     t0 = time.monotonic()
@@ -193,6 +195,19 @@ def _on(target: Target, work):
             return await work(conn)
 
     return run_sync(go())
+
+
+def _refuse_databases(t: Target) -> None:
+    """A database `db add` made lives on the primary's loopback: new servers could not reach it."""
+    from lightfold.release import database
+
+    kinds = [k for k, v in _on(t, lambda conn: database.status(conn, t))["databases"].items() if v["configured"]]
+    if kinds:
+        raise LightfoldError(f"target '{t.name}' has {', '.join(kinds)} on its server, listening on its loopback "
+                             "only: servers added now could not reach it",
+                             "lightfold's own databases serve a target on one server; to scale, move the data to "
+                             "a database every server reaches, set deploy.env_vars.DATABASE_URL to it and "
+                             f"`lightfold db remove {kinds[0]} --target {t.name}`")
 
 
 def _live_release(t: Target) -> str:
