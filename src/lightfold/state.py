@@ -33,13 +33,18 @@ class Server(BaseModel):
 
 
 class LoadBalancer(BaseModel):
-    """The target's load balancer: HAProxy (from the OS archive) on a server of its own."""
+    """The target's load balancer: HAProxy (from the OS archive) on a server of its own
+    (`local`, `byos`), or the cloud provider's managed one."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    kind: Literal["haproxy"] = "haproxy"
+    kind: Literal["haproxy", "digitalocean", "hetzner", "vultr"] = "haproxy"
     name: str
     ip: str
+    id: str | None = None  # a managed load balancer's id at its provider
+    network_id: str | None = None  # the target's private network at the provider
+    # Where the app servers take web traffic from (an address or a CIDR); None: from `ip`.
+    web_from: str | None = None
 
 
 class TargetState(BaseModel):

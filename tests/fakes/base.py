@@ -18,7 +18,16 @@ Control endpoints (no auth, never rate limited or faulted):
        login — but other disk contents are NOT), the old machine is removed, and the API reports
        the new address.
        Answers {"id", "old_ip", "ip"} once the new machine is up.
-  GET  /__state  {"servers": [...], "ssh_keys": [...], "requests": N}
+  GET  /__state  {"servers": [...], "ssh_keys": [...], "load_balancers": [...], "requests": N}
+
+Load balancers (`lightfold scale`): a fake load balancer really carries traffic. Its create
+starts a machine from the VM backend (`start_balancer`) running HAProxy configured from the load
+balancer's targets and health check through the repo's own HAProxy plan
+(lightfold.server.haproxy); the API reports that machine's address as the load balancer's, and it
+turns active only once HAProxy runs. Changing the targets re-renders and reloads that HAProxy
+(graceful: requests in flight finish) before the API answers. The backends' health the API
+reports is HAProxy's own check, read on its stats socket. Private networks hold the sandbox
+addresses: a server's private address is its machine's.
 """
 
 from __future__ import annotations
@@ -52,6 +61,22 @@ class VmBackend(Protocol):
     # Optional: `host_key(name) -> (private, public) | None`, the host key on the machine's disk
     # now, which a move carries over (as a real provider's disk does).
 
+    # Load balancers: a machine running HAProxy for each.
+    def start_balancer(self, name: str) -> str:
+        """Start the load balancer's machine; its IPv4."""
+
+    def configure_balancer(self, name: str, backends: list[tuple[str, str]], health_path: str,
+                           health_host: str | None) -> None:
+        """HAProxy on :80 to `backends` ((name, address) on :80), checked on `health_path`."""
+
+    def balancer_health(self, name: str) -> dict[str, bool]:
+        """Backend name -> UP, as HAProxy's checks see it."""
+
+    def destroy_balancer(self, name: str) -> None: ...
+
+    # The private address range of the machines (what a fake VPC reports as its range).
+    private_range: str
+
 
 def with_host_key(user_data: str, private: str, public: str) -> str:
     """lightfold's #cloud-config with another host key (the one a moved server's disk holds)."""
@@ -63,12 +88,34 @@ def with_host_key(user_data: str, private: str, public: str) -> str:
 
 
 class LoopbackBackend:
-    """127.0.0.x addresses, one per server, and nothing booted."""
+    """127.0.0.x addresses, one per server, and nothing booted (a load balancer records its
+    configuration and reports every backend healthy)."""
+
+    private_range = "127.0.0.0/8"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._free = iter(range(2, 255))
         self.machines: dict[str, dict[str, Any]] = {}
+        self.balancers: dict[str, dict[str, Any]] = {}
+
+    def start_balancer(self, name: str) -> str:
+        with self._lock:
+            ip = f"127.0.1.{next(self._free)}"
+            self.balancers[name] = {"ip": ip, "backends": [], "health_path": None, "health_host": None}
+            return ip
+
+    def configure_balancer(self, name: str, backends: list[tuple[str, str]], health_path: str,
+                           health_host: str | None) -> None:
+        with self._lock:
+            self.balancers[name].update(backends=list(backends), health_path=health_path, health_host=health_host)
+
+    def balancer_health(self, name: str) -> dict[str, bool]:
+        return {b: True for b, _ip in self.balancers.get(name, {}).get("backends", [])}
+
+    def destroy_balancer(self, name: str) -> None:
+        with self._lock:
+            self.balancers.pop(name, None)
 
     def boot(self, name: str, user_data: str | None, image: str | None = None) -> str:
         with self._lock:
@@ -144,6 +191,10 @@ class FakeCloud:
         self.destroy_on_exit = destroy_on_exit
         self.servers: dict[str, dict] = {}
         self.ssh_keys: dict[str, dict] = {}
+        self.balancers: dict[str, dict] = {}
+        self.networks: dict[str, dict] = {}
+        self.certificates: dict[str, dict] = {}
+        self._balancer_locks: dict[str, asyncio.Lock] = {}
         self.requests: list[tuple[str, str]] = []
         self._ids = itertools.count(1000)
         self._faults: deque[dict] = deque()
@@ -273,7 +324,9 @@ class FakeCloud:
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response({"servers": [self.public(s) for s in self.servers.values()],
-                                  "ssh_keys": list(self.ssh_keys.values()), "requests": len(self.requests)})
+                                  "ssh_keys": list(self.ssh_keys.values()),
+                                  "load_balancers": [self.public(b) for b in self.balancers.values()],
+                                  "requests": len(self.requests)})
 
     async def _on_startup(self, app: web.Application) -> None:
         self._stopping = asyncio.Event()
@@ -289,6 +342,11 @@ class FakeCloud:
             for name in names:
                 with contextlib.suppress(Exception):
                     await asyncio.get_running_loop().run_in_executor(None, self.vm.destroy, name)
+            for balancer in self.balancers.values():
+                if balancer.get("_machine"):
+                    with contextlib.suppress(Exception):
+                        await asyncio.get_running_loop().run_in_executor(None, self.vm.destroy_balancer,
+                                                                         balancer["_machine"])
 
     # ---- helpers for handlers
 
@@ -358,6 +416,71 @@ class FakeCloud:
         task = self.spawn(run())
         if name:
             self._destroying[name] = task
+
+    # ---- load balancers: per provider, what a record's targets and health check are
+
+    def balancer_backends(self, balancer: dict) -> list[tuple[str, str]]:
+        """(backend name, private address) of each of the balancer's targets that has booted."""
+        raise NotImplementedError
+
+    def balancer_check(self, balancer: dict) -> tuple[str, str | None]:
+        """(health path, Host header) of the balancer's health check."""
+        raise NotImplementedError
+
+    def balancer_running(self, balancer: dict, ip: str) -> None:
+        """The record once its HAProxy runs at `ip` (status, addresses)."""
+        raise NotImplementedError
+
+    def server_private_ip(self, server: dict) -> str | None:
+        """A server's address in a private network: its machine's (the sandbox address)."""
+        return self.server_ip(server)
+
+    def balancer_up_later(self, balancer: dict, on_done: Callable | None = None) -> None:
+        """The balancer's machine starts after `boot_delay`, HAProxy is configured from its
+        targets, then the record turns active with the machine's address."""
+        bid = str(balancer["id"])
+        machine = f"lb{bid[:12]}"
+
+        async def run() -> None:
+            await asyncio.sleep(self.boot_delay)
+            loop = asyncio.get_running_loop()
+            ip = await loop.run_in_executor(None, self.vm.start_balancer, machine)
+            balancer["_machine"], balancer["_ip"] = machine, ip
+            if bid not in self.balancers:  # deleted while starting
+                await loop.run_in_executor(None, self.vm.destroy_balancer, machine)
+                return
+            await self.apply_balancer(balancer)
+            self.balancer_running(balancer, ip)
+            if on_done:
+                on_done(True)
+
+        self.spawn(run())
+
+    async def apply_balancer(self, balancer: dict) -> None:
+        """HAProxy on the balancer's machine gets the record's targets now (one change at a time)."""
+        if not balancer.get("_machine"):
+            return  # still starting: it is configured from the record once up
+        lock = self._balancer_locks.setdefault(str(balancer["id"]), asyncio.Lock())
+        async with lock:
+            path, host = self.balancer_check(balancer)
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.vm.configure_balancer, balancer["_machine"], self.balancer_backends(balancer), path, host)
+
+    async def balancer_health(self, balancer: dict) -> dict[str, bool]:
+        if not balancer.get("_machine"):
+            return {}
+        return await asyncio.get_running_loop().run_in_executor(None, self.vm.balancer_health, balancer["_machine"])
+
+    def destroy_balancer_later(self, balancer: dict, on_done: Callable | None = None) -> None:
+        machine = balancer.get("_machine")
+
+        async def run() -> None:
+            if machine:
+                await asyncio.get_running_loop().run_in_executor(None, self.vm.destroy_balancer, machine)
+            if on_done:
+                on_done()
+
+        self.spawn(run())
 
     def page_bounds(self, request: web.Request) -> tuple[int, int]:
         """(page, per_page) from the query, clamped like the provider does."""

@@ -5,7 +5,12 @@ Shapes follow https://docs.digitalocean.com/reference/api/ : droplets (202 on cr
 asynchronous actions (in-progress → completed|errored, linked from the create answer), account and
 account/keys (a key already on the account: 422), regions / sizes / images, `tag_name` filter,
 page/per_page pagination with links.pages (absolute URLs) and meta.total, ratelimit-* headers,
-Retry-After on 429, and errors as {"id", "message", "request_id"}.
+Retry-After on 429, and errors as {"id", "message", "request_id"}. For `lightfold scale`: vpcs (one
+default VPC per region, every droplet in it unless created with `vpc_uuid`; its range is the sandbox
+machines'), load_balancers (202 with status `new` and `ip` ""; `active` with the address of its
+HAProxy machine once that carries traffic, see base.py; droplets added and removed with
+POST/DELETE .../droplets; `droplet_ids` and `tag` exclusive) and certificates (`lets_encrypt`:
+state `pending`, then `verified`).
 
 Run standalone: `python -m tests.fakes.digitalocean --port 0` (prints the base URL).
 """
@@ -81,6 +86,15 @@ class FakeDigitalOcean(FakeCloud):
         super().__init__(**kw)
         self.actions: dict[int, dict] = {}
 
+    def default_vpc(self, region: str) -> dict:
+        vpc = next((v for v in self.networks.values() if v["region"] == region and v["default"]), None)
+        if vpc is None:
+            vid = str(uuid.uuid4())
+            vpc = {"id": vid, "urn": f"do:vpc:{vid}", "name": f"default-{region}", "description": "",
+                   "region": region, "ip_range": self.vm.private_range, "default": True, "created_at": _now()}
+            self.networks[vid] = vpc
+        return vpc
+
     # ---- shapes
 
     def error(self, status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
@@ -132,9 +146,8 @@ class FakeDigitalOcean(FakeCloud):
 
     def mark_running(self, server: dict, ip: str) -> None:
         server["status"] = "active"
-        server["networks"]["v4"] = [
-            {"ip_address": f"10.108.0.{server['id'] % 250 + 2}", "netmask": "255.255.240.0", "gateway": "",
-             "type": "private"},
+        server["networks"]["v4"] = [  # the private address (in its VPC) is the sandbox machine's
+            {"ip_address": ip, "netmask": "255.255.255.0", "gateway": "", "type": "private"},
             {"ip_address": ip, "netmask": "255.255.255.0", "gateway": ip.rsplit(".", 1)[0] + ".1", "type": "public"},
         ]
 
@@ -163,6 +176,16 @@ class FakeDigitalOcean(FakeCloud):
             web.get(f"{p}/regions", self.list_regions),
             web.get(f"{p}/sizes", self.list_sizes),
             web.get(f"{p}/images", self.list_images),
+            web.get(f"{p}/vpcs", self.list_vpcs),
+            web.get(f"{p}/vpcs/{{id}}", self.get_vpc),
+            web.get(f"{p}/load_balancers", self.list_lbs),
+            web.post(f"{p}/load_balancers", self.create_lb),
+            web.get(f"{p}/load_balancers/{{id}}", self.get_lb),
+            web.delete(f"{p}/load_balancers/{{id}}", self.delete_lb),
+            web.post(f"{p}/load_balancers/{{id}}/droplets", self.add_lb_droplets),
+            web.delete(f"{p}/load_balancers/{{id}}/droplets", self.remove_lb_droplets),
+            web.get(f"{p}/certificates", self.list_certificates),
+            web.post(f"{p}/certificates", self.create_certificate),
         ]
 
     async def account(self, request: web.Request) -> web.Response:
@@ -246,13 +269,19 @@ class FakeDigitalOcean(FakeCloud):
             if key is None:
                 raise Invalid(f"SSH key {ref} is not a valid key on this account")
             keys.append(key["public_key"])
+        if body.get("vpc_uuid"):
+            vpc = self.networks.get(body["vpc_uuid"])
+            if vpc is None or vpc["region"] != region:
+                raise Invalid(f"VPC {body['vpc_uuid']} is not in region {region}")
+        else:
+            vpc = self.default_vpc(region)
         did = self.new_id()
         droplet = {
             "id": did, "name": body["name"], "memory": size["memory"], "vcpus": size["vcpus"], "disk": size["disk"],
             "locked": False, "status": "new", "kernel": None, "created_at": _now(), "features": [],
             "backup_ids": [], "next_backup_window": None, "snapshot_ids": [], "image": image, "volume_ids": [],
             "size": size, "size_slug": size["slug"], "networks": {"v4": [], "v6": []}, "region": _region(region),
-            "tags": list(dict.fromkeys(body.get("tags") or [])), "vpc_uuid": str(uuid.uuid4()),
+            "tags": list(dict.fromkeys(body.get("tags") or [])), "vpc_uuid": vpc["id"],
             "_user_data": body.get("user_data"), "_ssh_keys": keys,
         }
         self.servers[str(did)] = droplet
@@ -290,6 +319,139 @@ class FakeDigitalOcean(FakeCloud):
         if request.query.get("type") not in (None, "distribution"):
             items = []
         return self.paginate(request, "images", items)
+
+    # ---- VPCs, load balancers, certificates
+
+    async def list_vpcs(self, request: web.Request) -> web.Response:
+        return self.paginate(request, "vpcs", list(self.networks.values()))
+
+    async def get_vpc(self, request: web.Request) -> web.Response:
+        vpc = self.networks.get(request.match_info["id"])
+        if vpc is None:
+            raise web.HTTPNotFound()
+        return web.json_response({"vpc": vpc})
+
+    def balancer_backends(self, balancer: dict) -> list[tuple[str, str]]:
+        found = []
+        for did in balancer["droplet_ids"]:
+            droplet = self.servers.get(str(did))
+            private = next((n["ip_address"] for n in (droplet or {}).get("networks", {}).get("v4", [])
+                            if n["type"] == "private"), None)
+            if private:
+                found.append((f"s{did}", private))
+        return found
+
+    def balancer_check(self, balancer: dict) -> tuple[str, str | None]:
+        check = balancer["health_check"]
+        return (check.get("path") or "/") if check["protocol"] in ("http", "https") else "/", None
+
+    def balancer_running(self, balancer: dict, ip: str) -> None:
+        balancer.update(status="active", ip=ip)
+
+    def _lb(self, request: web.Request) -> dict:
+        balancer = self.balancers.get(request.match_info["id"])
+        if balancer is None:
+            raise web.HTTPNotFound()
+        return balancer
+
+    async def list_lbs(self, request: web.Request) -> web.Response:
+        return self.paginate(request, "load_balancers", list(self.balancers.values()))
+
+    async def get_lb(self, request: web.Request) -> web.Response:
+        return web.json_response({"load_balancer": self.public(self._lb(request))})
+
+    async def create_lb(self, request: web.Request) -> web.Response:
+        body = check_fields(await _json(request), {
+            "name": (str, True), "region": (str, True), "forwarding_rules": (("list", dict), True),
+            "health_check": (dict, False), "droplet_ids": (("list", int), False), "tag": (str, False),
+            "redirect_http_to_https": (bool, False), "vpc_uuid": (str, False), "size_unit": (int, False),
+            "algorithm": (str, False), "enable_proxy_protocol": (bool, False), "sticky_sessions": (dict, False),
+        })
+        if body["region"] not in dict(REGIONS):
+            raise Invalid(f"Region is not available: {body['region']}")
+        if body.get("droplet_ids") and body.get("tag"):
+            raise Invalid("droplet_ids and tag are mutually exclusive")
+        rules = []
+        for rule in body["forwarding_rules"]:
+            check_fields(rule, {"entry_protocol": (str, True), "entry_port": (int, True),
+                                "target_protocol": (str, True), "target_port": (int, True),
+                                "certificate_id": (str, False), "tls_passthrough": (bool, False)})
+            if rule["entry_protocol"] not in ("http", "https", "http2", "http3", "tcp", "udp"):
+                raise Invalid(f"invalid entry_protocol {rule['entry_protocol']}")
+            if rule["entry_protocol"] == "https" and not (rule.get("certificate_id") or rule.get("tls_passthrough")):
+                raise Invalid("an https forwarding rule needs a certificate_id or tls_passthrough")
+            if rule.get("certificate_id") and not any(c["id"] == rule["certificate_id"]
+                                                      for c in self.certificates.values()):
+                raise Invalid(f"certificate {rule['certificate_id']} not found")
+            rules.append({"certificate_id": "", "tls_passthrough": False, **rule})
+        for did in body.get("droplet_ids") or []:
+            if str(did) not in self.servers:
+                raise Invalid(f"droplet {did} not found")
+        vpc = self.networks.get(body["vpc_uuid"]) if body.get("vpc_uuid") else self.default_vpc(body["region"])
+        if vpc is None:
+            raise Invalid(f"VPC {body['vpc_uuid']} not found")
+        check = {"protocol": "http", "port": 80, "path": "/", "check_interval_seconds": 10,
+                 "response_timeout_seconds": 5, "healthy_threshold": 5, "unhealthy_threshold": 3,
+                 **(body.get("health_check") or {})}
+        lid = str(uuid.uuid4())
+        balancer = {
+            "id": lid, "name": body["name"], "ip": "", "ipv6": "", "size_unit": body.get("size_unit") or 1,
+            "size": "lb-small", "algorithm": body.get("algorithm") or "round_robin", "status": "new",
+            "created_at": _now(), "forwarding_rules": rules, "health_check": check,
+            "sticky_sessions": body.get("sticky_sessions") or {"type": "none"}, "region": _region(body["region"]),
+            "tag": body.get("tag") or "", "droplet_ids": list(body.get("droplet_ids") or []),
+            "redirect_http_to_https": bool(body.get("redirect_http_to_https")),
+            "enable_proxy_protocol": bool(body.get("enable_proxy_protocol")), "enable_backend_keepalive": False,
+            "vpc_uuid": vpc["id"], "disable_lets_encrypt_dns_records": False, "project_id": "",
+        }
+        self.balancers[lid] = balancer
+        self.balancer_up_later(balancer)
+        return web.json_response({"load_balancer": self.public(balancer)}, status=202)
+
+    async def _lb_droplets(self, request: web.Request, add: bool) -> web.Response:
+        balancer = self._lb(request)
+        body = check_fields(await _json(request), {"droplet_ids": (("list", int), True)})
+        if balancer["tag"]:
+            raise Invalid("droplets of a load balancer using a tag cannot be changed one by one")
+        for did in body["droplet_ids"]:
+            if add and str(did) not in self.servers:
+                raise Invalid(f"droplet {did} not found")
+        ids = balancer["droplet_ids"]
+        balancer["droplet_ids"] = (ids + [d for d in body["droplet_ids"] if d not in ids] if add
+                                   else [d for d in ids if d not in body["droplet_ids"]])
+        await self.apply_balancer(balancer)
+        return web.Response(status=204)
+
+    async def add_lb_droplets(self, request: web.Request) -> web.Response:
+        return await self._lb_droplets(request, True)
+
+    async def remove_lb_droplets(self, request: web.Request) -> web.Response:
+        return await self._lb_droplets(request, False)
+
+    async def delete_lb(self, request: web.Request) -> web.Response:
+        balancer = self._lb(request)
+        del self.balancers[balancer["id"]]
+        self.destroy_balancer_later(balancer)
+        return web.Response(status=204)
+
+    async def list_certificates(self, request: web.Request) -> web.Response:
+        return self.paginate(request, "certificates", list(self.certificates.values()))
+
+    async def create_certificate(self, request: web.Request) -> web.Response:
+        body = check_fields(await _json(request), {
+            "name": (str, True), "type": (str, False), "dns_names": (("list", str), False),
+            "private_key": (str, False), "leaf_certificate": (str, False), "certificate_chain": (str, False)})
+        kind = body.get("type") or "custom"
+        if kind == "lets_encrypt" and not body.get("dns_names"):
+            raise Invalid("dns_names is required for a lets_encrypt certificate")
+        if any(c["name"] == body["name"] for c in self.certificates.values()):
+            raise Invalid("a certificate with this name already exists")
+        cid = str(uuid.uuid4())
+        cert = {"id": cid, "name": body["name"], "not_after": "2027-03-08T00:00:00Z",
+                "sha1_fingerprint": hashlib.sha1(cid.encode(), usedforsecurity=False).hexdigest(),
+                "created_at": _now(), "dns_names": body.get("dns_names") or [], "state": "pending", "type": kind}
+        self.certificates[cid] = cert
+        return web.json_response({"certificate": cert}, status=201)
 
 
 async def _json(request: web.Request) -> Any:

@@ -12,6 +12,11 @@ matters (see `lightfold.providers.cloud.user_data`) when the machine is made, be
 root's authorized keys, the host key lightfold generated and pinned, and write_files
 (/etc/lightfold/created). sshd therefore offers the pinned key from its first start.
 
+A load balancer is a machine of its own running HAProxy from the OS archive, installed and
+configured by the repo's own plan (`lightfold.server.haproxy.lb_plan`, run with bash inside the
+machine, no SSH), its stats read on HAProxy's socket: the fake's load balancer carries the e2e
+test's traffic.
+
 `owner` is recorded on every machine (who may destroy it). Tests pass a path inside their temp dir,
 so the session-end leftover check in tests/conftest.py catches a machine a test failed to remove.
 """
@@ -80,4 +85,44 @@ class SandboxBackend:
         return halves[0], halves[1]
 
     def destroy(self, name: str) -> None:
+        machine.destroy(self.machine_name(name))
+
+    @property
+    def private_range(self) -> str:
+        from lightfold.sandbox.layout import layout
+
+        return str(layout().subnet)
+
+    # ---- load balancers
+
+    def start_balancer(self, name: str) -> str:
+        mname = self.machine_name(name)
+        m = machine.create(mname, self.network, "", self.owner)
+        try:
+            self.configure_balancer(name, [], "/", None)
+        except BaseException:
+            machine.destroy(mname)
+            raise
+        return m.ip
+
+    def configure_balancer(self, name: str, backends: list[tuple[str, str]], health_path: str,
+                           health_host: str | None) -> None:
+        from lightfold.server import haproxy
+        from lightfold.server.plan import render
+
+        plan = haproxy.lb_plan(name, [haproxy.Backend(n, ip) for n, ip in backends], health_path,
+                               health_host=health_host)
+        r = subprocess.run(machine.exec_argv(self.machine_name(name), ["bash", "-s"]), input=render(plan),
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise RuntimeError(f"HAProxy on {name}: {(r.stdout + r.stderr)[-2000:]}")
+
+    def balancer_health(self, name: str) -> dict[str, bool]:
+        from lightfold.server import haproxy
+
+        r = subprocess.run(machine.exec_argv(self.machine_name(name), ["sh", "-c", haproxy.stat_command()]),
+                           capture_output=True, text=True, timeout=30)
+        return {s.name: s.healthy for s in haproxy.parse_stat(r.stdout)} if r.returncode == 0 else {}
+
+    def destroy_balancer(self, name: str) -> None:
         machine.destroy(self.machine_name(name))

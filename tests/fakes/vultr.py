@@ -4,7 +4,12 @@ Shapes follow https://www.vultr.com/api/ : instances (202 on create with status 
 main_ip "0.0.0.0"; once the VM backend booted it: `active`/`running` with its IP and
 server_status `installingbooting`, then `ok`), base64 user_data, ssh-keys, account, regions /
 plans / os, `tag` filter, cursor pagination (per_page, meta.links.next, meta.total), 429 without a
-wait header, and errors as {"error": "...", "status": N} (400 for a bad request body).
+wait header, and errors as {"error": "...", "status": N} (400 for a bad request body). For
+`lightfold scale`: vpcs (a subnet chosen when none is given: the sandbox machines' range), an
+instance's vpcs (attach at create by `attach_vpc`, or `vpcs/attach`; its VPC address is its
+sandbox machine's), load-balancers (202 with status `pending` and ipv4 ""; `active` with the
+address of its HAProxy machine once that carries traffic, see base.py; PATCH `instances` with
+the complete list attaches and detaches to match).
 
 Run standalone: `python -m tests.fakes.vultr --port 0` (prints the base URL).
 """
@@ -119,6 +124,15 @@ class FakeVultr(FakeCloud):
             web.get(f"{p}/regions", self.list_regions),
             web.get(f"{p}/plans", self.list_plans),
             web.get(f"{p}/os", self.list_os),
+            web.get(f"{p}/vpcs", self.list_vpcs),
+            web.post(f"{p}/vpcs", self.create_vpc),
+            web.get(f"{p}/instances/{{id}}/vpcs", self.instance_vpcs),
+            web.post(f"{p}/instances/{{id}}/vpcs/attach", self.attach_vpc),
+            web.get(f"{p}/load-balancers", self.list_lbs),
+            web.post(f"{p}/load-balancers", self.create_lb),
+            web.get(f"{p}/load-balancers/{{id}}", self.get_lb),
+            web.patch(f"{p}/load-balancers/{{id}}", self.update_lb),
+            web.delete(f"{p}/load-balancers/{{id}}", self.delete_lb),
         ]
 
     async def account(self, request: web.Request) -> web.Response:
@@ -173,7 +187,11 @@ class FakeVultr(FakeCloud):
             "hostname": (str, False), "sshkey_id": (("list", str), False), "user_data": (str, False),
             "tags": (("list", str), False), "backups": (str, False), "enable_ipv6": (bool, False),
             "activation_email": (bool, False), "disable_public_ipv4": (bool, False),
+            "attach_vpc": (("list", str), False),
         })
+        for vid in body.get("attach_vpc") or []:
+            if vid not in self.networks or self.networks[vid]["region"] != body["region"]:
+                raise Invalid(f"Invalid VPC: {vid}")
         if not any(body.get(f) for f in ("os_id", "iso_id", "snapshot_id", "app_id", "image_id")):
             raise Invalid("Invalid OS. One of os_id, iso_id, snapshot_id, app_id or image_id is required.")
         if body["region"] not in ALL:
@@ -209,7 +227,7 @@ class FakeVultr(FakeCloud):
             "internal_ip": "", "kvm": "", "hostname": body.get("hostname") or label or f"vultr-guest-{iid[:8]}",
             "tags": list(dict.fromkeys(body.get("tags") or [])), "os_id": os_[0], "app_id": 0, "image_id": "",
             "firewall_group_id": "", "features": [], "user_scheme": "root",
-            "_user_data": user_data, "_ssh_keys": keys,
+            "_user_data": user_data, "_ssh_keys": keys, "_vpcs": list(body.get("attach_vpc") or []),
         }
         self.servers[iid] = inst
         self.boot_later(inst, inst["hostname"], user_data, image=os_[1])
@@ -236,6 +254,131 @@ class FakeVultr(FakeCloud):
     async def list_os(self, request: web.Request) -> web.Response:
         items = [{"id": i, "name": n, "arch": a, "family": f} for i, n, a, f in OS]
         return self.paginate(request, "os", items)
+
+    # ---- VPCs and load balancers
+
+    async def list_vpcs(self, request: web.Request) -> web.Response:
+        return self.paginate(request, "vpcs", list(self.networks.values()))
+
+    async def create_vpc(self, request: web.Request) -> web.Response:
+        body = check_fields(await _json(request), {
+            "region": (str, True), "description": (str, False), "v4_subnet": (str, False),
+            "v4_subnet_mask": (int, False)})
+        if body["region"] not in ALL:
+            raise Invalid("Invalid region.")
+        subnet, mask = self.vm.private_range.split("/")
+        vpc = {"id": str(uuid.uuid4()), "date_created": _now(), "region": body["region"],
+               "description": body.get("description") or "", "v4_subnet": body.get("v4_subnet") or subnet,
+               "v4_subnet_mask": body.get("v4_subnet_mask") or int(mask)}
+        self.networks[vpc["id"]] = vpc
+        return web.json_response({"vpc": vpc}, status=201)
+
+    async def instance_vpcs(self, request: web.Request) -> web.Response:
+        inst = self._instance(request)
+        items = [{"id": vid, "mac_address": "5a:00:04:cb:3f:7f", "ip_address": self.server_ip(inst) or ""}
+                 for vid in inst["_vpcs"]]
+        return self.paginate(request, "vpcs", items)
+
+    async def attach_vpc(self, request: web.Request) -> web.Response:
+        inst = self._instance(request)
+        body = check_fields(await _json(request), {"vpc_id": (str, True)})
+        vpc = self.networks.get(body["vpc_id"])
+        if vpc is None or vpc["region"] != inst["region"]:
+            raise Invalid("Invalid VPC.")
+        if body["vpc_id"] not in inst["_vpcs"]:
+            inst["_vpcs"].append(body["vpc_id"])
+        return web.Response(status=204)
+
+    def balancer_backends(self, balancer: dict) -> list[tuple[str, str]]:
+        vpc = balancer["generic_info"]["vpc"]
+        found = []
+        for iid in balancer["instances"]:
+            inst = self.servers.get(iid)
+            if inst and self.server_ip(inst) and (not vpc or vpc in inst["_vpcs"]):
+                found.append((f"s{iid}", self.server_ip(inst)))
+        return found
+
+    def balancer_check(self, balancer: dict) -> tuple[str, str | None]:
+        return balancer["health_check"].get("path") or "/", None
+
+    def balancer_running(self, balancer: dict, ip: str) -> None:
+        balancer.update(status="active", ipv4=ip)
+
+    def _lb(self, request: web.Request) -> dict:
+        balancer = self.balancers.get(request.match_info["id"])
+        if balancer is None:
+            raise web.HTTPNotFound()
+        return balancer
+
+    async def list_lbs(self, request: web.Request) -> web.Response:
+        return self.paginate(request, "load_balancers", list(self.balancers.values()))
+
+    async def get_lb(self, request: web.Request) -> web.Response:
+        return web.json_response({"load_balancer": self.public(self._lb(request))})
+
+    def _instances(self, ids: list[str]) -> list[str]:
+        for iid in ids:
+            if iid not in self.servers:
+                raise Invalid(f"Invalid instance: {iid}")
+        return list(dict.fromkeys(ids))
+
+    async def create_lb(self, request: web.Request) -> web.Response:
+        body = check_fields(await _json(request), {
+            "region": (str, True), "label": (str, False), "balancing_algorithm": (str, False),
+            "ssl_redirect": (bool, False), "http2": (bool, False), "nodes": (int, False),
+            "proxy_protocol": (bool, False), "health_check": (dict, False),
+            "forwarding_rules": (("list", dict), False), "sticky_session": (dict, False), "ssl": (dict, False),
+            "instances": (("list", str), False), "firewall_rules": (("list", dict), False), "vpc": (str, False),
+            "auto_ssl": (dict, False)})
+        if body["region"] not in ALL:
+            raise Invalid("Invalid region.")
+        rules = []
+        for rule in body.get("forwarding_rules") or []:
+            check_fields(rule, {"frontend_protocol": (str, True), "frontend_port": (int, True),
+                                "backend_protocol": (str, True), "backend_port": (int, True)})
+            rules.append({"id": uuid.uuid4().hex[:16], **rule})
+        if body.get("ssl_redirect") and not (body.get("ssl") or body.get("auto_ssl")):
+            raise Invalid("ssl_redirect needs an HTTPS rule and a certificate (ssl or auto_ssl).")
+        if body.get("auto_ssl"):
+            check_fields(body["auto_ssl"], {"domain_zone": (str, True), "domain_sub": (str, False)})
+        vpc = body.get("vpc") or ""
+        if vpc and (vpc not in self.networks or self.networks[vpc]["region"] != body["region"]):
+            raise Invalid("Invalid VPC.")
+        check = {"protocol": "http", "port": 80, "path": "/", "check_interval": 15, "response_timeout": 5,
+                 "unhealthy_threshold": 5, "healthy_threshold": 5, **(body.get("health_check") or {})}
+        balancer = {
+            "id": str(uuid.uuid4()), "date_created": _now(), "region": body["region"],
+            "label": body.get("label") or "", "status": "pending", "ipv4": "", "ipv6": "",
+            "generic_info": {"balancing_algorithm": body.get("balancing_algorithm") or "roundrobin",
+                             "ssl_redirect": bool(body.get("ssl_redirect")), "http2": bool(body.get("http2")),
+                             "proxy_protocol": bool(body.get("proxy_protocol")),
+                             "sticky_sessions": body.get("sticky_session") or {"cookie_name": ""}, "vpc": vpc},
+            "health_check": check, "has_ssl": bool(body.get("ssl") or body.get("auto_ssl")),
+            "nodes": body.get("nodes") or 1, "forwarding_rules": rules, "firewall_rules": [],
+            "instances": self._instances(body.get("instances") or []),
+        }
+        self.balancers[balancer["id"]] = balancer
+        self.balancer_up_later(balancer)
+        return web.json_response({"load_balancer": self.public(balancer)}, status=202)
+
+    async def update_lb(self, request: web.Request) -> web.Response:
+        balancer = self._lb(request)
+        body = check_fields(await _json(request), {"instances": (("list", str), False), "label": (str, False),
+                                                   "health_check": (dict, False)})
+        if "instances" in body:
+            balancer["instances"] = self._instances(body["instances"])
+        if body.get("label"):
+            balancer["label"] = body["label"]
+        if body.get("health_check"):
+            balancer["health_check"].update(body["health_check"])
+        await self.apply_balancer(balancer)
+        return web.Response(status=204)
+
+    async def delete_lb(self, request: web.Request) -> web.Response:
+        balancer = self._lb(request)
+        del self.balancers[balancer["id"]]
+        self.destroy_balancer_later(balancer)
+        return web.Response(status=204)
 
 
 async def _json(request: web.Request) -> Any:

@@ -53,6 +53,44 @@ class ServerSpec(BaseModel):
     image: str
     ssh_key_ids: list[str] = Field(default_factory=list)
     user_data: str | None = None
+    network_id: str | None = None  # the private network (VPC) to create the server in
+
+
+class Network(BaseModel):
+    """A private network of the provider (DigitalOcean and Vultr: a VPC; Hetzner: a network)."""
+
+    id: str
+    name: str
+    ip_range: str  # CIDR, e.g. 10.0.0.0/16
+
+
+class BalancerSpec(BaseModel):
+    """What lightfold asks of a provider's managed load balancer (`lightfold scale`): HTTP on :80
+    to the servers' nginx on :80, health-checked on the app's health path; with `certificate_id`
+    (the provider's managed certificate for the target's domain) HTTPS on :443 too, TLS ending at
+    the load balancer, and HTTP redirected to HTTPS."""
+
+    name: str  # unique: the target's create tag + "-lb", so a retried create finds it
+    region: str
+    tags: list[str] = Field(default_factory=list)
+    health_path: str = "/"
+    health_host: str | None = None
+    network_id: str | None = None
+    target_ids: list[str] = Field(default_factory=list)
+    certificate_id: str | None = None
+    domain: str | None = None  # Vultr's automatic certificate is asked for in the create itself
+
+
+class Balancer(BaseModel):
+    id: str
+    name: str
+    status: Literal["pending", "active", "error", "unknown"]
+    provider_status: str
+    ip: str | None = None  # public IPv4, once assigned
+    private_ip: str | None = None  # its address in the private network (Hetzner reports it)
+    target_ids: list[str] = Field(default_factory=list)
+    # server id -> healthy, as the provider's own checks see it; None: the API does not say
+    health: dict[str, bool] | None = None
 
 
 class CloudClient(Protocol):
@@ -70,6 +108,14 @@ class CloudClient(Protocol):
     async def list_sizes(self) -> list[Choice]: ...
     async def list_images(self) -> list[Choice]: ...
     async def close(self) -> None: ...
+    # private networks and managed load balancers (`lightfold scale`, lightfold.providers.cloud_lb)
+    async def private_network(self, name: str, region: str, member_id: str, tag: str) -> Network: ...
+    async def create_balancer(self, spec: BalancerSpec) -> Balancer: ...
+    async def get_balancer(self, balancer_id: str) -> Balancer | None: ...
+    async def find_balancer(self, name: str) -> Balancer | None: ...
+    async def set_balancer_targets(self, balancer: Balancer, server_ids: list[str]) -> None: ...
+    async def delete_balancer(self, balancer_id: str) -> None: ...
+    async def managed_certificate(self, name: str, domain: str) -> str | None: ...
 
 
 def api_token(provider: str, ask: Callable[[str], str] | None = None,

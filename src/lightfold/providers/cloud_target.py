@@ -119,7 +119,7 @@ def create_target(
             summary.update(address_changed=True, previous_ip=pc.ip)
         if ready_check and server.ipv4 and not cloud.host_key_rotated(target):
             # Made by a lightfold before rotation, or a rotation was interrupted.
-            _wait_ready(target, server, key_path, progress)
+            wait_ready(target, server, key_path, progress)
         return summary
     cloud.load_or_create_host_key(target)
     openssh.pin(server.ipv4, 22, *cloud.trusted_host_keys(target))
@@ -128,7 +128,7 @@ def create_target(
     config.record_server(target, provider, project_path, ip=server.ipv4, ssh_key=str(key_path), username="root",
                          port=22, server_id=server.id, **spec)
     if ready_check:
-        _wait_ready(target, server, key_path, progress)
+        wait_ready(target, server, key_path, progress)
     state.update(target, lambda s: (setattr(s, "created", True), setattr(s, "provisioned_id", server.id)))
     progress(f"server {server.name} is up at {server.ipv4} in {time.monotonic() - t0:.1f}s")
     return _target_summary(provider, target, server, changed=True)
@@ -221,6 +221,10 @@ def destroy_target(provider: str, target: str, *, progress: Progress = quiet) ->
     st = state.load(target)
     key_path = openssh.login_key()
     public_key = Path(f"{key_path}.pub").read_text().strip() if Path(f"{key_path}.pub").exists() else None
+    if st.multi:  # `lightfold scale` made more: its load balancer and other servers go first
+        from lightfold.providers import cloud_scale
+
+        cloud_scale.destroy_others(provider, target, progress)
 
     async def delete() -> tuple[Server | None, dict[str, Any]]:
         async with open_client(provider) as client:
@@ -288,7 +292,7 @@ def _reset(target: str, ip: str | None) -> None:
     config.update(drop)
 
 
-def _wait_ready(target: str, server: Server, key: Path, progress: Progress) -> None:
+def wait_ready(target: str, server: Server, key: Path, progress: Progress) -> None:
     """Until root logs in with the pinned host key and cloud-init (when present) has finished;
     then the host key from user data is replaced (`_rotate_host_key`)."""
     from lightfold import remote

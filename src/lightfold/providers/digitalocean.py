@@ -1,7 +1,11 @@
 """Thin async client for the DigitalOcean API (v2): only what lightfold uses.
 
 Endpoints: account (token check), account/keys, droplets (create/get/list by `tag_name`/delete),
-actions, regions, sizes, images (`type=distribution`). Auth: `Authorization: Bearer
+actions, regions, sizes, images (`type=distribution`); for `lightfold scale`: vpcs (the primary
+droplet's VPC is the target's private network: every droplet and the load balancer go in it),
+load_balancers (create 202 with status `new` and no `ip`; `active` with its `ip` later;
+POST/DELETE .../droplets with `droplet_ids` add and remove backends) and certificates
+(`lets_encrypt`, the managed certificate of the target's domain). Auth: `Authorization: Bearer
 $DIGITALOCEAN_TOKEN`. Errors: `{"id": "unauthorized", "message": "...", "request_id": "..."}`.
 Create answers 202 with the droplet in status `new` and no addresses yet; `networks.v4` fills in
 when it becomes `active`. Pagination: `page`/`per_page` (max 200), `links.pages.next` (absolute
@@ -11,7 +15,9 @@ URL) and `meta.total`. Rate limit: 429 `too_many_requests` with `Retry-After` (s
 References: https://docs.digitalocean.com/reference/api/intro (requests, pagination, rate limits,
 errors); https://docs.digitalocean.com/reference/api/digitalocean/ (Droplets, SSH Keys, Actions,
 Regions, Sizes, Images); https://docs.digitalocean.com/reference/pydo/reference/droplets/create ;
-https://docs.digitalocean.com/notes/2023/api-rate-limit (Retry-After on 429).
+https://docs.digitalocean.com/notes/2023/api-rate-limit (Retry-After on 429);
+https://docs.digitalocean.com/reference/api/digitalocean/#tag/Load-Balancers , #tag/VPCs ,
+#tag/Certificates .
 """
 
 from __future__ import annotations
@@ -20,14 +26,26 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from lightfold.providers import cloud_target
-from lightfold.providers.cloud_client import BaseClient, Choice, Server, ServerSpec, SshKey
-from lightfold.providers.http import ApiClient, RetryPolicy, missing_ok
+from lightfold.providers import cloud_scale, cloud_target
+from lightfold.providers.cloud_client import (
+    Balancer,
+    BalancerSpec,
+    BaseClient,
+    Choice,
+    Network,
+    Server,
+    ServerSpec,
+    SshKey,
+)
+from lightfold.providers.http import ApiClient, ProviderError, RetryPolicy, missing_ok
 
 PROVIDER = "digitalocean"
 PER_PAGE = 200
 
 _STATUS = {"new": "pending", "active": "running", "off": "off", "archive": "deleting"}
+_LB_STATUS = {"new": "pending", "active": "active", "errored": "error"}
+HEALTH = {"check_interval_seconds": 3, "response_timeout_seconds": 3, "healthy_threshold": 2,
+          "unhealthy_threshold": 2}
 
 
 class _Model(BaseModel):
@@ -56,6 +74,7 @@ class DDroplet(_Model):
     region: DSlugged | None = None
     size_slug: str | None = None
     image: DSlugged | None = None
+    vpc_uuid: str | None = None
 
     def common(self) -> Server:
         public = [n.ip_address for n in self.networks.v4 if n.type == "public"]
@@ -65,6 +84,46 @@ class DDroplet(_Model):
             region=self.region.slug if self.region else None, size=self.size_slug,
             image=self.image.slug if self.image else None,
         )
+
+
+class DBalancer(_Model):
+    id: str
+    name: str
+    ip: str = ""
+    status: str
+    droplet_ids: list[int] = []
+
+    def common(self) -> Balancer:
+        return Balancer(id=self.id, name=self.name, status=_LB_STATUS.get(self.status, "unknown"),
+                        provider_status=self.status, ip=self.ip or None,
+                        target_ids=[str(d) for d in self.droplet_ids])
+
+
+class DVpc(_Model):
+    id: str
+    name: str
+    ip_range: str
+
+
+def balancer_request(spec: BalancerSpec) -> dict[str, Any]:
+    """The body of POST /v2/load_balancers for `spec`: HTTP 80 -> the droplets' 80; with a
+    certificate, HTTPS 443 ending at the load balancer -> 80, and HTTP redirected to HTTPS. (DO's
+    health check sends no Host header of one's choosing: the path only.)"""
+    rules: list[dict[str, Any]] = [{"entry_protocol": "http", "entry_port": 80, "target_protocol": "http",
+                                    "target_port": 80}]
+    if spec.certificate_id:
+        rules.append({"entry_protocol": "https", "entry_port": 443, "target_protocol": "http", "target_port": 80,
+                      "certificate_id": spec.certificate_id, "tls_passthrough": False})
+    body: dict[str, Any] = {
+        "name": spec.name, "region": spec.region, "size_unit": 1, "algorithm": "round_robin",
+        "forwarding_rules": rules,
+        "health_check": {"protocol": "http", "port": 80, "path": spec.health_path, **HEALTH},
+        "redirect_http_to_https": bool(spec.certificate_id),
+        "droplet_ids": [int(i) for i in spec.target_ids],
+    }
+    if spec.network_id:
+        body["vpc_uuid"] = spec.network_id
+    return body
 
 
 class DKey(_Model):
@@ -148,6 +207,8 @@ class DigitalOceanClient(BaseClient):
         }
         if spec.user_data:
             body["user_data"] = spec.user_data
+        if spec.network_id:
+            body["vpc_uuid"] = spec.network_id
         answer = await self.api.post("/droplets", body)
         return DDroplet.model_validate(answer["droplet"]).common()
 
@@ -178,8 +239,54 @@ class DigitalOceanClient(BaseClient):
         images = [DImage.model_validate(i) for i in await self._all("/images", "images", {"type": "distribution"})]
         return [Choice(id=i.slug, label=f"{i.distribution} {i.name}".strip()) for i in images if i.slug]
 
+    # ---- private network and load balancer (`lightfold scale`)
+
+    async def private_network(self, name: str, region: str, member_id: str, tag: str) -> Network:
+        """The VPC the primary droplet is in (every droplet is in one: the region's default VPC
+        unless it was made in another); the new droplets and the load balancer join it."""
+        droplet = DDroplet.model_validate((await self.api.get(f"/droplets/{member_id}"))["droplet"])
+        if not droplet.vpc_uuid:
+            raise ProviderError(PROVIDER, 200, "no_vpc", f"droplet {member_id} reports no VPC")
+        vpc = DVpc.model_validate((await self.api.get(f"/vpcs/{droplet.vpc_uuid}"))["vpc"])
+        return Network(id=vpc.id, name=vpc.name, ip_range=vpc.ip_range)
+
+    async def create_balancer(self, spec: BalancerSpec) -> Balancer:
+        answer = await self.api.post("/load_balancers", balancer_request(spec))
+        return DBalancer.model_validate(answer["load_balancer"]).common()
+
+    async def get_balancer(self, balancer_id: str) -> Balancer | None:
+        body = await missing_ok(self.api.get(f"/load_balancers/{balancer_id}"))
+        return DBalancer.model_validate(body["load_balancer"]).common() if body else None
+
+    async def find_balancer(self, name: str) -> Balancer | None:
+        found = [DBalancer.model_validate(b).common() for b in await self._all("/load_balancers", "load_balancers")]
+        return next((b for b in found if b.name == name), None)
+
+    async def set_balancer_targets(self, balancer: Balancer, server_ids: list[str]) -> None:
+        add = [int(i) for i in server_ids if i not in balancer.target_ids]
+        drop = [int(i) for i in balancer.target_ids if i not in server_ids]
+        if add:
+            await self.api.request("POST", f"/load_balancers/{balancer.id}/droplets", json={"droplet_ids": add},
+                                   idempotent=True)
+        if drop:
+            await self.api.request("DELETE", f"/load_balancers/{balancer.id}/droplets", json={"droplet_ids": drop})
+
+    async def delete_balancer(self, balancer_id: str) -> None:
+        await missing_ok(self.api.delete(f"/load_balancers/{balancer_id}"))
+
+    async def managed_certificate(self, name: str, domain: str) -> str | None:
+        """A Let's Encrypt certificate DigitalOcean makes and renews for `domain` (whose DNS it
+        must host), found again by name."""
+        for cert in await self._all("/certificates", "certificates"):
+            if cert.get("name") == name:
+                return str(cert["id"])
+        body = await self.api.post("/certificates", {"name": name, "type": "lets_encrypt", "dns_names": [domain]})
+        return str(body["certificate"]["id"])
+
 
 # ---- the provider as `lightfold create/destroy/status --provider digitalocean` sees it (see providers/__init__.py)
 
 CLIENT = DigitalOceanClient
 create, recover_address, destroy, server_state = cloud_target.target_api(PROVIDER)
+(create_server, destroy_server, ensure_balancer, set_balancer_targets, wait_balancer_healthy, balancer_status,
+ destroy_others) = cloud_scale.server_api(PROVIDER)

@@ -1,14 +1,19 @@
 """Thin async client for the Hetzner Cloud API (v1): only what lightfold uses.
 
 Endpoints: servers (create/get/list by label/delete), ssh_keys, actions, locations, server_types,
-images. Tags are labels with an empty value (`{"lf-app-1a2b3c4d": ""}`), listed with
+images; for `lightfold scale`: networks (one per target, found by its label; the primary joins it
+by `attach_to_network`, new servers are created in it), load_balancers (create with services,
+targets and the network; `add_target` / `remove_target` actions; each target's `health_status`
+is the load balancer's own check) and certificates (`managed`: Hetzner obtains and renews it).
+Tags are labels with an empty value (`{"lf-app-1a2b3c4d": ""}`), listed with
 `label_selector=<tag>`. Auth: `Authorization: Bearer $HCLOUD_TOKEN`. Errors:
 `{"error": {"code": "...", "message": "...", "details": {...}}}`. Pagination: `page`/`per_page`
 (max 50) with `meta.pagination.next_page`. Rate limit: 429 `rate_limit_exceeded`, headers
 `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (Unix time).
 
 Reference: https://docs.hetzner.cloud/reference/cloud (sections Servers, SSH Keys, Actions,
-Locations, Server Types, Images; Errors, Pagination, Rate Limiting, Label Selector).
+Locations, Server Types, Images, Networks, Load Balancers, Certificates; Errors, Pagination, Rate
+Limiting, Label Selector).
 """
 
 from __future__ import annotations
@@ -19,13 +24,29 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from lightfold.providers import cloud_target
-from lightfold.providers.cloud_client import BaseClient, Choice, Server, ServerSpec, SshKey
+from lightfold.providers import cloud_scale, cloud_target
+from lightfold.providers.cloud_client import (
+    Balancer,
+    BalancerSpec,
+    BaseClient,
+    Choice,
+    Network,
+    Server,
+    ServerSpec,
+    SshKey,
+)
 from lightfold.providers.http import ApiClient, ProviderError, RetryPolicy, missing_ok
 
 PROVIDER = "hetzner"
 PER_PAGE = 50
 ACTION_TIMEOUT = 300.0
+BALANCER_TYPE = "lb11"
+NETWORK_RANGE = "10.0.0.0/16"
+SUBNET_RANGE = "10.0.0.0/24"
+# Where each location's private networks live (a network's subnet names its zone).
+NETWORK_ZONES = {"fsn1": "eu-central", "nbg1": "eu-central", "hel1": "eu-central", "ash": "us-east",
+                 "hil": "us-west", "sin": "ap-southeast"}
+HEALTH = {"interval": 3, "timeout": 2, "retries": 1}
 
 _STATUS = {
     "initializing": "pending", "starting": "pending", "rebuilding": "pending", "migrating": "pending",
@@ -78,6 +99,75 @@ class HServer(_Model):
             size=self.server_type.name if self.server_type else None,
             image=self.image.name if self.image else None,
         )
+
+
+class HPrivateNet(_Model):
+    network: int
+    ip: str = ""
+
+
+class HServerRef(_Model):
+    id: int
+
+
+class HHealth(_Model):
+    listen_port: int = 80
+    status: str = "unknown"  # healthy | unhealthy | unknown
+
+
+class HTarget(_Model):
+    type: str
+    server: HServerRef | None = None
+    health_status: list[HHealth] = []
+
+
+class HBalancerNet(_Model):
+    ipv4: HIPv4 | None = None
+
+
+class HBalancer(_Model):
+    id: int
+    name: str
+    public_net: HBalancerNet = HBalancerNet()
+    private_net: list[HPrivateNet] = []
+    targets: list[HTarget] = []
+
+    def common(self) -> Balancer:
+        servers = [t for t in self.targets if t.type == "server" and t.server]
+        ip = self.public_net.ipv4.ip if self.public_net.ipv4 else None
+        return Balancer(
+            id=str(self.id), name=self.name, status="active" if ip else "pending",
+            provider_status="running" if ip else "initializing", ip=ip,
+            private_ip=self.private_net[0].ip if self.private_net else None,
+            target_ids=[str(t.server.id) for t in servers if t.server],
+            health={str(t.server.id): bool(t.health_status) and all(h.status == "healthy" for h in t.health_status)
+                    for t in servers if t.server},
+        )
+
+
+def balancer_request(spec: BalancerSpec) -> dict[str, Any]:
+    """The body of POST /v1/load_balancers for `spec`: one HTTP service 80 -> 80 (with a
+    certificate: HTTPS 443 ending at the load balancer -> 80, and its `redirect_http` answers :80
+    with a redirect), health-checked over HTTP on the app's health path with its Host header, the
+    servers as targets through the private network."""
+    check = {"protocol": "http", "port": 80, **HEALTH,
+             "http": {"domain": spec.health_host or "", "path": spec.health_path,
+                      "status_codes": ["2??", "3??"], "tls": False}}
+    service: dict[str, Any] = {"protocol": "http", "listen_port": 80, "destination_port": 80, "proxyprotocol": False,
+                               "health_check": check}
+    if spec.certificate_id:
+        service.update(protocol="https", listen_port=443,
+                       http={"certificates": [int(spec.certificate_id)], "redirect_http": True})
+    body: dict[str, Any] = {
+        "name": spec.name, "load_balancer_type": BALANCER_TYPE, "location": spec.region,
+        "algorithm": {"type": "round_robin"}, "labels": {t: "" for t in spec.tags}, "public_interface": True,
+        "services": [service],
+        "targets": [{"type": "server", "server": {"id": int(i)}, "use_private_ip": bool(spec.network_id)}
+                    for i in spec.target_ids],
+    }
+    if spec.network_id:
+        body["network"] = int(spec.network_id)
+    return body
 
 
 class HSshKey(_Model):
@@ -173,6 +263,8 @@ class HetznerClient(BaseClient):
         }
         if spec.user_data:
             body["user_data"] = spec.user_data
+        if spec.network_id:
+            body["networks"] = [int(spec.network_id)]
         answer = await self.api.post("/servers", body)
         return HServer.model_validate(answer["server"]).common()
 
@@ -224,9 +316,68 @@ class HetznerClient(BaseClient):
                 seen[i.name] = Choice(id=i.name, label=i.description or i.name)
         return list(seen.values())
 
+    # ---- private network and load balancer (`lightfold scale`)
+
+    async def private_network(self, name: str, region: str, member_id: str, tag: str) -> Network:
+        """The target's network (found by its label `tag`, else made in `region`'s zone), with the
+        server `member_id` attached to it."""
+        found = await self._all("/networks", "networks", {"label_selector": tag})
+        if found:
+            net = found[0]
+        else:
+            zone = NETWORK_ZONES.get(region, "eu-central")
+            net = (await self.api.post("/networks", {
+                "name": name, "ip_range": NETWORK_RANGE, "labels": {tag: ""},
+                "subnets": [{"type": "cloud", "network_zone": zone, "ip_range": SUBNET_RANGE}]}))["network"]
+        server = (await self.api.get(f"/servers/{member_id}"))["server"]
+        if not any(int(p.get("network", 0)) == int(net["id"]) for p in server.get("private_net") or []):
+            body = await self.api.post(f"/servers/{member_id}/actions/attach_to_network", {"network": int(net["id"])})
+            await self.wait_action(HAction.model_validate(body["action"]).id)
+        return Network(id=str(net["id"]), name=net["name"], ip_range=net["ip_range"])
+
+    async def create_balancer(self, spec: BalancerSpec) -> Balancer:
+        answer = await self.api.post("/load_balancers", balancer_request(spec))
+        if answer.get("action"):
+            await self.wait_action(HAction.model_validate(answer["action"]).id)
+        return await self.get_balancer(str(answer["load_balancer"]["id"])) or HBalancer.model_validate(
+            answer["load_balancer"]).common()
+
+    async def get_balancer(self, balancer_id: str) -> Balancer | None:
+        body = await missing_ok(self.api.get(f"/load_balancers/{balancer_id}"))
+        return HBalancer.model_validate(body["load_balancer"]).common() if body else None
+
+    async def find_balancer(self, name: str) -> Balancer | None:
+        found = await self._all("/load_balancers", "load_balancers", {"name": name})
+        return HBalancer.model_validate(found[0]).common() if found else None
+
+    async def set_balancer_targets(self, balancer: Balancer, server_ids: list[str]) -> None:
+        body = await self.api.get(f"/load_balancers/{balancer.id}")
+        private = bool(body["load_balancer"].get("private_net"))
+        for sid in [i for i in server_ids if i not in balancer.target_ids]:
+            done = await self.api.post(f"/load_balancers/{balancer.id}/actions/add_target",
+                                       {"type": "server", "server": {"id": int(sid)}, "use_private_ip": private})
+            await self.wait_action(HAction.model_validate(done["action"]).id)
+        for sid in [i for i in balancer.target_ids if i not in server_ids]:
+            done = await self.api.post(f"/load_balancers/{balancer.id}/actions/remove_target",
+                                       {"type": "server", "server": {"id": int(sid)}})
+            await self.wait_action(HAction.model_validate(done["action"]).id)
+
+    async def delete_balancer(self, balancer_id: str) -> None:
+        await missing_ok(self.api.delete(f"/load_balancers/{balancer_id}"))
+
+    async def managed_certificate(self, name: str, domain: str) -> str | None:
+        """A certificate Hetzner obtains and renews for `domain` (its DNS must be at Hetzner), found
+        again by name."""
+        found = await self._all("/certificates", "certificates", {"name": name})
+        if found:
+            return str(found[0]["id"])
+        body = await self.api.post("/certificates", {"name": name, "type": "managed", "domain_names": [domain]})
+        return str(body["certificate"]["id"])
 
 
 # ---- the provider as `lightfold create/destroy/status --provider hetzner` sees it (see providers/__init__.py)
 
 CLIENT = HetznerClient
 create, recover_address, destroy, server_state = cloud_target.target_api(PROVIDER)
+(create_server, destroy_server, ensure_balancer, set_balancer_targets, wait_balancer_healthy, balancer_status,
+ destroy_others) = cloud_scale.server_api(PROVIDER)

@@ -1,7 +1,11 @@
 """Thin async client for the Vultr API (v2): only what lightfold uses.
 
 Endpoints: account (token check), ssh-keys, instances (create/get/list by `tag`/delete), regions,
-plans, os. Auth: `Authorization: Bearer $VULTR_API_KEY`. Errors: `{"error": "...", "status": 401}`.
+plans, os; for `lightfold scale`: vpcs (one per target, found by its description; the primary
+joins it by `vpcs/attach`, new instances are created with `attach_vpc`) and load-balancers (create
+202 with status `pending` and no `ipv4`; `active` with its address later; PATCH `instances` with
+the complete list of backends; TLS by `auto_ssl`, Vultr's automatic certificate).
+Auth: `Authorization: Bearer $VULTR_API_KEY`. Errors: `{"error": "...", "status": 401}`.
 Create answers 202 with `status: pending` and `main_ip: "0.0.0.0"`; the address and
 `server_status: ok` come later. `user_data` must be base64. The image is an `os_id`, looked up
 by name in /v2/os: the OS's name ("Debian 13 x64 (trixie)") or its slug (`os_slug`: debian-13-x64,
@@ -11,7 +15,7 @@ documented wait header, so the client backs off on its own).
 
 References: https://www.vultr.com/api/ (Instances, SSH Keys, Account, Regions, Plans, Operating
 Systems; Pagination, Rate Limit); https://docs.vultr.com/reference/vultr-cli/instance/list
-(per_page default 100, max 500).
+(per_page default 100, max 500); https://www.vultr.com/api/#tag/load-balancer , #tag/vpcs .
 """
 
 from __future__ import annotations
@@ -23,13 +27,25 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from lightfold.errors import LightfoldError
-from lightfold.providers import cloud_target
-from lightfold.providers.cloud_client import BaseClient, Choice, Server, ServerSpec, SshKey
+from lightfold.providers import cloud_scale, cloud_target
+from lightfold.providers.cloud_client import (
+    Balancer,
+    BalancerSpec,
+    BaseClient,
+    Choice,
+    Network,
+    Server,
+    ServerSpec,
+    SshKey,
+)
 from lightfold.providers.http import ApiClient, RetryPolicy, missing_ok
 
 PROVIDER = "vultr"
 PER_PAGE = 500
 NO_IP = "0.0.0.0"
+VPC_SUBNET, VPC_MASK = "10.1.0.0", 24
+HEALTH = {"check_interval": 3, "response_timeout": 2, "healthy_threshold": 2, "unhealthy_threshold": 2}
+_LB_STATUS = {"pending": "pending", "active": "active"}
 
 
 class _Model(BaseModel):
@@ -63,6 +79,44 @@ class VInstance(_Model):
             ipv4=self.main_ip if self.main_ip and self.main_ip != NO_IP else None, tags=self.tags,
             region=self.region, size=self.plan, image=str(self.os_id) if self.os_id is not None else None,
         )
+
+
+class VBalancer(_Model):
+    id: str
+    label: str = ""
+    status: str
+    ipv4: str = ""
+    instances: list[str] = []
+
+    def common(self) -> Balancer:
+        return Balancer(id=self.id, name=self.label, status=_LB_STATUS.get(self.status, "unknown"),
+                        provider_status=self.status, ip=self.ipv4 if self.ipv4 and self.ipv4 != NO_IP else None,
+                        target_ids=list(self.instances))
+
+
+def balancer_request(spec: BalancerSpec) -> dict[str, Any]:
+    """The body of POST /v2/load-balancers for `spec`: HTTP 80 -> the instances' 80; with the
+    target's domain, HTTPS 443 ending at the load balancer (Vultr's automatic certificate, the
+    domain's zone at Vultr DNS) -> 80 and `ssl_redirect`. Vultr's health check takes a path only."""
+    rules: list[dict[str, Any]] = [{"frontend_protocol": "http", "frontend_port": 80, "backend_protocol": "http",
+                                    "backend_port": 80}]
+    body: dict[str, Any] = {
+        "region": spec.region, "label": spec.name, "balancing_algorithm": "roundrobin",
+        "forwarding_rules": rules,
+        "health_check": {"protocol": "http", "port": 80, "path": spec.health_path, **HEALTH},
+        "instances": list(spec.target_ids),
+    }
+    if spec.domain:
+        labels = spec.domain.split(".")
+        auto: dict[str, str] = {"domain_zone": ".".join(labels[-2:])}
+        if len(labels) > 2:
+            auto["domain_sub"] = ".".join(labels[:-2])
+        rules.append({"frontend_protocol": "https", "frontend_port": 443, "backend_protocol": "http",
+                      "backend_port": 80})
+        body.update(ssl_redirect=True, auto_ssl=auto)
+    if spec.network_id:
+        body["vpc"] = spec.network_id
+    return body
 
 
 class VKey(_Model):
@@ -153,6 +207,8 @@ class VultrClient(BaseClient):
         }
         if spec.user_data:
             body["user_data"] = base64.b64encode(spec.user_data.encode()).decode()
+        if spec.network_id:
+            body["attach_vpc"] = [spec.network_id]
         answer = await self.api.post("/instances", body)
         return VInstance.model_validate(answer["instance"]).common()
 
@@ -192,8 +248,50 @@ class VultrClient(BaseClient):
                 return int(choice.id)
         raise LightfoldError(f"unknown Vultr image '{image}'", "use --image with an id or name from Vultr's OS list")
 
+    # ---- private network and load balancer (`lightfold scale`)
+
+    async def private_network(self, name: str, region: str, member_id: str, tag: str) -> Network:
+        """The target's VPC (found by its description `tag`, else made in `region`), with the
+        instance `member_id` attached to it."""
+        vpc = next((v for v in await self._all("/vpcs", "vpcs") if v.get("description") == tag), None)
+        if vpc is None:
+            vpc = (await self.api.post("/vpcs", {"region": region, "description": tag, "v4_subnet": VPC_SUBNET,
+                                                 "v4_subnet_mask": VPC_MASK}))["vpc"]
+        attached = await self._all(f"/instances/{member_id}/vpcs", "vpcs")
+        if not any(v.get("id") == vpc["id"] for v in attached):
+            await self.api.request("POST", f"/instances/{member_id}/vpcs/attach", json={"vpc_id": vpc["id"]},
+                                   idempotent=True)
+        return Network(id=vpc["id"], name=vpc.get("description") or name,
+                       ip_range=f"{vpc['v4_subnet']}/{vpc['v4_subnet_mask']}")
+
+    async def create_balancer(self, spec: BalancerSpec) -> Balancer:
+        answer = await self.api.post("/load-balancers", balancer_request(spec))
+        return VBalancer.model_validate(answer["load_balancer"]).common()
+
+    async def get_balancer(self, balancer_id: str) -> Balancer | None:
+        body = await missing_ok(self.api.get(f"/load-balancers/{balancer_id}"))
+        return VBalancer.model_validate(body["load_balancer"]).common() if body else None
+
+    async def find_balancer(self, name: str) -> Balancer | None:
+        found = [VBalancer.model_validate(b).common() for b in await self._all("/load-balancers", "load_balancers")]
+        return next((b for b in found if b.name == name), None)
+
+    async def set_balancer_targets(self, balancer: Balancer, server_ids: list[str]) -> None:
+        """PATCH with the complete list: Vultr attaches and detaches to match it."""
+        await self.api.request("PATCH", f"/load-balancers/{balancer.id}", json={"instances": list(server_ids)},
+                               idempotent=True)
+
+    async def delete_balancer(self, balancer_id: str) -> None:
+        await missing_ok(self.api.delete(f"/load-balancers/{balancer_id}"))
+
+    async def managed_certificate(self, name: str, domain: str) -> str | None:
+        """None: Vultr's automatic certificate is asked for in the load balancer's create (`auto_ssl`)."""
+        return None
+
 
 # ---- the provider as `lightfold create/destroy/status --provider vultr` sees it (see providers/__init__.py)
 
 CLIENT = VultrClient
 create, recover_address, destroy, server_state = cloud_target.target_api(PROVIDER)
+(create_server, destroy_server, ensure_balancer, set_balancer_targets, wait_balancer_healthy, balancer_status,
+ destroy_others) = cloud_scale.server_api(PROVIDER)

@@ -77,7 +77,7 @@ def plan_for(target: Target, detection: Any, server_facts: dict[str, Any], build
     )
     lb = st.load_balancer  # more than one server: web traffic from the LB only
     hardening = Hardening.of(target.server.port, target.server.username, target.config.security,
-                             web_from=lb.ip if lb else None)
+                             web_from=(lb.web_from or lb.ip) if lb else None)
     return configure_plan(spec, agent_files=agent_files(), ssh_port=target.server.port,
                           builder_steps=builder.configure_steps(spec),
                           builder_replaces_runtime=builder.replaces_runtime, hardening=hardening,

@@ -27,13 +27,17 @@ def backends(servers: list[Server]) -> list[haproxy.Backend]:
     return [haproxy.Backend(s.name, s.ip) for s in servers]
 
 
+def health_host(target: Target) -> str | None:
+    """The Host header of the load balancer's health checks: the target's health_host or domain."""
+    return target.config.deploy.health_host or (target.config.domain.domain if target.config.domain else None)
+
+
 def plan_for(target: Target, servers: list[Server], detection: Any = None):
     """HAProxy's plan for `target`'s servers, health-checked like the servers' own gate (the
     target's health path, Host header and expected status)."""
     detection = detection or target.detect()
     deploy = target.config.deploy
-    host = deploy.health_host or (target.config.domain.domain if target.config.domain else None)
-    return haproxy.lb_plan(target.name, backends(servers), detection.health_path, health_host=host,
+    return haproxy.lb_plan(target.name, backends(servers), detection.health_path, health_host=health_host(target),
                            health_status=deploy.health_status, ssh_port=target.server.port)
 
 
@@ -116,6 +120,10 @@ def status_of(target: Target, lb: LoadBalancer | None) -> dict[str, Any] | None:
     """`status`'s load_balancer: {kind, name, ip, healthy_backends, backends, error}; None without one."""
     if lb is None:
         return None
+    if lb.kind != "haproxy":  # the provider's managed load balancer: its API says
+        from lightfold import providers
+
+        return providers.get(lb.kind).balancer_status(target.name)  # type: ignore[attr-defined]
     from lightfold.release.target import on_server
 
     info: dict[str, Any] = {"kind": lb.kind, "name": lb.name, "ip": lb.ip, "healthy_backends": None,

@@ -14,6 +14,12 @@ the load balancer existed get the load-balancer-only firewall.
 Shrinking: a server leaves the rotation first (drain on HAProxy's stats socket, its sessions end,
 then maint), HAProxy's list loses it (reload), and only then is it destroyed. The primary (it
 builds, runs the release command and cron) is never removed.
+
+On a cloud provider (digitalocean, hetzner, vultr) the load balancer is the provider's managed one
+(lightfold.providers.cloud_scale): made with the primary as its target in the target's private
+network, the new servers are created there, and the load balancer's targets are set through the
+API (a server leaving is taken out of the targets, given `DRAIN_GRACE` for its requests in flight,
+then deleted).
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ from typing import Any
 
 from lightfold import state
 from lightfold.errors import LightfoldError, UsageError
+from lightfold.names import CLOUD_PROVIDERS
 from lightfold.release import lb
 from lightfold.release.report import Report, silent
 from lightfold.release.target import Target, actor, connect
 
 MAX_SERVERS = 20
-SUPPORTED = ("local", "byos")
+SUPPORTED = ("local", "byos", *CLOUD_PROVIDERS)
+DRAIN_GRACE = 10  # seconds a server taken out of a managed load balancer keeps serving what it has
 
 
 def server_name(target: str, index: int) -> str:
@@ -63,8 +71,9 @@ def scale(name: str, wanted: int, *, accept_new_host_key: bool = False, report: 
 
     t = targets.load(name)
     if t.config.provider not in SUPPORTED:
-        raise LightfoldError(f"scale does not support the {t.config.provider or 'unset'} provider yet",
-                             "it works with --provider local and byos for now (README, \"More than one server\")")
+        raise LightfoldError(f"scale does not support the {t.config.provider or 'unset'} provider",
+                             f"it works with --provider {', '.join(SUPPORTED)} (README, \"More than one server\")")
+    managed = t.config.provider in CLOUD_PROVIDERS
     # the provider's create_server / destroy_server (`local`: sandbox machines; `byos`: the
     # config's hosts and lb_host, registered and forgotten)
     machines: Any = providers.get(t.config.provider)
@@ -87,10 +96,18 @@ def scale(name: str, wanted: int, *, accept_new_host_key: bool = False, report: 
     t0 = time.monotonic()
     timings: dict[str, float] = {}
 
-    if add and st.load_balancer is None:
+    if add and st.load_balancer is None and managed:
+        report("step", "creating the load balancer")
+        domain = t.config.domain.domain if t.config.domain else None
+        balancer = machines.ensure_balancer(name, current, health_path=detection.health_path,
+                                            health_host=lb.health_host(t), domain=domain,
+                                            progress=lambda m: report("note", m))
+        report("ok", f"load balancer {balancer.name} at {balancer.ip}")
+    elif add and st.load_balancer is None:
         report("step", f"creating the load balancer's server {lb_name(name)}")
         ip = new_server(lb_name(name))
         balancer = state.LoadBalancer(name=lb_name(name), ip=ip)
+    if add and st.load_balancer is None:
 
         def record_lb(s: state.TargetState) -> None:
             s.load_balancer = balancer
@@ -122,7 +139,9 @@ def scale(name: str, wanted: int, *, accept_new_host_key: bool = False, report: 
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=len(add) + 1) as pool:
-            jobs = {"load balancer": pool.submit(configure_lb), **{sid: pool.submit(add_server, sid) for sid in add}}
+            # a managed load balancer is configured by the provider when it is made
+            jobs = {} if managed else {"load balancer": pool.submit(configure_lb)}
+            jobs.update({sid: pool.submit(add_server, sid) for sid in add})
         failed = [(what, job.exception()) for what, job in jobs.items() if job.exception() is not None]
         if failed:
             for server_id, ip in made.items():  # not part of the target yet: nothing routes to them
@@ -136,10 +155,16 @@ def scale(name: str, wanted: int, *, accept_new_host_key: bool = False, report: 
         t1 = time.monotonic()
         rest = [s for s in state.servers_of(name, t.server.ip, state.load(name)) if s.name != server.name]
         assert st.load_balancer is not None
-        waited = _on(t.on(st.load_balancer.ip), lambda conn, server=server: lb.drain(conn, server.name, report=report))
-        report("ok", f"{server.name} drained in {waited:.1f}s")
-        _on(t.on(st.load_balancer.ip), lambda conn, rest=rest: lb.apply(conn, t, rest, detection=detection,
-                                                                        report=report))
+        if managed:
+            machines.set_balancer_targets(name, rest)
+            report("step", f"{server.name} left the load balancer; {DRAIN_GRACE}s for its requests in flight")
+            time.sleep(DRAIN_GRACE)
+        else:
+            waited = _on(t.on(st.load_balancer.ip), lambda conn, server=server: lb.drain(conn, server.name,
+                                                                                         report=report))
+            report("ok", f"{server.name} drained in {waited:.1f}s")
+            _on(t.on(st.load_balancer.ip), lambda conn, rest=rest: lb.apply(conn, t, rest, detection=detection,
+                                                                            report=report))
         state.update(name, lambda s, rest=rest: setattr(s, "servers", rest))
         machines.destroy_server(name, server.name, server.ip)
         report("ok", f"server {server.name} removed")
@@ -154,7 +179,11 @@ def scale(name: str, wanted: int, *, accept_new_host_key: bool = False, report: 
             await lb.apply(conn, t, servers, detection=detection, report=report)
             await lb.wait_healthy(conn, names)
 
-        _on(t.on(st.load_balancer.ip), update_lb)
+        if managed:
+            machines.set_balancer_targets(name, servers)
+            machines.wait_balancer_healthy(name, servers)
+        else:
+            _on(t.on(st.load_balancer.ip), update_lb)
         report("ok", f"the load balancer sees {len(servers)} healthy servers")
         # Servers that served alone before: web traffic from the load balancer only from now on.
         for server in servers:

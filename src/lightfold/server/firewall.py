@@ -54,11 +54,14 @@ TABLE = f"{NFT_FAMILY} {NFT_TABLE}"
 
 def ruleset(ssh_port: int = 22, allow_ports: Iterable[int] = (), web_from: str | None = None) -> str:
     """The nft file: replaces `table inet lightfold` and nothing else, atomically. `web_from`: the
-    load balancer's address (a target on more than one server): 80 and 443 accept only it."""
+    load balancer's address, or the private network it is in (a CIDR; a target on more than one
+    server): 80 and 443 accept only it."""
     if web_from is not None:
         import ipaddress
 
-        web_from = str(ipaddress.IPv4Address(web_from))  # it reaches the nft file: an address, nothing else
+        # it reaches the nft file: an address or a network, nothing else
+        web_from = str(ipaddress.IPv4Network(web_from, strict=False) if "/" in web_from
+                       else ipaddress.IPv4Address(web_from))
     web = {80, 443} - {ssh_port}
     others = sorted(({*allow_ports} if web_from else {*web, *allow_ports}) - {ssh_port})
     web_rule = (f"\t\tip saddr {web_from} tcp dport {{ {', '.join(str(p) for p in sorted(web))} }} accept"
