@@ -43,7 +43,6 @@ from lightfold.providers.http import ApiClient, RetryPolicy, missing_ok
 PROVIDER = "vultr"
 PER_PAGE = 500
 NO_IP = "0.0.0.0"
-VPC_SUBNET, VPC_MASK = "10.1.0.0", 24
 HEALTH = {"check_interval": 3, "response_timeout": 2, "healthy_threshold": 2, "unhealthy_threshold": 2}
 _LB_STATUS = {"pending": "pending", "active": "active"}
 
@@ -255,8 +254,8 @@ class VultrClient(BaseClient):
         instance `member_id` attached to it."""
         vpc = next((v for v in await self._all("/vpcs", "vpcs") if v.get("description") == tag), None)
         if vpc is None:
-            vpc = (await self.api.post("/vpcs", {"region": region, "description": tag, "v4_subnet": VPC_SUBNET,
-                                                 "v4_subnet_mask": VPC_MASK}))["vpc"]
+            # no v4_subnet: Vultr picks a free private range for it
+            vpc = (await self.api.post("/vpcs", {"region": region, "description": tag}))["vpc"]
         attached = await self._all(f"/instances/{member_id}/vpcs", "vpcs")
         if not any(v.get("id") == vpc["id"] for v in attached):
             await self.api.request("POST", f"/instances/{member_id}/vpcs/attach", json={"vpc_id": vpc["id"]},
