@@ -431,9 +431,11 @@ class FakeCloud:
         """The record once its HAProxy runs at `ip` (status, addresses)."""
         raise NotImplementedError
 
-    def server_private_ip(self, server: dict) -> str | None:
-        """A server's address in a private network: its machine's (the sandbox address)."""
-        return self.server_ip(server)
+    @property
+    def private_range(self) -> str:
+        """The range a fake private network reports: the VM backend's machines' (a backend that
+        does not say: a documentation range)."""
+        return getattr(self.vm, "private_range", "10.0.0.0/8")
 
     def balancer_up_later(self, balancer: dict, on_done: Callable | None = None) -> None:
         """The balancer's machine starts after `boot_delay`, HAProxy is configured from its

@@ -91,7 +91,7 @@ class FakeDigitalOcean(FakeCloud):
         if vpc is None:
             vid = str(uuid.uuid4())
             vpc = {"id": vid, "urn": f"do:vpc:{vid}", "name": f"default-{region}", "description": "",
-                   "region": region, "ip_range": self.vm.private_range, "default": True, "created_at": _now()}
+                   "region": region, "ip_range": self.private_range, "default": True, "created_at": _now()}
             self.networks[vid] = vpc
         return vpc
 

@@ -266,7 +266,7 @@ class FakeVultr(FakeCloud):
             "v4_subnet_mask": (int, False)})
         if body["region"] not in ALL:
             raise Invalid("Invalid region.")
-        subnet, mask = self.vm.private_range.split("/")
+        subnet, mask = self.private_range.split("/")
         vpc = {"id": str(uuid.uuid4()), "date_created": _now(), "region": body["region"],
                "description": body.get("description") or "", "v4_subnet": body.get("v4_subnet") or subnet,
                "v4_subnet_mask": body.get("v4_subnet_mask") or int(mask)}
