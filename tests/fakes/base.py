@@ -431,6 +431,9 @@ class FakeCloud:
         """The record once its HAProxy runs at `ip` (status, addresses)."""
         raise NotImplementedError
 
+    def balancer_failed(self, balancer: dict) -> None:
+        """The record when its machine did not start (a provider with an action marks that instead)."""
+
     @property
     def private_range(self) -> str:
         """The range a fake private network reports: the VM backend's machines' (a backend that
@@ -446,12 +449,20 @@ class FakeCloud:
         async def run() -> None:
             await asyncio.sleep(self.boot_delay)
             loop = asyncio.get_running_loop()
-            ip = await loop.run_in_executor(None, self.vm.start_balancer, machine)
-            balancer["_machine"], balancer["_ip"] = machine, ip
-            if bid not in self.balancers:  # deleted while starting
-                await loop.run_in_executor(None, self.vm.destroy_balancer, machine)
+            try:
+                ip = await loop.run_in_executor(None, self.vm.start_balancer, machine)
+                balancer["_machine"], balancer["_ip"] = machine, ip
+                if bid not in self.balancers:  # deleted while starting
+                    await loop.run_in_executor(None, self.vm.destroy_balancer, machine)
+                    return
+                await self.apply_balancer(balancer)
+            except Exception as e:
+                balancer["_error"] = f"start failed: {e}"
+                print(f"fake {self.provider}: load balancer {bid}: {balancer['_error']}", file=sys.stderr)
+                self.balancer_failed(balancer)
+                if on_done:
+                    on_done(False)
                 return
-            await self.apply_balancer(balancer)
             self.balancer_running(balancer, ip)
             if on_done:
                 on_done(True)

@@ -348,6 +348,9 @@ class FakeDigitalOcean(FakeCloud):
     def balancer_running(self, balancer: dict, ip: str) -> None:
         balancer.update(status="active", ip=ip)
 
+    def balancer_failed(self, balancer: dict) -> None:
+        balancer["status"] = "errored"
+
     def _lb(self, request: web.Request) -> dict:
         balancer = self.balancers.get(request.match_info["id"])
         if balancer is None:

@@ -99,6 +99,7 @@ class SandboxBackend:
         mname = self.machine_name(name)
         m = machine.create(mname, self.network, "", self.owner)
         try:
+            machine.wait_for_ssh_port(mname, m.ip, time.monotonic() + BOOT_TIMEOUT)  # booted
             self.configure_balancer(name, [], "/", None)
         except BaseException:
             machine.destroy(mname)
