@@ -190,3 +190,13 @@ def test_a_database_and_several_servers_are_refused_both_ways(lf_home, monkeypat
         scale.scale("web", 2)
     assert "has postgres on its server" in e.value.problem and "db remove postgres" in e.value.fix
     assert asked == ["10.0.0.5"] and state.servers_of("web", "10.0.0.5", state.load("web"))[1:] == []
+
+
+def test_a_cloud_load_balancer_whose_api_does_not_report_health_says_so():
+    got = {"servers": [{"name": "web", "ip": "10.0.0.5", "role": "primary", "live_release": "1", "health": "healthy"},
+                       {"name": "web-2", "ip": "10.0.0.6", "role": "web", "live_release": "1", "health": "healthy"}],
+           "load_balancer": {"kind": "digitalocean", "name": "lf-web-1a2b3c4d-lb", "ip": "203.0.113.9",
+                             "healthy_backends": None, "error": None,
+                             "backends": [{"name": "web", "status": None}, {"name": "web-2", "status": None}]}}
+    line = render.servers_lines(got)[0]
+    assert "digitalocean on lf-web-1a2b3c4d-lb (203.0.113.9): 2 servers (its API does not report" in line

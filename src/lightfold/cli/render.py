@@ -320,8 +320,10 @@ def servers_lines(info: dict[str, Any]) -> list[str]:
         return []
     lines = []
     if lb:
-        seen = (f"{lb['healthy_backends']} of {len(lb['backends'])} servers healthy" if lb.get("error") is None
-                else f"[red]{escape(str(lb['error']))}[/]")
+        seen = (f"[red]{escape(str(lb['error']))}[/]" if lb.get("error") is not None
+                else f"{len(lb['backends'])} servers (its API does not report their health)"
+                if lb.get("healthy_backends") is None
+                else f"{lb['healthy_backends']} of {len(lb['backends'])} servers healthy")
         lines.append(f"  balancer {lb['kind']} on {escape(lb['name'])} ({lb['ip']}): {seen}")
     for s in servers:
         marks = {"healthy": "[green]healthy[/]", "unhealthy": "[red]unhealthy[/]"}
