@@ -409,6 +409,7 @@ class FakeDigitalOcean(FakeCloud):
         }
         self.balancers[lid] = balancer
         self.balancer_up_later(balancer)
+        await self.maybe_hang()
         return web.json_response({"load_balancer": self.public(balancer)}, status=202)
 
     async def _lb_droplets(self, request: web.Request, add: bool) -> web.Response:

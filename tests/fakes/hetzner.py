@@ -484,6 +484,7 @@ class FakeHetzner(FakeCloud):
         self.balancers[str(balancer["id"])] = balancer
         action = self.new_action("create_load_balancer", balancer["id"], "load_balancer")
         self.balancer_up_later(balancer, lambda ok: self.finish(action, ok))
+        await self.maybe_hang()
         return web.json_response({"load_balancer": self.public(balancer), "action": action}, status=201)
 
     async def _change_target(self, request: web.Request, add: bool) -> web.Response:

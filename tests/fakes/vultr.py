@@ -359,6 +359,7 @@ class FakeVultr(FakeCloud):
         }
         self.balancers[balancer["id"]] = balancer
         self.balancer_up_later(balancer)
+        await self.maybe_hang()
         return web.json_response({"load_balancer": self.public(balancer)}, status=202)
 
     async def update_lb(self, request: web.Request) -> web.Response:

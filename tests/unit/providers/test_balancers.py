@@ -139,3 +139,26 @@ def test_balancer_in_the_private_network_found_again_with_its_targets(provider, 
     else:
         assert both.health is None
     assert network.ip_range
+
+
+@pytest.mark.parametrize("provider", ["hetzner", "digitalocean", "vultr"])
+def test_a_balancer_create_whose_answer_is_lost_is_found_not_made_twice(provider, cloud_home):
+    from tests.fakes import fake_class
+    from tests.unit.providers.test_clients import post_control
+
+    region = cloud.DEFAULTS[provider]["region"]
+    path = {"hetzner": "/v1/load_balancers", "digitalocean": "/v2/load_balancers",
+            "vultr": "/v2/load-balancers"}[provider]
+    with fake_class(provider)(tokens=("tok-SECRET-0123456789abcdef",), boot_delay=0.05) as fake:
+        async def go():
+            await post_control(fake, {"status": 500, "count": 1, "method": "POST", "path": path})
+            async with client(provider, fake) as c:  # refused: looked up by name, then made
+                first = await cloud_scale._create_balancer(c, BalancerSpec(name="lf-a-1-lb", region=region))
+            await post_control(fake, {"timeout_after_create": True, "hang": 3})
+            async with client(provider, fake) as c:  # made, its answer lost: found by name
+                second = await cloud_scale._create_balancer(c, BalancerSpec(name="lf-b-2-lb", region=region))
+            return first, second
+
+        first, second = asyncio.run(go())
+        names = sorted(b.get("name") or b.get("label") for b in fake.balancers.values())
+    assert names == ["lf-a-1-lb", "lf-b-2-lb"] and first.name == "lf-a-1-lb" and second.name == "lf-b-2-lb"
