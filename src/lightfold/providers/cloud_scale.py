@@ -61,7 +61,7 @@ def server_api(provider: str):
     def targets(target: str, servers: list[Any]) -> None:
         set_targets(provider, target, servers)
 
-    def healthy(target: str, servers: list[Any]) -> float:
+    def healthy(target: str, servers: list[Any]) -> bool:
         return wait_healthy(provider, target, servers)
 
     def status(target: str) -> dict[str, Any]:
@@ -247,28 +247,28 @@ def set_targets(provider: str, target: str, servers: list[Any]) -> None:
     asyncio.run(go())
 
 
-def wait_healthy(provider: str, target: str, servers: list[Any], timeout: float = HEALTHY_TIMEOUT) -> float:
+def wait_healthy(provider: str, target: str, servers: list[Any], timeout: float = HEALTHY_TIMEOUT) -> bool:
     """Until the load balancer's own checks see every server of `servers` healthy (a provider whose
-    API does not report them: until it is active with them as targets). The seconds waited."""
+    API does not report them: until it is active with them as targets). Whether its checks were
+    seen (False: the API does not report them; each server passed its own health gate)."""
     _tc, _pc, create_tag = _target_config(provider, target)
     balancer_id = _balancer_id(target)
     t0 = time.monotonic()
 
-    async def go() -> None:
+    async def go() -> bool:
         async with open_client(provider) as client:
             ids = set(await _server_ids(client, create_tag, target, [s.name for s in servers]))
             while True:
                 balancer = await _wait_active(client, balancer_id)
                 if ids <= set(balancer.target_ids) and (
                         balancer.health is None or all(balancer.health.get(i) for i in ids)):
-                    return
+                    return balancer.health is not None
                 if time.monotonic() - t0 > timeout:
                     raise LightfoldError(f"the {LABELS[provider]} load balancer does not see every server healthy "
                                          f"after {timeout:.0f}s", f"check `lightfold status --target {target}`")
                 await asyncio.sleep(POLL)
 
-    asyncio.run(go())
-    return time.monotonic() - t0
+    return asyncio.run(go())
 
 
 def balancer_status(provider: str, target: str) -> dict[str, Any]:

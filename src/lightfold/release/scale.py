@@ -181,10 +181,13 @@ def scale(name: str, wanted: int, *, accept_new_host_key: bool = False, report: 
 
         if managed:
             machines.set_balancer_targets(name, servers)
-            machines.wait_balancer_healthy(name, servers)
+            checked = machines.wait_balancer_healthy(name, servers)
         else:
             _on(t.on(st.load_balancer.ip), update_lb)
-        report("ok", f"the load balancer sees {len(servers)} healthy servers")
+            checked = True
+        report("ok", f"the load balancer sees {len(servers)} healthy servers" if checked else
+               f"the load balancer has {len(servers)} servers (its API does not report their health; each "
+               "passed its own health gate)")
         # Servers that served alone before: web traffic from the load balancer only from now on.
         for server in servers:
             _on(t.on(server.ip), lambda conn, ip=server.ip: _configure(conn, t.on(ip), detection, report))
