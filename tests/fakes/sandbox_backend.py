@@ -29,6 +29,7 @@ import subprocess
 import time
 
 from lightfold.agent.layout import SSH_HOST_KEY as HOST_KEY
+from lightfold.errors import LightfoldError
 from lightfold.providers.cloud import read_user_data
 from lightfold.sandbox import machine
 from lightfold.sandbox.image import FileSpec
@@ -101,6 +102,9 @@ class SandboxBackend:
         try:
             machine.wait_for_ssh_port(mname, m.ip, time.monotonic() + BOOT_TIMEOUT)  # booted
             self.configure_balancer(name, [], "/", None)
+        except LightfoldError as e:
+            machine.destroy(mname)
+            raise RuntimeError(f"{e.problem}: {' | '.join(e.details or [])}") from e
         except BaseException:
             machine.destroy(mname)
             raise

@@ -304,6 +304,9 @@ class FakeVultr(FakeCloud):
     def balancer_running(self, balancer: dict, ip: str) -> None:
         balancer.update(status="active", ipv4=ip)
 
+    def balancer_failed(self, balancer: dict) -> None:
+        balancer["status"] = "failed"
+
     def _lb(self, request: web.Request) -> dict:
         balancer = self.balancers.get(request.match_info["id"])
         if balancer is None:

@@ -44,7 +44,7 @@ PROVIDER = "vultr"
 PER_PAGE = 500
 NO_IP = "0.0.0.0"
 HEALTH = {"check_interval": 3, "response_timeout": 2, "healthy_threshold": 2, "unhealthy_threshold": 2}
-_LB_STATUS = {"pending": "pending", "active": "active"}
+_LB_STATUS = {"pending": "pending", "active": "active", "failed": "error"}
 
 
 class _Model(BaseModel):
