@@ -11,7 +11,7 @@ import time
 
 # Copies of lightfold.agent.protocol's (a unit test holds them equal): importing protocol would
 # cost every agent call the import of dataclasses and typing.
-AGENT_VERSION = 3  # protocol.PROTOCOL_VERSION
+AGENT_VERSION = 4  # protocol.PROTOCOL_VERSION
 KEEP_DEFAULT = 5
 LOCK_TTL_DEFAULT = 3600
 JOURNAL_TAIL_LINES = 30

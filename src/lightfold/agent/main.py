@@ -134,8 +134,37 @@ def wait_unit_gone(unit: str, seconds: float = 60) -> bool:
     return True
 
 
+def run_lines(args: list[str]) -> int:
+    """`--lines N [--holder-pid PID]`: N requests, one JSON line each on stdin, run one after the
+    other in this one process (one python3 start for all of them), each reply on its own stdout
+    line; stops at the first that is not ok. Reads exactly its N lines and no further, so the
+    shell that started it can keep stdin open afterwards (push's deploy-lock holder: its `lock`
+    request says `"pid": "holder"`, the PID given here: that shell's). Detachable ops are
+    refused: they run on their own (`--detach`)."""
+    n = int(args[args.index("--lines") + 1])
+    pid = int(args[args.index("--holder-pid") + 1]) if "--holder-pid" in args else None
+    for _ in range(n):
+        raw = sys.stdin.buffer.readline()
+        try:
+            req = parse_request(raw)
+            if req["op"] in DETACHABLE_OPS:
+                raise AgentError(f"{req['op']} cannot run with --lines", "send it on its own (--detach)")
+        except AgentError as e:
+            result = e.result()
+        else:
+            if req["op"] == "lock" and req.get("pid") == "holder":
+                req["pid"] = pid
+            result = handle(req, root_from_env())
+        write_result(result)
+        if not result.get("ok"):
+            return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if "--lines" in args:
+        return run_lines(args)
     raw = sys.stdin.buffer.read()
     try:
         req = parse_request(raw)

@@ -17,6 +17,10 @@ reply on stdout, `{"ok": true, "op", "app", ...}` or the error reply `{"ok": fal
 `{"event": "step"|"warn", "msg": "..."}`. Exit status 0 when ok, 1 when not. Requests and replies
 carry no secrets except write_env's `env`, which travels on stdin only.
 
+`--lines N [--holder-pid PID]` (agent 4): N requests, one JSON line each, in one agent process, a
+reply line for each, stopping at the first that is not ok; a `lock` request with `"pid": "holder"`
+takes PID (the shell that holds the deploy lock's liveness: lightfold.release.push.deploy_lock).
+
 `--detach` (activate, rollback, cleanup) re-runs the request as a transient systemd unit
 `lightfold-<op>-<app>` (systemd-run --wait --pipe --collect), so a dropped SSH connection cannot
 stop a switch half-way: the unit finishes or flips back on its own, its reply is saved in the
@@ -55,8 +59,9 @@ from typing import Any, ClassVar
 
 from .layout import SRV
 
+# 4: `--lines N [--holder-pid PID]` (several requests in one agent process; lock {pid: "holder"});
 # 3: the agent is a package (protocol.py); 2: rollback {lock, early_result}.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 OPS = ("activate", "rollback", "status", "releases", "cleanup", "health", "write_env", "lock", "unlock",
        "journal_mark")

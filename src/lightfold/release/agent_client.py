@@ -75,6 +75,35 @@ async def call(
     return answer(op, res.stdout, res.exit_status, res.stderr, conn.host)
 
 
+# The first agent that runs several requests in one process (`--lines`, lightfold.agent.main).
+LINES_VERSION = 4
+
+
+def lines_command(n: int, *, holder_pid: bool = False, agent: str | None = None) -> str:
+    """`agent` (the agent's command) reading `n` requests from stdin, one line each, in one
+    process; `holder_pid`: its `lock` request with `"pid": "holder"` takes the pid of the shell
+    around it (`$$`). Pure."""
+    return f"{agent or remote_command()} --lines {n}" + (" --holder-pid $$" if holder_pid else "")
+
+
+def request_lines(requests: list[tuple[str, dict[str, Any]]], app: str) -> str:
+    """`requests` ([(op, fields)], all for `app`) as stdin for `many_command`/`lines_command`: one
+    line each (json.dumps escapes newlines), so env values stay off every command line."""
+    return "".join(json.dumps(request(op, app, **fields)) + "\n" for op, fields in requests)
+
+
+def raise_unless_ok(requests: list[tuple[str, dict[str, Any]]], replies: list[dict[str, Any]], exit_status: int,
+                    stderr: str, host: str) -> list[dict[str, Any]]:
+    """The replies of `requests` (in order), or the error of the first that failed or gave none."""
+    for reply in replies:
+        if not reply.get("ok"):
+            raise AgentError(reply)
+    if len(replies) < len(requests):
+        op = requests[len(replies)][0]
+        answer(op, "", exit_status, stderr, host)  # raises: no reply to `op`
+    return replies[:len(requests)]
+
+
 def many_command(n: int, agent: str | None = None) -> str:
     """sh running `agent` (the agent's command) n times, each on one line of stdin, while each
     succeeds. Pure."""
@@ -89,17 +118,10 @@ async def call_many(conn: Connection, requests: list[tuple[str, dict[str, Any]]]
     line (`read` never reads past a newline), so env values stay off every command line. The runs
     stop at the first reply that is not ok, which raises like `call`."""
     command = as_root(conn, many_command(len(requests)))
-    lines = "".join(json.dumps(request(op, app, **fields)) + "\n" for op, fields in requests)
     ops = "+".join(op for op, _ in requests)
-    res = await conn.run(command, input=lines, check=False, timeout=timeout, display=f"lightfold agent {ops}")
-    replies = _json_lines(res.stdout)
-    for reply in replies:
-        if not reply.get("ok"):
-            raise AgentError(reply)
-    if len(replies) < len(requests):
-        op = requests[len(replies)][0]
-        answer(op, "", res.exit_status, res.stderr, conn.host)  # raises: no reply to `op`
-    return replies[:len(requests)]
+    res = await conn.run(command, input=request_lines(requests, app), check=False, timeout=timeout,
+                         display=f"lightfold agent {ops}")
+    return raise_unless_ok(requests, _json_lines(res.stdout), res.exit_status, res.stderr, conn.host)
 
 
 def answer(op: str, stdout: str, exit_status: int, stderr: str, host: str) -> dict[str, Any]:
@@ -148,14 +170,24 @@ async def journal_mark(conn: Connection, app: str, release: str, status: str, in
         await call(conn, "journal_mark", app, release=release, status=status, **fields))
 
 
+def mark_building_requests(release: str, info: dict[str, Any], env: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """journal_mark `release` building (with what release.json will say: `info`) and write its env
+    snapshot: the requests, for `call_many` or push's deploy lock (which sends them with its own)."""
+    mark = {"release": release, "status": "building",
+            **{k: v for k, v in info.items() if k in protocol.RELEASE_INFO_FIELDS}}
+    return [("journal_mark", mark), ("write_env", {"release": release, "env": env})]
+
+
+def marked_building(replies: list[dict[str, Any]]) -> tuple[protocol.JournalMarkReply, protocol.WriteEnvReply]:
+    """The typed replies of `mark_building_requests`."""
+    marked, written = replies
+    return protocol.JournalMarkReply.from_dict(marked), protocol.WriteEnvReply.from_dict(written)
+
+
 async def mark_building(conn: Connection, app: str, release: str, info: dict[str, Any],
                         env: dict[str, str]) -> tuple[protocol.JournalMarkReply, protocol.WriteEnvReply]:
     """journal_mark `release` building and write its env snapshot, in one exec."""
-    mark = {"release": release, "status": "building",
-            **{k: v for k, v in info.items() if k in protocol.RELEASE_INFO_FIELDS}}
-    marked, written = await call_many(conn, [("journal_mark", mark), ("write_env", {"release": release, "env": env})],
-                                      app)
-    return protocol.JournalMarkReply.from_dict(marked), protocol.WriteEnvReply.from_dict(written)
+    return marked_building(await call_many(conn, mark_building_requests(release, info, env), app))
 
 
 async def write_env(conn: Connection, app: str, release: str, env: dict[str, str]) -> protocol.WriteEnvReply:

@@ -214,7 +214,11 @@ async def push(
         space.check_before_upload(app, status.disk.free_bytes, space.release_bytes(local.root, local.files))
     timings["prepare"] = time.monotonic() - t0
 
-    async with deploy_lock(conn, app, "push", release_id, lock_wait, report) as held:
+    info = _release_info(local, choice)
+    # One exec for the lock, the journal's "building" and the env snapshot, when the agent can.
+    early_mark = (agent_client.mark_building_requests(release_id, info, local.env)
+                  if not lock_wait and status.agent_version >= agent_client.LINES_VERSION else None)
+    async with deploy_lock(conn, app, "push", release_id, lock_wait, report, then=early_mark) as held:
         if held.reply.waited or lock_wait:
             # Another deploy may have gone live while we waited: decide again on fresh facts, and
             # never reuse a release id it took.
@@ -225,8 +229,9 @@ async def push(
                 return _skipped(target, status, local, "went live while we waited, with this code, env and settings",
                                 report)
             release_id = new_release_id([r.id for r in status.releases] + [release_id])
+        marked = (early_mark, held.then_replies, conn.host) if early_mark else None
         await _make_release(conn, target, detection, choice, local, release_id, decision, deps_hash, timings, report,
-                            has_database=bool(status.server_env.get("names")))
+                            has_database=bool(status.server_env.get("names")), info=info, marked=marked)
         t = time.monotonic()
         report("step", f"activating {release_id}: start the idle slot, health check, switch traffic")
         if rollout is not None:
@@ -268,20 +273,21 @@ def _deps_hash(local: _Local, lockfiles: tuple[str, ...]) -> str | None:
 async def _make_release(
     conn: Connection, target: Target, detection: Any, choice: Any, local: _Local, release_id: str,
     decision: Decision, deps_hash: str | None, timings: dict[str, float], report: Report,
-    has_database: bool = False,
+    has_database: bool = False, info: dict[str, Any] | None = None, marked: tuple | None = None,
 ) -> None:
+    """`marked`: (the mark_building requests, their replies, the host) when the deploy lock's exec
+    sent them already."""
     from lightfold.server.build import extract_command
 
     app, builder, live_id = target.name, choice.builder(), decision.live
-    info = {
-        "commit": local.commit, "dirty": local.dirty, "fingerprint": local.fingerprint,
-        "env_hash": local.env_hash, "builder": choice.name, "builder_reason": choice.reason,
-        "deployed_by": actor(), "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    info = dict(info or _release_info(local, choice))
     try:
         # One exec: the journal says building (a failed push is marked failed below) and the
         # release's env snapshot is written (the build loads it; it lives outside the release dir).
-        _, written = await agent_client.mark_building(conn, app, release_id, info, local.env)
+        if marked:
+            _, written = agent_client.marked_building(agent_client.raise_unless_ok(*marked[:2], 1, "", marked[2]))
+        else:
+            _, written = await agent_client.mark_building(conn, app, release_id, info, local.env)
         if written.overridden:
             report("warn", f"your own env sets {', '.join(written.overridden)}: it wins over the value lightfold "
                            "keeps for the database (unset it to use the database's)")
@@ -334,6 +340,15 @@ async def _make_release(
         with contextlib.suppress(Exception):
             await agent_client.journal_mark(conn, app, release_id, "failed", reason=reason)
         raise
+
+
+def _release_info(local: _Local, choice: Any) -> dict[str, Any]:
+    """What release.json (and the journal's entry) says about the release this push makes."""
+    return {
+        "commit": local.commit, "dirty": local.dirty, "fingerprint": local.fingerprint,
+        "env_hash": local.env_hash, "builder": choice.name, "builder_reason": choice.reason,
+        "deployed_by": actor(), "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def choose_builder(target: Target, detection: Any, nixpacks_available: bool | None, report: Report = silent):
@@ -473,27 +488,47 @@ class HeldLock:
 
     reply: Any
     handed_over: bool = False
+    then_replies: list[dict[str, Any]] = field(default_factory=list)
 
 
 HOLDER_COMMAND = "sh -c 'echo $$; exec cat >/dev/null'"
 
 
+def holder_with_requests_command(conn: Connection, n: int, agent: str | None = None) -> str:
+    """The liveness shell that first runs the agent (`agent`: its command) on `n` requests (the
+    lock, then what the caller sends with it) in one process, and lives on (`exec cat`) only if
+    they all succeeded: the lock and what follows it cost one exec and one python3 start (agent 4,
+    `--lines`). Pure."""
+    agent = as_root(conn, agent_client.lines_command(n, holder_pid=True, agent=agent))
+    return f"sh -c {shlex.quote(f'{agent} && exec cat >/dev/null')}"
+
+
 @contextlib.asynccontextmanager
 async def deploy_lock(conn: Connection, app: str, op: str, release: str | None, lock_wait: int = 0,
-                      report: Report = silent):
+                      report: Report = silent, then: list[tuple[str, dict[str, Any]]] | None = None):
     """The agent's deploy lock for `op`, held by a remote liveness process; released on every
-    exit path, Ctrl-C included. A busy lock raises the agent's error naming the holder."""
-    holder = await conn.start(HOLDER_COMMAND)
+    exit path, Ctrl-C included. A busy lock raises the agent's error naming the holder. `then`:
+    agent requests to run right after the lock is taken, in the same exec and agent process (the
+    server's agent must be LINES_VERSION or newer; not with `lock_wait`); their replies are
+    `held.then_replies` as they came (agent_client.raise_unless_ok says which failed; the runs stop
+    at the first that fails, and the lock is released as always)."""
+    if then:
+        got, holder, replies = await _lock_with_requests(conn, app, op, release, then)
+    else:
+        got, holder, replies = None, await conn.start(HOLDER_COMMAND), []
     try:
-        pid = int(holder.first_line) if holder.first_line.isdigit() else None
-        if lock_wait:
-            report("note", f"waiting up to {lock_wait}s for the deploy lock")
-        got = await agent_client.lock(conn, app, holder=actor(), lock_op=op, release=release, ttl=LOCK_TTL,
-                                      pid=pid, wait_seconds=lock_wait, on_event=agent_client.progress_notes(report))
+        if got is None:
+            pid = int(holder.first_line) if holder.first_line.isdigit() else None
+            if lock_wait:
+                report("note", f"waiting up to {lock_wait}s for the deploy lock")
+            got = await agent_client.lock(conn, app, holder=actor(), lock_op=op, release=release, ttl=LOCK_TTL,
+                                          pid=pid, wait_seconds=lock_wait,
+                                          on_event=agent_client.progress_notes(report))
         if got.replaced_stale:
             report("warn", got.replaced_stale)
             await _recover_from_dead_holder(conn, app, release, report)
         held = HeldLock(got)
+        held.then_replies = replies
         try:
             yield held
         finally:
@@ -502,6 +537,25 @@ async def deploy_lock(conn: Connection, app: str, op: str, release: str | None, 
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(holder.close())
+
+
+async def _lock_with_requests(conn: Connection, app: str, op: str, release: str | None,
+                              then: list[tuple[str, dict[str, Any]]]) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """(LockReply, the holder, the replies of `then`): the holder shell runs the lock and `then`.
+    A lock that is not taken raises here (the holder has ended: nothing to release)."""
+    from lightfold.agent.protocol import LockReply
+
+    requests = [("lock", {"holder": actor(), "lock_op": op, "release": release, "ttl": LOCK_TTL, "pid": "holder",
+                          "wait_seconds": 0}), *then]
+    holder = await conn.start(holder_with_requests_command(conn, len(requests)),
+                              input=agent_client.request_lines(requests, app), lines=len(requests), timeout=180,
+                              display=f"lightfold agent {'+'.join(name for name, _ in requests)} (deploy lock)")
+    replies = agent_client._json_lines("\n".join(holder.lines))
+    if not replies or not replies[0].get("ok"):
+        with contextlib.suppress(Exception):
+            await asyncio.shield(holder.close())
+        agent_client.raise_unless_ok(requests[:1], replies[:1], 1, "", conn.host)
+    return LockReply.from_dict(replies[0]), holder, replies[1:]
 
 
 def _record(target: Target, release: str | None, commit: str | None, fingerprint: str, when: str | None) -> None:

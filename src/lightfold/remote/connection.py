@@ -198,16 +198,22 @@ class Connection:
         signals = {"HUP": 1, "INT": 2, "QUIT": 3, "KILL": 9, "PIPE": 13, "TERM": 15}
         return 128 + signals.get(completed.exit_signal[0], 0) if completed.exit_signal else 255
 
-    async def start(self, cmd: str, timeout: float = 15) -> Started:
-        """Start a long-running `cmd` with its stdin held open; returns once it printed its first
-        line. It runs until `close()` or until this connection drops (then sshd closes its stdin),
-        which is what makes it a liveness token for the deploy lock. Holds one channel slot."""
+    async def start(self, cmd: str, timeout: float = 15, *, input: bytes | str | None = None, lines: int = 1,
+                    display: str | None = None) -> Started:
+        """Start a long-running `cmd` with its stdin held open (after `input`, if given, is written
+        to it); returns once it printed its first `lines` lines (or ended its output sooner). It
+        runs until `close()` or until this connection drops (then sshd closes its stdin), which is
+        what makes it a liveness token for the deploy lock. Holds one channel slot. `display`
+        names it as in `run` (use it when `input` holds anything secret: it never shows)."""
+        data = input.encode() if isinstance(input, str) else input
         await self._channels.acquire()
-        counter.record(cmd)
+        counter.record(cmd, data, display)
         try:
             proc = await self._open(cmd, True)
             try:
-                raw = await asyncio.wait_for(proc.stdout.readline(), timeout)
+                if data:
+                    proc.stdin.write(data)
+                printed = await asyncio.wait_for(_read_lines(proc.stdout, lines), timeout)
             except BaseException:
                 proc.close()
                 raise
@@ -222,7 +228,7 @@ class Connection:
         except BaseException:
             self._channels.release()
             raise
-        return Started(proc, raw.decode(errors="replace").strip(), self._channels)
+        return Started(proc, [raw.decode(errors="replace").strip() for raw in printed], self._channels)
 
     async def upload(self, source: bytes | str | Path, remote_path: str, mode: int = 0o644) -> None:
         """Write a file atomically (temp file beside it, then rename): a reader never sees half of
@@ -236,6 +242,14 @@ class Connection:
             f'cat > "$tmp"; chmod {mode:o} "$tmp"; mv -f "$tmp" {path}'
         )
         await self.run(script, input=data, display=f"upload {remote_path}")
+
+
+async def _read_lines(stream: asyncssh.SSHReader, n: int) -> list[bytes]:
+    """Up to `n` lines of `stream`, fewer when it ends first."""
+    got = []
+    while len(got) < n and (raw := await stream.readline()):
+        got.append(raw)
+    return got
 
 
 async def _feed(proc: asyncssh.SSHClientProcess, fd: int) -> None:
@@ -268,11 +282,13 @@ async def _feed(proc: asyncssh.SSHClientProcess, fd: int) -> None:
 
 
 class Started:
-    """A remote process started by `Connection.start`: its first stdout line, and `close()`."""
+    """A remote process started by `Connection.start`: the stdout lines it waited for (`lines`,
+    the first as `first_line`: "" when it printed none), and `close()`."""
 
-    def __init__(self, proc: asyncssh.SSHClientProcess, first_line: str, slots: asyncio.Semaphore):
+    def __init__(self, proc: asyncssh.SSHClientProcess, lines: list[str], slots: asyncio.Semaphore):
         self._proc = proc
-        self.first_line = first_line
+        self.lines = lines
+        self.first_line = lines[0] if lines else ""
         self._slots: asyncio.Semaphore | None = slots
 
     async def close(self) -> None:
