@@ -15,12 +15,16 @@ from lightfold.release import noop
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
-    (["deploy"], {"command": "deploy", "path": None, "target": None, "provider": None, "as_json": False}),
+    (["deploy"], {"command": "deploy", "path": None, "target": None, "provider": None, "wait": None,
+                  "as_json": False}),
     (["deploy", "./web", "-t", "prod", "--json"],
-     {"command": "deploy", "path": "./web", "target": "prod", "provider": None, "as_json": True}),
-    (["deploy", "--target=prod", "--provider", "local"],
-     {"command": "deploy", "path": None, "target": "prod", "provider": "local", "as_json": False}),
-    (["push", "--target", "prod"], {"command": "push", "path": None, "target": "prod", "as_json": False}),
+     {"command": "deploy", "path": "./web", "target": "prod", "provider": None, "wait": None, "as_json": True}),
+    (["deploy", "--target=prod", "--provider", "local", "--no-wait"],
+     {"command": "deploy", "path": None, "target": "prod", "provider": "local", "wait": False, "as_json": False}),
+    (["push", "--target", "prod"], {"command": "push", "path": None, "target": "prod", "wait": None,
+                                    "as_json": False}),
+    (["push", "--json", "--wait"], {"command": "push", "path": None, "target": None, "wait": True,
+                                    "as_json": True}),
     (["rollback", "--to", "20260101120000", "--lock-wait=5"],
      {"command": "rollback", "path": None, "target": None, "to": "20260101120000", "lock_wait": 5,
       "as_json": False}),
@@ -34,7 +38,8 @@ def test_plain_forms_are_answered_before_typer(argv, expected):
     ["deploy", "--help"], ["deploy", "-t"], ["deploy", "a", "b"], ["deploy", "-t=prod"],
     ["deploy", "-t", "a", "-t", "b"], ["push", "--provider", "local"], ["deploy", "--region", "x"],
     ["push", "--lock-wait", "5"], ["rollback", "./web"], ["rollback", "--lock-wait", "soon"], ["status"], [],
-    ["rollback", "--help"], ["rollback", "--provider", "local"],
+    ["rollback", "--help"], ["rollback", "--provider", "local"], ["push", "--wait", "--no-wait"],
+    ["rollback", "--no-wait"], ["push", "--batch", "2"],
 ])
 def test_everything_else_goes_to_typer(argv):
     assert parse(argv) is None

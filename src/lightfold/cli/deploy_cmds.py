@@ -78,28 +78,8 @@ def push_cmd(
     if builder is not None:
         config.set_builder(name, path, builder)
     t = targets.load(name)
-    _push_and_render(t, force=force, lock_wait=lock_wait, wait=wait_for_outcome(wait, as_json), as_json=as_json,
-                     batch=batch)
-
-
-def _push_and_render(t, *, force: bool, lock_wait: int, wait: bool, as_json: bool, batch: int = 1) -> None:
-    from lightfold.release import noop, rolling
-    from lightfold.release import push as step
-    from lightfold.release import target as targets
-
-    key = noop.local_key(t.name, t.project, noop.raw_target(t.name) or {})  # before push reads the project
-    detection = t.detect()
-    rollout = rolling.rollout_for(t, detection, batch=batch, report=output.reporter())
-
-    async def push_and_remember(conn):
-        result = await step.push(conn, t, detection, force=force, lock_wait=lock_wait, wait=wait,
-                                 report=output.reporter(), rollout=rollout)
-        if not result.finishing_on_server:  # the server still changes what the stamp hashes
-            await noop.remember(conn, t, key, detection.framework, result.release, result.url)
-        return result
-
-    result = targets.on_server(t, push_and_remember)
-    output.emit(render.push_json(t.name, result), as_json, lambda: render.show_push(result))
+    fastpath.push_and_render(t, force=force, lock_wait=lock_wait, wait=wait_for_outcome(wait, as_json),
+                             as_json=as_json, batch=batch)
 
 
 ProviderOpt = Annotated[

@@ -6,14 +6,15 @@ parameters) ~180 ms more. For a no-op deploy that is more than the whole check
 (lightfold.release.noop); for a rollback, time its user waits while the site serves the broken
 release. So `lightfold.cli.main` offers the plain command forms to `try_run` first:
 
-    lightfold deploy   [PATH] [--target T] [--provider P] [--json]
-    lightfold push     [PATH] [--target T] [--json]
+    lightfold deploy   [PATH] [--target T] [--provider P] [--wait|--no-wait] [--json]
+    lightfold push     [PATH] [--target T] [--wait|--no-wait] [--json]
     lightfold rollback [--target T] [--to RELEASE] [--lock-wait N] [--json]
 
 Any other flag (--force, --builder, --debug, --help, ...) or an invalid target name or path goes
-to the Typer app, which also owns the help. A deploy/push is answered here only when the check
-proves nothing changed; otherwise Typer runs it as always. `rollback` here is the same function
-the Typer command calls, with the same error handling (output.guarded).
+to the Typer app, which also owns the help. A deploy is answered here only when the check proves
+nothing changed; otherwise Typer runs it as always. A push the check cannot skip, and `rollback`,
+run here the same function the Typer command calls (`push_and_render`, `rollback`), with the same
+error handling (output.guarded): a one-file redeploy does not wait for Typer either.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ _FORMS: dict[str, tuple[dict[str, str], bool]] = {
     "push": (_TARGET, True),
     "rollback": ({**_TARGET, "--to": "to", "--lock-wait": "lock_wait"}, False),
 }
+# Flags (field, value) each command accepts here.
+_WAIT = {"--wait": ("wait", True), "--no-wait": ("wait", False)}
+_FLAGS: dict[str, dict[str, tuple[str, bool]]] = {"deploy": _WAIT, "push": _WAIT, "rollback": {}}
 
 
 def parse(argv: list[str]) -> dict | None:
@@ -43,7 +47,9 @@ def parse(argv: list[str]) -> dict | None:
     if not argv or argv[0] not in _FORMS:
         return None
     options, takes_path = _FORMS[argv[0]]
-    got: dict = {"command": argv[0], "path": None, "as_json": False, **dict.fromkeys(options.values())}
+    flags = _FLAGS[argv[0]]
+    got: dict = {"command": argv[0], "path": None, "as_json": False, **dict.fromkeys(options.values()),
+                 **{field: None for field, _ in flags.values()}}
     args = argv[1:]
     i = 0
     while i < len(args):
@@ -51,6 +57,11 @@ def parse(argv: list[str]) -> dict | None:
         name, eq, value = a.partition("=")
         if a == "--json":
             got["as_json"] = True
+        elif a in flags:
+            field, flag = flags[a]
+            if got[field] is not None:
+                return None  # Typer says which one wins
+            got[field] = flag
         elif name in options and (eq or i + 1 < len(args)):
             field = options[name]
             if got[field] is not None or (eq and not name.startswith("--")):  # click reads `-t=x` as "=x"
@@ -86,8 +97,49 @@ def try_run(argv: list[str]) -> bool:
         output.DEBUG = output.DEBUG or bool(os.environ.get("LIGHTFOLD_DEBUG"))
         output.guarded(lambda: rollback(name, req["to"], req["lock_wait"] or 0, req["as_json"]))
         return True
-    return skip(req["command"], name, path if req["command"] == "deploy" else None, req.get("provider"),
-                req["as_json"])
+    if skip(req["command"], name, path if req["command"] == "deploy" else None, req.get("provider"), req["as_json"]):
+        return True
+    if req["command"] != "push":
+        return False
+    output.DEBUG = output.DEBUG or bool(os.environ.get("LIGHTFOLD_DEBUG"))
+    output.guarded(lambda: push(name, req["wait"], req["as_json"]))
+    return True
+
+
+def push(name: str, wait: bool | None, as_json: bool) -> None:
+    """`lightfold push` without --force/--builder/--lock-wait/--batch, the no-op check done."""
+    from lightfold.release import target as targets
+
+    push_and_render(targets.load(name), force=False, lock_wait=0, wait=wait_for_outcome(wait, as_json),
+                    as_json=as_json)
+
+
+def wait_for_outcome(wait: bool | None, as_json: bool) -> bool:
+    """`--wait/--no-wait`, defaulting to waiting in --json mode."""
+    return as_json if wait is None else wait
+
+
+def push_and_render(t, *, force: bool, lock_wait: int, wait: bool, as_json: bool, batch: int = 1) -> None:
+    """Push target `t` (lightfold.release.push, or a rollout on a target with more servers) and
+    render the result; remember the no-op stamp when the push waited for its outcome."""
+    from lightfold.cli import render
+    from lightfold.release import noop, rolling
+    from lightfold.release import push as step
+    from lightfold.release import target as targets
+
+    key = noop.local_key(t.name, t.project, noop.raw_target(t.name) or {})  # before push reads the project
+    detection = t.detect()
+    rollout = rolling.rollout_for(t, detection, batch=batch, report=output.reporter())
+
+    async def push_and_remember(conn):
+        result = await step.push(conn, t, detection, force=force, lock_wait=lock_wait, wait=wait,
+                                 report=output.reporter(), rollout=rollout)
+        if not result.finishing_on_server:  # the server still changes what the stamp hashes
+            await noop.remember(conn, t, key, detection.framework, result.release, result.url)
+        return result
+
+    result = targets.on_server(t, push_and_remember)
+    output.emit(render.push_json(t.name, result), as_json, lambda: render.show_push(result))
 
 
 def rollback(name: str, to: str | None, lock_wait: int, as_json: bool) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from lightfold.cli.fastpath import wait_for_outcome  # noqa: F401 - the commands' (Typer-free, for the fast path)
 from lightfold.names import is_target_name, sanitize_target_name
 
 TargetOpt = Annotated[
@@ -44,11 +45,6 @@ WaitOpt = Annotated[
              "switches traffic back and fails the command) and drained the old one. Default: --wait with --json "
              "(scripts and CI get the final outcome), else return as soon as traffic moved.")
 ]
-
-
-def wait_for_outcome(wait: bool | None, as_json: bool) -> bool:
-    """`--wait/--no-wait`, defaulting to waiting in --json mode."""
-    return as_json if wait is None else wait
 
 
 def resolve_target(target: str | None, path: Path = Path(".")) -> str:
