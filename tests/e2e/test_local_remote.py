@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -47,6 +48,35 @@ def test_run_upload_and_stream(shared_sandbox):
     assert sb.exec("cat /etc/lightfold/test.env").stdout == "secret=1\n"
     assert sb.exec("cat /root/deep/dir/copy.py").stdout == Path(__file__).read_text()
     assert sb.exec("ls -a /etc/lightfold | grep -c lightfold-upload || true").stdout.strip() == "0"
+
+
+def test_a_run_can_return_at_a_line_and_leave_the_command_running(shared_sandbox):
+    """`stop_when` (a detached agent op's early reply): the call returns at that line, the command
+    goes on on the server after the connection closed, and the connection stays usable meanwhile."""
+    sb = shared_sandbox
+    sb.exec("rm -f /tmp/stop-when-done")
+
+    async def scenario():
+        async with await remote.connect(*conn_args(sb)) as conn:
+            t0 = time.monotonic()
+            # As a detached agent op runs (lightfold.agent.bundle.detached_command): in a transient unit.
+            script = """echo first; echo '{"early": true}'; sleep 3; touch /tmp/stop-when-done"""
+            res = await conn.run("systemd-run --unit=lf-stop-when-test --collect --wait --pipe --quiet sh -c "
+                                 + shlex.quote(script), stop_when=lambda line: "early" in line)
+            returned = time.monotonic() - t0
+            after = await conn.run("echo still usable")
+            return res, returned, after
+
+    t0 = time.monotonic()
+    res, returned, after = remote.run_sync(scenario())
+    closed = time.monotonic() - t0
+    assert res.exit_status == 0 and res.stdout == 'first\n{"early": true}\n'
+    assert returned < 2 and closed < 2.5 and after.stdout == "still usable\n"
+    assert sb.exec("test -e /tmp/stop-when-done && echo yes || echo no").stdout.strip() == "no"
+    deadline = time.monotonic() + 10
+    while sb.exec("test -e /tmp/stop-when-done && echo yes || echo no").stdout.strip() != "yes":
+        assert time.monotonic() < deadline, "the command did not go on after the connection closed"
+        time.sleep(0.3)
 
 
 def test_at_most_ten_channels_run_at_once(shared_sandbox):

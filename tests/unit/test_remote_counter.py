@@ -19,6 +19,18 @@ def test_an_exec_running_two_agent_requests_starts_python3_twice():
     assert counter.python_starts("bash -s", b"python3 -c 1\npython3 -c 2\n") == 1  # a script: at most once
 
 
+def test_a_detached_agent_op_and_the_deploy_lock_with_its_requests_start_python3_once():
+    from types import SimpleNamespace
+
+    from lightfold.agent.bundle import detached_command
+    from lightfold.release.push import holder_with_requests_command
+
+    assert counter.python_starts(detached_command("activate", "web")) == 1
+    assert counter.python_starts("sudo -n " + detached_command("rollback", "web")) == 1
+    assert counter.python_starts(holder_with_requests_command(SimpleNamespace(username="deploy"), 3)) == 1
+    assert counter.python_starts("systemd-run --unit=x --scope true") == 0
+
+
 def test_shell_commands_and_json_inputs_do_not():
     assert not counter.starts_python("sh -c 'cat /x'")
     assert not counter.starts_python("bash -s", b"npm ci\n")

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lightfold.agent import protocol
-from lightfold.agent.bundle import remote_command
+from lightfold.agent.bundle import detached_command, remote_command
 from lightfold.errors import LightfoldError
 from lightfold.release.target import actor, as_root
 
@@ -61,7 +61,10 @@ async def call(
     timeout: float = 900,
     **fields: Any,
 ) -> dict[str, Any]:
-    command = as_root(conn, remote_command(detach))
+    """One agent request. `detach`: run it in its own transient unit (bundle.detached_command), so
+    it finishes when this SSH session ends; an early reply (`"early": true`, see the agent's
+    early_announcer) is returned at once, leaving the unit to finish on its own."""
+    command = as_root(conn, detached_command(op, app) if detach else remote_command())
 
     def on_output(stream: str, line: str) -> None:
         if stream == "stderr" and on_event is not None and line.startswith("{"):
@@ -70,9 +73,20 @@ async def call(
 
     res = await conn.run(
         command, input=json.dumps(request(op, app, **fields)), check=False, timeout=timeout,
-        on_output=on_output, display=f"lightfold agent {op}",
+        on_output=on_output, display=f"lightfold agent {op}", stop_when=is_early_reply if detach else None,
     )
     return answer(op, res.stdout, res.exit_status, res.stderr, conn.host)
+
+
+def is_early_reply(line: str) -> bool:
+    """An agent reply line that says traffic moved while the op goes on (`"early": true`)."""
+    if not line.startswith("{"):
+        return False
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and bool(value.get("early"))
 
 
 # The first agent that runs several requests in one process (`--lines`, lightfold.agent.main).

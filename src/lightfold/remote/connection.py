@@ -83,17 +83,20 @@ class Connection:
         timeout: float | None = 600,
         on_output: OutputCallback | None = None,
         display: str | None = None,
+        stop_when: Callable[[str], bool] | None = None,
     ) -> RunResult:
         """Run `cmd` through the login user's shell; returns (exit_status, stdout, stderr).
 
         `on_output` receives each line as it arrives. `display` names the command in errors
-        instead of its text (use it when the command line holds anything secret)."""
+        instead of its text (use it when the command line holds anything secret). `stop_when`:
+        return as soon as a stdout line satisfies it (exit status 0, the output so far), leaving
+        the command to finish on the server (its channel closes with the connection)."""
         shown = display or (cmd if len(cmd) <= 120 else cmd[:117] + "...")
         data = input.encode() if isinstance(input, str) else input
         counter.record(cmd, data, display)
         async with self._channels:
             try:
-                result = await asyncio.wait_for(self._exec(cmd, data, on_output), timeout)
+                result = await asyncio.wait_for(self._exec(cmd, data, on_output, stop_when), timeout)
             except TimeoutError:
                 raise LightfoldError(
                     f"`{shown}` on {self.host} did not finish in {timeout:.0f}s",
@@ -126,33 +129,51 @@ class Connection:
                 await asyncio.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    async def _exec(self, cmd: str, data: bytes | None, on_output: OutputCallback | None) -> RunResult:
+    async def _exec(self, cmd: str, data: bytes | None, on_output: OutputCallback | None,
+                    stop_when: Callable[[str], bool] | None = None) -> RunResult:
         proc = await self._open(cmd, data is not None)
         if data is not None:
             proc.stdin.write(data)
             proc.stdin.write_eof()
+        chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
 
-        async def drain(stream: asyncssh.SSHReader, name: str) -> str:
-            chunks = []
+        async def drain(stream: asyncssh.SSHReader, name: str) -> bool:
+            """True when a line satisfied `stop_when`."""
             async for raw in stream:
                 if not raw:
                     continue
                 line = raw.decode(errors="replace")
-                chunks.append(line)
+                chunks[name].append(line)
                 if on_output is not None:
                     res = on_output(name, line.rstrip("\n"))
                     if isinstance(res, Awaitable):
                         await res
-            return "".join(chunks)
+                if name == "stdout" and stop_when is not None and stop_when(line.rstrip("\n")):
+                    return True
+            return False
 
+        stopped = False
         try:
-            out, err = await asyncio.gather(drain(proc.stdout, "stdout"), drain(proc.stderr, "stderr"))
-            completed = await proc.wait(check=False)
+            if stop_when is None:
+                await asyncio.gather(drain(proc.stdout, "stdout"), drain(proc.stderr, "stderr"))
+            else:
+                errors = asyncio.create_task(drain(proc.stderr, "stderr"))
+                stopped = await drain(proc.stdout, "stdout")
+                if stopped:
+                    errors.cancel()
+                else:
+                    await errors
+            completed = None if stopped else await proc.wait(check=False)
         finally:
             # The server counts a session until its channel is closed; release our slot only then,
-            # or the 11th command would be refused ("open failed").
+            # or the 11th command would be refused ("open failed"). A command left running (stopped)
+            # keeps its channel until it ends there or the connection closes.
             proc.close()
-            await proc.wait_closed()
+            if not stopped:
+                await proc.wait_closed()
+        out, err = "".join(chunks["stdout"]), "".join(chunks["stderr"])
+        if completed is None:
+            return RunResult(0, out, err)
         status = completed.exit_status if completed.exit_status is not None else -1
         return RunResult(status, out, err)
 

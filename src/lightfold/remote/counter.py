@@ -22,13 +22,15 @@ ENV = "LIGHTFOLD_COUNT_EXECS"
 # python3 as a command: at a line's start, after ; & | ( or $( or a quote, optionally behind exec or
 # sudo — not as a word in a list (a package named python3 in a configure script).
 _PYTHON = re.compile(rb"(^|[;&|(\"']|\$\()\s*((exec|sudo(\s+-n)?)\s+)?python3(\s|$)", re.M)
+# python3 as the command systemd-run starts (a detached agent op: lightfold.agent.bundle.detached_command).
+_SYSTEMD_RUN_PYTHON = re.compile(rb"systemd-run\s[^;&|\n]*?\spython3(\s|$)")
 
 _totals = {"execs": 0, "python3": 0}
 
 
 def python_starts(command: str, script: bytes | None = None) -> int:
     """How many python3 processes the exec starts on the server (as counted here)."""
-    n = len(_PYTHON.findall(command.encode()))
+    n = len(_PYTHON.findall(command.encode())) + len(_SYSTEMD_RUN_PYTHON.findall(command.encode()))
     if n:
         return n
     return int(command.rstrip().endswith(("bash -s", "sh -s")) and bool(script) and bool(_PYTHON.search(script)))
