@@ -189,11 +189,21 @@ async def push(
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     app = target.name
-    local = _local(target, detection)
     server_facts = dict(server_facts or {})
     if server_facts.get("status") is None:
         wanted = facts_to_read(target, detection) if choice is None else (facts.status(app, conn.host),)
-        server_facts.update(await facts.read(conn, *wanted))
+        # What this laptop ships is worked out (git, the file list, hashes) while the server answers.
+        reading = asyncio.ensure_future(facts.read(conn, *wanted))
+        try:
+            local = await asyncio.to_thread(_local, target, detection)
+        except BaseException:
+            reading.cancel()
+            with contextlib.suppress(BaseException):
+                await reading
+            raise
+        server_facts.update(await reading)
+    else:
+        local = _local(target, detection)
     status: StatusReply = server_facts["status"]
     local = _keyed(local, status)
     choice = choice or choose_builder(target, detection, server_facts.get("nixpacks"), report)
