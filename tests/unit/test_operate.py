@@ -180,6 +180,11 @@ def test_a_rollback_names_the_release_commands_it_goes_back_across_and_their_bac
     assert migrations_crossed(entries, "20261201000000")[-1]["id"] == "20261203000000"  # its own is not crossed
     assert migrations_crossed([_entry("20261202000000", "previous", "migrate"), _entry("20261204000000", "live")],
                               None) == []
+    # Read while the rollback ran: the journal may already show it done; the ids it answered decide.
+    after = [{**e, "status": "live" if e["id"] == "20261202000000" else e["status"]} for e in entries[:3]]
+    after.append({**entries[3], "status": "rolled-back"})
+    assert migrations_crossed(after, "20261202000000", "20261204000000") == crossed
+    assert migrations_crossed(entries, "20261202000000", "20261204000000") == crossed
     assert migration_warning("shop", crossed[0]) == (
         "release 20261204000000 ran its release command (`migrate`): a rollback does not undo what it changed in "
         "the database; the backup taken just before it is 20261204000001 "

@@ -15,6 +15,7 @@ Plans (the journalctl command lines) are pure functions, tested as text.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import shlex
 import time
@@ -97,27 +98,35 @@ async def rollback(
     import contextlib
 
     from lightfold.agent.core import AgentError
-    from lightfold.release.push import LOCK_TTL
+    from lightfold.release.push import LOCK_TTL, switch_timings
 
     app = target.name
     t0 = time.monotonic()
     report("step", f"rolling back {app}" + (f" to {to}" if to else " to the previous release"))
     migrations: list[dict[str, Any]] = []
-    # Never in a rollback's way: the agent's own pick and its errors decide.
-    with contextlib.suppress(LightfoldError, AgentError, OSError, ValueError, KeyError, TypeError):
-        migrations = migrations_crossed(await _release_infos(conn, app), to)
-    for m in migrations:
-        report("warn", migration_warning(app, m))
+    # Read alongside the rollback (its own exec), never in its way: the agent's pick and errors decide.
+    infos = asyncio.ensure_future(_release_infos(conn, app))
     if lock_wait:
         report("note", f"waiting up to {lock_wait}s for the deploy lock")
-    result = await agent_client.rollback(conn, app, to=to, holder=actor(), ttl=LOCK_TTL, wait_seconds=lock_wait,
-                                         on_event=agent_client.progress_notes(report))
+    entries = None
+    try:
+        result = await agent_client.rollback(conn, app, to=to, holder=actor(), ttl=LOCK_TTL, wait_seconds=lock_wait,
+                                             on_event=agent_client.progress_notes(report))
+    finally:
+        with contextlib.suppress(LightfoldError, AgentError, OSError, ValueError, KeyError, TypeError):
+            entries = await infos
+    if entries is not None:
+        with contextlib.suppress(LightfoldError, AgentError, OSError, ValueError, KeyError, TypeError):
+            migrations = migrations_crossed(entries, result.release, result.rolled_back_from)
+    for m in migrations:
+        report("warn", migration_warning(app, m))
     if not result.lock_taken:
         report("warn", "the server's agent is older than this lightfold (it did not hold the deploy lock "
                        "itself); run `lightfold configure` to update it")
     timings = {"total": time.monotonic() - t0}
     if result.timings and result.timings.switched_s is not None:
         timings["live_after"] = timings["total"] - _after_switch(result)
+    timings.update(switch_timings(result))
     release = result.release
     entry = result.entry or await _journal_entry(conn, app, release)
     _record_live(target.name, release, entry)
@@ -153,19 +162,26 @@ async def _release_infos(conn: Connection, app: str) -> list[dict[str, Any]]:
     return json.loads(res.stdout)
 
 
-def migrations_crossed(entries: list[dict[str, Any]], to: str | None) -> list[dict[str, Any]]:
+def migrations_crossed(entries: list[dict[str, Any]], to: str | None,
+                       went_from: str | None = None) -> list[dict[str, Any]]:
     """The releases a rollback to `to` (or the agent's own pick) goes back across whose release
-    command ran, or may have (a failed one), newest first. Pure."""
+    command ran, or may have (a failed one), newest first. `went_from`: the release it went back
+    from, once it answered (then `to` is where it went, and the journal may show either side of
+    the switch). Pure."""
     from lightfold.agent.journal import live_entry, rollback_target
 
-    live = live_entry(entries)
-    if live is None:
-        return []
-    target = rollback_target(entries, to)["id"]
-    return [{"id": e["id"], "status": e["status"], "release": e["release_command"],
+    if went_from is not None and to is not None:
+        target, top = to, went_from
+    else:
+        live = live_entry(entries)
+        if live is None:
+            return []
+        target, top = rollback_target(entries, to)["id"], live["id"]
+    # The release it went back from was live until then, whatever the journal says now.
+    return [{"id": e["id"], "status": "live" if e["id"] == went_from else e["status"], "release": e["release_command"],
              "backup_before": e.get("backup_before")}
             for e in sorted(entries, key=lambda e: e["id"], reverse=True)
-            if target < e["id"] <= live["id"] and e.get("release_command") and e["status"] != "building"]
+            if target < e["id"] <= top and e.get("release_command") and e["status"] != "building"]
 
 
 def migration_warning(app: str, m: dict[str, Any]) -> str:
