@@ -78,3 +78,11 @@ class ProbeTotals:
     def line(self, during: str) -> str:
         return (f"probe during {during}: {self.failed} failed / {self.total} requests, "
                 f"worst latency {self.worst_ms:.0f} ms")
+
+
+def median_breakdown(timings: list[dict]) -> str:
+    """Each timing's median over the runs (of those that have it), in the order they were reported."""
+    import statistics
+
+    keys = list(dict.fromkeys(k for t in timings for k in t))
+    return ", ".join(f"{k} {statistics.median(t[k] for t in timings if k in t):.2f}" for k in keys)

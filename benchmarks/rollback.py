@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 
-from bench import Bench, ProbeTotals, bench_target
+from bench import Bench, ProbeTotals, bench_target, median_breakdown
 
 from lightfold.probe import Probe
 
@@ -47,7 +47,7 @@ def main() -> None:
         ids = [first["push"]["release"], second["release"]]
         ip = b.ip()
         wait_finished(b)
-        walls, lives, probe_totals = [], [], ProbeTotals()
+        walls, lives, probe_totals, breakdowns = [], [], ProbeTotals(), []
         for i in range(rollbacks):
             to = ids[i % 2]
             with Probe(f"http://{ip}/", rate=100) as probe:
@@ -57,11 +57,14 @@ def main() -> None:
             live = data["timings"].get("live_after", data["timings"]["total"])
             walls.append(wall)
             lives.append(live)
+            breakdowns.append(data["timings"])
             print(f"  rollback {i} to {to}: {wall:.2f} s wall, traffic moved after {live:.2f} s, server "
                   f"finished {finished:.1f} s after the command returned, probe {probe.result.failed}/"
                   f"{probe.result.total} failed")
         print(f"rollback: median {statistics.median(walls):.2f} s wall (of {rollbacks}), traffic moved after "
               f"median {statistics.median(lives):.2f} s")
+        print(f"  breakdown (medians, s; slot_start, boot = health polling until healthy, nginx = nginx -t + reload): "
+              f"{median_breakdown(breakdowns)}")
         print(probe_totals.line("rollbacks (until the server finished)"))
 
 

@@ -186,3 +186,14 @@ def test_the_laptop_keys_its_env_hash_with_the_servers_key_before_deciding():
     changed = push._keyed(push._Local(Path("."), None, [], {"PASSWORD": "12345"}, "fp", "", None, False), reply)
     assert push.decide(reply, "fp", changed.env_hash, deps_hash="d1").kind == "env-only"
     assert "env_key" not in repr(reply) and key not in repr(reply)
+
+
+def test_the_switchs_timings_become_pushs_slot_start_boot_and_nginx():
+    from lightfold.agent.protocol import SwitchResult
+    from lightfold.release.push import switch_timings
+
+    reply = SwitchResult.from_dict({"timings": {"started_s": 0.05, "healthy_s": 0.2, "nginx_s": 0.06,
+                                                "switched_s": 0.33}})
+    assert switch_timings(reply) == {"slot_start": 0.05, "boot": 0.2, "nginx": 0.06}
+    older_agent = SwitchResult.from_dict({"timings": {"healthy_s": 0.2, "switched_s": 0.3}})
+    assert switch_timings(older_agent) == {"boot": 0.2} and switch_timings(SwitchResult.from_dict({})) == {}

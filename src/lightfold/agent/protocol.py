@@ -319,11 +319,17 @@ class WaitHealth(Shape):
 
 @dataclass
 class SwitchTimings(Shape):
-    _omit_if_none: ClassVar[tuple[str, ...]] = ("total_s",)
+    """Seconds since the switch began: `started_s` the new slot's process runs (systemctl start
+    returned), `switched_s` traffic moved; `healthy_s` the health polling's own time (start to the
+    first healthy answer: the app's boot), `nginx_s` the nginx flip's (nginx -t + reload)."""
+
+    _omit_if_none: ClassVar[tuple[str, ...]] = ("total_s", "started_s", "nginx_s")
 
     healthy_s: float | None = None
     switched_s: float | None = None
     total_s: float | None = None
+    started_s: float | None = None
+    nginx_s: float | None = None
 
 
 @dataclass

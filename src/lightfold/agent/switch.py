@@ -249,6 +249,7 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str, on_switched=
     try:
         step(f"starting {rid} in slot {slot} (port {port})")
         start_slot(lay, cfg, slot, rid)
+        slot_started = time.monotonic()
         step(f"waiting for {unit} to answer GET {cfg['health']['path']} (up to {cfg['health']['timeout']}s)")
         health = wait_healthy(lay, cfg, slot, rid)
         baseline = unit_state(unit)["n_restarts"]
@@ -258,6 +259,7 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str, on_switched=
         # it running (the next reconcile stops whichever is idle); the old one is disabled at the end.
         systemctl("enable", "--quiet", "--no-reload", unit)
         backup = cfg["ports"][old_slot] if old_slot else None
+        flipping = time.monotonic()
         old_upstream = flip_upstream(lay, port, slot, rid, backup)
     except Exception as e:  # noqa: BLE001 - whatever broke, the old slot must keep serving
         err = e if isinstance(e, AgentError) else AgentError(
@@ -272,6 +274,8 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str, on_switched=
             raise
         raise err from e
     flipped = time.monotonic()
+    timings = {"healthy_s": health["seconds"], "switched_s": round(flipped - started, 2),
+               "started_s": round(slot_started - started, 2), "nginx_s": round(flipped - flipping, 2)}
     entries_before = None
     try:
         entries_before = load_journal(lay)
@@ -294,7 +298,7 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str, on_switched=
     if on_switched is not None:
         on_switched({"release": rid, "slot": slot, "port": port, "previous": old_rid, "previous_slot": old_slot,
                      "health": health, "continuing": {"smoke_seconds": smoke_seconds, "drain_seconds": drain},
-                     "timings": {"healthy_s": health["seconds"], "switched_s": round(flipped - started, 2)}})
+                     "timings": timings})
     step(f"traffic is on {rid}; watching it for {smoke_seconds:g}s")
     failure = smoke_failure(unit, baseline, smoke_seconds)
     if failure:
@@ -325,8 +329,7 @@ def switch_to(lay: Layout, cfg: dict, rid: str, req: dict, op: str, on_switched=
     return {
         "release": rid, "slot": slot, "port": port, "previous": old_rid, "previous_slot": old_slot,
         "health": health, "cleanup": {"removed": removed}, "warnings": warnings,
-        "timings": {"healthy_s": health["seconds"], "switched_s": round(flipped - started, 2),
-                    "total_s": round(time.monotonic() - started, 2)},
+        "timings": {**timings, "total_s": round(time.monotonic() - started, 2)},
     }
 
 

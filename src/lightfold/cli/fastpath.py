@@ -132,12 +132,15 @@ def push_and_render(t, *, force: bool, lock_wait: int, wait: bool, as_json: bool
     rollout = rolling.rollout_for(t, detection, batch=batch, report=output.reporter())
 
     async def push_and_remember(conn):
+        connected = time.monotonic() - t0
         result = await step.push(conn, t, detection, force=force, lock_wait=lock_wait, wait=wait,
                                  report=output.reporter(), rollout=rollout)
         if not result.finishing_on_server:  # the server still changes what the stamp hashes
             await noop.remember(conn, t, key, detection.framework, result.release, result.url)
+        result.timings = {"connect": connected, **result.timings}  # the SSH library's import included
         return result
 
+    t0 = time.monotonic()
     result = targets.on_server(t, push_and_remember)
     output.emit(render.push_json(t.name, result), as_json, lambda: render.show_push(result))
 

@@ -228,7 +228,9 @@ async def push(
     # One exec for the lock, the journal's "building" and the env snapshot, when the agent can.
     early_mark = (agent_client.mark_building_requests(release_id, info, local.env)
                   if not lock_wait and status.agent_version >= agent_client.LINES_VERSION else None)
+    t = time.monotonic()
     async with deploy_lock(conn, app, "push", release_id, lock_wait, report, then=early_mark) as held:
+        timings["lock"] = time.monotonic() - t
         if held.reply.waited or lock_wait:
             # Another deploy may have gone live while we waited: decide again on fresh facts, and
             # never reuse a release id it took.
@@ -251,15 +253,21 @@ async def push(
                                                      on_event=agent_client.progress_notes(report))
         held.handed_over = bool(activation.early)  # the switching process releases the lock
         timings["activate"] = time.monotonic() - t
-        healthy = activation.timings.healthy_s if activation.timings else None
-        if healthy is not None:  # the app's boot: slot start until its first healthy answer
-            timings["boot"] = healthy
+        timings.update(switch_timings(activation))
         switched = activation.timings.switched_s if activation.timings else None
         if switched is not None:  # traffic moved before the smoke window and the drain
             timings["live_after"] = t - t0 + switched
     _record(target, release_id, local.commit, local.fingerprint, None)
     timings["total"] = time.monotonic() - t0
     return PushResult(False, release_id, decision.live, decision.kind, public_url(target), timings, activation)
+
+
+def switch_timings(activation: SwitchResult) -> dict[str, float]:
+    """The server's side of a switch, in push's timings: `slot_start` (systemctl start of the new
+    slot), `boot` (its health polling until the first healthy answer), `nginx` (the flip)."""
+    t = activation.timings
+    names = (("slot_start", "started_s"), ("boot", "healthy_s"), ("nginx", "nginx_s"))
+    return {name: getattr(t, key) for name, key in names if t is not None and getattr(t, key) is not None}
 
 
 def _skipped(target: Target, status: StatusReply, local: _Local, why: str, report: Report) -> PushResult:
@@ -342,8 +350,9 @@ async def _make_release(
         report("step", builder.build_step(app, release_id, decision.reuse_from))
         script = builder.build_script(app, detection, target.config.deploy, release_id, deps_hash=deps_hash,
                                       reuse_from=decision.reuse_from, release_info=info, app_subdir=local.subdir)
-        await _run_build(conn, target, script, report, release_id)
+        phases = await _run_build(conn, target, script, report, release_id)
         timings["build"] = time.monotonic() - t
+        timings.update({f"build_{name}": seconds for name, seconds in phases.items()})
     except BaseException as e:
         reason = e.problem if isinstance(e, LightfoldError) else f"interrupted ({type(e).__name__})"
         # The original error matters more than this mark; the agent reconciles the journal later.
@@ -426,12 +435,22 @@ def build_log_header(app: str, release_id: str) -> str:
             f"exec > >(tee -a {log}) 2> >(tee -a {log} >&2)\n")
 
 
-async def _run_build(conn: Connection, target: Target, script: str, report: Report, release_id: str) -> None:
+async def _run_build(conn: Connection, target: Target, script: str, report: Report,
+                     release_id: str) -> dict[str, float]:
+    """Run the build; returns the seconds of each of its phases (install, build, ...: from the
+    previous phase's end, or the exec's start, to the phase's last event)."""
     from lightfold.release.scripts import run_plan
     from lightfold.server.build import failure_message
 
+    phases: dict[str, float] = {}
+    mark = [time.monotonic()]
+
     def on_event(event: dict[str, Any]) -> None:
         phase, status = event.get("build"), event.get("status")
+        if phase and status in ("reused", "done", "skipped", "failed"):
+            now = time.monotonic()
+            phases[str(phase)] = phases.get(str(phase), 0.0) + now - mark[0]
+            mark[0] = now
         if status == "reused":
             report("note", f"{phase}: reused from {event.get('from')}")
         elif status == "retry":
@@ -449,7 +468,7 @@ async def _run_build(conn: Connection, target: Target, script: str, report: Repo
     run = await run_plan(conn, build_log_header(target.name, release_id) + script, on_event, on_stderr=on_stderr,
                          timeout=3600, display="build")
     if run.ok:
-        return
+        return phases
     failed = run.failed
     output = [*(failed.get("output") or []), *run.stderr.splitlines()[-40:]]
     if space.out_of_space(output):

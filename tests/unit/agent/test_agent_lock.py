@@ -257,6 +257,11 @@ def test_an_early_activate_answers_when_traffic_moved_and_holds_the_lock_to_the_
     early, lock_then = seen["early"]
     assert early["early"] is True and early["release"] == NEW_RID and early["op"] == "activate"
     assert early["continuing"] == {"smoke_seconds": 5.0, "drain_seconds": 0.0}
+    # The switch's own breakdown: the new slot's process started, healthy, nginx flipped, traffic moved.
+    t = early["timings"]
+    assert set(t) == {"started_s", "healthy_s", "nginx_s", "switched_s"}
+    assert 0 <= t["started_s"] <= t["switched_s"] and 0 <= t["nginx_s"] <= t["switched_s"]
+    assert set(result["timings"]) == set(t) | {"total_s"}
     assert lock_then["pid"] == os.getpid() and lock_then["finishing_until"] > time.time()  # a deploy waits for it
     assert watched[0]["holder"] == "alice@laptop"  # still held during the smoke window
     assert result["release"] == NEW_RID and result["lock_taken"] is True
