@@ -1,6 +1,7 @@
 """Entry point. `--version` answers without importing the CLI framework, and help screens are
-served from a cache keyed on everything that shapes them, a no-op `deploy`/`push` and `rollback` run in
-`lightfold.cli.fastpath` without Typer; everything else goes through the Typer app in `lightfold.cli.main`.
+served from a cache keyed on everything that shapes them, a no-op `deploy`/`push`, a plain `push` and
+`rollback` run in `lightfold.cli.fastpath` without Typer (and end without the interpreter's teardown);
+everything else goes through the Typer app in `lightfold.cli.main`.
 
 Why the help cache: importing Typer and rendering help with rich costs ~300 ms on a small VM,
 while printing a cached screen costs ~20 ms. The key covers the argv, the version, the source of
@@ -14,6 +15,17 @@ import os
 import sys
 
 _HELP_FLAGS = ("--help", "-h")
+
+
+def _exit_at_once() -> None:
+    """End a command the fast path answered without tearing the interpreter down: a push or
+    rollback has imported asyncssh, cryptography and pydantic, and freeing their modules costs
+    ~0.1 s after the answer is printed. Nothing is left to run by then (state files are written
+    and closed, asyncio.run has closed the loop and joined its threads); only stdio is flushed.
+    A failure does not come here: it exits through SystemExit as always."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main() -> None:
@@ -30,7 +42,7 @@ def main() -> None:
         from lightfold.cli.fastpath import try_run
 
         if try_run(argv):
-            return
+            _exit_at_once()
     cache_file = _help_cache_file(argv) if _wants_help(argv) else None
     if cache_file is not None:
         try:
