@@ -126,6 +126,14 @@ def extract_command(app: str, release_id: str, archive_path: str | None = None) 
     return f"{unpack} < {archive} && rm -f {archive}"
 
 
+def warm_up() -> None:
+    """Load and compile the build script's template (jinja2 included) ahead of the first
+    `build_script`, e.g. in a thread while the server answers another request."""
+    from lightfold.server.app import _templates
+
+    _templates().get_template("build.sh.j2")
+
+
 def build_script(
     app: str, detection: Any, deploy: Any, release_id: str, *,
     deps_hash: str | None = None, reuse_from: str | None = None,
