@@ -151,7 +151,7 @@ def test_cli_rejects_a_bad_release_id_and_lists_targets_as_json(cli, tmp_path):
 def test_lock_holder_process_ends_when_its_stdin_closes():
     """The deploy lock's liveness token: `sh -c 'echo $$; exec cat'` prints its pid and lives
     exactly as long as its stdin (sshd closes it when the CLI's connection drops)."""
-    from lightfold.release.push import HOLDER_COMMAND
+    from lightfold.release.locking import HOLDER_COMMAND
 
     proc = subprocess.Popen(HOLDER_COMMAND, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     pid = int(proc.stdout.readline())

@@ -190,7 +190,7 @@ def test_the_laptop_keys_its_env_hash_with_the_servers_key_before_deciding():
 
 def test_the_switchs_timings_become_pushs_slot_start_boot_and_nginx():
     from lightfold.agent.protocol import SwitchResult
-    from lightfold.release.push import switch_timings
+    from lightfold.release.agent_client import switch_timings
 
     reply = SwitchResult.from_dict({"timings": {"started_s": 0.05, "healthy_s": 0.2, "nginx_s": 0.06,
                                                 "switched_s": 0.33}})

@@ -23,7 +23,7 @@ def test_a_detached_agent_op_and_the_deploy_lock_with_its_requests_start_python3
     from types import SimpleNamespace
 
     from lightfold.agent.bundle import detached_command
-    from lightfold.release.push import holder_with_requests_command
+    from lightfold.release.locking import holder_with_requests_command
 
     assert counter.python_starts(detached_command("activate", "web")) == 1
     assert counter.python_starts("sudo -n " + detached_command("rollback", "web")) == 1

@@ -243,6 +243,14 @@ async def rollback(conn: Connection, app: str, *, to: str | None, holder: str, t
         early_result=True, timeout=wait_seconds + 900, on_event=on_event, **fields))
 
 
+def switch_timings(activation: protocol.SwitchResult) -> dict[str, float]:
+    """The server's side of a switch, in push's timings: `slot_start` (systemctl start of the new
+    slot), `boot` (its health polling until the first healthy answer), `nginx` (the flip)."""
+    t = activation.timings
+    names = (("slot_start", "started_s"), ("boot", "healthy_s"), ("nginx", "nginx_s"))
+    return {name: getattr(t, key) for name, key in names if t is not None and getattr(t, key) is not None}
+
+
 def progress_notes(report: Callable[[str, str], None]) -> Callable[[dict[str, Any]], None]:
     """An `on_event` that shows the agent's progress events as report notes."""
     return lambda e: report("note", e.get("msg", "")) if e.get("msg") else None

@@ -98,26 +98,24 @@ async def rollback(
     import contextlib
 
     from lightfold.agent.core import AgentError
-    from lightfold.release.push import LOCK_TTL, switch_timings
+    from lightfold.release.locking import LOCK_TTL
 
     app = target.name
     t0 = time.monotonic()
     report("step", f"rolling back {app}" + (f" to {to}" if to else " to the previous release"))
-    migrations: list[dict[str, Any]] = []
+    quiet, migrations, entries = (LightfoldError, AgentError, OSError, ValueError, KeyError, TypeError), [], None
     # Read alongside the rollback (its own exec), never in its way: the agent's pick and errors decide.
     infos = asyncio.ensure_future(_release_infos(conn, app))
     if lock_wait:
         report("note", f"waiting up to {lock_wait}s for the deploy lock")
-    entries = None
     try:
         result = await agent_client.rollback(conn, app, to=to, holder=actor(), ttl=LOCK_TTL, wait_seconds=lock_wait,
                                              on_event=agent_client.progress_notes(report))
     finally:
-        with contextlib.suppress(LightfoldError, AgentError, OSError, ValueError, KeyError, TypeError):
+        with contextlib.suppress(*quiet):
             entries = await infos
-    if entries is not None:
-        with contextlib.suppress(LightfoldError, AgentError, OSError, ValueError, KeyError, TypeError):
-            migrations = migrations_crossed(entries, result.release, result.rolled_back_from)
+    with contextlib.suppress(*quiet):
+        migrations = migrations_crossed(entries or [], result.release, result.rolled_back_from)
     for m in migrations:
         report("warn", migration_warning(app, m))
     if not result.lock_taken:
@@ -126,7 +124,7 @@ async def rollback(
     timings = {"total": time.monotonic() - t0}
     if result.timings and result.timings.switched_s is not None:
         timings["live_after"] = timings["total"] - _after_switch(result)
-    timings.update(switch_timings(result))
+    timings.update(agent_client.switch_timings(result))
     release = result.release
     entry = result.entry or await _journal_entry(conn, app, release)
     _record_live(target.name, release, entry)
@@ -166,8 +164,7 @@ def migrations_crossed(entries: list[dict[str, Any]], to: str | None,
                        went_from: str | None = None) -> list[dict[str, Any]]:
     """The releases a rollback to `to` (or the agent's own pick) goes back across whose release
     command ran, or may have (a failed one), newest first. `went_from`: the release it went back
-    from, once it answered (then `to` is where it went, and the journal may show either side of
-    the switch). Pure."""
+    from, once it answered (the journal may then show either side of the switch). Pure."""
     from lightfold.agent.journal import live_entry, rollback_target
 
     if went_from is not None and to is not None:

@@ -1,19 +1,24 @@
 """`lightfold push`: ship the project as a new release and switch to it only once it is healthy.
 
-One SSH exec each (a one-file redeploy makes 8, the deploy's first read included):
+One SSH exec each (a one-file redeploy makes 5, the status read included, 4 of them starting
+python3 once on the server):
     status (agent)      what is live, with its code fingerprint and env hash, read with the builder's
                         facts (deploy: with configure's); `decide` (pure) says skipped / env-only /
-                        deps-reused / full
-    lock holder + lock  one deploy per app at a time (the agent's lock, released on every path)
-    mark + write_env    the journal says building, and the release's env snapshot is written (sent
-                        on stdin, never on a command line): two agent requests in one exec
+                        deps-reused / full. Meanwhile, in threads: what this laptop ships (git, the
+                        file list, hashes) and the build's code and template are loaded
+    lock + mark + env   one deploy per app at a time (lightfold.release.locking: the agent's lock,
+                        held by the exec's own shell, released on every path), the journal says
+                        building, and the release's env snapshot is written (on stdin, never on a
+                        command line): one agent process (agent 4; older ones and --lock-wait: the
+                        holder, the lock, then mark + write_env, three execs)
     upload + unpack     a deterministic tar.gz of the shipped files on stdin, unpacked as the app user
     build               the builder's script (lightfold.builders): install (reusing the live release's
                         dependencies when the lockfiles are unchanged) and build, as the app user,
                         its output teed into the build log; an env-only change copies the live
                         release instead (hard links) and does not build
-    activate            the agent's health-gated blue/green switch, detached from this SSH session
-    unlock
+    activate            the agent's health-gated blue/green switch in its own transient unit,
+                        answering as soon as traffic moved (--no-wait) or at the end
+    unlock              (only when the switch did not take the lock over)
 
 Any failure leaves the live release serving; the new one is marked failed in the server journal.
 """
@@ -35,13 +40,13 @@ from lightfold.agent.layout import Layout
 from lightfold.agent.protocol import StatusReply, SwitchResult
 from lightfold.errors import LightfoldError
 from lightfold.release import agent_client, facts, space
+from lightfold.release.locking import deploy_lock
 from lightfold.release.report import Report, silent
 from lightfold.release.target import Target, actor, as_root, source_layout
 
 if TYPE_CHECKING:
     from lightfold.remote import Connection
 
-LOCK_TTL = 3600
 
 
 @dataclass
@@ -271,21 +276,13 @@ async def push(
                                                      on_event=agent_client.progress_notes(report))
         held.handed_over = bool(activation.early)  # the switching process releases the lock
         timings["activate"] = time.monotonic() - t
-        timings.update(switch_timings(activation))
+        timings.update(agent_client.switch_timings(activation))
         switched = activation.timings.switched_s if activation.timings else None
         if switched is not None:  # traffic moved before the smoke window and the drain
             timings["live_after"] = t - t0 + switched
     _record(target, release_id, local.commit, local.fingerprint, None)
     timings["total"] = time.monotonic() - t0
     return PushResult(False, release_id, decision.live, decision.kind, public_url(target), timings, activation)
-
-
-def switch_timings(activation: SwitchResult) -> dict[str, float]:
-    """The server's side of a switch, in push's timings: `slot_start` (systemctl start of the new
-    slot), `boot` (its health polling until the first healthy answer), `nginx` (the flip)."""
-    t = activation.timings
-    names = (("slot_start", "started_s"), ("boot", "healthy_s"), ("nginx", "nginx_s"))
-    return {name: getattr(t, key) for name, key in names if t is not None and getattr(t, key) is not None}
 
 
 def _skipped(target: Target, status: StatusReply, local: _Local, why: str, report: Report) -> PushResult:
@@ -497,112 +494,6 @@ async def _run_build(conn: Connection, target: Target, script: str, report: Repo
         f"the build failed (exit {run.exit_status})", "the live release keeps serving; see the output above",
         details=run.stderr.strip().splitlines()[-20:],
     )
-
-
-async def _unlock(conn: Connection, app: str) -> None:
-    # A lock we cannot release goes stale when our holder process ends (or by TTL);
-    # `lightfold unlock` clears it by hand.
-    with contextlib.suppress(Exception):
-        await asyncio.shield(agent_client.unlock(conn, app, holder=actor()))
-
-
-async def _recover_from_dead_holder(conn: Connection, app: str, ours: str | None, report: Report,
-                                    wait_seconds: float = 120) -> None:
-    """The previous holder died mid-deploy: let a detached switch it started finish (it runs on
-    the server without it), and mark the release it was building failed, so the journal has no
-    release forever "building"."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        status = await agent_client.status(conn, app)
-        if not status.switch_in_progress or time.monotonic() > deadline:
-            break
-        report("note", "waiting for the interrupted deploy's switch to finish on the server")
-        await asyncio.sleep(0.5)
-    for r in status.releases:
-        if r.status == "building" and r.id != ours:
-            with contextlib.suppress(LightfoldError):
-                await agent_client.journal_mark(conn, app, r.id, "failed",
-                                                reason="its deploy was interrupted (the deploying process is gone)")
-                report("note", f"marked the interrupted release {r.id} failed")
-
-
-# A remote process that lives exactly as long as this CLI's SSH connection: when the CLI dies
-# (SIGKILL, lost network) sshd closes its stdin, `cat` exits, and the agent sees the lock's pid gone.
-@dataclass
-class HeldLock:
-    """The deploy lock `deploy_lock` holds. `handed_over`: an early activation's switching process
-    took it over and releases it itself (unlocking here would end its cover of the smoke window)."""
-
-    reply: Any
-    handed_over: bool = False
-    then_replies: list[dict[str, Any]] = field(default_factory=list)
-
-
-HOLDER_COMMAND = "sh -c 'echo $$; exec cat >/dev/null'"
-
-
-def holder_with_requests_command(conn: Connection, n: int, agent: str | None = None) -> str:
-    """The liveness shell that first runs the agent (`agent`: its command) on `n` requests (the
-    lock, then what the caller sends with it) in one process, and lives on (`exec cat`) only if
-    they all succeeded: the lock and what follows it cost one exec and one python3 start (agent 4,
-    `--lines`). Pure."""
-    agent = as_root(conn, agent_client.lines_command(n, holder_pid=True, agent=agent))
-    return f"sh -c {shlex.quote(f'{agent} && exec cat >/dev/null')}"
-
-
-@contextlib.asynccontextmanager
-async def deploy_lock(conn: Connection, app: str, op: str, release: str | None, lock_wait: int = 0,
-                      report: Report = silent, then: list[tuple[str, dict[str, Any]]] | None = None):
-    """The agent's deploy lock for `op`, held by a remote liveness process; released on every
-    exit path, Ctrl-C included. A busy lock raises the agent's error naming the holder. `then`:
-    agent requests to run right after the lock is taken, in the same exec and agent process (the
-    server's agent must be LINES_VERSION or newer; not with `lock_wait`); their replies are
-    `held.then_replies` as they came (agent_client.raise_unless_ok says which failed; the runs stop
-    at the first that fails, and the lock is released as always)."""
-    if then:
-        got, holder, replies = await _lock_with_requests(conn, app, op, release, then)
-    else:
-        got, holder, replies = None, await conn.start(HOLDER_COMMAND), []
-    try:
-        if got is None:
-            pid = int(holder.first_line) if holder.first_line.isdigit() else None
-            if lock_wait:
-                report("note", f"waiting up to {lock_wait}s for the deploy lock")
-            got = await agent_client.lock(conn, app, holder=actor(), lock_op=op, release=release, ttl=LOCK_TTL,
-                                          pid=pid, wait_seconds=lock_wait,
-                                          on_event=agent_client.progress_notes(report))
-        if got.replaced_stale:
-            report("warn", got.replaced_stale)
-            await _recover_from_dead_holder(conn, app, release, report)
-        held = HeldLock(got)
-        held.then_replies = replies
-        try:
-            yield held
-        finally:
-            if not held.handed_over:
-                await _unlock(conn, app)
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(holder.close())
-
-
-async def _lock_with_requests(conn: Connection, app: str, op: str, release: str | None,
-                              then: list[tuple[str, dict[str, Any]]]) -> tuple[Any, Any, list[dict[str, Any]]]:
-    """(LockReply, the holder, the replies of `then`): the holder shell runs the lock and `then`.
-    A lock that is not taken raises here (the holder has ended: nothing to release)."""
-    from lightfold.agent.protocol import LockReply
-
-    requests = [("lock", {"holder": actor(), "lock_op": op, "release": release, "ttl": LOCK_TTL, "pid": "holder",
-                          "wait_seconds": 0}), *then]
-    holder = await conn.start(holder_with_requests_command(conn, len(requests)),
-                              input=agent_client.request_lines(requests, app), lines=len(requests), timeout=180,
-                              display=f"lightfold agent {'+'.join(name for name, _ in requests)} (deploy lock)")
-    replies = agent_client._json_lines("\n".join(holder.lines))
-    if not replies or not replies[0].get("ok"):
-        with contextlib.suppress(Exception):
-            await asyncio.shield(holder.close())
-        agent_client.raise_unless_ok(requests[:1], replies[:1], 1, "", conn.host)
-    return LockReply.from_dict(replies[0]), holder, replies[1:]
 
 
 def _record(target: Target, release: str | None, commit: str | None, fingerprint: str, when: str | None) -> None:

@@ -17,7 +17,7 @@ from tests.unit.agent.conftest import NEW_RID, OLD_RID
 from lightfold.agent import layout
 from lightfold.agent.lock import process_alive
 from lightfold.release import agent_client
-from lightfold.release.push import holder_with_requests_command
+from lightfold.release.locking import holder_with_requests_command
 
 
 def start_holder(root, agent_dir, requests: list[tuple[str, dict]]) -> tuple[subprocess.Popen, list[dict]]:
