@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -89,7 +90,7 @@ async def deploy_lock(conn: Connection, app: str, op: str, release: str | None, 
     `held.then_replies` as they came (agent_client.raise_unless_ok says which failed; the runs stop
     at the first that fails, and the lock is released as always)."""
     if then:
-        got, holder, replies = await _lock_with_requests(conn, app, op, release, then)
+        got, holder, replies = await _lock_with_requests(conn, app, op, release, then, report)
     else:
         got, holder, replies = None, await conn.start(HOLDER_COMMAND), []
     try:
@@ -116,19 +117,30 @@ async def deploy_lock(conn: Connection, app: str, op: str, release: str | None, 
 
 
 async def _lock_with_requests(conn: Connection, app: str, op: str, release: str | None,
-                              then: list[tuple[str, dict[str, Any]]]) -> tuple[Any, Any, list[dict[str, Any]]]:
-    """(LockReply, the holder, the replies of `then`): the holder shell runs the lock and `then`.
-    A lock that is not taken raises here (the holder has ended: nothing to release)."""
+                              then: list[tuple[str, dict[str, Any]]],
+                              report: Report) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """(LockReply, the holder, the replies of `then`): the holder shell runs the lock and `then`,
+    the agent's progress (e.g. waiting for a switch to finish its smoke window) shown as notes. A
+    lock that is not taken raises here (the holder has ended: nothing to release)."""
     from lightfold.agent.protocol import LockReply
+
+    notes, said = agent_client.progress_notes(report), []
+
+    def on_stderr(line: str) -> None:
+        said.append(line)
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                notes(json.loads(line))
 
     requests = [("lock", {"holder": actor(), "lock_op": op, "release": release, "ttl": LOCK_TTL, "pid": "holder",
                           "wait_seconds": 0}), *then]
     holder = await conn.start(holder_with_requests_command(conn, len(requests)),
                               input=agent_client.request_lines(requests, app), lines=len(requests), timeout=180,
+                              on_stderr=on_stderr,
                               display=f"lightfold agent {'+'.join(name for name, _ in requests)} (deploy lock)")
     replies = agent_client._json_lines("\n".join(holder.lines))
     if not replies or not replies[0].get("ok"):
         with contextlib.suppress(Exception):
             await asyncio.shield(holder.close())
-        agent_client.raise_unless_ok(requests[:1], replies[:1], 1, "", conn.host)
+        agent_client.raise_unless_ok(requests[:1], replies[:1], 1, "\n".join(said), conn.host)
     return LockReply.from_dict(replies[0]), holder, replies[1:]

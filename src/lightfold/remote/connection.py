@@ -220,22 +220,28 @@ class Connection:
         return 128 + signals.get(completed.exit_signal[0], 0) if completed.exit_signal else 255
 
     async def start(self, cmd: str, timeout: float = 15, *, input: bytes | str | None = None, lines: int = 1,
-                    display: str | None = None) -> Started:
+                    display: str | None = None, on_stderr: Callable[[str], Any] | None = None) -> Started:
         """Start a long-running `cmd` with its stdin held open (after `input`, if given, is written
         to it); returns once it printed its first `lines` lines (or ended its output sooner). It
         runs until `close()` or until this connection drops (then sshd closes its stdin), which is
         what makes it a liveness token for the deploy lock. Holds one channel slot. `display`
-        names it as in `run` (use it when `input` holds anything secret: it never shows)."""
+        names it as in `run` (use it when `input` holds anything secret: it never shows).
+        `on_stderr` gets each stderr line as it arrives, until `close()`."""
         data = input.encode() if isinstance(input, str) else input
         await self._channels.acquire()
         counter.record(cmd, data, display)
+        errors = None
         try:
             proc = await self._open(cmd, True)
             try:
+                if on_stderr is not None:
+                    errors = asyncio.ensure_future(_each_line(proc.stderr, on_stderr))
                 if data:
                     proc.stdin.write(data)
                 printed = await asyncio.wait_for(_read_lines(proc.stdout, lines), timeout)
             except BaseException:
+                if errors is not None:
+                    errors.cancel()
                 proc.close()
                 raise
         except TimeoutError:
@@ -249,7 +255,7 @@ class Connection:
         except BaseException:
             self._channels.release()
             raise
-        return Started(proc, [raw.decode(errors="replace").strip() for raw in printed], self._channels)
+        return Started(proc, [raw.decode(errors="replace").strip() for raw in printed], self._channels, errors)
 
     async def upload(self, source: bytes | str | Path, remote_path: str, mode: int = 0o644) -> None:
         """Write a file atomically (temp file beside it, then rename): a reader never sees half of
@@ -263,6 +269,13 @@ class Connection:
             f'cat > "$tmp"; chmod {mode:o} "$tmp"; mv -f "$tmp" {path}'
         )
         await self.run(script, input=data, display=f"upload {remote_path}")
+
+
+async def _each_line(stream: asyncssh.SSHReader, sink: Callable[[str], Any]) -> None:
+    """`sink` each line of `stream` (without its newline) until it ends."""
+    with contextlib.suppress(asyncssh.Error, OSError):
+        while raw := await stream.readline():
+            sink(raw.decode(errors="replace").rstrip("\n"))
 
 
 async def _read_lines(stream: asyncssh.SSHReader, n: int) -> list[bytes]:
@@ -306,17 +319,21 @@ class Started:
     """A remote process started by `Connection.start`: the stdout lines it waited for (`lines`,
     the first as `first_line`: "" when it printed none), and `close()`."""
 
-    def __init__(self, proc: asyncssh.SSHClientProcess, lines: list[str], slots: asyncio.Semaphore):
+    def __init__(self, proc: asyncssh.SSHClientProcess, lines: list[str], slots: asyncio.Semaphore,
+                 errors: asyncio.Future | None = None):
         self._proc = proc
         self.lines = lines
         self.first_line = lines[0] if lines else ""
         self._slots: asyncio.Semaphore | None = slots
+        self._errors = errors  # the task handing stderr lines on (Connection.start's on_stderr)
 
     async def close(self) -> None:
         if self._slots is None:
             return
         slots, self._slots = self._slots, None
         try:
+            if self._errors is not None:
+                self._errors.cancel()
             with contextlib.suppress(asyncssh.Error, OSError):
                 self._proc.stdin.write_eof()
             self._proc.close()
