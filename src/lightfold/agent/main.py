@@ -139,12 +139,23 @@ def run_lines(args: list[str]) -> int:
     other in this one process (one python3 start for all of them), each reply on its own stdout
     line; stops at the first that is not ok. Reads exactly its N lines and no further, so the
     shell that started it can keep stdin open afterwards (push's deploy-lock holder: its `lock`
-    request says `"pid": "holder"`, the PID given here: that shell's). Detachable ops are
-    refused: they run on their own (`--detach`)."""
+    request says `"pid": "holder"`, the PID given here: that shell's). After a lock that had to
+    wait or replaced a stale one, the rest is not run but answered `"skipped": true` (still one
+    line each, so the caller reads exactly N): it was decided before the lock, and the caller
+    decides again and sends it itself. Detachable ops are refused: they run on their own
+    (`--detach`)."""
     n = int(args[args.index("--lines") + 1])
     pid = int(args[args.index("--holder-pid") + 1]) if "--holder-pid" in args else None
+    skip = False
     for _ in range(n):
         raw = sys.stdin.buffer.readline()
+        if skip:
+            with contextlib.suppress(ValueError, AttributeError):
+                req = json.loads(raw)
+                write_result({"ok": True, "op": req.get("op"), "app": req.get("app"), "skipped": True})
+                continue
+            write_result({"ok": True, "skipped": True})
+            continue
         try:
             req = parse_request(raw)
             if req["op"] in DETACHABLE_OPS:
@@ -158,6 +169,7 @@ def run_lines(args: list[str]) -> int:
         write_result(result)
         if not result.get("ok"):
             return 1
+        skip = req["op"] == "lock" and bool(result.get("waited") or result.get("replaced_stale"))
     return 0
 
 

@@ -19,7 +19,8 @@ carry no secrets except write_env's `env`, which travels on stdin only.
 
 `--lines N [--holder-pid PID]` (agent 4): N requests, one JSON line each, in one agent process, a
 reply line for each, stopping at the first that is not ok; a `lock` request with `"pid": "holder"`
-takes PID (the shell that holds the deploy lock's liveness: lightfold.release.locking.deploy_lock).
+takes PID (the shell that holds the deploy lock's liveness: lightfold.release.locking.deploy_lock);
+after such a lock that waited or replaced a stale one, the rest is answered `"skipped": true`.
 
 `--detach` (activate, rollback, cleanup) re-runs the request as a transient systemd unit
 `lightfold-<op>-<app>` (systemd-run --wait --pipe --collect), so a dropped SSH connection cannot

@@ -262,11 +262,16 @@ async def push(
                 return _skipped(target, status, local, "went live while we waited, with this code, env and settings",
                                 report)
             release_id = new_release_id([r.id for r in status.releases] + [release_id])
-        marked = (early_mark, held.then_replies, conn.host) if early_mark else None
+        # The agent runs mark + env after the lock only when the lock was free (else they wait for
+        # the decision taken again above, on a release id of its own).
+        sent = early_mark and len(held.then_replies) == len(early_mark) and not any(
+            r.get("skipped") for r in held.then_replies)
+        marked = (early_mark, held.then_replies, conn.host) if sent else None
         if warming is not None:
             await warming
         await _make_release(conn, target, detection, choice, local, release_id, decision, deps_hash, timings, report,
-                            has_database=bool(status.server_env.get("names")), info=info, marked=marked)
+                            has_database=bool(status.server_env.get("names")), info=info if sent else None,
+                            marked=marked)
         t = time.monotonic()
         report("step", f"activating {release_id}: start the idle slot, health check, switch traffic")
         if rollout is not None:

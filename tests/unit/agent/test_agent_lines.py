@@ -90,3 +90,34 @@ def test_lines_mode_refuses_a_detachable_op(root, agent_dir, app_json):
     p = subprocess.run(agent, input=json.dumps({"op": "activate", "app": "web", "release": NEW_RID}) + "\n",
                        capture_output=True, text=True, env={**os.environ, "LIGHTFOLD_ROOT": str(root)})
     assert p.returncode == 1 and "cannot run with --lines" in json.loads(p.stdout)["error"]
+
+
+def test_a_lock_that_waited_for_a_finishing_switch_ends_the_run_before_what_was_decided_before_it(
+        root, agent_dir, app_json, agent_call, lay):
+    """The requests after the lock were decided before it: after a wait (another deploy may have
+    gone live meanwhile) the caller decides again and sends them itself."""
+    from lightfold.agent.lock import mark_lock_finishing, read_lock
+
+    app_json()
+    agent_call({"op": "lock", "app": "web", "holder": "bob@ci", "ttl": 600})
+    mark_lock_finishing(lay, read_lock(lay), 0.6)  # bob's switch only has its smoke window left
+
+    def bob_finishes():
+        time.sleep(0.3)
+        agent_call({"op": "unlock", "app": "web", "holder": "bob@ci"})
+
+    import threading
+
+    threading.Thread(target=bob_finishes).start()
+    requests = [lock("alice@laptop", NEW_RID),
+                *agent_client.mark_building_requests(NEW_RID, {"commit": "abc"}, {"A": "1"})]
+    proc, replies = start_holder(root, agent_dir, requests)
+    try:
+        assert [(r["op"], r["ok"], bool(r.get("skipped"))) for r in replies] == [
+            ("lock", True, False), ("journal_mark", True, True), ("write_env", True, True)]
+        assert replies[0]["waited"]
+        assert process_alive(replies[0]["lock"]["pid"])  # the lock is held: the shell lives on
+        assert not (root / f"srv/web/env/{NEW_RID}.env").exists()
+    finally:
+        proc.stdin.close()
+        proc.wait(5)
