@@ -170,7 +170,7 @@ def _entry(rid: str, status: str, release: str | None = None, backup: str | None
 
 
 def test_a_rollback_names_the_release_commands_it_goes_back_across_and_their_backups():
-    from lightfold.release.operate import migration_warning, migrations_crossed
+    from lightfold.release.migrations import migration_warning, migrations_crossed
 
     entries = [_entry("20261201000000", "retired", "migrate"), _entry("20261202000000", "previous"),
                _entry("20261203000000", "failed", "migrate", "20261203000001"),
@@ -199,7 +199,7 @@ def test_the_release_infos_script_reads_the_journal_and_each_release_json(tmp_pa
     import subprocess
     import sys
 
-    from lightfold.release.operate import _RELEASE_INFOS
+    from lightfold.release.migrations import _RELEASE_INFOS
 
     journal = tmp_path / "releases.json"
     journal.write_text(json.dumps([{"id": "20261201000000", "status": "previous"},
