@@ -358,25 +358,28 @@ def env_for_release(target: Any, project: Path) -> dict[str, str]:
     """The app's environment: the project's .env, then the target's deploy.env_vars (they win).
     Refuses invalid names, NUL bytes and PORT (lightfold gives each slot its own port)."""
     env = load_dotenv(Path(project) / ".env")
+    check_env(env, str(Path(project) / ".env"))
+    check_env(target.deploy.env_vars, "deploy.env_vars")
     env.update(target.deploy.env_vars)
-    check_env(env)
     return dict(sorted(env.items()))
 
 
-def check_env(env: Mapping[str, str]) -> None:
+def check_env(env: Mapping[str, str], source: str = "the environment") -> None:
+    """Names and values that may reach the release's env snapshot; an error names `source` (the
+    .env file, or deploy.env_vars) and the name."""
     for name, value in env.items():
         if name in RESERVED_ENV:
             raise LightfoldError(
-                f"the environment sets {name}, which lightfold owns (each slot listens on its own port)",
-                f"remove {name} from .env / deploy.env_vars; your app must listen on $PORT",
+                f"{source} sets {name}, which lightfold owns (each slot listens on its own port)",
+                f"remove {name} from {source}; your app must listen on $PORT",
             )
         if not is_env_name(name):
             raise LightfoldError(
-                f"{name!r} is not a valid environment variable name",
-                "use letters, digits and '_', not starting with a digit",
+                f"{source} has {name!r}, which is not a valid environment variable name",
+                "use letters, digits and '_', not starting with a digit (a quoted name cannot hold a newline)",
             )
         if "\0" in value:
-            raise LightfoldError(f"the value of {name} contains a NUL byte", f"fix the value of {name}")
+            raise LightfoldError(f"the value of {name} in {source} contains a NUL byte", f"fix the value of {name}")
 
 
 # --- hashes ----------------------------------------------------------------------------------------

@@ -331,6 +331,64 @@ def test_a_build_cannot_change_the_live_release_an_older_one_or_the_deps_they_sh
     serving(a)
 
 
+# Stands in for every command a root process might look up on a hostile PATH: notes who ran it
+# (uid) in the machine's /tmp, then runs the real one.
+WRAPPER = """#!/bin/sh
+echo "$(id -u) $0" >> /tmp/lf-hostile-ran
+n=$(basename "$0")
+for d in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do [ -x "$d/$n" ] && exec "$d/$n" "$@"; done
+exit 127
+"""
+WRAPPED = ("runuser", "sh", "bash", "python3", "env", "cat", "cp", "mv", "chown", "systemd-run", "systemctl", "tar")
+
+
+def test_a_hostile_project_reaches_nothing_of_roots(apps):
+    """issue 13, a hostile project: its .env puts its own directory first on PATH (wrappers of
+    the commands root runs) and sets LD_PRELOAD; its .lightfold/ ships a symlink where root used
+    to write on an env-only deploy; a quoted .env name holds a newline. The deploys go live, no
+    wrapper ever ran as root, nothing was written through the symlink, and the newline name is
+    refused naming the .env file while the live release keeps serving."""
+    a = apps
+    sb, app, project = a.sb, a.py, a.py_project
+    sb.exec("rm -f /tmp/lf-hostile-ran /tmp/lf-hostile-target")
+    evil = project / "evil"
+    evil.mkdir()
+    for name in WRAPPED:
+        (evil / name).write_text(WRAPPER)
+        (evil / name).chmod(0o755)
+    (project / ".lightfold").mkdir(exist_ok=True)
+    (project / ".lightfold" / "release.json.new").symlink_to("/tmp/lf-hostile-target")
+    hostile_path = f"/srv/{app}/current/evil:evil:/usr/local/bin:/usr/bin:/bin"
+    (project / ".env").write_text(f"PATH={hostile_path}\nLD_PRELOAD=/srv/{app}/current/evil/none.so\nHOSTILE=1\n")
+    commit(project, "a hostile project")
+    first = json.loads(sb.lightfold("deploy", "--target", app, "--json", str(project), timeout=600).stdout)
+    (project / ".env").write_text(f"PATH={hostile_path}\nLD_PRELOAD=/srv/{app}/current/evil/none.so\nHOSTILE=2\n")
+    second = json.loads(sb.lightfold("deploy", "--target", app, "--json", str(project), timeout=600).stdout)
+    assert second["push"]["build"] == "env-only", second  # root copies the release and rewrites its release.json
+    assert get(sb.ip, "/env/HOSTILE", host="py.trust.test") == (200, b"2")
+    ran = sb.exec("cat /tmp/lf-hostile-ran 2>/dev/null || true").stdout.split("\n")
+    assert not [line for line in ran if line.startswith("0 ")], ran  # the build user's may; root's never
+    assert sb.exec("test -e /tmp/lf-hostile-target || test -L /tmp/lf-hostile-target", check=False).returncode == 1
+    rel = f"/srv/{app}/releases/{second['push']['release']}/.lightfold/release.json"
+    assert sb.exec(f"test -f {rel} && ! test -L {rel}", check=False).returncode == 0
+    assert first["push"]["release"] != second["push"]["release"]
+
+    (project / ".env").write_text("'HOSTILE\nLD_PRELOAD'=/tmp/x.so\n")
+    refused = sb.lightfold("deploy", "--target", app, "--json", str(project), timeout=600, check=False)
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode != 0 and f"{project / '.env'} has 'HOSTILE\\nLD_PRELOAD'" in said, said
+    assert get(sb.ip, "/env/HOSTILE", host="py.trust.test") == (200, b"2")
+    # back to the project the other tests know
+    (project / ".env").unlink()
+    (project / ".lightfold" / "release.json.new").unlink()
+    for name in WRAPPED:
+        (evil / name).unlink()
+    evil.rmdir()
+    commit(project, "the hostile parts removed")
+    sb.lightfold("deploy", "--target", app, "--json", str(project), timeout=600)
+    serving(a)
+
+
 def test_nothing_was_left_by_the_attacks(apps):
     left = apps.sb.exec("find /srv /usr/local/lib/lightfold /etc -xdev -name '.lf-attack*' | head -n 3").stdout
     assert left == "", left

@@ -223,6 +223,17 @@ def test_env_refuses_invalid_names(tmp_path: Path, name: str):
         proj.env_for_release(target({name: "x"}), tmp_path)
 
 
+def test_a_quoted_env_name_with_a_newline_is_refused_naming_the_file(tmp_path: Path):
+    """issue 13: `'BAD<newline>LD_PRELOAD'=x` in .env would have written an extra line into the
+    EnvironmentFile; it is refused, and the error names the .env file it came from."""
+    (tmp_path / ".env").write_text("'BAD\nLD_PRELOAD'=/tmp/x.so\nOK=1\n")
+    with pytest.raises(LightfoldError) as e:
+        proj.env_for_release(target(), tmp_path)
+    assert f"{tmp_path / '.env'} has 'BAD\\nLD_PRELOAD'" in e.value.problem
+    with pytest.raises(LightfoldError, match="deploy.env_vars has 'A B'"):
+        proj.env_for_release(target({"A B": "x"}), tmp_path.parent)
+
+
 def test_dotenv_keeps_hostile_values_exactly(tmp_path: Path):
     (tmp_path / ".env").write_text(
         'QUOTED="he said \\"hi\\""\n'
