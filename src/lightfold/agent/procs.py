@@ -67,14 +67,16 @@ def release_procs(lay: Layout, rid: str | None) -> tuple[list[dict], list[dict]]
     info = info if isinstance(info, dict) else {}
     procs = [p for p in info.get("processes") or [] if isinstance(p, dict) and p.get("name")]
     cron = [c for c in info.get("cron") or [] if isinstance(c, dict) and c.get("name")]
-    if not cron_here(lay):
+    if not cron_here(lay):  # not the primary: no cron, and none of the primary's own processes
         cron = []
+        procs = [p for p in procs if p.get("servers") != "primary"]
     return procs, cron
 
 
 def cron_here(lay: Layout) -> bool:
-    """Whether this server runs the app's cron jobs: not on the app servers of a target on more
-    than one server other than its primary (configure writes "cron": false in their app.json)."""
+    """Whether this server runs the app's cron jobs (and its processes marked servers = "primary"):
+    not on the app servers of a target on more than one server other than its primary (configure
+    writes "cron": false in their app.json)."""
     try:
         cfg = read_json(lay.app_json, {})
     except AgentError:

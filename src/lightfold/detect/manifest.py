@@ -128,7 +128,7 @@ def _process(name: str, table, procfile_line: ProcessSpec | None) -> ProcessSpec
             f"{TOML_FILE}: processes.{name} has no command (and the {PROCFILE} has no '{name}:' line)",
             f"add command = \"...\" under [processes.{name}] in {TOML_FILE}",
         )
-    return ProcessSpec(name, command, table.count, table.stop_timeout)
+    return ProcessSpec(name, command, table.count, table.stop_timeout, table.servers)
 
 
 # -- Procfile --------------------------------------------------------------------------------------

@@ -92,6 +92,7 @@ class ProcessSpec:
     command: str  # POSIX sh, run in the app directory with the release's env (no PORT)
     count: int = 1
     stop_timeout: int = 30  # seconds between SIGTERM and SIGKILL when it is stopped (drain)
+    servers: str = "all"  # a target on several servers: "all" of them run it, or only the "primary"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -87,6 +87,9 @@ class ProcessTable(_Model):
     count: int = Field(1, ge=1, le=MAX_COUNT, description="How many instances run")
     stop_timeout: Annotated[int, _duration(1, 3600)] = Field(
         30, description="Time between SIGTERM and SIGKILL when it is stopped (drain)")
+    servers: Literal["all", "primary"] = Field(
+        "all", description="On a target with several servers: every server runs it (all), or only the "
+                           "primary (a scheduler, a queue that must have one consumer)")
 
 
 class CronTable(_Model):

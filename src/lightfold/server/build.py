@@ -555,7 +555,8 @@ def release_procs(detection: Any) -> dict[str, Any]:
     """What release.json records of the detection's processes, cron jobs and storage (the agent
     moves the processes and timers of the release it switches to, so a rollback runs its own)."""
     return {
-        "processes": [{"name": p.name, "command": p.command, "count": p.count, "stop_timeout": p.stop_timeout}
+        "processes": [{"name": p.name, "command": p.command, "count": p.count, "stop_timeout": p.stop_timeout,
+                       **({"servers": "primary"} if getattr(p, "servers", "all") == "primary" else {})}
                       for p in getattr(detection, "processes", None) or []],
         "cron": [{"name": c.name, "schedule": c.schedule, "command": c.command, "timeout": c.timeout,
                   **({} if getattr(c, "deploy_grace", None) is None else {"deploy_grace": c.deploy_grace})}

@@ -202,6 +202,22 @@ def test_cron_runs_on_one_server_only_workers_everywhere(lay, release, app_json,
     assert procs.release_procs(lay, NEW)[1] == []
 
 
+def test_a_process_for_the_primary_only_runs_on_the_primary(lay, release, app_json, sd):
+    """servers = "primary" (a scheduler): started on the primary, never on the other servers,
+    whose other workers still run."""
+    scheduler = {"name": "scheduler", "command": "python s.py", "count": 1, "stop_timeout": 5, "servers": "primary"}
+    app_json(cron=False)
+    rel = release(NEW, env="A=2\n")
+    with_procs(rel, [{**WORKER, "count": 1}, scheduler], [])
+    assert [p["name"] for p in procs.release_procs(lay, NEW)[0]] == ["worker"]
+    procs.move_procs(lay, NEW, settle=0)
+    started = [v for v in sd.verbs() if v[0] == "start"]
+    assert ("start", "lightfold-web.proc@worker-1.service") in started
+    assert not any("scheduler" in " ".join(v) for v in sd.verbs()), sd.verbs()
+    app_json()  # the primary
+    assert [p["name"] for p in procs.release_procs(lay, NEW)[0]] == ["worker", "scheduler"]
+
+
 # -- a cron run going at deploy time: deploy_grace ----------------------------------------------
 
 RUN_ID = "0123456789abcdef0123456789abcdef"

@@ -80,6 +80,7 @@ host = "app.example.com"
 command = "python worker.py"
 count = 2
 stop_timeout = "1m"
+servers = "primary"
 
 [processes]
 mailer = "python mailer.py"
@@ -107,7 +108,8 @@ def test_every_key_of_the_readme_example_is_read(tmp_path):
         "python manage.py migrate --noinput", 600, "make assets", "gunicorn app:app --bind 127.0.0.1:$PORT")
     assert m.storage == ["uploads", "data"]
     assert (m.health_path, m.health_status, m.health_timeout, m.health_host) == ("/up", 204, 120, "app.example.com")
-    assert m.processes == [ProcessSpec("worker", "python worker.py", 2, 60), ProcessSpec("mailer", "python mailer.py")]
+    assert m.processes == [ProcessSpec("worker", "python worker.py", 2, 60, "primary"),
+                           ProcessSpec("mailer", "python mailer.py")]
     assert m.cron == [CronSpec("cleanup", "*-*-* *:00/5:00", "python cleanup.py", 300, 120),
                       CronSpec("report", "Mon..Fri 04:00", "python report.py", 3600, None)]
     assert m.keys["cron.cleanup"] == "lightfold.toml" and m.keys["health.host"] == "lightfold.toml"
@@ -151,7 +153,7 @@ def test_durations_are_seconds_or_text(value, seconds):
     ({"relase": "x"}, "unknown key 'relase' (did you mean 'release'?)", "keys there: release, release_timeout"),
     ({"health": {"paht": "/"}}, "unknown key 'health.paht' (did you mean 'path'?)", "path, status, timeout, host"),
     ({"processes": {"worker": {"comand": "x"}}}, "'processes.worker.comand' (did you mean 'command'?)",
-     "command, count, stop_timeout"),
+     "command, count, stop_timeout, servers"),
     ({"cron": {"c": {"command": "x", "schedule": "daily", "timout": 5}}}, "did you mean 'timeout'?",
      "schedule, command, timeout, deploy_grace"),
     ({"cron": {"c": {"command": "x", "schedule": "daily", "deploy_grace": "soon"}}}, "'soon' is not a duration",
@@ -278,7 +280,9 @@ def test_detection_carries_the_project_file(tmp_path):
     assert d.manifest_sources == ["lightfold.toml"] and d.manifest_keys["start"] == "lightfold.toml"
     assert any("start from lightfold.toml replaces the detected" in s for s in d.signals)
     data = d.to_json()
-    assert data["processes"][0] == {"name": "worker", "command": "python worker.py", "count": 2, "stop_timeout": 60}
+    assert data["processes"][0] == {"name": "worker", "command": "python worker.py", "count": 2, "stop_timeout": 60,
+                                    "servers": "primary"}
+    assert data["processes"][1]["servers"] == "all"  # the default: every server
     assert data["cron"][0]["schedule"] == "*-*-* *:00/5:00" and data["manifest_keys"]["storage"] == "lightfold.toml"
 
 

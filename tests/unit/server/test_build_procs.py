@@ -167,3 +167,14 @@ def test_release_json_records_a_jobs_deploy_grace(tmp_path: Path):
     assert info["cron"] == [
         {"name": "tick", "schedule": "*:*:0", "command": "echo tick", "timeout": 60, "deploy_grace": 20},
         {"name": "daily", "schedule": "daily", "command": "echo d", "timeout": 3600}]
+
+
+def test_release_json_marks_a_process_for_the_primary_only(tmp_path: Path):
+    det = ProcDet(processes=[ProcessSpec("worker", "echo w", 2, 7),
+                             ProcessSpec("scheduler", "echo s", 1, 30, "primary")])
+    rel, (rc, _, err) = build(tmp_path, det)
+    assert rc == 0, err
+    info = json.loads((rel / ".lightfold/release.json").read_text())
+    assert info["processes"] == [
+        {"name": "worker", "command": "echo w", "count": 2, "stop_timeout": 7},  # every server: as before
+        {"name": "scheduler", "command": "echo s", "count": 1, "stop_timeout": 30, "servers": "primary"}]
