@@ -162,3 +162,40 @@ def test_an_app_listening_on_another_address(app, address):
         commit(sb.project, "127.0.0.1 again")
     assert_nothing_left(sb)
     assert_next_deploy_works(sb, "v11")
+
+
+HEALTH_TIMEOUT = 4  # s: lightfold.toml's [health] timeout for the slow-boot scenario (kept short: a quick test)
+
+
+def test_a_slow_boot_near_the_health_timeout(app):
+    """A release that takes just under the health timeout to listen goes live without a failed
+    request; one that takes just over fails, naming the timeout, the key and a longer value, and the
+    last good release keeps serving."""
+    sb = app
+    toml = sb.project / "lightfold.toml"
+    original = toml.read_text()
+    toml.write_text(original + f'\n[health]\ntimeout = "{HEALTH_TIMEOUT}s"\n')
+    try:
+        set_version(sb, "v12-slow", boot_delay=HEALTH_TIMEOUT - 1.5)
+        with probe(sb) as p:
+            r = sb.lightfold("deploy", "--target", sb.target, "--wait", check=False, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert p.result.failed == 0, p.result.summary()
+        before = served(sb)
+        assert before[0] == "v12-slow"
+        set_version(sb, "v12-too-slow", boot_delay=HEALTH_TIMEOUT + 2)
+        with probe(sb) as p:
+            r = sb.lightfold("deploy", "--target", sb.target, "--wait", check=False, timeout=300)
+        assert p.result.failed == 0, p.result.summary()
+        assert r.returncode == 1, r.stderr
+        assert f"within the {HEALTH_TIMEOUT}s health timeout" in r.stderr, r.stderr
+        assert "under [health] in lightfold.toml" in r.stderr and "deploy.health_timeout" in r.stderr, r.stderr
+        assert served(sb) == before
+        failed = [r for r in status(sb)["releases"] if r["status"] == "failed"]
+        assert failed and failed[0]["id"] > before[1], failed  # the too-slow one, newest first
+    finally:
+        toml.write_text(original)
+        commit(sb.project, "the default health timeout again")
+    assert_truthful(sb, "v12-slow")
+    assert_nothing_left(sb)
+    assert_next_deploy_works(sb, "v12")

@@ -135,6 +135,7 @@ def wait_healthy(lay: Layout, cfg: dict, slot: str, rid: str) -> dict:
 def not_listening(rid: str, slot: str, port: int, timeout: float, listens: list[str]) -> tuple[str, str]:
     """(message, fix) for a slot whose process never accepted a connection on 127.0.0.1:`port`;
     `listens`: where its processes listen (health.listening_addresses). Pure."""
+    timeout = float(timeout)
     on_port = [a for a in listens if a.rsplit(":", 1)[-1] == str(port)]
     if on_port and all(a.startswith("[::1]:") for a in on_port):
         return (f"release {rid} listens on [::1]:{port} only (IPv6 loopback), but nginx and the health check "
@@ -142,11 +143,23 @@ def not_listening(rid: str, slot: str, port: int, timeout: float, listens: list[
                 "make it listen on 127.0.0.1 or on every address (0.0.0.0 or ::): e.g. Node's "
                 "`listen(PORT, '127.0.0.1')` rather than 'localhost', which Node resolves to ::1 first; "
                 "then deploy again")
-    seen = f" (it listens on {', '.join(listens)})" if listens else ""
+    listen_on_port = ("make the start command listen on $PORT on 127.0.0.1 or 0.0.0.0 (e.g. `--port $PORT`, "
+                      "`-p $PORT`, `--bind 127.0.0.1:$PORT`, or read process.env.PORT / os.environ['PORT'])")
+    if not listens:  # still booting, most likely: it listens nowhere yet
+        return (f"release {rid} is running in slot {slot} but did not listen on 127.0.0.1:{port} within the "
+                f"{timeout:g}s health timeout (it listens on no port yet: still starting?)",
+                f"if it needs longer to boot, {raise_timeout(timeout)}; if it never listens, {listen_on_port}; "
+                "then deploy again")
     return (f"release {rid} is running in slot {slot} but nothing accepts connections on 127.0.0.1:{port} "
-            f"after {timeout}s{seen}: the app probably ignores $PORT",
-            "make the start command listen on $PORT on 127.0.0.1 or 0.0.0.0 (e.g. `--port $PORT`, `-p $PORT`, "
-            "`--bind 127.0.0.1:$PORT`, or read process.env.PORT / os.environ['PORT']), then deploy again")
+            f"after {timeout:g}s (it listens on {', '.join(listens)}): the app probably ignores $PORT",
+            f"{listen_on_port}, then deploy again")
+
+
+def raise_timeout(timeout: float) -> str:
+    """How to give a release longer than `timeout` seconds to become healthy (both places it is set)."""
+    more = max(60, int(timeout) * 2)
+    return (f"raise the health timeout: `timeout = \"{more}s\"` under [health] in lightfold.toml, or "
+            f"`lightfold config set deploy.health_timeout {more}` for this target")
 
 
 def unhealthy_error(lay: Layout, cfg: dict, slot: str, rid: str, state: dict, last: dict,
@@ -166,8 +179,9 @@ def unhealthy_error(lay: Layout, cfg: dict, slot: str, rid: str, state: dict, la
                    "(e.g. Django ALLOWED_HOSTS, Rails config.hosts) or set health_host")
         return AgentError(f"health check failed: {where} answered {last['status_code']}, expected {expected}",
                           fix, log_tail=tail)
-    return AgentError(f"health check failed: {where} did not answer within {h['timeout']}s ({last['error']})",
-                      "make sure the app answers HTTP quickly on its health path, or raise health_timeout",
+    return AgentError(f"health check failed: {where} did not answer within the {float(h['timeout']):g}s health timeout "
+                      f"({last['error']})",
+                      f"make sure the app answers HTTP quickly on its health path, or {raise_timeout(h['timeout'])}",
                       log_tail=tail)
 
 

@@ -150,5 +150,17 @@ def test_a_slot_on_ipv6_loopback_only_is_told_apart_from_one_ignoring_port():
     assert "'127.0.0.1'" in fix and "localhost" in fix
     msg, fix = not_listening("20260101000000", "green", 3001, 30, ["127.0.0.1:8080"])
     assert "probably ignores $PORT" in msg and "(it listens on 127.0.0.1:8080)" in msg
-    msg, _ = not_listening("20260101000000", "green", 3001, 30, [])
-    assert "probably ignores $PORT" in msg and "listens on" not in msg
+
+
+def test_a_slot_listening_nowhere_at_the_timeout_is_told_how_to_give_it_longer():
+    """A slow boot (nothing listens yet when the health timeout ends): the message names the
+    timeout, and the fix both places it is set, with a longer value."""
+    from lightfold.agent.switch import not_listening
+
+    msg, fix = not_listening("20260101000000", "green", 3001, 4, [])
+    assert "did not listen on 127.0.0.1:3001 within the 4s health timeout" in msg, msg
+    assert "probably ignores" not in msg
+    assert 'timeout = "60s"` under [health] in lightfold.toml' in fix, fix
+    assert "lightfold config set deploy.health_timeout 60" in fix and "$PORT" in fix, fix
+    _, fix = not_listening("20260101000000", "green", 3001, 90, [])
+    assert 'timeout = "180s"' in fix and "deploy.health_timeout 180" in fix, fix
