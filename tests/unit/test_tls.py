@@ -168,6 +168,36 @@ def test_a_certificate_is_replaced_when_it_would_not_do(info, reason):
     assert tls.reuse_reason(info, "app.example.com", tls.LETSENCRYPT, NOW) is None, reason
 
 
+@pytest.mark.parametrize("server_days, laptop_skew_days, reused", [
+    (31, +2, True),   # the laptop runs ahead: by its clock 29 days are left, by the server's 31
+    (29, -2, False),  # the laptop runs behind: by its clock 31 days are left, certbot renews soon
+])
+def test_certificate_reuse_goes_by_the_servers_clock_not_the_laptops(monkeypatch, server_days, laptop_skew_days,
+                                                                     reused):
+    server_now = NOW
+    raw = {**raw_cert(server_days), "checked_at": server_now}  # what CERT_INFO_SCRIPT printed on the server
+    monkeypatch.setattr(tls.time, "time", lambda: server_now + laptop_skew_days * 86400)
+    why = tls.reuse_reason(raw, "app.example.com", tls.LETSENCRYPT)
+    assert (why is not None) is reused, why
+    assert tls.cert_info(raw)["days_left"] == server_days
+    if reused:
+        assert f"{server_days} days left" in why
+    # certificate_info's result is judged again by reuse_reason: the server's time stays with it
+    assert tls.reuse_reason(tls.cert_info(raw), "app.example.com", tls.LETSENCRYPT) == why
+
+
+def test_cert_info_script_prints_the_servers_time():
+    import json
+    import subprocess
+    import sys
+    import time
+
+    out = subprocess.run([sys.executable, "-c", tls.CERT_INFO_SCRIPT, "none.example.com"], capture_output=True,
+                         text=True, check=True).stdout
+    info = json.loads(out)
+    assert info["exists"] is False and abs(info["checked_at"] - time.time()) < 60
+
+
 def test_cert_info_reports_expiry_and_staging():
     info = tls.cert_info(raw_cert(45.5, server=tls.LETSENCRYPT_STAGING), NOW)
     assert info["days_left"] == 45 and info["staging"] is True

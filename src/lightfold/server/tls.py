@@ -8,7 +8,8 @@
     renew_dry_run_argv(domain)             renewal check against the lineage's own ACME server
     revoke_argv(domain, server)            revoke and delete
     CERT_INFO_SCRIPT / cert_info(raw, now) what /etc/letsencrypt holds for a domain
-    reuse_reason(info, server, now)        None when the existing certificate must be replaced
+    reuse_reason(info, server, now)        None when the existing certificate must be replaced (by
+                                           the server's clock, as certbot judges it)
     explain_failure(output, domain, ip)    certbot's output -> LightfoldError with the fix
 
 Nothing here does I/O; lightfold.release.domain runs these on the server.
@@ -109,9 +110,9 @@ TIMER_CHECK = "systemctl is-enabled certbot.timer; systemctl is-active certbot.t
 
 # Run as root (the live/ and renewal/ directories are 0700). Prints one JSON object.
 CERT_INFO_SCRIPT = r"""
-import hashlib, json, os, re, shutil, ssl, sys
+import hashlib, json, os, re, shutil, ssl, sys, time
 d = sys.argv[1]
-out = {"domain": d, "exists": False, "certbot": shutil.which("certbot") is not None}
+out = {"domain": d, "exists": False, "certbot": shutil.which("certbot") is not None, "checked_at": time.time()}
 cert = "/etc/letsencrypt/live/%s/cert.pem" % d
 if os.path.exists(cert) and os.path.exists("/etc/letsencrypt/live/%s/privkey.pem" % d):
     info = ssl._ssl._test_decode_cert(cert)
@@ -134,10 +135,13 @@ print(json.dumps(out))
 
 
 def cert_info(raw: dict, now: float | None = None) -> dict:
-    """The certificate facts as shown to users: expiry as ISO time and days left."""
+    """The certificate facts as shown to users: expiry as ISO time and days left, counted by the
+    server's clock (`checked_at`, when CERT_INFO_SCRIPT read it there), which is the one certbot's
+    renewal goes by, not the laptop's; `now` overrides both."""
     info = dict(raw)
     if info.get("exists"):
-        now = time.time() if now is None else now
+        if now is None:
+            now = float(info["checked_at"]) if info.get("checked_at") else time.time()
         info["expires"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info["not_after"]))
         info["days_left"] = int((info["not_after"] - now) // 86400)
         info["staging"] = "STAGING" in (info.get("issuer") or "").upper() or \
@@ -146,7 +150,9 @@ def cert_info(raw: dict, now: float | None = None) -> dict:
 
 
 def reuse_reason(info: dict, domain: str, server: str, now: float | None = None) -> str | None:
-    """Why the certificate on the server can be kept (None: a new one is needed)."""
+    """Why the certificate on the server can be kept (None: a new one is needed). Its days left
+    are the server's (cert_info): a laptop clock off by hours or days neither keeps a certificate
+    certbot is about to renew nor replaces one it would keep."""
     if not info.get("exists"):
         return None
     info = cert_info(info, now)
