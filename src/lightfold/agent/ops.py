@@ -244,8 +244,9 @@ def op_journal_mark(req: dict, lay: Layout) -> dict:
         if entry is not None and entry["status"] in ("live", "previous"):
             raise AgentError(f"release {rid} is {entry['status']}; refusing to mark it {status}",
                              "roll back or deploy instead")
-        info = {k: req[k] for k in RELEASE_INFO_FIELDS if k in req}
-        if status == "building" and not info.get("created_at") and (entry is None or not entry["created_at"]):
+        info = {k: req[k] for k in RELEASE_INFO_FIELDS if k in req and k != "created_at"}
+        # The journal's times are all the server's clock (activated_at too), even when the laptop's is off.
+        if status == "building" and (entry is None or not entry["created_at"]):
             info["created_at"] = now_iso()
         entry = upsert_entry(entries, rid, status=status, reason=req.get("reason"), **info)
         save_journal(lay, entries)

@@ -54,6 +54,21 @@ def test_journal_mark_and_releases(agent_cli, release):
     assert listing["releases"][1]["commit"] == "abc123" and listing["releases"][1]["dirty"] is True
 
 
+def test_journal_mark_stamps_created_at_by_the_servers_clock(agent_cli, release):
+    """A laptop whose clock is hours off sends its own created_at (older CLIs): the agent's clock
+    stamps it instead, so the journal's times (activated_at is the agent's too) agree."""
+    import calendar
+    import time
+
+    release(A)
+    laptop = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5 * 3600))
+    result, _, code = agent_cli({"op": "journal_mark", "app": "web", "release": A, "status": "building",
+                                 "created_at": laptop})
+    assert code == 0
+    stamped = calendar.timegm(time.strptime(result["entry"]["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert abs(stamped - time.time()) < 60, (result["entry"]["created_at"], laptop)
+
+
 def test_journal_mark_cannot_set_or_touch_live(agent_cli, lay):
     result, _, code = agent_cli({"op": "journal_mark", "app": "web", "release": A, "status": "live"})
     assert code == 1 and "building or failed" in result["error"]
