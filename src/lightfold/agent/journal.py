@@ -36,11 +36,16 @@ def find_entry(entries: list[dict], rid: str) -> dict | None:
 
 
 def upsert_entry(entries: list[dict], rid: str, **fields) -> dict:
+    """The entry of `rid` (added if new) with `fields` set, but for a created_at it already has:
+    journal_mark stamps that by the server's clock, and release.json's (the laptop's, which a
+    switch copies in) must not replace it."""
     entry = find_entry(entries, rid)
     if entry is None:
         entry = new_entry(rid)
         entries.append(entry)
         entries.sort(key=lambda e: e["id"])
+    if entry.get("created_at"):
+        fields.pop("created_at", None)
     entry.update(fields)
     return entry
 

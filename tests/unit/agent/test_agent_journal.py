@@ -167,6 +167,17 @@ def test_cleanup_removes_the_build_log_and_upload_of_a_removed_release(lay, root
     assert not (meta / f"builds/{IDS[0]}.log").exists() and not (meta / f"upload-{IDS[0]}.tar.gz").exists()
 
 
+def test_a_releases_created_at_is_set_once():
+    """The switch copies release.json's fields into the journal: its created_at (the laptop's
+    clock) must not replace the one journal_mark stamped by the server's."""
+    entries: list[dict] = []
+    upsert_entry(entries, "20260101000000", status="building", created_at="2026-01-01T00:00:05Z")
+    entry = upsert_entry(entries, "20260101000000", commit="abc", created_at="2026-01-01T05:00:00Z")
+    assert entry["created_at"] == "2026-01-01T00:00:05Z" and entry["commit"] == "abc"
+    assert upsert_entry(entries, "20260101000001", created_at="2026-01-01T05:00:01Z")["created_at"] == \
+        "2026-01-01T05:00:01Z"  # a new entry takes it
+
+
 def test_journal_write_is_atomic_and_sorted(lay, root):
     entries = journal("retired", "live")
     save_journal(lay, list(reversed(entries)))
