@@ -93,7 +93,7 @@ def cron_to_calendar(fields: list[str]) -> str:
             "'either one': a systemd timer cannot say that in one schedule — make two jobs, one with "
             "the day of month and '*' for the weekday, one the other way round")
     dow = "" if len(weekdays) == 7 else _weekdays(weekdays) + " "
-    return (f"{dow}*-{_numbers(months, 1, 12)}-{_numbers(days, 1, 31)} "
+    return (f"{dow}*-{_numbers(months, 1, 12)}-{_numbers(days, 1, 31, repeat=False)} "
             f"{_numbers(hours, 0, 23)}:{_numbers(minutes, 0, 59)}:00")
 
 
@@ -129,15 +129,18 @@ def _cron_value(token: str, text: str, name: str, lo: int, hi: int, names: tuple
     raise ValueError(f"the {name} field {text!r}: {token!r} is not {what}")
 
 
-def _numbers(values: set[int], lo: int, hi: int) -> str:
-    """One OnCalendar component: '*', '05', '00/15' (from 0 every 15), '01..05' or a list."""
+def _numbers(values: set[int], lo: int, hi: int, repeat: bool = True) -> str:
+    """One OnCalendar component: '*', '05', '00/15' (from 0 every 15), '01..05' or a list.
+    `repeat=False` spells a step out as its list: systemd 252 (Debian 12) misses days of a
+    repeated day of month after a year's end ('*-*-01/7' from 2026-12-30 elapses on 2027-01-08,
+    not 01-01), so days are never written with '/'."""
     ordered = sorted(values)
     if len(ordered) == hi - lo + 1:
         return "*"
     if len(ordered) == 1:
         return f"{ordered[0]:02d}"
     step = ordered[1] - ordered[0]
-    if step > 1 and ordered == list(range(ordered[0], hi + 1, step)):
+    if repeat and step > 1 and ordered == list(range(ordered[0], hi + 1, step)):
         return f"{ordered[0]:02d}/{step}"
     return ",".join(f"{a:02d}" if a == b else f"{a:02d}..{b:02d}" for a, b in _runs(ordered))
 

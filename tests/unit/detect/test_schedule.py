@@ -36,7 +36,7 @@ BASE = dt.datetime(2026, 1, 1, 0, 0)
     ("15,45 */2 1-10 * *", "*-*-01..10 00/2:15/30:00"),
     ("0 0 1 jan,jul *", "*-01/6-01 00:00:00"),
     ("0 0 1 */3 *", "*-01/3-01 00:00:00"),
-    ("0 0 */2 * *", "*-*-01/2 00:00:00"),
+    ("0 0 */2 * *", "*-*-01,03,05,07,09,11,13,15,17,19,21,23,25,27,29,31 00:00:00"),
     ("5/15 * * * *", "*-*-* *:05/15:00"),
     ("0-30/10 * * * *", "*-*-* *:00,10,20,30:00"),
     ("1,2 * * * *", "*-*-* *:01,02:00"),
@@ -200,6 +200,20 @@ def test_converted_cron_lines_elapse_when_cron_would_run_them(line):
     text, sets = line
     calendar = on_calendar(text)
     assert systemd_runs(calendar, 4) == expected_runs(sets, 4), (text, calendar)
+
+
+@needs_analyze
+@pytest.mark.parametrize("line", ["*/2 0 */7 */11,1 */5", "0 3 */7 * *", "30 4 1-30/10 * *"])
+def test_stepped_days_of_month_elapse_across_a_years_end(line):
+    """Days are spelled out, never '01/7': systemd 252 skips 2027-01-01 for '*-*-01/7' from late
+    December (hypothesis found '*/2 0 */7 */11,1 */5')."""
+    calendar = on_calendar(line)
+    assert "/" not in calendar.split()[-2].split("-")[-1], calendar
+    base = "2026-12-30 00:00:00"
+    proc = subprocess.run([ANALYZE, "calendar", "--iterations=1", f"--base-time={base} UTC", calendar],
+                          capture_output=True, text=True, env={"TZ": "UTC", "PATH": "/usr/bin:/bin"}, timeout=30)
+    first = re.findall(r"Next elapse: \w+ (\d{4}-\d\d-\d\d)", proc.stdout)
+    assert first == ["2027-01-01"], (calendar, proc.stdout)
 
 
 @needs_analyze
