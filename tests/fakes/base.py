@@ -385,6 +385,9 @@ class FakeCloud:
                 ip = await asyncio.get_running_loop().run_in_executor(None, self.vm.boot, name, user_data, image)
             except Exception as e:
                 self._booting.pop(sid, None)
+                # The provider's API says only "off": the reason goes to the test's captured stderr.
+                print(f"fake {type(self).__name__}: server {sid} ({name}) boot failed: {e}", file=sys.stderr,
+                      flush=True)
                 self.mark_failed(server, f"boot failed: {e}")
                 if on_done:
                     on_done(False)

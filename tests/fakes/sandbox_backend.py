@@ -69,6 +69,9 @@ class SandboxBackend:
                            suite=self.suite(image))
         try:
             machine.wait_for_ssh_port(mname, m.ip, time.monotonic() + BOOT_TIMEOUT)
+        except LightfoldError as e:  # the boot log goes with it: the machine is gone after this
+            machine.destroy(mname)
+            raise RuntimeError(f"{e.problem}: {' | '.join(e.details or [])}") from e
         except BaseException:
             machine.destroy(mname)
             raise
