@@ -23,10 +23,12 @@ so the session-end leftover check in tests/conftest.py catches a machine a test 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 
 from lightfold.agent.layout import SSH_HOST_KEY as HOST_KEY
 from lightfold.errors import LightfoldError
@@ -67,14 +69,8 @@ class SandboxBackend:
         mname = self.machine_name(name)
         m = machine.create(mname, self.network, keys, self.owner, host_key=host_key, extra_files=files,
                            suite=self.suite(image))
-        try:
+        with _destroyed_on_failure(mname):
             machine.wait_for_ssh_port(mname, m.ip, time.monotonic() + BOOT_TIMEOUT)
-        except LightfoldError as e:  # the boot log goes with it: the machine is gone after this
-            machine.destroy(mname)
-            raise RuntimeError(f"{e.problem}: {' | '.join(e.details or [])}") from e
-        except BaseException:
-            machine.destroy(mname)
-            raise
         return m.ip
 
     def host_key(self, name: str) -> tuple[str, str] | None:
@@ -102,15 +98,9 @@ class SandboxBackend:
     def start_balancer(self, name: str) -> str:
         mname = self.machine_name(name)
         m = machine.create(mname, self.network, "", self.owner)
-        try:
+        with _destroyed_on_failure(mname):
             machine.wait_for_ssh_port(mname, m.ip, time.monotonic() + BOOT_TIMEOUT)  # booted
             self.configure_balancer(name, [], "/", None)
-        except LightfoldError as e:
-            machine.destroy(mname)
-            raise RuntimeError(f"{e.problem}: {' | '.join(e.details or [])}") from e
-        except BaseException:
-            machine.destroy(mname)
-            raise
         return m.ip
 
     def configure_balancer(self, name: str, backends: list[tuple[str, str]], health_path: str,
@@ -134,3 +124,17 @@ class SandboxBackend:
 
     def destroy_balancer(self, name: str) -> None:
         machine.destroy(self.machine_name(name))
+
+
+@contextlib.contextmanager
+def _destroyed_on_failure(mname: str) -> Iterator[None]:
+    """Machine `mname` is removed when what runs inside fails; a LightfoldError's details (the
+    boot log) go into the error, since the machine and its log are gone after this."""
+    try:
+        yield
+    except LightfoldError as e:
+        machine.destroy(mname)
+        raise RuntimeError(f"{e.problem}: {' | '.join(e.details or [])}") from e
+    except BaseException:
+        machine.destroy(mname)
+        raise
